@@ -1,0 +1,314 @@
+//! The HTTP API of a node (axum), a thin front end over [`NodeHandle`].
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `POST /v1/tx?wait=true&timeout_ms=N` | submit one transaction, optionally wait for its receipt |
+//! | `POST /v1/txs?wait=true&timeout_ms=N` | submit many transactions |
+//! | `GET /v1/tx/{id}` | transaction status, receipt, certified checkpoint |
+//! | `GET /v1/block/{height}` | a finalized block with its finalization certificate |
+//! | `GET /v1/checkpoint/{height}` | the certified checkpoint at a height (`latest` allowed) |
+//! | `GET /v1/status` | cluster status as this node sees it |
+//! | `GET /v1/health` | liveness |
+//!
+//! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
+//! capped; nothing a client sends can panic the node.
+
+use crate::{
+    handle::{NodeHandle, SubmitError, Submitted},
+};
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State, rejection::BytesRejection},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use commonware_codec::Encode;
+use commonware_runtime::Clock;
+use serde::Deserialize;
+use std::time::Duration;
+use welkin_types::{
+    SignedTransaction, TxError, TxId,
+    api::{
+        BatchItem, BatchResult, BlockInfo, BlockTx, ClusterStatus, ErrorBody, ErrorDetail, SubmitBatchRequest,
+        SubmitRequest, TxState, TxStatus,
+    },
+    limits::{MAX_SUBMIT_BATCH, MAX_TX_BYTES},
+};
+
+/// Largest request body: a full batch of maximal transactions in hex, plus JSON overhead.
+pub const MAX_BODY_BYTES: usize = MAX_SUBMIT_BATCH * (MAX_TX_BYTES * 2 + 8) + 1024;
+/// Longest a client may ask to wait for commit.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// Wait used when a client asks to wait without a timeout.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+
+/// An API error: an HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    fn detail(&self) -> ErrorDetail {
+        ErrorDetail { code: self.code.into(), message: self.message.clone() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody { error: self.detail() })).into_response()
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        let status = match &error {
+            SubmitError::Full(_) | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            SubmitError::Invalid(TxError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            SubmitError::Replay { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError::new(status, error.code(), error.to_string())
+    }
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "body_too_large", format!("request body exceeds {MAX_BODY_BYTES} bytes"))
+    } else {
+        ApiError::new(status, "bad_body", rejection.body_text())
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("invalid JSON body: {e}")))
+}
+
+fn parse_tx(text: &str) -> Result<SignedTransaction, ApiError> {
+    if text.len() > MAX_TX_BYTES * 2 {
+        return Err(SubmitError::Invalid(TxError::TooLarge(text.len() / 2)).into());
+    }
+    let bytes = hex::decode(text.trim())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_hex", format!("transaction is not valid hex: {e}")))?;
+    SignedTransaction::from_bytes(&bytes).map_err(|e| SubmitError::Invalid(e).into())
+}
+
+fn parse_id(text: &str) -> Result<TxId, ApiError> {
+    welkin_types::hexser::decode_hex::<TxId>(text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_id", format!("transaction id must be 64 hex characters: {e}")))
+}
+
+/// Query parameters of the submit endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitParams {
+    /// Wait for the receipt before answering.
+    #[serde(default)]
+    pub wait: bool,
+    /// How long to wait, in ms (default 10 s, at most 60 s).
+    pub timeout_ms: Option<u64>,
+}
+
+impl WaitParams {
+    fn timeout(&self) -> Duration {
+        self.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_WAIT).min(MAX_WAIT)
+    }
+}
+
+/// Builds the router over a node handle.
+pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
+    Router::new()
+        .route("/v1/tx", post(submit_one::<E>))
+        .route("/v1/txs", post(submit_batch::<E>))
+        .route("/v1/tx/{id}", get(tx_status::<E>))
+        .route("/v1/block/{height}", get(block::<E>))
+        .route("/v1/checkpoint/{height}", get(checkpoint::<E>))
+        .route("/v1/status", get(status::<E>))
+        .route("/v1/health", get(health::<E>))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(node)
+}
+
+async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
+    let tx_id = hex::encode(id);
+    if let Some(receipt) = node.receipt(id).await {
+        let checkpoint = node.checkpoint(receipt.height).await.map(|c| c.to_hex());
+        return TxStatus { tx_id, state: TxState::Committed, receipt: Some(receipt), checkpoint };
+    }
+    let state = if node.is_pending(&id) { TxState::Pending } else { TxState::Unknown };
+    TxStatus { tx_id, state, receipt: None, checkpoint: None }
+}
+
+async fn submit_and_wait<E: Clock>(
+    node: &NodeHandle<E>,
+    txs: Vec<SignedTransaction>,
+    params: &WaitParams,
+) -> Vec<Result<TxStatus, ApiError>> {
+    let mut waits = Vec::with_capacity(txs.len());
+    for tx in txs {
+        let id = tx.id();
+        let waiter = params.wait.then(|| node.subscribe(id));
+        let result = match node.submit(tx).await {
+            Ok(Submitted::Committed(receipt)) => Ok((id, Some(receipt))),
+            Ok(Submitted::Pending) => Ok((id, None)),
+            Err(error) => Err(ApiError::from(error)),
+        };
+        waits.push((result, waiter));
+    }
+    let deadline = tokio::time::Instant::now() + params.timeout();
+    let mut results = Vec::with_capacity(waits.len());
+    for (result, waiter) in waits {
+        let status = match result {
+            Err(error) => Err(error),
+            Ok((id, Some(_))) => Ok(status_of(node, id).await),
+            Ok((id, None)) => match waiter {
+                Some(waiter) => match tokio::time::timeout_at(deadline, waiter).await {
+                    Ok(Ok(_)) => Ok(status_of(node, id).await),
+                    _ => Err(ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "timeout",
+                        format!("transaction {} not committed within {} ms; poll GET /v1/tx/{}", hex::encode(id), params.timeout().as_millis(), hex::encode(id)),
+                    )),
+                },
+                None => Ok(TxStatus { tx_id: hex::encode(id), state: TxState::Pending, receipt: None, checkpoint: None }),
+            },
+        };
+        results.push(status);
+    }
+    results
+}
+
+async fn submit_one<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Query(params): Query<WaitParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(body_error)?;
+    let request: SubmitRequest = parse_json(&body)?;
+    let tx = parse_tx(&request.tx)?;
+    let mut results = submit_and_wait(&node, vec![tx], &params).await;
+    let status = results.pop().expect("one result per transaction")?;
+    let code = if status.state == TxState::Committed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((code, Json(status)).into_response())
+}
+
+async fn submit_batch<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Query(params): Query<WaitParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BatchResult>, ApiError> {
+    let body = body.map_err(body_error)?;
+    let request: SubmitBatchRequest = parse_json(&body)?;
+    if request.txs.len() > MAX_SUBMIT_BATCH {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", format!("{} transactions; a batch holds at most {MAX_SUBMIT_BATCH}", request.txs.len())));
+    }
+    let mut parsed = Vec::with_capacity(request.txs.len());
+    let mut errors = Vec::new();
+    for (index, text) in request.txs.iter().enumerate() {
+        match parse_tx(text) {
+            Ok(tx) => parsed.push(tx),
+            Err(error) => errors.push((index, error)),
+        }
+    }
+    let mut statuses = submit_and_wait(&node, parsed, &params).await.into_iter();
+    let mut errors = errors.into_iter().peekable();
+    let mut results = Vec::with_capacity(request.txs.len());
+    for index in 0..request.txs.len() {
+        let item = if errors.peek().is_some_and(|(i, _)| *i == index) {
+            let (_, error) = errors.next().expect("peeked");
+            BatchItem { status: None, error: Some(error.detail()) }
+        } else {
+            match statuses.next().expect("one status per parsed transaction") {
+                Ok(status) => BatchItem { status: Some(status), error: None },
+                Err(error) => BatchItem { status: None, error: Some(error.detail()) },
+            }
+        };
+        results.push(item);
+    }
+    Ok(Json(BatchResult { results }))
+}
+
+async fn tx_status<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(id): Path<String>,
+) -> Result<Json<TxStatus>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(status_of(&node, id).await))
+}
+
+fn parse_height(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_height", format!("height must be a non-negative integer, got {text:?}")))
+}
+
+async fn block<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(height): Path<String>,
+) -> Result<Json<BlockInfo>, ApiError> {
+    let height = if height == "latest" { node.status().height } else { parse_height(&height)? };
+    let Some((block, finalization)) = node.block(height).await else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no finalized block at height {height} on this node (applied height {})", node.status().height)));
+    };
+    use commonware_cryptography::Digestible as _;
+    Ok(Json(BlockInfo {
+        height: block.height,
+        digest: hex::encode(block.digest()),
+        parent: hex::encode(block.parent),
+        timestamp_ms: block.timestamp_ms,
+        txs: block
+            .txs
+            .iter()
+            .map(|tx| BlockTx { id: hex::encode(tx.id()), signer: hex::encode(tx.tx.signer.encode()), nonce: tx.tx.nonce, kind: tx.tx.payload.kind().into() })
+            .collect(),
+        encoded: hex::encode(block.encode()),
+        finalization: finalization.map(|f| hex::encode(f.encode())),
+    }))
+}
+
+async fn checkpoint<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(height): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let height = if height == "latest" { node.status().certified_height } else { parse_height(&height)? };
+    let Some(certified) = node.checkpoint(height).await else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no certified checkpoint at height {height} on this node")));
+    };
+    Ok(Json(serde_json::json!({
+        "height": certified.checkpoint.height,
+        "state_root": hex::encode(certified.checkpoint.state_root),
+        "signature": hex::encode(certified.signature.encode()),
+        "encoded": certified.to_hex(),
+    })))
+}
+
+async fn status<E: Clock + Send + Sync + 'static>(State(node): State<NodeHandle<E>>) -> Json<ClusterStatus> {
+    let status = node.status();
+    let genesis = node.genesis();
+    let me = node.public_key();
+    Json(ClusterStatus {
+        node: genesis.nodes.iter().find(|n| &n.public_key == me).map(|n| n.name.clone()).unwrap_or_default(),
+        public_key: hex::encode(me.encode()),
+        cluster_id: hex::encode(node.cluster_id()),
+        cluster_key: hex::encode(genesis.cluster_key().encode()),
+        height: status.height,
+        state_root: hex::encode(status.state_root),
+        certified_height: status.certified_height,
+        view: status.view,
+        peers: genesis.nodes.iter().filter(|n| &n.public_key != me).map(|n| n.name.clone()).collect(),
+        mempool: node.mempool_len(),
+    })
+}
+
+async fn health<E: Clock + Send + Sync + 'static>(State(node): State<NodeHandle<E>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "ok": true, "height": node.status().height }))
+}

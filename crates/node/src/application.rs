@@ -1,0 +1,141 @@
+//! Block building and checking: the [`Application`] that marshal wraps for consensus.
+//!
+//! A proposer packs verified mempool transactions that no unfinalized ancestor carries, and
+//! stamps the block with its clock (never earlier than one millisecond after the parent).
+//! A verifier accepts a block only if its timestamp is later than the parent's and within
+//! `max_clock_skew_ms` of its own clock, its transactions are distinct and correctly signed,
+//! and it respects the block limits. Block time is therefore monotone and stays close to the
+//! clocks of honest nodes.
+
+use crate::{
+    engine::{ConsensusContext, Scheme},
+    mempool::Mempool,
+};
+use commonware_codec::EncodeSize;
+use commonware_consensus::{Application, marshal::ancestry::Ancestry};
+use commonware_cryptography::{Digested, Digestible};
+use commonware_runtime::Clock;
+use futures::StreamExt;
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::UNIX_EPOCH,
+};
+use tracing::{debug, warn};
+use welkin_types::{
+    Block, ChainParams, Digest, SignedTransaction,
+    limits::{MAX_BLOCK_TX_BYTES, MAX_BLOCK_TXS},
+};
+
+/// Milliseconds since the Unix epoch on the runtime's clock.
+pub fn now_ms(clock: &impl Clock) -> u64 {
+    clock.current().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Signature verdicts for `txs`: a transaction held in the mempool was verified on entry;
+/// any other is checked now.
+pub fn signature_verdicts(mempool: &Mempool, cluster_id: &Digest, txs: &[SignedTransaction]) -> Vec<bool> {
+    txs.iter().map(|tx| mempool.holds_verified(tx) || tx.verify(cluster_id).is_ok()).collect()
+}
+
+/// Builds and verifies blocks.
+#[derive(Clone)]
+pub struct App {
+    mempool: Mempool,
+    cluster_id: Digest,
+    params: ChainParams,
+    max_block_txs: usize,
+    applied_height: Arc<AtomicU64>,
+}
+
+impl App {
+    /// Creates the application. `applied_height` is the executor's last applied height; blocks
+    /// at or below it are final, so the proposer stops looking for in-flight transactions there.
+    pub fn new(
+        mempool: Mempool,
+        cluster_id: Digest,
+        params: ChainParams,
+        max_block_txs: usize,
+        applied_height: Arc<AtomicU64>,
+    ) -> Self {
+        Self { mempool, cluster_id, params, max_block_txs: max_block_txs.min(MAX_BLOCK_TXS), applied_height }
+    }
+
+    /// Ids carried by unfinalized ancestors, read from the ancestry stream (newest first).
+    async fn in_flight(&self, ancestry: &mut (impl Ancestry<Block> + 'static)) -> HashSet<Digest> {
+        let floor = self.applied_height.load(Ordering::Acquire);
+        let mut ids = HashSet::new();
+        while let Some(block) = ancestry.next().await {
+            let block = block.inner();
+            if block.height <= floor {
+                break;
+            }
+            ids.extend(block.txs.iter().map(SignedTransaction::id));
+        }
+        ids
+    }
+
+    /// Checks a candidate block against its parent and this node's clock.
+    fn check(&self, block: &Block, parent: &Block, now: u64) -> Result<(), String> {
+        if block.timestamp_ms <= parent.timestamp_ms {
+            return Err(format!("timestamp {} not after parent's {}", block.timestamp_ms, parent.timestamp_ms));
+        }
+        let skew = self.params.max_clock_skew_ms;
+        if block.timestamp_ms > now.saturating_add(skew) || block.timestamp_ms < now.saturating_sub(skew) {
+            return Err(format!("timestamp {} outside local clock {now} ± {skew} ms", block.timestamp_ms));
+        }
+        let mut seen = HashSet::with_capacity(block.txs.len());
+        if !block.txs.iter().all(|tx| seen.insert(tx.id())) {
+            return Err("duplicate transaction in block".into());
+        }
+        let verdicts = signature_verdicts(&self.mempool, &self.cluster_id, &block.txs);
+        if let Some(bad) = verdicts.iter().position(|ok| !ok) {
+            return Err(format!("transaction {bad} has a bad signature"));
+        }
+        Ok(())
+    }
+}
+
+impl<E: Clock + Send + Sync + 'static> Application<E> for App {
+    type SigningScheme = Scheme;
+    type Context = ConsensusContext;
+    type Block = Block;
+    type Input = ();
+
+    async fn propose(
+        &mut self,
+        (clock, _context): (E, ConsensusContext),
+        mut ancestry: impl Ancestry<Block>,
+        _input: (),
+    ) -> Option<Digested<Block>> {
+        let parent = ancestry.next().await?;
+        let parent = parent.inner();
+        let mut exclude = HashSet::new();
+        if parent.height > self.applied_height.load(Ordering::Acquire) {
+            exclude.extend(parent.txs.iter().map(SignedTransaction::id));
+            exclude.extend(self.in_flight(&mut ancestry).await);
+        }
+        let txs = self.mempool.select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        let timestamp = now_ms(&clock).max(parent.timestamp_ms + 1);
+        let block = Block::new(parent.digest(), parent.height + 1, timestamp, txs);
+        debug!(height = block.height, txs = block.txs.len(), bytes = block.encode_size(), "proposing");
+        let digest = block.digest();
+        Some(Digested::precomputed(block, digest))
+    }
+
+    async fn verify(&mut self, (clock, _context): (E, ConsensusContext), mut ancestry: impl Ancestry<Block>) -> bool {
+        let Some(block) = ancestry.next().await else { return false };
+        let Some(parent) = ancestry.next().await else { return false };
+        let (block, parent) = (block.inner(), parent.inner());
+        match self.check(block, parent, now_ms(&clock)) {
+            Ok(()) => true,
+            Err(reason) => {
+                warn!(height = block.height, %reason, "rejecting proposed block");
+                false
+            }
+        }
+    }
+}

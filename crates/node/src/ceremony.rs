@@ -1,0 +1,321 @@
+//! Keys and the genesis ceremony.
+//!
+//! A node key file holds two secrets: the ed25519 identity (p2p and signing) and an X25519
+//! key to which the node's share of the cluster key is sealed. `welkin genesis` deals the
+//! cluster key with a trusted dealer (Feldman commitments, threshold 2f+1), seals each share
+//! to its node, writes the genesis file, and drops the dealer polynomial, whose secret
+//! coefficients are zeroized on drop. The sealed-share format names its dealing scheme, so a
+//! dealerless DKG can later write the same files.
+//!
+//! Sealing: X25519 between a fresh ephemeral key and the node's key; the ChaCha20-Poly1305
+//! key is SHA-256 over a domain tag, the shared secret and both public keys; the associated
+//! data binds the cluster id and the node's identity. Only the holder of the node's X25519
+//! secret can open it, and a share cannot be moved to another node or cluster.
+
+use chacha20poly1305::{
+    ChaCha20Poly1305, Key, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use commonware_codec::Encode;
+use commonware_cryptography::{
+    Hasher as _, Sha256, Signer as _,
+    bls12381::{
+        dkg::feldman_desmedt,
+        primitives::{group::Share, sharing::Mode},
+    },
+};
+use commonware_math::algebra::Random as _;
+use commonware_utils::{N3f1, ordered::Set};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use welkin_types::{ChainParams, Digest, Genesis, NodeInfo, PrivateKey, PublicKey, Variant, genesis::GENESIS_VERSION};
+use x25519_dalek::{PublicKey as XPublic, StaticSecret};
+use zeroize::Zeroizing;
+
+/// Errors from key files and sealed shares.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The file is not valid JSON of the right shape.
+    #[error("invalid {what}: {reason}")]
+    Format {
+        /// Which file.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The sealed share does not open with this key.
+    #[error("sealed share does not open with this node's key (wrong key file, or share for another node or cluster)")]
+    Unseal,
+    /// The ceremony input is wrong.
+    #[error("genesis ceremony: {0}")]
+    Ceremony(String),
+}
+
+fn format_error(what: &'static str, reason: impl ToString) -> KeyError {
+    KeyError::Format { what, reason: reason.to_string() }
+}
+
+/// A node's or client's secret keys.
+pub struct NodeKey {
+    /// Identity and signing key.
+    pub signer: PrivateKey,
+    /// Key to which key shares are sealed.
+    pub encryption: StaticSecret,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeKeyFile {
+    kind: String,
+    ed25519_secret: String,
+    x25519_secret: String,
+    public_key: String,
+    encryption_key: String,
+}
+
+impl NodeKey {
+    /// A fresh key from `rng`.
+    pub fn generate(rng: &mut impl CryptoRng) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(secret.as_mut());
+        Self { signer: PrivateKey::random(&mut *rng), encryption: StaticSecret::from(*secret) }
+    }
+
+    /// The public identity.
+    pub fn public_key(&self) -> PublicKey {
+        self.signer.public_key()
+    }
+
+    /// The public X25519 key.
+    pub fn encryption_key(&self) -> [u8; 32] {
+        XPublic::from(&self.encryption).to_bytes()
+    }
+
+    /// The key file (JSON). It holds secrets: write it with mode 0600.
+    pub fn to_json(&self) -> String {
+        let file = NodeKeyFile {
+            kind: "welkin-node-key/v1".into(),
+            ed25519_secret: hex::encode(self.signer.encode()),
+            x25519_secret: hex::encode(self.encryption.to_bytes()),
+            public_key: hex::encode(self.public_key().encode()),
+            encryption_key: hex::encode(self.encryption_key()),
+        };
+        serde_json::to_string_pretty(&file).expect("key file serializes")
+    }
+
+    /// Reads a key file.
+    pub fn from_json(text: &str) -> Result<Self, KeyError> {
+        let file: NodeKeyFile = serde_json::from_str(text).map_err(|e| format_error("key file", e))?;
+        if file.kind != "welkin-node-key/v1" {
+            return Err(format_error("key file", format!("unknown kind {:?}", file.kind)));
+        }
+        let signer = hex::decode(&file.ed25519_secret).map_err(|e| format_error("key file", e))?;
+        let signer = welkin_types::decode::<PrivateKey>(&signer).map_err(|e| format_error("key file", e))?;
+        let secret = Zeroizing::new(hex::decode(&file.x25519_secret).map_err(|e| format_error("key file", e))?);
+        let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| format_error("key file", "x25519 secret must be 32 bytes"))?;
+        let key = Self { signer, encryption: StaticSecret::from(secret) };
+        if hex::encode(key.public_key().encode()) != file.public_key {
+            return Err(format_error("key file", "public_key does not match ed25519_secret"));
+        }
+        Ok(key)
+    }
+}
+
+/// A key share sealed to one node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedShare {
+    /// Format and dealing scheme, e.g. `welkin-share/v1+dealer`.
+    pub kind: String,
+    /// The cluster the share belongs to, hex.
+    pub cluster_id: String,
+    /// The node it is sealed to, hex.
+    pub node: String,
+    /// Ephemeral X25519 public key, hex.
+    pub ephemeral: String,
+    /// ChaCha20-Poly1305 ciphertext of the encoded share, hex.
+    pub ciphertext: String,
+}
+
+fn seal_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let digest = Sha256::hash(&[b"welkin/share-seal/v1", shared, ephemeral, recipient]);
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(digest.as_ref());
+    key
+}
+
+fn seal_aad(cluster_id: &Digest, node: &PublicKey) -> Vec<u8> {
+    let mut aad = cluster_id.as_ref().to_vec();
+    aad.extend_from_slice(node.as_ref());
+    aad
+}
+
+/// Seals `share` to a node's X25519 key.
+pub fn seal_share(rng: &mut impl CryptoRng, share: &Share, cluster_id: &Digest, node: &PublicKey, recipient: &[u8; 32]) -> SealedShare {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(secret.as_mut());
+    let ephemeral = StaticSecret::from(*secret);
+    let ephemeral_public = XPublic::from(&ephemeral).to_bytes();
+    let shared = ephemeral.diffie_hellman(&XPublic::from(*recipient));
+    let key = seal_key(shared.as_bytes(), &ephemeral_public, recipient);
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
+    let plaintext = Zeroizing::new(share.encode().to_vec());
+    let ciphertext = cipher
+        .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: &plaintext, aad: &seal_aad(cluster_id, node) })
+        .expect("chacha20poly1305 encryption of a small message cannot fail");
+    SealedShare {
+        kind: "welkin-share/v1+dealer".into(),
+        cluster_id: hex::encode(cluster_id),
+        node: hex::encode(node.encode()),
+        ephemeral: hex::encode(ephemeral_public),
+        ciphertext: hex::encode(ciphertext),
+    }
+}
+
+/// Opens a sealed share with the node's key, for the given cluster.
+pub fn open_share(sealed: &SealedShare, key: &NodeKey, cluster_id: &Digest) -> Result<Share, KeyError> {
+    if !sealed.kind.starts_with("welkin-share/v1") {
+        return Err(format_error("share file", format!("unknown kind {:?}", sealed.kind)));
+    }
+    if sealed.cluster_id != hex::encode(cluster_id) {
+        return Err(format_error("share file", "it belongs to a different cluster than this genesis"));
+    }
+    let ephemeral: [u8; 32] = hex::decode(&sealed.ephemeral)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format_error("share file", "ephemeral key must be 32 bytes of hex"))?;
+    let ciphertext = hex::decode(&sealed.ciphertext).map_err(|e| format_error("share file", e))?;
+    let recipient = key.encryption_key();
+    let shared = key.encryption.diffie_hellman(&XPublic::from(ephemeral));
+    let seal = seal_key(shared.as_bytes(), &ephemeral, &recipient);
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(seal.as_ref()));
+    let plaintext = Zeroizing::new(
+        cipher
+            .decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: &ciphertext, aad: &seal_aad(cluster_id, &key.public_key()) })
+            .map_err(|_| KeyError::Unseal)?,
+    );
+    welkin_types::decode::<Share>(&plaintext).map_err(|e| format_error("share file", e))
+}
+
+/// A node as listed for the ceremony.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CeremonyNode {
+    /// Unique name.
+    pub name: String,
+    /// Public identity, hex.
+    pub public_key: String,
+    /// X25519 key, hex.
+    pub encryption_key: String,
+    /// Peer address.
+    pub p2p_address: SocketAddr,
+    /// API address.
+    pub api_address: SocketAddr,
+    /// Failure domain label.
+    pub failure_domain: String,
+}
+
+/// Runs the trusted-dealer ceremony: returns the genesis and one sealed share per node, in
+/// genesis order. The dealer's secret polynomial exists only inside this function.
+pub fn deal(
+    rng: &mut impl CryptoRng,
+    nodes: Vec<CeremonyNode>,
+    chain: ChainParams,
+    genesis_time_ms: u64,
+) -> Result<(Genesis, Vec<SealedShare>), KeyError> {
+    let mut infos = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let public_key = welkin_types::hexser::decode_hex::<PublicKey>(&node.public_key)
+            .map_err(|e| KeyError::Ceremony(format!("node {}: public key: {e}", node.name)))?;
+        let encryption_key = hex::decode(&node.encryption_key)
+            .map_err(|e| KeyError::Ceremony(format!("node {}: encryption key: {e}", node.name)))?;
+        infos.push(NodeInfo {
+            name: node.name,
+            public_key,
+            encryption_key,
+            p2p_address: node.p2p_address,
+            api_address: node.api_address,
+            failure_domain: node.failure_domain,
+        });
+    }
+    infos.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+    let players = Set::try_from(infos.iter().map(|n| n.public_key.clone()).collect::<Vec<_>>())
+        .map_err(|_| KeyError::Ceremony("duplicate node public keys".into()))?;
+    let (output, shares) = feldman_desmedt::deal::<Variant, _, N3f1>(&mut *rng, Mode::NonZeroCounter, players)
+        .map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    let genesis = Genesis {
+        version: GENESIS_VERSION,
+        chain,
+        threshold: output.public().required(),
+        polynomial: output.public().clone(),
+        nodes: infos,
+        genesis_time_ms,
+    };
+    genesis.validate().map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    let cluster_id = genesis.cluster_id();
+    let mut sealed = Vec::with_capacity(genesis.nodes.len());
+    for node in &genesis.nodes {
+        let share = shares.get_value(&node.public_key).ok_or_else(|| KeyError::Ceremony("missing share".into()))?;
+        let recipient: [u8; 32] = node.encryption_key.as_slice().try_into().expect("validated: 32 bytes");
+        sealed.push(seal_share(rng, share, &cluster_id, &node.public_key, &recipient));
+    }
+    Ok((genesis, sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_utils::test_rng;
+
+    fn ceremony(n: usize) -> (Vec<NodeKey>, Genesis, Vec<SealedShare>) {
+        let mut rng = test_rng();
+        let keys: Vec<_> = (0..n).map(|_| NodeKey::generate(&mut rng)).collect();
+        let nodes = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| CeremonyNode {
+                name: format!("node{i}"),
+                public_key: hex::encode(k.public_key().encode()),
+                encryption_key: hex::encode(k.encryption_key()),
+                p2p_address: format!("127.0.0.1:{}", 9000 + i).parse().expect("addr"),
+                api_address: format!("127.0.0.1:{}", 8000 + i).parse().expect("addr"),
+                failure_domain: format!("zone-{}", i % 2),
+            })
+            .collect();
+        let (genesis, sealed) = deal(&mut rng, nodes, ChainParams::default(), 0).expect("deals");
+        (keys, genesis, sealed)
+    }
+
+    #[test]
+    fn each_node_opens_only_its_own_share() {
+        let (keys, genesis, sealed) = ceremony(4);
+        let id = genesis.cluster_id();
+        for (index, node) in genesis.nodes.iter().enumerate() {
+            let key = keys.iter().find(|k| k.public_key() == node.public_key).expect("key");
+            let share = open_share(&sealed[index], key, &id).expect("opens");
+            assert_eq!(share.index.get() as usize, index);
+            let expected = genesis.polynomial.partial_public(share.index).expect("index in range");
+            assert_eq!(share.public::<Variant>(), expected);
+            let other = keys.iter().find(|k| k.public_key() != node.public_key).expect("other");
+            assert!(matches!(open_share(&sealed[index], other, &id), Err(KeyError::Unseal)));
+        }
+        let wrong_cluster = welkin_types::hash_parts(&[b"x"]);
+        let key = keys.iter().find(|k| k.public_key() == genesis.nodes[0].public_key).expect("key");
+        assert!(open_share(&sealed[0], key, &wrong_cluster).is_err());
+    }
+
+    #[test]
+    fn key_file_round_trips_and_genesis_json_validates() {
+        let (keys, genesis, _) = ceremony(4);
+        let text = keys[0].to_json();
+        let back = NodeKey::from_json(&text).expect("parses");
+        assert_eq!(back.public_key(), keys[0].public_key());
+        assert_eq!(back.encryption_key(), keys[0].encryption_key());
+        let parsed = Genesis::from_json(&genesis.to_json()).expect("valid");
+        assert_eq!(parsed.cluster_id(), genesis.cluster_id());
+        assert!(Genesis::from_json("{").is_err());
+        let mut broken = genesis.clone();
+        broken.threshold = 2;
+        assert!(Genesis::from_json(&broken.to_json()).is_err());
+    }
+}

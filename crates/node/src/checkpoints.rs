@@ -1,0 +1,283 @@
+//! Collecting checkpoint partial signatures into certified checkpoints.
+//!
+//! After applying height `h`, every node signs a threshold partial over
+//! (cluster id, h, state root) and sends it to all peers. A node verifies each partial it
+//! receives against its *own* root for `h` (so a partial over a different root, from a
+//! diverged or lying node, is rejected), and once it holds `t` valid partials it recovers the
+//! cluster signature. Partials for heights not yet applied wait in a bounded buffer.
+//! A node that sends a partial for a height its peer has already certified gets the certified
+//! checkpoint back, which is how a node that was down or catching up obtains certificates.
+
+use bytes::BufMut;
+use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read, ReadExt, Write};
+use commonware_cryptography::bls12381::primitives::{
+    group::Share,
+    ops::threshold,
+    variant::PartialSignature,
+};
+use commonware_parallel::Sequential;
+use std::collections::BTreeMap;
+use welkin_types::{CertifiedCheckpoint, Checkpoint, Digest, Sharing, Variant, namespace};
+
+/// How far (in heights) around the applied height the tracker keeps state.
+pub const WINDOW: u64 = 256;
+
+/// A message on the checkpoint channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointMessage {
+    /// A node's partial signature for a height.
+    Partial {
+        /// The height signed.
+        height: u64,
+        /// The partial signature (carries the signer's share index).
+        partial: PartialSignature<Variant>,
+    },
+    /// A recovered certificate.
+    Certified(CertifiedCheckpoint),
+}
+
+impl Write for CheckpointMessage {
+    fn write(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Partial { height, partial } => {
+                0u8.write(buf);
+                height.write(buf);
+                partial.write(buf);
+            }
+            Self::Certified(certified) => {
+                1u8.write(buf);
+                certified.write(buf);
+            }
+        }
+    }
+}
+
+impl EncodeSize for CheckpointMessage {
+    fn encode_size(&self) -> usize {
+        1 + match self {
+            Self::Partial { partial, .. } => 8 + partial.encode_size(),
+            Self::Certified(certified) => certified.encode_size(),
+        }
+    }
+}
+
+impl Read for CheckpointMessage {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        match u8::read(buf)? {
+            0 => Ok(Self::Partial { height: u64::read(buf)?, partial: PartialSignature::read(buf)? }),
+            1 => Ok(Self::Certified(CertifiedCheckpoint::read(buf)?)),
+            tag => Err(CodecError::InvalidEnum(tag)),
+        }
+    }
+}
+
+/// What the executor should do after feeding the tracker.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing.
+    None,
+    /// Persist this newly certified checkpoint.
+    Store(CertifiedCheckpoint),
+    /// The peer asked about a height we certified: send it the certificate at this height.
+    Reply(u64),
+}
+
+/// Tracks roots and partials around the applied height.
+pub struct Tracker {
+    cluster_id: Digest,
+    sharing: Sharing,
+    share: Share,
+    roots: BTreeMap<u64, Digest>,
+    partials: BTreeMap<u64, BTreeMap<u32, PartialSignature<Variant>>>,
+    early: BTreeMap<u64, Vec<CheckpointMessage>>,
+    certified: BTreeMap<u64, ()>,
+    applied: u64,
+}
+
+impl Tracker {
+    /// A tracker for this node's share.
+    pub fn new(cluster_id: Digest, sharing: Sharing, share: Share) -> Self {
+        Self {
+            cluster_id,
+            sharing,
+            share,
+            roots: BTreeMap::new(),
+            partials: BTreeMap::new(),
+            early: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            applied: 0,
+        }
+    }
+
+    /// Marks `height` as already certified in storage (on restart, or after storing).
+    pub fn mark_certified(&mut self, height: u64) {
+        self.certified.insert(height, ());
+        self.partials.remove(&height);
+        while self.certified.len() as u64 > WINDOW {
+            self.certified.pop_first();
+        }
+    }
+
+    /// Whether `height` is known to be certified (within the window).
+    pub fn is_certified(&self, height: u64) -> bool {
+        self.certified.contains_key(&height)
+    }
+
+    /// Records that `height` was applied with `root`; returns this node's partial to send, and
+    /// any actions unlocked by messages that arrived early.
+    pub fn applied(&mut self, height: u64, root: Digest) -> (CheckpointMessage, Vec<Action>) {
+        self.applied = height;
+        self.roots.insert(height, root);
+        let message = Checkpoint { height, state_root: root }.message(&self.cluster_id);
+        let partial = threshold::sign_message::<Variant>(&self.share, namespace::CHECKPOINT, &message);
+        let mut actions = Vec::new();
+        if !self.is_certified(height) {
+            actions.push(self.add_partial(height, partial.clone()));
+        }
+        for early in self.early.remove(&height).unwrap_or_default() {
+            actions.push(self.handle(early));
+        }
+        self.prune();
+        (CheckpointMessage::Partial { height, partial }, actions)
+    }
+
+    fn prune(&mut self) {
+        let floor = self.applied.saturating_sub(WINDOW);
+        self.roots = self.roots.split_off(&floor);
+        self.partials = self.partials.split_off(&floor);
+        self.early = self.early.split_off(&self.applied);
+    }
+
+    /// Handles a message from a peer.
+    pub fn handle(&mut self, message: CheckpointMessage) -> Action {
+        let height = match &message {
+            CheckpointMessage::Partial { height, .. } => *height,
+            CheckpointMessage::Certified(c) => c.checkpoint.height,
+        };
+        if height > self.applied {
+            if height <= self.applied + WINDOW {
+                let queue = self.early.entry(height).or_default();
+                if queue.len() < self.sharing.total().get() as usize * 2 {
+                    queue.push(message);
+                }
+            }
+            return Action::None;
+        }
+        match message {
+            CheckpointMessage::Partial { height, partial } => {
+                if self.is_certified(height) {
+                    return Action::Reply(height);
+                }
+                let Some(root) = self.roots.get(&height).copied() else { return Action::None };
+                let msg = Checkpoint { height, state_root: root }.message(&self.cluster_id);
+                if threshold::verify_message::<Variant>(&self.sharing, namespace::CHECKPOINT, &msg, &partial).is_err() {
+                    tracing::warn!(height, index = partial.index.get(), "checkpoint partial does not verify against our root");
+                    return Action::None;
+                }
+                self.add_partial(height, partial)
+            }
+            CheckpointMessage::Certified(certified) => {
+                let height = certified.checkpoint.height;
+                if self.is_certified(height) {
+                    return Action::None;
+                }
+                match self.roots.get(&height) {
+                    Some(root) if *root == certified.checkpoint.state_root => {}
+                    Some(root) => {
+                        if certified.verify(&self.cluster_id, self.sharing.public()) {
+                            tracing::error!(height, ours = %root, cluster = %certified.checkpoint.state_root, "cluster certified a different state root: this node has diverged");
+                        }
+                        return Action::None;
+                    }
+                    None => return Action::None,
+                }
+                if certified.verify(&self.cluster_id, self.sharing.public()) {
+                    Action::Store(certified)
+                } else {
+                    Action::None
+                }
+            }
+        }
+    }
+
+    fn add_partial(&mut self, height: u64, partial: PartialSignature<Variant>) -> Action {
+        let Some(root) = self.roots.get(&height).copied() else { return Action::None };
+        let set = self.partials.entry(height).or_default();
+        set.insert(partial.index.get(), partial);
+        if set.len() < self.sharing.required() as usize {
+            return Action::None;
+        }
+        let Ok(signature) = threshold::recover::<Variant, _>(&self.sharing, set.values(), &Sequential) else {
+            return Action::None;
+        };
+        let certified = CertifiedCheckpoint { checkpoint: Checkpoint { height, state_root: root }, signature };
+        // Every partial was verified, so recovery yields a valid signature; check anyway.
+        if !certified.verify(&self.cluster_id, self.sharing.public()) {
+            tracing::error!(height, "recovered checkpoint signature does not verify");
+            return Action::None;
+        }
+        Action::Store(certified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_codec::{DecodeExt, Encode};
+    use commonware_cryptography::bls12381::{dkg::feldman_desmedt::deal_anonymous, primitives::sharing::Mode};
+    use commonware_utils::{N3f1, NZU32, test_rng};
+    use welkin_types::hash_parts;
+
+    fn trackers() -> Vec<Tracker> {
+        let (sharing, shares) = deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
+        shares.into_iter().map(|s| Tracker::new(hash_parts(&[b"c"]), sharing.clone(), s)).collect()
+    }
+
+    #[test]
+    fn three_partials_certify_and_late_node_gets_reply() {
+        let mut nodes = trackers();
+        let root = hash_parts(&[b"root"]);
+        let mut sent = Vec::new();
+        for node in nodes.iter_mut().take(3) {
+            let (partial, actions) = node.applied(1, root);
+            assert!(actions.iter().all(|a| *a == Action::None));
+            sent.push(partial);
+        }
+        // Node 0 receives partials from 1 and 2: the second completes the quorum.
+        assert_eq!(nodes[0].handle(sent[1].clone()), Action::None);
+        let Action::Store(certified) = nodes[0].handle(sent[2].clone()) else { panic!("expected a certificate") };
+        assert!(certified.verify(&hash_parts(&[b"c"]), nodes[0].sharing.public()));
+        nodes[0].mark_certified(1);
+        // Node 3 applies late; its partial draws a reply from node 0.
+        let (late, _) = nodes[3].applied(1, root);
+        assert_eq!(nodes[0].handle(late), Action::Reply(1));
+        assert_eq!(nodes[3].handle(CheckpointMessage::Certified(certified.clone())), Action::Store(certified.clone()));
+        let decoded = CheckpointMessage::decode(CheckpointMessage::Certified(certified.clone()).encode()).expect("decodes");
+        assert_eq!(decoded, CheckpointMessage::Certified(certified));
+    }
+
+    #[test]
+    fn partial_over_a_different_root_is_rejected() {
+        let mut nodes = trackers();
+        nodes[0].applied(1, hash_parts(&[b"root"]));
+        let (liar, _) = nodes[1].applied(1, hash_parts(&[b"forged root"]));
+        let (honest, _) = nodes[2].applied(1, hash_parts(&[b"root"]));
+        assert_eq!(nodes[0].handle(liar), Action::None);
+        // Only two valid partials (own and honest): no certificate yet.
+        assert_eq!(nodes[0].handle(honest), Action::None);
+    }
+
+    #[test]
+    fn early_partials_wait_for_apply() {
+        let mut nodes = trackers();
+        let root = hash_parts(&[b"root"]);
+        let (p1, _) = nodes[1].applied(5, root);
+        let (p2, _) = nodes[2].applied(5, root);
+        assert_eq!(nodes[0].handle(p1), Action::None);
+        assert_eq!(nodes[0].handle(p2), Action::None);
+        let (_, actions) = nodes[0].applied(5, root);
+        assert!(actions.iter().any(|a| matches!(a, Action::Store(_))));
+    }
+}

@@ -1,0 +1,353 @@
+//! All commonware consensus wiring lives here, so that a commonware version bump touches one
+//! module: simplex (BLS12-381 threshold VRF scheme) over marshal (ordered, durable block
+//! delivery with backfill), buffered broadcast for block dissemination, and the p2p channels.
+//!
+//! The same [`start`] runs on the deterministic runtime with the simulated network (tests) and
+//! on the tokio runtime with authenticated lookup p2p (production).
+
+use crate::{
+    application::App,
+    executor::{self, Executor, ExecutorConfig},
+    gossip,
+    handle::NodeHandle,
+    mempool::{Mempool, MempoolConfig},
+};
+use commonware_broadcast::buffered;
+use commonware_consensus::{
+    Reporter,
+    marshal::{self, Update, core::Actor as MarshalActor, resolver::p2p as marshal_resolver, standard::{Inline, Standard}},
+    simplex::{
+        self,
+        config::{Floor, ForwardPolicy, SkipPolicy},
+        elector::{Random, RandomVersion},
+        scheme::bls12381_threshold::vrf,
+    },
+    types::{Epoch, FixedEpocher, ViewDelta},
+};
+use commonware_cryptography::{
+    Digestible, Digested, Sha256, bls12381::primitives::group::Share, certificate::ConstantProvider,
+};
+use commonware_p2p::{Blocker, Provider, Receiver, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
+use commonware_storage::archive::immutable;
+use commonware_utils::{NZU16, NZU64, NZUsize, NZDuration, ordered::Set};
+use futures::channel::mpsc;
+use rand_core::CryptoRng;
+use std::{
+    num::NonZeroUsize,
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+use welkin_types::{Block, Digest, Genesis, PrivateKey, PublicKey, Variant, namespace};
+
+/// The consensus signing scheme: BLS12-381 threshold with a per-view VRF seed.
+pub type Scheme = vrf::Scheme<PublicKey, Variant>;
+/// The context consensus hands to propose and verify.
+pub type ConsensusContext = simplex::types::Context<Digest, PublicKey>;
+/// A finalization certificate for a block digest.
+pub type Finalization = simplex::types::Finalization<Scheme, Digest>;
+/// The marshal mailbox: finalized blocks and certificates by height.
+pub type Marshal = marshal::core::Mailbox<Scheme, Standard<Block>>;
+
+/// The p2p channels a node uses, by number.
+pub mod channel {
+    /// Consensus votes.
+    pub const VOTE: u64 = 0;
+    /// Consensus certificates.
+    pub const CERTIFICATE: u64 = 1;
+    /// Consensus certificate fetches.
+    pub const RESOLVER: u64 = 2;
+    /// Marshal block backfill.
+    pub const BACKFILL: u64 = 3;
+    /// Block broadcast.
+    pub const BROADCAST: u64 = 4;
+    /// Checkpoint partial signatures.
+    pub const CHECKPOINT: u64 = 5;
+    /// Mempool transaction gossip.
+    pub const GOSSIP: u64 = 6;
+    /// Every channel, for registration.
+    pub const ALL: [u64; 7] = [VOTE, CERTIFICATE, RESOLVER, BACKFILL, BROADCAST, CHECKPOINT, GOSSIP];
+}
+
+/// The largest p2p message any component sends: a full block with its certificate, with room
+/// to spare. Every node must use the same value.
+pub const MAX_MESSAGE_BYTES: u32 = 8 * 1024 * 1024;
+
+/// One (sender, receiver) pair per channel, in the order of [`channel::ALL`].
+pub struct Channels<S, R> {
+    /// Pairs indexed by channel number.
+    pub pairs: Vec<(S, R)>,
+}
+
+/// Consensus timing.
+#[derive(Clone, Debug)]
+pub struct Timeouts {
+    /// How long to wait for a leader's proposal before voting to skip the view.
+    pub leader: Duration,
+    /// How long to wait for a notarized proposal to certify.
+    pub certification: Duration,
+    /// How often to resend a skip vote while stuck.
+    pub retry: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            leader: Duration::from_millis(1_000),
+            certification: Duration::from_millis(2_000),
+            retry: Duration::from_millis(5_000),
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// The node's ed25519 identity.
+    pub signer: PrivateKey,
+    /// The node's share of the cluster key.
+    pub share: Share,
+    /// The cluster's genesis.
+    pub genesis: Genesis,
+    /// Prefix of every storage partition (lets several nodes share one storage namespace).
+    pub partition_prefix: String,
+    /// Mempool limits.
+    pub mempool: MempoolConfig,
+    /// Most transactions a proposer puts in one block.
+    pub max_block_txs: usize,
+    /// Consensus timing.
+    pub timeouts: Timeouts,
+}
+
+impl EngineConfig {
+    /// Checks that the identity and share belong to this genesis.
+    pub fn validate(&self) -> Result<usize, String> {
+        use commonware_cryptography::Signer as _;
+        let me = self.signer.public_key();
+        let index = self.genesis.index_of(&me).ok_or_else(|| format!("key {me} is not a member of this cluster"))?;
+        if self.share.index.get() as usize != index {
+            return Err(format!("key share is for member {}, but this key is member {index}", self.share.index.get()));
+        }
+        let expected = self.genesis.polynomial.partial_public(self.share.index).map_err(|e| e.to_string())?;
+        if self.share.public::<Variant>() != expected {
+            return Err("key share does not match the cluster's public polynomial".into());
+        }
+        if self.max_block_txs == 0 {
+            return Err("max_block_txs must be positive".into());
+        }
+        Ok(index)
+    }
+}
+
+/// Forwards marshal's finalized-block updates to the executor (reports must not block).
+#[derive(Clone)]
+struct UpdateForwarder(mpsc::UnboundedSender<Update<Block>>);
+
+impl Reporter for UpdateForwarder {
+    type Activity = Update<Block>;
+
+    fn report(&mut self, activity: Self::Activity) -> commonware_actor::Feedback {
+        match self.0.unbounded_send(activity) {
+            Ok(()) => commonware_actor::Feedback::Ok,
+            Err(_) => commonware_actor::Feedback::Closed,
+        }
+    }
+}
+
+fn archive_config(prefix: &str, name: &str, page_cache: &CacheRef, codec_config: ()) -> immutable::Config<()> {
+    immutable::Config {
+        metadata_partition: format!("{prefix}-{name}-metadata"),
+        freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
+        freezer_table_initial_size: 1 << 12,
+        freezer_table_resize_frequency: 4,
+        freezer_table_resize_chunk_size: 1 << 10,
+        freezer_key_partition: format!("{prefix}-{name}-freezer-key"),
+        freezer_key_page_cache: page_cache.clone(),
+        freezer_value_partition: format!("{prefix}-{name}-freezer-value"),
+        freezer_value_target_size: 1 << 24,
+        freezer_value_compression: None,
+        ordinal_partition: format!("{prefix}-{name}-ordinal"),
+        items_per_section: NZU64!(1 << 12),
+        codec_config,
+        replay_buffer: NZUsize!(1 << 16),
+        freezer_key_write_buffer: NZUsize!(1 << 16),
+        freezer_value_write_buffer: NZUsize!(1 << 16),
+        ordinal_write_buffer: NZUsize!(1 << 16),
+    }
+}
+
+/// Starts a node's consensus, storage, executor and gossip on the runtime `context`.
+///
+/// `channels` holds one p2p pair per entry of [`channel::ALL`]; `peers` tells the
+/// broadcast and backfill engines who the peers are; `blocker` disconnects misbehaving peers.
+pub async fn start<E, S, R, P, B>(
+    context: E,
+    config: EngineConfig,
+    channels: Channels<S, R>,
+    peers: P,
+    blocker: B,
+) -> NodeHandle<E>
+where
+    E: Spawner + Clock + Storage + Metrics + CryptoRng + Send + Sync + 'static,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+    P: Provider<PublicKey = PublicKey>,
+    B: Blocker<PublicKey = PublicKey>,
+{
+    use commonware_cryptography::Signer as _;
+    let my_index = config.validate().expect("engine config must be validated by the caller");
+    let me = config.signer.public_key();
+    let genesis = config.genesis.clone();
+    let cluster_id = genesis.cluster_id();
+    let participants = Set::try_from(genesis.nodes.iter().map(|n| n.public_key.clone()).collect::<Vec<_>>())
+        .expect("genesis validation guarantees unique, sorted keys");
+    let scheme = Scheme::signer(namespace::CONSENSUS, participants, genesis.polynomial.clone(), config.share.clone())
+        .expect("share matches the polynomial (checked by validate)");
+    let prefix = config.partition_prefix.clone();
+    let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
+
+    let mut pairs = config_pairs(channels);
+    let gossip_net = pairs.pop().expect("gossip channel");
+    let checkpoint_net = pairs.pop().expect("checkpoint channel");
+    let broadcast_net = pairs.pop().expect("broadcast channel");
+    let backfill_net = pairs.pop().expect("backfill channel");
+    let resolver_net = pairs.pop().expect("resolver channel");
+    let certificate_net = pairs.pop().expect("certificate channel");
+    let vote_net = pairs.pop().expect("vote channel");
+
+    let mempool = Mempool::new(config.mempool);
+    let applied_height = Arc::new(AtomicU64::new(0));
+
+    // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
+    let (update_tx, update_rx) = mpsc::unbounded();
+    let (query_tx, query_rx) = mpsc::channel(1024);
+    let shared = executor::Shared::new(&genesis, &me, my_index);
+    let executor = Executor::init(
+        context.child("executor"),
+        ExecutorConfig {
+            genesis: genesis.clone(),
+            share: config.share.clone(),
+            partition_prefix: prefix.clone(),
+            page_cache: page_cache.clone(),
+            mempool: mempool.clone(),
+            applied_height: applied_height.clone(),
+            shared: shared.clone(),
+        },
+    )
+    .await;
+    executor.start(update_rx, query_rx, checkpoint_net);
+
+    // Block dissemination and backfill.
+    let (broadcast_engine, buffer) = buffered::Engine::new(
+        context.child("broadcast"),
+        buffered::Config {
+            public_key: me.clone(),
+            mailbox_size: NZUsize!(1024),
+            deque_size: 16,
+            priority: false,
+            codec_config: (),
+            peer_provider: peers.clone(),
+            strategy: Sequential,
+        },
+    );
+    broadcast_engine.start(broadcast_net);
+    let resolver = marshal_resolver::init(
+        context.child("backfill"),
+        marshal_resolver::Config {
+            public_key: me.clone(),
+            peer_provider: peers.clone(),
+            blocker: blocker.clone(),
+            mailbox_size: NZUsize!(1024),
+            fetch_timeout: NZDuration!(Duration::from_secs(2)),
+            fetch_retry_delay: Duration::from_millis(100),
+            priority_requests: false,
+            priority_responses: false,
+        },
+        backfill_net,
+    );
+
+    // Marshal: finalized blocks in height order, durably, at least once.
+    let finalizations = immutable::Archive::init(
+        context.child("finalizations"),
+        archive_config(&prefix, "finalizations", &page_cache, ()),
+    )
+    .await
+    .expect("finalization archive must open; is the data directory intact?");
+    let blocks = immutable::Archive::init(context.child("blocks"), archive_config(&prefix, "blocks", &page_cache, ()))
+        .await
+        .expect("block archive must open; is the data directory intact?");
+    let genesis_block = genesis.block();
+    let genesis_digest = genesis_block.digest();
+    let epocher = FixedEpocher::new(NZU64!(1 << 62));
+    let (marshal_actor, marshal, _floor) = MarshalActor::<_, Standard<Block>, _, _, _, _, _, _>::init(
+        context.child("marshal"),
+        finalizations,
+        blocks,
+        marshal::Config {
+            provider: ConstantProvider::new(scheme.clone()),
+            epocher: epocher.clone(),
+            start: marshal::Start::Genesis(Digested::precomputed(genesis_block, genesis_digest)),
+            partition_prefix: format!("{prefix}-marshal"),
+            mailbox_size: NZUsize!(1024),
+            view_retention: ViewDelta::new(16),
+            prunable_items_per_section: NZU64!(1 << 12),
+            page_cache: page_cache.clone(),
+            replay_buffer: NZUsize!(1 << 16),
+            key_write_buffer: NZUsize!(1 << 16),
+            value_write_buffer: NZUsize!(1 << 16),
+            block_codec_config: (),
+            max_repair: NZUsize!(64),
+            max_pending_acks: NZUsize!(8),
+            strategy: Sequential,
+        },
+    )
+    .await;
+    marshal_actor.start(UpdateForwarder(update_tx), buffer, resolver);
+
+    // Consensus.
+    let app = App::new(mempool.clone(), cluster_id, genesis.chain.clone(), config.max_block_txs, applied_height.clone());
+    let inline = Inline::new(context.child("inline"), app, marshal.clone(), epocher);
+    let engine = simplex::Engine::new(
+        context.child("simplex"),
+        simplex::config::Config {
+            scheme,
+            elector: Random::<Sha256>::new(RandomVersion::V1),
+            blocker,
+            automaton: inline.clone(),
+            relay: inline.clone(),
+            reporter: inline,
+            strategy: Sequential,
+            partition: format!("{prefix}-simplex"),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1 << 16),
+            write_buffer: NZUsize!(1 << 16),
+            page_cache,
+            leader_timeout: config.timeouts.leader,
+            certification_timeout: config.timeouts.certification,
+            timeout_retry: config.timeouts.retry,
+            view_retention: ViewDelta::new(16),
+            skip: SkipPolicy::Disabled,
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        },
+    );
+    engine.start(vote_net, certificate_net, resolver_net);
+
+    // Mempool gossip.
+    let gossip = gossip::start(context.child("gossip"), gossip_net, mempool.clone(), cluster_id);
+
+    NodeHandle::new(context.child("handle"), genesis, me, mempool, gossip, query_tx, marshal, shared)
+}
+
+fn config_pairs<S, R>(channels: Channels<S, R>) -> Vec<(S, R)> {
+    assert_eq!(channels.pairs.len(), channel::ALL.len(), "one pair per channel");
+    channels.pairs
+}
+
+/// Mailbox capacity used by the p2p layer for each channel.
+pub const P2P_MAILBOX: NonZeroUsize = NZUsize!(4096);

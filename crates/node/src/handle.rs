@@ -1,0 +1,226 @@
+//! The node handle: how front ends (HTTP API, tests, benchmarks) talk to a running node.
+
+use crate::{
+    application::now_ms,
+    engine::{Finalization, Marshal},
+    executor::{Query, Shared, Status},
+    gossip::Gossip,
+    mempool::{Mempool, MempoolError},
+};
+use commonware_consensus::types::Height;
+use commonware_runtime::Clock;
+use futures::{
+    SinkExt,
+    channel::{mpsc, oneshot},
+};
+use welkin_state::keys;
+use welkin_types::{
+    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, SignedTransaction, TxError, TxId,
+};
+
+/// Why a submission was refused. Each variant has a stable code for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The transaction is malformed or wrongly signed.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// The expiry has passed on this node's clock.
+    #[error("transaction expired at {expiry_ms} ms, node time is {now_ms} ms; sign it again with a later expiry")]
+    Expired {
+        /// The transaction's expiry.
+        expiry_ms: u64,
+        /// This node's time.
+        now_ms: u64,
+    },
+    /// The expiry is further ahead than the chain allows.
+    #[error("expiry {expiry_ms} ms is more than {max_ttl_ms} ms after node time {now_ms} ms")]
+    TtlTooLong {
+        /// The transaction's expiry.
+        expiry_ms: u64,
+        /// This node's time.
+        now_ms: u64,
+        /// The chain's limit.
+        max_ttl_ms: u64,
+    },
+    /// The signer already used this nonce in a committed transaction.
+    #[error("nonce {nonce} of signer {signer} was already used; pick a fresh nonce")]
+    Replay {
+        /// The signer.
+        signer: String,
+        /// The nonce.
+        nonce: u64,
+    },
+    /// The mempool is full.
+    #[error(transparent)]
+    Full(#[from] MempoolError),
+    /// The node is shutting down.
+    #[error("node is shutting down")]
+    Unavailable,
+}
+
+impl SubmitError {
+    /// The stable error code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SubmitError::Invalid(TxError::BadSignature(_)) => "bad_signature",
+            SubmitError::Invalid(TxError::TooLarge(_)) => "too_large",
+            SubmitError::Invalid(TxError::UnsupportedVersion(_)) => "unsupported_version",
+            SubmitError::Invalid(TxError::Malformed(_)) => "malformed",
+            SubmitError::Expired { .. } => "expired",
+            SubmitError::TtlTooLong { .. } => "ttl_too_long",
+            SubmitError::Replay { .. } => "replay",
+            SubmitError::Full(_) => "mempool_full",
+            SubmitError::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Where a submitted transaction stands.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Newly accepted, or already waiting in the mempool.
+    Pending,
+    /// Already committed: here is the receipt.
+    Committed(Receipt),
+}
+
+/// A cloneable handle to a running node.
+pub struct NodeHandle<E> {
+    clock: std::sync::Arc<E>,
+    genesis: Genesis,
+    cluster_id: Digest,
+    me: PublicKey,
+    mempool: Mempool,
+    gossip: Gossip,
+    queries: mpsc::Sender<Query>,
+    marshal: Marshal,
+    shared: Shared,
+}
+
+impl<E> Clone for NodeHandle<E> {
+    fn clone(&self) -> Self {
+        Self {
+            clock: self.clock.clone(),
+            genesis: self.genesis.clone(),
+            cluster_id: self.cluster_id,
+            me: self.me.clone(),
+            mempool: self.mempool.clone(),
+            gossip: self.gossip.clone(),
+            queries: self.queries.clone(),
+            marshal: self.marshal.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<E: Clock> NodeHandle<E> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        clock: E,
+        genesis: Genesis,
+        me: PublicKey,
+        mempool: Mempool,
+        gossip: Gossip,
+        queries: mpsc::Sender<Query>,
+        marshal: Marshal,
+        shared: Shared,
+    ) -> Self {
+        let cluster_id = genesis.cluster_id();
+        Self { clock: std::sync::Arc::new(clock), genesis, cluster_id, me, mempool, gossip, queries, marshal, shared }
+    }
+
+    /// The cluster genesis.
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// The cluster id.
+    pub fn cluster_id(&self) -> Digest {
+        self.cluster_id
+    }
+
+    /// This node's identity.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.me
+    }
+
+    /// The executor's latest status.
+    pub fn status(&self) -> Status {
+        self.shared.status()
+    }
+
+    /// Transactions waiting in the mempool.
+    pub fn mempool_len(&self) -> usize {
+        self.mempool.len()
+    }
+
+    async fn ask<T>(&self, build: impl FnOnce(oneshot::Sender<T>) -> Query) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.queries.clone().send(build(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// The receipt of a committed transaction.
+    pub async fn receipt(&self, id: TxId) -> Option<Receipt> {
+        self.ask(|r| Query::Receipt(id, r)).await.flatten()
+    }
+
+    /// The certified checkpoint at `height`, if the cluster has signed it.
+    pub async fn checkpoint(&self, height: u64) -> Option<CertifiedCheckpoint> {
+        self.ask(|r| Query::Checkpoint(height, r)).await.flatten()
+    }
+
+    /// A raw state value.
+    pub async fn value(&self, key: Digest) -> Option<Vec<u8>> {
+        self.ask(|r| Query::Value(key, r)).await.flatten()
+    }
+
+    /// A finalized block and its finalization certificate (none for genesis).
+    pub async fn block(&self, height: u64) -> Option<(Block, Option<Finalization>)> {
+        if height == 0 {
+            return Some((self.genesis.block(), None));
+        }
+        let block = self.marshal.get_block(Height::new(height)).await?;
+        let finalization = self.marshal.get_finalization(Height::new(height)).await;
+        Some((block.inner().clone(), finalization))
+    }
+
+    /// Whether the transaction is waiting in the mempool.
+    pub fn is_pending(&self, id: &TxId) -> bool {
+        self.mempool.contains(id)
+    }
+
+    /// Registers interest in a transaction's receipt. Register before submitting, then check
+    /// [`Self::receipt`] once, so that a commit between the two is not missed.
+    pub fn subscribe(&self, id: TxId) -> oneshot::Receiver<Receipt> {
+        let (sender, receiver) = oneshot::channel();
+        self.shared.waiters.lock().expect("waiters lock").entry(id).or_default().push(sender);
+        receiver
+    }
+
+    /// Checks a transaction and admits it to the mempool (and gossip).
+    pub async fn submit(&self, tx: SignedTransaction) -> Result<Submitted, SubmitError> {
+        tx.verify(&self.cluster_id)?;
+        let now = now_ms(self.clock.as_ref());
+        if tx.tx.expiry_ms < now {
+            return Err(SubmitError::Expired { expiry_ms: tx.tx.expiry_ms, now_ms: now });
+        }
+        let max_ttl = self.genesis.chain.max_tx_ttl_ms;
+        if tx.tx.expiry_ms > now + max_ttl {
+            return Err(SubmitError::TtlTooLong { expiry_ms: tx.tx.expiry_ms, now_ms: now, max_ttl_ms: max_ttl });
+        }
+        if self.mempool.contains(&tx.id()) {
+            return Ok(Submitted::Pending);
+        }
+        if let Some(receipt) = self.receipt(tx.id()).await {
+            return Ok(Submitted::Committed(receipt));
+        }
+        if self.value(keys::nonce(&tx.tx.signer, tx.tx.nonce)).await.is_some() {
+            return Err(SubmitError::Replay { signer: tx.tx.signer.to_string(), nonce: tx.tx.nonce });
+        }
+        if self.mempool.insert(tx.clone())? {
+            self.gossip.push(tx);
+        }
+        Ok(Submitted::Pending)
+    }
+}

@@ -1,0 +1,213 @@
+//! Running one node as a process: files, the tokio runtime, authenticated TCP between nodes,
+//! and the HTTP API.
+//!
+//! A node config is a small TOML file; relative paths in it are relative to the file:
+//!
+//! ```toml
+//! data_dir = "data"            # embedded storage (created if missing)
+//! key_file = "node.key"        # from `welkin key new`
+//! share_file = "node.share"    # from `welkin genesis`
+//! genesis_file = "genesis.json"
+//! # optional: api_address, p2p_address (default: this node's genesis entry),
+//! # max_block_txs, worker_threads
+//! ```
+
+use crate::{
+    api,
+    ceremony::{NodeKey, SealedShare, open_share},
+    engine::{self, Channels, EngineConfig, MAX_MESSAGE_BYTES, Timeouts, channel},
+    mempool::MempoolConfig,
+};
+use commonware_cryptography::ChaCha20Poly1305;
+use commonware_p2p::{AddressableManager as _, authenticated::lookup};
+use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_stream::{cups::{self, Cups}, sake::{self, Sake}};
+use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use serde::Deserialize;
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+use tracing::{error, info};
+use welkin_types::{Genesis, namespace};
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// Which file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A file's content is wrong.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(path: &Path, message: impl ToString) -> RunError {
+    RunError::Invalid { path: path.to_path_buf(), message: message.to_string() }
+}
+
+fn read(path: &Path) -> Result<String, RunError> {
+    std::fs::read_to_string(path).map_err(|error| RunError::Read { path: path.to_path_buf(), error })
+}
+
+/// The node config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFileConfig {
+    /// Embedded storage directory.
+    pub data_dir: PathBuf,
+    /// The node key file.
+    pub key_file: PathBuf,
+    /// The sealed key share.
+    pub share_file: PathBuf,
+    /// The genesis file.
+    pub genesis_file: PathBuf,
+    /// Where to serve the HTTP API (default: the genesis entry).
+    pub api_address: Option<SocketAddr>,
+    /// Where to listen for peers (default: the genesis entry).
+    pub p2p_address: Option<SocketAddr>,
+    /// Most transactions per proposed block (default 8192).
+    pub max_block_txs: Option<usize>,
+    /// Runtime worker threads (default 2).
+    pub worker_threads: Option<usize>,
+}
+
+/// A node ready to run: files loaded and checked.
+pub struct Prepared {
+    engine: EngineConfig,
+    data_dir: PathBuf,
+    api_address: SocketAddr,
+    p2p_address: SocketAddr,
+    worker_threads: usize,
+}
+
+impl Prepared {
+    /// The node's API address.
+    pub fn api_address(&self) -> SocketAddr {
+        self.api_address
+    }
+}
+
+/// Loads and checks a node config and everything it names.
+pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
+    let text = read(config_path)?;
+    let config: NodeFileConfig = toml::from_str(&text).map_err(|e| invalid(config_path, e.message()))?;
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let genesis_path = resolve(&config.genesis_file);
+    let genesis = Genesis::from_json(&read(&genesis_path)?).map_err(|e| invalid(&genesis_path, e))?;
+    let key_path = resolve(&config.key_file);
+    let key = NodeKey::from_json(&read(&key_path)?).map_err(|e| invalid(&key_path, e))?;
+    let share_path = resolve(&config.share_file);
+    let sealed: SealedShare = serde_json::from_str(&read(&share_path)?).map_err(|e| invalid(&share_path, e))?;
+    let share = open_share(&sealed, &key, &genesis.cluster_id()).map_err(|e| invalid(&share_path, e))?;
+    let me = key.public_key();
+    let Some(entry) = genesis.nodes.iter().find(|n| n.public_key == me) else {
+        return Err(invalid(&key_path, format!("key {me} is not a member of the cluster in {}", genesis_path.display())));
+    };
+    let api_address = config.api_address.unwrap_or(entry.api_address);
+    let p2p_address = config.p2p_address.unwrap_or(entry.p2p_address);
+    let engine = EngineConfig {
+        signer: key.signer.clone(),
+        share,
+        genesis: genesis.clone(),
+        partition_prefix: "welkin".into(),
+        mempool: MempoolConfig::default(),
+        max_block_txs: config.max_block_txs.unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),
+        timeouts: Timeouts::default(),
+    };
+    engine.validate().map_err(|e| invalid(config_path, e))?;
+    Ok(Prepared {
+        engine,
+        data_dir: resolve(&config.data_dir),
+        api_address,
+        p2p_address,
+        worker_threads: config.worker_threads.unwrap_or(2).max(1),
+    })
+}
+
+/// Runs a prepared node until SIGINT or SIGTERM.
+pub fn run(prepared: Prepared) {
+    let Prepared { engine: engine_config, data_dir, api_address, p2p_address, worker_threads } = prepared;
+    let runtime = cw_tokio::Config::new()
+        .with_storage_directory(data_dir)
+        .with_worker_threads(worker_threads)
+        .with_catch_panics(false);
+    cw_tokio::Runner::new(runtime).start(|context| async move {
+        let genesis = engine_config.genesis.clone();
+        let handshake = Cups::<_, ChaCha20Poly1305>::new(
+            Sake {
+                signer: engine_config.signer.clone(),
+                synchrony_bound: Duration::from_secs(5),
+                max_handshake_age: Duration::from_secs(10),
+                version: sake::Version::V1,
+            },
+            cups::Version::V1,
+        );
+        let mut p2p = lookup::Config::local(
+            handshake,
+            namespace::P2P,
+            p2p_address,
+            NZUsize!(genesis.nodes.len()),
+            MAX_MESSAGE_BYTES,
+            engine::P2P_MAILBOX,
+        );
+        p2p.allowed_handshake_rate_per_ip = Quota::per_second(NZU32!(128));
+        let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
+        let peers: Map<_, commonware_p2p::Address> = genesis
+            .nodes
+            .iter()
+            .map(|n| (n.public_key.clone(), n.p2p_address.into()))
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("genesis keys are unique");
+        oracle.track(0, peers);
+        let pairs = channel::ALL
+            .iter()
+            .map(|&ch| network.register(ch, Quota::per_second(NZU32!(1_000_000))))
+            .collect();
+        network.start();
+        let handle = engine::start(context.child("node"), engine_config, Channels { pairs }, oracle.clone(), oracle).await;
+
+        let listener = match tokio::net::TcpListener::bind(api_address).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                error!(%api_address, %e, "cannot bind the API address");
+                eprintln!("welkin: cannot bind API address {api_address}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let router = api::router(handle.clone());
+        context.child("api").spawn(move |_| async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                error!(%e, "API server stopped");
+            }
+        });
+        info!(%api_address, %p2p_address, height = handle.status().height, "node ready");
+        println!("welkin node ready: api http://{api_address} p2p {p2p_address} height {}", handle.status().height);
+        shutdown_signal().await;
+        info!("shutting down");
+        let _ = context.stop(0, Some(Duration::from_secs(5))).await;
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler succeeds on unix");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,143 @@
+//! Welkin's pure, deterministic state machine: apply(state, block) -> state.
+//!
+//! State is a map from 32-byte keys to byte values, held by the node in an authenticated
+//! store that yields a root per height. This crate never touches that store: the node first
+//! asks [`reads`] which keys a block may read, fetches them into a [`Snapshot`], and calls
+//! [`apply`], which returns the writes and receipts. `apply` has no clock, no randomness, no
+//! I/O and no hash-map iteration, so every honest node computes the same writes from the same
+//! block and snapshot.
+//!
+//! Modules: [`system`] (chain parameters, membership, nonces and receipts). Later services
+//! add modules of their own, each owning a key prefix in [`keys`].
+
+#![deny(missing_docs)]
+
+pub mod keys;
+pub mod system;
+
+use std::collections::BTreeMap;
+use welkin_types::{Block, ChainParams, Digest, Receipt, SignedTransaction, TxId};
+
+/// A read-only view of the state before a block: the keys named by [`reads`], fetched.
+pub trait Snapshot {
+    /// The value at `key`, if any.
+    fn get(&self, key: &Digest) -> Option<&[u8]>;
+}
+
+impl Snapshot for BTreeMap<Digest, Vec<u8>> {
+    fn get(&self, key: &Digest) -> Option<&[u8]> {
+        BTreeMap::get(self, key).map(Vec::as_slice)
+    }
+}
+
+/// What apply needs besides the state: fixed facts about the chain.
+#[derive(Clone, Debug)]
+pub struct Env {
+    /// The cluster id every signature is bound to.
+    pub cluster_id: Digest,
+    /// Chain parameters from genesis.
+    pub params: ChainParams,
+}
+
+/// The effect of one block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockEffects {
+    /// Writes in key order; `None` deletes.
+    pub writes: BTreeMap<Digest, Option<Vec<u8>>>,
+    /// Receipts of the block's correctly signed, first-seen transactions, in block order.
+    pub receipts: Vec<(TxId, Receipt)>,
+    /// Transactions skipped because their signature does not verify.
+    pub bad_signatures: u32,
+    /// Transactions skipped because an earlier block (or position) already carried them.
+    pub duplicates: u32,
+}
+
+/// The keys `apply` may read for `block`. The node fetches exactly these into the snapshot.
+pub fn reads(block: &Block) -> Vec<Digest> {
+    let mut keys = Vec::with_capacity(block.txs.len() * 2);
+    for tx in &block.txs {
+        keys.push(keys::receipt(&tx.id()));
+        keys.push(keys::nonce(&tx.tx.signer, tx.tx.nonce));
+    }
+    keys
+}
+
+/// Checks every transaction signature of `block` for `cluster_id`. Pure CPU work; the node
+/// may instead reuse checks it already did (a transaction verified once stays verified).
+pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
+    block.txs.iter().map(|tx| tx.verify(cluster_id).is_ok()).collect()
+}
+
+/// Applies `block` to the state seen through `snapshot`.
+///
+/// `signature_ok[i]` says whether transaction `i` carries a valid signature (see
+/// [`check_signatures`]). A transaction with a bad signature is skipped without a trace: it
+/// was not authorised by its signer, so it may neither consume the nonce nor leave a receipt
+/// that would block the genuine transaction with the same id.
+///
+/// # Panics
+/// Panics if `signature_ok` does not have one entry per transaction.
+pub fn apply(env: &Env, snapshot: &impl Snapshot, block: &Block, signature_ok: &[bool]) -> BlockEffects {
+    assert_eq!(signature_ok.len(), block.txs.len(), "one signature verdict per transaction");
+    let mut overlay = Overlay { snapshot, writes: BTreeMap::new() };
+    let mut effects = BlockEffects::default();
+    for (index, (tx, &valid)) in block.txs.iter().zip(signature_ok).enumerate() {
+        if !valid {
+            effects.bad_signatures += 1;
+            continue;
+        }
+        let receipt_key = keys::receipt(&tx.id());
+        if overlay.get(&receipt_key).is_some() {
+            effects.duplicates += 1;
+            continue;
+        }
+        let outcome = system::execute(env, &mut overlay, block, tx);
+        let receipt = Receipt { height: block.height, index: index as u32, outcome };
+        overlay.put(receipt_key, commonware_codec::Encode::encode(&receipt).to_vec());
+        effects.receipts.push((tx.id(), receipt));
+    }
+    effects.writes = overlay.writes;
+    effects
+}
+
+/// Reads through the writes made so far in this block, then the snapshot.
+pub struct Overlay<'a, S: Snapshot> {
+    snapshot: &'a S,
+    writes: BTreeMap<Digest, Option<Vec<u8>>>,
+}
+
+impl<S: Snapshot> Overlay<'_, S> {
+    /// The current value at `key`.
+    pub fn get(&self, key: &Digest) -> Option<&[u8]> {
+        match self.writes.get(key) {
+            Some(Some(value)) => Some(value),
+            Some(None) => None,
+            None => self.snapshot.get(key),
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: Digest, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+}
+
+/// A helper for callers and tests: applies a transaction list as a block to an in-memory map.
+pub fn apply_to_map(
+    env: &Env,
+    state: &mut BTreeMap<Digest, Vec<u8>>,
+    block: &Block,
+) -> BlockEffects {
+    let verdicts = check_signatures(&env.cluster_id, block);
+    let effects = apply(env, state, block, &verdicts);
+    for (key, value) in &effects.writes {
+        match value {
+            Some(value) => state.insert(*key, value.clone()),
+            None => state.remove(key),
+        };
+    }
+    effects
+}
+
+/// Re-exported so that callers name transactions through this crate too.
+pub type Tx = SignedTransaction;

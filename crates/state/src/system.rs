@@ -1,0 +1,158 @@
+//! The system module: chain parameters, membership, nonces, and the simple payloads.
+//!
+//! Rules for a correctly signed transaction, in order:
+//! 1. block time after `expiry_ms`: `Expired`;
+//! 2. `expiry_ms` more than `max_tx_ttl_ms` after block time: `TtlTooLong` (this bound is what
+//!    lets nonces be forgotten later: a replay after expiry is refused as expired);
+//! 3. `(signer, nonce)` already used: `Replay`;
+//! 4. otherwise the payload runs and the nonce is marked used: `Applied`.
+
+use crate::{Env, Overlay, Snapshot, keys};
+use std::collections::BTreeMap;
+use welkin_types::{Block, Digest, Genesis, Outcome, Payload, SignedTransaction};
+
+/// Runs one correctly signed transaction.
+pub(crate) fn execute<S: Snapshot>(
+    env: &Env,
+    state: &mut Overlay<'_, S>,
+    block: &Block,
+    signed: &SignedTransaction,
+) -> Outcome {
+    let tx = &signed.tx;
+    if block.timestamp_ms > tx.expiry_ms {
+        return Outcome::Expired;
+    }
+    if tx.expiry_ms - block.timestamp_ms > env.params.max_tx_ttl_ms {
+        return Outcome::TtlTooLong;
+    }
+    let nonce_key = keys::nonce(&tx.signer, tx.nonce);
+    if state.get(&nonce_key).is_some() {
+        return Outcome::Replay;
+    }
+    state.put(nonce_key, tx.expiry_ms.to_be_bytes().to_vec());
+    match &tx.payload {
+        Payload::Memo(_) => {}
+        Payload::Put { key, value } => state.put(keys::kv(&tx.signer, key), value.clone()),
+    }
+    Outcome::Applied
+}
+
+/// The writes that create the state at height 0 from a genesis file.
+pub fn genesis_writes(genesis: &Genesis) -> BTreeMap<Digest, Option<Vec<u8>>> {
+    let mut writes = BTreeMap::new();
+    let mut params = Vec::new();
+    params.extend_from_slice(&genesis.chain.max_clock_skew_ms.to_be_bytes());
+    params.extend_from_slice(&genesis.chain.max_tx_ttl_ms.to_be_bytes());
+    params.extend_from_slice(genesis.chain.name.as_bytes());
+    writes.insert(keys::params(), Some(params));
+    writes.insert(keys::member_count(), Some((genesis.nodes.len() as u32).to_be_bytes().to_vec()));
+    for (index, node) in genesis.nodes.iter().enumerate() {
+        let mut member = node.public_key.as_ref().to_vec();
+        member.extend_from_slice(node.failure_domain.as_bytes());
+        writes.insert(keys::member(index as u32), Some(member));
+    }
+    writes
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Env, apply, apply_to_map, check_signatures, keys};
+    use commonware_cryptography::Signer as _;
+    use std::collections::BTreeMap;
+    use welkin_types::{
+        Block, ChainParams, Outcome, Payload, PrivateKey, SignedTransaction, TX_VERSION,
+        Transaction, hash_parts,
+    };
+
+    fn env() -> Env {
+        Env { cluster_id: hash_parts(&[b"cluster"]), params: ChainParams::default() }
+    }
+
+    fn tx(key: &PrivateKey, nonce: u64, expiry_ms: u64, payload: Payload) -> SignedTransaction {
+        Transaction { version: TX_VERSION, signer: key.public_key(), nonce, expiry_ms, payload }
+            .sign(key, &env().cluster_id)
+    }
+
+    fn block(height: u64, ts: u64, txs: Vec<SignedTransaction>) -> Block {
+        Block::new(hash_parts(&[b"parent"]), height, ts, txs)
+    }
+
+    #[test]
+    fn put_applies_and_marks_nonce() {
+        let key = PrivateKey::from_seed(1);
+        let mut state = BTreeMap::new();
+        let put = tx(&key, 1, 2_000, Payload::Put { key: b"a".to_vec(), value: b"1".to_vec() });
+        let effects = apply_to_map(&env(), &mut state, &block(1, 1_000, vec![put]));
+        assert_eq!(effects.receipts.len(), 1);
+        assert_eq!(effects.receipts[0].1.outcome, Outcome::Applied);
+        assert_eq!(state.get(&keys::kv(&key.public_key(), b"a")), Some(&b"1".to_vec()));
+        assert!(state.contains_key(&keys::nonce(&key.public_key(), 1)));
+    }
+
+    #[test]
+    fn replayed_nonce_is_rejected_with_a_receipt() {
+        let key = PrivateKey::from_seed(1);
+        let mut state = BTreeMap::new();
+        let first = tx(&key, 7, 2_000, Payload::Memo(b"one".to_vec()));
+        let second = tx(&key, 7, 2_000, Payload::Memo(b"two".to_vec()));
+        apply_to_map(&env(), &mut state, &block(1, 1_000, vec![first]));
+        let effects = apply_to_map(&env(), &mut state, &block(2, 1_001, vec![second]));
+        assert_eq!(effects.receipts[0].1.outcome, Outcome::Replay);
+    }
+
+    #[test]
+    fn same_transaction_twice_is_a_silent_duplicate() {
+        let key = PrivateKey::from_seed(1);
+        let mut state = BTreeMap::new();
+        let memo = tx(&key, 1, 2_000, Payload::Memo(vec![]));
+        let effects =
+            apply_to_map(&env(), &mut state, &block(1, 1_000, vec![memo.clone(), memo.clone()]));
+        assert_eq!(effects.receipts.len(), 1);
+        assert_eq!(effects.duplicates, 1);
+        let effects = apply_to_map(&env(), &mut state, &block(2, 1_001, vec![memo]));
+        assert!(effects.receipts.is_empty());
+        assert!(effects.writes.is_empty(), "a duplicate must not overwrite the first receipt");
+    }
+
+    #[test]
+    fn expired_and_overlong_ttl_are_rejected() {
+        let key = PrivateKey::from_seed(1);
+        let mut state = BTreeMap::new();
+        let expired = tx(&key, 1, 999, Payload::Memo(vec![]));
+        let ttl = env().params.max_tx_ttl_ms;
+        let too_long = tx(&key, 2, 1_000 + ttl + 1, Payload::Memo(vec![]));
+        let at_limit = tx(&key, 3, 1_000 + ttl, Payload::Memo(vec![]));
+        let effects =
+            apply_to_map(&env(), &mut state, &block(1, 1_000, vec![expired, too_long, at_limit]));
+        let outcomes: Vec<_> = effects.receipts.iter().map(|(_, r)| r.outcome).collect();
+        assert_eq!(outcomes, vec![Outcome::Expired, Outcome::TtlTooLong, Outcome::Applied]);
+        assert!(!state.contains_key(&keys::nonce(&key.public_key(), 1)));
+    }
+
+    #[test]
+    fn bad_signature_leaves_no_trace() {
+        let key = PrivateKey::from_seed(1);
+        let good = tx(&key, 1, 2_000, Payload::Memo(vec![]));
+        let forged = SignedTransaction::new(good.tx.clone(), tx(&key, 2, 2_000, Payload::Memo(vec![])).signature);
+        let b = block(1, 1_000, vec![forged]);
+        let verdicts = check_signatures(&env().cluster_id, &b);
+        assert_eq!(verdicts, vec![false]);
+        let effects = apply(&env(), &BTreeMap::new(), &b, &verdicts);
+        assert_eq!(effects.bad_signatures, 1);
+        assert!(effects.writes.is_empty() && effects.receipts.is_empty());
+    }
+
+    #[test]
+    fn apply_is_deterministic() {
+        let keys: Vec<_> = (0..5).map(PrivateKey::from_seed).collect();
+        let txs: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| tx(k, i as u64, 5_000, Payload::Put { key: vec![i as u8], value: vec![1] }))
+            .collect();
+        let b = block(1, 1_000, txs);
+        let a = apply_to_map(&env(), &mut BTreeMap::new(), &b);
+        let c = apply_to_map(&env(), &mut BTreeMap::new(), &b);
+        assert_eq!(a, c);
+    }
+}

@@ -1,0 +1,141 @@
+//! JSON bodies of the node's HTTP API, shared by the node and the SDK.
+//!
+//! Binary values (keys, ids, signatures, encodings) travel as lowercase hex strings.
+
+use crate::receipt::Receipt;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/tx`: one hex-encoded signed transaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Hex of the canonical encoding of a signed transaction.
+    pub tx: String,
+}
+
+/// `POST /v1/txs`: many hex-encoded signed transactions.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitBatchRequest {
+    /// Hex encodings of signed transactions.
+    pub txs: Vec<String>,
+}
+
+/// The state of one transaction as a node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxState {
+    /// Accepted into the mempool, not yet in a finalized block.
+    Pending,
+    /// In a finalized, applied block: see the receipt.
+    Committed,
+    /// This node does not know the transaction.
+    Unknown,
+}
+
+/// Answer to a submission or a status query.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TxStatus {
+    /// Transaction id, hex.
+    pub tx_id: String,
+    /// Where it is.
+    pub state: TxState,
+    /// The receipt, once committed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub receipt: Option<Receipt>,
+    /// Hex of the certified checkpoint at the receipt's height, once the cluster signed it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checkpoint: Option<String>,
+}
+
+/// Answer to a batch submission: one entry per transaction, in order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchResult {
+    /// Per transaction: its status, or the error that refused it.
+    pub results: Vec<BatchItem>,
+}
+
+/// One entry of a [`BatchResult`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchItem {
+    /// The status, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<TxStatus>,
+    /// The error, when refused.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<ErrorDetail>,
+}
+
+/// A transaction in a block, as JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockTx {
+    /// Transaction id, hex.
+    pub id: String,
+    /// Signer public key, hex.
+    pub signer: String,
+    /// Signer nonce.
+    pub nonce: u64,
+    /// Payload kind.
+    pub kind: String,
+}
+
+/// `GET /v1/block/{height}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlockInfo {
+    /// Height.
+    pub height: u64,
+    /// Block digest, hex.
+    pub digest: String,
+    /// Parent digest, hex.
+    pub parent: String,
+    /// Proposer timestamp, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// Transactions.
+    pub txs: Vec<BlockTx>,
+    /// Hex of the full block encoding.
+    pub encoded: String,
+    /// Hex of the finalization certificate (absent for the genesis block).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub finalization: Option<String>,
+}
+
+/// `GET /v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node's name.
+    pub node: String,
+    /// This node's public key, hex.
+    pub public_key: String,
+    /// Cluster id, hex.
+    pub cluster_id: String,
+    /// Cluster public key, hex.
+    pub cluster_key: String,
+    /// Highest applied height.
+    pub height: u64,
+    /// State root after that height, hex.
+    pub state_root: String,
+    /// Highest height with a certified checkpoint.
+    pub certified_height: u64,
+    /// The latest consensus view this node has seen finalized.
+    pub view: u64,
+    /// Peers in the cluster, by name.
+    pub peers: Vec<String>,
+    /// Transactions waiting in this node's mempool.
+    pub mempool: usize,
+}
+
+/// The error body: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// A stable error code and a human message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `bad_signature`.
+    pub code: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}

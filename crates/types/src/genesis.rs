@@ -1,0 +1,199 @@
+//! The genesis file: the first members, the cluster key and the chain parameters.
+//!
+//! The genesis file is JSON so that operators can read it. The cluster id is a hash over a
+//! canonical binary encoding of everything in it except network addresses (which operators
+//! may change without forming a new cluster).
+
+use crate::{ClusterKey, Digest, PublicKey, Sharing, hash_parts, limits::MAX_NODES};
+use commonware_codec::{Decode, Encode};
+use commonware_cryptography::bls12381::primitives::sharing::ModeVersion;
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeSet, net::SocketAddr, num::NonZeroU32};
+
+/// The cluster id: a hash of the genesis file. Every signature is bound to it.
+pub type ClusterId = Digest;
+
+/// The genesis format version this code writes and reads.
+pub const GENESIS_VERSION: u32 = 1;
+
+/// Chain parameters fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainParams {
+    /// A human-readable name for the cluster.
+    pub name: String,
+    /// How far (ms) a proposed block's timestamp may be from a verifier's clock.
+    pub max_clock_skew_ms: u64,
+    /// The longest time-to-live (ms) a transaction's expiry may have, from block time.
+    pub max_tx_ttl_ms: u64,
+}
+
+impl Default for ChainParams {
+    fn default() -> Self {
+        Self { name: "welkin".into(), max_clock_skew_ms: 5_000, max_tx_ttl_ms: 600_000 }
+    }
+}
+
+/// One member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// An operator-chosen name, unique in the cluster.
+    pub name: String,
+    /// The node's ed25519 identity (p2p and signing), hex.
+    #[serde(with = "crate::hexser")]
+    pub public_key: PublicKey,
+    /// The node's X25519 key to which its key share is encrypted, hex.
+    #[serde(with = "crate::hexser::bytes")]
+    pub encryption_key: Vec<u8>,
+    /// Where peers reach the node.
+    pub p2p_address: SocketAddr,
+    /// Where clients reach the node's HTTP API.
+    pub api_address: SocketAddr,
+    /// A label for what fails together (rack, zone, host).
+    pub failure_domain: String,
+}
+
+/// Why a genesis file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    /// The file is not valid genesis JSON.
+    #[error("genesis is not valid JSON: {0}")]
+    Json(String),
+    /// Some field breaks a rule.
+    #[error("invalid genesis: {0}")]
+    Invalid(String),
+}
+
+/// The genesis of a cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Format version, [`GENESIS_VERSION`].
+    pub version: u32,
+    /// Chain parameters.
+    pub chain: ChainParams,
+    /// Members, sorted by public key.
+    pub nodes: Vec<NodeInfo>,
+    /// Signatures needed to act with the cluster key (2f+1).
+    pub threshold: u32,
+    /// The public polynomial of the cluster key, hex of its canonical encoding.
+    #[serde(with = "sharing_hex")]
+    pub polynomial: Sharing,
+    /// The timestamp of the genesis block (ms since the Unix epoch).
+    pub genesis_time_ms: u64,
+}
+
+mod sharing_hex {
+    use super::*;
+    use serde::{Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(value: &Sharing, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(value.encode()))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Sharing, D::Error> {
+        let text = String::deserialize(d)?;
+        decode_sharing(&text).map_err(D::Error::custom)
+    }
+}
+
+/// Decodes a public polynomial from hex.
+pub fn decode_sharing(text: &str) -> Result<Sharing, String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("polynomial: invalid hex: {e}"))?;
+    let max = NonZeroU32::new(MAX_NODES as u32).expect("MAX_NODES is not zero");
+    Sharing::decode_cfg(commonware_codec::Copying(&bytes), &(max, ModeVersion::v0()))
+        .map_err(|e| format!("polynomial: invalid encoding: {e}"))
+}
+
+/// The number of faults tolerated by `n` nodes: f = (n - 1) / 3.
+pub fn max_faults(n: usize) -> usize {
+    n.saturating_sub(1) / 3
+}
+
+/// The quorum of `n` nodes: n - f (2f+1 when n = 3f+1).
+pub fn quorum(n: usize) -> usize {
+    n - max_faults(n)
+}
+
+impl Genesis {
+    /// Parses and validates a genesis file.
+    pub fn from_json(text: &str) -> Result<Self, GenesisError> {
+        let genesis: Genesis =
+            serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("genesis always serializes")
+    }
+
+    /// Checks every rule a genesis must follow.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let bad = |m: String| Err(GenesisError::Invalid(m));
+        if self.version != GENESIS_VERSION {
+            return bad(format!("version {} is not supported (expected {GENESIS_VERSION})", self.version));
+        }
+        let n = self.nodes.len();
+        if n == 0 || n > MAX_NODES {
+            return bad(format!("{n} nodes; a cluster has 1 to {MAX_NODES}"));
+        }
+        if !self.nodes.windows(2).all(|w| w[0].public_key < w[1].public_key) {
+            return bad("nodes must be sorted by public key, without duplicates".into());
+        }
+        let names: BTreeSet<_> = self.nodes.iter().map(|n| &n.name).collect();
+        let p2p: BTreeSet<_> = self.nodes.iter().map(|n| n.p2p_address).collect();
+        if names.len() != n || p2p.len() != n {
+            return bad("node names and p2p addresses must be unique".into());
+        }
+        if let Some(node) = self.nodes.iter().find(|n| n.encryption_key.len() != 32) {
+            return bad(format!("node {}: encryption key must be 32 bytes", node.name));
+        }
+        if self.threshold as usize != quorum(n) {
+            return bad(format!("threshold {} must be the quorum {} of {n} nodes", self.threshold, quorum(n)));
+        }
+        if self.polynomial.total().get() as usize != n || self.polynomial.required() != self.threshold {
+            return bad("polynomial does not match the node count and threshold".into());
+        }
+        if self.chain.max_clock_skew_ms == 0 || self.chain.max_tx_ttl_ms == 0 {
+            return bad("max_clock_skew_ms and max_tx_ttl_ms must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The cluster id: a hash over everything but the network addresses.
+    pub fn cluster_id(&self) -> ClusterId {
+        let mut parts: Vec<Vec<u8>> = vec![
+            b"welkin/cluster/v1".to_vec(),
+            self.version.to_be_bytes().to_vec(),
+            self.chain.name.as_bytes().to_vec(),
+            self.chain.max_clock_skew_ms.to_be_bytes().to_vec(),
+            self.chain.max_tx_ttl_ms.to_be_bytes().to_vec(),
+            self.threshold.to_be_bytes().to_vec(),
+            self.polynomial.encode().to_vec(),
+            self.genesis_time_ms.to_be_bytes().to_vec(),
+        ];
+        for node in &self.nodes {
+            parts.push(node.name.as_bytes().to_vec());
+            parts.push(node.public_key.encode().to_vec());
+            parts.push(node.encryption_key.clone());
+            parts.push(node.failure_domain.as_bytes().to_vec());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        hash_parts(&refs)
+    }
+
+    /// The cluster's public key.
+    pub fn cluster_key(&self) -> &ClusterKey {
+        self.polynomial.public()
+    }
+
+    /// The position of `key` among the nodes, if it is a member.
+    pub fn index_of(&self, key: &PublicKey) -> Option<usize> {
+        self.nodes.iter().position(|n| &n.public_key == key)
+    }
+
+    /// The genesis block.
+    pub fn block(&self) -> crate::Block {
+        crate::Block::genesis(self.cluster_id(), self.genesis_time_ms)
+    }
+}

@@ -1,0 +1,18 @@
+//! Hard limits on everything a peer or client can send. Decoders enforce them.
+
+/// Largest encoded transaction (envelope and signature), in bytes.
+pub const MAX_TX_BYTES: usize = 16 * 1024;
+/// Largest memo payload, in bytes.
+pub const MAX_MEMO_BYTES: usize = 8 * 1024;
+/// Largest key of a `Put` payload, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+/// Largest value of a `Put` payload, in bytes.
+pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+/// Most transactions in one block.
+pub const MAX_BLOCK_TXS: usize = 8192;
+/// Most bytes of encoded transactions in one block.
+pub const MAX_BLOCK_TX_BYTES: usize = 2 * 1024 * 1024;
+/// Most nodes in a cluster.
+pub const MAX_NODES: usize = 128;
+/// Most transactions in one HTTP batch submission.
+pub const MAX_SUBMIT_BATCH: usize = 4096;

@@ -1,0 +1,71 @@
+//! Receipts: what the state machine did with each correctly signed transaction.
+
+use bytes::BufMut;
+use commonware_codec::{Buf, Error as CodecError, FixedSize, Read, ReadExt, Write};
+use serde::{Deserialize, Serialize};
+
+/// The result of applying one transaction. Stable codes: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The transaction took effect.
+    Applied = 0,
+    /// Block time was past the transaction's expiry.
+    Expired = 1,
+    /// The expiry was further from block time than the chain allows.
+    TtlTooLong = 2,
+    /// The signer had already used this nonce.
+    Replay = 3,
+}
+
+impl Outcome {
+    /// Whether the transaction took effect.
+    pub fn is_applied(self) -> bool {
+        self == Outcome::Applied
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Outcome::Applied,
+            1 => Outcome::Expired,
+            2 => Outcome::TtlTooLong,
+            3 => Outcome::Replay,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a transaction landed and what happened to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The height of the block that carried it.
+    pub height: u64,
+    /// Its position in that block.
+    pub index: u32,
+    /// What the state machine did.
+    pub outcome: Outcome,
+}
+
+impl Write for Receipt {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.height.write(buf);
+        self.index.write(buf);
+        (self.outcome as u8).write(buf);
+    }
+}
+
+impl FixedSize for Receipt {
+    const SIZE: usize = 8 + 4 + 1;
+}
+
+impl Read for Receipt {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let height = u64::read(buf)?;
+        let index = u32::read(buf)?;
+        let code = u8::read(buf)?;
+        let outcome = Outcome::from_code(code).ok_or(CodecError::InvalidEnum(code))?;
+        Ok(Self { height, index, outcome })
+    }
+}
