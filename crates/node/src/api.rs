@@ -13,9 +13,7 @@
 //! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
 //! capped; nothing a client sends can panic the node.
 
-use crate::{
-    handle::{NodeHandle, SubmitError, Submitted},
-};
+use crate::handle::{NodeHandle, SubmitError, Submitted};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -31,8 +29,8 @@ use std::time::Duration;
 use welkin_types::{
     SignedTransaction, TxError, TxId,
     api::{
-        BatchItem, BatchResult, BlockInfo, BlockTx, ClusterStatus, ErrorBody, ErrorDetail, SubmitBatchRequest,
-        SubmitRequest, TxState, TxStatus,
+        BatchItem, BatchResult, BlockInfo, BlockTx, ClusterStatus, ErrorBody, ErrorDetail,
+        SubmitBatchRequest, SubmitRequest, TxState, TxStatus,
     },
     limits::{MAX_SUBMIT_BATCH, MAX_TX_BYTES},
 };
@@ -54,17 +52,30 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     fn detail(&self) -> ErrorDetail {
-        ErrorDetail { code: self.code.into(), message: self.message.clone() }
+        ErrorDetail {
+            code: self.code.into(),
+            message: self.message.clone(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.detail() })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -83,28 +94,48 @@ impl From<SubmitError> for ApiError {
 fn body_error(rejection: BytesRejection) -> ApiError {
     let status = rejection.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(status, "body_too_large", format!("request body exceeds {MAX_BODY_BYTES} bytes"))
+        ApiError::new(
+            status,
+            "body_too_large",
+            format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+        )
     } else {
         ApiError::new(status, "bad_body", rejection.body_text())
     }
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("invalid JSON body: {e}"),
+        )
+    })
 }
 
 fn parse_tx(text: &str) -> Result<SignedTransaction, ApiError> {
     if text.len() > MAX_TX_BYTES * 2 {
         return Err(SubmitError::Invalid(TxError::TooLarge(text.len() / 2)).into());
     }
-    let bytes = hex::decode(text.trim())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_hex", format!("transaction is not valid hex: {e}")))?;
+    let bytes = hex::decode(text.trim()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_hex",
+            format!("transaction is not valid hex: {e}"),
+        )
+    })?;
     SignedTransaction::from_bytes(&bytes).map_err(|e| SubmitError::Invalid(e).into())
 }
 
 fn parse_id(text: &str) -> Result<TxId, ApiError> {
-    welkin_types::hexser::decode_hex::<TxId>(text)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_id", format!("transaction id must be 64 hex characters: {e}")))
+    welkin_types::hexser::decode_hex::<TxId>(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_id",
+            format!("transaction id must be 64 hex characters: {e}"),
+        )
+    })
 }
 
 /// Query parameters of the submit endpoints.
@@ -120,7 +151,10 @@ pub struct WaitParams {
 
 impl WaitParams {
     fn timeout(&self) -> Duration {
-        self.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_WAIT).min(MAX_WAIT)
+        self.timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_WAIT)
+            .min(MAX_WAIT)
     }
 }
 
@@ -134,7 +168,13 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/checkpoint/{height}", get(checkpoint::<E>))
         .route("/v1/status", get(status::<E>))
         .route("/v1/health", get(health::<E>))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint; see /v1/status") })
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; see /v1/status",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(node)
 }
@@ -143,10 +183,24 @@ async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
     let tx_id = hex::encode(id);
     if let Some(receipt) = node.receipt(id).await {
         let checkpoint = node.checkpoint(receipt.height).await.map(|c| c.to_hex());
-        return TxStatus { tx_id, state: TxState::Committed, receipt: Some(receipt), checkpoint };
+        return TxStatus {
+            tx_id,
+            state: TxState::Committed,
+            receipt: Some(receipt),
+            checkpoint,
+        };
     }
-    let state = if node.is_pending(&id) { TxState::Pending } else { TxState::Unknown };
-    TxStatus { tx_id, state, receipt: None, checkpoint: None }
+    let state = if node.is_pending(&id) {
+        TxState::Pending
+    } else {
+        TxState::Unknown
+    };
+    TxStatus {
+        tx_id,
+        state,
+        receipt: None,
+        checkpoint: None,
+    }
 }
 
 async fn submit_and_wait<E: Clock>(
@@ -177,10 +231,20 @@ async fn submit_and_wait<E: Clock>(
                     _ => Err(ApiError::new(
                         StatusCode::GATEWAY_TIMEOUT,
                         "timeout",
-                        format!("transaction {} not committed within {} ms; poll GET /v1/tx/{}", hex::encode(id), params.timeout().as_millis(), hex::encode(id)),
+                        format!(
+                            "transaction {} not committed within {} ms; poll GET /v1/tx/{}",
+                            hex::encode(id),
+                            params.timeout().as_millis(),
+                            hex::encode(id)
+                        ),
                     )),
                 },
-                None => Ok(TxStatus { tx_id: hex::encode(id), state: TxState::Pending, receipt: None, checkpoint: None }),
+                None => Ok(TxStatus {
+                    tx_id: hex::encode(id),
+                    state: TxState::Pending,
+                    receipt: None,
+                    checkpoint: None,
+                }),
             },
         };
         results.push(status);
@@ -198,7 +262,11 @@ async fn submit_one<E: Clock + Send + Sync + 'static>(
     let tx = parse_tx(&request.tx)?;
     let mut results = submit_and_wait(&node, vec![tx], &params).await;
     let status = results.pop().expect("one result per transaction")?;
-    let code = if status.state == TxState::Committed { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let code = if status.state == TxState::Committed {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((code, Json(status)).into_response())
 }
 
@@ -210,7 +278,14 @@ async fn submit_batch<E: Clock + Send + Sync + 'static>(
     let body = body.map_err(body_error)?;
     let request: SubmitBatchRequest = parse_json(&body)?;
     if request.txs.len() > MAX_SUBMIT_BATCH {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", format!("{} transactions; a batch holds at most {MAX_SUBMIT_BATCH}", request.txs.len())));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} transactions; a batch holds at most {MAX_SUBMIT_BATCH}",
+                request.txs.len()
+            ),
+        ));
     }
     let mut parsed = Vec::with_capacity(request.txs.len());
     let mut errors = Vec::new();
@@ -226,11 +301,20 @@ async fn submit_batch<E: Clock + Send + Sync + 'static>(
     for index in 0..request.txs.len() {
         let item = if errors.peek().is_some_and(|(i, _)| *i == index) {
             let (_, error) = errors.next().expect("peeked");
-            BatchItem { status: None, error: Some(error.detail()) }
+            BatchItem {
+                status: None,
+                error: Some(error.detail()),
+            }
         } else {
             match statuses.next().expect("one status per parsed transaction") {
-                Ok(status) => BatchItem { status: Some(status), error: None },
-                Err(error) => BatchItem { status: None, error: Some(error.detail()) },
+                Ok(status) => BatchItem {
+                    status: Some(status),
+                    error: None,
+                },
+                Err(error) => BatchItem {
+                    status: None,
+                    error: Some(error.detail()),
+                },
             }
         };
         results.push(item);
@@ -247,17 +331,33 @@ async fn tx_status<E: Clock + Send + Sync + 'static>(
 }
 
 fn parse_height(text: &str) -> Result<u64, ApiError> {
-    text.parse::<u64>()
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "bad_height", format!("height must be a non-negative integer, got {text:?}")))
+    text.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_height",
+            format!("height must be a non-negative integer, got {text:?}"),
+        )
+    })
 }
 
 async fn block<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(height): Path<String>,
 ) -> Result<Json<BlockInfo>, ApiError> {
-    let height = if height == "latest" { node.status().height } else { parse_height(&height)? };
+    let height = if height == "latest" {
+        node.status().height
+    } else {
+        parse_height(&height)?
+    };
     let Some((block, finalization)) = node.block(height).await else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no finalized block at height {height} on this node (applied height {})", node.status().height)));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "no finalized block at height {height} on this node (applied height {})",
+                node.status().height
+            ),
+        ));
     };
     use commonware_cryptography::Digestible as _;
     Ok(Json(BlockInfo {
@@ -268,7 +368,12 @@ async fn block<E: Clock + Send + Sync + 'static>(
         txs: block
             .txs
             .iter()
-            .map(|tx| BlockTx { id: hex::encode(tx.id()), signer: hex::encode(tx.tx.signer.encode()), nonce: tx.tx.nonce, kind: tx.tx.payload.kind().into() })
+            .map(|tx| BlockTx {
+                id: hex::encode(tx.id()),
+                signer: hex::encode(tx.tx.signer.encode()),
+                nonce: tx.tx.nonce,
+                kind: tx.tx.payload.kind().into(),
+            })
             .collect(),
         encoded: hex::encode(block.encode()),
         finalization: finalization.map(|f| hex::encode(f.encode())),
@@ -279,9 +384,17 @@ async fn checkpoint<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(height): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let height = if height == "latest" { node.status().certified_height } else { parse_height(&height)? };
+    let height = if height == "latest" {
+        node.status().certified_height
+    } else {
+        parse_height(&height)?
+    };
     let Some(certified) = node.checkpoint(height).await else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no certified checkpoint at height {height} on this node")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no certified checkpoint at height {height} on this node"),
+        ));
     };
     Ok(Json(serde_json::json!({
         "height": certified.checkpoint.height,
@@ -291,12 +404,19 @@ async fn checkpoint<E: Clock + Send + Sync + 'static>(
     })))
 }
 
-async fn status<E: Clock + Send + Sync + 'static>(State(node): State<NodeHandle<E>>) -> Json<ClusterStatus> {
+async fn status<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+) -> Json<ClusterStatus> {
     let status = node.status();
     let genesis = node.genesis();
     let me = node.public_key();
     Json(ClusterStatus {
-        node: genesis.nodes.iter().find(|n| &n.public_key == me).map(|n| n.name.clone()).unwrap_or_default(),
+        node: genesis
+            .nodes
+            .iter()
+            .find(|n| &n.public_key == me)
+            .map(|n| n.name.clone())
+            .unwrap_or_default(),
         public_key: hex::encode(me.encode()),
         cluster_id: hex::encode(node.cluster_id()),
         cluster_key: hex::encode(genesis.cluster_key().encode()),
@@ -304,11 +424,18 @@ async fn status<E: Clock + Send + Sync + 'static>(State(node): State<NodeHandle<
         state_root: hex::encode(status.state_root),
         certified_height: status.certified_height,
         view: status.view,
-        peers: genesis.nodes.iter().filter(|n| &n.public_key != me).map(|n| n.name.clone()).collect(),
+        peers: genesis
+            .nodes
+            .iter()
+            .filter(|n| &n.public_key != me)
+            .map(|n| n.name.clone())
+            .collect(),
         mempool: node.mempool_len(),
     })
 }
 
-async fn health<E: Clock + Send + Sync + 'static>(State(node): State<NodeHandle<E>>) -> Json<serde_json::Value> {
+async fn health<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true, "height": node.status().height }))
 }

@@ -22,7 +22,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::UNIX_EPOCH,
+    time::{Duration, UNIX_EPOCH},
 };
 use tracing::{debug, warn};
 use welkin_types::{
@@ -30,15 +30,31 @@ use welkin_types::{
     limits::{MAX_BLOCK_TX_BYTES, MAX_BLOCK_TXS},
 };
 
+/// How long a proposer with an empty mempool waits for transactions before proposing an
+/// empty block. Must stay well below the leader timeout.
+pub const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// How often the waiting proposer looks at the mempool.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
 /// Milliseconds since the Unix epoch on the runtime's clock.
 pub fn now_ms(clock: &impl Clock) -> u64 {
-    clock.current().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    clock
+        .current()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Signature verdicts for `txs`: a transaction held in the mempool was verified on entry;
 /// any other is checked now.
-pub fn signature_verdicts(mempool: &Mempool, cluster_id: &Digest, txs: &[SignedTransaction]) -> Vec<bool> {
-    txs.iter().map(|tx| mempool.holds_verified(tx) || tx.verify(cluster_id).is_ok()).collect()
+pub fn signature_verdicts(
+    mempool: &Mempool,
+    cluster_id: &Digest,
+    txs: &[SignedTransaction],
+) -> Vec<bool> {
+    txs.iter()
+        .map(|tx| mempool.holds_verified(tx) || tx.verify(cluster_id).is_ok())
+        .collect()
 }
 
 /// Builds and verifies blocks.
@@ -61,7 +77,13 @@ impl App {
         max_block_txs: usize,
         applied_height: Arc<AtomicU64>,
     ) -> Self {
-        Self { mempool, cluster_id, params, max_block_txs: max_block_txs.min(MAX_BLOCK_TXS), applied_height }
+        Self {
+            mempool,
+            cluster_id,
+            params,
+            max_block_txs: max_block_txs.min(MAX_BLOCK_TXS),
+            applied_height,
+        }
     }
 
     /// Ids carried by unfinalized ancestors, read from the ancestry stream (newest first).
@@ -81,11 +103,19 @@ impl App {
     /// Checks a candidate block against its parent and this node's clock.
     fn check(&self, block: &Block, parent: &Block, now: u64) -> Result<(), String> {
         if block.timestamp_ms <= parent.timestamp_ms {
-            return Err(format!("timestamp {} not after parent's {}", block.timestamp_ms, parent.timestamp_ms));
+            return Err(format!(
+                "timestamp {} not after parent's {}",
+                block.timestamp_ms, parent.timestamp_ms
+            ));
         }
         let skew = self.params.max_clock_skew_ms;
-        if block.timestamp_ms > now.saturating_add(skew) || block.timestamp_ms < now.saturating_sub(skew) {
-            return Err(format!("timestamp {} outside local clock {now} ± {skew} ms", block.timestamp_ms));
+        if block.timestamp_ms > now.saturating_add(skew)
+            || block.timestamp_ms < now.saturating_sub(skew)
+        {
+            return Err(format!(
+                "timestamp {} outside local clock {now} ± {skew} ms",
+                block.timestamp_ms
+            ));
         }
         let mut seen = HashSet::with_capacity(block.txs.len());
         if !block.txs.iter().all(|tx| seen.insert(tx.id())) {
@@ -118,17 +148,42 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             exclude.extend(parent.txs.iter().map(SignedTransaction::id));
             exclude.extend(self.in_flight(&mut ancestry).await);
         }
-        let txs = self.mempool.select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        let mut txs = self
+            .mempool
+            .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        // An idle cluster would otherwise finalize empty blocks back to back; wait a little
+        // for work, well inside the leader timeout.
+        let mut waited = Duration::ZERO;
+        while txs.is_empty() && waited < IDLE_WAIT {
+            clock.sleep(IDLE_POLL).await;
+            waited += IDLE_POLL;
+            txs = self
+                .mempool
+                .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        }
         let timestamp = now_ms(&clock).max(parent.timestamp_ms + 1);
         let block = Block::new(parent.digest(), parent.height + 1, timestamp, txs);
-        debug!(height = block.height, txs = block.txs.len(), bytes = block.encode_size(), "proposing");
+        debug!(
+            height = block.height,
+            txs = block.txs.len(),
+            bytes = block.encode_size(),
+            "proposing"
+        );
         let digest = block.digest();
         Some(Digested::precomputed(block, digest))
     }
 
-    async fn verify(&mut self, (clock, _context): (E, ConsensusContext), mut ancestry: impl Ancestry<Block>) -> bool {
-        let Some(block) = ancestry.next().await else { return false };
-        let Some(parent) = ancestry.next().await else { return false };
+    async fn verify(
+        &mut self,
+        (clock, _context): (E, ConsensusContext),
+        mut ancestry: impl Ancestry<Block>,
+    ) -> bool {
+        let Some(block) = ancestry.next().await else {
+            return false;
+        };
+        let Some(parent) = ancestry.next().await else {
+            return false;
+        };
         let (block, parent) = (block.inner(), parent.inner());
         match self.check(block, parent, now_ms(&clock)) {
             Ok(()) => true,

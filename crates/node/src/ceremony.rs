@@ -29,7 +29,10 @@ use commonware_utils::{N3f1, ordered::Set};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use welkin_types::{ChainParams, Digest, Genesis, NodeInfo, PrivateKey, PublicKey, Variant, genesis::GENESIS_VERSION};
+use welkin_types::{
+    ChainParams, Digest, Genesis, NodeInfo, PrivateKey, PublicKey, Variant,
+    genesis::GENESIS_VERSION,
+};
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -45,7 +48,9 @@ pub enum KeyError {
         reason: String,
     },
     /// The sealed share does not open with this key.
-    #[error("sealed share does not open with this node's key (wrong key file, or share for another node or cluster)")]
+    #[error(
+        "sealed share does not open with this node's key (wrong key file, or share for another node or cluster)"
+    )]
     Unseal,
     /// The ceremony input is wrong.
     #[error("genesis ceremony: {0}")]
@@ -53,7 +58,10 @@ pub enum KeyError {
 }
 
 fn format_error(what: &'static str, reason: impl ToString) -> KeyError {
-    KeyError::Format { what, reason: reason.to_string() }
+    KeyError::Format {
+        what,
+        reason: reason.to_string(),
+    }
 }
 
 /// A node's or client's secret keys.
@@ -79,7 +87,10 @@ impl NodeKey {
     pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let mut secret = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(secret.as_mut());
-        Self { signer: PrivateKey::random(&mut *rng), encryption: StaticSecret::from(*secret) }
+        Self {
+            signer: PrivateKey::random(&mut *rng),
+            encryption: StaticSecret::from(*secret),
+        }
     }
 
     /// The public identity.
@@ -106,17 +117,33 @@ impl NodeKey {
 
     /// Reads a key file.
     pub fn from_json(text: &str) -> Result<Self, KeyError> {
-        let file: NodeKeyFile = serde_json::from_str(text).map_err(|e| format_error("key file", e))?;
+        let file: NodeKeyFile =
+            serde_json::from_str(text).map_err(|e| format_error("key file", e))?;
         if file.kind != "welkin-node-key/v1" {
-            return Err(format_error("key file", format!("unknown kind {:?}", file.kind)));
+            return Err(format_error(
+                "key file",
+                format!("unknown kind {:?}", file.kind),
+            ));
         }
         let signer = hex::decode(&file.ed25519_secret).map_err(|e| format_error("key file", e))?;
-        let signer = welkin_types::decode::<PrivateKey>(&signer).map_err(|e| format_error("key file", e))?;
-        let secret = Zeroizing::new(hex::decode(&file.x25519_secret).map_err(|e| format_error("key file", e))?);
-        let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| format_error("key file", "x25519 secret must be 32 bytes"))?;
-        let key = Self { signer, encryption: StaticSecret::from(secret) };
+        let signer =
+            welkin_types::decode::<PrivateKey>(&signer).map_err(|e| format_error("key file", e))?;
+        let secret = Zeroizing::new(
+            hex::decode(&file.x25519_secret).map_err(|e| format_error("key file", e))?,
+        );
+        let secret: [u8; 32] = secret
+            .as_slice()
+            .try_into()
+            .map_err(|_| format_error("key file", "x25519 secret must be 32 bytes"))?;
+        let key = Self {
+            signer,
+            encryption: StaticSecret::from(secret),
+        };
         if hex::encode(key.public_key().encode()) != file.public_key {
-            return Err(format_error("key file", "public_key does not match ed25519_secret"));
+            return Err(format_error(
+                "key file",
+                "public_key does not match ed25519_secret",
+            ));
         }
         Ok(key)
     }
@@ -152,7 +179,13 @@ fn seal_aad(cluster_id: &Digest, node: &PublicKey) -> Vec<u8> {
 }
 
 /// Seals `share` to a node's X25519 key.
-pub fn seal_share(rng: &mut impl CryptoRng, share: &Share, cluster_id: &Digest, node: &PublicKey, recipient: &[u8; 32]) -> SealedShare {
+pub fn seal_share(
+    rng: &mut impl CryptoRng,
+    share: &Share,
+    cluster_id: &Digest,
+    node: &PublicKey,
+    recipient: &[u8; 32],
+) -> SealedShare {
     let mut secret = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(secret.as_mut());
     let ephemeral = StaticSecret::from(*secret);
@@ -162,7 +195,13 @@ pub fn seal_share(rng: &mut impl CryptoRng, share: &Share, cluster_id: &Digest, 
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
     let plaintext = Zeroizing::new(share.encode().to_vec());
     let ciphertext = cipher
-        .encrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: &plaintext, aad: &seal_aad(cluster_id, node) })
+        .encrypt(
+            Nonce::from_slice(&[0u8; 12]),
+            Payload {
+                msg: &plaintext,
+                aad: &seal_aad(cluster_id, node),
+            },
+        )
         .expect("chacha20poly1305 encryption of a small message cannot fail");
     SealedShare {
         kind: "welkin-share/v1+dealer".into(),
@@ -174,12 +213,22 @@ pub fn seal_share(rng: &mut impl CryptoRng, share: &Share, cluster_id: &Digest, 
 }
 
 /// Opens a sealed share with the node's key, for the given cluster.
-pub fn open_share(sealed: &SealedShare, key: &NodeKey, cluster_id: &Digest) -> Result<Share, KeyError> {
+pub fn open_share(
+    sealed: &SealedShare,
+    key: &NodeKey,
+    cluster_id: &Digest,
+) -> Result<Share, KeyError> {
     if !sealed.kind.starts_with("welkin-share/v1") {
-        return Err(format_error("share file", format!("unknown kind {:?}", sealed.kind)));
+        return Err(format_error(
+            "share file",
+            format!("unknown kind {:?}", sealed.kind),
+        ));
     }
     if sealed.cluster_id != hex::encode(cluster_id) {
-        return Err(format_error("share file", "it belongs to a different cluster than this genesis"));
+        return Err(format_error(
+            "share file",
+            "it belongs to a different cluster than this genesis",
+        ));
     }
     let ephemeral: [u8; 32] = hex::decode(&sealed.ephemeral)
         .ok()
@@ -192,7 +241,13 @@ pub fn open_share(sealed: &SealedShare, key: &NodeKey, cluster_id: &Digest) -> R
     let cipher = ChaCha20Poly1305::new(Key::from_slice(seal.as_ref()));
     let plaintext = Zeroizing::new(
         cipher
-            .decrypt(Nonce::from_slice(&[0u8; 12]), Payload { msg: &ciphertext, aad: &seal_aad(cluster_id, &key.public_key()) })
+            .decrypt(
+                Nonce::from_slice(&[0u8; 12]),
+                Payload {
+                    msg: &ciphertext,
+                    aad: &seal_aad(cluster_id, &key.public_key()),
+                },
+            )
             .map_err(|_| KeyError::Unseal)?,
     );
     welkin_types::decode::<Share>(&plaintext).map_err(|e| format_error("share file", e))
@@ -239,10 +294,16 @@ pub fn deal(
         });
     }
     infos.sort_by(|a, b| a.public_key.cmp(&b.public_key));
-    let players = Set::try_from(infos.iter().map(|n| n.public_key.clone()).collect::<Vec<_>>())
-        .map_err(|_| KeyError::Ceremony("duplicate node public keys".into()))?;
-    let (output, shares) = feldman_desmedt::deal::<Variant, _, N3f1>(&mut *rng, Mode::NonZeroCounter, players)
-        .map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    let players = Set::try_from(
+        infos
+            .iter()
+            .map(|n| n.public_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|_| KeyError::Ceremony("duplicate node public keys".into()))?;
+    let (output, shares) =
+        feldman_desmedt::deal::<Variant, _, N3f1>(&mut *rng, Mode::NonZeroCounter, players)
+            .map_err(|e| KeyError::Ceremony(e.to_string()))?;
     let genesis = Genesis {
         version: GENESIS_VERSION,
         chain,
@@ -251,13 +312,27 @@ pub fn deal(
         nodes: infos,
         genesis_time_ms,
     };
-    genesis.validate().map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    genesis
+        .validate()
+        .map_err(|e| KeyError::Ceremony(e.to_string()))?;
     let cluster_id = genesis.cluster_id();
     let mut sealed = Vec::with_capacity(genesis.nodes.len());
     for node in &genesis.nodes {
-        let share = shares.get_value(&node.public_key).ok_or_else(|| KeyError::Ceremony("missing share".into()))?;
-        let recipient: [u8; 32] = node.encryption_key.as_slice().try_into().expect("validated: 32 bytes");
-        sealed.push(seal_share(rng, share, &cluster_id, &node.public_key, &recipient));
+        let share = shares
+            .get_value(&node.public_key)
+            .ok_or_else(|| KeyError::Ceremony("missing share".into()))?;
+        let recipient: [u8; 32] = node
+            .encryption_key
+            .as_slice()
+            .try_into()
+            .expect("validated: 32 bytes");
+        sealed.push(seal_share(
+            rng,
+            share,
+            &cluster_id,
+            &node.public_key,
+            &recipient,
+        ));
     }
     Ok((genesis, sealed))
 }
@@ -291,16 +366,31 @@ mod tests {
         let (keys, genesis, sealed) = ceremony(4);
         let id = genesis.cluster_id();
         for (index, node) in genesis.nodes.iter().enumerate() {
-            let key = keys.iter().find(|k| k.public_key() == node.public_key).expect("key");
+            let key = keys
+                .iter()
+                .find(|k| k.public_key() == node.public_key)
+                .expect("key");
             let share = open_share(&sealed[index], key, &id).expect("opens");
             assert_eq!(share.index.get() as usize, index);
-            let expected = genesis.polynomial.partial_public(share.index).expect("index in range");
+            let expected = genesis
+                .polynomial
+                .partial_public(share.index)
+                .expect("index in range");
             assert_eq!(share.public::<Variant>(), expected);
-            let other = keys.iter().find(|k| k.public_key() != node.public_key).expect("other");
-            assert!(matches!(open_share(&sealed[index], other, &id), Err(KeyError::Unseal)));
+            let other = keys
+                .iter()
+                .find(|k| k.public_key() != node.public_key)
+                .expect("other");
+            assert!(matches!(
+                open_share(&sealed[index], other, &id),
+                Err(KeyError::Unseal)
+            ));
         }
         let wrong_cluster = welkin_types::hash_parts(&[b"x"]);
-        let key = keys.iter().find(|k| k.public_key() == genesis.nodes[0].public_key).expect("key");
+        let key = keys
+            .iter()
+            .find(|k| k.public_key() == genesis.nodes[0].public_key)
+            .expect("key");
         assert!(open_share(&sealed[0], key, &wrong_cluster).is_err());
     }
 

@@ -11,9 +11,7 @@
 use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read, ReadExt, Write};
 use commonware_cryptography::bls12381::primitives::{
-    group::Share,
-    ops::threshold,
-    variant::PartialSignature,
+    group::Share, ops::threshold, variant::PartialSignature,
 };
 use commonware_parallel::Sequential;
 use std::collections::BTreeMap;
@@ -66,7 +64,10 @@ impl Read for CheckpointMessage {
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
         match u8::read(buf)? {
-            0 => Ok(Self::Partial { height: u64::read(buf)?, partial: PartialSignature::read(buf)? }),
+            0 => Ok(Self::Partial {
+                height: u64::read(buf)?,
+                partial: PartialSignature::read(buf)?,
+            }),
             1 => Ok(Self::Certified(CertifiedCheckpoint::read(buf)?)),
             tag => Err(CodecError::InvalidEnum(tag)),
         }
@@ -91,7 +92,7 @@ pub struct Tracker {
     share: Share,
     roots: BTreeMap<u64, Digest>,
     partials: BTreeMap<u64, BTreeMap<u32, PartialSignature<Variant>>>,
-    early: BTreeMap<u64, Vec<CheckpointMessage>>,
+    early: BTreeMap<u64, Vec<(CheckpointMessage, u32)>>,
     certified: BTreeMap<u64, ()>,
     applied: u64,
 }
@@ -130,14 +131,19 @@ impl Tracker {
     pub fn applied(&mut self, height: u64, root: Digest) -> (CheckpointMessage, Vec<Action>) {
         self.applied = height;
         self.roots.insert(height, root);
-        let message = Checkpoint { height, state_root: root }.message(&self.cluster_id);
-        let partial = threshold::sign_message::<Variant>(&self.share, namespace::CHECKPOINT, &message);
+        let message = Checkpoint {
+            height,
+            state_root: root,
+        }
+        .message(&self.cluster_id);
+        let partial =
+            threshold::sign_message::<Variant>(&self.share, namespace::CHECKPOINT, &message);
         let mut actions = Vec::new();
         if !self.is_certified(height) {
             actions.push(self.add_partial(height, partial.clone()));
         }
-        for early in self.early.remove(&height).unwrap_or_default() {
-            actions.push(self.handle(early));
+        for (early, sender) in self.early.remove(&height).unwrap_or_default() {
+            actions.push(self.handle(early, sender));
         }
         self.prune();
         (CheckpointMessage::Partial { height, partial }, actions)
@@ -150,8 +156,15 @@ impl Tracker {
         self.early = self.early.split_off(&self.applied);
     }
 
-    /// Handles a message from a peer.
-    pub fn handle(&mut self, message: CheckpointMessage) -> Action {
+    /// Handles a message from the peer at genesis position `sender`. A partial is accepted only
+    /// under its sender's own share index, so a byzantine peer cannot displace another node's
+    /// partial.
+    pub fn handle(&mut self, message: CheckpointMessage, sender: u32) -> Action {
+        if let CheckpointMessage::Partial { partial, .. } = &message
+            && partial.index.get() != sender
+        {
+            return Action::None;
+        }
         let height = match &message {
             CheckpointMessage::Partial { height, .. } => *height,
             CheckpointMessage::Certified(c) => c.checkpoint.height,
@@ -160,7 +173,7 @@ impl Tracker {
             if height <= self.applied + WINDOW {
                 let queue = self.early.entry(height).or_default();
                 if queue.len() < self.sharing.total().get() as usize * 2 {
-                    queue.push(message);
+                    queue.push((message, sender));
                 }
             }
             return Action::None;
@@ -170,10 +183,7 @@ impl Tracker {
                 if self.is_certified(height) {
                     return Action::Reply(height);
                 }
-                let Some(root) = self.roots.get(&height).copied() else { return Action::None };
-                let msg = Checkpoint { height, state_root: root }.message(&self.cluster_id);
-                if threshold::verify_message::<Variant>(&self.sharing, namespace::CHECKPOINT, &msg, &partial).is_err() {
-                    tracing::warn!(height, index = partial.index.get(), "checkpoint partial does not verify against our root");
+                if !self.roots.contains_key(&height) {
                     return Action::None;
                 }
                 self.add_partial(height, partial)
@@ -203,22 +213,55 @@ impl Tracker {
     }
 
     fn add_partial(&mut self, height: u64, partial: PartialSignature<Variant>) -> Action {
-        let Some(root) = self.roots.get(&height).copied() else { return Action::None };
+        let Some(root) = self.roots.get(&height).copied() else {
+            return Action::None;
+        };
+        if partial.index.get() >= self.sharing.total().get() {
+            return Action::None;
+        }
         let set = self.partials.entry(height).or_default();
         set.insert(partial.index.get(), partial);
         if set.len() < self.sharing.required() as usize {
             return Action::None;
         }
-        let Ok(signature) = threshold::recover::<Variant, _>(&self.sharing, set.values(), &Sequential) else {
-            return Action::None;
+        // Optimistic: recover from the partials as they are and check the result once (one
+        // pairing check instead of one per partial). Only if that fails, find and drop the
+        // partials that do not verify against our root.
+        let checkpoint = Checkpoint {
+            height,
+            state_root: root,
         };
-        let certified = CertifiedCheckpoint { checkpoint: Checkpoint { height, state_root: root }, signature };
-        // Every partial was verified, so recovery yields a valid signature; check anyway.
-        if !certified.verify(&self.cluster_id, self.sharing.public()) {
-            tracing::error!(height, "recovered checkpoint signature does not verify");
-            return Action::None;
+        if let Ok(signature) =
+            threshold::recover::<Variant, _>(&self.sharing, set.values(), &Sequential)
+        {
+            let certified = CertifiedCheckpoint {
+                checkpoint,
+                signature,
+            };
+            if certified.verify(&self.cluster_id, self.sharing.public()) {
+                return Action::Store(certified);
+            }
         }
-        Action::Store(certified)
+        let message = checkpoint.message(&self.cluster_id);
+        let sharing = &self.sharing;
+        set.retain(|index, partial| {
+            let ok = threshold::verify_message::<Variant>(
+                sharing,
+                namespace::CHECKPOINT,
+                &message,
+                partial,
+            )
+            .is_ok();
+            if !ok {
+                tracing::warn!(
+                    height,
+                    index,
+                    "checkpoint partial does not verify against our root"
+                );
+            }
+            ok
+        });
+        Action::None
     }
 }
 
@@ -226,13 +269,19 @@ impl Tracker {
 mod tests {
     use super::*;
     use commonware_codec::{DecodeExt, Encode};
-    use commonware_cryptography::bls12381::{dkg::feldman_desmedt::deal_anonymous, primitives::sharing::Mode};
+    use commonware_cryptography::bls12381::{
+        dkg::feldman_desmedt::deal_anonymous, primitives::sharing::Mode,
+    };
     use commonware_utils::{N3f1, NZU32, test_rng};
     use welkin_types::hash_parts;
 
     fn trackers() -> Vec<Tracker> {
-        let (sharing, shares) = deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
-        shares.into_iter().map(|s| Tracker::new(hash_parts(&[b"c"]), sharing.clone(), s)).collect()
+        let (sharing, shares) =
+            deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
+        shares
+            .into_iter()
+            .map(|s| Tracker::new(hash_parts(&[b"c"]), sharing.clone(), s))
+            .collect()
     }
 
     #[test]
@@ -246,15 +295,22 @@ mod tests {
             sent.push(partial);
         }
         // Node 0 receives partials from 1 and 2: the second completes the quorum.
-        assert_eq!(nodes[0].handle(sent[1].clone()), Action::None);
-        let Action::Store(certified) = nodes[0].handle(sent[2].clone()) else { panic!("expected a certificate") };
+        assert_eq!(nodes[0].handle(sent[1].clone(), 1), Action::None);
+        let Action::Store(certified) = nodes[0].handle(sent[2].clone(), 2) else {
+            panic!("expected a certificate")
+        };
         assert!(certified.verify(&hash_parts(&[b"c"]), nodes[0].sharing.public()));
         nodes[0].mark_certified(1);
         // Node 3 applies late; its partial draws a reply from node 0.
         let (late, _) = nodes[3].applied(1, root);
-        assert_eq!(nodes[0].handle(late), Action::Reply(1));
-        assert_eq!(nodes[3].handle(CheckpointMessage::Certified(certified.clone())), Action::Store(certified.clone()));
-        let decoded = CheckpointMessage::decode(CheckpointMessage::Certified(certified.clone()).encode()).expect("decodes");
+        assert_eq!(nodes[0].handle(late, 3), Action::Reply(1));
+        assert_eq!(
+            nodes[3].handle(CheckpointMessage::Certified(certified.clone()), 0),
+            Action::Store(certified.clone())
+        );
+        let decoded =
+            CheckpointMessage::decode(CheckpointMessage::Certified(certified.clone()).encode())
+                .expect("decodes");
         assert_eq!(decoded, CheckpointMessage::Certified(certified));
     }
 
@@ -264,9 +320,31 @@ mod tests {
         nodes[0].applied(1, hash_parts(&[b"root"]));
         let (liar, _) = nodes[1].applied(1, hash_parts(&[b"forged root"]));
         let (honest, _) = nodes[2].applied(1, hash_parts(&[b"root"]));
-        assert_eq!(nodes[0].handle(liar), Action::None);
-        // Only two valid partials (own and honest): no certificate yet.
-        assert_eq!(nodes[0].handle(honest), Action::None);
+        assert_eq!(nodes[0].handle(liar, 1), Action::None);
+        // Own, liar and honest make three, but recovery fails; the liar's partial is dropped.
+        assert_eq!(nodes[0].handle(honest, 2), Action::None);
+        // The fourth, honest partial completes the certificate.
+        let (fourth, _) = nodes[3].applied(1, hash_parts(&[b"root"]));
+        assert!(matches!(nodes[0].handle(fourth, 3), Action::Store(_)));
+    }
+
+    #[test]
+    fn partial_under_another_nodes_index_is_ignored() {
+        let mut nodes = trackers();
+        let root = hash_parts(&[b"root"]);
+        nodes[0].applied(1, root);
+        let (p1, _) = nodes[1].applied(1, root);
+        let (p2, _) = nodes[2].applied(1, root);
+        assert_eq!(
+            nodes[0].handle(p1, 3),
+            Action::None,
+            "sent by node 3 under node 1's index"
+        );
+        assert_eq!(
+            nodes[0].handle(p2, 2),
+            Action::None,
+            "only two accepted so far"
+        );
     }
 
     #[test]
@@ -275,8 +353,8 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let (p1, _) = nodes[1].applied(5, root);
         let (p2, _) = nodes[2].applied(5, root);
-        assert_eq!(nodes[0].handle(p1), Action::None);
-        assert_eq!(nodes[0].handle(p2), Action::None);
+        assert_eq!(nodes[0].handle(p1, 1), Action::None);
+        assert_eq!(nodes[0].handle(p2, 2), Action::None);
         let (_, actions) = nodes[0].applied(5, root);
         assert!(actions.iter().any(|a| matches!(a, Action::Store(_))));
     }

@@ -15,7 +15,12 @@ use crate::{
 use commonware_broadcast::buffered;
 use commonware_consensus::{
     Reporter,
-    marshal::{self, Update, core::Actor as MarshalActor, resolver::p2p as marshal_resolver, standard::{Inline, Standard}},
+    marshal::{
+        self, Update,
+        core::Actor as MarshalActor,
+        resolver::p2p as marshal_resolver,
+        standard::{Inline, Standard},
+    },
     simplex::{
         self,
         config::{Floor, ForwardPolicy, SkipPolicy},
@@ -25,13 +30,13 @@ use commonware_consensus::{
     types::{Epoch, FixedEpocher, ViewDelta},
 };
 use commonware_cryptography::{
-    Digestible, Digested, Sha256, bls12381::primitives::group::Share, certificate::ConstantProvider,
+    Digested, Digestible, Sha256, bls12381::primitives::group::Share, certificate::ConstantProvider,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::archive::immutable;
-use commonware_utils::{NZU16, NZU64, NZUsize, NZDuration, ordered::Set};
+use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
 use futures::channel::mpsc;
 use rand_core::CryptoRng;
 use std::{
@@ -67,7 +72,25 @@ pub mod channel {
     /// Mempool transaction gossip.
     pub const GOSSIP: u64 = 6;
     /// Every channel, for registration.
-    pub const ALL: [u64; 7] = [VOTE, CERTIFICATE, RESOLVER, BACKFILL, BROADCAST, CHECKPOINT, GOSSIP];
+    pub const ALL: [u64; 7] = [
+        VOTE,
+        CERTIFICATE,
+        RESOLVER,
+        BACKFILL,
+        BROADCAST,
+        CHECKPOINT,
+        GOSSIP,
+    ];
+
+    /// The per-peer rate limit of a channel. Its burst also sizes the channel's receive
+    /// mailbox (peers x burst slots, preallocated), so it must stay modest.
+    pub fn quota(channel: u64) -> commonware_runtime::Quota {
+        use commonware_utils::NZU32;
+        match channel {
+            BACKFILL | BROADCAST => commonware_runtime::Quota::per_second(NZU32!(256)),
+            _ => commonware_runtime::Quota::per_second(NZU32!(1024)),
+        }
+    }
 }
 
 /// The largest p2p message any component sends: a full block with its certificate, with room
@@ -125,11 +148,21 @@ impl EngineConfig {
     pub fn validate(&self) -> Result<usize, String> {
         use commonware_cryptography::Signer as _;
         let me = self.signer.public_key();
-        let index = self.genesis.index_of(&me).ok_or_else(|| format!("key {me} is not a member of this cluster"))?;
+        let index = self
+            .genesis
+            .index_of(&me)
+            .ok_or_else(|| format!("key {me} is not a member of this cluster"))?;
         if self.share.index.get() as usize != index {
-            return Err(format!("key share is for member {}, but this key is member {index}", self.share.index.get()));
+            return Err(format!(
+                "key share is for member {}, but this key is member {index}",
+                self.share.index.get()
+            ));
         }
-        let expected = self.genesis.polynomial.partial_public(self.share.index).map_err(|e| e.to_string())?;
+        let expected = self
+            .genesis
+            .polynomial
+            .partial_public(self.share.index)
+            .map_err(|e| e.to_string())?;
         if self.share.public::<Variant>() != expected {
             return Err("key share does not match the cluster's public polynomial".into());
         }
@@ -155,7 +188,12 @@ impl Reporter for UpdateForwarder {
     }
 }
 
-fn archive_config(prefix: &str, name: &str, page_cache: &CacheRef, codec_config: ()) -> immutable::Config<()> {
+fn archive_config(
+    prefix: &str,
+    name: &str,
+    page_cache: &CacheRef,
+    codec_config: (),
+) -> immutable::Config<()> {
     immutable::Config {
         metadata_partition: format!("{prefix}-{name}-metadata"),
         freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
@@ -196,14 +234,27 @@ where
     B: Blocker<PublicKey = PublicKey>,
 {
     use commonware_cryptography::Signer as _;
-    let my_index = config.validate().expect("engine config must be validated by the caller");
+    let my_index = config
+        .validate()
+        .expect("engine config must be validated by the caller");
     let me = config.signer.public_key();
     let genesis = config.genesis.clone();
     let cluster_id = genesis.cluster_id();
-    let participants = Set::try_from(genesis.nodes.iter().map(|n| n.public_key.clone()).collect::<Vec<_>>())
-        .expect("genesis validation guarantees unique, sorted keys");
-    let scheme = Scheme::signer(namespace::CONSENSUS, participants, genesis.polynomial.clone(), config.share.clone())
-        .expect("share matches the polynomial (checked by validate)");
+    let participants = Set::try_from(
+        genesis
+            .nodes
+            .iter()
+            .map(|n| n.public_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .expect("genesis validation guarantees unique, sorted keys");
+    let scheme = Scheme::signer(
+        namespace::CONSENSUS,
+        participants,
+        genesis.polynomial.clone(),
+        config.share.clone(),
+    )
+    .expect("share matches the polynomial (checked by validate)");
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
@@ -274,39 +325,52 @@ where
     )
     .await
     .expect("finalization archive must open; is the data directory intact?");
-    let blocks = immutable::Archive::init(context.child("blocks"), archive_config(&prefix, "blocks", &page_cache, ()))
-        .await
-        .expect("block archive must open; is the data directory intact?");
+    let blocks = immutable::Archive::init(
+        context.child("blocks"),
+        archive_config(&prefix, "blocks", &page_cache, ()),
+    )
+    .await
+    .expect("block archive must open; is the data directory intact?");
     let genesis_block = genesis.block();
     let genesis_digest = genesis_block.digest();
     let epocher = FixedEpocher::new(NZU64!(1 << 62));
-    let (marshal_actor, marshal, _floor) = MarshalActor::<_, Standard<Block>, _, _, _, _, _, _>::init(
-        context.child("marshal"),
-        finalizations,
-        blocks,
-        marshal::Config {
-            provider: ConstantProvider::new(scheme.clone()),
-            epocher: epocher.clone(),
-            start: marshal::Start::Genesis(Digested::precomputed(genesis_block, genesis_digest)),
-            partition_prefix: format!("{prefix}-marshal"),
-            mailbox_size: NZUsize!(1024),
-            view_retention: ViewDelta::new(16),
-            prunable_items_per_section: NZU64!(1 << 12),
-            page_cache: page_cache.clone(),
-            replay_buffer: NZUsize!(1 << 16),
-            key_write_buffer: NZUsize!(1 << 16),
-            value_write_buffer: NZUsize!(1 << 16),
-            block_codec_config: (),
-            max_repair: NZUsize!(64),
-            max_pending_acks: NZUsize!(8),
-            strategy: Sequential,
-        },
-    )
-    .await;
+    let (marshal_actor, marshal, _floor) =
+        MarshalActor::<_, Standard<Block>, _, _, _, _, _, _>::init(
+            context.child("marshal"),
+            finalizations,
+            blocks,
+            marshal::Config {
+                provider: ConstantProvider::new(scheme.clone()),
+                epocher: epocher.clone(),
+                start: marshal::Start::Genesis(Digested::precomputed(
+                    genesis_block,
+                    genesis_digest,
+                )),
+                partition_prefix: format!("{prefix}-marshal"),
+                mailbox_size: NZUsize!(1024),
+                view_retention: ViewDelta::new(16),
+                prunable_items_per_section: NZU64!(1 << 12),
+                page_cache: page_cache.clone(),
+                replay_buffer: NZUsize!(1 << 16),
+                key_write_buffer: NZUsize!(1 << 16),
+                value_write_buffer: NZUsize!(1 << 16),
+                block_codec_config: (),
+                max_repair: NZUsize!(64),
+                max_pending_acks: NZUsize!(8),
+                strategy: Sequential,
+            },
+        )
+        .await;
     marshal_actor.start(UpdateForwarder(update_tx), buffer, resolver);
 
     // Consensus.
-    let app = App::new(mempool.clone(), cluster_id, genesis.chain.clone(), config.max_block_txs, applied_height.clone());
+    let app = App::new(
+        mempool.clone(),
+        cluster_id,
+        genesis.chain.clone(),
+        config.max_block_txs,
+        applied_height.clone(),
+    );
     let inline = Inline::new(context.child("inline"), app, marshal.clone(), epocher);
     let engine = simplex::Engine::new(
         context.child("simplex"),
@@ -339,13 +403,31 @@ where
     engine.start(vote_net, certificate_net, resolver_net);
 
     // Mempool gossip.
-    let gossip = gossip::start(context.child("gossip"), gossip_net, mempool.clone(), cluster_id);
+    let gossip = gossip::start(
+        context.child("gossip"),
+        gossip_net,
+        mempool.clone(),
+        cluster_id,
+    );
 
-    NodeHandle::new(context.child("handle"), genesis, me, mempool, gossip, query_tx, marshal, shared)
+    NodeHandle::new(
+        context.child("handle"),
+        genesis,
+        me,
+        mempool,
+        gossip,
+        query_tx,
+        marshal,
+        shared,
+    )
 }
 
 fn config_pairs<S, R>(channels: Channels<S, R>) -> Vec<(S, R)> {
-    assert_eq!(channels.pairs.len(), channel::ALL.len(), "one pair per channel");
+    assert_eq!(
+        channels.pairs.len(),
+        channel::ALL.len(),
+        "one pair per channel"
+    );
     channels.pairs
 }
 

@@ -28,7 +28,10 @@ use commonware_storage::{
     translator::EightCap,
 };
 use commonware_utils::{Acknowledgement as _, NZU64, NZUsize, sequence::U64};
-use futures::{StreamExt, channel::{mpsc, oneshot}};
+use futures::{
+    StreamExt,
+    channel::{mpsc, oneshot},
+};
 use rand_core::CryptoRng;
 use std::{
     collections::{BTreeMap, HashMap},
@@ -64,7 +67,12 @@ pub struct Status {
 
 impl Default for Status {
     fn default() -> Self {
-        Self { height: 0, state_root: Digest::from([0u8; 32]), certified_height: 0, view: 0 }
+        Self {
+            height: 0,
+            state_root: Digest::from([0u8; 32]),
+            certified_height: 0,
+            view: 0,
+        }
     }
 }
 
@@ -80,12 +88,18 @@ pub struct Shared {
 impl Shared {
     /// Fresh shared state.
     pub fn new(_genesis: &Genesis, _me: &PublicKey, _index: usize) -> Self {
-        Self { status: Arc::default(), waiters: Arc::default() }
+        Self {
+            status: Arc::default(),
+            waiters: Arc::default(),
+        }
     }
 
     /// A copy of the status.
     pub fn status(&self) -> Status {
-        self.status.lock().expect("status lock is never poisoned").clone()
+        self.status
+            .lock()
+            .expect("status lock is never poisoned")
+            .clone()
     }
 }
 
@@ -128,13 +142,17 @@ pub struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     applied: u64,
     applied_height: Arc<AtomicU64>,
     shared: Shared,
+    members: Vec<PublicKey>,
 }
 
-fn state_config(prefix: &str, page_cache: &CacheRef) -> VariableConfig<EightCap, ((), (commonware_codec::RangeCfg<usize>, ())), Sequential> {
+fn state_config(
+    prefix: &str,
+    page_cache: &CacheRef,
+) -> VariableConfig<EightCap, ((), (commonware_codec::RangeCfg<usize>, ())), Sequential> {
     VariableConfig {
         merkle_config: MerkleConfig {
-            journal_partition: format!("{prefix}-state-merkle"),
-            metadata_partition: format!("{prefix}-state-merkle-metadata"),
+            journal_partition: format!("{prefix}-state-mmr-journal"),
+            metadata_partition: format!("{prefix}-state-mmr-meta"),
             items_per_blob: NZU64!(1 << 16),
             write_buffer: NZUsize!(1 << 16),
             replay_buffer: NZUsize!(1 << 16),
@@ -142,7 +160,7 @@ fn state_config(prefix: &str, page_cache: &CacheRef) -> VariableConfig<EightCap,
             page_cache: page_cache.clone(),
         },
         journal_config: JournalConfig {
-            partition: format!("{prefix}-state-log"),
+            partition: format!("{prefix}-state-ops"),
             items_per_section: NZU64!(1 << 14),
             compression: None,
             codec_config: ((), ((0..=MAX_STATE_VALUE).into(), ())),
@@ -150,7 +168,7 @@ fn state_config(prefix: &str, page_cache: &CacheRef) -> VariableConfig<EightCap,
             write_buffer: NZUsize!(1 << 16),
             replay_buffer: NZUsize!(1 << 16),
         },
-        grafted_metadata_partition: format!("{prefix}-state-grafted"),
+        grafted_metadata_partition: format!("{prefix}-state-grafted-meta"),
         translator: EightCap,
         init_cache: Some(NZUsize!(1 << 14)),
         init_buffer: NZUsize!(1 << 20),
@@ -184,14 +202,28 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     /// Opens the state and checkpoint stores, creating the genesis state on first start.
     pub async fn init(context: E, config: ExecutorConfig) -> Self {
         let prefix = &config.partition_prefix;
-        let db = StateDb::init(context.child("state"), state_config(prefix, &config.page_cache), None)
-            .await
-            .expect("state database must open; is the data directory intact?");
-        let certs = CertArchive::init(context.child("checkpoints"), cert_config(prefix, &config.page_cache))
-            .await
-            .expect("checkpoint archive must open; is the data directory intact?");
-        let env = Env { cluster_id: config.genesis.cluster_id(), params: config.genesis.chain.clone() };
-        let tracker = Tracker::new(env.cluster_id, config.genesis.polynomial.clone(), config.share.clone());
+        let db = StateDb::init(
+            context.child("state"),
+            state_config(prefix, &config.page_cache),
+            None,
+        )
+        .await
+        .expect("state database must open; is the data directory intact?");
+        let certs = CertArchive::init(
+            context.child("checkpoints"),
+            cert_config(prefix, &config.page_cache),
+        )
+        .await
+        .expect("checkpoint archive must open; is the data directory intact?");
+        let env = Env {
+            cluster_id: config.genesis.cluster_id(),
+            params: config.genesis.chain.clone(),
+        };
+        let tracker = Tracker::new(
+            env.cluster_id,
+            config.genesis.polynomial.clone(),
+            config.share.clone(),
+        );
         let mut executor = Self {
             context,
             db: Some(db),
@@ -202,26 +234,48 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             applied: 0,
             applied_height: config.applied_height,
             shared: config.shared,
+            members: config
+                .genesis
+                .nodes
+                .iter()
+                .map(|n| n.public_key.clone())
+                .collect(),
         };
-        let stored = executor.db().get_metadata().await.expect("state metadata must be readable");
+        let stored = executor
+            .db()
+            .get_metadata()
+            .await
+            .expect("state metadata must be readable");
         executor.applied = match stored {
             Some(bytes) => {
-                let bytes: [u8; 8] = bytes.as_slice().try_into().expect("applied height metadata is 8 bytes");
+                let bytes: [u8; 8] = bytes
+                    .as_slice()
+                    .try_into()
+                    .expect("applied height metadata is 8 bytes");
                 u64::from_be_bytes(bytes)
             }
             None => {
-                executor.commit(welkin_state::system::genesis_writes(&config.genesis), 0).await;
+                executor
+                    .commit(welkin_state::system::genesis_writes(&config.genesis), 0)
+                    .await;
                 info!("created genesis state");
                 0
             }
         };
         let certified = executor.certs().last_index().unwrap_or(0);
         for height in certified.saturating_sub(crate::checkpoints::WINDOW)..=certified {
-            if executor.certs().has(Identifier::Index(height)).await.unwrap_or(false) {
+            if executor
+                .certs()
+                .has(Identifier::Index(height))
+                .await
+                .unwrap_or(false)
+            {
                 executor.tracker.mark_certified(height);
             }
         }
-        executor.applied_height.store(executor.applied, Ordering::Release);
+        executor
+            .applied_height
+            .store(executor.applied, Ordering::Release);
         let root = executor.db().root();
         {
             let mut status = executor.shared.status.lock().expect("status lock");
@@ -234,11 +288,15 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     }
 
     fn db(&self) -> &StateDb<E> {
-        self.db.as_ref().expect("database handle is only absent during a commit")
+        self.db
+            .as_ref()
+            .expect("database handle is only absent during a commit")
     }
 
     fn certs(&self) -> &CertArchive<E> {
-        self.certs.as_ref().expect("archive handle is only absent during a write")
+        self.certs
+            .as_ref()
+            .expect("archive handle is only absent during a write")
     }
 
     /// Writes one batch with the applied height as metadata and makes it durable.
@@ -252,7 +310,10 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             .merkleize(&db, Some(height.to_be_bytes().to_vec()), &mut Proportional)
             .await
             .expect("merkleizing a batch of valid writes cannot fail");
-        let db = db.apply_batch(merkleized).await.expect("state batch must apply");
+        let db = db
+            .apply_batch(merkleized)
+            .await
+            .expect("state batch must apply");
         let db = db.commit().await.expect("state commit must reach disk");
         self.db = Some(db);
     }
@@ -297,7 +358,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                     let Ok((from, bytes)) = message else { return };
                     match CheckpointMessage::decode(bytes) {
                         Ok(message) => {
-                            let action = self.tracker.handle(message);
+                            let Some(sender_index) = self.members.iter().position(|k| *k == from) else { continue };
+                            let action = self.tracker.handle(message, sender_index as u32);
                             self.on_action(action, Some(from), &mut sender).await;
                         }
                         Err(error) => debug!(%from, %error, "undecodable checkpoint message"),
@@ -307,7 +369,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         }
     }
 
-    async fn on_update<S: Sender<PublicKey = PublicKey>>(&mut self, update: Update<Block>, sender: &mut S) {
+    async fn on_update<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        update: Update<Block>,
+        sender: &mut S,
+    ) {
         let (block, ack) = match update {
             Update::Tip(round, _, _) => {
                 self.shared.status.lock().expect("status lock").view = round.view().get();
@@ -320,7 +386,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             ack.acknowledge();
             return;
         }
-        assert_eq!(height, self.applied + 1, "marshal delivers blocks in height order without gaps");
+        assert_eq!(
+            height,
+            self.applied + 1,
+            "marshal delivers blocks in height order without gaps"
+        );
         let block: &Block = block.inner();
 
         let mut snapshot = BTreeMap::new();
@@ -340,7 +410,14 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             status.height = height;
             status.state_root = root;
         }
-        self.mempool.remove(block.txs.iter().map(|tx| tx.id()).collect::<Vec<_>>().iter());
+        self.mempool.remove(
+            block
+                .txs
+                .iter()
+                .map(|tx| tx.id())
+                .collect::<Vec<_>>()
+                .iter(),
+        );
         {
             let mut waiters = self.shared.waiters.lock().expect("waiters lock");
             for (id, receipt) in &effects.receipts {
@@ -359,7 +436,12 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         }
     }
 
-    async fn on_action<S: Sender<PublicKey = PublicKey>>(&mut self, action: Action, from: Option<PublicKey>, sender: &mut S) {
+    async fn on_action<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        action: Action,
+        from: Option<PublicKey>,
+        sender: &mut S,
+    ) {
         match action {
             Action::None => {}
             Action::Store(certified) => {
@@ -379,10 +461,16 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 debug!(height, "certified checkpoint");
             }
             Action::Reply(height) => {
-                let (Some(from), Ok(Some(certified))) = (from, self.certs().get(Identifier::Index(height)).await) else {
+                let (Some(from), Ok(Some(certified))) =
+                    (from, self.certs().get(Identifier::Index(height)).await)
+                else {
                     return;
                 };
-                sender.send(Recipients::One(from), CheckpointMessage::Certified(certified).encode(), false);
+                sender.send(
+                    Recipients::One(from),
+                    CheckpointMessage::Certified(certified).encode(),
+                    false,
+                );
             }
         }
     }
@@ -391,10 +479,17 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         match query {
             Query::Receipt(id, reply) => {
                 let value = self.db().get(&keys::receipt(&id)).await.ok().flatten();
-                let _ = reply.send(value.and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok()));
+                let _ = reply
+                    .send(value.and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok()));
             }
             Query::Checkpoint(height, reply) => {
-                let _ = reply.send(self.certs().get(Identifier::Index(height)).await.ok().flatten());
+                let _ = reply.send(
+                    self.certs()
+                        .get(Identifier::Index(height))
+                        .await
+                        .ok()
+                        .flatten(),
+                );
             }
             Query::Value(key, reply) => {
                 let _ = reply.send(self.db().get(&key).await.ok().flatten());

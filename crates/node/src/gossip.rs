@@ -5,7 +5,10 @@
 
 use crate::mempool::Mempool;
 use bytes::BufMut;
-use commonware_codec::{Buf, DecodeExt as _, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write, varint::UInt};
+use commonware_codec::{
+    Buf, DecodeExt as _, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
+    varint::UInt,
+};
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::Spawner;
 use futures::{StreamExt, channel::mpsc};
@@ -35,7 +38,8 @@ impl Write for Batch {
 
 impl EncodeSize for Batch {
     fn encode_size(&self) -> usize {
-        UInt(self.0.len() as u32).encode_size() + self.0.iter().map(EncodeSize::encode_size).sum::<usize>()
+        UInt(self.0.len() as u32).encode_size()
+            + self.0.iter().map(EncodeSize::encode_size).sum::<usize>()
     }
 }
 
@@ -69,7 +73,12 @@ impl Gossip {
 }
 
 /// Starts the outbound batcher and the inbound verifier.
-pub fn start<E, S, R>(context: E, (mut sender, mut receiver): (S, R), mempool: Mempool, cluster_id: Digest) -> Gossip
+pub fn start<E, S, R>(
+    context: E,
+    (mut sender, mut receiver): (S, R),
+    mempool: Mempool,
+    cluster_id: Digest,
+) -> Gossip
 where
     E: Spawner,
     S: Sender<PublicKey = PublicKey>,
@@ -80,7 +89,9 @@ where
         while let Some(first) = inbox.next().await {
             let mut bytes = first.encode_size();
             let mut batch = vec![first];
-            while batch.len() < MAX_GOSSIP_BATCH && bytes < MAX_GOSSIP_BYTES - welkin_types::limits::MAX_TX_BYTES {
+            while batch.len() < MAX_GOSSIP_BATCH
+                && bytes < MAX_GOSSIP_BYTES - welkin_types::limits::MAX_TX_BYTES
+            {
                 match inbox.try_recv() {
                     Ok(tx) => {
                         bytes += tx.encode_size();

@@ -15,7 +15,8 @@ use futures::{
 };
 use welkin_state::keys;
 use welkin_types::{
-    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, SignedTransaction, TxError, TxId,
+    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, SignedTransaction, TxError,
+    TxId,
 };
 
 /// Why a submission was refused. Each variant has a stable code for the API.
@@ -25,7 +26,9 @@ pub enum SubmitError {
     #[error(transparent)]
     Invalid(#[from] TxError),
     /// The expiry has passed on this node's clock.
-    #[error("transaction expired at {expiry_ms} ms, node time is {now_ms} ms; sign it again with a later expiry")]
+    #[error(
+        "transaction expired at {expiry_ms} ms, node time is {now_ms} ms; sign it again with a later expiry"
+    )]
     Expired {
         /// The transaction's expiry.
         expiry_ms: u64,
@@ -126,7 +129,17 @@ impl<E: Clock> NodeHandle<E> {
         shared: Shared,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
-        Self { clock: std::sync::Arc::new(clock), genesis, cluster_id, me, mempool, gossip, queries, marshal, shared }
+        Self {
+            clock: std::sync::Arc::new(clock),
+            genesis,
+            cluster_id,
+            me,
+            mempool,
+            gossip,
+            queries,
+            marshal,
+            shared,
+        }
     }
 
     /// The cluster genesis.
@@ -194,7 +207,13 @@ impl<E: Clock> NodeHandle<E> {
     /// [`Self::receipt`] once, so that a commit between the two is not missed.
     pub fn subscribe(&self, id: TxId) -> oneshot::Receiver<Receipt> {
         let (sender, receiver) = oneshot::channel();
-        self.shared.waiters.lock().expect("waiters lock").entry(id).or_default().push(sender);
+        self.shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(id)
+            .or_default()
+            .push(sender);
         receiver
     }
 
@@ -203,11 +222,18 @@ impl<E: Clock> NodeHandle<E> {
         tx.verify(&self.cluster_id)?;
         let now = now_ms(self.clock.as_ref());
         if tx.tx.expiry_ms < now {
-            return Err(SubmitError::Expired { expiry_ms: tx.tx.expiry_ms, now_ms: now });
+            return Err(SubmitError::Expired {
+                expiry_ms: tx.tx.expiry_ms,
+                now_ms: now,
+            });
         }
         let max_ttl = self.genesis.chain.max_tx_ttl_ms;
         if tx.tx.expiry_ms > now + max_ttl {
-            return Err(SubmitError::TtlTooLong { expiry_ms: tx.tx.expiry_ms, now_ms: now, max_ttl_ms: max_ttl });
+            return Err(SubmitError::TtlTooLong {
+                expiry_ms: tx.tx.expiry_ms,
+                now_ms: now,
+                max_ttl_ms: max_ttl,
+            });
         }
         if self.mempool.contains(&tx.id()) {
             return Ok(Submitted::Pending);
@@ -215,8 +241,15 @@ impl<E: Clock> NodeHandle<E> {
         if let Some(receipt) = self.receipt(tx.id()).await {
             return Ok(Submitted::Committed(receipt));
         }
-        if self.value(keys::nonce(&tx.tx.signer, tx.tx.nonce)).await.is_some() {
-            return Err(SubmitError::Replay { signer: tx.tx.signer.to_string(), nonce: tx.tx.nonce });
+        if self
+            .value(keys::nonce(&tx.tx.signer, tx.tx.nonce))
+            .await
+            .is_some()
+        {
+            return Err(SubmitError::Replay {
+                signer: tx.tx.signer.to_string(),
+                nonce: tx.tx.nonce,
+            });
         }
         if self.mempool.insert(tx.clone())? {
             self.gossip.push(tx);

@@ -4,12 +4,12 @@
 //! node's signature cache: block verification and execution skip the check for a transaction
 //! whose exact bytes (id and signature) are in the pool.
 
+use commonware_codec::EncodeSize;
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
 };
 use welkin_types::{SignedTransaction, TxId};
-use commonware_codec::EncodeSize;
 
 /// Why the pool refused a transaction.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,11 +48,16 @@ pub struct Mempool {
 impl Mempool {
     /// An empty pool.
     pub fn new(config: MempoolConfig) -> Self {
-        Self { inner: Arc::default(), config }
+        Self {
+            inner: Arc::default(),
+            config,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("mempool lock is never poisoned: no panics while held")
+        self.inner
+            .lock()
+            .expect("mempool lock is never poisoned: no panics while held")
     }
 
     /// Adds a transaction whose signature the caller has verified. Returns whether it is new.
@@ -71,7 +76,10 @@ impl Mempool {
 
     /// Whether this exact transaction (same id and signature) is in the pool, and so verified.
     pub fn holds_verified(&self, tx: &SignedTransaction) -> bool {
-        self.lock().by_id.get(&tx.id()).is_some_and(|held| held.signature == tx.signature)
+        self.lock()
+            .by_id
+            .get(&tx.id())
+            .is_some_and(|held| held.signature == tx.signature)
     }
 
     /// Whether a transaction with this id is waiting.
@@ -82,7 +90,12 @@ impl Mempool {
     /// Takes up to `max_txs` transactions totalling at most `max_bytes`, oldest first,
     /// skipping those in `exclude` (already in an unfinalized ancestor). They stay in the pool
     /// until [`Self::remove`] is called for a finalized block.
-    pub fn select(&self, max_txs: usize, max_bytes: usize, exclude: &HashSet<TxId>) -> Vec<SignedTransaction> {
+    pub fn select(
+        &self,
+        max_txs: usize,
+        max_bytes: usize,
+        exclude: &HashSet<TxId>,
+    ) -> Vec<SignedTransaction> {
         let inner = self.lock();
         let mut selected = Vec::new();
         let mut bytes = 0;
@@ -93,7 +106,9 @@ impl Mempool {
             if exclude.contains(id) {
                 continue;
             }
-            let Some(tx) = inner.by_id.get(id) else { continue };
+            let Some(tx) = inner.by_id.get(id) else {
+                continue;
+            };
             let size = tx.encode_size();
             if bytes + size > max_bytes {
                 break;
@@ -138,8 +153,14 @@ mod tests {
 
     fn tx(nonce: u64) -> SignedTransaction {
         let key = PrivateKey::from_seed(1);
-        Transaction { version: TX_VERSION, signer: key.public_key(), nonce, expiry_ms: 1, payload: Payload::Memo(vec![]) }
-            .sign(&key, &hash_parts(&[b"c"]))
+        Transaction {
+            version: TX_VERSION,
+            signer: key.public_key(),
+            nonce,
+            expiry_ms: 1,
+            payload: Payload::Memo(vec![]),
+        }
+        .sign(&key, &hash_parts(&[b"c"]))
     }
 
     #[test]
@@ -151,7 +172,11 @@ mod tests {
         pool.insert(tx(3)).expect("room");
         assert_eq!(pool.insert(tx(4)), Err(MempoolError::Full(3)));
         let exclude: HashSet<_> = [tx(1).id()].into();
-        let picked: Vec<_> = pool.select(10, usize::MAX, &exclude).iter().map(|t| t.tx.nonce).collect();
+        let picked: Vec<_> = pool
+            .select(10, usize::MAX, &exclude)
+            .iter()
+            .map(|t| t.tx.nonce)
+            .collect();
         assert_eq!(picked, vec![2, 3]);
         pool.remove(&[tx(2).id()]);
         assert_eq!(pool.len(), 2);

@@ -21,7 +21,10 @@ use crate::{
 use commonware_cryptography::ChaCha20Poly1305;
 use commonware_p2p::{AddressableManager as _, authenticated::lookup};
 use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
-use commonware_stream::{cups::{self, Cups}, sake::{self, Sake}};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
 use commonware_utils::{NZU32, NZUsize, ordered::Map};
 use serde::Deserialize;
 use std::{
@@ -54,11 +57,17 @@ pub enum RunError {
 }
 
 fn invalid(path: &Path, message: impl ToString) -> RunError {
-    RunError::Invalid { path: path.to_path_buf(), message: message.to_string() }
+    RunError::Invalid {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
 }
 
 fn read(path: &Path) -> Result<String, RunError> {
-    std::fs::read_to_string(path).map_err(|error| RunError::Read { path: path.to_path_buf(), error })
+    std::fs::read_to_string(path).map_err(|error| RunError::Read {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
 /// The node config file.
@@ -102,19 +111,35 @@ impl Prepared {
 /// Loads and checks a node config and everything it names.
 pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
     let text = read(config_path)?;
-    let config: NodeFileConfig = toml::from_str(&text).map_err(|e| invalid(config_path, e.message()))?;
+    let config: NodeFileConfig =
+        toml::from_str(&text).map_err(|e| invalid(config_path, e.message()))?;
     let base = config_path.parent().unwrap_or(Path::new("."));
-    let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
     let genesis_path = resolve(&config.genesis_file);
-    let genesis = Genesis::from_json(&read(&genesis_path)?).map_err(|e| invalid(&genesis_path, e))?;
+    let genesis =
+        Genesis::from_json(&read(&genesis_path)?).map_err(|e| invalid(&genesis_path, e))?;
     let key_path = resolve(&config.key_file);
     let key = NodeKey::from_json(&read(&key_path)?).map_err(|e| invalid(&key_path, e))?;
     let share_path = resolve(&config.share_file);
-    let sealed: SealedShare = serde_json::from_str(&read(&share_path)?).map_err(|e| invalid(&share_path, e))?;
-    let share = open_share(&sealed, &key, &genesis.cluster_id()).map_err(|e| invalid(&share_path, e))?;
+    let sealed: SealedShare =
+        serde_json::from_str(&read(&share_path)?).map_err(|e| invalid(&share_path, e))?;
+    let share =
+        open_share(&sealed, &key, &genesis.cluster_id()).map_err(|e| invalid(&share_path, e))?;
     let me = key.public_key();
     let Some(entry) = genesis.nodes.iter().find(|n| n.public_key == me) else {
-        return Err(invalid(&key_path, format!("key {me} is not a member of the cluster in {}", genesis_path.display())));
+        return Err(invalid(
+            &key_path,
+            format!(
+                "key {me} is not a member of the cluster in {}",
+                genesis_path.display()
+            ),
+        ));
     };
     let api_address = config.api_address.unwrap_or(entry.api_address);
     let p2p_address = config.p2p_address.unwrap_or(entry.p2p_address);
@@ -124,7 +149,9 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         genesis: genesis.clone(),
         partition_prefix: "welkin".into(),
         mempool: MempoolConfig::default(),
-        max_block_txs: config.max_block_txs.unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),
+        max_block_txs: config
+            .max_block_txs
+            .unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),
         timeouts: Timeouts::default(),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
@@ -139,7 +166,13 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
 
 /// Runs a prepared node until SIGINT or SIGTERM.
 pub fn run(prepared: Prepared) {
-    let Prepared { engine: engine_config, data_dir, api_address, p2p_address, worker_threads } = prepared;
+    let Prepared {
+        engine: engine_config,
+        data_dir,
+        api_address,
+        p2p_address,
+        worker_threads,
+    } = prepared;
     let runtime = cw_tokio::Config::new()
         .with_storage_directory(data_dir)
         .with_worker_threads(worker_threads)
@@ -175,10 +208,17 @@ pub fn run(prepared: Prepared) {
         oracle.track(0, peers);
         let pairs = channel::ALL
             .iter()
-            .map(|&ch| network.register(ch, Quota::per_second(NZU32!(1_000_000))))
+            .map(|&ch| network.register(ch, channel::quota(ch)))
             .collect();
         network.start();
-        let handle = engine::start(context.child("node"), engine_config, Channels { pairs }, oracle.clone(), oracle).await;
+        let handle = engine::start(
+            context.child("node"),
+            engine_config,
+            Channels { pairs },
+            oracle.clone(),
+            oracle,
+        )
+        .await;
 
         let listener = match tokio::net::TcpListener::bind(api_address).await {
             Ok(listener) => listener,
@@ -195,7 +235,10 @@ pub fn run(prepared: Prepared) {
             }
         });
         info!(%api_address, %p2p_address, height = handle.status().height, "node ready");
-        println!("welkin node ready: api http://{api_address} p2p {p2p_address} height {}", handle.status().height);
+        println!(
+            "welkin node ready: api http://{api_address} p2p {p2p_address} height {}",
+            handle.status().height
+        );
         shutdown_signal().await;
         info!("shutting down");
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;

@@ -65,7 +65,11 @@ pub fn reads(block: &Block) -> Vec<Digest> {
 /// Checks every transaction signature of `block` for `cluster_id`. Pure CPU work; the node
 /// may instead reuse checks it already did (a transaction verified once stays verified).
 pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
-    block.txs.iter().map(|tx| tx.verify(cluster_id).is_ok()).collect()
+    block
+        .txs
+        .iter()
+        .map(|tx| tx.verify(cluster_id).is_ok())
+        .collect()
 }
 
 /// Applies `block` to the state seen through `snapshot`.
@@ -77,9 +81,21 @@ pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
 ///
 /// # Panics
 /// Panics if `signature_ok` does not have one entry per transaction.
-pub fn apply(env: &Env, snapshot: &impl Snapshot, block: &Block, signature_ok: &[bool]) -> BlockEffects {
-    assert_eq!(signature_ok.len(), block.txs.len(), "one signature verdict per transaction");
-    let mut overlay = Overlay { snapshot, writes: BTreeMap::new() };
+pub fn apply(
+    env: &Env,
+    snapshot: &impl Snapshot,
+    block: &Block,
+    signature_ok: &[bool],
+) -> BlockEffects {
+    assert_eq!(
+        signature_ok.len(),
+        block.txs.len(),
+        "one signature verdict per transaction"
+    );
+    let mut overlay = Overlay {
+        snapshot,
+        writes: BTreeMap::new(),
+    };
     let mut effects = BlockEffects::default();
     for (index, (tx, &valid)) in block.txs.iter().zip(signature_ok).enumerate() {
         if !valid {
@@ -92,8 +108,15 @@ pub fn apply(env: &Env, snapshot: &impl Snapshot, block: &Block, signature_ok: &
             continue;
         }
         let outcome = system::execute(env, &mut overlay, block, tx);
-        let receipt = Receipt { height: block.height, index: index as u32, outcome };
-        overlay.put(receipt_key, commonware_codec::Encode::encode(&receipt).to_vec());
+        let receipt = Receipt {
+            height: block.height,
+            index: index as u32,
+            outcome,
+        };
+        overlay.put(
+            receipt_key,
+            commonware_codec::Encode::encode(&receipt).to_vec(),
+        );
         effects.receipts.push((tx.id(), receipt));
     }
     effects.writes = overlay.writes;

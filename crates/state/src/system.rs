@@ -45,7 +45,10 @@ pub fn genesis_writes(genesis: &Genesis) -> BTreeMap<Digest, Option<Vec<u8>>> {
     params.extend_from_slice(&genesis.chain.max_tx_ttl_ms.to_be_bytes());
     params.extend_from_slice(genesis.chain.name.as_bytes());
     writes.insert(keys::params(), Some(params));
-    writes.insert(keys::member_count(), Some((genesis.nodes.len() as u32).to_be_bytes().to_vec()));
+    writes.insert(
+        keys::member_count(),
+        Some((genesis.nodes.len() as u32).to_be_bytes().to_vec()),
+    );
     for (index, node) in genesis.nodes.iter().enumerate() {
         let mut member = node.public_key.as_ref().to_vec();
         member.extend_from_slice(node.failure_domain.as_bytes());
@@ -65,12 +68,21 @@ mod tests {
     };
 
     fn env() -> Env {
-        Env { cluster_id: hash_parts(&[b"cluster"]), params: ChainParams::default() }
+        Env {
+            cluster_id: hash_parts(&[b"cluster"]),
+            params: ChainParams::default(),
+        }
     }
 
     fn tx(key: &PrivateKey, nonce: u64, expiry_ms: u64, payload: Payload) -> SignedTransaction {
-        Transaction { version: TX_VERSION, signer: key.public_key(), nonce, expiry_ms, payload }
-            .sign(key, &env().cluster_id)
+        Transaction {
+            version: TX_VERSION,
+            signer: key.public_key(),
+            nonce,
+            expiry_ms,
+            payload,
+        }
+        .sign(key, &env().cluster_id)
     }
 
     fn block(height: u64, ts: u64, txs: Vec<SignedTransaction>) -> Block {
@@ -81,11 +93,22 @@ mod tests {
     fn put_applies_and_marks_nonce() {
         let key = PrivateKey::from_seed(1);
         let mut state = BTreeMap::new();
-        let put = tx(&key, 1, 2_000, Payload::Put { key: b"a".to_vec(), value: b"1".to_vec() });
+        let put = tx(
+            &key,
+            1,
+            2_000,
+            Payload::Put {
+                key: b"a".to_vec(),
+                value: b"1".to_vec(),
+            },
+        );
         let effects = apply_to_map(&env(), &mut state, &block(1, 1_000, vec![put]));
         assert_eq!(effects.receipts.len(), 1);
         assert_eq!(effects.receipts[0].1.outcome, Outcome::Applied);
-        assert_eq!(state.get(&keys::kv(&key.public_key(), b"a")), Some(&b"1".to_vec()));
+        assert_eq!(
+            state.get(&keys::kv(&key.public_key(), b"a")),
+            Some(&b"1".to_vec())
+        );
         assert!(state.contains_key(&keys::nonce(&key.public_key(), 1)));
     }
 
@@ -105,13 +128,19 @@ mod tests {
         let key = PrivateKey::from_seed(1);
         let mut state = BTreeMap::new();
         let memo = tx(&key, 1, 2_000, Payload::Memo(vec![]));
-        let effects =
-            apply_to_map(&env(), &mut state, &block(1, 1_000, vec![memo.clone(), memo.clone()]));
+        let effects = apply_to_map(
+            &env(),
+            &mut state,
+            &block(1, 1_000, vec![memo.clone(), memo.clone()]),
+        );
         assert_eq!(effects.receipts.len(), 1);
         assert_eq!(effects.duplicates, 1);
         let effects = apply_to_map(&env(), &mut state, &block(2, 1_001, vec![memo]));
         assert!(effects.receipts.is_empty());
-        assert!(effects.writes.is_empty(), "a duplicate must not overwrite the first receipt");
+        assert!(
+            effects.writes.is_empty(),
+            "a duplicate must not overwrite the first receipt"
+        );
     }
 
     #[test]
@@ -122,10 +151,16 @@ mod tests {
         let ttl = env().params.max_tx_ttl_ms;
         let too_long = tx(&key, 2, 1_000 + ttl + 1, Payload::Memo(vec![]));
         let at_limit = tx(&key, 3, 1_000 + ttl, Payload::Memo(vec![]));
-        let effects =
-            apply_to_map(&env(), &mut state, &block(1, 1_000, vec![expired, too_long, at_limit]));
+        let effects = apply_to_map(
+            &env(),
+            &mut state,
+            &block(1, 1_000, vec![expired, too_long, at_limit]),
+        );
         let outcomes: Vec<_> = effects.receipts.iter().map(|(_, r)| r.outcome).collect();
-        assert_eq!(outcomes, vec![Outcome::Expired, Outcome::TtlTooLong, Outcome::Applied]);
+        assert_eq!(
+            outcomes,
+            vec![Outcome::Expired, Outcome::TtlTooLong, Outcome::Applied]
+        );
         assert!(!state.contains_key(&keys::nonce(&key.public_key(), 1)));
     }
 
@@ -133,7 +168,10 @@ mod tests {
     fn bad_signature_leaves_no_trace() {
         let key = PrivateKey::from_seed(1);
         let good = tx(&key, 1, 2_000, Payload::Memo(vec![]));
-        let forged = SignedTransaction::new(good.tx.clone(), tx(&key, 2, 2_000, Payload::Memo(vec![])).signature);
+        let forged = SignedTransaction::new(
+            good.tx.clone(),
+            tx(&key, 2, 2_000, Payload::Memo(vec![])).signature,
+        );
         let b = block(1, 1_000, vec![forged]);
         let verdicts = check_signatures(&env().cluster_id, &b);
         assert_eq!(verdicts, vec![false]);
@@ -148,7 +186,17 @@ mod tests {
         let txs: Vec<_> = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| tx(k, i as u64, 5_000, Payload::Put { key: vec![i as u8], value: vec![1] }))
+            .map(|(i, k)| {
+                tx(
+                    k,
+                    i as u64,
+                    5_000,
+                    Payload::Put {
+                        key: vec![i as u8],
+                        value: vec![1],
+                    },
+                )
+            })
             .collect();
         let b = block(1, 1_000, txs);
         let a = apply_to_map(&env(), &mut BTreeMap::new(), &b);

@@ -49,11 +49,28 @@ impl Block {
     ///
     /// # Panics
     /// Panics if the transactions exceed the block limits (the proposer must respect them).
-    pub fn new(parent: Digest, height: u64, timestamp_ms: u64, txs: Vec<SignedTransaction>) -> Self {
-        assert!(txs.len() <= MAX_BLOCK_TXS, "too many transactions for one block");
+    pub fn new(
+        parent: Digest,
+        height: u64,
+        timestamp_ms: u64,
+        txs: Vec<SignedTransaction>,
+    ) -> Self {
+        assert!(
+            txs.len() <= MAX_BLOCK_TXS,
+            "too many transactions for one block"
+        );
         let tx_bytes: usize = txs.iter().map(EncodeSize::encode_size).sum();
-        assert!(tx_bytes <= MAX_BLOCK_TX_BYTES, "transactions exceed the block byte limit");
-        let mut block = Self { parent, height, timestamp_ms, txs, digest: Digest::from([0u8; 32]) };
+        assert!(
+            tx_bytes <= MAX_BLOCK_TX_BYTES,
+            "transactions exceed the block byte limit"
+        );
+        let mut block = Self {
+            parent,
+            height,
+            timestamp_ms,
+            txs,
+            digest: Digest::from([0u8; 32]),
+        };
         block.digest = Self::hash(&block.encode());
         block
     }
@@ -107,10 +124,19 @@ impl Read for Block {
         for _ in 0..count {
             txs.push(SignedTransaction::read(buf)?);
             if start - buf.remaining() - header > MAX_BLOCK_TX_BYTES {
-                return Err(CodecError::Invalid("Block", "transactions exceed the byte limit"));
+                return Err(CodecError::Invalid(
+                    "Block",
+                    "transactions exceed the byte limit",
+                ));
             }
         }
-        let mut block = Self { parent, height, timestamp_ms, txs, digest: Digest::from([0u8; 32]) };
+        let mut block = Self {
+            parent,
+            height,
+            timestamp_ms,
+            txs,
+            digest: Digest::from([0u8; 32]),
+        };
         block.digest = Self::hash(&block.encode());
         Ok(block)
     }
@@ -175,10 +201,22 @@ mod tests {
     fn digest_changes_with_every_field() {
         let parent = hash_parts(&[b"p"]);
         let base = Block::new(parent, 1, 1, vec![tx(1)]);
-        assert_ne!(base.digest(), Block::new(parent, 2, 1, vec![tx(1)]).digest());
-        assert_ne!(base.digest(), Block::new(parent, 1, 2, vec![tx(1)]).digest());
-        assert_ne!(base.digest(), Block::new(parent, 1, 1, vec![tx(2)]).digest());
-        assert_ne!(base.digest(), Block::new(hash_parts(&[b"q"]), 1, 1, vec![tx(1)]).digest());
+        assert_ne!(
+            base.digest(),
+            Block::new(parent, 2, 1, vec![tx(1)]).digest()
+        );
+        assert_ne!(
+            base.digest(),
+            Block::new(parent, 1, 2, vec![tx(1)]).digest()
+        );
+        assert_ne!(
+            base.digest(),
+            Block::new(parent, 1, 1, vec![tx(2)]).digest()
+        );
+        assert_ne!(
+            base.digest(),
+            Block::new(hash_parts(&[b"q"]), 1, 1, vec![tx(1)]).digest()
+        );
     }
 
     #[test]

@@ -45,7 +45,10 @@ impl Read for Checkpoint {
     type Cfg = ();
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        Ok(Self { height: u64::read(buf)?, state_root: Digest::read(buf)? })
+        Ok(Self {
+            height: u64::read(buf)?,
+            state_root: Digest::read(buf)?,
+        })
     }
 }
 
@@ -86,7 +89,10 @@ impl Read for CertifiedCheckpoint {
     type Cfg = ();
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        Ok(Self { checkpoint: Checkpoint::read(buf)?, signature: ClusterSignature::read(buf)? })
+        Ok(Self {
+            checkpoint: Checkpoint::read(buf)?,
+            signature: ClusterSignature::read(buf)?,
+        })
     }
 }
 
@@ -109,7 +115,10 @@ mod tests {
     use commonware_parallel::Sequential;
     use commonware_utils::{N3f1, NZU32, test_rng};
 
-    fn cluster() -> (Sharing, Vec<commonware_cryptography::bls12381::primitives::group::Share>) {
+    fn cluster() -> (
+        Sharing,
+        Vec<commonware_cryptography::bls12381::primitives::group::Share>,
+    ) {
         deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4))
     }
 
@@ -117,7 +126,10 @@ mod tests {
     fn threshold_signature_verifies_and_binds_every_field() {
         let (sharing, shares) = cluster();
         let id = hash_parts(&[b"cluster"]);
-        let checkpoint = Checkpoint { height: 9, state_root: hash_parts(&[b"root"]) };
+        let checkpoint = Checkpoint {
+            height: 9,
+            state_root: hash_parts(&[b"root"]),
+        };
         let message = checkpoint.message(&id);
         let partials: Vec<_> = shares[..3]
             .iter()
@@ -125,7 +137,10 @@ mod tests {
             .collect();
         let signature = threshold::recover::<Variant, _>(&sharing, &partials, &Sequential)
             .expect("three of four partials recover");
-        let certified = CertifiedCheckpoint { checkpoint, signature };
+        let certified = CertifiedCheckpoint {
+            checkpoint,
+            signature,
+        };
         assert!(certified.verify(&id, sharing.public()));
         assert!(!certified.verify(&hash_parts(&[b"other"]), sharing.public()));
         let mut wrong_height = certified.clone();

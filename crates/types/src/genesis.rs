@@ -29,7 +29,11 @@ pub struct ChainParams {
 
 impl Default for ChainParams {
     fn default() -> Self {
-        Self { name: "welkin".into(), max_clock_skew_ms: 5_000, max_tx_ttl_ms: 600_000 }
+        Self {
+            name: "welkin".into(),
+            max_clock_skew_ms: 5_000,
+            max_tx_ttl_ms: 600_000,
+        }
     }
 }
 
@@ -131,13 +135,20 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), GenesisError> {
         let bad = |m: String| Err(GenesisError::Invalid(m));
         if self.version != GENESIS_VERSION {
-            return bad(format!("version {} is not supported (expected {GENESIS_VERSION})", self.version));
+            return bad(format!(
+                "version {} is not supported (expected {GENESIS_VERSION})",
+                self.version
+            ));
         }
         let n = self.nodes.len();
         if n == 0 || n > MAX_NODES {
             return bad(format!("{n} nodes; a cluster has 1 to {MAX_NODES}"));
         }
-        if !self.nodes.windows(2).all(|w| w[0].public_key < w[1].public_key) {
+        if !self
+            .nodes
+            .windows(2)
+            .all(|w| w[0].public_key < w[1].public_key)
+        {
             return bad("nodes must be sorted by public key, without duplicates".into());
         }
         let names: BTreeSet<_> = self.nodes.iter().map(|n| &n.name).collect();
@@ -146,12 +157,21 @@ impl Genesis {
             return bad("node names and p2p addresses must be unique".into());
         }
         if let Some(node) = self.nodes.iter().find(|n| n.encryption_key.len() != 32) {
-            return bad(format!("node {}: encryption key must be 32 bytes", node.name));
+            return bad(format!(
+                "node {}: encryption key must be 32 bytes",
+                node.name
+            ));
         }
         if self.threshold as usize != quorum(n) {
-            return bad(format!("threshold {} must be the quorum {} of {n} nodes", self.threshold, quorum(n)));
+            return bad(format!(
+                "threshold {} must be the quorum {} of {n} nodes",
+                self.threshold,
+                quorum(n)
+            ));
         }
-        if self.polynomial.total().get() as usize != n || self.polynomial.required() != self.threshold {
+        if self.polynomial.total().get() as usize != n
+            || self.polynomial.required() != self.threshold
+        {
             return bad("polynomial does not match the node count and threshold".into());
         }
         if self.chain.max_clock_skew_ms == 0 || self.chain.max_tx_ttl_ms == 0 {

@@ -34,7 +34,8 @@ pub type Signature = commonware_cryptography::ed25519::Signature;
 /// The BLS12-381 variant of the cluster key (small signatures, 96-byte public key).
 pub type Variant = commonware_cryptography::bls12381::primitives::variant::MinSig;
 /// The cluster's threshold public key.
-pub type ClusterKey = <Variant as commonware_cryptography::bls12381::primitives::variant::Variant>::Public;
+pub type ClusterKey =
+    <Variant as commonware_cryptography::bls12381::primitives::variant::Variant>::Public;
 /// A signature under the cluster key.
 pub type ClusterSignature =
     <Variant as commonware_cryptography::bls12381::primitives::variant::Variant>::Signature;
@@ -42,7 +43,9 @@ pub type ClusterSignature =
 pub type Sharing = commonware_cryptography::bls12381::primitives::sharing::Sharing<Variant>;
 
 /// Decodes a value with unit config from a byte slice, requiring every byte to be used.
-pub fn decode<T: commonware_codec::Read<Cfg = ()>>(bytes: &[u8]) -> Result<T, commonware_codec::Error> {
+pub fn decode<T: commonware_codec::Read<Cfg = ()>>(
+    bytes: &[u8],
+) -> Result<T, commonware_codec::Error> {
     use commonware_codec::Decode as _;
     T::decode_cfg(commonware_codec::Copying(bytes), &())
 }
@@ -64,7 +67,10 @@ pub mod namespace {
 /// parts is unambiguous.
 pub fn hash_parts(parts: &[&[u8]]) -> Digest {
     use commonware_cryptography::Hasher as _;
-    let lengths: Vec<[u8; 8]> = parts.iter().map(|p| (p.len() as u64).to_be_bytes()).collect();
+    let lengths: Vec<[u8; 8]> = parts
+        .iter()
+        .map(|p| (p.len() as u64).to_be_bytes())
+        .collect();
     let mut framed: Vec<&[u8]> = Vec::with_capacity(parts.len() * 2);
     for (length, part) in lengths.iter().zip(parts) {
         framed.push(length);

@@ -66,6 +66,10 @@ impl Read for Receipt {
         let index = u32::read(buf)?;
         let code = u8::read(buf)?;
         let outcome = Outcome::from_code(code).ok_or(CodecError::InvalidEnum(code))?;
-        Ok(Self { height, index, outcome })
+        Ok(Self {
+            height,
+            index,
+            outcome,
+        })
     }
 }

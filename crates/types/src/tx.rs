@@ -191,7 +191,11 @@ impl Transaction {
     /// # Panics
     /// Panics if `key` is not the key named by `self.signer`.
     pub fn sign(self, key: &PrivateKey, cluster_id: &Digest) -> SignedTransaction {
-        assert_eq!(key.public_key(), self.signer, "signing key must match the signer field");
+        assert_eq!(
+            key.public_key(),
+            self.signer,
+            "signing key must match the signer field"
+        );
         let signature = key.sign(namespace::TX, &self.signing_message(cluster_id));
         SignedTransaction::new(self, signature)
     }
@@ -230,7 +234,11 @@ impl SignedTransaction {
     /// Checks the signature for the cluster `cluster_id`.
     pub fn verify(&self, cluster_id: &Digest) -> Result<(), TxError> {
         let message = self.tx.signing_message(cluster_id);
-        if self.tx.signer.verify(namespace::TX, &message, &self.signature) {
+        if self
+            .tx
+            .signer
+            .verify(namespace::TX, &message, &self.signature)
+        {
             Ok(())
         } else {
             Err(TxError::BadSignature(self.tx.signer.to_string()))
@@ -289,7 +297,10 @@ mod tests {
             signer: key.public_key(),
             nonce,
             expiry_ms: 1_000,
-            payload: Payload::Put { key: b"k".to_vec(), value: b"v".to_vec() },
+            payload: Payload::Put {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
         };
         let signed = tx.sign(&key, &cluster());
         (key, signed)
@@ -309,7 +320,10 @@ mod tests {
     fn signature_is_bound_to_the_cluster() {
         let (_, signed) = sample(1);
         let other = hash_parts(&[b"other cluster"]);
-        assert!(matches!(signed.verify(&other), Err(TxError::BadSignature(_))));
+        assert!(matches!(
+            signed.verify(&other),
+            Err(TxError::BadSignature(_))
+        ));
     }
 
     #[test]
@@ -334,8 +348,14 @@ mod tests {
             Err(TxError::Malformed(_))
         ));
         bytes.push(0);
-        assert!(matches!(SignedTransaction::from_bytes(&bytes), Err(TxError::Malformed(_))));
-        assert!(matches!(SignedTransaction::from_bytes(&[]), Err(TxError::Malformed(_))));
+        assert!(matches!(
+            SignedTransaction::from_bytes(&bytes),
+            Err(TxError::Malformed(_))
+        ));
+        assert!(matches!(
+            SignedTransaction::from_bytes(&[]),
+            Err(TxError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -350,10 +370,16 @@ mod tests {
             signer: key.public_key(),
             nonce: 0,
             expiry_ms: 0,
-            payload: Payload::Put { key: vec![1; MAX_KEY_BYTES + 1], value: vec![] },
+            payload: Payload::Put {
+                key: vec![1; MAX_KEY_BYTES + 1],
+                value: vec![],
+            },
         };
         let bytes = tx.sign(&key, &cluster()).encode();
-        assert!(matches!(SignedTransaction::from_bytes(&bytes), Err(TxError::Malformed(_))));
+        assert!(matches!(
+            SignedTransaction::from_bytes(&bytes),
+            Err(TxError::Malformed(_))
+        ));
     }
 
     #[test]
