@@ -1,1 +1,232 @@
-//! placeholder
+//! The Welkin Rust SDK: build, sign and submit transactions and verify what nodes return.
+//!
+//! ```no_run
+//! use welkin_client::Client;
+//! let client = Client::new("http://127.0.0.1:8700");
+//! let status = client.status()?;
+//! println!("height {} on cluster {}", status.height, status.cluster_id);
+//! # Ok::<(), welkin_client::ClientError>(())
+//! ```
+//!
+//! Replies that carry state are checked before they are returned where the SDK can: a
+//! certified checkpoint is verified against the cluster key the caller trusts
+//! ([`Client::verified_checkpoint`]).
+
+#![deny(missing_docs)]
+
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use welkin_types::{
+    CertifiedCheckpoint, ClusterKey, Digest, SignedTransaction,
+    api::{
+        BatchResult, BlockInfo, ClusterStatus, ErrorBody, SubmitBatchRequest, SubmitRequest,
+        TxStatus,
+    },
+};
+
+/// What went wrong talking to a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The node answered with an API error.
+    #[error("{code}: {message} (HTTP {status})")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Human message.
+        message: String,
+    },
+    /// The node could not be reached.
+    #[error(
+        "cannot reach {url}: {reason}; is the node running? (`welkin dev` starts a local cluster)"
+    )]
+    Transport {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The reply did not parse or did not verify.
+    #[error("bad reply from node: {0}")]
+    BadReply(String),
+}
+
+/// A client of one node's HTTP API.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client for the node at `base` (e.g. `http://127.0.0.1:8700`).
+    pub fn new(base: &str) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(70)))
+            .http_status_as_error(false)
+            .build();
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            agent: config.into(),
+        }
+    }
+
+    /// The node's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn decode<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut response = response.map_err(|e| ClientError::Transport {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_string()
+            .map_err(|e| ClientError::Transport {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+        if status >= 400 {
+            return Err(match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => ClientError::Api {
+                    status,
+                    code: body.error.code,
+                    message: body.error.message,
+                },
+                Err(_) => ClientError::Api {
+                    status,
+                    code: "http".into(),
+                    message: text,
+                },
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ClientError::BadReply(format!("{e}: {text}")))
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.agent.get(&url).call();
+        self.decode(&url, response)
+    }
+
+    fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let response = self.agent.post(&url).send_json(body);
+        self.decode(&url, response)
+    }
+
+    /// Cluster status as this node sees it.
+    pub fn status(&self) -> Result<ClusterStatus, ClientError> {
+        self.get("/v1/status")
+    }
+
+    /// Whether the node answers.
+    pub fn health(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/v1/health")
+    }
+
+    /// Submits one transaction; with `wait`, returns once it is committed (or times out).
+    pub fn submit(
+        &self,
+        tx: &SignedTransaction,
+        wait: Option<Duration>,
+    ) -> Result<TxStatus, ClientError> {
+        use commonware_codec::Encode as _;
+        let body = SubmitRequest {
+            tx: hex::encode(tx.encode()),
+        };
+        self.post(&format!("/v1/tx{}", wait_query(wait)), &body)
+    }
+
+    /// Submits a batch; with `wait`, each entry reports its committed status.
+    pub fn submit_batch(
+        &self,
+        txs: &[SignedTransaction],
+        wait: Option<Duration>,
+    ) -> Result<BatchResult, ClientError> {
+        use commonware_codec::Encode as _;
+        let body = SubmitBatchRequest {
+            txs: txs.iter().map(|tx| hex::encode(tx.encode())).collect(),
+        };
+        self.post(&format!("/v1/txs{}", wait_query(wait)), &body)
+    }
+
+    /// Submits pre-encoded (hex) transactions; used by load generators.
+    pub fn submit_encoded(
+        &self,
+        txs: Vec<String>,
+        wait: Option<Duration>,
+    ) -> Result<BatchResult, ClientError> {
+        self.post(
+            &format!("/v1/txs{}", wait_query(wait)),
+            &SubmitBatchRequest { txs },
+        )
+    }
+
+    /// Status of a transaction by id.
+    pub fn tx_status(&self, id: &Digest) -> Result<TxStatus, ClientError> {
+        self.get(&format!("/v1/tx/{}", hex::encode(id)))
+    }
+
+    /// A finalized block by height.
+    pub fn block(&self, height: u64) -> Result<BlockInfo, ClientError> {
+        self.get(&format!("/v1/block/{height}"))
+    }
+
+    /// The certified checkpoint at `height` (or the latest with `None`), verified against the
+    /// cluster id and key the caller trusts.
+    pub fn verified_checkpoint(
+        &self,
+        height: Option<u64>,
+        cluster_id: &Digest,
+        cluster_key: &ClusterKey,
+    ) -> Result<CertifiedCheckpoint, ClientError> {
+        let path = match height {
+            Some(h) => format!("/v1/checkpoint/{h}"),
+            None => "/v1/checkpoint/latest".into(),
+        };
+        let reply: serde_json::Value = self.get(&path)?;
+        let encoded = reply["encoded"]
+            .as_str()
+            .ok_or_else(|| ClientError::BadReply("checkpoint without encoding".into()))?;
+        verify_checkpoint_hex(encoded, cluster_id, cluster_key)
+    }
+}
+
+fn wait_query(wait: Option<Duration>) -> String {
+    match wait {
+        Some(timeout) => format!("?wait=true&timeout_ms={}", timeout.as_millis()),
+        None => String::new(),
+    }
+}
+
+/// Decodes and verifies a hex certified checkpoint against a cluster id and key.
+pub fn verify_checkpoint_hex(
+    encoded: &str,
+    cluster_id: &Digest,
+    cluster_key: &ClusterKey,
+) -> Result<CertifiedCheckpoint, ClientError> {
+    let certified: CertifiedCheckpoint = welkin_types::hexser::decode_hex(encoded)
+        .map_err(|e| ClientError::BadReply(format!("checkpoint: {e}")))?;
+    if !certified.verify(cluster_id, cluster_key) {
+        return Err(ClientError::BadReply(format!(
+            "checkpoint at height {} does not verify under the cluster key",
+            certified.checkpoint.height
+        )));
+    }
+    Ok(certified)
+}

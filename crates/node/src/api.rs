@@ -35,8 +35,9 @@ use welkin_types::{
     limits::{MAX_SUBMIT_BATCH, MAX_TX_BYTES},
 };
 
-/// Largest request body: a full batch of maximal transactions in hex, plus JSON overhead.
-pub const MAX_BODY_BYTES: usize = MAX_SUBMIT_BATCH * (MAX_TX_BYTES * 2 + 8) + 1024;
+/// Largest request body (8 MiB): thousands of typical transactions in hex. A batch of
+/// maximal transactions must be split.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Longest a client may ask to wait for commit.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Wait used when a client asks to wait without a timeout.
@@ -208,11 +209,15 @@ async fn submit_and_wait<E: Clock>(
     txs: Vec<SignedTransaction>,
     params: &WaitParams,
 ) -> Vec<Result<TxStatus, ApiError>> {
-    let mut waits = Vec::with_capacity(txs.len());
-    for tx in txs {
-        let id = tx.id();
-        let waiter = params.wait.then(|| node.subscribe(id));
-        let result = match node.submit(tx).await {
+    let ids: Vec<TxId> = txs.iter().map(SignedTransaction::id).collect();
+    let waiters: Vec<_> = ids
+        .iter()
+        .map(|id| params.wait.then(|| node.subscribe(*id)))
+        .collect();
+    let submitted = node.submit_many(txs).await;
+    let mut waits = Vec::with_capacity(ids.len());
+    for ((id, waiter), submitted) in ids.into_iter().zip(waiters).zip(submitted) {
+        let result = match submitted {
             Ok(Submitted::Committed(receipt)) => Ok((id, Some(receipt))),
             Ok(Submitted::Pending) => Ok((id, None)),
             Err(error) => Err(ApiError::from(error)),

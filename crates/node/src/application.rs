@@ -52,9 +52,15 @@ pub fn signature_verdicts(
     cluster_id: &Digest,
     txs: &[SignedTransaction],
 ) -> Vec<bool> {
-    txs.iter()
-        .map(|tx| mempool.holds_verified(tx) || tx.verify(cluster_id).is_ok())
-        .collect()
+    let mut verdicts: Vec<bool> = txs.iter().map(|tx| mempool.holds_verified(tx)).collect();
+    let unknown: Vec<usize> = (0..txs.len()).filter(|&i| !verdicts[i]).collect();
+    let refs: Vec<&SignedTransaction> = unknown.iter().map(|&i| &txs[i]).collect();
+    let checked =
+        SignedTransaction::verify_many(&refs, cluster_id, &mut commonware_utils::sys_rng());
+    for (index, ok) in unknown.into_iter().zip(checked) {
+        verdicts[index] = ok;
+    }
+    verdicts
 }
 
 /// Builds and verifies blocks.

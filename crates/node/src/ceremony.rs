@@ -64,6 +64,13 @@ fn format_error(what: &'static str, reason: impl ToString) -> KeyError {
     }
 }
 
+/// A random u64 from the operating system (for nonces).
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    rand_core::Rng::fill_bytes(&mut commonware_utils::sys_rng(), &mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
 /// A node's or client's secret keys.
 pub struct NodeKey {
     /// Identity and signing key.

@@ -49,6 +49,11 @@ type StateDb<E> = Db<mmr::Family, E, Digest, Vec<u8>, Sha256, EightCap, 32, Sequ
 /// Certified checkpoints by height.
 type CertArchive<E> = immutable::Archive<E, U64, CertifiedCheckpoint>;
 
+/// The codec configuration of state operations: digest keys, bounded byte values.
+type StateCodec = ((), (commonware_codec::RangeCfg<usize>, ()));
+/// The state database configuration.
+type StateConfig = VariableConfig<EightCap, StateCodec, Sequential>;
+
 /// Largest state value the database accepts.
 const MAX_STATE_VALUE: usize = 64 * 1024;
 
@@ -111,6 +116,8 @@ pub enum Query {
     Checkpoint(u64, oneshot::Sender<Option<CertifiedCheckpoint>>),
     /// A raw state value.
     Value(Digest, oneshot::Sender<Option<Vec<u8>>>),
+    /// Many raw state values at once (one round trip for a whole batch submission).
+    Values(Vec<Digest>, oneshot::Sender<Vec<Option<Vec<u8>>>>),
 }
 
 /// Executor settings.
@@ -145,10 +152,7 @@ pub struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     members: Vec<PublicKey>,
 }
 
-fn state_config(
-    prefix: &str,
-    page_cache: &CacheRef,
-) -> VariableConfig<EightCap, ((), (commonware_codec::RangeCfg<usize>, ())), Sequential> {
+fn state_config(prefix: &str, page_cache: &CacheRef) -> StateConfig {
     VariableConfig {
         merkle_config: MerkleConfig {
             journal_partition: format!("{prefix}-state-mmr-journal"),
@@ -493,6 +497,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             }
             Query::Value(key, reply) => {
                 let _ = reply.send(self.db().get(&key).await.ok().flatten());
+            }
+            Query::Values(keys, reply) => {
+                let mut values = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    values.push(self.db().get(key).await.ok().flatten());
+                }
+                let _ = reply.send(values);
             }
         }
     }

@@ -109,11 +109,18 @@ where
                 debug!(%from, "undecodable gossip batch");
                 continue;
             };
-            for tx in txs {
-                if mempool.holds_verified(&tx) {
-                    continue;
-                }
-                if tx.verify(&cluster_id).is_err() {
+            let fresh: Vec<SignedTransaction> = txs
+                .into_iter()
+                .filter(|tx| !mempool.holds_verified(tx))
+                .collect();
+            let refs: Vec<&SignedTransaction> = fresh.iter().collect();
+            let verdicts = SignedTransaction::verify_many(
+                &refs,
+                &cluster_id,
+                &mut commonware_utils::sys_rng(),
+            );
+            for (tx, ok) in fresh.into_iter().zip(verdicts) {
+                if !ok {
                     debug!(%from, id = %tx.id(), "gossiped transaction with a bad signature");
                     continue;
                 }

@@ -219,41 +219,92 @@ impl<E: Clock> NodeHandle<E> {
 
     /// Checks a transaction and admits it to the mempool (and gossip).
     pub async fn submit(&self, tx: SignedTransaction) -> Result<Submitted, SubmitError> {
-        tx.verify(&self.cluster_id)?;
-        let now = now_ms(self.clock.as_ref());
-        if tx.tx.expiry_ms < now {
-            return Err(SubmitError::Expired {
-                expiry_ms: tx.tx.expiry_ms,
-                now_ms: now,
-            });
-        }
-        let max_ttl = self.genesis.chain.max_tx_ttl_ms;
-        if tx.tx.expiry_ms > now + max_ttl {
-            return Err(SubmitError::TtlTooLong {
-                expiry_ms: tx.tx.expiry_ms,
-                now_ms: now,
-                max_ttl_ms: max_ttl,
-            });
-        }
-        if self.mempool.contains(&tx.id()) {
-            return Ok(Submitted::Pending);
-        }
-        if let Some(receipt) = self.receipt(tx.id()).await {
-            return Ok(Submitted::Committed(receipt));
-        }
-        if self
-            .value(keys::nonce(&tx.tx.signer, tx.tx.nonce))
+        self.submit_many(vec![tx])
             .await
-            .is_some()
-        {
-            return Err(SubmitError::Replay {
-                signer: tx.tx.signer.to_string(),
-                nonce: tx.tx.nonce,
-            });
+            .pop()
+            .expect("one result per transaction")
+    }
+
+    /// Checks many transactions and admits the good ones; one result per transaction, in
+    /// order. Signatures are batch-verified and state is consulted in one round trip.
+    pub async fn submit_many(
+        &self,
+        txs: Vec<SignedTransaction>,
+    ) -> Vec<Result<Submitted, SubmitError>> {
+        let now = now_ms(self.clock.as_ref());
+        let max_ttl = self.genesis.chain.max_tx_ttl_ms;
+        let refs: Vec<&SignedTransaction> = txs.iter().collect();
+        let signatures = SignedTransaction::verify_many(
+            &refs,
+            &self.cluster_id,
+            &mut commonware_utils::sys_rng(),
+        );
+        let mut results: Vec<Option<Result<Submitted, SubmitError>>> =
+            Vec::with_capacity(txs.len());
+        let mut lookups = Vec::new();
+        for (index, (tx, signature_ok)) in txs.iter().zip(signatures).enumerate() {
+            let early = if !signature_ok {
+                Some(Err(TxError::BadSignature(tx.tx.signer.to_string()).into()))
+            } else if tx.tx.expiry_ms < now {
+                Some(Err(SubmitError::Expired {
+                    expiry_ms: tx.tx.expiry_ms,
+                    now_ms: now,
+                }))
+            } else if tx.tx.expiry_ms > now + max_ttl {
+                Some(Err(SubmitError::TtlTooLong {
+                    expiry_ms: tx.tx.expiry_ms,
+                    now_ms: now,
+                    max_ttl_ms: max_ttl,
+                }))
+            } else if self.mempool.contains(&tx.id()) {
+                Some(Ok(Submitted::Pending))
+            } else {
+                lookups.push(index);
+                None
+            };
+            results.push(early);
         }
-        if self.mempool.insert(tx.clone())? {
-            self.gossip.push(tx);
+        if !lookups.is_empty() {
+            let keys: Vec<Digest> = lookups
+                .iter()
+                .flat_map(|&i| {
+                    [
+                        keys::receipt(&txs[i].id()),
+                        keys::nonce(&txs[i].tx.signer, txs[i].tx.nonce),
+                    ]
+                })
+                .collect();
+            let Some(values) = self.ask(|r| Query::Values(keys, r)).await else {
+                return txs.iter().map(|_| Err(SubmitError::Unavailable)).collect();
+            };
+            for (slot, &index) in lookups.iter().enumerate() {
+                let tx = &txs[index];
+                let receipt = values[2 * slot]
+                    .as_ref()
+                    .and_then(|bytes| welkin_types::decode::<Receipt>(bytes).ok());
+                let outcome = if let Some(receipt) = receipt {
+                    Ok(Submitted::Committed(receipt))
+                } else if values[2 * slot + 1].is_some() {
+                    Err(SubmitError::Replay {
+                        signer: tx.tx.signer.to_string(),
+                        nonce: tx.tx.nonce,
+                    })
+                } else {
+                    match self.mempool.insert(tx.clone()) {
+                        Ok(true) => {
+                            self.gossip.push(tx.clone());
+                            Ok(Submitted::Pending)
+                        }
+                        Ok(false) => Ok(Submitted::Pending),
+                        Err(full) => Err(full.into()),
+                    }
+                };
+                results[index] = Some(outcome);
+            }
         }
-        Ok(Submitted::Pending)
+        results
+            .into_iter()
+            .map(|r| r.expect("every transaction has a result"))
+            .collect()
     }
 }

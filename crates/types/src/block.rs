@@ -172,7 +172,7 @@ impl BoundedBlock for Block {
 mod tests {
     use super::*;
     use crate::{Payload, PrivateKey, Transaction, hash_parts, tx::TX_VERSION};
-    use commonware_codec::Decode;
+    use commonware_codec::DecodeExt as _;
     use commonware_cryptography::Signer as _;
 
     fn tx(nonce: u64) -> SignedTransaction {

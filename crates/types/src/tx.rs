@@ -245,6 +245,42 @@ impl SignedTransaction {
         }
     }
 
+    /// Checks many signatures at once: one ed25519 batch verification (about twice as fast
+    /// as one by one), falling back to single checks to find the bad ones if it fails.
+    /// `rng` must be unpredictable to whoever produced the transactions.
+    pub fn verify_many(
+        txs: &[&SignedTransaction],
+        cluster_id: &Digest,
+        rng: &mut impl rand_core::CryptoRng,
+    ) -> Vec<bool> {
+        use commonware_cryptography::{BatchEntry, BatchVerifier as _};
+        if txs.is_empty() {
+            return Vec::new();
+        }
+        let messages: Vec<Vec<u8>> = txs
+            .iter()
+            .map(|t| t.tx.signing_message(cluster_id))
+            .collect();
+        let all_valid = PublicKey::verify_batch(
+            rng,
+            &messages,
+            |i, message| BatchEntry {
+                namespace: namespace::TX,
+                message,
+                public_key: &txs[i].tx.signer,
+                signature: &txs[i].signature,
+            },
+            &commonware_parallel::Sequential,
+        );
+        if all_valid {
+            return vec![true; txs.len()];
+        }
+        txs.iter()
+            .zip(&messages)
+            .map(|(t, m)| t.tx.signer.verify(namespace::TX, m, &t.signature))
+            .collect()
+    }
+
     /// Decodes a transaction from untrusted bytes, enforcing every limit.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TxError> {
         if bytes.len() > MAX_TX_BYTES {
@@ -380,6 +416,23 @@ mod tests {
             SignedTransaction::from_bytes(&bytes),
             Err(TxError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn batch_verification_finds_the_bad_signature() {
+        let mut rng = commonware_utils::test_rng();
+        let txs: Vec<_> = (0..8).map(|n| sample(n).1).collect();
+        let refs: Vec<_> = txs.iter().collect();
+        assert_eq!(
+            SignedTransaction::verify_many(&refs, &cluster(), &mut rng),
+            vec![true; 8]
+        );
+        let mut forged = txs.clone();
+        forged[5] = SignedTransaction::new(forged[5].tx.clone(), txs[4].signature.clone());
+        let refs: Vec<_> = forged.iter().collect();
+        let verdicts = SignedTransaction::verify_many(&refs, &cluster(), &mut rng);
+        assert_eq!(verdicts.iter().filter(|ok| !**ok).count(), 1);
+        assert!(!verdicts[5]);
     }
 
     #[test]

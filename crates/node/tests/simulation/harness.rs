@@ -283,7 +283,10 @@ pub(crate) fn transaction(
     .sign(key, &fixture.genesis.cluster_id())
 }
 
-/// Submits `count` transactions (nonces from `first_nonce`) to the live nodes in turn, `per_tick`
+/// Transactions the simulated client submits every 100 ms.
+const TXS_PER_TICK: u64 = 10;
+
+/// Submits `count` transactions (nonces from `first_nonce`) to the live nodes in turn, ten
 /// every 100 ms, and waits up to `patience` for each receipt. Returns the acknowledged ones:
 /// those whose receipt a node delivered.
 pub(crate) async fn workload(
@@ -293,7 +296,6 @@ pub(crate) async fn workload(
     targets: &[usize],
     first_nonce: u64,
     count: u64,
-    per_tick: u64,
     patience: Duration,
 ) -> BTreeMap<TxId, Receipt> {
     let mut waiters = Vec::new();
@@ -307,7 +309,7 @@ pub(crate) async fn workload(
             .await
             .expect("an honest node accepts a valid transaction");
         waiters.push((id, waiter));
-        if (i + 1) % per_tick == 0 {
+        if (i + 1) % TXS_PER_TICK == 0 {
             context.sleep(Duration::from_millis(100)).await;
         }
     }

@@ -57,9 +57,7 @@ fn scenario(n: usize, seed: u64, fault: Fault, txs: u64) -> (Digest, String) {
         let mut acked = BTreeMap::new();
         match fault {
             Fault::Healthy | Fault::Lossy | Fault::Byzantine => {
-                acked.extend(
-                    workload(&context, &fixture, &nodes, &honest, 0, txs, 10, patience).await,
-                );
+                acked.extend(workload(&context, &fixture, &nodes, &honest, 0, txs, patience).await);
                 assert_eq!(
                     acked.len() as u64,
                     txs,
@@ -70,17 +68,7 @@ fn scenario(n: usize, seed: u64, fault: Fault, txs: u64) -> (Digest, String) {
                 let victim = 0;
                 let others: Vec<usize> = (1..n).collect();
                 acked.extend(
-                    workload(
-                        &context,
-                        &fixture,
-                        &nodes,
-                        &honest,
-                        0,
-                        txs / 2,
-                        10,
-                        patience,
-                    )
-                    .await,
+                    workload(&context, &fixture, &nodes, &honest, 0, txs / 2, patience).await,
                 );
                 net.cut(&[victim], &others).await;
                 let isolated_at = nodes[victim].as_ref().expect("honest").status().height;
@@ -92,7 +80,6 @@ fn scenario(n: usize, seed: u64, fault: Fault, txs: u64) -> (Digest, String) {
                         &others,
                         10_000,
                         txs / 2,
-                        10,
                         patience,
                     )
                     .await,
@@ -122,17 +109,7 @@ fn scenario(n: usize, seed: u64, fault: Fault, txs: u64) -> (Digest, String) {
             }
             Fault::NoQuorum => {
                 acked.extend(
-                    workload(
-                        &context,
-                        &fixture,
-                        &nodes,
-                        &honest,
-                        0,
-                        txs / 2,
-                        10,
-                        patience,
-                    )
-                    .await,
+                    workload(&context, &fixture, &nodes, &honest, 0, txs / 2, patience).await,
                 );
                 let (left, right): (Vec<usize>, Vec<usize>) = (0..n).partition(|i| *i < n / 2);
                 net.cut(&left, &right).await;
@@ -163,7 +140,6 @@ fn scenario(n: usize, seed: u64, fault: Fault, txs: u64) -> (Digest, String) {
                         &honest,
                         10_000,
                         txs / 2,
-                        10,
                         patience,
                     )
                     .await,
@@ -208,7 +184,6 @@ fn crash_and_restart(n: usize, seed: u64, txs: u64) -> (Digest, String) {
             &all,
             0,
             txs,
-            10,
             Duration::from_secs(120),
         )
         .await;
@@ -245,7 +220,6 @@ fn crash_and_restart(n: usize, seed: u64, txs: u64) -> (Digest, String) {
             &all,
             100_000,
             txs,
-            10,
             Duration::from_secs(120),
         )
         .await;

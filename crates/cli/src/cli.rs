@@ -1,0 +1,198 @@
+//! Command-line flags, defined once as data. Each flag has a short help line (imperative, ends
+//! with a period) and, where useful, a longer explanation.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The default API address of the first `welkin dev` node.
+pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:8700";
+
+/// Welkin: a Byzantine-fault-tolerant trust fabric.
+///
+/// A cluster of n = 3f+1 nodes keeps one BFT-ordered log and one threshold cluster key.
+/// Start a local cluster with `welkin dev`, then talk to it with `welkin status` and
+/// `welkin tx submit`.
+///
+/// Exit codes: 0 success, 1 the command failed (the message says why), 2 bad usage.
+#[derive(Debug, Parser)]
+#[command(name = "welkin", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start a local 4-node cluster of real processes on 127.0.0.1.
+    ///
+    /// The first start creates keys, a genesis and one config per node under the data
+    /// directory; later starts reuse them and resume from the stored chain. Runs until Ctrl-C.
+    Dev(DevArgs),
+    /// Run one node from a config file.
+    Node(NodeArgs),
+    /// Create keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Deal the cluster key and write a genesis file and one sealed key share per node.
+    ///
+    /// The dealer's secret exists only in memory during this command and is zeroized.
+    Genesis(GenesisArgs),
+    /// Show the cluster status as one node sees it.
+    Status(ApiArgs),
+    /// Build, sign, submit and inspect transactions.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Show a finalized block.
+    Block(BlockArgs),
+    /// Measure committed transactions per second and latency on a local cluster.
+    ///
+    /// Starts a fresh 4-node cluster in a temporary directory (unless --api is given), signs
+    /// the transactions up front, drives them through the HTTP API at the chosen concurrency,
+    /// prints the figures and writes them as JSON.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// Talk to the node at this URL.
+    #[arg(long, env = "WELKIN_API", default_value = DEFAULT_API)]
+    pub(crate) api: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Keep the cluster's keys, configs and data in this directory.
+    #[arg(long, default_value = "welkin-dev")]
+    pub(crate) data_dir: PathBuf,
+    /// Number of nodes (4 tolerates 1 fault, 7 tolerates 2).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) nodes: usize,
+    /// First API port; node i serves its API on base+i and p2p on base+100+i.
+    #[arg(long, default_value_t = 8700)]
+    pub(crate) base_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Read the node config (TOML) from this file.
+    #[arg(long)]
+    pub(crate) config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Create a key file: an ed25519 identity and an X25519 key for sealed key shares.
+    New(KeyNewArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyNewArgs {
+    /// Write the key file here (created with mode 0600; refuses to overwrite).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenesisArgs {
+    /// Read the node list from this JSON file.
+    ///
+    /// An array of {"name", "public_key", "encryption_key", "p2p_address", "api_address",
+    /// "failure_domain"}, with keys as printed by `welkin key new --json`.
+    #[arg(long)]
+    pub(crate) nodes: PathBuf,
+    /// Write genesis.json and shares/<name>.share into this directory.
+    #[arg(long)]
+    pub(crate) out_dir: PathBuf,
+    /// Name the cluster.
+    #[arg(long, default_value = "welkin")]
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TxCommand {
+    /// Sign and submit a transaction.
+    Submit(TxSubmitArgs),
+    /// Show a transaction's status and receipt.
+    Status(TxStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TxSubmitArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Sign with the key in this file (from `welkin key new`).
+    #[arg(long)]
+    pub(crate) key: PathBuf,
+    /// Use this nonce (default: random). A nonce is never accepted twice per signer.
+    #[arg(long)]
+    pub(crate) nonce: Option<u64>,
+    /// Let the transaction expire this many seconds from now.
+    #[arg(long, default_value_t = 300)]
+    pub(crate) ttl: u64,
+    /// Wait until the transaction is committed and print its receipt.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    #[command(subcommand)]
+    pub(crate) payload: PayloadArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PayloadArg {
+    /// Record a note.
+    Memo {
+        /// The note's text.
+        text: String,
+    },
+    /// Set KEY to VALUE in your own key-value namespace.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TxStatusArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The transaction id (64 hex characters).
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BlockArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The height, or `latest`.
+    pub(crate) height: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Drive an already running cluster at these API URLs (repeat or comma-separate) instead
+    /// of starting one.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) api: Vec<String>,
+    /// Run this many submitting clients at once.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) concurrency: usize,
+    /// Put this many transactions in each HTTP request.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch: usize,
+    /// Measure for this many seconds.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) duration: u64,
+    /// Sign this many transactions up front (default: enough for 12,000/s).
+    #[arg(long)]
+    pub(crate) transactions: Option<usize>,
+    /// Write the figures as JSON to this file.
+    #[arg(long, default_value = "bench-results.json")]
+    pub(crate) out: PathBuf,
+}

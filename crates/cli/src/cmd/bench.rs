@@ -1,0 +1,220 @@
+//! `welkin bench`: committed transactions per second and latency through the HTTP API.
+//!
+//! Transactions are signed before the clock starts (signing is the client's cost, reported
+//! separately), then `concurrency` clients each submit batches with `wait=true` to the nodes
+//! in turn. A transaction counts when its receipt comes back; its latency is the round trip
+//! of the request that carried it (submit to commit, as the client sees it).
+
+use super::dev::LocalCluster;
+use crate::cli::BenchArgs;
+use anyhow::bail;
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use serde::Serialize;
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use welkin_client::Client;
+use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, api::TxState};
+
+#[derive(Serialize)]
+struct Report {
+    nodes: usize,
+    concurrency: usize,
+    batch: usize,
+    duration_s: f64,
+    signed: usize,
+    signing_per_s: f64,
+    submitted: usize,
+    committed: usize,
+    rejected: usize,
+    committed_per_s: f64,
+    latency_ms: Latency,
+    cores: usize,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0
+        || args.batch == 0
+        || args.batch > welkin_types::limits::MAX_SUBMIT_BATCH
+    {
+        bail!(
+            "--concurrency must be positive and --batch between 1 and {}",
+            welkin_types::limits::MAX_SUBMIT_BATCH
+        );
+    }
+    let temp;
+    let mut processes = None;
+    let apis = if args.api.is_empty() {
+        temp = std::env::temp_dir().join(format!("welkin-bench-{}", std::process::id()));
+        let cluster = LocalCluster::create_or_load(&temp, 4, 18_700)?;
+        eprintln!("starting a fresh 4-node cluster in {}", temp.display());
+        processes = Some(cluster.spawn(false)?);
+        cluster.apis()
+    } else {
+        args.api.clone()
+    };
+    let status = Client::new(&apis[0]).status()?;
+    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
+        .map_err(anyhow::Error::msg)?;
+
+    let total = args.transactions.unwrap_or(12_000 * args.duration as usize);
+    eprintln!("signing {total} transactions...");
+    let signers: Vec<PrivateKey> = (0..64)
+        .map(|_| welkin_node::ceremony::NodeKey::generate(&mut commonware_utils::sys_rng()).signer)
+        .collect();
+    let expiry = super::now_ms() + 540_000;
+    let start = Instant::now();
+    let encoded: Vec<String> = (0..total)
+        .map(|i| {
+            let key = &signers[i % signers.len()];
+            let tx = Transaction {
+                version: TX_VERSION,
+                signer: key.public_key(),
+                nonce: i as u64,
+                expiry_ms: expiry,
+                payload: Payload::Memo((i as u64).to_be_bytes().to_vec()),
+            }
+            .sign(key, &cluster_id);
+            hex::encode(tx.encode())
+        })
+        .collect();
+    let signing = start.elapsed().as_secs_f64();
+    eprintln!(
+        "signed in {signing:.1} s ({:.0}/s); driving load for {} s at concurrency {} with batches of {}",
+        total as f64 / signing,
+        args.duration,
+        args.concurrency,
+        args.batch
+    );
+
+    let batches: Arc<Vec<Vec<String>>> =
+        Arc::new(encoded.chunks(args.batch).map(|c| c.to_vec()).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let counts = Arc::new(Mutex::new((0usize, 0usize, 0usize)));
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|w| {
+            let client = Client::new(&apis[w % apis.len()]);
+            let (batches, next, latencies, counts) = (
+                batches.clone(),
+                next.clone(),
+                latencies.clone(),
+                counts.clone(),
+            );
+            std::thread::spawn(move || {
+                while Instant::now() < deadline {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(batch) = batches.get(index) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    let result =
+                        client.submit_encoded(batch.clone(), Some(Duration::from_secs(30)));
+                    let latency = sent.elapsed().as_secs_f64() * 1000.0;
+                    let mut committed = 0;
+                    if let Ok(result) = &result {
+                        committed = result
+                            .results
+                            .iter()
+                            .filter(|r| {
+                                r.status
+                                    .as_ref()
+                                    .is_some_and(|s| s.state == TxState::Committed)
+                            })
+                            .count();
+                    }
+                    latencies
+                        .lock()
+                        .expect("latency lock")
+                        .extend(std::iter::repeat_n(latency, committed));
+                    let mut counts = counts.lock().expect("count lock");
+                    counts.0 += batch.len();
+                    counts.1 += committed;
+                    counts.2 += batch.len() - committed;
+                }
+            })
+        })
+        .collect();
+    let mut last = 0;
+    while workers.iter().any(|w| !w.is_finished()) {
+        std::thread::sleep(Duration::from_secs(1));
+        let committed = counts.lock().expect("count lock").1;
+        eprint!(
+            "\r{:>4.0} s  committed {committed:>9}  ({:>7.0}/s now)",
+            started.elapsed().as_secs_f64(),
+            (committed - last) as f64
+        );
+        last = committed;
+    }
+    eprintln!();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (submitted, committed, rejected) = *counts.lock().expect("count lock");
+    let mut sorted = latencies.lock().expect("latency lock").clone();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let report = Report {
+        nodes: apis.len(),
+        concurrency: args.concurrency,
+        batch: args.batch,
+        duration_s: elapsed,
+        signed: total,
+        signing_per_s: total as f64 / signing,
+        submitted,
+        committed,
+        rejected,
+        committed_per_s: committed as f64 / elapsed,
+        latency_ms: Latency {
+            p50: percentile(&sorted, 0.50),
+            p90: percentile(&sorted, 0.90),
+            p99: percentile(&sorted, 0.99),
+            max: sorted.last().copied().unwrap_or(0.0),
+        },
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    };
+    println!(
+        "committed {committed} of {submitted} transactions in {elapsed:.1} s: {:.0} tx/s",
+        report.committed_per_s
+    );
+    println!(
+        "latency ms (submit to commit): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+        report.latency_ms.p50, report.latency_ms.p90, report.latency_ms.p99, report.latency_ms.max
+    );
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", args.out.display());
+    if let Some(mut processes) = processes.take() {
+        processes.stop();
+    }
+    if args.api.is_empty() {
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("welkin-bench-{}", std::process::id())),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! One module per command.
+
+mod bench;
+mod dev;
+mod genesis;
+mod key;
+mod query;
+mod tx;
+
+use crate::cli::{Cli, Command, KeyCommand, TxCommand};
+
+/// Runs the parsed command.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => dev::run(args),
+        Command::Node(args) => {
+            let prepared = welkin_node::run::prepare(&args.config)?;
+            welkin_node::run::run(prepared);
+            Ok(())
+        }
+        Command::Key(KeyCommand::New(args)) => key::new(args),
+        Command::Genesis(args) => genesis::run(args),
+        Command::Status(args) => query::status(args),
+        Command::Tx(TxCommand::Submit(args)) => tx::submit(args),
+        Command::Tx(TxCommand::Status(args)) => query::tx_status(args),
+        Command::Block(args) => query::block(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+/// Milliseconds since the Unix epoch on this machine's clock.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes a file that holds secrets: mode 0600, never overwriting.
+pub(crate) fn write_secret(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create {}: {e} (refusing to overwrite an existing key)",
+                path.display()
+            )
+        })?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,458 @@
+//! Real processes on loopback, from the built `welkin` binary: key generation and the genesis
+//! ceremony through the CLI, four `welkin node` processes over TCP, a node killed with
+//! SIGKILL and restarted, the whole cluster killed and restarted, and bad input over HTTP.
+//! Every acknowledged (committed) transaction must be on every node at the end.
+
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use welkin_client::{Client, ClientError};
+use welkin_types::{
+    Digest, Payload, PrivateKey, Receipt, SignedTransaction, TX_VERSION, Transaction,
+    api::{TxState, TxStatus},
+};
+
+const NODES: usize = 4;
+const API_BASE: u16 = 19_700;
+const P2P_BASE: u16 = 19_800;
+
+fn welkin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_welkin"))
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("welkin runs");
+    assert!(
+        output.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+struct Cluster {
+    dir: PathBuf,
+    children: Vec<Option<Child>>,
+    clients: Vec<Client>,
+}
+
+impl Cluster {
+    /// Creates keys, the genesis and configs through the CLI.
+    fn create(dir: &Path) -> Self {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("temp dir");
+        let mut nodes = Vec::new();
+        for i in 0..NODES {
+            let node_dir = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let key = run_ok(
+                welkin()
+                    .args(["key", "new", "--json", "--out"])
+                    .arg(node_dir.join("node.key")),
+            );
+            let key: serde_json::Value =
+                serde_json::from_str(&key).expect("key new --json prints JSON");
+            nodes.push(serde_json::json!({
+                "name": format!("node{i}"),
+                "public_key": key["public_key"],
+                "encryption_key": key["encryption_key"],
+                "p2p_address": format!("127.0.0.1:{}", P2P_BASE + i as u16),
+                "api_address": format!("127.0.0.1:{}", API_BASE + i as u16),
+                "failure_domain": format!("rack-{}", i % 2),
+            }));
+            std::fs::write(
+                node_dir.join("node.toml"),
+                "data_dir = \"data\"\nkey_file = \"node.key\"\nshare_file = \"../shares/node{i}.share\"\ngenesis_file = \"../genesis.json\"\n"
+                    .replace("{i}", &i.to_string()),
+            )
+            .expect("node config");
+        }
+        std::fs::write(
+            dir.join("nodes.json"),
+            serde_json::to_string(&nodes).expect("json"),
+        )
+        .expect("nodes file");
+        run_ok(
+            welkin()
+                .arg("genesis")
+                .arg("--nodes")
+                .arg(dir.join("nodes.json"))
+                .arg("--out-dir")
+                .arg(dir),
+        );
+        let clients = (0..NODES)
+            .map(|i| Client::new(&format!("http://127.0.0.1:{}", API_BASE + i as u16)))
+            .collect();
+        Self {
+            dir: dir.to_path_buf(),
+            children: (0..NODES).map(|_| None).collect(),
+            clients,
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let node_dir = self.dir.join(format!("node{i}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node_dir.join("node.log"))
+            .expect("log");
+        let child = welkin()
+            .arg("node")
+            .arg("--config")
+            .arg(node_dir.join("node.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("node starts");
+        self.children[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+        }
+    }
+
+    fn wait_ready(&self, nodes: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !nodes.iter().all(|&i| self.clients[i].health().is_ok()) {
+            assert!(
+                Instant::now() < deadline,
+                "nodes {nodes:?} not ready; see {}",
+                self.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn height(&self, i: usize) -> u64 {
+        self.clients[i].status().map(|s| s.height).unwrap_or(0)
+    }
+
+    fn wait_height(&self, nodes: &[usize], height: u64) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !nodes.iter().all(|&i| self.height(i) >= height) {
+            assert!(
+                Instant::now() < deadline,
+                "nodes {nodes:?} did not reach height {height}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..NODES {
+            self.kill(i);
+        }
+    }
+}
+
+struct Signer {
+    key: PrivateKey,
+    cluster_id: Digest,
+    next_nonce: u64,
+}
+
+impl Signer {
+    fn tx(&mut self, payload: Payload) -> SignedTransaction {
+        self.next_nonce += 1;
+        self.tx_with(self.next_nonce, now_ms() + 120_000, payload)
+    }
+
+    fn tx_with(&self, nonce: u64, expiry_ms: u64, payload: Payload) -> SignedTransaction {
+        Transaction {
+            version: TX_VERSION,
+            signer: self.key.public_key(),
+            nonce,
+            expiry_ms,
+            payload,
+        }
+        .sign(&self.key, &self.cluster_id)
+    }
+}
+
+fn commit(client: &Client, tx: &SignedTransaction) -> Receipt {
+    let status = client
+        .submit(tx, Some(Duration::from_secs(30)))
+        .expect("submission is accepted");
+    assert_eq!(
+        status.state,
+        TxState::Committed,
+        "committed within the wait"
+    );
+    assert!(status.checkpoint.is_some() || status.receipt.is_some());
+    status.receipt.expect("committed status has a receipt")
+}
+
+fn assert_everywhere(cluster: &Cluster, acked: &BTreeMap<Digest, Receipt>) {
+    for (i, client) in cluster.clients.iter().enumerate() {
+        for (id, receipt) in acked {
+            let status: TxStatus = client.tx_status(id).expect("status query");
+            assert_eq!(
+                status.receipt.as_ref(),
+                Some(receipt),
+                "node{i} lost acknowledged transaction {id}"
+            );
+        }
+    }
+}
+
+fn raw_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(&body[..])
+        .expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn raw_get(url: &str) -> (u16, serde_json::Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(url).call().expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn expect_http((status, body): (u16, serde_json::Value), expected: u16, code: &str) {
+    assert_eq!(status, expected, "HTTP status for {code}: {body}");
+    assert_eq!(
+        body["error"]["code"].as_str(),
+        Some(code),
+        "error code: {body}"
+    );
+}
+
+fn expect_api_error(result: Result<TxStatus, ClientError>, code: &str) {
+    match result {
+        Err(ClientError::Api { code: got, .. }) => assert_eq!(got, code),
+        other => panic!("expected API error {code}, got {other:?}"),
+    }
+}
+
+fn bad_input(cluster: &Cluster, signer: &mut Signer) {
+    let api = format!("http://127.0.0.1:{API_BASE}");
+    let client = &cluster.clients[0];
+    expect_http(
+        raw_post(&format!("{api}/v1/tx"), b"not json".to_vec()),
+        400,
+        "bad_json",
+    );
+    expect_http(
+        raw_post(&format!("{api}/v1/tx"), br#"{"tx":"zz"}"#.to_vec()),
+        400,
+        "bad_hex",
+    );
+    expect_http(
+        raw_post(
+            &format!("{api}/v1/tx"),
+            br#"{"tx":"01ab","extra":1}"#.to_vec(),
+        ),
+        400,
+        "bad_json",
+    );
+    expect_http(
+        raw_post(&format!("{api}/v1/tx"), br#"{"tx":"0100"}"#.to_vec()),
+        422,
+        "malformed",
+    );
+    expect_http(
+        raw_post(&format!("{api}/v1/tx"), br#"{"tx":"0700"}"#.to_vec()),
+        422,
+        "unsupported_version",
+    );
+    let huge = vec![b' '; welkin_node::api::MAX_BODY_BYTES + 1];
+    expect_http(
+        raw_post(&format!("{api}/v1/txs"), huge),
+        413,
+        "body_too_large",
+    );
+    let big_tx = format!(
+        r#"{{"tx":"{}"}}"#,
+        "ab".repeat(welkin_types::limits::MAX_TX_BYTES + 1)
+    );
+    expect_http(
+        raw_post(&format!("{api}/v1/tx"), big_tx.into_bytes()),
+        413,
+        "too_large",
+    );
+
+    // Wrongly signed: a valid transaction with another transaction's signature.
+    let good = signer.tx(Payload::Memo(b"x".to_vec()));
+    let other = signer.tx(Payload::Memo(b"y".to_vec()));
+    let forged = SignedTransaction::new(good.tx.clone(), other.signature.clone());
+    expect_api_error(client.submit(&forged, None), "bad_signature");
+    // Signed for another cluster.
+    let foreign = Signer {
+        key: signer.key.clone(),
+        cluster_id: welkin_types::hash_parts(&[b"elsewhere"]),
+        next_nonce: 0,
+    };
+    expect_api_error(
+        client.submit(
+            &foreign.tx_with(999_999, now_ms() + 60_000, Payload::Memo(vec![])),
+            None,
+        ),
+        "bad_signature",
+    );
+    // Expired, and too far in the future.
+    expect_api_error(
+        client.submit(
+            &signer.tx_with(500_000, now_ms() - 1_000, Payload::Memo(vec![])),
+            None,
+        ),
+        "expired",
+    );
+    expect_api_error(
+        client.submit(
+            &signer.tx_with(500_001, now_ms() + 3_600_000, Payload::Memo(vec![])),
+            None,
+        ),
+        "ttl_too_long",
+    );
+    // Replay: the same nonce with a different payload after the first committed.
+    let first = signer.tx(Payload::Memo(b"first".to_vec()));
+    commit(client, &first);
+    let replay = signer.tx_with(
+        first.tx.nonce,
+        first.tx.expiry_ms,
+        Payload::Memo(b"second".to_vec()),
+    );
+    expect_api_error(client.submit(&replay, None), "replay");
+    // Resubmitting the very same transaction is idempotent: it reports the existing receipt.
+    let again = client
+        .submit(&first, None)
+        .expect("idempotent resubmission");
+    assert_eq!(again.state, TxState::Committed);
+
+    expect_http(raw_get(&format!("{api}/v1/tx/not-hex")), 400, "bad_id");
+    expect_http(raw_get(&format!("{api}/v1/block/abc")), 400, "bad_height");
+    expect_http(
+        raw_get(&format!("{api}/v1/block/999999999")),
+        404,
+        "not_found",
+    );
+    expect_http(raw_get(&format!("{api}/v1/nothing")), 404, "not_found");
+    client
+        .health()
+        .expect("the node keeps serving after bad input");
+}
+
+#[test]
+fn cluster_of_processes_survives_kills_and_restarts() {
+    let dir = std::env::temp_dir().join(format!("welkin-processes-{}", std::process::id()));
+    let mut cluster = Cluster::create(&dir);
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    let all: Vec<usize> = (0..NODES).collect();
+    cluster.wait_ready(&all);
+
+    // The CLI reads the cluster too, as JSON.
+    let status = run_ok(welkin().args([
+        "status",
+        "--json",
+        "--api",
+        &format!("http://127.0.0.1:{API_BASE}"),
+    ]));
+    let status: serde_json::Value =
+        serde_json::from_str(&status).expect("status --json prints JSON");
+    let cluster_id = welkin_types::hexser::decode_hex::<Digest>(
+        status["cluster_id"].as_str().expect("cluster id"),
+    )
+    .expect("hex");
+    let mut signer = Signer {
+        key: PrivateKey::from_seed(42),
+        cluster_id,
+        next_nonce: 0,
+    };
+
+    let mut acked = BTreeMap::new();
+    for k in 0..12 {
+        let tx = signer.tx(Payload::Put {
+            key: format!("k{k}").into_bytes(),
+            value: b"v".to_vec(),
+        });
+        acked.insert(tx.id(), commit(&cluster.clients[k % NODES], &tx));
+    }
+
+    // SIGKILL one node; the other three keep committing.
+    cluster.kill(3);
+    for k in 0..12 {
+        let tx = signer.tx(Payload::Memo(
+            format!("while node3 is down {k}").into_bytes(),
+        ));
+        acked.insert(tx.id(), commit(&cluster.clients[k % 3], &tx));
+    }
+    // Restart it: it catches up from its data directory and its peers.
+    cluster.start(3);
+    cluster.wait_ready(&[3]);
+    let target = (0..3).map(|i| cluster.height(i)).max().unwrap_or(0);
+    cluster.wait_height(&[3], target);
+    assert_everywhere(&cluster, &acked);
+
+    bad_input(&cluster, &mut signer);
+
+    // Kill every node at once, restart all: nothing acknowledged is lost.
+    let before = (0..NODES).map(|i| cluster.height(i)).min().unwrap_or(0);
+    for i in 0..NODES {
+        cluster.kill(i);
+    }
+    for i in 0..NODES {
+        cluster.start(i);
+    }
+    cluster.wait_ready(&all);
+    cluster.wait_height(&all, before);
+    assert_everywhere(&cluster, &acked);
+    let tx = signer.tx(Payload::Memo(b"after full restart".to_vec()));
+    acked.insert(tx.id(), commit(&cluster.clients[1], &tx));
+    let height = acked.values().map(|r| r.height).max().unwrap_or(0);
+    cluster.wait_height(&all, height);
+    assert_everywhere(&cluster, &acked);
+
+    // A verified checkpoint: the client checks it against the genesis cluster key.
+    let genesis = welkin_types::Genesis::from_json(
+        &std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"),
+    )
+    .expect("valid");
+    let checkpoint = cluster.clients[2]
+        .verified_checkpoint(None, &genesis.cluster_id(), genesis.cluster_key())
+        .expect("verifies");
+    assert!(checkpoint.checkpoint.height > 0);
+    let _ = checkpoint.encode();
+
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
