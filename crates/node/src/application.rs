@@ -33,6 +33,11 @@ use welkin_types::{
 /// How long a proposer with an empty mempool waits for transactions before proposing an
 /// empty block. Must stay well below the leader timeout.
 pub const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// A parent with at least this many transactions means the cluster is busy, and the
+/// proposer applies its minimum block interval.
+pub const BUSY_BLOCK_TXS: usize = 128;
+/// The largest minimum block interval a node may configure (well inside the leader timeout).
+pub const MAX_MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the waiting proposer looks at the mempool.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
@@ -70,6 +75,7 @@ pub struct App {
     cluster_id: Digest,
     params: ChainParams,
     max_block_txs: usize,
+    min_block_interval: Duration,
     applied_height: Arc<AtomicU64>,
 }
 
@@ -81,13 +87,16 @@ impl App {
         cluster_id: Digest,
         params: ChainParams,
         max_block_txs: usize,
+        min_block_interval: Duration,
         applied_height: Arc<AtomicU64>,
     ) -> Self {
+        let min_block_interval = min_block_interval.min(MAX_MIN_BLOCK_INTERVAL);
         Self {
             mempool,
             cluster_id,
             params,
             max_block_txs: max_block_txs.min(MAX_BLOCK_TXS),
+            min_block_interval,
             applied_height,
         }
     }
@@ -153,6 +162,16 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         if parent.height > self.applied_height.load(Ordering::Acquire) {
             exclude.extend(parent.txs.iter().map(SignedTransaction::id));
             exclude.extend(self.in_flight(&mut ancestry).await);
+        }
+        // Under load (a busy parent), space blocks at least `min_block_interval` apart by
+        // block time: blocks get bigger and the per-block cost (votes, checkpoint, fsync) is
+        // spread over more transactions. A quiet cluster proposes at once, for low latency.
+        if parent.txs.len() >= BUSY_BLOCK_TXS {
+            let earliest = parent.timestamp_ms + self.min_block_interval.as_millis() as u64;
+            let now = now_ms(&clock);
+            if earliest > now {
+                clock.sleep(Duration::from_millis(earliest - now)).await;
+            }
         }
         let mut txs = self
             .mempool

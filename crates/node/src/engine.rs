@@ -139,6 +139,9 @@ pub struct EngineConfig {
     pub mempool: MempoolConfig,
     /// Most transactions a proposer puts in one block.
     pub max_block_txs: usize,
+    /// Least block time between a parent and the block this node proposes on it (at most
+    /// 500 ms). Larger values make bigger blocks under load, at the cost of latency.
+    pub min_block_interval: Duration,
     /// Consensus timing.
     pub timeouts: Timeouts,
 }
@@ -369,6 +372,7 @@ where
         cluster_id,
         genesis.chain.clone(),
         config.max_block_txs,
+        config.min_block_interval,
         applied_height.clone(),
     );
     let inline = Inline::new(context.child("inline"), app, marshal.clone(), epocher);

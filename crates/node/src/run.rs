@@ -70,6 +70,10 @@ fn read(path: &Path) -> Result<String, RunError> {
     })
 }
 
+/// The default minimum block interval under load: measured best on a 2-core machine (see
+/// the cluster-core benchmark notes).
+pub const DEFAULT_MIN_BLOCK_INTERVAL_MS: u64 = 100;
+
 /// The node config file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +92,8 @@ pub struct NodeFileConfig {
     pub p2p_address: Option<SocketAddr>,
     /// Most transactions per proposed block (default 8192).
     pub max_block_txs: Option<usize>,
+    /// Least time between blocks this node proposes under load, in ms (default 100).
+    pub min_block_interval_ms: Option<u64>,
     /// Runtime worker threads (default 2).
     pub worker_threads: Option<usize>,
 }
@@ -153,6 +159,11 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
             .max_block_txs
             .unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),
         timeouts: Timeouts::default(),
+        min_block_interval: Duration::from_millis(
+            config
+                .min_block_interval_ms
+                .unwrap_or(DEFAULT_MIN_BLOCK_INTERVAL_MS),
+        ),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
     Ok(Prepared {

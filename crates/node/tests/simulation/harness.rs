@@ -208,6 +208,7 @@ pub(crate) async fn start_node(context: &Ctx, net: &Net, fixture: &Fixture, inde
         mempool: MempoolConfig::default(),
         max_block_txs: 512,
         timeouts: Timeouts::default(),
+        min_block_interval: Duration::ZERO,
     };
     config.validate().expect("valid config");
     welkin_node::start(
