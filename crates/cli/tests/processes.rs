@@ -1,6 +1,7 @@
 //! Real processes on loopback, from the built `welkin` binary: key generation and the genesis
 //! ceremony through the CLI, four `welkin node` processes over TCP, a node killed with
-//! SIGKILL and restarted, the whole cluster killed and restarted, and bad input over HTTP.
+//! SIGKILL and restarted, a node restarted with empty storage, the whole cluster killed and
+//! restarted, and bad input over HTTP.
 //! Every acknowledged (committed) transaction must be on every node at the end.
 
 use commonware_codec::Encode as _;
@@ -424,6 +425,21 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert_everywhere(&cluster, &acked);
 
     bad_input(&cluster, &mut signer);
+
+    // An empty node: wipe node2's storage and restart it; it rebuilds from its peers.
+    cluster.kill(2);
+    std::fs::remove_dir_all(dir.join("node2").join("data")).expect("wipe node2 data");
+    let tx = signer.tx(Payload::Memo(b"while node2 is empty".to_vec()));
+    acked.insert(tx.id(), commit(&cluster.clients[0], &tx));
+    cluster.start(2);
+    cluster.wait_ready(&[2]);
+    let target = [0, 1, 3]
+        .iter()
+        .map(|&i| cluster.height(i))
+        .max()
+        .unwrap_or(0);
+    cluster.wait_height(&[2], target);
+    assert_everywhere(&cluster, &acked);
 
     // Kill every node at once, restart all: nothing acknowledged is lost.
     let before = (0..NODES).map(|i| cluster.height(i)).min().unwrap_or(0);

@@ -130,3 +130,48 @@ where
     });
     Gossip { outbox }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoints::CheckpointMessage;
+    use commonware_cryptography::Signer as _;
+    use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, decode, hash_parts};
+
+    #[test]
+    fn peer_messages_reject_garbage_without_panicking() {
+        let key = PrivateKey::from_seed(1);
+        let tx = Transaction {
+            version: TX_VERSION,
+            signer: key.public_key(),
+            nonce: 1,
+            expiry_ms: 1,
+            payload: Payload::Memo(vec![7; 40]),
+        }
+        .sign(&key, &hash_parts(&[b"c"]));
+        let batch = Batch(vec![tx.clone(), tx]).encode().to_vec();
+        assert_eq!(decode::<Batch>(&batch).map(|b| b.0.len()).ok(), Some(2));
+        for cut in 0..batch.len() {
+            assert!(
+                decode::<Batch>(&batch[..cut]).is_err(),
+                "truncated batch at {cut} accepted"
+            );
+        }
+        let mut too_many = Vec::new();
+        UInt((MAX_GOSSIP_BATCH + 1) as u32).write(&mut too_many);
+        assert!(decode::<Batch>(&too_many).is_err());
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 0..2_000usize {
+            let bytes: Vec<u8> = (0..len % 200)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = decode::<Batch>(&bytes);
+            let _ = decode::<CheckpointMessage>(&bytes);
+        }
+    }
+}

@@ -78,3 +78,157 @@ pub fn hash_parts(parts: &[&[u8]]) -> Digest {
     }
     Hasher::hash(&framed)
 }
+
+#[cfg(test)]
+mod robustness {
+    //! Decoders face the network: garbage and mutated encodings must never panic, and
+    //! whatever a decoder accepts must be canonical (re-encode to the same bytes).
+
+    use crate::{
+        Block, CertifiedCheckpoint, Payload, PrivateKey, SignedTransaction, TX_VERSION,
+        Transaction, decode, hash_parts,
+    };
+    use commonware_codec::{Encode, Read};
+    use commonware_cryptography::Signer as _;
+    use rand_core::Rng as _;
+
+    fn check<T: Read<Cfg = ()> + Encode>(bytes: &[u8]) {
+        if let Ok(value) = decode::<T>(bytes) {
+            assert_eq!(
+                value.encode().as_ref(),
+                bytes,
+                "accepted a non-canonical encoding"
+            );
+        }
+    }
+
+    fn mutations(valid: &[u8], rng: &mut impl rand_core::Rng, rounds: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let mut bytes = valid.to_vec();
+            match round % 4 {
+                0 if !bytes.is_empty() => {
+                    let i = (rng.next_u32() as usize) % bytes.len();
+                    bytes[i] ^= 1 << (rng.next_u32() % 8);
+                }
+                1 => bytes.truncate((rng.next_u32() as usize) % (valid.len() + 1)),
+                2 => bytes.push(rng.next_u32() as u8),
+                _ => {
+                    let len = (rng.next_u32() as usize) % 300;
+                    bytes = (0..len).map(|_| rng.next_u32() as u8).collect();
+                }
+            }
+            out.push(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn decoders_survive_garbage_and_accept_only_canonical_bytes() {
+        let mut rng = commonware_utils::test_rng();
+        let key = PrivateKey::from_seed(9);
+        let cluster = hash_parts(&[b"c"]);
+        let tx = Transaction {
+            version: TX_VERSION,
+            signer: key.public_key(),
+            nonce: 77,
+            expiry_ms: 1_000,
+            payload: Payload::Put {
+                key: b"k".to_vec(),
+                value: b"value".to_vec(),
+            },
+        }
+        .sign(&key, &cluster);
+        let block = Block::new(cluster, 5, 6, vec![tx.clone(), tx.clone()]);
+        for bytes in mutations(&tx.encode(), &mut rng, 5_000) {
+            check::<SignedTransaction>(&bytes);
+            let _ = SignedTransaction::from_bytes(&bytes);
+        }
+        for bytes in mutations(&block.encode(), &mut rng, 5_000) {
+            check::<Block>(&bytes);
+        }
+        for bytes in mutations(&[0u8; 128], &mut rng, 2_000) {
+            check::<CertifiedCheckpoint>(&bytes);
+            check::<crate::Receipt>(&bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod fixtures {
+    //! Frozen wire formats: the hash of each deterministic encoding is checked in. A change
+    //! here is a wire-format change: bump the version it belongs to, then update the fixture.
+
+    use crate::{
+        Block, Checkpoint, Outcome, Payload, PrivateKey, Receipt, TX_VERSION, Transaction,
+        hash_parts,
+    };
+    use commonware_codec::Encode;
+    use commonware_cryptography::Signer as _;
+
+    fn fingerprint(bytes: &[u8]) -> String {
+        hex::encode(hash_parts(&[bytes]))
+    }
+
+    #[test]
+    fn encodings_are_frozen() {
+        let key = PrivateKey::from_seed(2026);
+        let cluster = hash_parts(&[b"welkin fixture cluster"]);
+        let tx = Transaction {
+            version: TX_VERSION,
+            signer: key.public_key(),
+            nonce: 42,
+            expiry_ms: 1_700_000_000_000,
+            payload: Payload::Put {
+                key: b"fixture".to_vec(),
+                value: b"value".to_vec(),
+            },
+        }
+        .sign(&key, &cluster);
+        let block = Block::new(cluster, 7, 1_700_000_000_001, vec![tx.clone()]);
+        let checkpoint = Checkpoint {
+            height: 7,
+            state_root: hash_parts(&[b"root"]),
+        };
+        let receipt = Receipt {
+            height: 7,
+            index: 0,
+            outcome: Outcome::Applied,
+        };
+        let actual = [
+            ("tx", fingerprint(&tx.encode())),
+            ("tx id", hex::encode(tx.id())),
+            ("block", fingerprint(&block.encode())),
+            (
+                "checkpoint message",
+                fingerprint(&checkpoint.message(&cluster)),
+            ),
+            ("receipt", fingerprint(&receipt.encode())),
+        ];
+        let expected = [
+            (
+                "tx",
+                "394a5e932fb9d038dcb4540086ea4ffcc8f38982778dc221ef8b7dd8e1620476",
+            ),
+            (
+                "tx id",
+                "f69738f4d029c9c2ca985595a968dcd1c9c566cf1a9593213dcfb2295be93ddc",
+            ),
+            (
+                "block",
+                "c72720a79ae53604f207f3e2cd45de94747834467246822cef2507bab46d9286",
+            ),
+            (
+                "checkpoint message",
+                "b404bc92f24a58a53ca3aae521933bdb360d5a4d5e2801fb874a001caf01d3b5",
+            ),
+            (
+                "receipt",
+                "57c80ab5aed3cf1e4d48fbe24d182505efc97a31f1e74996d0dd2062f5c9116c",
+            ),
+        ];
+        for ((name, got), (_, want)) in actual.iter().zip(expected) {
+            assert_eq!(got, want, "{name} encoding changed");
+        }
+    }
+}
