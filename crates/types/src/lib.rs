@@ -90,7 +90,6 @@ mod robustness {
     };
     use commonware_codec::{Encode, Read};
     use commonware_cryptography::Signer as _;
-    use rand_core::Rng as _;
 
     fn check<T: Read<Cfg = ()> + Encode>(bytes: &[u8]) {
         if let Ok(value) = decode::<T>(bytes) {
