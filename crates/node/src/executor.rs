@@ -54,6 +54,9 @@ type StateCodec = ((), (commonware_codec::RangeCfg<usize>, ()));
 /// The state database configuration.
 type StateConfig = VariableConfig<EightCap, StateCodec, Sequential>;
 
+/// How often (in heights) the state log is pruned.
+const PRUNE_EVERY: u64 = 32;
+
 /// Largest state value the database accepts.
 const MAX_STATE_VALUE: usize = 64 * 1024;
 
@@ -318,7 +321,16 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             .apply_batch(merkleized)
             .await
             .expect("state batch must apply");
-        let db = db.commit().await.expect("state commit must reach disk");
+        let mut db = db.commit().await.expect("state commit must reach disk");
+        // Drop operations below the inactivity floor so the log does not grow forever. The
+        // root is unchanged by pruning; every node prunes at the same heights anyway.
+        if height % PRUNE_EVERY == 0 {
+            let boundary = db.sync_boundary();
+            db = db
+                .prune(boundary)
+                .await
+                .expect("pruning at the sync boundary cannot fail");
+        }
         self.db = Some(db);
     }
 
