@@ -8,6 +8,10 @@
 //! | `GET /v1/block/{height}` | a finalized block with its finalization certificate |
 //! | `GET /v1/checkpoint/{height}` | the certified checkpoint at a height (`latest` allowed) |
 //! | `GET /v1/status` | cluster status as this node sees it |
+//! | `GET /v1/log/receipt/{id}` | a self-contained, offline-checkable log receipt |
+//! | `GET /v1/log/proof/inclusion?index=I&size=N` (or `tx=ID`) | RFC 6962 inclusion proof |
+//! | `GET /v1/log/proof/consistency?old=M&new=N` | RFC 6962 consistency proof |
+//! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
 //! | `GET /v1/health` | liveness |
 //!
 //! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
@@ -30,9 +34,10 @@ use welkin_types::{
     SignedTransaction, TxError, TxId,
     api::{
         BatchItem, BatchResult, BlockInfo, BlockTx, ClusterStatus, ErrorBody, ErrorDetail,
-        SubmitBatchRequest, SubmitRequest, TxState, TxStatus,
+        LOG_RECEIPT_KIND, LogEntries, LogProof, LogReceipt, SubmitBatchRequest, SubmitRequest,
+        TxState, TxStatus,
     },
-    limits::{MAX_SUBMIT_BATCH, MAX_TX_BYTES},
+    limits::{MAX_LOG_RANGE, MAX_SUBMIT_BATCH, MAX_TX_BYTES},
 };
 
 /// Largest request body (8 MiB): thousands of typical transactions in hex. A batch of
@@ -168,6 +173,10 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/block/{height}", get(block::<E>))
         .route("/v1/checkpoint/{height}", get(checkpoint::<E>))
         .route("/v1/status", get(status::<E>))
+        .route("/v1/log/receipt/{id}", get(log_receipt::<E>))
+        .route("/v1/log/proof/inclusion", get(inclusion::<E>))
+        .route("/v1/log/proof/consistency", get(consistency::<E>))
+        .route("/v1/log/entries", get(entries::<E>))
         .route("/v1/health", get(health::<E>))
         .fallback(|| async {
             ApiError::new(
@@ -404,6 +413,8 @@ async fn checkpoint<E: Clock + Send + Sync + 'static>(
     Ok(Json(serde_json::json!({
         "height": certified.checkpoint.height,
         "state_root": hex::encode(certified.checkpoint.state_root),
+        "log_size": certified.checkpoint.log_size,
+        "log_root": hex::encode(certified.checkpoint.log_root),
         "signature": hex::encode(certified.signature.encode()),
         "encoded": certified.to_hex(),
     })))
@@ -443,4 +454,167 @@ async fn health<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
 ) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true, "height": node.status().height }))
+}
+
+fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+fn hexes(digests: &[welkin_types::Digest]) -> Vec<String> {
+    digests.iter().map(hex::encode).collect()
+}
+
+async fn log_receipt<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(id): Path<String>,
+) -> Result<Json<LogReceipt>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some(receipt) = node.receipt(id).await else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "transaction {} is not committed on this node",
+                hex::encode(id)
+            ),
+        ));
+    };
+    let Some(certified) = node.checkpoint(receipt.height).await else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_certified",
+            format!(
+                "the checkpoint at height {} is not certified yet; retry shortly",
+                receipt.height
+            ),
+        ));
+    };
+    let size = certified.checkpoint.log_size;
+    let proof = node
+        .inclusion_proof(receipt.log_index, size)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_error", e))?;
+    let entry = node
+        .log_entries(receipt.log_index, receipt.log_index + 1)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "log_error", e))?;
+    let entry = entry.into_iter().next().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "log_error",
+            "entry missing",
+        )
+    })?;
+    Ok(Json(LogReceipt {
+        kind: LOG_RECEIPT_KIND.into(),
+        cluster_id: hex::encode(node.cluster_id()),
+        tx_id: hex::encode(id),
+        entry: hex::encode(entry),
+        log_index: receipt.log_index,
+        checkpoint: certified.to_hex(),
+        proof: hexes(&proof),
+    }))
+}
+
+/// Query of the inclusion proof endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionParams {
+    /// Leaf index (or give `tx`).
+    pub index: Option<u64>,
+    /// Transaction id, hex (or give `index`).
+    pub tx: Option<String>,
+    /// Tree size (default: the current log size).
+    pub size: Option<u64>,
+}
+
+async fn inclusion<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Query(params): Query<InclusionParams>,
+) -> Result<Json<LogProof>, ApiError> {
+    let index = match (params.index, &params.tx) {
+        (Some(index), None) => index,
+        (None, Some(tx)) => {
+            let id = parse_id(tx)?;
+            node.receipt(id).await.map(|r| r.log_index).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("transaction {tx} is not committed on this node"),
+                )
+            })?
+        }
+        _ => {
+            return Err(bad_request(
+                "bad_query",
+                "give exactly one of index= or tx=",
+            ));
+        }
+    };
+    let size = params.size.unwrap_or_else(|| node.status().log_size);
+    let proof = node
+        .inclusion_proof(index, size)
+        .await
+        .map_err(|e| bad_request("bad_range", e))?;
+    Ok(Json(LogProof {
+        from: index,
+        size,
+        proof: hexes(&proof),
+    }))
+}
+
+/// Query of the consistency proof endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyParams {
+    /// The older tree size.
+    pub old: u64,
+    /// The newer tree size (default: the current log size).
+    pub new: Option<u64>,
+}
+
+async fn consistency<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Query(params): Query<ConsistencyParams>,
+) -> Result<Json<LogProof>, ApiError> {
+    let new = params.new.unwrap_or_else(|| node.status().log_size);
+    let proof = node
+        .consistency_proof(params.old, new)
+        .await
+        .map_err(|e| bad_request("bad_range", e))?;
+    Ok(Json(LogProof {
+        from: params.old,
+        size: new,
+        proof: hexes(&proof),
+    }))
+}
+
+/// Query of the entries endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntriesParams {
+    /// First index.
+    pub start: u64,
+    /// One past the last index (at most `start + 256`).
+    pub end: u64,
+}
+
+async fn entries<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Query(params): Query<EntriesParams>,
+) -> Result<Json<LogEntries>, ApiError> {
+    if params.end <= params.start || params.end - params.start > MAX_LOG_RANGE {
+        return Err(bad_request(
+            "bad_range",
+            format!("end must be above start and at most {MAX_LOG_RANGE} beyond it"),
+        ));
+    }
+    let entries = node
+        .log_entries(params.start, params.end)
+        .await
+        .map_err(|e| bad_request("bad_range", e))?;
+    Ok(Json(LogEntries {
+        start: params.start,
+        entries: entries.iter().map(hex::encode).collect(),
+    }))
 }

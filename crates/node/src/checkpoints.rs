@@ -1,7 +1,7 @@
 //! Collecting checkpoint partial signatures into certified checkpoints.
 //!
 //! After applying height `h`, every node signs a threshold partial over
-//! (cluster id, h, state root) and sends it to all peers. A node verifies each partial it
+//! (cluster id, h, state root, log size, log root) and sends it to all peers. A node verifies each partial it
 //! receives against its *own* root for `h` (so a partial over a different root, from a
 //! diverged or lying node, is rejected), and once it holds `t` valid partials it recovers the
 //! cluster signature. Partials for heights not yet applied wait in a bounded buffer.
@@ -90,7 +90,7 @@ pub struct Tracker {
     cluster_id: Digest,
     sharing: Sharing,
     share: Share,
-    roots: BTreeMap<u64, Digest>,
+    roots: BTreeMap<u64, Checkpoint>,
     partials: BTreeMap<u64, BTreeMap<u32, PartialSignature<Variant>>>,
     early: BTreeMap<u64, Vec<(CheckpointMessage, u32)>>,
     certified: BTreeMap<u64, ()>,
@@ -126,16 +126,13 @@ impl Tracker {
         self.certified.contains_key(&height)
     }
 
-    /// Records that `height` was applied with `root`; returns this node's partial to send, and
-    /// any actions unlocked by messages that arrived early.
-    pub fn applied(&mut self, height: u64, root: Digest) -> (CheckpointMessage, Vec<Action>) {
+    /// Records that `checkpoint` describes this node's state after its height; returns this
+    /// node's partial to send, and any actions unlocked by messages that arrived early.
+    pub fn applied(&mut self, checkpoint: Checkpoint) -> (CheckpointMessage, Vec<Action>) {
+        let height = checkpoint.height;
         self.applied = height;
-        self.roots.insert(height, root);
-        let message = Checkpoint {
-            height,
-            state_root: root,
-        }
-        .message(&self.cluster_id);
+        self.roots.insert(height, checkpoint);
+        let message = checkpoint.message(&self.cluster_id);
         let partial =
             threshold::sign_message::<Variant>(&self.share, namespace::CHECKPOINT, &message);
         let mut actions = Vec::new();
@@ -194,10 +191,15 @@ impl Tracker {
                     return Action::None;
                 }
                 match self.roots.get(&height) {
-                    Some(root) if *root == certified.checkpoint.state_root => {}
-                    Some(root) => {
+                    Some(ours) if *ours == certified.checkpoint => {}
+                    Some(ours) => {
                         if certified.verify(&self.cluster_id, self.sharing.public()) {
-                            tracing::error!(height, ours = %root, cluster = %certified.checkpoint.state_root, "cluster certified a different state root: this node has diverged");
+                            tracing::error!(
+                                height,
+                                ours = %ours.state_root,
+                                cluster = %certified.checkpoint.state_root,
+                                "cluster certified a different checkpoint: this node has diverged"
+                            );
                         }
                         return Action::None;
                     }
@@ -213,7 +215,7 @@ impl Tracker {
     }
 
     fn add_partial(&mut self, height: u64, partial: PartialSignature<Variant>) -> Action {
-        let Some(root) = self.roots.get(&height).copied() else {
+        let Some(checkpoint) = self.roots.get(&height).copied() else {
             return Action::None;
         };
         if partial.index.get() >= self.sharing.total().get() {
@@ -227,10 +229,6 @@ impl Tracker {
         // Optimistic: recover from the partials as they are and check the result once (one
         // pairing check instead of one per partial). Only if that fails, find and drop the
         // partials that do not verify against our root.
-        let checkpoint = Checkpoint {
-            height,
-            state_root: root,
-        };
         if let Ok(signature) =
             threshold::recover::<Variant, _>(&self.sharing, set.values(), &Sequential)
         {
@@ -275,6 +273,15 @@ mod tests {
     use commonware_utils::{N3f1, NZU32, test_rng};
     use welkin_types::hash_parts;
 
+    fn cp(height: u64, state_root: Digest) -> Checkpoint {
+        Checkpoint {
+            height,
+            state_root,
+            log_size: height,
+            log_root: hash_parts(&[b"log"]),
+        }
+    }
+
     fn trackers() -> Vec<Tracker> {
         let (sharing, shares) =
             deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
@@ -290,7 +297,7 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let mut sent = Vec::new();
         for node in nodes.iter_mut().take(3) {
-            let (partial, actions) = node.applied(1, root);
+            let (partial, actions) = node.applied(cp(1, root));
             assert!(actions.iter().all(|a| *a == Action::None));
             sent.push(partial);
         }
@@ -302,7 +309,7 @@ mod tests {
         assert!(certified.verify(&hash_parts(&[b"c"]), nodes[0].sharing.public()));
         nodes[0].mark_certified(1);
         // Node 3 applies late; its partial draws a reply from node 0.
-        let (late, _) = nodes[3].applied(1, root);
+        let (late, _) = nodes[3].applied(cp(1, root));
         assert_eq!(nodes[0].handle(late, 3), Action::Reply(1));
         assert_eq!(
             nodes[3].handle(CheckpointMessage::Certified(certified.clone()), 0),
@@ -317,14 +324,14 @@ mod tests {
     #[test]
     fn partial_over_a_different_root_is_rejected() {
         let mut nodes = trackers();
-        nodes[0].applied(1, hash_parts(&[b"root"]));
-        let (liar, _) = nodes[1].applied(1, hash_parts(&[b"forged root"]));
-        let (honest, _) = nodes[2].applied(1, hash_parts(&[b"root"]));
+        nodes[0].applied(cp(1, hash_parts(&[b"root"])));
+        let (liar, _) = nodes[1].applied(cp(1, hash_parts(&[b"forged root"])));
+        let (honest, _) = nodes[2].applied(cp(1, hash_parts(&[b"root"])));
         assert_eq!(nodes[0].handle(liar, 1), Action::None);
         // Own, liar and honest make three, but recovery fails; the liar's partial is dropped.
         assert_eq!(nodes[0].handle(honest, 2), Action::None);
         // The fourth, honest partial completes the certificate.
-        let (fourth, _) = nodes[3].applied(1, hash_parts(&[b"root"]));
+        let (fourth, _) = nodes[3].applied(cp(1, hash_parts(&[b"root"])));
         assert!(matches!(nodes[0].handle(fourth, 3), Action::Store(_)));
     }
 
@@ -332,9 +339,9 @@ mod tests {
     fn partial_under_another_nodes_index_is_ignored() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(1, root);
-        let (p1, _) = nodes[1].applied(1, root);
-        let (p2, _) = nodes[2].applied(1, root);
+        nodes[0].applied(cp(1, root));
+        let (p1, _) = nodes[1].applied(cp(1, root));
+        let (p2, _) = nodes[2].applied(cp(1, root));
         assert_eq!(
             nodes[0].handle(p1, 3),
             Action::None,
@@ -351,11 +358,11 @@ mod tests {
     fn early_partials_wait_for_apply() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        let (p1, _) = nodes[1].applied(5, root);
-        let (p2, _) = nodes[2].applied(5, root);
+        let (p1, _) = nodes[1].applied(cp(5, root));
+        let (p2, _) = nodes[2].applied(cp(5, root));
         assert_eq!(nodes[0].handle(p1, 1), Action::None);
         assert_eq!(nodes[0].handle(p2, 2), Action::None);
-        let (_, actions) = nodes[0].applied(5, root);
+        let (_, actions) = nodes[0].applied(cp(5, root));
         assert!(actions.iter().any(|a| matches!(a, Action::Store(_))));
     }
 }

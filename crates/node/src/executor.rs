@@ -9,6 +9,7 @@
 use crate::{
     application::signature_verdicts,
     checkpoints::{Action, CheckpointMessage, Tracker},
+    log::{LogStore, to_digest},
     mempool::Mempool,
 };
 use commonware_codec::{DecodeExt as _, Encode};
@@ -40,9 +41,11 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
 };
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 use welkin_state::{Env, keys};
-use welkin_types::{Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, TxId};
+use welkin_types::{
+    Block, CertifiedCheckpoint, Checkpoint, Digest, Genesis, PublicKey, Receipt, TxId,
+};
 
 /// The state database.
 type StateDb<E> = Db<mmr::Family, E, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
@@ -71,6 +74,8 @@ pub struct Status {
     pub certified_height: u64,
     /// Latest finalized view reported by marshal.
     pub view: u64,
+    /// Entries in the audit log.
+    pub log_size: u64,
 }
 
 impl Default for Status {
@@ -80,6 +85,7 @@ impl Default for Status {
             state_root: Digest::from([0u8; 32]),
             certified_height: 0,
             view: 0,
+            log_size: 0,
         }
     }
 }
@@ -121,6 +127,33 @@ pub enum Query {
     Value(Digest, oneshot::Sender<Option<Vec<u8>>>),
     /// Many raw state values at once (one round trip for a whole batch submission).
     Values(Vec<Digest>, oneshot::Sender<Vec<Option<Vec<u8>>>>),
+    /// An inclusion proof for leaf `index` in the tree of `size` entries.
+    Inclusion {
+        /// Leaf index.
+        index: u64,
+        /// Tree size.
+        size: u64,
+        /// The proof, or why not.
+        reply: oneshot::Sender<Result<Vec<Digest>, String>>,
+    },
+    /// A consistency proof between two tree sizes.
+    Consistency {
+        /// The older size.
+        old: u64,
+        /// The newer size.
+        new: u64,
+        /// The proof, or why not.
+        reply: oneshot::Sender<Result<Vec<Digest>, String>>,
+    },
+    /// Log entries `start..end`.
+    Entries {
+        /// First index.
+        start: u64,
+        /// One past the last index.
+        end: u64,
+        /// The entries, or why not.
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, String>>,
+    },
 }
 
 /// Executor settings.
@@ -145,6 +178,7 @@ pub struct ExecutorConfig {
 pub struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     context: E,
     db: Option<StateDb<E>>,
+    log: Option<LogStore<E>>,
     certs: Option<CertArchive<E>>,
     tracker: Tracker,
     env: Env,
@@ -234,6 +268,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         let mut executor = Self {
             context,
             db: Some(db),
+            log: None,
             certs: Some(certs),
             tracker,
             env,
@@ -269,6 +304,23 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 0
             }
         };
+        let committed_log = welkin_state::read_u64(
+            executor
+                .db()
+                .get(&keys::log_size())
+                .await
+                .expect("state reads must succeed")
+                .as_deref(),
+        );
+        executor.log = Some(
+            LogStore::init(
+                executor.context.child("log"),
+                &config.partition_prefix,
+                &config.page_cache,
+                committed_log,
+            )
+            .await,
+        );
         let certified = executor.certs().last_index().unwrap_or(0);
         for height in certified.saturating_sub(crate::checkpoints::WINDOW)..=certified {
             if executor
@@ -289,8 +341,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             status.height = executor.applied;
             status.state_root = root;
             status.certified_height = certified;
+            status.log_size = committed_log;
         }
-        info!(height = executor.applied, %root, certified, "state opened");
+        info!(height = executor.applied, %root, certified, log = committed_log, "state opened");
         executor
     }
 
@@ -358,8 +411,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         R: Receiver<PublicKey = PublicKey>,
     {
         // Re-announce our latest partial so peers can complete (or answer) it after a restart.
-        let (partial, _) = self.tracker.applied(self.applied, self.db().root());
-        sender.send(Recipients::All, partial.encode(), false);
+        if let Some(partial) = self.sign_checkpoint(self.applied).await {
+            sender.send(Recipients::All, partial.encode(), false);
+        }
         loop {
             commonware_macros::select! {
                 update = updates.next() => {
@@ -417,6 +471,18 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         }
         let verdicts = signature_verdicts(&self.mempool, &self.env.cluster_id, &block.txs);
         let effects = welkin_state::apply(&self.env, &snapshot, block, &verdicts);
+        // The log first: the state commit below records the new log size, so the journals
+        // must already hold every entry it counts.
+        assert_eq!(
+            effects.log_size_before,
+            self.log().size(),
+            "state and log agree on the log size"
+        );
+        self.log
+            .as_mut()
+            .expect("log present")
+            .append(&effects.log_entries)
+            .await;
         self.commit(effects.writes, height).await;
         let root = self.db().root();
         self.applied = height;
@@ -425,6 +491,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             let mut status = self.shared.status.lock().expect("status lock");
             status.height = height;
             status.state_root = root;
+            status.log_size = self.log().size();
         }
         self.mempool.remove(
             block
@@ -445,11 +512,51 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         ack.acknowledge();
         debug!(height, txs = block.txs.len(), applied = effects.receipts.len(), %root, "applied block");
 
-        let (partial, actions) = self.tracker.applied(height, root);
-        sender.send(Recipients::All, partial.encode(), false);
-        for action in actions {
-            self.on_action(action, None, sender).await;
+        if let Some((partial, actions)) = self.sign_checkpoint_with_actions(height).await {
+            sender.send(Recipients::All, partial.encode(), false);
+            for action in actions {
+                self.on_action(action, None, sender).await;
+            }
         }
+    }
+
+    fn log(&self) -> &LogStore<E> {
+        self.log.as_ref().expect("log is opened in init")
+    }
+
+    /// The checkpoint describing this node's state after `height` (the latest applied).
+    fn checkpoint(&self, height: u64) -> Checkpoint {
+        Checkpoint {
+            height,
+            state_root: self.db().root(),
+            log_size: self.log().size(),
+            log_root: self.log().root(),
+        }
+    }
+
+    async fn sign_checkpoint(&mut self, height: u64) -> Option<CheckpointMessage> {
+        self.sign_checkpoint_with_actions(height)
+            .await
+            .map(|(partial, _)| partial)
+    }
+
+    /// Signs the checkpoint for `height`, unless the log does not extend the last one this
+    /// node signed: then it refuses, loudly, and never signs again until an operator looks.
+    async fn sign_checkpoint_with_actions(
+        &mut self,
+        height: u64,
+    ) -> Option<(CheckpointMessage, Vec<Action>)> {
+        if let Err(fork) = self.log().check_consistent() {
+            error!(height, %fork, "refusing to sign a checkpoint inconsistent with one already signed");
+            return None;
+        }
+        let checkpoint = self.checkpoint(height);
+        self.log
+            .as_mut()
+            .expect("log present")
+            .record_signed()
+            .await;
+        Some(self.tracker.applied(checkpoint))
     }
 
     async fn on_action<S: Sender<PublicKey = PublicKey>>(
@@ -509,6 +616,40 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             }
             Query::Value(key, reply) => {
                 let _ = reply.send(self.db().get(&key).await.ok().flatten());
+            }
+            Query::Inclusion { index, size, reply } => {
+                let proof = welkin_merkle::inclusion_proof(self.log().tree(), index, size);
+                let _ = reply.send(
+                    proof
+                        .map(|p| p.iter().map(to_digest).collect())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Query::Consistency { old, new, reply } => {
+                let proof = welkin_merkle::consistency_proof(self.log().tree(), old, new);
+                let _ = reply.send(
+                    proof
+                        .map(|p| p.iter().map(to_digest).collect())
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            Query::Entries { start, end, reply } => {
+                let size = self.log().size();
+                let result = if start >= end || end > size {
+                    Err(format!(
+                        "range {start}..{end} is not within the log of {size} entries"
+                    ))
+                } else {
+                    let mut entries = Vec::with_capacity((end - start) as usize);
+                    for index in start..end {
+                        match self.log().entry(index).await {
+                            Some(entry) => entries.push(entry),
+                            None => break,
+                        }
+                    }
+                    Ok(entries)
+                };
+                let _ = reply.send(result);
             }
             Query::Values(keys, reply) => {
                 let mut values = Vec::with_capacity(keys.len());

@@ -188,6 +188,27 @@ impl<E: Clock> NodeHandle<E> {
         self.ask(|r| Query::Value(key, r)).await.flatten()
     }
 
+    /// An inclusion proof for leaf `index` in the log tree of `size` entries.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Digest>, String> {
+        self.ask(|reply| Query::Inclusion { index, size, reply })
+            .await
+            .unwrap_or_else(|| Err("node is shutting down".into()))
+    }
+
+    /// A consistency proof between log sizes `old` and `new`.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Digest>, String> {
+        self.ask(|reply| Query::Consistency { old, new, reply })
+            .await
+            .unwrap_or_else(|| Err("node is shutting down".into()))
+    }
+
+    /// Log entries `start..end`.
+    pub async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, String> {
+        self.ask(|reply| Query::Entries { start, end, reply })
+            .await
+            .unwrap_or_else(|| Err("node is shutting down".into()))
+    }
+
     /// A finalized block and its finalization certificate (none for genesis).
     pub async fn block(&self, height: u64) -> Option<(Block, Option<Finalization>)> {
         if height == 0 {

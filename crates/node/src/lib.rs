@@ -15,6 +15,7 @@ pub mod engine;
 pub mod executor;
 pub mod gossip;
 pub mod handle;
+pub mod log;
 pub mod mempool;
 pub mod run;
 

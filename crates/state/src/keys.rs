@@ -28,6 +28,11 @@ pub fn receipt(id: &TxId) -> Digest {
     hash_parts(&[b"system/receipt", id.as_ref()])
 }
 
+/// The number of entries in the audit log.
+pub fn log_size() -> Digest {
+    hash_parts(&[b"log/size"])
+}
+
 /// A value in a signer's own key-value namespace.
 pub fn kv(signer: &PublicKey, key: &[u8]) -> Digest {
     hash_parts(&[b"kv", signer.as_ref(), key])

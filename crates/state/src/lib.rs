@@ -7,7 +7,9 @@
 //! I/O and no hash-map iteration, so every honest node computes the same writes from the same
 //! block and snapshot.
 //!
-//! Modules: [`system`] (chain parameters, membership, nonces and receipts). Later services
+//! Modules: [`system`] (chain parameters, membership, nonces and receipts) and the audit
+//! log's bookkeeping: every receipted transaction is appended to the log, in block order, and
+//! its receipt records its leaf index. Later services
 //! add modules of their own, each owning a key prefix in [`keys`].
 
 #![deny(missing_docs)]
@@ -50,11 +52,17 @@ pub struct BlockEffects {
     pub bad_signatures: u32,
     /// Transactions skipped because an earlier block (or position) already carried them.
     pub duplicates: u32,
+    /// Audit log entries appended by this block, in order: the encoding of every receipted
+    /// transaction. The first has index `log_size_before`.
+    pub log_entries: Vec<Vec<u8>>,
+    /// The audit log size before this block.
+    pub log_size_before: u64,
 }
 
 /// The keys `apply` may read for `block`. The node fetches exactly these into the snapshot.
 pub fn reads(block: &Block) -> Vec<Digest> {
-    let mut keys = Vec::with_capacity(block.txs.len() * 2);
+    let mut keys = Vec::with_capacity(block.txs.len() * 2 + 1);
+    keys.push(keys::log_size());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.signer, tx.tx.nonce));
@@ -97,6 +105,8 @@ pub fn apply(
         writes: BTreeMap::new(),
     };
     let mut effects = BlockEffects::default();
+    let log_size_before = read_u64(overlay.get(&keys::log_size()));
+    let mut log_size = log_size_before;
     for (index, (tx, &valid)) in block.txs.iter().zip(signature_ok).enumerate() {
         if !valid {
             effects.bad_signatures += 1;
@@ -112,15 +122,34 @@ pub fn apply(
             height: block.height,
             index: index as u32,
             outcome,
+            log_index: log_size,
         };
+        log_size += 1;
         overlay.put(
             receipt_key,
             commonware_codec::Encode::encode(&receipt).to_vec(),
         );
         effects.receipts.push((tx.id(), receipt));
+        effects
+            .log_entries
+            .push(commonware_codec::Encode::encode(tx).to_vec());
     }
+    if log_size != log_size_before {
+        overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
+    }
+    effects.log_size_before = log_size_before;
     effects.writes = overlay.writes;
     effects
+}
+
+/// Reads a big-endian u64 state value; absent means zero.
+///
+/// # Panics
+/// Panics if the stored value is not 8 bytes: the state machine only ever writes 8.
+pub fn read_u64(value: Option<&[u8]>) -> u64 {
+    value.map_or(0, |bytes| {
+        u64::from_be_bytes(bytes.try_into().expect("u64 state values are 8 bytes"))
+    })
 }
 
 /// Reads through the writes made so far in this block, then the snapshot.

@@ -33,6 +33,8 @@ pub(crate) fn execute<S: Snapshot>(
     match &tx.payload {
         Payload::Memo(_) => {}
         Payload::Put { key, value } => state.put(keys::kv(&tx.signer, key), value.clone()),
+        // A record lives in the audit log (as the transaction itself); nothing else to store.
+        Payload::Record { .. } => {}
     }
     Outcome::Applied
 }
@@ -178,6 +180,43 @@ mod tests {
         let effects = apply(&env(), &BTreeMap::new(), &b, &verdicts);
         assert_eq!(effects.bad_signatures, 1);
         assert!(effects.writes.is_empty() && effects.receipts.is_empty());
+    }
+
+    #[test]
+    fn receipted_transactions_get_consecutive_log_indices() {
+        let key = PrivateKey::from_seed(1);
+        let mut state = BTreeMap::new();
+        let record = tx(
+            &key,
+            1,
+            2_000,
+            Payload::Record {
+                media_type: "text/plain".into(),
+                content: b"hi".to_vec(),
+            },
+        );
+        let expired = tx(&key, 2, 10, Payload::Memo(vec![]));
+        let first = apply_to_map(
+            &env(),
+            &mut state,
+            &block(1, 1_000, vec![record.clone(), expired]),
+        );
+        assert_eq!(first.log_size_before, 0);
+        assert_eq!(
+            first.log_entries.len(),
+            2,
+            "rejected but receipted transactions are logged too"
+        );
+        assert_eq!(first.receipts[1].1.log_index, 1);
+        let again = tx(&key, 3, 2_000, Payload::Memo(vec![]));
+        let second = apply_to_map(&env(), &mut state, &block(2, 1_001, vec![record, again]));
+        assert_eq!(second.log_size_before, 2);
+        assert_eq!(
+            second.log_entries.len(),
+            1,
+            "a duplicate is not logged twice"
+        );
+        assert_eq!(second.receipts[0].1.log_index, 2);
     }
 
     #[test]

@@ -139,3 +139,47 @@ pub struct ErrorDetail {
     /// What went wrong and what to do.
     pub message: String,
 }
+
+/// A self-contained proof that a transaction is in the audit log, checkable offline with only
+/// the cluster id and cluster key: `GET /v1/log/receipt/{tx id}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogReceipt {
+    /// Format tag, `welkin-log-receipt/v1`.
+    pub kind: String,
+    /// The cluster id, hex.
+    pub cluster_id: String,
+    /// The transaction id, hex.
+    pub tx_id: String,
+    /// The log entry (the encoded signed transaction), hex.
+    pub entry: String,
+    /// The entry's leaf index.
+    pub log_index: u64,
+    /// The certified checkpoint whose log root the proof leads to, hex.
+    pub checkpoint: String,
+    /// The RFC 6962 inclusion proof, hex hashes, leaf to root.
+    pub proof: Vec<String>,
+}
+
+/// The receipt format tag.
+pub const LOG_RECEIPT_KIND: &str = "welkin-log-receipt/v1";
+
+/// An inclusion or consistency proof: `GET /v1/log/proof/...`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogProof {
+    /// Leaf index (inclusion) or old size (consistency).
+    pub from: u64,
+    /// Tree size the proof leads to.
+    pub size: u64,
+    /// Proof hashes, hex.
+    pub proof: Vec<String>,
+}
+
+/// Log entries: `GET /v1/log/entries?start=S&end=E`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogEntries {
+    /// Index of the first entry.
+    pub start: u64,
+    /// The entries, hex.
+    pub entries: Vec<String>,
+}

@@ -1,4 +1,5 @@
-//! Certified checkpoints: (cluster id, height, state root) signed by the cluster key.
+//! Certified checkpoints: (cluster id, height, state root, log size, log root) signed by the
+//! cluster key.
 //!
 //! After applying height `h`, every node signs a threshold partial over the checkpoint
 //! message; any `t` partials recover one BLS signature that verifies under the cluster key.
@@ -17,15 +18,21 @@ pub struct Checkpoint {
     pub height: u64,
     /// The authenticated state root after applying that block.
     pub state_root: Digest,
+    /// Entries in the audit log (RFC 6962 tree size) after that block.
+    pub log_size: u64,
+    /// The audit log's RFC 6962 root at `log_size`.
+    pub log_root: Digest,
 }
 
 impl Checkpoint {
-    /// The signed message: cluster id, height, state root.
+    /// The signed message: cluster id, height, state root, log size, log root.
     pub fn message(&self, cluster_id: &Digest) -> Vec<u8> {
-        let mut message = Vec::with_capacity(32 + 8 + 32);
+        let mut message = Vec::with_capacity(32 + 8 + 32 + 8 + 32);
         message.extend_from_slice(cluster_id.as_ref());
         message.extend_from_slice(&self.height.to_be_bytes());
         message.extend_from_slice(self.state_root.as_ref());
+        message.extend_from_slice(&self.log_size.to_be_bytes());
+        message.extend_from_slice(self.log_root.as_ref());
         message
     }
 }
@@ -34,11 +41,13 @@ impl Write for Checkpoint {
     fn write(&self, buf: &mut impl BufMut) {
         self.height.write(buf);
         self.state_root.write(buf);
+        self.log_size.write(buf);
+        self.log_root.write(buf);
     }
 }
 
 impl FixedSize for Checkpoint {
-    const SIZE: usize = 8 + Digest::SIZE;
+    const SIZE: usize = 8 + Digest::SIZE + 8 + Digest::SIZE;
 }
 
 impl Read for Checkpoint {
@@ -48,6 +57,8 @@ impl Read for Checkpoint {
         Ok(Self {
             height: u64::read(buf)?,
             state_root: Digest::read(buf)?,
+            log_size: u64::read(buf)?,
+            log_root: Digest::read(buf)?,
         })
     }
 }
@@ -129,6 +140,8 @@ mod tests {
         let checkpoint = Checkpoint {
             height: 9,
             state_root: hash_parts(&[b"root"]),
+            log_size: 4,
+            log_root: hash_parts(&[b"log"]),
         };
         let message = checkpoint.message(&id);
         let partials: Vec<_> = shares[..3]

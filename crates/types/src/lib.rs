@@ -188,11 +188,14 @@ mod fixtures {
         let checkpoint = Checkpoint {
             height: 7,
             state_root: hash_parts(&[b"root"]),
+            log_size: 3,
+            log_root: hash_parts(&[b"log"]),
         };
         let receipt = Receipt {
             height: 7,
             index: 0,
             outcome: Outcome::Applied,
+            log_index: 2,
         };
         let actual = [
             ("tx", fingerprint(&tx.encode())),
@@ -219,11 +222,11 @@ mod fixtures {
             ),
             (
                 "checkpoint message",
-                "b404bc92f24a58a53ca3aae521933bdb360d5a4d5e2801fb874a001caf01d3b5",
+                "46ab37698afcd0aec172e275a5491e616c32e973183cf48d00442ca78610f8bb",
             ),
             (
                 "receipt",
-                "57c80ab5aed3cf1e4d48fbe24d182505efc97a31f1e74996d0dd2062f5c9116c",
+                "dca319154709136bb72f333b5251b6caca340cff5644937442e4926201115109",
             ),
         ];
         for ((name, got), (_, want)) in actual.iter().zip(expected) {

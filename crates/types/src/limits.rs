@@ -8,6 +8,12 @@ pub const MAX_MEMO_BYTES: usize = 8 * 1024;
 pub const MAX_KEY_BYTES: usize = 256;
 /// Largest value of a `Put` payload, in bytes.
 pub const MAX_VALUE_BYTES: usize = 8 * 1024;
+/// Largest media type of a record, in bytes.
+pub const MAX_MEDIA_TYPE_BYTES: usize = 128;
+/// Largest record content, in bytes.
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+/// Most log entries (or proof hashes) returned by one API call.
+pub const MAX_LOG_RANGE: u64 = 256;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 8192;
 /// Most bytes of encoded transactions in one block.

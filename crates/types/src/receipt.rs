@@ -44,6 +44,8 @@ pub struct Receipt {
     pub index: u32,
     /// What the state machine did.
     pub outcome: Outcome,
+    /// The transaction's leaf index in the audit log.
+    pub log_index: u64,
 }
 
 impl Write for Receipt {
@@ -51,11 +53,12 @@ impl Write for Receipt {
         self.height.write(buf);
         self.index.write(buf);
         (self.outcome as u8).write(buf);
+        self.log_index.write(buf);
     }
 }
 
 impl FixedSize for Receipt {
-    const SIZE: usize = 8 + 4 + 1;
+    const SIZE: usize = 8 + 4 + 1 + 8;
 }
 
 impl Read for Receipt {
@@ -66,10 +69,12 @@ impl Read for Receipt {
         let index = u32::read(buf)?;
         let code = u8::read(buf)?;
         let outcome = Outcome::from_code(code).ok_or(CodecError::InvalidEnum(code))?;
+        let log_index = u64::read(buf)?;
         Ok(Self {
             height,
             index,
             outcome,
+            log_index,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Transaction := version u8 (= 1) | signer [32] | nonce u64 | expiry_ms u64 | payload
 //! Payload     := 0x01 memo (varint len, bytes)                       (Memo)
 //!              | 0x02 key (varint len, bytes) | value (varint len)   (Put)
+//!              | 0x03 media type (varint len) | content (varint len) (Record)
 //! Signed      := Transaction | ed25519 signature [64]
 //! ```
 //!
@@ -15,7 +16,10 @@
 
 use crate::{
     Digest, PrivateKey, PublicKey, Signature, hash_parts,
-    limits::{MAX_KEY_BYTES, MAX_MEMO_BYTES, MAX_TX_BYTES, MAX_VALUE_BYTES},
+    limits::{
+        MAX_KEY_BYTES, MAX_MEDIA_TYPE_BYTES, MAX_MEMO_BYTES, MAX_RECORD_BYTES, MAX_TX_BYTES,
+        MAX_VALUE_BYTES,
+    },
     namespace,
 };
 use bytes::BufMut;
@@ -59,10 +63,19 @@ pub enum Payload {
         /// The value, at most [`MAX_VALUE_BYTES`].
         value: Vec<u8>,
     },
+    /// Append a record to the audit log: a blob, or the hash of a file, with its media type.
+    Record {
+        /// What `content` is, e.g. `text/plain` or `application/vnd.welkin.sha256` for a file
+        /// hash; printable ASCII, at most [`MAX_MEDIA_TYPE_BYTES`].
+        media_type: String,
+        /// The record, at most [`MAX_RECORD_BYTES`].
+        content: Vec<u8>,
+    },
 }
 
 const TAG_MEMO: u8 = 1;
 const TAG_PUT: u8 = 2;
+const TAG_RECORD: u8 = 3;
 
 impl Payload {
     /// A short name for logs and JSON.
@@ -70,6 +83,7 @@ impl Payload {
         match self {
             Payload::Memo(_) => "memo",
             Payload::Put { .. } => "put",
+            Payload::Record { .. } => "record",
         }
     }
 }
@@ -91,6 +105,14 @@ impl Write for Payload {
                 key.write(buf);
                 value.write(buf);
             }
+            Payload::Record {
+                media_type,
+                content,
+            } => {
+                TAG_RECORD.write(buf);
+                media_type.as_bytes().to_vec().write(buf);
+                content.write(buf);
+            }
         }
     }
 }
@@ -100,6 +122,10 @@ impl EncodeSize for Payload {
         1 + match self {
             Payload::Memo(memo) => memo.encode_size(),
             Payload::Put { key, value } => key.encode_size() + value.encode_size(),
+            Payload::Record {
+                media_type,
+                content,
+            } => media_type.as_bytes().to_vec().encode_size() + content.encode_size(),
         }
     }
 }
@@ -117,6 +143,21 @@ impl Read for Payload {
                 }
                 let value = read_bytes(buf, MAX_VALUE_BYTES)?;
                 Ok(Payload::Put { key, value })
+            }
+            TAG_RECORD => {
+                let media_type = read_bytes(buf, MAX_MEDIA_TYPE_BYTES)?;
+                if media_type.is_empty() || !media_type.iter().all(|b| (0x21..0x7f).contains(b)) {
+                    return Err(CodecError::Invalid(
+                        "Payload::Record",
+                        "media type must be printable ASCII",
+                    ));
+                }
+                let media_type = String::from_utf8(media_type).expect("printable ASCII is UTF-8");
+                let content = read_bytes(buf, MAX_RECORD_BYTES)?;
+                Ok(Payload::Record {
+                    media_type,
+                    content,
+                })
             }
             other => Err(CodecError::InvalidEnum(other)),
         }
