@@ -405,11 +405,14 @@ fn parse_key_id_hex(value: &str) -> Result<[u8; 4], KeyError> {
     Ok(id.to_be_bytes())
 }
 
-pub(crate) fn check_key_name(name: &str) -> Result<(), KeyError> {
-    note::validate_key_name(name).map_err(|e| match e {
-        NoteError::InvalidKeyName { name, reason } => KeyError::InvalidKeyName { name, reason },
-        other => unreachable!("validate_key_name returned {other:?}"),
-    })
+fn check_key_name(name: &str) -> Result<(), KeyError> {
+    match note::key_name_defect(name) {
+        Some(reason) => Err(KeyError::InvalidKeyName {
+            name: excerpt(name),
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Signs note texts with an Ed25519 key (signature type 0x01).

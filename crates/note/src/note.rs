@@ -372,21 +372,28 @@ pub fn validate_key_name(name: &str) -> Result<(), NoteError> {
 }
 
 fn check_key_name(name: &str) -> Result<(), NoteError> {
-    let reason = if name.is_empty() {
-        "it is empty"
+    match key_name_defect(name) {
+        Some(reason) => Err(NoteError::InvalidKeyName {
+            name: excerpt(name),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a key name, if anything.
+pub(crate) fn key_name_defect(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
     } else if name.contains('+') {
-        "it contains '+'"
+        Some("it contains '+'")
     } else if name.chars().any(char::is_whitespace) {
-        "it contains white space"
+        Some("it contains white space")
     } else if name.chars().any(char::is_control) {
-        "it contains a control character"
+        Some("it contains a control character")
     } else {
-        return Ok(());
-    };
-    Err(NoteError::InvalidKeyName {
-        name: excerpt(name),
-        reason,
-    })
+        None
+    }
 }
 
 fn check_control_characters(s: &str) -> Result<(), NoteError> {
