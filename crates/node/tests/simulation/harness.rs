@@ -395,15 +395,60 @@ pub(crate) async fn check_invariants(
                     "bad checkpoint signature at {height}"
                 );
                 match root {
-                    None => root = Some(certified.checkpoint.state_root),
+                    None => root = Some(certified.checkpoint),
                     Some(r) => assert_eq!(
-                        r, certified.checkpoint.state_root,
-                        "state roots differ at height {height}"
+                        r, certified.checkpoint,
+                        "checkpoints (state or log) differ at height {height}"
                     ),
                 }
             }
         }
         history.extend_from_slice(digest.expect("at least one live node").as_ref());
+    }
+    // Every acknowledged transaction is in the log: an inclusion proof from every node leads
+    // to a log root the cluster certified.
+    let latest = live
+        .iter()
+        .map(|n| n.status().certified_height)
+        .min()
+        .unwrap_or(0);
+    if latest > 0 {
+        for node in &live {
+            let Some(certified) = node.checkpoint(latest).await else {
+                continue;
+            };
+            let size = certified.checkpoint.log_size;
+            for receipt in acked.values().filter(|r| r.log_index < size) {
+                let proof = node
+                    .inclusion_proof(receipt.log_index, size)
+                    .await
+                    .expect("proof");
+                let entry = node
+                    .log_entries(receipt.log_index, receipt.log_index + 1)
+                    .await
+                    .expect("entry")
+                    .pop()
+                    .expect("one entry");
+                let proof: Vec<[u8; 32]> = proof
+                    .iter()
+                    .map(|d| d.as_ref().try_into().expect("32 bytes"))
+                    .collect();
+                let root: [u8; 32] = certified
+                    .checkpoint
+                    .log_root
+                    .as_ref()
+                    .try_into()
+                    .expect("32 bytes");
+                welkin_merkle::verify_inclusion(
+                    &welkin_merkle::leaf_hash(&entry),
+                    receipt.log_index,
+                    size,
+                    &proof,
+                    &root,
+                )
+                .expect("inclusion proof verifies against the certified log root");
+            }
+        }
     }
     for (id, receipt) in acked {
         for node in &live {
