@@ -44,6 +44,9 @@ pub(crate) enum Command {
     Tx(TxCommand),
     /// Show a finalized block.
     Block(BlockArgs),
+    /// Append records to the cluster's audit log, fetch entries and proofs, check receipts.
+    #[command(subcommand)]
+    Log(LogCommand),
     /// Measure committed transactions per second and latency on a local cluster.
     ///
     /// Starts a fresh 4-node cluster in a temporary directory (unless --api is given), signs
@@ -195,4 +198,77 @@ pub(crate) struct BenchArgs {
     /// Write the figures as JSON to this file.
     #[arg(long, default_value = "bench-results.json")]
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Record a file in the audit log and save a receipt that anyone can check offline.
+    ///
+    /// By default the log records the file's SHA-256 with its media type (the media type gets
+    /// `;digest=sha256`); with --inline it records the bytes themselves (at most 8 KiB).
+    Append(LogAppendArgs),
+    /// Check a receipt offline against the cluster's genesis (no node is contacted).
+    Verify(LogVerifyArgs),
+    /// Show one log entry.
+    Get(LogGetArgs),
+    /// Print an inclusion or consistency proof.
+    Proof(LogProofArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogAppendArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Sign with the key in this file (from `welkin key new`).
+    #[arg(long)]
+    pub(crate) key: PathBuf,
+    /// The file to record.
+    pub(crate) file: PathBuf,
+    /// Declare the file's media type.
+    #[arg(long, default_value = "application/octet-stream")]
+    pub(crate) media_type: String,
+    /// Record the file's bytes instead of its hash.
+    #[arg(long)]
+    pub(crate) inline: bool,
+    /// Write the receipt here (default: FILE.receipt.json).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogVerifyArgs {
+    /// The receipt (JSON) to check.
+    pub(crate) receipt: PathBuf,
+    /// Trust the cluster described by this genesis file.
+    #[arg(long)]
+    pub(crate) genesis: PathBuf,
+    /// Also check that the record matches this file.
+    #[arg(long)]
+    pub(crate) file: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogGetArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The entry's index.
+    pub(crate) index: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogProofArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// Prove that the entry at this index is in the tree.
+    #[arg(long, conflicts_with = "old")]
+    pub(crate) index: Option<u64>,
+    /// Prove that the tree of this size is a prefix of the newer one.
+    #[arg(long)]
+    pub(crate) old: Option<u64>,
+    /// The (newer) tree size (default: the node's current log size).
+    #[arg(long)]
+    pub(crate) size: Option<u64>,
 }

@@ -371,6 +371,103 @@ fn bad_input(cluster: &Cluster, signer: &mut Signer) {
         .expect("the node keeps serving after bad input");
 }
 
+/// `welkin log append` then `welkin log verify` offline; tampering is caught precisely.
+fn audit_log(cluster: &Cluster, dir: &Path) {
+    let api = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let key = dir.join("client.key");
+    run_ok(welkin().args(["key", "new", "--out"]).arg(&key));
+    let file = dir.join("contract.txt");
+    std::fs::write(&file, b"the terms, as agreed").expect("write file");
+    run_ok(
+        welkin()
+            .args(["log", "append", "--api", &api, "--key"])
+            .arg(&key)
+            .arg(&file),
+    );
+    let receipt_path = dir.join("contract.txt.receipt.json");
+    let genesis = dir.join("genesis.json");
+    let verified = run_ok(
+        welkin()
+            .args(["log", "verify", "--json", "--genesis"])
+            .arg(&genesis)
+            .arg("--file")
+            .arg(&file)
+            .arg(&receipt_path),
+    );
+    let verified: serde_json::Value =
+        serde_json::from_str(&verified).expect("verify --json prints JSON");
+    assert_eq!(verified["verified"], true);
+
+    // A different file, a tampered entry, a tampered proof: each fails with its own message.
+    let other = dir.join("other.txt");
+    std::fs::write(&other, b"different terms").expect("write file");
+    let failure = |receipt: &Path, file: Option<&Path>| {
+        let mut command = welkin();
+        command
+            .args(["log", "verify", "--genesis"])
+            .arg(&genesis)
+            .arg(receipt);
+        if let Some(file) = file {
+            command.arg("--file").arg(file);
+        }
+        let output = command.output().expect("welkin runs");
+        assert!(!output.status.success(), "tampered receipt accepted");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    assert!(failure(&receipt_path, Some(&other)).contains("is not the recorded content"));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&receipt_path).expect("receipt"))
+            .expect("json");
+    let tampered_path = dir.join("tampered.json");
+    let mut tampered = original.clone();
+    tampered["log_index"] = serde_json::json!(original["log_index"].as_u64().expect("index") + 1);
+    std::fs::write(&tampered_path, tampered.to_string()).expect("write");
+    assert!(failure(&tampered_path, None).contains("is not in the certified log"));
+    let mut tampered = original.clone();
+    // Claim a different height: the cluster never signed that.
+    let checkpoint = original["checkpoint"].as_str().expect("hex");
+    tampered["checkpoint"] = serde_json::json!(format!("01{}", &checkpoint[2..]));
+    std::fs::write(&tampered_path, tampered.to_string()).expect("write");
+    assert!(failure(&tampered_path, None).contains("not signed by the cluster key"));
+    // Corrupt the signature itself: it no longer decodes as a curve point.
+    let last = if checkpoint.ends_with('0') { "1" } else { "0" };
+    tampered["checkpoint"] =
+        serde_json::json!(format!("{}{last}", &checkpoint[..checkpoint.len() - 1]));
+    std::fs::write(&tampered_path, tampered.to_string()).expect("write");
+    assert!(failure(&tampered_path, None).contains("checkpoint is malformed"));
+
+    // Log endpoints refuse bad ranges precisely.
+    let node = format!("http://127.0.0.1:{API_BASE}");
+    expect_http(
+        raw_get(&format!("{node}/v1/log/entries?start=5&end=5")),
+        400,
+        "bad_range",
+    );
+    expect_http(
+        raw_get(&format!("{node}/v1/log/entries?start=0&end=100000")),
+        400,
+        "bad_range",
+    );
+    expect_http(
+        raw_get(&format!(
+            "{node}/v1/log/proof/inclusion?index=999999&size=3"
+        )),
+        400,
+        "bad_range",
+    );
+    expect_http(
+        raw_get(&format!("{node}/v1/log/proof/consistency?old=9&new=3")),
+        400,
+        "bad_range",
+    );
+    expect_http(
+        raw_get(&format!("{node}/v1/log/proof/inclusion?index=1&tx=00")),
+        400,
+        "bad_query",
+    );
+    let _ = cluster;
+}
+
 #[test]
 fn cluster_of_processes_survives_kills_and_restarts() {
     let dir = std::env::temp_dir().join(format!("welkin-processes-{}", std::process::id()));
@@ -457,6 +554,8 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let height = acked.values().map(|r| r.height).max().unwrap_or(0);
     cluster.wait_height(&all, height);
     assert_everywhere(&cluster, &acked);
+
+    audit_log(&cluster, &dir);
 
     // A verified checkpoint: the client checks it against the genesis cluster key.
     let genesis = welkin_types::Genesis::from_json(

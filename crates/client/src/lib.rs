@@ -230,3 +230,158 @@ pub fn verify_checkpoint_hex(
     }
     Ok(certified)
 }
+
+/// Why a log receipt does not check out, stage by stage.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReceiptError {
+    /// The receipt is not a `welkin-log-receipt/v1`.
+    #[error("not a welkin log receipt (kind {0:?})")]
+    Kind(String),
+    /// The receipt names another cluster than the one trusted.
+    #[error("receipt is for cluster {found}, not the trusted cluster {trusted}")]
+    Cluster {
+        /// The receipt's cluster id.
+        found: String,
+        /// The trusted cluster id.
+        trusted: String,
+    },
+    /// A field does not decode.
+    #[error("{field} is malformed: {reason}")]
+    Malformed {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The checkpoint's signature does not verify under the cluster key.
+    #[error("checkpoint at height {0} is not signed by the cluster key")]
+    Signature(u64),
+    /// The entry is not the transaction the receipt names.
+    #[error("entry is transaction {found}, but the receipt names {named}")]
+    TxMismatch {
+        /// The entry's transaction id.
+        found: String,
+        /// The id the receipt names.
+        named: String,
+    },
+    /// The inclusion proof does not lead to the checkpoint's log root.
+    #[error("entry {index} is not in the certified log of {size} entries: {reason}")]
+    NotIncluded {
+        /// Leaf index.
+        index: u64,
+        /// Tree size.
+        size: u64,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Checks a log receipt offline: the checkpoint is signed by `cluster_key` for `cluster_id`,
+/// the entry is the named transaction, and the inclusion proof leads from the entry to the
+/// checkpoint's log root. Returns the verified checkpoint and the transaction.
+pub fn verify_log_receipt(
+    receipt: &welkin_types::api::LogReceipt,
+    cluster_id: &Digest,
+    cluster_key: &ClusterKey,
+) -> Result<(CertifiedCheckpoint, SignedTransaction), ReceiptError> {
+    let malformed = |field: &'static str, reason: String| ReceiptError::Malformed { field, reason };
+    if receipt.kind != welkin_types::api::LOG_RECEIPT_KIND {
+        return Err(ReceiptError::Kind(receipt.kind.clone()));
+    }
+    if receipt.cluster_id != hex::encode(cluster_id) {
+        return Err(ReceiptError::Cluster {
+            found: receipt.cluster_id.clone(),
+            trusted: hex::encode(cluster_id),
+        });
+    }
+    let certified: CertifiedCheckpoint = welkin_types::hexser::decode_hex(&receipt.checkpoint)
+        .map_err(|e| malformed("checkpoint", e))?;
+    if !certified.verify(cluster_id, cluster_key) {
+        return Err(ReceiptError::Signature(certified.checkpoint.height));
+    }
+    let entry = hex::decode(&receipt.entry).map_err(|e| malformed("entry", e.to_string()))?;
+    let tx =
+        SignedTransaction::from_bytes(&entry).map_err(|e| malformed("entry", e.to_string()))?;
+    if hex::encode(tx.id()) != receipt.tx_id {
+        return Err(ReceiptError::TxMismatch {
+            found: hex::encode(tx.id()),
+            named: receipt.tx_id.clone(),
+        });
+    }
+    let proof = receipt
+        .proof
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| malformed("proof", format!("{h:?} is not a 32-byte hex hash")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let size = certified.checkpoint.log_size;
+    let root: [u8; 32] = certified
+        .checkpoint
+        .log_root
+        .as_ref()
+        .try_into()
+        .expect("digests are 32 bytes");
+    welkin_merkle::verify_inclusion(
+        &welkin_merkle::leaf_hash(&entry),
+        receipt.log_index,
+        size,
+        &proof,
+        &root,
+    )
+    .map_err(|e| ReceiptError::NotIncluded {
+        index: receipt.log_index,
+        size,
+        reason: e.to_string(),
+    })?;
+    Ok((certified, tx))
+}
+
+impl Client {
+    /// The log receipt of a committed transaction (checked by the caller with
+    /// [`verify_log_receipt`]).
+    pub fn log_receipt(&self, id: &Digest) -> Result<welkin_types::api::LogReceipt, ClientError> {
+        self.get(&format!("/v1/log/receipt/{}", hex::encode(id)))
+    }
+
+    /// The log size of the node's latest certified checkpoint, as the node reports it (not
+    /// verified: use [`Client::verified_checkpoint`] when it matters).
+    pub fn latest_log_size(&self) -> Result<u64, ClientError> {
+        let reply: serde_json::Value = self.get("/v1/checkpoint/latest")?;
+        reply["log_size"]
+            .as_u64()
+            .ok_or_else(|| ClientError::BadReply("checkpoint without log_size".into()))
+    }
+
+    /// Log entries `start..end` (at most 256).
+    pub fn log_entries(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Result<welkin_types::api::LogEntries, ClientError> {
+        self.get(&format!("/v1/log/entries?start={start}&end={end}"))
+    }
+
+    /// A consistency proof between two log sizes.
+    pub fn consistency_proof(
+        &self,
+        old: u64,
+        new: u64,
+    ) -> Result<welkin_types::api::LogProof, ClientError> {
+        self.get(&format!("/v1/log/proof/consistency?old={old}&new={new}"))
+    }
+
+    /// An inclusion proof for leaf `index` in the tree of `size` entries.
+    pub fn inclusion_proof(
+        &self,
+        index: u64,
+        size: u64,
+    ) -> Result<welkin_types::api::LogProof, ClientError> {
+        self.get(&format!(
+            "/v1/log/proof/inclusion?index={index}&size={size}"
+        ))
+    }
+}

@@ -80,7 +80,7 @@ pub enum Action {
     /// Nothing.
     None,
     /// Persist this newly certified checkpoint.
-    Store(CertifiedCheckpoint),
+    Store(Box<CertifiedCheckpoint>),
     /// The peer asked about a height we certified: send it the certificate at this height.
     Reply(u64),
 }
@@ -206,7 +206,7 @@ impl Tracker {
                     None => return Action::None,
                 }
                 if certified.verify(&self.cluster_id, self.sharing.public()) {
-                    Action::Store(certified)
+                    Action::Store(Box::new(certified))
                 } else {
                     Action::None
                 }
@@ -237,7 +237,7 @@ impl Tracker {
                 signature,
             };
             if certified.verify(&self.cluster_id, self.sharing.public()) {
-                return Action::Store(certified);
+                return Action::Store(Box::new(certified));
             }
         }
         let message = checkpoint.message(&self.cluster_id);
@@ -312,13 +312,13 @@ mod tests {
         let (late, _) = nodes[3].applied(cp(1, root));
         assert_eq!(nodes[0].handle(late, 3), Action::Reply(1));
         assert_eq!(
-            nodes[3].handle(CheckpointMessage::Certified(certified.clone()), 0),
+            nodes[3].handle(CheckpointMessage::Certified((*certified).clone()), 0),
             Action::Store(certified.clone())
         );
         let decoded =
-            CheckpointMessage::decode(CheckpointMessage::Certified(certified.clone()).encode())
+            CheckpointMessage::decode(CheckpointMessage::Certified((*certified).clone()).encode())
                 .expect("decodes");
-        assert_eq!(decoded, CheckpointMessage::Certified(certified));
+        assert_eq!(decoded, CheckpointMessage::Certified(*certified));
     }
 
     #[test]

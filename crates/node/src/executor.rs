@@ -377,7 +377,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         let mut db = db.commit().await.expect("state commit must reach disk");
         // Drop operations below the inactivity floor so the log does not grow forever. The
         // root is unchanged by pruning; every node prunes at the same heights anyway.
-        if height % PRUNE_EVERY == 0 {
+        if height.is_multiple_of(PRUNE_EVERY) {
             let boundary = db.sync_boundary();
             db = db
                 .prune(boundary)

@@ -4,10 +4,11 @@ mod bench;
 mod dev;
 mod genesis;
 mod key;
+mod log;
 mod query;
 mod tx;
 
-use crate::cli::{Cli, Command, KeyCommand, TxCommand};
+use crate::cli::{Cli, Command, KeyCommand, LogCommand, TxCommand};
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -25,6 +26,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(TxCommand::Status(args)) => query::tx_status(args),
         Command::Block(args) => query::block(args),
         Command::Bench(args) => bench::run(args),
+        Command::Log(LogCommand::Append(args)) => log::append(args),
+        Command::Log(LogCommand::Verify(args)) => log::verify(args),
+        Command::Log(LogCommand::Get(args)) => log::get(args),
+        Command::Log(LogCommand::Proof(args)) => log::proof(args),
     }
 }
 

@@ -1,0 +1,201 @@
+//! `welkin log`: records, receipts and proofs of the audit log.
+
+use crate::{
+    cli::{LogAppendArgs, LogGetArgs, LogProofArgs, LogVerifyArgs},
+    output,
+};
+use anyhow::{Context as _, bail};
+use commonware_codec::Encode as _;
+use commonware_cryptography::Hasher as _;
+use std::time::{Duration, Instant};
+use welkin_client::{Client, ClientError, verify_log_receipt};
+use welkin_node::ceremony::NodeKey;
+use welkin_types::{
+    Genesis, Payload, TX_VERSION, Transaction, api::LogReceipt, limits::MAX_RECORD_BYTES,
+};
+
+/// The media type suffix that marks a record holding a SHA-256 digest of the content.
+const DIGEST_SUFFIX: &str = ";digest=sha256";
+
+fn record_for(file: &[u8], media_type: &str, inline: bool) -> anyhow::Result<Payload> {
+    if inline {
+        if file.len() > MAX_RECORD_BYTES {
+            bail!(
+                "the file is {} bytes; --inline records hold at most {MAX_RECORD_BYTES} (drop --inline to record its hash)",
+                file.len()
+            );
+        }
+        return Ok(Payload::Record {
+            media_type: media_type.to_string(),
+            content: file.to_vec(),
+        });
+    }
+    let digest = welkin_types::Hasher::hash(&[file]);
+    Ok(Payload::Record {
+        media_type: format!("{media_type}{DIGEST_SUFFIX}"),
+        content: digest.as_ref().to_vec(),
+    })
+}
+
+pub(crate) fn append(args: LogAppendArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.key)
+        .with_context(|| format!("cannot read key file {}", args.key.display()))?;
+    let key = NodeKey::from_json(&text)?;
+    let file = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let payload = record_for(&file, &args.media_type, args.inline)?;
+    let client = Client::new(&args.api.api);
+    let status = client.status()?;
+    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
+        .map_err(anyhow::Error::msg)?;
+    let tx = Transaction {
+        version: TX_VERSION,
+        signer: key.public_key(),
+        nonce: welkin_node::ceremony::random_u64(),
+        expiry_ms: super::now_ms() + 300_000,
+        payload,
+    }
+    .sign(&key.signer, &cluster_id);
+    client.submit(&tx, Some(Duration::from_secs(30)))?;
+    // The checkpoint of the commit height is certified a moment after the commit.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        match client.log_receipt(&tx.id()) {
+            Ok(receipt) => break receipt,
+            Err(ClientError::Api { code, .. })
+                if code == "not_certified" && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".receipt.json");
+        name.into()
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&receipt)?)?;
+    if args.api.json {
+        return output::json(&receipt);
+    }
+    println!(
+        "recorded {} as log entry {}",
+        args.file.display(),
+        receipt.log_index
+    );
+    println!("transaction  {}", receipt.tx_id);
+    println!(
+        "receipt      {} (check it with `welkin log verify {} --genesis genesis.json`)",
+        out.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.receipt)
+        .with_context(|| format!("cannot read {}", args.receipt.display()))?;
+    let receipt: LogReceipt = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a log receipt", args.receipt.display()))?;
+    let genesis = Genesis::from_json(
+        &std::fs::read_to_string(&args.genesis)
+            .with_context(|| format!("cannot read {}", args.genesis.display()))?,
+    )?;
+    let (certified, tx) =
+        verify_log_receipt(&receipt, &genesis.cluster_id(), genesis.cluster_key())
+            .map_err(|e| anyhow::anyhow!("receipt does not verify: {e}"))?;
+    let Payload::Record {
+        media_type,
+        content,
+    } = &tx.tx.payload
+    else {
+        bail!(
+            "receipt verifies, but the entry is a {} transaction, not a record",
+            tx.tx.payload.kind()
+        );
+    };
+    if let Some(path) = &args.file {
+        let file =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let matches = if media_type.ends_with(DIGEST_SUFFIX) {
+            welkin_types::Hasher::hash(&[&file]).as_ref() == content.as_slice()
+        } else {
+            &file == content
+        };
+        if !matches {
+            bail!(
+                "receipt verifies, but {} is not the recorded content",
+                path.display()
+            );
+        }
+    }
+    let signer = hex::encode(tx.tx.signer.encode());
+    if args.json {
+        return output::json(&serde_json::json!({
+            "verified": true,
+            "log_index": receipt.log_index,
+            "log_size": certified.checkpoint.log_size,
+            "height": certified.checkpoint.height,
+            "media_type": media_type,
+            "signer": signer,
+            "file_matches": args.file.is_some(),
+        }));
+    }
+    println!(
+        "verified: entry {} of the log of {} entries certified at height {}",
+        receipt.log_index, certified.checkpoint.log_size, certified.checkpoint.height
+    );
+    println!("record    {media_type}, signed by {signer}");
+    if let Some(path) = &args.file {
+        println!("file      {} matches the record", path.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn get(args: LogGetArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api);
+    let entries = client.log_entries(args.index, args.index + 1)?;
+    let entry = entries
+        .entries
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no entry {}", args.index))?;
+    let tx = welkin_types::SignedTransaction::from_bytes(&hex::decode(entry)?)?;
+    if args.api.json {
+        return output::json(&serde_json::json!({
+            "index": args.index,
+            "entry": entry,
+            "tx_id": hex::encode(tx.id()),
+            "kind": tx.tx.payload.kind(),
+            "signer": hex::encode(tx.tx.signer.encode()),
+            "nonce": tx.tx.nonce,
+        }));
+    }
+    println!("entry        {}", args.index);
+    println!("transaction  {}", hex::encode(tx.id()));
+    println!("kind         {}", tx.tx.payload.kind());
+    println!("signer       {}", hex::encode(tx.tx.signer.encode()));
+    if let Payload::Record {
+        media_type,
+        content,
+    } = &tx.tx.payload
+    {
+        println!("media type   {media_type}");
+        println!("content      {}", hex::encode(content));
+    }
+    Ok(())
+}
+
+pub(crate) fn proof(args: LogProofArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api.api);
+    let size = match args.size {
+        Some(size) => size,
+        None => client.latest_log_size()?,
+    };
+    let proof = match (args.index, args.old) {
+        (Some(index), None) => client.inclusion_proof(index, size)?,
+        (None, Some(old)) => client.consistency_proof(old, size)?,
+        _ => bail!("give --index (inclusion) or --old (consistency)"),
+    };
+    output::json(&proof)
+}
