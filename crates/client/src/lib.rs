@@ -319,24 +319,15 @@ pub fn verify_log_receipt(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let size = certified.checkpoint.log_size;
-    let root: [u8; 32] = certified
+    let proof: Vec<Digest> = proof.into_iter().map(Digest::from).collect();
+    certified
         .checkpoint
-        .log_root
-        .as_ref()
-        .try_into()
-        .expect("digests are 32 bytes");
-    welkin_merkle::verify_inclusion(
-        &welkin_merkle::leaf_hash(&entry),
-        receipt.log_index,
-        size,
-        &proof,
-        &root,
-    )
-    .map_err(|e| ReceiptError::NotIncluded {
-        index: receipt.log_index,
-        size,
-        reason: e.to_string(),
-    })?;
+        .verify_inclusion(&entry, receipt.log_index, &proof)
+        .map_err(|e| ReceiptError::NotIncluded {
+            index: receipt.log_index,
+            size,
+            reason: e.to_string(),
+        })?;
     Ok((certified, tx))
 }
 

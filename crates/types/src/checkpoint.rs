@@ -37,6 +37,26 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Checks that `entry` is leaf `index` of the log this checkpoint commits to, given an
+    /// RFC 6962 inclusion proof (hashes from leaf to root).
+    pub fn verify_inclusion(
+        &self,
+        entry: &[u8],
+        index: u64,
+        proof: &[Digest],
+    ) -> Result<(), welkin_merkle::VerifyError> {
+        let proof: Vec<welkin_merkle::Hash> = proof.iter().map(|d| d.0).collect();
+        welkin_merkle::verify_inclusion(
+            &welkin_merkle::leaf_hash(entry),
+            index,
+            self.log_size,
+            &proof,
+            &self.log_root.0,
+        )
+    }
+}
+
 impl Write for Checkpoint {
     fn write(&self, buf: &mut impl BufMut) {
         self.height.write(buf);

@@ -429,24 +429,10 @@ pub(crate) async fn check_invariants(
                     .expect("entry")
                     .pop()
                     .expect("one entry");
-                let proof: Vec<[u8; 32]> = proof
-                    .iter()
-                    .map(|d| d.as_ref().try_into().expect("32 bytes"))
-                    .collect();
-                let root: [u8; 32] = certified
+                certified
                     .checkpoint
-                    .log_root
-                    .as_ref()
-                    .try_into()
-                    .expect("32 bytes");
-                welkin_merkle::verify_inclusion(
-                    &welkin_merkle::leaf_hash(&entry),
-                    receipt.log_index,
-                    size,
-                    &proof,
-                    &root,
-                )
-                .expect("inclusion proof verifies against the certified log root");
+                    .verify_inclusion(&entry, receipt.log_index, &proof)
+                    .expect("inclusion proof verifies against the certified log root");
             }
         }
     }
