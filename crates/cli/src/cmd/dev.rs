@@ -224,7 +224,9 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
         "  cluster key  {}",
         hex::encode(cluster.genesis.cluster_key().encode())
     );
-    for node in &cluster.genesis.nodes {
+    let mut listed: Vec<_> = cluster.genesis.nodes.iter().collect();
+    listed.sort_by_key(|n| n.api_address.port());
+    for node in listed {
         println!(
             "  {:<6} api http://{}  p2p {}  log {}",
             node.name,
