@@ -557,6 +557,40 @@ fn cluster_of_processes_survives_kills_and_restarts() {
 
     audit_log(&cluster, &dir);
 
+    // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's
+    // standard tlog cosignature both verify from the genesis alone.
+    let genesis_text = std::fs::read_to_string(dir.join("genesis.json")).expect("genesis");
+    let genesis_parsed = welkin_types::Genesis::from_json(&genesis_text).expect("valid");
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let note = agent
+        .get(&format!(
+            "http://127.0.0.1:{}/v1/log/checkpoint",
+            API_BASE + 1
+        ))
+        .call()
+        .expect("note served")
+        .body_mut()
+        .read_to_string()
+        .expect("note text");
+    let (certified, cosigners) =
+        welkin_client::verify_checkpoint_note(&note, &genesis_parsed).expect("note verifies");
+    assert!(certified.checkpoint.log_size > 0);
+    let serving = &genesis_parsed
+        .nodes
+        .iter()
+        .find(|n| n.api_address.port() == API_BASE + 1)
+        .expect("node")
+        .name;
+    assert_eq!(
+        &cosigners,
+        &vec![serving.clone()],
+        "the serving node cosigned"
+    );
+    let size = certified.checkpoint.log_size;
+    let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
+    assert_ne!(forged, note);
+    assert!(welkin_client::verify_checkpoint_note(&forged, &genesis_parsed).is_err());
+
     // A verified checkpoint: the client checks it against the genesis cluster key.
     let genesis = welkin_types::Genesis::from_json(
         &std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"),

@@ -376,3 +376,31 @@ impl Client {
         ))
     }
 }
+
+/// Checks a checkpoint note (`GET /v1/log/checkpoint`) against a genesis: the cluster's
+/// threshold signature must verify; returns the checkpoint and the names of the nodes whose
+/// tlog cosignatures verify under their genesis identity keys.
+pub fn verify_checkpoint_note(
+    text: &str,
+    genesis: &welkin_types::Genesis,
+) -> Result<(CertifiedCheckpoint, Vec<String>), ClientError> {
+    let note = welkin_note::Note::parse(text.as_bytes())
+        .map_err(|e| ClientError::BadReply(format!("checkpoint note: {e}")))?;
+    let cluster_id = genesis.cluster_id();
+    let certified = welkin_types::note::from_note(&note, &cluster_id, genesis.cluster_key())
+        .map_err(|e| ClientError::BadReply(e.to_string()))?;
+    let mut cosigners = Vec::new();
+    for node in &genesis.nodes {
+        let Ok(key) = <[u8; 32]>::try_from(node.public_key.as_ref()) else {
+            continue;
+        };
+        let name = welkin_types::note::cosigner_name(&cluster_id, &node.name);
+        let Ok(verifier) = welkin_note::CosignatureVerifier::new(&name, &key) else {
+            continue;
+        };
+        if let Ok(Some(_)) = verifier.verify_note(&note) {
+            cosigners.push(node.name.clone());
+        }
+    }
+    Ok((certified, cosigners))
+}

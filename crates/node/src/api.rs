@@ -9,6 +9,7 @@
 //! | `GET /v1/checkpoint/{height}` | the certified checkpoint at a height (`latest` allowed) |
 //! | `GET /v1/status` | cluster status as this node sees it |
 //! | `GET /v1/log/receipt/{id}` | a self-contained, offline-checkable log receipt |
+//! | `GET /v1/log/checkpoint` | the latest certified checkpoint as a C2SP signed note |
 //! | `GET /v1/log/proof/inclusion?index=I&size=N` (or `tx=ID`) | RFC 6962 inclusion proof |
 //! | `GET /v1/log/proof/consistency?old=M&new=N` | RFC 6962 consistency proof |
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
@@ -174,6 +175,7 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/checkpoint/{height}", get(checkpoint::<E>))
         .route("/v1/status", get(status::<E>))
         .route("/v1/log/receipt/{id}", get(log_receipt::<E>))
+        .route("/v1/log/checkpoint", get(checkpoint_note::<E>))
         .route("/v1/log/proof/inclusion", get(inclusion::<E>))
         .route("/v1/log/proof/consistency", get(consistency::<E>))
         .route("/v1/log/entries", get(entries::<E>))
@@ -617,4 +619,24 @@ async fn entries<E: Clock + Send + Sync + 'static>(
         start: params.start,
         entries: entries.iter().map(hex::encode).collect(),
     }))
+}
+
+async fn checkpoint_note<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Response, ApiError> {
+    let note = node.checkpoint_note().await.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_certified",
+            "no certified checkpoint yet; retry shortly",
+        )
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        note,
+    )
+        .into_response())
 }

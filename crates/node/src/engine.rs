@@ -13,6 +13,7 @@ use crate::{
     mempool::{Mempool, MempoolConfig},
 };
 use commonware_broadcast::buffered;
+use commonware_codec::Encode as _;
 use commonware_consensus::{
     Reporter,
     marshal::{
@@ -414,6 +415,22 @@ where
         cluster_id,
     );
 
+    let seed: [u8; 32] = config
+        .signer
+        .encode()
+        .as_ref()
+        .try_into()
+        .expect("ed25519 seeds are 32 bytes");
+    let cosigner = welkin_note::CosignatureSigner::new(
+        &welkin_types::note::cosigner_name(&cluster_id, &genesis.nodes[my_index].name),
+        &seed,
+    )
+    .expect("genesis validation keeps node names usable as key names");
+    assert_eq!(
+        cosigner.public_key().as_slice(),
+        me.as_ref(),
+        "the cosigning key is the node's identity key"
+    );
     NodeHandle::new(
         context.child("handle"),
         genesis,
@@ -423,6 +440,7 @@ where
         query_tx,
         marshal,
         shared,
+        cosigner,
     )
 }
 

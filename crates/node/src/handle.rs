@@ -98,6 +98,7 @@ pub struct NodeHandle<E> {
     queries: mpsc::Sender<Query>,
     marshal: Marshal,
     shared: Shared,
+    cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
 }
 
 impl<E> Clone for NodeHandle<E> {
@@ -112,6 +113,7 @@ impl<E> Clone for NodeHandle<E> {
             queries: self.queries.clone(),
             marshal: self.marshal.clone(),
             shared: self.shared.clone(),
+            cosigner: self.cosigner.clone(),
         }
     }
 }
@@ -127,6 +129,7 @@ impl<E: Clock> NodeHandle<E> {
         queries: mpsc::Sender<Query>,
         marshal: Marshal,
         shared: Shared,
+        cosigner: welkin_note::CosignatureSigner,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         Self {
@@ -139,6 +142,7 @@ impl<E: Clock> NodeHandle<E> {
             queries,
             marshal,
             shared,
+            cosigner: std::sync::Arc::new(cosigner),
         }
     }
 
@@ -207,6 +211,17 @@ impl<E: Clock> NodeHandle<E> {
         self.ask(|reply| Query::Entries { start, end, reply })
             .await
             .unwrap_or_else(|| Err("node is shutting down".into()))
+    }
+
+    /// The latest certified checkpoint as a C2SP signed note, with the cluster's signature
+    /// and this node's tlog cosignature (timestamped now).
+    pub async fn checkpoint_note(&self) -> Option<String> {
+        let certified = self.checkpoint(self.status().certified_height).await?;
+        let mut note =
+            welkin_types::note::to_note(&certified, &self.cluster_id, self.genesis.cluster_key());
+        let now = now_ms(self.clock.as_ref()) / 1000;
+        self.cosigner.cosign_note(&mut note, now).ok()?;
+        note.format().ok()
     }
 
     /// A finalized block and its finalization certificate (none for genesis).

@@ -151,6 +151,19 @@ impl Genesis {
         {
             return bad("nodes must be sorted by public key, without duplicates".into());
         }
+        if let Some(node) = self.nodes.iter().find(|n| {
+            n.name.is_empty()
+                || n.name.len() > 64
+                || !n
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }) {
+            return bad(format!(
+                "node name {:?} must be 1-64 of A-Z a-z 0-9 . _ -",
+                node.name
+            ));
+        }
         let names: BTreeSet<_> = self.nodes.iter().map(|n| &n.name).collect();
         let p2p: BTreeSet<_> = self.nodes.iter().map(|n| n.p2p_address).collect();
         if names.len() != n || p2p.len() != n {

@@ -12,6 +12,7 @@ mod checkpoint;
 pub mod genesis;
 pub mod hexser;
 pub mod limits;
+pub mod note;
 pub mod receipt;
 mod tx;
 
