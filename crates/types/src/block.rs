@@ -64,6 +64,16 @@ impl Block {
             tx_bytes <= MAX_BLOCK_TX_BYTES,
             "transactions exceed the block byte limit"
         );
+        Self::sealed(parent, height, timestamp_ms, txs)
+    }
+
+    /// The genesis block of a cluster: height 0, the cluster id as parent, no transactions.
+    pub fn genesis(cluster_id: Digest, timestamp_ms: u64) -> Self {
+        Self::new(cluster_id, 0, timestamp_ms, Vec::new())
+    }
+
+    /// Builds a block from checked parts and computes its digest.
+    fn sealed(parent: Digest, height: u64, timestamp_ms: u64, txs: Vec<SignedTransaction>) -> Self {
         let mut block = Self {
             parent,
             height,
@@ -73,11 +83,6 @@ impl Block {
         };
         block.digest = Self::hash(&block.encode());
         block
-    }
-
-    /// The genesis block of a cluster: height 0, the cluster id as parent, no transactions.
-    pub fn genesis(cluster_id: Digest, timestamp_ms: u64) -> Self {
-        Self::new(cluster_id, 0, timestamp_ms, Vec::new())
     }
 
     fn hash(encoded: &[u8]) -> Digest {
@@ -130,15 +135,7 @@ impl Read for Block {
                 ));
             }
         }
-        let mut block = Self {
-            parent,
-            height,
-            timestamp_ms,
-            txs,
-            digest: Digest::from([0u8; 32]),
-        };
-        block.digest = Self::hash(&block.encode());
-        Ok(block)
+        Ok(Self::sealed(parent, height, timestamp_ms, txs))
     }
 }
 

@@ -134,28 +134,44 @@ impl CertifiedCheckpoint {
     }
 }
 
+/// Test support: a 4-node cluster key and a checkpoint certified by three of its shares.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Sharing, hash_parts};
-    use commonware_codec::DecodeExt;
+pub(crate) fn certified_for_tests(
+    cluster_id: &Digest,
+    checkpoint: Checkpoint,
+) -> (crate::Sharing, CertifiedCheckpoint) {
     use commonware_cryptography::bls12381::{
         dkg::feldman_desmedt::deal_anonymous,
         primitives::{ops::threshold, sharing::Mode},
     };
-    use commonware_parallel::Sequential;
     use commonware_utils::{N3f1, NZU32, test_rng};
+    let (sharing, shares) =
+        deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
+    let message = checkpoint.message(cluster_id);
+    let partials: Vec<_> = shares[..3]
+        .iter()
+        .map(|s| threshold::sign_message::<Variant>(s, namespace::CHECKPOINT, &message))
+        .collect();
+    let signature =
+        threshold::recover::<Variant, _>(&sharing, &partials, &commonware_parallel::Sequential)
+            .expect("three of four partials recover");
+    (
+        sharing,
+        CertifiedCheckpoint {
+            checkpoint,
+            signature,
+        },
+    )
+}
 
-    fn cluster() -> (
-        Sharing,
-        Vec<commonware_cryptography::bls12381::primitives::group::Share>,
-    ) {
-        deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash_parts;
+    use commonware_codec::DecodeExt;
 
     #[test]
     fn threshold_signature_verifies_and_binds_every_field() {
-        let (sharing, shares) = cluster();
         let id = hash_parts(&[b"cluster"]);
         let checkpoint = Checkpoint {
             height: 9,
@@ -163,17 +179,7 @@ mod tests {
             log_size: 4,
             log_root: hash_parts(&[b"log"]),
         };
-        let message = checkpoint.message(&id);
-        let partials: Vec<_> = shares[..3]
-            .iter()
-            .map(|s| threshold::sign_message::<Variant>(s, namespace::CHECKPOINT, &message))
-            .collect();
-        let signature = threshold::recover::<Variant, _>(&sharing, &partials, &Sequential)
-            .expect("three of four partials recover");
-        let certified = CertifiedCheckpoint {
-            checkpoint,
-            signature,
-        };
+        let (sharing, certified) = certified_for_tests(&id, checkpoint);
         assert!(certified.verify(&id, sharing.public()));
         assert!(!certified.verify(&hash_parts(&[b"other"]), sharing.public()));
         let mut wrong_height = certified.clone();

@@ -157,17 +157,9 @@ pub fn from_note(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Sharing, Variant, hash_parts, namespace};
-    use commonware_cryptography::bls12381::{
-        dkg::feldman_desmedt::deal_anonymous,
-        primitives::{ops::threshold, sharing::Mode},
-    };
-    use commonware_parallel::Sequential;
-    use commonware_utils::{N3f1, NZU32, test_rng};
+    use crate::{Sharing, checkpoint::certified_for_tests, hash_parts};
 
     fn certified() -> (Digest, Sharing, CertifiedCheckpoint) {
-        let (sharing, shares) =
-            deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
         let id = hash_parts(&[b"cluster"]);
         let checkpoint = Checkpoint {
             height: 12,
@@ -175,21 +167,8 @@ mod tests {
             log_size: 40,
             log_root: hash_parts(&[b"log"]),
         };
-        let message = checkpoint.message(&id);
-        let partials: Vec<_> = shares[..3]
-            .iter()
-            .map(|s| threshold::sign_message::<Variant>(s, namespace::CHECKPOINT, &message))
-            .collect();
-        let signature =
-            threshold::recover::<Variant, _>(&sharing, &partials, &Sequential).expect("recovers");
-        (
-            id,
-            sharing,
-            CertifiedCheckpoint {
-                checkpoint,
-                signature,
-            },
-        )
+        let (sharing, certified) = certified_for_tests(&id, checkpoint);
+        (id, sharing, certified)
     }
 
     #[test]
