@@ -213,6 +213,14 @@ pub(crate) enum LogCommand {
     Get(LogGetArgs),
     /// Print an inclusion or consistency proof.
     Proof(LogProofArgs),
+    /// Follow the cluster's checkpoints and alarm on any split view.
+    ///
+    /// Each round fetches the signed checkpoint from every node given, checks the cluster's
+    /// signature against the genesis, and checks an RFC 6962 consistency proof from the last
+    /// accepted checkpoint to each new one. Two checkpoints that cannot both be true (same size
+    /// with different roots, or a failed consistency proof) are a split view: the command
+    /// prints both and exits with code 3.
+    Watch(LogWatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -271,4 +279,23 @@ pub(crate) struct LogProofArgs {
     /// The (newer) tree size (default: the node's current log size).
     #[arg(long)]
     pub(crate) size: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogWatchArgs {
+    /// Watch the nodes at these API URLs (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_API)]
+    pub(crate) api: Vec<String>,
+    /// Trust the cluster described by this genesis file.
+    #[arg(long)]
+    pub(crate) genesis: PathBuf,
+    /// Wait this many milliseconds between rounds.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) interval_ms: u64,
+    /// Stop after this many rounds (default: run until interrupted).
+    #[arg(long)]
+    pub(crate) rounds: Option<u64>,
+    /// Print one JSON object per accepted checkpoint.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -436,6 +436,38 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
     std::fs::write(&tampered_path, tampered.to_string()).expect("write");
     assert!(failure(&tampered_path, None).contains("checkpoint is malformed"));
 
+    // `log watch` follows two nodes: every checkpoint verifies and extends the previous one.
+    let apis = format!(
+        "http://127.0.0.1:{API_BASE},http://127.0.0.1:{}",
+        API_BASE + 2
+    );
+    let watched = run_ok(
+        welkin()
+            .args([
+                "log",
+                "watch",
+                "--json",
+                "--rounds",
+                "3",
+                "--interval-ms",
+                "300",
+                "--api",
+                &apis,
+            ])
+            .arg("--genesis")
+            .arg(&genesis),
+    );
+    let lines: Vec<serde_json::Value> = watched
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert!(!lines.is_empty(), "watch accepted no checkpoint");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["cosigners"].as_array().is_some_and(|c| c.len() == 1))
+    );
+
     // Log endpoints refuse bad ranges precisely.
     let node = format!("http://127.0.0.1:{API_BASE}");
     expect_http(

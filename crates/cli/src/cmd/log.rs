@@ -1,7 +1,7 @@
 //! `welkin log`: records, receipts and proofs of the audit log.
 
 use crate::{
-    cli::{LogAppendArgs, LogGetArgs, LogProofArgs, LogVerifyArgs},
+    cli::{LogAppendArgs, LogGetArgs, LogProofArgs, LogVerifyArgs, LogWatchArgs},
     output,
 };
 use anyhow::{Context as _, bail};
@@ -198,4 +198,126 @@ pub(crate) fn proof(args: LogProofArgs) -> anyhow::Result<()> {
         _ => bail!("give --index (inclusion) or --old (consistency)"),
     };
     output::json(&proof)
+}
+
+/// The exit code of `welkin log watch` when it sees a split view.
+const SPLIT_VIEW_EXIT: i32 = 3;
+
+fn hashes(proof: &welkin_types::api::LogProof) -> anyhow::Result<Vec<[u8; 32]>> {
+    proof
+        .proof
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| anyhow::anyhow!("node sent a malformed proof hash {h:?}"))
+        })
+        .collect()
+}
+
+fn fetch_note(api: &str) -> anyhow::Result<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(&format!("{}/v1/log/checkpoint", api.trim_end_matches('/')))
+        .call()
+        .map_err(|e| anyhow::anyhow!("cannot fetch the checkpoint from {api}: {e}"))?;
+    Ok(response.body_mut().read_to_string()?)
+}
+
+pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
+    let genesis = Genesis::from_json(
+        &std::fs::read_to_string(&args.genesis)
+            .with_context(|| format!("cannot read {}", args.genesis.display()))?,
+    )?;
+    let mut accepted: Option<(welkin_types::CertifiedCheckpoint, String)> = None;
+    let mut round = 0;
+    loop {
+        for api in &args.api {
+            let note = match fetch_note(api) {
+                Ok(note) => note,
+                Err(e) => {
+                    eprintln!("welkin: {e:#}; retrying next round");
+                    continue;
+                }
+            };
+            let (certified, cosigners) = welkin_client::verify_checkpoint_note(&note, &genesis)
+                .map_err(|e| {
+                    anyhow::anyhow!("{api} served a checkpoint that does not verify: {e}")
+                })?;
+            let new = certified.checkpoint;
+            if let Some((old, old_api)) = &accepted {
+                let old = old.checkpoint;
+                if new.log_size < old.log_size {
+                    continue;
+                }
+                let consistent = if new.log_size == old.log_size {
+                    new.log_root == old.log_root
+                } else {
+                    let proof = Client::new(api).consistency_proof(old.log_size, new.log_size)?;
+                    welkin_merkle::verify_consistency(
+                        old.log_size,
+                        new.log_size,
+                        &old.log_root.0,
+                        &new.log_root.0,
+                        &hashes(&proof)?,
+                    )
+                    .is_ok()
+                };
+                if !consistent {
+                    eprintln!("welkin: SPLIT VIEW: two cluster-signed checkpoints disagree");
+                    eprintln!(
+                        "  {old_api}: size {} root {}",
+                        old.log_size,
+                        hex::encode(old.log_root)
+                    );
+                    eprintln!(
+                        "  {api}: size {} root {}",
+                        new.log_size,
+                        hex::encode(new.log_root)
+                    );
+                    eprintln!("--- checkpoint from {api} ---\n{note}");
+                    std::process::exit(SPLIT_VIEW_EXIT);
+                }
+                if new.log_size == old.log_size {
+                    continue;
+                }
+            }
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "api": api,
+                        "height": new.height,
+                        "log_size": new.log_size,
+                        "log_root": hex::encode(new.log_root),
+                        "cosigners": cosigners,
+                        "consistent_with_previous": accepted.is_some(),
+                    })
+                );
+            } else {
+                println!(
+                    "height {:>8}  log size {:>10}  root {}  cosigned by {}{}",
+                    new.height,
+                    new.log_size,
+                    hex::encode(new.log_root),
+                    cosigners.join(","),
+                    if accepted.is_some() {
+                        "  consistent"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            accepted = Some((certified, api.clone()));
+        }
+        round += 1;
+        if args.rounds.is_some_and(|rounds| round >= rounds) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(args.interval_ms));
+    }
 }
