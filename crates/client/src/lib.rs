@@ -276,6 +276,19 @@ pub enum ReceiptError {
     },
 }
 
+/// Decodes proof hashes sent as hex strings.
+pub fn proof_hashes(proof: &[String]) -> Result<Vec<[u8; 32]>, String> {
+    proof
+        .iter()
+        .map(|h| {
+            hex::decode(h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| format!("{h:?} is not a 32-byte hex hash"))
+        })
+        .collect()
+}
+
 /// Checks a log receipt offline: the checkpoint is signed by `cluster_key` for `cluster_id`,
 /// the entry is the named transaction, and the inclusion proof leads from the entry to the
 /// checkpoint's log root. Returns the verified checkpoint and the transaction.
@@ -308,16 +321,7 @@ pub fn verify_log_receipt(
             named: receipt.tx_id.clone(),
         });
     }
-    let proof = receipt
-        .proof
-        .iter()
-        .map(|h| {
-            hex::decode(h)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| malformed("proof", format!("{h:?} is not a 32-byte hex hash")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let proof = proof_hashes(&receipt.proof).map_err(|e| malformed("proof", e))?;
     let size = certified.checkpoint.log_size;
     let proof: Vec<Digest> = proof.into_iter().map(Digest::from).collect();
     certified

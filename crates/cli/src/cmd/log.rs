@@ -203,19 +203,6 @@ pub(crate) fn proof(args: LogProofArgs) -> anyhow::Result<()> {
 /// The exit code of `welkin log watch` when it sees a split view.
 const SPLIT_VIEW_EXIT: i32 = 3;
 
-fn hashes(proof: &welkin_types::api::LogProof) -> anyhow::Result<Vec<[u8; 32]>> {
-    proof
-        .proof
-        .iter()
-        .map(|h| {
-            hex::decode(h)
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| anyhow::anyhow!("node sent a malformed proof hash {h:?}"))
-        })
-        .collect()
-}
-
 fn fetch_note(api: &str) -> anyhow::Result<String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
@@ -263,7 +250,8 @@ pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
                         new.log_size,
                         &old.log_root.0,
                         &new.log_root.0,
-                        &hashes(&proof)?,
+                        &welkin_client::proof_hashes(&proof.proof)
+                            .map_err(|e| anyhow::anyhow!("node sent a malformed proof: {e}"))?,
                     )
                     .is_ok()
                 };
