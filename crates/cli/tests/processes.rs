@@ -234,16 +234,10 @@ fn raw_post(url: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
 }
 
 fn raw_get(url: &str) -> (u16, serde_json::Value) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut response = agent.get(url).call().expect("request sent");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let (status, body) = raw_get_bytes(url);
     (
         status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     )
 }
 
@@ -254,6 +248,13 @@ fn expect_http((status, body): (u16, serde_json::Value), expected: u16, code: &s
         Some(code),
         "error code: {body}"
     );
+}
+
+/// Each `(path below base, HTTP status, error code)` is refused as stated.
+fn expect_errors(base: &str, cases: &[(&str, u16, &str)]) {
+    for (path, status, code) in cases {
+        expect_http(raw_get(&format!("{base}/{path}")), *status, code);
+    }
 }
 
 fn expect_api_error(result: Result<TxStatus, ClientError>, code: &str) {
@@ -372,6 +373,75 @@ fn bad_input(cluster: &Cluster, signer: &mut Signer) {
 }
 
 /// `welkin log append` then `welkin log verify` offline; tampering is caught precisely.
+fn raw_get_bytes(url: &str) -> (u16, Vec<u8>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(url).call().expect("request sent");
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_vec().unwrap_or_default();
+    (status, body)
+}
+
+/// Checkpoints by size and the C2SP tiles of a node: a tile-reading client rebuilds the
+/// certified root from the tiles and checks the entry bundle against them.
+fn log_tiles_and_checkpoints_by_size(genesis: &welkin_types::Genesis, size: u64) {
+    let api = format!("http://127.0.0.1:{}/v1/log", API_BASE + 2);
+    let (status, note) = raw_get_bytes(&format!("{api}/checkpoint?size={size}"));
+    assert_eq!(status, 200);
+    let (by_size, _) =
+        welkin_client::verify_checkpoint_note(&String::from_utf8_lossy(&note), genesis)
+            .expect("note by size verifies");
+    assert_eq!(by_size.checkpoint.log_size, size);
+    expect_errors(
+        &api,
+        &[
+            ("checkpoint?size=1000000", 404, "no_checkpoint_at_size"),
+            ("checkpoint?size=1&height=1", 400, "bad_query"),
+            ("checkpoint?height=99999999", 404, "not_certified"),
+        ],
+    );
+
+    // The test log is smaller than one tile: its level-0 partial tile holds every leaf hash.
+    assert!(size < 256, "test log fits one tile");
+    let (status, tile) = raw_get_bytes(&format!("{api}/tile/0/000.p/{size}"));
+    assert_eq!(status, 200);
+    let hashes: Vec<[u8; 32]> = tile
+        .chunks(32)
+        .map(|c| c.try_into().expect("32-byte hashes"))
+        .collect();
+    assert_eq!(hashes.len() as u64, size);
+    assert_eq!(
+        welkin_merkle::root(&hashes),
+        by_size.checkpoint.log_root.0,
+        "the tile's leaves rebuild the certified root"
+    );
+    let (status, bundle) = raw_get_bytes(&format!("{api}/tile/entries/000.p/{size}"));
+    assert_eq!(status, 200);
+    let mut rest = bundle.as_slice();
+    for hash in &hashes {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        assert_eq!(&welkin_merkle::leaf_hash(&rest[2..2 + len]), hash);
+        rest = &rest[2 + len..];
+    }
+    assert!(rest.is_empty(), "bundle holds exactly the entries");
+    expect_errors(
+        &api,
+        &[
+            ("tile/0/001", 404, "tile_not_found"),
+            ("tile/1/000.p/1", 404, "tile_not_found"),
+            ("tile/entries/000.p/255", 404, "tile_not_found"),
+            ("tile/0/1", 400, "bad_tile_path"),
+            ("tile/0/000.p/0", 400, "bad_tile_path"),
+            ("tile/0/000.p/256", 400, "bad_tile_path"),
+            ("tile/64/000", 400, "bad_tile_path"),
+            ("tile/0/x000/001", 400, "bad_tile_path"),
+            ("tile/entries/", 400, "bad_tile_path"),
+        ],
+    );
+}
+
 fn audit_log(cluster: &Cluster, dir: &Path) {
     let api = format!("http://127.0.0.1:{}", API_BASE + 1);
     let key = dir.join("client.key");
@@ -465,37 +535,20 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
     assert!(
         lines
             .iter()
-            .all(|l| l["cosigners"].as_array().is_some_and(|c| c.len() == 1))
+            .all(|l| l["cosigners"].as_array().is_some_and(|c| c.len() >= 3)),
+        "every checkpoint carries 2f+1 node cosignatures: {lines:?}"
     );
 
     // Log endpoints refuse bad ranges precisely.
-    let node = format!("http://127.0.0.1:{API_BASE}");
-    expect_http(
-        raw_get(&format!("{node}/v1/log/entries?start=5&end=5")),
-        400,
-        "bad_range",
-    );
-    expect_http(
-        raw_get(&format!("{node}/v1/log/entries?start=0&end=100000")),
-        400,
-        "bad_range",
-    );
-    expect_http(
-        raw_get(&format!(
-            "{node}/v1/log/proof/inclusion?index=999999&size=3"
-        )),
-        400,
-        "bad_range",
-    );
-    expect_http(
-        raw_get(&format!("{node}/v1/log/proof/consistency?old=9&new=3")),
-        400,
-        "bad_range",
-    );
-    expect_http(
-        raw_get(&format!("{node}/v1/log/proof/inclusion?index=1&tx=00")),
-        400,
-        "bad_query",
+    expect_errors(
+        &format!("http://127.0.0.1:{API_BASE}/v1/log"),
+        &[
+            ("entries?start=5&end=5", 400, "bad_range"),
+            ("entries?start=0&end=100000", 400, "bad_range"),
+            ("proof/inclusion?index=999999&size=3", 400, "bad_range"),
+            ("proof/consistency?old=9&new=3", 400, "bad_range"),
+            ("proof/inclusion?index=1&tx=00", 400, "bad_query"),
+        ],
     );
     let _ = cluster;
 }
@@ -613,15 +666,16 @@ fn cluster_of_processes_survives_kills_and_restarts() {
         .find(|n| n.api_address.port() == API_BASE + 1)
         .expect("node")
         .name;
-    assert_eq!(
-        &cosigners,
-        &vec![serving.clone()],
-        "the serving node cosigned"
+    assert!(cosigners.contains(serving), "the serving node cosigned");
+    assert!(
+        cosigners.len() >= genesis_parsed.threshold as usize,
+        "the note carries 2f+1 node cosignatures, not just the serving node's: {cosigners:?}"
     );
     let size = certified.checkpoint.log_size;
     let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
     assert_ne!(forged, note);
     assert!(welkin_client::verify_checkpoint_note(&forged, &genesis_parsed).is_err());
+    log_tiles_and_checkpoints_by_size(&genesis_parsed, size);
 
     // A verified checkpoint: the client checks it against the genesis cluster key.
     let genesis = welkin_types::Genesis::from_json(

@@ -9,7 +9,9 @@
 //! | `GET /v1/checkpoint/{height}` | the certified checkpoint at a height (`latest` allowed) |
 //! | `GET /v1/status` | cluster status as this node sees it |
 //! | `GET /v1/log/receipt/{id}` | a self-contained, offline-checkable log receipt |
-//! | `GET /v1/log/checkpoint` | the latest certified checkpoint as a C2SP signed note |
+//! | `GET /v1/log/checkpoint` (or `?size=N`, `?height=H`) | a certified checkpoint as a C2SP signed note, with node cosignatures |
+//! | `GET /v1/log/tile/{L}/{N}[.p/{W}]` | C2SP tlog tile: hashes of tree level `8L` |
+//! | `GET /v1/log/tile/entries/{N}[.p/{W}]` | C2SP entry bundle: 256 entries, each with a 2-byte length |
 //! | `GET /v1/log/proof/inclusion?index=I&size=N` (or `tx=ID`) | RFC 6962 inclusion proof |
 //! | `GET /v1/log/proof/consistency?old=M&new=N` | RFC 6962 consistency proof |
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
@@ -179,6 +181,7 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/log/proof/inclusion", get(inclusion::<E>))
         .route("/v1/log/proof/consistency", get(consistency::<E>))
         .route("/v1/log/entries", get(entries::<E>))
+        .route("/v1/log/tile/{*path}", get(tile::<E>))
         .route("/v1/health", get(health::<E>))
         .fallback(|| async {
             ApiError::new(
@@ -621,22 +624,113 @@ async fn entries<E: Clock + Send + Sync + 'static>(
     }))
 }
 
+/// Query of the checkpoint note endpoint: at most one of `size` and `height`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteParams {
+    /// The log size the checkpoint must have.
+    pub size: Option<u64>,
+    /// The height of the checkpoint.
+    pub height: Option<u64>,
+}
+
+fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, code, message)
+}
+
+fn text_response(content_type: &'static str, cache: &'static str, body: Vec<u8>) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn checkpoint_note<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
+    Query(params): Query<NoteParams>,
 ) -> Result<Response, ApiError> {
-    let note = node.checkpoint_note().await.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
+    let height = match (params.size, params.height) {
+        (None, None) => node.status().certified_height,
+        (None, Some(height)) => height,
+        (Some(size), None) => node.log_height(size).await.ok_or_else(|| {
+            not_found(
+                "no_checkpoint_at_size",
+                format!(
+                    "no checkpoint has a log of {size} entries: checkpoints exist only at the sizes \
+                     blocks ended at; ask for the latest and use a consistency proof"
+                ),
+            )
+        })?,
+        (Some(_), Some(_)) => {
+            return Err(bad_request("bad_query", "give at most one of size= or height="));
+        }
+    };
+    let note = node.checkpoint_note(height).await.ok_or_else(|| {
+        not_found(
             "not_certified",
-            "no certified checkpoint yet; retry shortly",
+            format!("no certified checkpoint at height {height} yet; retry shortly"),
         )
     })?;
-    Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; charset=utf-8",
-        )],
-        note,
-    )
-        .into_response())
+    Ok(text_response(
+        "text/plain; charset=utf-8",
+        "no-cache",
+        note.into_bytes(),
+    ))
+}
+
+/// `GET /v1/log/tile/...`: a C2SP tlog tile or entry bundle, from this node's log.
+///
+/// Full tiles never change and are served as immutable; partial ones only grow.
+async fn tile<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    use welkin_merkle::{TILE_WIDTH, TilePath};
+    let parsed = welkin_merkle::parse_tile_path(&format!("tile/{path}"))
+        .map_err(|e| bad_request("bad_tile_path", e.to_string()))?;
+    let (full, body) = match parsed {
+        TilePath::Tile(tile) => {
+            let hashes = node
+                .tile(tile.level(), tile.index(), tile.width())
+                .await
+                .map_err(|e| not_found("tile_not_found", e))?;
+            (!tile.is_partial(), hashes.concat())
+        }
+        TilePath::Entries(bundle) => {
+            let start = bundle.index().checked_mul(u64::from(TILE_WIDTH));
+            let end = start.and_then(|s| s.checked_add(u64::from(bundle.width())));
+            let (Some(start), Some(end)) = (start, end) else {
+                return Err(not_found("tile_not_found", "entry bundle beyond any log"));
+            };
+            let size = node.status().log_size;
+            if end > size {
+                return Err(not_found(
+                    "tile_not_found",
+                    format!("entries {start}..{end} are beyond the log of {size} entries"),
+                ));
+            }
+            let entries = node
+                .log_entries(start, end)
+                .await
+                .map_err(|e| not_found("tile_not_found", e))?;
+            let mut body = Vec::new();
+            for entry in &entries {
+                let len = u16::try_from(entry.len())
+                    .expect("transactions are smaller than 64 KiB (limits::MAX_TX_BYTES)");
+                body.extend_from_slice(&len.to_be_bytes());
+                body.extend_from_slice(entry);
+            }
+            (!bundle.is_partial(), body)
+        }
+    };
+    let cache = if full {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok(text_response("application/octet-stream", cache, body))
 }

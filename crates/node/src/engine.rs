@@ -273,6 +273,24 @@ where
 
     let mempool = Mempool::new(config.mempool);
     let applied_height = Arc::new(AtomicU64::new(0));
+    let seed: [u8; 32] = config
+        .signer
+        .encode()
+        .as_ref()
+        .try_into()
+        .expect("ed25519 seeds are 32 bytes");
+    let cosigner = Arc::new(
+        welkin_note::CosignatureSigner::new(
+            &welkin_types::note::cosigner_name(&cluster_id, &genesis.nodes[my_index].name),
+            &seed,
+        )
+        .expect("genesis validation keeps node names usable as key names"),
+    );
+    assert_eq!(
+        cosigner.public_key().as_slice(),
+        me.as_ref(),
+        "the cosigning key is the node's identity key"
+    );
 
     // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
     let (update_tx, update_rx) = mpsc::unbounded();
@@ -288,6 +306,7 @@ where
             mempool: mempool.clone(),
             applied_height: applied_height.clone(),
             shared: shared.clone(),
+            cosigner: cosigner.clone(),
         },
     )
     .await;
@@ -415,22 +434,6 @@ where
         cluster_id,
     );
 
-    let seed: [u8; 32] = config
-        .signer
-        .encode()
-        .as_ref()
-        .try_into()
-        .expect("ed25519 seeds are 32 bytes");
-    let cosigner = welkin_note::CosignatureSigner::new(
-        &welkin_types::note::cosigner_name(&cluster_id, &genesis.nodes[my_index].name),
-        &seed,
-    )
-    .expect("genesis validation keeps node names usable as key names");
-    assert_eq!(
-        cosigner.public_key().as_slice(),
-        me.as_ref(),
-        "the cosigning key is the node's identity key"
-    );
     NodeHandle::new(
         context.child("handle"),
         genesis,

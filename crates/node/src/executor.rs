@@ -8,7 +8,7 @@
 
 use crate::{
     application::signature_verdicts,
-    checkpoints::{Action, CheckpointMessage, Tracker},
+    checkpoints::{Action, CheckpointMessage, Tracker, WitnessedCheckpoint, Witnesses},
     log::{LogStore, to_digest},
     mempool::Mempool,
 };
@@ -43,14 +43,12 @@ use std::{
 };
 use tracing::{debug, error, info};
 use welkin_state::{Env, keys};
-use welkin_types::{
-    Block, CertifiedCheckpoint, Checkpoint, Digest, Genesis, PublicKey, Receipt, TxId,
-};
+use welkin_types::{Block, Checkpoint, Digest, Genesis, PublicKey, Receipt, TxId};
 
 /// The state database.
 type StateDb<E> = Db<mmr::Family, E, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
 /// Certified checkpoints by height.
-type CertArchive<E> = immutable::Archive<E, U64, CertifiedCheckpoint>;
+type CertArchive<E> = immutable::Archive<E, U64, WitnessedCheckpoint>;
 
 /// The codec configuration of state operations: digest keys, bounded byte values.
 type StateCodec = ((), (commonware_codec::RangeCfg<usize>, ()));
@@ -121,8 +119,21 @@ impl Shared {
 pub enum Query {
     /// The receipt of a transaction.
     Receipt(TxId, oneshot::Sender<Option<Receipt>>),
-    /// The certified checkpoint at a height.
-    Checkpoint(u64, oneshot::Sender<Option<CertifiedCheckpoint>>),
+    /// The certified checkpoint at a height, with every node cosignature gathered for it.
+    Checkpoint(u64, oneshot::Sender<Option<WitnessedCheckpoint>>),
+    /// The height at which the log first held this many entries, if a block ended there.
+    LogHeight(u64, oneshot::Sender<Option<u64>>),
+    /// The hashes of a C2SP tile.
+    Tile {
+        /// Tile level.
+        level: u8,
+        /// Tile index within its level.
+        index: u64,
+        /// Hashes wanted (256 for a full tile).
+        width: u16,
+        /// The hashes, or why not.
+        reply: oneshot::Sender<Result<Vec<welkin_merkle::Hash>, String>>,
+    },
     /// A raw state value.
     Value(Digest, oneshot::Sender<Option<Vec<u8>>>),
     /// Many raw state values at once (one round trip for a whole batch submission).
@@ -172,6 +183,8 @@ pub struct ExecutorConfig {
     pub applied_height: Arc<AtomicU64>,
     /// Shared with the handle.
     pub shared: Shared,
+    /// This node's checkpoint cosigner (its identity key).
+    pub cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
 }
 
 /// Applies finalized blocks and certifies checkpoints.
@@ -264,6 +277,10 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             env.cluster_id,
             config.genesis.polynomial.clone(),
             config.share.clone(),
+            Witnesses {
+                signer: config.cosigner.clone(),
+                verifiers: welkin_types::note::cosigner_verifiers(&config.genesis),
+            },
         );
         let mut executor = Self {
             context,
@@ -556,7 +573,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             .expect("log present")
             .record_signed()
             .await;
-        Some(self.tracker.applied(checkpoint))
+        let now = crate::application::now_ms(&self.context) / 1000;
+        Some(self.tracker.applied(checkpoint, now))
     }
 
     async fn on_action<S: Sender<PublicKey = PublicKey>>(
@@ -567,14 +585,14 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     ) {
         match action {
             Action::None => {}
-            Action::Store(certified) => {
-                let height = certified.checkpoint.height;
+            Action::Store(witnessed) => {
+                let height = witnessed.certified.checkpoint.height;
                 if self.tracker.is_certified(height) {
                     return;
                 }
                 let certs = self.certs.take().expect("archive handle present");
                 let certs = certs
-                    .put_sync(height, U64::new(height), &certified)
+                    .put_sync(height, U64::new(height), &witnessed)
                     .await
                     .expect("checkpoint archive write must succeed");
                 self.certs = Some(certs);
@@ -584,18 +602,31 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 debug!(height, "certified checkpoint");
             }
             Action::Reply(height) => {
-                let (Some(from), Ok(Some(certified))) =
-                    (from, self.certs().get(Identifier::Index(height)).await)
-                else {
+                let (Some(from), Some(witnessed)) = (from, self.witnessed(height).await) else {
                     return;
                 };
                 sender.send(
                     Recipients::One(from),
-                    CheckpointMessage::Certified(certified).encode(),
+                    CheckpointMessage::Certified(witnessed).encode(),
                     false,
                 );
             }
         }
+    }
+
+    /// The stored certificate at `height` with the cosignatures stored with it and those
+    /// gathered since.
+    async fn witnessed(&self, height: u64) -> Option<WitnessedCheckpoint> {
+        let mut witnessed = self
+            .certs()
+            .get(Identifier::Index(height))
+            .await
+            .ok()
+            .flatten()?;
+        for (index, cosignature) in self.tracker.cosignatures(height) {
+            witnessed.cosignatures.entry(index).or_insert(cosignature);
+        }
+        Some(witnessed)
     }
 
     async fn on_query(&mut self, query: Query) {
@@ -606,13 +637,20 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                     .send(value.and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok()));
             }
             Query::Checkpoint(height, reply) => {
-                let _ = reply.send(
-                    self.certs()
-                        .get(Identifier::Index(height))
-                        .await
-                        .ok()
-                        .flatten(),
-                );
+                let _ = reply.send(self.witnessed(height).await);
+            }
+            Query::LogHeight(size, reply) => {
+                let value = self.db().get(&keys::log_height(size)).await.ok().flatten();
+                let _ = reply.send(value.map(|v| welkin_state::read_u64(Some(&v))));
+            }
+            Query::Tile {
+                level,
+                index,
+                width,
+                reply,
+            } => {
+                let hashes = welkin_merkle::tile_hashes(self.log().tree(), level, index, width);
+                let _ = reply.send(hashes.map_err(|e| e.to_string()));
             }
             Query::Value(key, reply) => {
                 let _ = reply.send(self.db().get(&key).await.ok().flatten());

@@ -2,6 +2,7 @@
 
 use crate::{
     application::now_ms,
+    checkpoints::WitnessedCheckpoint,
     engine::{Finalization, Marshal},
     executor::{Query, Shared, Status},
     gossip::Gossip,
@@ -129,7 +130,7 @@ impl<E: Clock> NodeHandle<E> {
         queries: mpsc::Sender<Query>,
         marshal: Marshal,
         shared: Shared,
-        cosigner: welkin_note::CosignatureSigner,
+        cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         Self {
@@ -142,7 +143,7 @@ impl<E: Clock> NodeHandle<E> {
             queries,
             marshal,
             shared,
-            cosigner: std::sync::Arc::new(cosigner),
+            cosigner,
         }
     }
 
@@ -184,7 +185,32 @@ impl<E: Clock> NodeHandle<E> {
 
     /// The certified checkpoint at `height`, if the cluster has signed it.
     pub async fn checkpoint(&self, height: u64) -> Option<CertifiedCheckpoint> {
+        self.witnessed_checkpoint(height)
+            .await
+            .map(|witnessed| witnessed.certified)
+    }
+
+    /// The certified checkpoint at `height` with the node cosignatures gathered for it.
+    pub async fn witnessed_checkpoint(&self, height: u64) -> Option<WitnessedCheckpoint> {
         self.ask(|r| Query::Checkpoint(height, r)).await.flatten()
+    }
+
+    /// The height whose checkpoint first has a log of `size` entries (sizes that no block
+    /// ended at have none).
+    pub async fn log_height(&self, size: u64) -> Option<u64> {
+        self.ask(|r| Query::LogHeight(size, r)).await.flatten()
+    }
+
+    /// The hashes of C2SP tile (`level`, `index`) of `width` hashes.
+    pub async fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<[u8; 32]>, String> {
+        self.ask(|reply| Query::Tile {
+            level,
+            index,
+            width,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| Err("node is shutting down".into()))
     }
 
     /// A raw state value.
@@ -213,14 +239,30 @@ impl<E: Clock> NodeHandle<E> {
             .unwrap_or_else(|| Err("node is shutting down".into()))
     }
 
-    /// The latest certified checkpoint as a C2SP signed note, with the cluster's signature
-    /// and this node's tlog cosignature (timestamped now).
-    pub async fn checkpoint_note(&self) -> Option<String> {
-        let certified = self.checkpoint(self.status().certified_height).await?;
-        let mut note =
-            welkin_types::note::to_note(&certified, &self.cluster_id, self.genesis.cluster_key());
-        let now = now_ms(self.clock.as_ref()) / 1000;
-        self.cosigner.cosign_note(&mut note, now).ok()?;
+    /// The certified checkpoint at `height` as a C2SP signed note: the cluster's signature,
+    /// then the tlog cosignature of every node gathered for it, including this node's (made
+    /// now if it has none stored).
+    pub async fn checkpoint_note(&self, height: u64) -> Option<String> {
+        let witnessed = self.witnessed_checkpoint(height).await?;
+        let mut note = welkin_types::note::to_note(
+            &witnessed.certified,
+            &self.cluster_id,
+            self.genesis.cluster_key(),
+        );
+        let verifiers = welkin_types::note::cosigner_verifiers(&self.genesis);
+        for (index, cosignature) in &witnessed.cosignatures {
+            if let Some(verifier) = verifiers.get(*index as usize) {
+                note.add_signature(welkin_types::note::cosignature_line(verifier, cosignature));
+            }
+        }
+        if !note
+            .signatures
+            .iter()
+            .any(|line| line.name == self.cosigner.name())
+        {
+            let now = now_ms(self.clock.as_ref()) / 1000;
+            self.cosigner.cosign_note(&mut note, now).ok()?;
+        }
         note.format().ok()
     }
 

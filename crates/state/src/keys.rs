@@ -33,6 +33,12 @@ pub fn log_size() -> Digest {
     hash_parts(&[b"log/size"])
 }
 
+/// The height at which the audit log first held `size` entries (written only for sizes a
+/// block ended at, which are exactly the sizes certified checkpoints have).
+pub fn log_height(size: u64) -> Digest {
+    hash_parts(&[b"log/height", &size.to_be_bytes()])
+}
+
 /// A value in a signer's own key-value namespace.
 pub fn kv(signer: &PublicKey, key: &[u8]) -> Digest {
     hash_parts(&[b"kv", signer.as_ref(), key])

@@ -136,6 +136,10 @@ pub fn apply(
     }
     if log_size != log_size_before {
         overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
+        overlay.put(
+            keys::log_height(log_size),
+            block.height.to_be_bytes().to_vec(),
+        );
     }
     effects.log_size_before = log_size_before;
     effects.writes = overlay.writes;

@@ -217,6 +217,14 @@ mod tests {
             "a duplicate is not logged twice"
         );
         assert_eq!(second.receipts[0].1.log_index, 2);
+        let height_of = |size: u64| {
+            state
+                .get(&keys::log_height(size))
+                .map(|v| crate::read_u64(Some(v)))
+        };
+        assert_eq!(height_of(2), Some(1), "size 2 was reached at height 1");
+        assert_eq!(height_of(3), Some(2));
+        assert_eq!(height_of(1), None, "no block ended at size 1");
     }
 
     #[test]

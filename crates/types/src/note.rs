@@ -18,10 +18,10 @@
 //! [`CLUSTER_SIGNATURE_ID`]; standard verifiers ignore it as an unknown key. The other lines
 //! are tlog-cosignature/v1 lines by individual nodes, under their ed25519 identity keys.
 
-use crate::{CertifiedCheckpoint, Checkpoint, ClusterKey, ClusterSignature, Digest};
+use crate::{CertifiedCheckpoint, Checkpoint, ClusterKey, ClusterSignature, Digest, Genesis};
 use base64::Engine as _;
 use commonware_codec::{Encode, FixedSize};
-use welkin_note::{Note, NoteSignature};
+use welkin_note::{Cosignature, CosignatureVerifier, Note, NoteSignature};
 
 /// Signature type byte of the cluster line: "no assigned identifier byte" (c2sp signed-note).
 pub const CLUSTER_SIGNATURE_TYPE: u8 = 0xff;
@@ -55,6 +55,36 @@ pub fn origin(cluster_id: &Digest) -> String {
 /// The name under which node `name` cosigns.
 pub fn cosigner_name(cluster_id: &Digest, name: &str) -> String {
     format!("{}/{name}", origin(cluster_id))
+}
+
+/// The tlog cosignature verifier of every node, in genesis order.
+pub fn cosigner_verifiers(genesis: &Genesis) -> Vec<CosignatureVerifier> {
+    let cluster_id = genesis.cluster_id();
+    genesis
+        .nodes
+        .iter()
+        .map(|node| {
+            let key: [u8; 32] = node
+                .public_key
+                .as_ref()
+                .try_into()
+                .expect("ed25519 public keys are 32 bytes");
+            CosignatureVerifier::new(&cosigner_name(&cluster_id, &node.name), &key)
+                .expect("genesis validation keeps node names usable as key names")
+        })
+        .collect()
+}
+
+/// A node's cosignature as the signature line `verifier` would find in a note.
+pub fn cosignature_line(
+    verifier: &CosignatureVerifier,
+    cosignature: &Cosignature,
+) -> NoteSignature {
+    NoteSignature {
+        name: verifier.name().to_owned(),
+        key_id: verifier.key_id(),
+        signature: cosignature.to_bytes().to_vec(),
+    }
 }
 
 fn cluster_key_id(cluster_id: &Digest, cluster_key: &ClusterKey) -> [u8; 4] {

@@ -417,7 +417,35 @@ pub(crate) async fn check_invariants(
             let Some(certified) = node.checkpoint(latest).await else {
                 continue;
             };
+            // The served note carries the cluster's signature and at least 2f+1 valid node
+            // cosignatures (those of the partials that made the certificate, at least).
+            let note = node.checkpoint_note(latest).await.expect("a note");
+            let note = welkin_note::Note::parse(note.as_bytes()).expect("note parses");
+            assert_eq!(
+                welkin_types::note::from_note(&note, &cluster_id, fixture.genesis.cluster_key()),
+                Ok(certified.clone()),
+                "note carries the certified checkpoint"
+            );
+            let cosigners = welkin_types::note::cosigner_verifiers(&fixture.genesis)
+                .iter()
+                .filter(|v| matches!(v.verify_note(&note), Ok(Some(_))))
+                .count();
+            assert!(
+                cosigners >= fixture.genesis.threshold as usize,
+                "note at height {latest} has {cosigners} node cosignatures"
+            );
+            assert_eq!(
+                note.signatures.len(),
+                cosigners + 1,
+                "every signature line but the cluster's is a valid cosignature"
+            );
             let size = certified.checkpoint.log_size;
+            if size > 0 {
+                let first = node.log_height(size).await.expect("size indexed");
+                let at = node.checkpoint(first).await.expect("certified");
+                assert_eq!(at.checkpoint.log_size, size, "checkpoint by size");
+                assert!(first <= latest);
+            }
             for receipt in acked.values().filter(|r| r.log_index < size) {
                 let proof = node
                     .inclusion_proof(receipt.log_index, size)
