@@ -2,6 +2,7 @@
 
 Usage:
   keri_helper.py generate        print JSON: keripy-made KELs from fixed seeds
+  keri_helper.py states          read generate's JSON on stdin, print keripy's key states
   keri_helper.py verify FILE     parse the CESR message stream in FILE with keripy's
                                  Parser and Kevery and print the key states as JSON
 """
@@ -52,7 +53,7 @@ def state(kever):
         nt=kever.ntholder.sith,
         witnesses=list(kever.wits),
         bt=kever.toader.num,
-        delegator=kever.delpre or None,
+        delegator=kever.delegator or None,
         establishment_only=bool(kever.estOnly),
         do_not_delegate=bool(kever.doNotDelegate),
     )
@@ -98,27 +99,51 @@ def generate():
     cigar = w.sign(first.raw)
     out["receipt"] = dict(seeds=[40], messages=[
         bytes(eventing.messagize(rct, cigars=[cigar])).decode()])
+    # delegation: a delegator's ixn anchors a dip; the dip carries the -G seal source couple
+    dr = [signer(50), signer(51)]
+    dicp = eventing.incept(keys=[dr[0].verfer.qb64], ndigs=[ndig(dr[1])], code=Blake3)
+    de = [signer(52), signer(53)]
+    dip = eventing.delcept(keys=[de[0].verfer.qb64], delpre=dicp.pre, ndigs=[ndig(de[1])])
+    seal = dict(i=dip.pre, s=dip.snh, d=dip.said)
+    dixn = eventing.interact(pre=dicp.pre, dig=dicp.said, sn=1, data=[seal])
+    source = (coring.Counter(code=coring.CtrDex.SealSourceCouples, count=1).qb64
+              + coring.Seqner(sn=1).qb64 + dixn.said)
+    out["delegated"] = dict(seeds=[50, 51, 52, 53], messages=[
+        message(dicp, dr[0:1]), message(dixn, dr[0:1]), message(dip, de[0:1]) + source])
     json.dump(out, sys.stdout, indent=1)
+
+
+def process(stream):
+    """Key states of all identifiers after keripy processes the stream."""
+    db = basing.Baser(name="welkin-interop", temp=True, reopen=True)
+    try:
+        kevery = eventing.Kevery(db=db, lax=False, local=False)
+        parser = parsing.Parser(kvy=kevery)
+        parser.parse(ims=bytearray(stream))
+        kevery.processEscrows()
+        return {pre: state(kever) for pre, kever in kevery.kevers.items()}
+    finally:
+        db.close(clear=True)
+
+
+def states():
+    """The generated KELs as keripy's own Kevery accepts them."""
+    kels = json.load(sys.stdin)
+    stream = "".join(m for kel in kels.values() for m in kel["messages"])
+    json.dump(dict(states=process(stream.encode())), sys.stdout, indent=1)
 
 
 def verify(path):
     with open(path, "rb") as f:
-        stream = bytearray(f.read())
-    db = basing.Baser(name="welkin-interop", temp=True)
-    try:
-        kevery = eventing.Kevery(db=db, lax=False, local=False)
-        parser = parsing.Parser(kvy=kevery)
-        parser.parse(ims=stream)
-        kevery.processEscrows()
-        states = {pre: state(kever) for pre, kever in kevery.kevers.items()}
-        json.dump(dict(states=states), sys.stdout, indent=1)
-    finally:
-        db.close(clear=True)
+        stream = f.read()
+    json.dump(dict(states=process(stream)), sys.stdout, indent=1)
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 2 and sys.argv[1] == "generate":
         generate()
+    elif len(sys.argv) == 2 and sys.argv[1] == "states":
+        states()
     elif len(sys.argv) == 3 and sys.argv[1] == "verify":
         verify(sys.argv[2])
     else:

@@ -1,7 +1,7 @@
 //! Helpers shared by the tests.
 
 use welkin_keri::{
-    Digest, Event, IndexedSignature, InceptionBuilder, KeyState, Kevery, KeveryConfig, Message,
+    Digest, Event, InceptionBuilder, IndexedSignature, Kevery, KeveryConfig, KeyState, Message,
     Outcome, Signer, Threshold, ValidationError, sign, signed,
 };
 
@@ -17,17 +17,28 @@ pub(crate) fn digests(signers: &[Signer]) -> Vec<Digest> {
 
 /// A processor that does not require witness receipts.
 pub(crate) fn kevery() -> Kevery {
-    Kevery::new(KeveryConfig { require_witness_receipts: false, ..KeveryConfig::default() })
+    Kevery::new(KeveryConfig {
+        require_witness_receipts: false,
+        ..KeveryConfig::default()
+    })
 }
 
 /// Signs and processes, returning the result.
-pub(crate) fn submit(kevery: &mut Kevery, event: Event, signers: &[Signer]) -> Result<Outcome, ValidationError> {
+pub(crate) fn submit(
+    kevery: &mut Kevery,
+    event: Event,
+    signers: &[Signer],
+) -> Result<Outcome, ValidationError> {
     let sigs = sign(&event, signers);
     kevery.process(signed(event, sigs))
 }
 
 /// Processes with explicit signatures.
-pub(crate) fn submit_sigs(kevery: &mut Kevery, event: Event, sigs: Vec<IndexedSignature>) -> Result<Outcome, ValidationError> {
+pub(crate) fn submit_sigs(
+    kevery: &mut Kevery,
+    event: Event,
+    sigs: Vec<IndexedSignature>,
+) -> Result<Outcome, ValidationError> {
     kevery.process(signed(event, sigs))
 }
 
@@ -54,5 +65,8 @@ pub(crate) fn single_key(seed: u8) -> (Kevery, KeyState, Signer, Signer) {
 
 /// The stream bytes of messages.
 pub(crate) fn stream(messages: &[Message]) -> Vec<u8> {
-    messages.iter().flat_map(|m| m.to_bytes().expect("encodable")).collect()
+    messages
+        .iter()
+        .flat_map(|m| m.to_bytes().expect("encodable"))
+        .collect()
 }

@@ -50,7 +50,10 @@ fn weighted_kel_matches_keripy_byte_for_byte() {
     assert_eq!(bytes(icp_message.clone()), f[0]);
 
     let mut k = kevery();
-    assert!(matches!(k.process(icp_message), Ok(Outcome::Accepted { .. })));
+    assert!(matches!(
+        k.process(icp_message),
+        Ok(Outcome::Accepted { .. })
+    ));
     let state = k.state(&icp.prefix()).expect("accepted").clone();
     let rot = RotationBuilder::new(&state, a[3..6].iter().map(Signer::verkey).collect())
         .kt(half3())
@@ -58,10 +61,17 @@ fn weighted_kel_matches_keripy_byte_for_byte() {
         .build();
     let sigs = sign(&rot, &a[3..6]);
     assert_eq!(bytes(signed(rot.clone(), sigs.clone())), f[1]);
-    assert!(matches!(k.process(signed(rot, sigs)), Ok(Outcome::Accepted { .. })));
+    assert!(matches!(
+        k.process(signed(rot, sigs)),
+        Ok(Outcome::Accepted { .. })
+    ));
 
     let state = k.state(&icp.prefix()).expect("accepted").clone();
-    let seal = EventSeal { prefix: icp.prefix(), sn: 0, said: icp.said() };
+    let seal = EventSeal {
+        prefix: icp.prefix(),
+        sn: 0,
+        said: icp.said(),
+    };
     let ixn = interact(&state, seal_anchors(&[seal]));
     let sigs = sign(&ixn, &a[3..6]);
     assert_eq!(bytes(signed(ixn, sigs)), f[2]);
@@ -101,7 +111,10 @@ fn basic_prefixes_match_keripy() {
     let n = Signer::non_transferable(&[32; 32]);
     let icp = InceptionBuilder::new(vec![n.verkey()]).basic().build();
     let sigs = sign(&icp, std::slice::from_ref(&n));
-    assert_eq!(bytes(signed(icp, sigs)), fixtures().nontransferable.messages[0]);
+    assert_eq!(
+        bytes(signed(icp, sigs)),
+        fixtures().nontransferable.messages[0]
+    );
 }
 
 #[test]
@@ -109,18 +122,30 @@ fn witness_receipt_matches_keripy() {
     let f = fixtures();
     let (event, _) = parse_message(f.weighted.messages[0].as_bytes()).expect("keripy icp");
     let witness = Signer::non_transferable(&[40; 32]);
-    assert_eq!(bytes(receipt(&event.event, &witness)), f.receipt.messages[0]);
+    assert_eq!(
+        bytes(receipt(&event.event, &witness)),
+        f.receipt.messages[0]
+    );
 }
 
 #[test]
 fn keripy_fixtures_parse_and_validate() {
     let f = fixtures();
     let mut k = kevery();
-    for kel in [&f.weighted, &f.single, &f.basic, &f.nontransferable, &f.receipt] {
+    for kel in [
+        &f.weighted,
+        &f.single,
+        &f.basic,
+        &f.nontransferable,
+        &f.receipt,
+    ] {
         for m in &kel.messages {
             let outcomes = k.process_stream(m.as_bytes()).expect("parses");
             for o in outcomes {
-                assert!(matches!(o, Ok(Outcome::Accepted { .. } | Outcome::Receipted)), "{o:?}");
+                assert!(
+                    matches!(o, Ok(Outcome::Accepted { .. } | Outcome::Receipted)),
+                    "{o:?}"
+                );
             }
         }
     }
