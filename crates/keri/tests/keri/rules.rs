@@ -2,9 +2,9 @@
 //! that follows it.
 
 use welkin_keri::{
-    Event, EventBody, EventSeal, Ilk, InceptionBuilder, Kevery, KeveryConfig, KeyState, Message,
-    Outcome, Prefix, RotationBuilder, Signer, Threshold, ValidationError, interact, receipt,
-    seal_anchors, sign, sign_indexed, signed, verified_receipts,
+    Event, EventBody, EventSeal, Ilk, InceptionBuilder, Kevery, KeveryConfig, KeyState, Outcome,
+    Prefix, RotationBuilder, Signer, Threshold, ValidationError, interact, receipt, seal_anchors,
+    sign, sign_indexed, signed, verified_receipts,
 };
 
 use crate::common::{accepted, digests, kevery, signer, single_key, submit, submit_sigs};
