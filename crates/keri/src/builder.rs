@@ -82,10 +82,8 @@ impl InceptionBuilder {
 
     /// The event (its SAID and, unless basic, prefix computed).
     pub fn build(mut self) -> Event {
-        if self.basic {
-            if let Some(key) = self.body.keys.first() {
-                self.body.prefix = Prefix::Basic(*key);
-            }
+        if let (true, Some(key)) = (self.basic, self.body.keys.first()) {
+            self.body.prefix = Prefix::Basic(*key);
         }
         Event::new(EventBody::Inception(self.body))
     }

@@ -222,10 +222,10 @@ pub fn parse_event(input: &[u8]) -> Result<(Event, usize), ParseError> {
             if found != computed {
                 return Err(said_mismatch("d", found, computed));
             }
-            if let (true, EventBody::Inception(i)) = (self_addressing, &body) {
-                if i.prefix != Prefix::SelfAddressing(computed) {
-                    return Err(said_mismatch("i", digest(get("i"), "i")?, computed));
-                }
+            if let (true, EventBody::Inception(i)) = (self_addressing, &body)
+                && i.prefix != Prefix::SelfAddressing(computed)
+            {
+                return Err(said_mismatch("i", digest(get("i"), "i")?, computed));
             }
             found
         }
