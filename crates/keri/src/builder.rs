@@ -1,12 +1,31 @@
 //! Making events and signing them: builders with keripy's defaults, and indexed signing.
 
 use crate::cesr::IndexedSignature;
-use crate::event::{Event, EventBody, EventSeal, Inception, Interaction, Rotation};
+use crate::event::{Event, EventBody, EventSeal, Inception, Interaction, Rotation, Signing};
 use crate::json::Json;
 use crate::kever::KeyState;
 use crate::parse::{Attachments, Message};
 use crate::primitive::{Digest, Prefix, Signer, VerKey};
 use crate::threshold::Threshold;
+
+/// The `kt` and `next` setters both builders share.
+macro_rules! signing_setters {
+    () => {
+        /// Sets the signing threshold.
+        pub fn kt(mut self, kt: Threshold) -> Self {
+            self.body.signing.kt = kt;
+            self
+        }
+
+        /// Commits to next keys: their digests (see [`VerKey::next_digest`]) and the next
+        /// threshold.
+        pub fn next(mut self, next: Vec<Digest>, nt: Threshold) -> Self {
+            self.body.signing.next = next;
+            self.body.signing.nt = nt;
+            self
+        }
+    };
+}
 
 /// An inception (`icp`, or `dip` with a delegator). Defaults as keripy's `incept`: a
 /// majority signing threshold, no next keys (not rotatable), no witnesses, no traits,
@@ -23,10 +42,12 @@ impl InceptionBuilder {
         let kt = Threshold::majority(keys.len());
         let body = Inception {
             prefix: Prefix::SelfAddressing(Digest([0; 32])),
-            kt,
-            keys,
-            nt: Threshold::Simple(0),
-            next: Vec::new(),
+            signing: Signing {
+                kt,
+                keys,
+                nt: Threshold::Simple(0),
+                next: Vec::new(),
+            },
             bt: 0,
             witnesses: Vec::new(),
             config: Vec::new(),
@@ -36,18 +57,7 @@ impl InceptionBuilder {
         InceptionBuilder { body, basic: false }
     }
 
-    /// Sets the signing threshold.
-    pub fn kt(mut self, kt: Threshold) -> Self {
-        self.body.kt = kt;
-        self
-    }
-
-    /// Commits to next keys: their digests and the next threshold.
-    pub fn next(mut self, next: Vec<Digest>, nt: Threshold) -> Self {
-        self.body.next = next;
-        self.body.nt = nt;
-        self
-    }
+    signing_setters!();
 
     /// Sets witnesses and their threshold.
     pub fn witnesses(mut self, witnesses: Vec<Prefix>, bt: u64) -> Self {
@@ -82,7 +92,7 @@ impl InceptionBuilder {
 
     /// The event (its SAID and, unless basic, prefix computed).
     pub fn build(mut self) -> Event {
-        if let (true, Some(key)) = (self.basic, self.body.keys.first()) {
+        if let (true, Some(key)) = (self.basic, self.body.signing.keys.first()) {
             self.body.prefix = Prefix::Basic(*key);
         }
         Event::new(EventBody::Inception(self.body))
@@ -104,10 +114,12 @@ impl RotationBuilder {
             prefix: state.prefix,
             sn: state.sn.saturating_add(1),
             prior: state.digest,
-            kt: Threshold::majority(keys.len()),
-            keys,
-            nt: Threshold::Simple(0),
-            next: Vec::new(),
+            signing: Signing {
+                kt: Threshold::majority(keys.len()),
+                keys,
+                nt: Threshold::Simple(0),
+                next: Vec::new(),
+            },
             bt: state.bt,
             cuts: Vec::new(),
             adds: Vec::new(),
@@ -117,18 +129,7 @@ impl RotationBuilder {
         RotationBuilder { body }
     }
 
-    /// Sets the signing threshold.
-    pub fn kt(mut self, kt: Threshold) -> Self {
-        self.body.kt = kt;
-        self
-    }
-
-    /// Commits to next keys.
-    pub fn next(mut self, next: Vec<Digest>, nt: Threshold) -> Self {
-        self.body.next = next;
-        self.body.nt = nt;
-        self
-    }
+    signing_setters!();
 
     /// Cuts and adds witnesses and sets the new witness threshold.
     pub fn witnesses(mut self, cuts: Vec<Prefix>, adds: Vec<Prefix>, bt: u64) -> Self {

@@ -246,6 +246,10 @@ fn decode_after_code(
     Ok(bytes[pad..].to_vec())
 }
 
+fn short(what: &'static str, needed: usize, have: usize) -> CesrError {
+    CesrError::Truncated { what, needed, have }
+}
+
 /// The first `size` characters of `text`, or a truncation error.
 fn take<'a>(text: &'a str, size: usize, what: &'static str) -> Result<&'a str, CesrError> {
     if text.len() < size {
@@ -350,21 +354,13 @@ impl IndexedSignature {
         let what = "indexed signature";
         let (code_size, index_size, ondex_size, both, full) = match text.as_bytes().first() {
             None => {
-                return Err(CesrError::Truncated {
-                    what,
-                    needed: 1,
-                    have: 0,
-                });
+                return Err(short(what, 1, 0));
             }
             Some(b'A') => (2, 1, 0, true, 88),
             Some(b'B') => (2, 1, 0, false, 88),
             Some(b'2') => match text.as_bytes().get(1) {
                 None => {
-                    return Err(CesrError::Truncated {
-                        what,
-                        needed: 2,
-                        have: 1,
-                    });
+                    return Err(short(what, 2, 1));
                 }
                 Some(b'A') => (6, 2, 2, true, 92),
                 Some(b'B') => (6, 2, 2, false, 92),

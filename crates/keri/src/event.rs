@@ -138,19 +138,38 @@ pub(crate) fn parse_sn(text: &str) -> Option<u64> {
     (format!("{n:x}") == text).then_some(n)
 }
 
+/// The signing part of an establishment event or key state: `kt`, `k`, `nt`, `n`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signing {
+    /// `kt`: signing threshold.
+    pub kt: Threshold,
+    /// `k`: signing keys.
+    pub keys: Vec<VerKey>,
+    /// `nt`: next signing threshold.
+    pub nt: Threshold,
+    /// `n`: next-key digests, Blake3-256 of each next key's qb64 (empty: not rotatable).
+    pub next: Vec<Digest>,
+}
+
+impl Signing {
+    /// The four fields in event order.
+    fn fields(&self) -> [(&'static str, Json); 4] {
+        [
+            ("kt", self.kt.to_json()),
+            ("k", Json::strings(self.keys.iter().map(VerKey::qb64))),
+            ("nt", self.nt.to_json()),
+            ("n", Json::strings(self.next.iter().map(Digest::qb64))),
+        ]
+    }
+}
+
 /// Inception (`icp`) or delegated inception (`dip`, when `delegator` is set).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inception {
     /// `i`: the identifier; for a self-addressing one, equal to the SAID.
     pub prefix: Prefix,
-    /// `kt`: current signing threshold.
-    pub kt: Threshold,
-    /// `k`: current signing keys.
-    pub keys: Vec<VerKey>,
-    /// `nt`: next signing threshold.
-    pub nt: Threshold,
-    /// `n`: next-key digests (empty: not rotatable).
-    pub next: Vec<Digest>,
+    /// `kt`, `k`, `nt`, `n`: keys, next-key commitments and thresholds.
+    pub signing: Signing,
     /// `bt`: witness threshold (receipts needed).
     pub bt: u64,
     /// `b`: witness prefixes.
@@ -172,14 +191,9 @@ pub struct Rotation {
     pub sn: u64,
     /// `p`: SAID of the prior event.
     pub prior: Digest,
-    /// `kt`: new signing threshold.
-    pub kt: Threshold,
-    /// `k`: new signing keys (revealing prior next keys).
-    pub keys: Vec<VerKey>,
-    /// `nt`: new next threshold.
-    pub nt: Threshold,
-    /// `n`: new next-key digests (empty: abandon the identifier).
-    pub next: Vec<Digest>,
+    /// `kt`, `k`, `nt`, `n`: the new keys (revealing prior next keys) and commitments
+    /// (empty next: abandon the identifier).
+    pub signing: Signing,
     /// `bt`: new witness threshold.
     pub bt: u64,
     /// `br`: witnesses removed.
@@ -273,8 +287,6 @@ impl EventBody {
             })
         };
         let prefixes = |ps: &[Prefix]| Json::strings(ps.iter().map(Prefix::qb64));
-        let digests = |ds: &[Digest]| Json::strings(ds.iter().map(Digest::qb64));
-        let keys = |ks: &[VerKey]| Json::strings(ks.iter().map(VerKey::qb64));
         let hex = |n: u64| Json::string(format!("{n:x}"));
         let mut fields = vec![("v", Json::string("")), ("t", Json::string(ilk.as_str()))];
         match self {
@@ -283,10 +295,9 @@ impl EventBody {
                     ("d", Json::string(said_text)),
                     ("i", prefix(&e.prefix)),
                     ("s", hex(0)),
-                    ("kt", e.kt.to_json()),
-                    ("k", keys(&e.keys)),
-                    ("nt", e.nt.to_json()),
-                    ("n", digests(&e.next)),
+                ]);
+                fields.extend(e.signing.fields());
+                fields.extend([
                     ("bt", hex(e.bt)),
                     ("b", prefixes(&e.witnesses)),
                     ("c", Json::strings(&e.config)),
@@ -296,20 +307,21 @@ impl EventBody {
                     fields.push(("di", Json::string(delegator.qb64())));
                 }
             }
-            EventBody::Rotation(e) => fields.extend([
-                ("d", Json::string(said_text)),
-                ("i", Json::string(e.prefix.qb64())),
-                ("s", hex(e.sn)),
-                ("p", Json::string(e.prior.qb64())),
-                ("kt", e.kt.to_json()),
-                ("k", keys(&e.keys)),
-                ("nt", e.nt.to_json()),
-                ("n", digests(&e.next)),
-                ("bt", hex(e.bt)),
-                ("br", prefixes(&e.cuts)),
-                ("ba", prefixes(&e.adds)),
-                ("a", Json::Array(e.anchors.clone())),
-            ]),
+            EventBody::Rotation(e) => {
+                fields.extend([
+                    ("d", Json::string(said_text)),
+                    ("i", Json::string(e.prefix.qb64())),
+                    ("s", hex(e.sn)),
+                    ("p", Json::string(e.prior.qb64())),
+                ]);
+                fields.extend(e.signing.fields());
+                fields.extend([
+                    ("bt", hex(e.bt)),
+                    ("br", prefixes(&e.cuts)),
+                    ("ba", prefixes(&e.adds)),
+                    ("a", Json::Array(e.anchors.clone())),
+                ]);
+            }
             EventBody::Interaction(e) => fields.extend([
                 ("d", Json::string(said_text)),
                 ("i", Json::string(e.prefix.qb64())),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cesr::IndexedSignature;
 use crate::event::{
-    Event, EventBody, Ilk, Inception, TRAIT_DO_NOT_DELEGATE, TRAIT_ESTABLISHMENT_ONLY,
+    Event, EventBody, Ilk, Inception, Signing, TRAIT_DO_NOT_DELEGATE, TRAIT_ESTABLISHMENT_ONLY,
 };
 use crate::primitive::{Digest, Prefix, VerKey};
 use crate::threshold::Threshold;
@@ -237,14 +237,10 @@ pub struct KeyState {
     pub digest: Digest,
     /// Type of the latest event.
     pub ilk: String,
-    /// Current signing keys.
-    pub keys: Vec<VerKey>,
-    /// Current signing threshold.
-    pub kt: Threshold,
-    /// Next-key digests (empty: abandoned or non-transferable).
-    pub next: Vec<Digest>,
-    /// Next signing threshold.
-    pub nt: Threshold,
+    /// Current keys and threshold, next-key digests and threshold (next empty: abandoned
+    /// or non-transferable). Flattened into the JSON as `kt`, `keys`, `nt`, `next`.
+    #[serde(flatten)]
+    pub signing: Signing,
     /// Witness threshold.
     pub bt: u64,
     /// Witnesses, in order (witness signature indices refer to it).
@@ -282,7 +278,7 @@ impl KeyState {
 
     /// Whether further establishment events can be accepted.
     pub fn transferable(&self) -> bool {
-        !self.next.is_empty() && self.prefix.is_transferable()
+        !self.signing.next.is_empty() && self.prefix.is_transferable()
     }
 
     /// Checks an inception (`icp` or `dip`) and its controller signatures.
@@ -296,19 +292,16 @@ impl KeyState {
             });
         };
         check_prefix(icp)?;
-        check_keys(event.ilk(), &icp.keys, &icp.kt, &icp.next, &icp.nt)?;
+        check_keys(event.ilk(), &icp.signing)?;
         check_witness_list(&icp.witnesses, "b")?;
         check_bt(icp.bt, icp.witnesses.len())?;
-        verify_signatures(event, signatures, &icp.keys, &icp.kt)?;
+        verify_signatures(event, signatures, &icp.signing.keys, &icp.signing.kt)?;
         let state = KeyState {
             prefix: icp.prefix,
             sn: 0,
             digest: event.said(),
             ilk: event.ilk().as_str().to_string(),
-            keys: icp.keys.clone(),
-            kt: icp.kt.clone(),
-            next: icp.next.clone(),
-            nt: icp.nt.clone(),
+            signing: icp.signing.clone(),
             bt: icp.bt,
             witnesses: icp.witnesses.clone(),
             config: icp.config.clone(),
@@ -363,7 +356,7 @@ impl KeyState {
                     });
                 }
                 self.check_prior(ixn.prior)?;
-                verify_signatures(event, signatures, &self.keys, &self.kt)?;
+                verify_signatures(event, signatures, &self.signing.keys, &self.signing.kt)?;
                 Ok(Validated {
                     state,
                     delegator: None,
@@ -377,15 +370,13 @@ impl KeyState {
                     });
                 }
                 self.check_prior(rot.prior)?;
-                check_keys(ilk, &rot.keys, &rot.kt, &rot.next, &rot.nt)?;
+                check_keys(ilk, &rot.signing)?;
                 let witnesses = self.rotate_witnesses(&rot.cuts, &rot.adds)?;
                 check_bt(rot.bt, witnesses.len())?;
-                let verified = verify_signatures(event, signatures, &rot.keys, &rot.kt)?;
-                self.check_revealed(&verified, &rot.keys)?;
-                state.keys = rot.keys.clone();
-                state.kt = rot.kt.clone();
-                state.next = rot.next.clone();
-                state.nt = rot.nt.clone();
+                let keys = &rot.signing.keys;
+                let verified = verify_signatures(event, signatures, keys, &rot.signing.kt)?;
+                self.check_revealed(&verified, keys)?;
+                state.signing = rot.signing.clone();
                 state.bt = rot.bt;
                 state.witnesses = witnesses;
                 state.last_establishment_sn = rot.sn;
@@ -423,14 +414,15 @@ impl KeyState {
             .iter()
             .filter_map(|s| {
                 let ondex = s.ondex?;
-                let digest = self.next.get(ondex as usize)?;
+                let digest = self.signing.next.get(ondex as usize)?;
                 (keys[s.index as usize].next_digest() == *digest).then_some(ondex)
             })
             .collect();
-        if !self.nt.satisfied_by(&ondices) {
+        let nt = &self.signing.nt;
+        if !nt.satisfied_by(&ondices) {
             return Err(ValidationError::PriorNextNotMet {
                 ondices,
-                threshold: self.nt.to_json().to_compact(),
+                threshold: nt.to_json().to_compact(),
             });
         }
         Ok(())
@@ -477,15 +469,15 @@ fn check_prefix(icp: &Inception) -> Result<(), ValidationError> {
             Err(ValidationError::DelegatedBasicPrefix { prefix })
         }
         Prefix::Basic(key) => {
-            if icp.keys != [key] {
+            if icp.signing.keys != [key] {
                 return Err(ValidationError::BasicPrefixMismatch {
                     prefix,
-                    keys: icp.keys.iter().map(VerKey::qb64).collect(),
+                    keys: icp.signing.keys.iter().map(VerKey::qb64).collect(),
                 });
             }
             if !key.transferable {
                 for (field, empty) in [
-                    ("n", icp.next.is_empty()),
+                    ("n", icp.signing.next.is_empty()),
                     ("b", icp.witnesses.is_empty()),
                     ("a", icp.anchors.is_empty()),
                 ] {
@@ -499,28 +491,25 @@ fn check_prefix(icp: &Inception) -> Result<(), ValidationError> {
     }
 }
 
-fn check_keys(
-    ilk: Ilk,
-    keys: &[VerKey],
-    kt: &Threshold,
-    next: &[Digest],
-    nt: &Threshold,
-) -> Result<(), ValidationError> {
+fn check_keys(ilk: Ilk, signing: &Signing) -> Result<(), ValidationError> {
+    let Signing { kt, keys, nt, next } = signing;
     if keys.is_empty() {
         return Err(ValidationError::NoKeys { ilk: ilk.as_str() });
     }
     if kt.size() > keys.len() || *kt == Threshold::Simple(0) {
+        let (size, keys) = (kt.size(), keys.len());
         return Err(ValidationError::ThresholdSize {
             field: "kt",
-            size: kt.size(),
-            keys: keys.len(),
+            size,
+            keys,
         });
     }
     if nt.size() > next.len() {
+        let (size, keys) = (nt.size(), next.len());
         return Err(ValidationError::ThresholdSize {
             field: "nt",
-            size: nt.size(),
-            keys: next.len(),
+            size,
+            keys,
         });
     }
     Ok(())

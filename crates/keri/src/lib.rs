@@ -38,7 +38,7 @@
 //! kevery.process(signed(rot, sigs))?;
 //! let state = kevery.state(&prefix).expect("accepted");
 //! assert_eq!(state.sn, 1);
-//! assert!(state.next.is_empty()); // abandoned: no next keys
+//! assert!(state.signing.next.is_empty()); // abandoned: no next keys
 //! let ixn = interact(state, vec![]);
 //! let sigs = sign(&ixn, &[next]);
 //! assert!(kevery.process(signed(ixn, sigs)).is_err());
@@ -63,7 +63,9 @@ pub use builder::{
     InceptionBuilder, RotationBuilder, interact, seal_anchors, sign, sign_indexed, signed,
 };
 pub use cesr::{CesrError, Code, Counter, CounterCode, IndexedSignature, Matter};
-pub use event::{Event, EventBody, EventSeal, Ilk, Inception, Interaction, Receipt, Rotation};
+pub use event::{
+    Event, EventBody, EventSeal, Ilk, Inception, Interaction, Receipt, Rotation, Signing,
+};
 pub use json::Json;
 pub use kever::{KeyState, Validated, ValidationError};
 pub use kevery::{AcceptedEvent, Duplicity, EscrowReason, Kevery, KeveryConfig, Outcome};

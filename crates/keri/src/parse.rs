@@ -10,7 +10,7 @@ use crate::cesr::{
     CesrError, Counter, CounterCode, IndexedSignature, Matter, excerpt, seqner_value,
 };
 use crate::event::{
-    Event, EventBody, Ilk, Inception, Interaction, MAX_EVENT_SIZE, Receipt, Rotation,
+    Event, EventBody, Ilk, Inception, Interaction, MAX_EVENT_SIZE, Receipt, Rotation, Signing,
     VERSION_PREFIX, VERSION_SIZE, compute_said, parse_sn,
 };
 use crate::json::Json;
@@ -344,12 +344,7 @@ fn read_body<'a>(ilk: Ilk, get: &impl Fn(&str) -> &'a Json) -> Result<EventBody,
             }
             EventBody::Inception(Inception {
                 prefix: prefix(get("i"), "i")?,
-                kt: threshold(get("kt"), "kt")?,
-                keys: list(get("k"), "k", |v| {
-                    VerKey::from_qb64(str_of(v, "k")?).map_err(cesr("k"))
-                })?,
-                nt: threshold(get("nt"), "nt")?,
-                next: list(get("n"), "n", |v| digest(v, "n"))?,
+                signing: signing(get)?,
                 bt: hex(get("bt"), "bt")?,
                 witnesses: list(get("b"), "b", |v| prefix(v, "b"))?,
                 config: list(get("c"), "c", |v| Ok(str_of(v, "c")?.to_string()))?,
@@ -364,12 +359,7 @@ fn read_body<'a>(ilk: Ilk, get: &impl Fn(&str) -> &'a Json) -> Result<EventBody,
             prefix: prefix(get("i"), "i")?,
             sn,
             prior: digest(get("p"), "p")?,
-            kt: threshold(get("kt"), "kt")?,
-            keys: list(get("k"), "k", |v| {
-                VerKey::from_qb64(str_of(v, "k")?).map_err(cesr("k"))
-            })?,
-            nt: threshold(get("nt"), "nt")?,
-            next: list(get("n"), "n", |v| digest(v, "n"))?,
+            signing: signing(get)?,
             bt: hex(get("bt"), "bt")?,
             cuts: list(get("br"), "br", |v| prefix(v, "br"))?,
             adds: list(get("ba"), "ba", |v| prefix(v, "ba"))?,
@@ -389,6 +379,17 @@ fn read_body<'a>(ilk: Ilk, get: &impl Fn(&str) -> &'a Json) -> Result<EventBody,
         }),
     };
     Ok(body)
+}
+
+fn signing<'a>(get: &impl Fn(&str) -> &'a Json) -> Result<Signing, ParseError> {
+    Ok(Signing {
+        kt: threshold(get("kt"), "kt")?,
+        keys: list(get("k"), "k", |v| {
+            VerKey::from_qb64(str_of(v, "k")?).map_err(cesr("k"))
+        })?,
+        nt: threshold(get("nt"), "nt")?,
+        next: list(get("n"), "n", |v| digest(v, "n"))?,
+    })
 }
 
 fn value_error(field: &'static str, expected: &'static str, found: &Json) -> ParseError {

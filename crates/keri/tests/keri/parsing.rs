@@ -156,13 +156,17 @@ fn field_order_missing_extra_and_repeated_fields_are_rejected() {
     ));
 }
 
+/// `raw` with the base64 character at `at` changed to another.
+fn flip(raw: &str, at: usize) -> String {
+    let other = if &raw[at..=at] == "A" { "B" } else { "A" };
+    format!("{}{}{}", &raw[..at], other, &raw[at + 1..])
+}
+
 #[test]
 fn bad_saids_are_rejected() {
     let (raw, _) = message();
     // Change one key character: the SAID no longer matches.
-    let k = raw.find("\"k\":[\"D").expect("key") + 8;
-    let flipped = if &raw[k..=k] == "A" { "B" } else { "A" };
-    let tampered = format!("{}{}{}", &raw[..k], flipped, &raw[k + 1..]);
+    let tampered = flip(&raw, raw.find("\"k\":[\"D").expect("key") + 8);
     assert!(
         matches!(
             parse(&tampered),
@@ -172,9 +176,7 @@ fn bad_saids_are_rejected() {
         parse(&tampered)
     );
     // Change the self-addressing prefix only: d still matches (both are blanked), i not.
-    let i = raw.find("\"i\":\"E").expect("prefix") + 10;
-    let flipped = if &raw[i..=i] == "A" { "B" } else { "A" };
-    let tampered = format!("{}{}{}", &raw[..i], flipped, &raw[i + 1..]);
+    let tampered = flip(&raw, raw.find("\"i\":\"E").expect("prefix") + 10);
     assert!(
         matches!(
             parse(&tampered),

@@ -52,7 +52,7 @@ fn non_transferable_prefix_has_no_next_keys_and_no_further_events() {
     let good = InceptionBuilder::new(vec![n.verkey()]).basic().build();
     let mut k = kevery();
     accepted(submit(&mut k, good.clone(), std::slice::from_ref(&n)));
-    let bad = with_inception(&good, |i| i.next = digests(&[signer(4)]));
+    let bad = with_inception(&good, |i| i.signing.next = digests(&[signer(4)]));
     assert_eq!(
         submit(&mut kevery(), bad, std::slice::from_ref(&n)),
         Err(ValidationError::NonTransferableContent {
