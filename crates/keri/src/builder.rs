@@ -1,10 +1,11 @@
 //! Making events and signing them: builders with keripy's defaults, and indexed signing.
 
+use crate::attachment::Attachments;
 use crate::cesr::IndexedSignature;
 use crate::event::{Event, EventBody, EventSeal, Inception, Interaction, Rotation, Signing};
 use crate::json::Json;
 use crate::kever::KeyState;
-use crate::parse::{Attachments, Message};
+use crate::parse::Message;
 use crate::primitive::{Digest, Prefix, Signer, VerKey};
 use crate::threshold::Threshold;
 

@@ -11,9 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::attachment::{Attachments, ReceiptCouple};
 use crate::event::{Event, EventBody, EventSeal, Ilk};
 use crate::kever::{KeyState, Validated, ValidationError};
-use crate::parse::{Attachments, Message, ParseError, ReceiptCouple, parse_stream};
+use crate::parse::{Message, ParseError, parse_stream};
 use crate::primitive::Prefix;
 use crate::receipt::verify_receipt;
 

@@ -12,6 +12,7 @@
 //! - [`cesr`]: qb64 primitives, indexed signatures and attachment counters.
 //! - [`event`]: event types, field order, version string and SAIDs ([`Event`]).
 //! - [`parse`]: strict reading of events and message streams ([`parse_message`]).
+//! - [`attachment`]: CESR attachment groups ([`Attachments`]).
 //! - [`threshold`]: numeric and weighted thresholds ([`Threshold`]).
 //! - [`kever`]: key state ([`KeyState`]) and the validation of one event.
 //! - [`kevery`]: the processor over many identifiers with escrow, delegation, witnesses
@@ -48,6 +49,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod builder;
 pub mod cesr;
 pub mod event;
@@ -59,6 +61,7 @@ pub mod primitive;
 pub mod receipt;
 pub mod threshold;
 
+pub use attachment::{Attachments, ReceiptCouple, TransSignatureGroup};
 pub use builder::{
     InceptionBuilder, RotationBuilder, interact, seal_anchors, sign, sign_indexed, signed,
 };
@@ -69,10 +72,7 @@ pub use event::{
 pub use json::Json;
 pub use kever::{KeyState, Validated, ValidationError};
 pub use kevery::{AcceptedEvent, Duplicity, EscrowReason, Kevery, KeveryConfig, Outcome};
-pub use parse::{
-    Attachments, Message, ParseError, ReceiptCouple, TransSignatureGroup, parse_event,
-    parse_message, parse_stream,
-};
+pub use parse::{Message, ParseError, parse_event, parse_message, parse_stream};
 pub use primitive::{Digest, Prefix, Signer, VerKey};
 pub use receipt::{receipt, verified_receipts, verify_receipt};
 pub use threshold::{Threshold, ThresholdError, Weight};

@@ -4,8 +4,9 @@
 //! by `-C` couples of the witness's `B` prefix and its Ed25519 signature of the receipted
 //! event's serialization (not of the `rct`), as keripy writes them.
 
+use crate::attachment::{Attachments, ReceiptCouple};
 use crate::event::{Event, EventBody, Receipt};
-use crate::parse::{Attachments, Message, ReceiptCouple};
+use crate::parse::Message;
 use crate::primitive::{Prefix, Signer};
 
 /// A receipt message by `witness` (a non-transferable signer) for `event`.
