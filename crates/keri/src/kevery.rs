@@ -167,14 +167,13 @@ impl Kevery {
         loop {
             let pending = std::mem::take(&mut self.escrow);
             let before = released;
-            for (reason, message) in pending {
+            for (_, message) in pending {
                 match self.process_one(message.clone()) {
                     Ok(Outcome::Accepted { .. }) | Ok(Outcome::Receipted) => released += 1,
                     Ok(Outcome::Escrowed(_)) | Ok(Outcome::Duplicate) => {}
                     // Dropped: it became invalid (e.g. conflicts with what was accepted).
                     Err(_) => {}
                 }
-                let _ = reason;
             }
             if released == before {
                 return released;
