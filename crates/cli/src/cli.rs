@@ -216,10 +216,11 @@ pub(crate) enum LogCommand {
     /// Follow the cluster's checkpoints and alarm on any split view.
     ///
     /// Each round fetches the signed checkpoint from every node given, checks the cluster's
-    /// signature against the genesis, and checks an RFC 6962 consistency proof from the last
-    /// accepted checkpoint to each new one. Two checkpoints that cannot both be true (same size
-    /// with different roots, or a failed consistency proof) are a split view: the command
-    /// prints both and exits with code 3.
+    /// signature against the genesis, and checks each one against the largest checkpoint seen
+    /// so far with an RFC 6962 consistency proof (asked of every node until one verifies).
+    /// Two checkpoints that cannot both be true (same size with different roots, or no node
+    /// can prove one extends the other and some node's proof fails) are a split view: the
+    /// command prints both signed checkpoints as evidence and exits with code 3.
     Watch(LogWatchArgs),
 }
 

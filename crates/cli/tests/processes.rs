@@ -442,6 +442,132 @@ fn log_tiles_and_checkpoints_by_size(genesis: &welkin_types::Genesis, size: u64)
     );
 }
 
+/// Signs `checkpoint` with the cluster key, as 2f+1 colluding nodes could: the test holds
+/// the node keys, so it opens three shares and recovers the threshold signature.
+fn sign_as_cluster(
+    dir: &Path,
+    genesis: &welkin_types::Genesis,
+    checkpoint: welkin_types::Checkpoint,
+) -> welkin_types::CertifiedCheckpoint {
+    use commonware_cryptography::bls12381::primitives::ops::threshold;
+    use welkin_node::ceremony::{NodeKey, SealedShare, open_share};
+    let cluster_id = genesis.cluster_id();
+    let message = checkpoint.message(&cluster_id);
+    let partials: Vec<_> = (0..genesis.threshold as usize)
+        .map(|i| {
+            let read = |path: PathBuf| std::fs::read_to_string(path).expect("readable");
+            let key =
+                NodeKey::from_json(&read(dir.join(format!("node{i}/node.key")))).expect("key");
+            let sealed: SealedShare =
+                serde_json::from_str(&read(dir.join(format!("shares/node{i}.share"))))
+                    .expect("share");
+            let share = open_share(&sealed, &key, &cluster_id).expect("opens");
+            threshold::sign_message::<welkin_types::Variant>(
+                &share,
+                welkin_types::namespace::CHECKPOINT,
+                &message,
+            )
+        })
+        .collect();
+    let signature = threshold::recover::<welkin_types::Variant, _>(
+        &genesis.polynomial,
+        partials.iter(),
+        &commonware_parallel::Sequential,
+    )
+    .expect("recovers");
+    let certified = welkin_types::CertifiedCheckpoint {
+        checkpoint,
+        signature,
+    };
+    assert!(certified.verify(&cluster_id, genesis.cluster_key()));
+    certified
+}
+
+/// Serves `note` at `/v1/log/checkpoint` (and 404 for everything else) from a thread, as a
+/// node showing a forked view would; returns its URL.
+fn serve_forged_note(note: String) -> String {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let (status, body) = if request.starts_with(b"GET /v1/log/checkpoint ") {
+                ("200 OK", note.clone())
+            } else {
+                ("404 Not Found", "{}".to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// `welkin log watch` over an honest node and a node serving a cluster-signed checkpoint of
+/// another history exits with code 3 and prints both checkpoints: same size with another
+/// root, and a smaller size whose root the honest log does not extend.
+fn watch_alarms_on_a_split_view(
+    dir: &Path,
+    genesis: &welkin_types::Genesis,
+    honest: &welkin_types::CertifiedCheckpoint,
+) {
+    let real = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let forged_root = welkin_types::hash_parts(&[b"another history"]);
+    for (what, log_size) in [
+        ("same size", honest.checkpoint.log_size),
+        ("smaller size", honest.checkpoint.log_size - 1),
+    ] {
+        let forged = sign_as_cluster(
+            dir,
+            genesis,
+            welkin_types::Checkpoint {
+                log_size,
+                log_root: forged_root,
+                ..honest.checkpoint
+            },
+        );
+        let note =
+            welkin_types::note::to_note(&forged, &genesis.cluster_id(), genesis.cluster_key())
+                .format()
+                .expect("formats");
+        let fake = serve_forged_note(note);
+        let output = welkin()
+            .args([
+                "log",
+                "watch",
+                "--rounds",
+                "2",
+                "--interval-ms",
+                "100",
+                "--api",
+            ])
+            .arg(format!("{real},{fake}"))
+            .arg("--genesis")
+            .arg(dir.join("genesis.json"))
+            .output()
+            .expect("watch runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{what}: {stderr}");
+        assert!(stderr.contains("SPLIT VIEW"), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&hex::encode(forged_root)) && stderr.contains(&fake),
+            "{what}: the forged checkpoint is printed as evidence: {stderr}"
+        );
+    }
+}
+
 fn audit_log(cluster: &Cluster, dir: &Path) {
     let api = format!("http://127.0.0.1:{}", API_BASE + 1);
     let key = dir.join("client.key");
@@ -676,6 +802,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert_ne!(forged, note);
     assert!(welkin_client::verify_checkpoint_note(&forged, &genesis_parsed).is_err());
     log_tiles_and_checkpoints_by_size(&genesis_parsed, size);
+    watch_alarms_on_a_split_view(&dir, &genesis_parsed, &certified);
 
     // A verified checkpoint: the client checks it against the genesis cluster key.
     let genesis = welkin_types::Genesis::from_json(

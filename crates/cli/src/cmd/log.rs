@@ -215,12 +215,86 @@ fn fetch_note(api: &str) -> anyhow::Result<String> {
     Ok(response.body_mut().read_to_string()?)
 }
 
+/// How two cluster-signed checkpoints relate, as far as the watched nodes can show.
+#[derive(Debug, PartialEq, Eq)]
+enum Relation {
+    /// The larger log extends the smaller (a consistency proof verified, or same size and
+    /// root).
+    Consistent,
+    /// They cannot both be true: same size with different roots, or no node could prove the
+    /// larger extends the smaller and some node's proof failed.
+    SplitView(String),
+    /// No node answered with a proof; try again next round.
+    Unresolved(String),
+}
+
+/// Relates `smaller` and `larger` (by log size), asking the nodes for consistency proofs.
+fn relate(
+    smaller: &welkin_types::Checkpoint,
+    larger: &welkin_types::Checkpoint,
+    apis: &[String],
+) -> Relation {
+    if smaller.log_size == larger.log_size {
+        return if smaller.log_root == larger.log_root {
+            Relation::Consistent
+        } else {
+            Relation::SplitView(format!(
+                "two roots for the same log size {}",
+                smaller.log_size
+            ))
+        };
+    }
+    let mut failed = Vec::new();
+    let mut unanswered = Vec::new();
+    for api in apis {
+        let proof = Client::new(api)
+            .consistency_proof(smaller.log_size, larger.log_size)
+            .map_err(|e| e.to_string())
+            .and_then(|p| welkin_client::proof_hashes(&p.proof).map_err(|e| e.to_string()));
+        match proof {
+            Ok(proof) => match welkin_merkle::verify_consistency(
+                smaller.log_size,
+                larger.log_size,
+                &smaller.log_root.0,
+                &larger.log_root.0,
+                &proof,
+            ) {
+                Ok(()) => return Relation::Consistent,
+                Err(e) => failed.push(format!("{api}: {e}")),
+            },
+            Err(e) => unanswered.push(format!("{api}: {e}")),
+        }
+    }
+    let sizes = format!("sizes {} and {}", smaller.log_size, larger.log_size);
+    if failed.is_empty() {
+        Relation::Unresolved(format!(
+            "no node proved consistency between {sizes}: {}",
+            unanswered.join("; ")
+        ))
+    } else {
+        Relation::SplitView(format!(
+            "no node could prove that size {} extends size {}; failed proofs: {}",
+            larger.log_size,
+            smaller.log_size,
+            failed.join("; ")
+        ))
+    }
+}
+
+/// A checkpoint the watcher accepted, with where it came from.
+struct Seen {
+    certified: welkin_types::CertifiedCheckpoint,
+    note: String,
+    api: String,
+}
+
 pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
     let genesis = Genesis::from_json(
         &std::fs::read_to_string(&args.genesis)
             .with_context(|| format!("cannot read {}", args.genesis.display()))?,
     )?;
-    let mut accepted: Option<(welkin_types::CertifiedCheckpoint, String)> = None;
+    // The largest checkpoint seen so far; every other one must be consistent with it.
+    let mut accepted: Option<Seen> = None;
     let mut round = 0;
     loop {
         for api in &args.api {
@@ -236,41 +310,37 @@ pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
                     anyhow::anyhow!("{api} served a checkpoint that does not verify: {e}")
                 })?;
             let new = certified.checkpoint;
-            if let Some((old, old_api)) = &accepted {
-                let old = old.checkpoint;
-                if new.log_size < old.log_size {
-                    continue;
-                }
-                let consistent = if new.log_size == old.log_size {
-                    new.log_root == old.log_root
+            if let Some(seen) = &accepted {
+                let old = seen.certified.checkpoint;
+                let relation = if new.log_size >= old.log_size {
+                    relate(&old, &new, &args.api)
                 } else {
-                    let proof = Client::new(api).consistency_proof(old.log_size, new.log_size)?;
-                    welkin_merkle::verify_consistency(
-                        old.log_size,
-                        new.log_size,
-                        &old.log_root.0,
-                        &new.log_root.0,
-                        &welkin_client::proof_hashes(&proof.proof)
-                            .map_err(|e| anyhow::anyhow!("node sent a malformed proof: {e}"))?,
-                    )
-                    .is_ok()
+                    relate(&new, &old, &args.api)
                 };
-                if !consistent {
-                    eprintln!("welkin: SPLIT VIEW: two cluster-signed checkpoints disagree");
-                    eprintln!(
-                        "  {old_api}: size {} root {}",
-                        old.log_size,
-                        hex::encode(old.log_root)
-                    );
-                    eprintln!(
-                        "  {api}: size {} root {}",
-                        new.log_size,
-                        hex::encode(new.log_root)
-                    );
-                    eprintln!("--- checkpoint from {api} ---\n{note}");
-                    std::process::exit(SPLIT_VIEW_EXIT);
+                match relation {
+                    Relation::Consistent => {}
+                    Relation::Unresolved(why) => {
+                        eprintln!("welkin: {why}; retrying next round");
+                        continue;
+                    }
+                    Relation::SplitView(why) => {
+                        eprintln!(
+                            "welkin: SPLIT VIEW: two cluster-signed checkpoints disagree: {why}"
+                        );
+                        for (from, checkpoint, text) in
+                            [(&seen.api, &old, &seen.note), (api, &new, &note)]
+                        {
+                            eprintln!(
+                                "--- from {from}: height {} size {} root {} ---\n{text}",
+                                checkpoint.height,
+                                checkpoint.log_size,
+                                hex::encode(checkpoint.log_root)
+                            );
+                        }
+                        std::process::exit(SPLIT_VIEW_EXIT);
+                    }
                 }
-                if new.log_size == old.log_size {
+                if new.log_size <= old.log_size {
                     continue;
                 }
             }
@@ -300,7 +370,11 @@ pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
                     }
                 );
             }
-            accepted = Some((certified, api.clone()));
+            accepted = Some(Seen {
+                certified,
+                note,
+                api: api.clone(),
+            });
         }
         round += 1;
         if args.rounds.is_some_and(|rounds| round >= rounds) {
