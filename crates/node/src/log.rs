@@ -1,22 +1,25 @@
 //! The audit log store: every receipted transaction, in commit order, as a leaf of an
 //! RFC 6962 Merkle tree.
 //!
-//! Two journals hold the log durably: leaf hashes (fixed size) and entries (the encoded
-//! transactions). The tree's hashes are kept in memory ([`welkin_merkle::MemoryTree`]),
-//! rebuilt from the leaf journal at start. The executor appends a block's entries and syncs
-//! them *before* it commits the state that records the new log size, so after a crash the
-//! journals hold at least the committed size; any excess (appended, never committed) is
-//! discarded when the store reopens at the committed size.
+//! One journal holds the log durably: the entries (the encoded transactions). The tree's
+//! hashes are kept in memory ([`welkin_merkle::MemoryTree`]), rebuilt by hashing the entries
+//! at start. The executor appends a block's entries and makes their data durable (one
+//! `commit`, a single data sync) *before* it commits the state that records the new log size,
+//! so after a crash the journal holds at least the committed size; any excess (appended,
+//! never committed) is discarded when the store reopens at the committed size. The journal's
+//! recovery watermark is advanced (a full `sync`) only every [`SYNC_EVERY`] appends, which
+//! bounds replay at start without a second sync per block.
 //!
 //! The store also refuses to fork: [`LogStore::check_consistent`] is called before every
 //! checkpoint signature and fails if the tree does not extend the last tree this node signed
 //! (kept in a small metadata store), so no honest node ever signs two inconsistent views.
 
-use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
+use commonware_runtime::{Clock, Metrics, ReadOptions, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::{
-    journal::contiguous::{Contiguous as _, Many, fixed, variable},
+    journal::contiguous::{Contiguous as _, Many, variable},
     metadata::{self, Metadata},
 };
+use futures::TryStreamExt as _;
 use commonware_utils::{NZU64, NZUsize, sequence::U64};
 use welkin_merkle::{Hash, MemoryTree};
 use welkin_types::{Digest, limits::MAX_TX_BYTES};
@@ -47,18 +50,15 @@ pub enum ForkError {
 /// Key of the last signed (size, root) in the metadata store.
 const LAST_SIGNED: u64 = 0;
 
+/// Appends between full syncs of the entry journal (which advance its recovery watermark).
+pub const SYNC_EVERY: u64 = 64;
+
 /// The durable audit log of one node.
 pub struct LogStore<E: Spawner + Clock + Storage + Metrics> {
-    leaves: Option<fixed::Journal<E, Digest>>,
     entries: Option<variable::Journal<E, Vec<u8>>>,
     signed: Option<Metadata<E, U64, Vec<u8>>>,
     tree: MemoryTree,
-}
-
-fn to_hash(digest: &Digest) -> Hash {
-    let mut hash = [0u8; 32];
-    hash.copy_from_slice(digest.as_ref());
-    hash
+    appends_since_sync: u64,
 }
 
 /// Converts a tree hash to the crate-wide digest type.
@@ -70,20 +70,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     /// Opens the log at `committed` entries (the size the state records), discarding any
     /// entries appended after it by a run that crashed before committing.
     pub async fn init(context: E, prefix: &str, page_cache: &CacheRef, committed: u64) -> Self {
-        let leaves = fixed::Journal::init_at_most(
-            context.child("leaves"),
-            fixed::Config {
-                partition: format!("{prefix}-log-leaves"),
-                items_per_blob: NZU64!(1 << 16),
-                page_cache: page_cache.clone(),
-                write_buffer: NZUsize!(1 << 16),
-                replay_buffer: NZUsize!(1 << 16),
-            },
-            committed,
-        )
-        .await
-        .expect("log leaf journal must open; is the data directory intact?");
-        let entries = variable::Journal::init_at_most(
+        let entries: variable::Journal<E, Vec<u8>> = variable::Journal::init_at_most(
             context.child("entries"),
             variable::Config {
                 partition: format!("{prefix}-log-entries"),
@@ -99,11 +86,6 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
         .await
         .expect("log entry journal must open; is the data directory intact?");
         assert_eq!(
-            leaves.size(),
-            committed,
-            "log leaf journal lost committed entries"
-        );
-        assert_eq!(
             entries.size(),
             committed,
             "log entry journal lost committed entries"
@@ -118,24 +100,28 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
         .await
         .expect("log metadata must open");
         let mut tree = MemoryTree::new();
-        let mut position = 0;
-        while position < committed {
-            let end = (position + 4096).min(committed);
-            let positions: Vec<u64> = (position..end).collect();
-            let hashes = leaves
-                .read_many(&positions)
+        if committed > 0 {
+            let stream = entries
+                .replay(0..committed, NZUsize!(1 << 20), ReadOptions::DONT_CACHE)
                 .await
-                .expect("committed log leaves are readable");
-            for hash in &hashes {
-                tree.append(to_hash(hash));
+                .expect("committed log entries are readable");
+            let mut stream = std::pin::pin!(stream);
+            while let Some(batch) = stream
+                .try_next()
+                .await
+                .expect("committed log entries are readable")
+            {
+                for entry in &batch.items {
+                    tree.append_entry(entry);
+                }
             }
-            position = end;
         }
+        assert_eq!(tree.size(), committed, "log replay returned every entry");
         Self {
-            leaves: Some(leaves),
             entries: Some(entries),
             signed: Some(signed),
             tree,
+            appends_since_sync: 0,
         }
     }
 
@@ -159,29 +145,22 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
         if entries.is_empty() {
             return;
         }
-        let hashes: Vec<Digest> = entries
-            .iter()
-            .map(|e| to_digest(&welkin_merkle::leaf_hash(e)))
-            .collect();
-        let leaves = self.leaves.take().expect("leaf journal present");
-        let (leaves, _) = leaves
-            .append_many(Many::Flat(&hashes))
+        let journal = self.entries.take().expect("entry journal present");
+        let (journal, _) = journal
+            .append_many(Many::Flat(entries))
             .await
-            .expect("log leaf append must succeed");
-        let leaves = leaves.sync().await.expect("log leaves must reach disk");
-        self.leaves = Some(leaves);
-        let mut journal = self.entries.take().expect("entry journal present");
-        for entry in entries {
-            journal = journal
-                .append(entry)
-                .await
-                .expect("log entry append must succeed")
-                .0;
+            .expect("log entry append must succeed");
+        self.appends_since_sync += 1;
+        let journal = if self.appends_since_sync >= SYNC_EVERY {
+            self.appends_since_sync = 0;
+            journal.sync().await
+        } else {
+            journal.commit().await
         }
-        let journal = journal.sync().await.expect("log entries must reach disk");
+        .expect("log entries must reach disk");
         self.entries = Some(journal);
-        for hash in &hashes {
-            self.tree.append(to_hash(hash));
+        for entry in entries {
+            self.tree.append_entry(entry);
         }
     }
 
