@@ -213,6 +213,11 @@ pub(crate) enum LogCommand {
     Get(LogGetArgs),
     /// Print an inclusion or consistency proof.
     Proof(LogProofArgs),
+    /// Print a signed checkpoint (C2SP note): the latest, or by log size or height.
+    ///
+    /// With --genesis the note is checked first: the cluster's signature must verify, and
+    /// the nodes whose cosignatures verify are listed (on stderr, or in the JSON).
+    Checkpoint(LogCheckpointArgs),
     /// Follow the cluster's checkpoints and alarm on any split view.
     ///
     /// Each round fetches the signed checkpoint from every node given, checks the cluster's
@@ -265,6 +270,21 @@ pub(crate) struct LogGetArgs {
     pub(crate) api: ApiArgs,
     /// The entry's index.
     pub(crate) index: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogCheckpointArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The first checkpoint whose log has this many entries.
+    #[arg(long, conflicts_with = "height")]
+    pub(crate) size: Option<u64>,
+    /// The checkpoint at this height.
+    #[arg(long)]
+    pub(crate) height: Option<u64>,
+    /// Verify the note against the cluster described by this genesis file.
+    #[arg(long)]
+    pub(crate) genesis: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -386,7 +386,11 @@ fn raw_get_bytes(url: &str) -> (u16, Vec<u8>) {
 
 /// Checkpoints by size and the C2SP tiles of a node: a tile-reading client rebuilds the
 /// certified root from the tiles and checks the entry bundle against them.
-fn log_tiles_and_checkpoints_by_size(genesis: &welkin_types::Genesis, size: u64) {
+fn log_tiles_and_checkpoints_by_size(
+    genesis: &welkin_types::Genesis,
+    genesis_path: &Path,
+    size: u64,
+) {
     let api = format!("http://127.0.0.1:{}/v1/log", API_BASE + 2);
     let (status, note) = raw_get_bytes(&format!("{api}/checkpoint?size={size}"));
     assert_eq!(status, 200);
@@ -394,6 +398,17 @@ fn log_tiles_and_checkpoints_by_size(genesis: &welkin_types::Genesis, size: u64)
         welkin_client::verify_checkpoint_note(&String::from_utf8_lossy(&note), genesis)
             .expect("note by size verifies");
     assert_eq!(by_size.checkpoint.log_size, size);
+    let shown = run_ok(
+        welkin()
+            .args(["log", "checkpoint", "--json", "--size", &size.to_string()])
+            .args(["--api", &format!("http://127.0.0.1:{}", API_BASE + 2)])
+            .arg("--genesis")
+            .arg(genesis_path),
+    );
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("JSON");
+    assert_eq!(shown["verified"], true);
+    assert_eq!(shown["log_size"], size);
+    assert!(shown["cosigners"].as_array().is_some_and(|c| c.len() >= 3));
     expect_errors(
         &api,
         &[
@@ -801,7 +816,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
     assert_ne!(forged, note);
     assert!(welkin_client::verify_checkpoint_note(&forged, &genesis_parsed).is_err());
-    log_tiles_and_checkpoints_by_size(&genesis_parsed, size);
+    log_tiles_and_checkpoints_by_size(&genesis_parsed, &dir.join("genesis.json"), size);
     watch_alarms_on_a_split_view(&dir, &genesis_parsed, &certified);
 
     // A verified checkpoint: the client checks it against the genesis cluster key.

@@ -52,6 +52,17 @@ pub enum ClientError {
     BadReply(String),
 }
 
+/// Which checkpoint note to fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteAt {
+    /// The latest certified checkpoint.
+    Latest,
+    /// The first checkpoint whose log has this many entries.
+    Size(u64),
+    /// The checkpoint at this height.
+    Height(u64),
+}
+
 /// A client of one node's HTTP API.
 #[derive(Clone)]
 pub struct Client {
@@ -82,6 +93,16 @@ impl Client {
         url: &str,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, ClientError> {
+        let text = self.text(url, response)?;
+        serde_json::from_str(&text).map_err(|e| ClientError::BadReply(format!("{e}: {text}")))
+    }
+
+    /// The body of a successful response as text; an API error for a failed one.
+    fn text(
+        &self,
+        url: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<String, ClientError> {
         let mut response = response.map_err(|e| ClientError::Transport {
             url: url.to_string(),
             reason: e.to_string(),
@@ -110,7 +131,7 @@ impl Client {
                 },
             });
         }
-        serde_json::from_str(&text).map_err(|e| ClientError::BadReply(format!("{e}: {text}")))
+        Ok(text)
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -127,6 +148,20 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let response = self.agent.post(&url).send_json(body);
         self.decode(&url, response)
+    }
+
+    /// A certified checkpoint as a C2SP signed note (unverified text): the latest, or the
+    /// first whose log has `size` entries, or the one at `height`. Check it with
+    /// [`verify_checkpoint_note`].
+    pub fn checkpoint_note(&self, at: NoteAt) -> Result<String, ClientError> {
+        let query = match at {
+            NoteAt::Latest => String::new(),
+            NoteAt::Size(size) => format!("?size={size}"),
+            NoteAt::Height(height) => format!("?height={height}"),
+        };
+        let url = format!("{}/v1/log/checkpoint{query}", self.base);
+        let response = self.agent.get(&url).call();
+        self.text(&url, response)
     }
 
     /// Cluster status as this node sees it.

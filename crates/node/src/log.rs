@@ -19,8 +19,8 @@ use commonware_storage::{
     journal::contiguous::{Contiguous as _, Many, variable},
     metadata::{self, Metadata},
 };
-use futures::TryStreamExt as _;
 use commonware_utils::{NZU64, NZUsize, sequence::U64};
+use futures::TryStreamExt as _;
 use welkin_merkle::{Hash, MemoryTree};
 use welkin_types::{Digest, limits::MAX_TX_BYTES};
 

@@ -1,14 +1,16 @@
 //! `welkin log`: records, receipts and proofs of the audit log.
 
 use crate::{
-    cli::{LogAppendArgs, LogGetArgs, LogProofArgs, LogVerifyArgs, LogWatchArgs},
+    cli::{
+        LogAppendArgs, LogCheckpointArgs, LogGetArgs, LogProofArgs, LogVerifyArgs, LogWatchArgs,
+    },
     output,
 };
 use anyhow::{Context as _, bail};
 use commonware_codec::Encode as _;
 use commonware_cryptography::Hasher as _;
 use std::time::{Duration, Instant};
-use welkin_client::{Client, ClientError, verify_log_receipt};
+use welkin_client::{Client, ClientError, NoteAt, verify_log_receipt};
 use welkin_node::ceremony::NodeKey;
 use welkin_types::{
     Genesis, Payload, TX_VERSION, Transaction, api::LogReceipt, limits::MAX_RECORD_BYTES,
@@ -204,15 +206,54 @@ pub(crate) fn proof(args: LogProofArgs) -> anyhow::Result<()> {
 const SPLIT_VIEW_EXIT: i32 = 3;
 
 fn fetch_note(api: &str) -> anyhow::Result<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
-    let mut response = agent
-        .get(&format!("{}/v1/log/checkpoint", api.trim_end_matches('/')))
-        .call()
-        .map_err(|e| anyhow::anyhow!("cannot fetch the checkpoint from {api}: {e}"))?;
-    Ok(response.body_mut().read_to_string()?)
+    Client::new(api)
+        .checkpoint_note(NoteAt::Latest)
+        .map_err(|e| anyhow::anyhow!("cannot fetch the checkpoint from {api}: {e}"))
+}
+
+fn read_genesis(path: &std::path::Path) -> anyhow::Result<Genesis> {
+    Ok(Genesis::from_json(
+        &std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    )?)
+}
+
+pub(crate) fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<()> {
+    let at = match (args.size, args.height) {
+        (Some(size), _) => NoteAt::Size(size),
+        (None, Some(height)) => NoteAt::Height(height),
+        (None, None) => NoteAt::Latest,
+    };
+    let note = Client::new(&args.api.api).checkpoint_note(at)?;
+    let verified = match &args.genesis {
+        Some(path) => {
+            let (certified, cosigners) =
+                welkin_client::verify_checkpoint_note(&note, &read_genesis(path)?)
+                    .map_err(|e| anyhow::anyhow!("the checkpoint does not verify: {e}"))?;
+            Some((certified, cosigners))
+        }
+        None => None,
+    };
+    if args.api.json {
+        let mut out = serde_json::json!({ "note": note });
+        if let Some((certified, cosigners)) = &verified {
+            let c = certified.checkpoint;
+            out["verified"] = serde_json::json!(true);
+            out["height"] = serde_json::json!(c.height);
+            out["log_size"] = serde_json::json!(c.log_size);
+            out["log_root"] = serde_json::json!(hex::encode(c.log_root));
+            out["cosigners"] = serde_json::json!(cosigners);
+        }
+        return output::json(&out);
+    }
+    print!("{note}");
+    if let Some((_, cosigners)) = verified {
+        eprintln!(
+            "verified: cluster signature, and cosignatures of {}",
+            cosigners.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// How two cluster-signed checkpoints relate, as far as the watched nodes can show.
@@ -289,10 +330,7 @@ struct Seen {
 }
 
 pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
-    let genesis = Genesis::from_json(
-        &std::fs::read_to_string(&args.genesis)
-            .with_context(|| format!("cannot read {}", args.genesis.display()))?,
-    )?;
+    let genesis = read_genesis(&args.genesis)?;
     // The largest checkpoint seen so far; every other one must be consistent with it.
     let mut accepted: Option<Seen> = None;
     let mut round = 0;

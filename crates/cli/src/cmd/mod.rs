@@ -30,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Verify(args)) => log::verify(args),
         Command::Log(LogCommand::Get(args)) => log::get(args),
         Command::Log(LogCommand::Proof(args)) => log::proof(args),
+        Command::Log(LogCommand::Checkpoint(args)) => log::checkpoint(args),
         Command::Log(LogCommand::Watch(args)) => log::watch(args),
     }
 }
