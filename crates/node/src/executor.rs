@@ -480,14 +480,20 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         );
         let block: &Block = block.inner();
 
-        let mut snapshot = BTreeMap::new();
-        for key in welkin_state::reads(block) {
-            if let Some(value) = self.db().get(&key).await.expect("state reads must succeed") {
-                snapshot.insert(key, value);
-            }
-        }
         let verdicts = signature_verdicts(&self.mempool, &self.env.cluster_id, &block.txs);
-        let effects = welkin_state::apply(&self.env, &snapshot, block, &verdicts);
+        let mut snapshot = welkin_state::Fetched::default();
+        let mut wanted = welkin_state::reads(block);
+        let effects = loop {
+            for key in wanted {
+                if let std::collections::btree_map::Entry::Vacant(slot) = snapshot.0.entry(key) {
+                    slot.insert(self.db().get(&key).await.expect("state reads must succeed"));
+                }
+            }
+            match welkin_state::apply(&self.env, &snapshot, block, &verdicts) {
+                Ok(effects) => break effects,
+                Err(welkin_state::NeedReads(keys)) => wanted = keys,
+            }
+        };
         // The log first: the state commit below records the new log size, so the journals
         // must already hold every entry it counts.
         assert_eq!(

@@ -43,3 +43,60 @@ pub fn log_height(size: u64) -> Digest {
 pub fn kv(signer: &PublicKey, key: &[u8]) -> Digest {
     hash_parts(&[b"kv", signer.as_ref(), key])
 }
+
+/// Why a transaction's payload did not take effect (UTF-8): the reason for a `Rejected`
+/// outcome, or what an `Escrowed` one waits for.
+pub fn outcome_detail(id: &TxId) -> Digest {
+    hash_parts(&[b"system/outcome-detail", id.as_ref()])
+}
+
+/// The key state (JSON) of a KERI identifier after its latest accepted event.
+pub fn id_state(prefix: &str) -> Digest {
+    hash_parts(&[b"id/state", prefix.as_bytes()])
+}
+
+/// The key state (JSON) of a KERI identifier after its event `sn`.
+pub fn id_state_at(prefix: &str, sn: u64) -> Digest {
+    hash_parts(&[b"id/state-at", prefix.as_bytes(), &sn.to_be_bytes()])
+}
+
+/// The accepted key event message of an identifier at `sn`.
+pub fn id_event(prefix: &str, sn: u64) -> Digest {
+    hash_parts(&[b"id/event", prefix.as_bytes(), &sn.to_be_bytes()])
+}
+
+/// The SAID (qb64) that `delegator` anchored for event `sn` of `delegate`.
+pub fn id_anchor(delegator: &str, delegate: &str, sn: u64) -> Digest {
+    hash_parts(&[
+        b"id/anchor",
+        delegator.as_bytes(),
+        b"/",
+        delegate.as_bytes(),
+        &sn.to_be_bytes(),
+    ])
+}
+
+/// Key event messages waiting for what comes before (`sn` of `prefix`).
+pub fn id_escrow(prefix: &str, sn: u64) -> Digest {
+    hash_parts(&[b"id/escrow", prefix.as_bytes(), &sn.to_be_bytes()])
+}
+
+/// The number of duplicity records of an identifier.
+pub fn id_duplicity_count(prefix: &str) -> Digest {
+    hash_parts(&[b"id/duplicity-count", prefix.as_bytes()])
+}
+
+/// Duplicity record `index` of an identifier: the conflicting message.
+pub fn id_duplicity(prefix: &str, index: u64) -> Digest {
+    hash_parts(&[b"id/duplicity", prefix.as_bytes(), &index.to_be_bytes()])
+}
+
+/// Marks that the conflicting event `said` at `sn` is already recorded.
+pub fn id_duplicity_seen(prefix: &str, sn: u64, said: &str) -> Digest {
+    hash_parts(&[
+        b"id/duplicity-seen",
+        prefix.as_bytes(),
+        &sn.to_be_bytes(),
+        said.as_bytes(),
+    ])
+}

@@ -14,23 +14,60 @@
 
 #![deny(missing_docs)]
 
+pub mod identity;
 pub mod keys;
 pub mod system;
 
-use std::collections::BTreeMap;
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+};
 use welkin_types::{Block, ChainParams, Digest, Receipt, SignedTransaction, TxId};
 
-/// A read-only view of the state before a block: the keys named by [`reads`], fetched.
-pub trait Snapshot {
-    /// The value at `key`, if any.
-    fn get(&self, key: &Digest) -> Option<&[u8]>;
+/// What a snapshot knows of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// The key holds this value.
+    Value(&'a [u8]),
+    /// The key holds nothing.
+    Absent,
+    /// The key was not fetched: [`apply`] will ask for it.
+    NotFetched,
 }
 
+/// A read-only view of the state before a block.
+pub trait Snapshot {
+    /// What the snapshot knows of `key`.
+    fn lookup(&self, key: &Digest) -> Lookup<'_>;
+}
+
+/// A whole state in memory (tests, tools): every key is known.
 impl Snapshot for BTreeMap<Digest, Vec<u8>> {
-    fn get(&self, key: &Digest) -> Option<&[u8]> {
-        BTreeMap::get(self, key).map(Vec::as_slice)
+    fn lookup(&self, key: &Digest) -> Lookup<'_> {
+        match BTreeMap::get(self, key) {
+            Some(value) => Lookup::Value(value),
+            None => Lookup::Absent,
+        }
     }
 }
+
+/// Keys fetched from a store, present or absent; any other key is [`Lookup::NotFetched`].
+#[derive(Clone, Debug, Default)]
+pub struct Fetched(pub BTreeMap<Digest, Option<Vec<u8>>>);
+
+impl Snapshot for Fetched {
+    fn lookup(&self, key: &Digest) -> Lookup<'_> {
+        match self.0.get(key) {
+            Some(Some(value)) => Lookup::Value(value),
+            Some(None) => Lookup::Absent,
+            None => Lookup::NotFetched,
+        }
+    }
+}
+
+/// [`apply`] read keys the snapshot did not hold: fetch them too and apply again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeedReads(pub Vec<Digest>);
 
 /// What apply needs besides the state: fixed facts about the chain.
 #[derive(Clone, Debug)]
@@ -59,7 +96,9 @@ pub struct BlockEffects {
     pub log_size_before: u64,
 }
 
-/// The keys `apply` may read for `block`. The node fetches exactly these into the snapshot.
+/// The keys `apply` reads for `block` that can be named up front. The node fetches these into
+/// the snapshot; keys that depend on state (an identifier's key state, escrow slots) are
+/// asked for by [`apply`] through [`NeedReads`].
 pub fn reads(block: &Block) -> Vec<Digest> {
     let mut keys = Vec::with_capacity(block.txs.len() * 2 + 1);
     keys.push(keys::log_size());
@@ -87,6 +126,10 @@ pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
 /// was not authorised by its signer, so it may neither consume the nonce nor leave a receipt
 /// that would block the genuine transaction with the same id.
 ///
+/// If the block read keys the snapshot does not hold, the result is [`NeedReads`] with
+/// those keys; the caller fetches them into the snapshot and applies again (each round
+/// only adds keys, so this ends).
+///
 /// # Panics
 /// Panics if `signature_ok` does not have one entry per transaction.
 pub fn apply(
@@ -94,7 +137,7 @@ pub fn apply(
     snapshot: &impl Snapshot,
     block: &Block,
     signature_ok: &[bool],
-) -> BlockEffects {
+) -> Result<BlockEffects, NeedReads> {
     assert_eq!(
         signature_ok.len(),
         block.txs.len(),
@@ -103,6 +146,7 @@ pub fn apply(
     let mut overlay = Overlay {
         snapshot,
         writes: BTreeMap::new(),
+        missing: RefCell::default(),
     };
     let mut effects = BlockEffects::default();
     let log_size_before = read_u64(overlay.get(&keys::log_size()));
@@ -142,8 +186,12 @@ pub fn apply(
         );
     }
     effects.log_size_before = log_size_before;
+    let missing = overlay.missing.into_inner();
+    if !missing.is_empty() {
+        return Err(NeedReads(missing.into_iter().collect()));
+    }
     effects.writes = overlay.writes;
-    effects
+    Ok(effects)
 }
 
 /// Reads a big-endian u64 state value; absent means zero.
@@ -156,25 +204,40 @@ pub fn read_u64(value: Option<&[u8]>) -> u64 {
     })
 }
 
-/// Reads through the writes made so far in this block, then the snapshot.
+/// Reads through the writes made so far in this block, then the snapshot; remembers the
+/// keys the snapshot did not hold.
 pub struct Overlay<'a, S: Snapshot> {
     snapshot: &'a S,
     writes: BTreeMap<Digest, Option<Vec<u8>>>,
+    missing: RefCell<BTreeSet<Digest>>,
 }
 
 impl<S: Snapshot> Overlay<'_, S> {
-    /// The current value at `key`.
+    /// The current value at `key` (`None` also for a key not fetched, which is remembered so
+    /// that [`apply`] asks for it).
     pub fn get(&self, key: &Digest) -> Option<&[u8]> {
         match self.writes.get(key) {
             Some(Some(value)) => Some(value),
             Some(None) => None,
-            None => self.snapshot.get(key),
+            None => match self.snapshot.lookup(key) {
+                Lookup::Value(value) => Some(value),
+                Lookup::Absent => None,
+                Lookup::NotFetched => {
+                    self.missing.borrow_mut().insert(*key);
+                    None
+                }
+            },
         }
     }
 
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: Digest, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: Digest) {
+        self.writes.insert(key, None);
     }
 }
 
@@ -185,7 +248,7 @@ pub fn apply_to_map(
     block: &Block,
 ) -> BlockEffects {
     let verdicts = check_signatures(&env.cluster_id, block);
-    let effects = apply(env, state, block, &verdicts);
+    let effects = apply(env, state, block, &verdicts).expect("a whole state holds every key");
     for (key, value) in &effects.writes {
         match value {
             Some(value) => state.insert(*key, value.clone()),

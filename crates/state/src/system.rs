@@ -7,7 +7,11 @@
 //! 3. `(signer, nonce)` already used: `Replay`;
 //! 4. otherwise the payload runs and the nonce is marked used: `Applied`.
 
-use crate::{Env, Overlay, Snapshot, keys};
+use crate::{
+    Env, Overlay, Snapshot,
+    identity::{self, KeyEventOutcome},
+    keys,
+};
 use std::collections::BTreeMap;
 use welkin_types::{Block, Digest, Genesis, Outcome, Payload, SignedTransaction};
 
@@ -35,6 +39,20 @@ pub(crate) fn execute<S: Snapshot>(
         Payload::Put { key, value } => state.put(keys::kv(&tx.signer, key), value.clone()),
         // A record lives in the audit log (as the transaction itself); nothing else to store.
         Payload::Record { .. } => {}
+        Payload::KeyEvent(message) => {
+            return match identity::process(state, message) {
+                KeyEventOutcome::Accepted { .. } => Outcome::Applied,
+                KeyEventOutcome::Escrowed(reason) => {
+                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
+                    Outcome::Escrowed
+                }
+                KeyEventOutcome::Duplicity => Outcome::Duplicity,
+                KeyEventOutcome::Rejected(reason) => {
+                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
+                    Outcome::Rejected
+                }
+            };
+        }
     }
     Outcome::Applied
 }
@@ -177,7 +195,7 @@ mod tests {
         let b = block(1, 1_000, vec![forged]);
         let verdicts = check_signatures(&env().cluster_id, &b);
         assert_eq!(verdicts, vec![false]);
-        let effects = apply(&env(), &BTreeMap::new(), &b, &verdicts);
+        let effects = apply(&env(), &BTreeMap::new(), &b, &verdicts).expect("whole state");
         assert_eq!(effects.bad_signatures, 1);
         assert!(effects.writes.is_empty() && effects.receipts.is_empty());
     }

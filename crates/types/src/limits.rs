@@ -14,6 +14,8 @@ pub const MAX_MEDIA_TYPE_BYTES: usize = 128;
 pub const MAX_RECORD_BYTES: usize = 8 * 1024;
 /// Most log entries (or proof hashes) returned by one API call.
 pub const MAX_LOG_RANGE: u64 = 256;
+/// Largest KERI key event message (event and attachments), in bytes.
+pub const MAX_KEY_EVENT_BYTES: usize = 12 * 1024;
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 8192;
 /// Most bytes of encoded transactions in one block.

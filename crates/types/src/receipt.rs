@@ -16,6 +16,15 @@ pub enum Outcome {
     TtlTooLong = 2,
     /// The signer had already used this nonce.
     Replay = 3,
+    /// The payload was refused by its module (the reason is kept in the state, see
+    /// `welkin_state::keys::outcome_detail`): e.g. a key event that does not validate.
+    Rejected = 4,
+    /// A key event that cannot be checked yet (an earlier event or a delegator's anchor is
+    /// missing) waits in escrow and is retried when what it needs is committed.
+    Escrowed = 5,
+    /// A validly signed key event that conflicts with an accepted one at the same sequence
+    /// number: refused, and kept as duplicity evidence.
+    Duplicity = 6,
 }
 
 impl Outcome {
@@ -30,6 +39,9 @@ impl Outcome {
             1 => Outcome::Expired,
             2 => Outcome::TtlTooLong,
             3 => Outcome::Replay,
+            4 => Outcome::Rejected,
+            5 => Outcome::Escrowed,
+            6 => Outcome::Duplicity,
             _ => return None,
         })
     }

@@ -17,8 +17,8 @@
 use crate::{
     Digest, PrivateKey, PublicKey, Signature, hash_parts,
     limits::{
-        MAX_KEY_BYTES, MAX_MEDIA_TYPE_BYTES, MAX_MEMO_BYTES, MAX_RECORD_BYTES, MAX_TX_BYTES,
-        MAX_VALUE_BYTES,
+        MAX_KEY_BYTES, MAX_KEY_EVENT_BYTES, MAX_MEDIA_TYPE_BYTES, MAX_MEMO_BYTES, MAX_RECORD_BYTES,
+        MAX_TX_BYTES, MAX_VALUE_BYTES,
     },
     namespace,
 };
@@ -71,11 +71,17 @@ pub enum Payload {
         /// The record, at most [`MAX_RECORD_BYTES`].
         content: Vec<u8>,
     },
+    /// A KERI key event message for the identity module: the event (KERI 1.0 JSON) followed
+    /// by its CESR attachments (controller signatures, delegation source seals), at most
+    /// [`MAX_KEY_EVENT_BYTES`]. The envelope's signer only submits it; the event carries its
+    /// own signatures.
+    KeyEvent(Vec<u8>),
 }
 
 const TAG_MEMO: u8 = 1;
 const TAG_PUT: u8 = 2;
 const TAG_RECORD: u8 = 3;
+const TAG_KEY_EVENT: u8 = 4;
 
 impl Payload {
     /// A short name for logs and JSON.
@@ -84,6 +90,7 @@ impl Payload {
             Payload::Memo(_) => "memo",
             Payload::Put { .. } => "put",
             Payload::Record { .. } => "record",
+            Payload::KeyEvent(_) => "key_event",
         }
     }
 }
@@ -113,6 +120,10 @@ impl Write for Payload {
                 media_type.as_bytes().to_vec().write(buf);
                 content.write(buf);
             }
+            Payload::KeyEvent(message) => {
+                TAG_KEY_EVENT.write(buf);
+                message.write(buf);
+            }
         }
     }
 }
@@ -126,6 +137,7 @@ impl EncodeSize for Payload {
                 media_type,
                 content,
             } => media_type.as_bytes().to_vec().encode_size() + content.encode_size(),
+            Payload::KeyEvent(message) => message.encode_size(),
         }
     }
 }
@@ -158,6 +170,13 @@ impl Read for Payload {
                     media_type,
                     content,
                 })
+            }
+            TAG_KEY_EVENT => {
+                let message = read_bytes(buf, MAX_KEY_EVENT_BYTES)?;
+                if message.is_empty() {
+                    return Err(CodecError::Invalid("Payload::KeyEvent", "empty message"));
+                }
+                Ok(Payload::KeyEvent(message))
             }
             other => Err(CodecError::InvalidEnum(other)),
         }

@@ -1,0 +1,648 @@
+//! The identity module: KERI key event logs witnessed by the cluster.
+//!
+//! A `key_event` transaction carries one KERI message (event and controller signatures). It
+//! is checked against the identifier's key state as committed so far ([`welkin_keri::KeyState`]
+//! does the KERI rules: SAIDs, prefixes, sequence numbers, prior digests, thresholds,
+//! pre-rotation, abandonment, configuration traits, witness changes). Then:
+//!
+//! - **accepted**: the new key state is stored (also per sequence number, so later duplicity
+//!   can be checked against the keys that were current), the message is stored as the KEL
+//!   entry, and the event's seals are recorded as anchors (a delegator approves a delegated
+//!   event by anchoring its seal). Commitment in a certified block is the event's receipt:
+//!   the cluster is the witness pool.
+//! - **escrowed**: an event whose predecessor is not committed yet (a later sequence number,
+//!   an unknown identifier) or whose delegator has not anchored it waits, at most
+//!   [`ESCROW_SLOT`] messages per (identifier, sequence number), and is retried when that
+//!   predecessor or anchor is accepted.
+//! - **duplicity**: a different event at an accepted sequence number whose signatures verify
+//!   against the keys then current is refused (first seen wins) and kept as evidence.
+//! - **rejected**: anything else, with the reason in the state ([`keys::outcome_detail`]).
+//!
+//! Witness receipts are not required: an event commits when the cluster orders it, and the
+//! certified checkpoint with an inclusion proof is its receipt.
+
+use crate::{Overlay, Snapshot, keys};
+use std::collections::VecDeque;
+use welkin_keri::{
+    Event, EventBody, EventSeal, KeyState, Message, Prefix, ValidationError, parse_message,
+};
+
+/// Most messages waiting in escrow for one (identifier, sequence number).
+pub const ESCROW_SLOT: usize = 4;
+
+/// What became of a key event message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyEventOutcome {
+    /// Accepted (or the same event was already accepted), and how many escrowed events it
+    /// released.
+    Accepted {
+        /// Escrowed events accepted after it.
+        released: u32,
+    },
+    /// Waiting in escrow, for the reason given.
+    Escrowed(String),
+    /// A validly signed conflicting event, kept as evidence.
+    Duplicity,
+    /// Refused, for the reason given.
+    Rejected(String),
+}
+
+/// Processes one key event message against the state.
+pub fn process<S: Snapshot>(state: &mut Overlay<'_, S>, bytes: &[u8]) -> KeyEventOutcome {
+    let message = match parse_message(bytes) {
+        Ok((message, used)) if used == bytes.len() => message,
+        Ok((_, used)) => {
+            return KeyEventOutcome::Rejected(format!(
+                "one key event per transaction: {} bytes follow the first message",
+                bytes.len() - used
+            ));
+        }
+        Err(e) => return KeyEventOutcome::Rejected(format!("malformed key event: {e}")),
+    };
+    match step(state, &message, bytes) {
+        Step::Accepted(seals) => {
+            let released = release(state, message.event.prefix(), message.event.sn(), seals);
+            KeyEventOutcome::Accepted { released }
+        }
+        Step::Known => KeyEventOutcome::Accepted { released: 0 },
+        Step::Escrow(reason) => {
+            let event = &message.event;
+            add_to_escrow(state, &event.prefix(), event.sn(), bytes);
+            KeyEventOutcome::Escrowed(reason)
+        }
+        Step::Duplicity => KeyEventOutcome::Duplicity,
+        Step::Rejected(reason) => KeyEventOutcome::Rejected(reason),
+    }
+}
+
+/// The result of trying one message once.
+enum Step {
+    /// Accepted; the seals it anchors.
+    Accepted(Vec<EventSeal>),
+    /// This very event is already accepted.
+    Known,
+    /// Cannot be decided yet.
+    Escrow(String),
+    /// Conflicts with an accepted event, validly signed: recorded as evidence.
+    Duplicity,
+    /// Invalid.
+    Rejected(String),
+}
+
+/// The key state of `prefix` after its latest accepted event.
+pub fn key_state<S: Snapshot>(state: &Overlay<'_, S>, prefix: &Prefix) -> Option<KeyState> {
+    read_state(state.get(&keys::id_state(&prefix.qb64())))
+}
+
+fn read_state(value: Option<&[u8]>) -> Option<KeyState> {
+    value.map(|bytes| serde_json::from_slice(bytes).expect("key states are stored as valid JSON"))
+}
+
+fn write_state<S: Snapshot>(state: &mut Overlay<'_, S>, key_state: &KeyState) {
+    let prefix = key_state.prefix.qb64();
+    let json = serde_json::to_vec(key_state).expect("key states serialize");
+    state.put(keys::id_state_at(&prefix, key_state.sn), json.clone());
+    state.put(keys::id_state(&prefix), json);
+}
+
+fn step<S: Snapshot>(state: &mut Overlay<'_, S>, message: &Message, bytes: &[u8]) -> Step {
+    let event = &message.event;
+    let signatures = &message.attachments.signatures;
+    let prefix = event.prefix();
+    let qb64 = prefix.qb64();
+    let sn = event.sn();
+    if matches!(event.body(), EventBody::Receipt(_)) {
+        return Step::Rejected(
+            "receipts are not key events: the cluster's commitment is the receipt".into(),
+        );
+    }
+    let current = key_state(state, &prefix);
+    // An event at an accepted sequence number: the same one, or duplicity if it verifies
+    // against the key state that preceded that number.
+    if let Some(current) = &current
+        && sn <= current.sn
+    {
+        let accepted = state
+            .get(&keys::id_event(&qb64, sn))
+            .map(|bytes| parse_message(bytes).expect("stored key events parse").0);
+        if accepted.is_some_and(|m| m.event.said() == event.said()) {
+            return Step::Known;
+        }
+        let verdict = if sn == 0 {
+            KeyState::incept(event, signatures).map(|_| ())
+        } else {
+            let prior = read_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
+            match prior {
+                Some(prior) => prior.apply(event, signatures).map(|_| ()),
+                None => return Step::Rejected(format!("no key state of {qb64} at {}", sn - 1)),
+            }
+        };
+        return match verdict {
+            Ok(()) => {
+                record_duplicity(state, &qb64, sn, event, bytes);
+                Step::Duplicity
+            }
+            Err(e) => Step::Rejected(format!(
+                "{qb64} already has an accepted event at sequence number {sn}, and this one \
+                 does not validate either: {e}"
+            )),
+        };
+    }
+    let validated = match (&current, event.body()) {
+        (None, EventBody::Inception(_)) => KeyState::incept(event, signatures),
+        (None, _) => {
+            return Step::Escrow(format!(
+                "{qb64} is unknown: waiting for its inception (event has sequence number {sn})"
+            ));
+        }
+        (Some(current), _) if sn > current.sn + 1 => {
+            return Step::Escrow(format!(
+                "{qb64} is at sequence number {}: waiting for {}",
+                current.sn,
+                current.sn + 1
+            ));
+        }
+        (Some(current), _) => current.apply(event, signatures),
+    };
+    let validated = match validated {
+        Ok(validated) => validated,
+        Err(e @ ValidationError::OutOfOrder { .. }) => return Step::Escrow(e.to_string()),
+        Err(e) => return Step::Rejected(e.to_string()),
+    };
+    if let Some(delegator) = validated.delegator {
+        let delegator_qb64 = delegator.qb64();
+        match key_state(state, &delegator) {
+            None => {
+                return Step::Escrow(format!(
+                    "delegator {delegator_qb64} is unknown: waiting for its inception"
+                ));
+            }
+            Some(d) if d.do_not_delegate() => {
+                return Step::Rejected(format!(
+                    "delegator {delegator_qb64} does not delegate (DND)"
+                ));
+            }
+            Some(_) => {}
+        }
+        let anchored = state.get(&keys::id_anchor(&delegator_qb64, &qb64, sn));
+        if anchored != Some(event.said().qb64().as_bytes()) {
+            return Step::Escrow(format!(
+                "waiting for delegator {delegator_qb64} to anchor event {} of {qb64}",
+                event.said().qb64()
+            ));
+        }
+    }
+    write_state(state, &validated.state);
+    state.put(keys::id_event(&qb64, sn), bytes.to_vec());
+    let seals = seals_of(event);
+    for seal in &seals {
+        state.put(
+            keys::id_anchor(&qb64, &seal.prefix.qb64(), seal.sn),
+            seal.said.qb64().into_bytes(),
+        );
+    }
+    Step::Accepted(seals)
+}
+
+/// The event seals `{i, s, d}` among an event's anchors.
+fn seals_of(event: &Event) -> Vec<EventSeal> {
+    let anchors = match event.body() {
+        EventBody::Inception(e) => &e.anchors,
+        EventBody::Rotation(e) => &e.anchors,
+        EventBody::Interaction(e) => &e.anchors,
+        EventBody::Receipt(_) => return Vec::new(),
+    };
+    anchors.iter().filter_map(EventSeal::from_json).collect()
+}
+
+fn record_duplicity<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    prefix: &str,
+    sn: u64,
+    event: &Event,
+    bytes: &[u8],
+) {
+    let marker = keys::id_duplicity_seen(prefix, sn, &event.said().qb64());
+    if state.get(&marker).is_some() {
+        return;
+    }
+    state.put(marker, vec![1]);
+    let count_key = keys::id_duplicity_count(prefix);
+    let count = crate::read_u64(state.get(&count_key));
+    state.put(keys::id_duplicity(prefix, count), bytes.to_vec());
+    state.put(count_key, (count + 1).to_be_bytes().to_vec());
+}
+
+/// Retries escrowed events that the acceptance of (`prefix`, `sn`) with `seals` may unblock:
+/// the next event of `prefix`, and the delegated events the seals approve. Returns how many
+/// were accepted.
+fn release<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    prefix: Prefix,
+    sn: u64,
+    seals: Vec<EventSeal>,
+) -> u32 {
+    let mut released = 0;
+    let mut slots: VecDeque<(Prefix, u64)> = VecDeque::new();
+    slots.push_back((prefix, sn + 1));
+    slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
+    while let Some((prefix, sn)) = slots.pop_front() {
+        let slot = keys::id_escrow(&prefix.qb64(), sn);
+        let waiting = decode_escrow(state.get(&slot));
+        if waiting.is_empty() {
+            continue;
+        }
+        let mut still = Vec::new();
+        for bytes in waiting {
+            let Ok((message, _)) = parse_message(&bytes) else {
+                continue;
+            };
+            match step(state, &message, &bytes) {
+                Step::Accepted(seals) => {
+                    released += 1;
+                    slots.push_back((prefix, sn + 1));
+                    slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
+                }
+                Step::Escrow(_) => still.push(bytes),
+                Step::Known | Step::Duplicity | Step::Rejected(_) => {}
+            }
+        }
+        if still.is_empty() {
+            state.delete(slot);
+        } else {
+            state.put(slot, encode_escrow(&still));
+        }
+    }
+    released
+}
+
+fn add_to_escrow<S: Snapshot>(state: &mut Overlay<'_, S>, prefix: &Prefix, sn: u64, bytes: &[u8]) {
+    let slot = keys::id_escrow(&prefix.qb64(), sn);
+    let mut waiting = decode_escrow(state.get(&slot));
+    if waiting.iter().any(|w| w == bytes) {
+        return;
+    }
+    if waiting.len() >= ESCROW_SLOT {
+        waiting.remove(0);
+    }
+    waiting.push(bytes.to_vec());
+    state.put(slot, encode_escrow(&waiting));
+}
+
+/// Escrow slots hold messages as (u32 length, bytes)*.
+fn encode_escrow(messages: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for message in messages {
+        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        out.extend_from_slice(message);
+    }
+    out
+}
+
+fn decode_escrow(value: Option<&[u8]>) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    let mut rest = value.unwrap_or_default();
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let end = (4 + len).min(rest.len());
+        messages.push(rest[4..end].to_vec());
+        rest = &rest[end..];
+    }
+    messages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Env, Fetched, NeedReads, apply, apply_to_map, check_signatures};
+    use commonware_cryptography::Signer as _;
+    use std::collections::BTreeMap;
+    use welkin_keri::{
+        InceptionBuilder, RotationBuilder, Signer, Threshold, interact, seal_anchors, sign, signed,
+    };
+    use welkin_types::{
+        Block, ChainParams, Outcome, Payload, PrivateKey, TX_VERSION, Transaction, hash_parts,
+    };
+
+    fn env() -> Env {
+        Env {
+            cluster_id: hash_parts(&[b"cluster"]),
+            params: ChainParams::default(),
+        }
+    }
+
+    /// A cluster state and a submitter that wraps key event messages in transactions.
+    struct Chain {
+        state: BTreeMap<welkin_types::Digest, Vec<u8>>,
+        submitter: PrivateKey,
+        nonce: u64,
+        height: u64,
+    }
+
+    impl Chain {
+        fn new() -> Self {
+            Self {
+                state: BTreeMap::new(),
+                submitter: PrivateKey::from_seed(7),
+                nonce: 0,
+                height: 0,
+            }
+        }
+
+        fn tx(&mut self, message: Vec<u8>) -> welkin_types::SignedTransaction {
+            self.nonce += 1;
+            Transaction {
+                version: TX_VERSION,
+                signer: self.submitter.public_key(),
+                nonce: self.nonce,
+                expiry_ms: 1_010_000,
+                payload: Payload::KeyEvent(message),
+            }
+            .sign(&self.submitter, &env().cluster_id)
+        }
+
+        /// Commits the messages in one block; returns each one's outcome and detail.
+        fn commit(&mut self, messages: Vec<Vec<u8>>) -> Vec<(Outcome, Option<String>)> {
+            self.height += 1;
+            let txs: Vec<_> = messages.into_iter().map(|m| self.tx(m)).collect();
+            let ids: Vec<_> = txs.iter().map(|t| t.id()).collect();
+            let block = Block::new(
+                hash_parts(&[b"p"]),
+                self.height,
+                1_000_000 + self.height,
+                txs,
+            );
+            let effects = apply_to_map(&env(), &mut self.state, &block);
+            effects
+                .receipts
+                .iter()
+                .zip(ids)
+                .map(|((_, receipt), id)| {
+                    let detail = self
+                        .state
+                        .get(&keys::outcome_detail(&id))
+                        .map(|d| String::from_utf8_lossy(d).into_owned());
+                    (receipt.outcome, detail)
+                })
+                .collect()
+        }
+
+        fn one(&mut self, message: Vec<u8>) -> (Outcome, Option<String>) {
+            self.commit(vec![message]).remove(0)
+        }
+
+        fn key_state(&self, prefix: &Prefix) -> Option<KeyState> {
+            read_state(
+                self.state
+                    .get(&keys::id_state(&prefix.qb64()))
+                    .map(Vec::as_slice),
+            )
+        }
+    }
+
+    fn bytes(message: Message) -> Vec<u8> {
+        message.to_bytes().expect("encodes")
+    }
+
+    /// An identifier with one key and one pre-committed next key.
+    struct Controller {
+        current: Signer,
+        next: Signer,
+        after: Signer,
+    }
+
+    impl Controller {
+        fn new(seed: u8) -> Self {
+            Self {
+                current: Signer::new(&[seed; 32]),
+                next: Signer::new(&[seed + 1; 32]),
+                after: Signer::new(&[seed + 2; 32]),
+            }
+        }
+
+        fn inception(&self) -> InceptionBuilder {
+            InceptionBuilder::new(vec![self.current.verkey()])
+                .next(vec![self.next.verkey().next_digest()], Threshold::Simple(1))
+        }
+
+        fn icp(&self) -> Message {
+            let event = self.inception().build();
+            let sigs = sign(&event, std::slice::from_ref(&self.current));
+            signed(event, sigs)
+        }
+
+        fn rot(&self, state: &KeyState) -> Message {
+            let event = RotationBuilder::new(state, vec![self.next.verkey()])
+                .next(
+                    vec![self.after.verkey().next_digest()],
+                    Threshold::Simple(1),
+                )
+                .build();
+            let sigs = sign(&event, std::slice::from_ref(&self.next));
+            signed(event, sigs)
+        }
+
+        fn ixn(
+            &self,
+            state: &KeyState,
+            signer: &Signer,
+            anchors: Vec<welkin_keri::Json>,
+        ) -> Message {
+            let event = interact(state, anchors);
+            let sigs = sign(&event, std::slice::from_ref(signer));
+            signed(event, sigs)
+        }
+    }
+
+    /// A chain where one controller's identifier is incepted.
+    fn incepted() -> (Chain, Controller, Prefix, KeyState) {
+        let mut chain = Chain::new();
+        let alice = Controller::new(1);
+        let icp = alice.icp();
+        let prefix = icp.event.prefix();
+        assert_eq!(chain.one(bytes(icp)).0, Outcome::Applied);
+        let state = chain.key_state(&prefix).expect("incepted");
+        (chain, alice, prefix, state)
+    }
+
+    #[test]
+    fn inception_rotation_interaction_are_accepted_and_old_keys_stop_working() {
+        let (mut chain, alice, prefix, state) = incepted();
+        assert_eq!(state.sn, 0);
+        assert_eq!(chain.one(bytes(alice.rot(&state))).0, Outcome::Applied);
+        let state = chain.key_state(&prefix).expect("rotated");
+        assert_eq!((state.sn, state.signing.keys[0]), (1, alice.next.verkey()));
+        // The rotated-out key no longer signs for the identifier.
+        let (outcome, detail) = chain.one(bytes(alice.ixn(&state, &alice.current, vec![])));
+        assert_eq!(outcome, Outcome::Rejected);
+        assert!(detail.expect("a reason").contains("does not verify"));
+        assert_eq!(
+            chain.one(bytes(alice.ixn(&state, &alice.next, vec![]))).0,
+            Outcome::Applied
+        );
+        assert_eq!(chain.key_state(&prefix).expect("state").sn, 2);
+    }
+
+    #[test]
+    fn resubmitting_an_accepted_event_is_harmless() {
+        let mut chain = Chain::new();
+        let icp = bytes(Controller::new(1).icp());
+        assert_eq!(chain.one(icp.clone()).0, Outcome::Applied);
+        assert_eq!(chain.one(icp).0, Outcome::Applied);
+    }
+
+    #[test]
+    fn out_of_order_events_wait_in_escrow_and_are_released() {
+        let mut chain = Chain::new();
+        let alice = Controller::new(1);
+        let icp = alice.icp();
+        let prefix = icp.event.prefix();
+        // Build the rotation against the state the inception will create.
+        let mut scratch = Chain::new();
+        scratch.one(bytes(icp.clone()));
+        let rot = alice.rot(&scratch.key_state(&prefix).expect("state"));
+        let (outcome, detail) = chain.one(bytes(rot));
+        assert_eq!(outcome, Outcome::Escrowed);
+        assert!(detail.expect("reason").contains("unknown"));
+        assert!(chain.key_state(&prefix).is_none());
+        assert_eq!(chain.one(bytes(icp)).0, Outcome::Applied);
+        assert_eq!(
+            chain.key_state(&prefix).expect("state").sn,
+            1,
+            "the escrowed rotation was accepted after the inception"
+        );
+        assert!(
+            !chain
+                .state
+                .contains_key(&keys::id_escrow(&prefix.qb64(), 1)),
+            "the escrow slot is emptied"
+        );
+    }
+
+    #[test]
+    fn a_second_validly_signed_event_at_an_accepted_number_is_duplicity_evidence() {
+        let (mut chain, alice, prefix, state) = incepted();
+        let first = alice.ixn(&state, &alice.current, vec![]);
+        let seal = welkin_keri::EventSeal {
+            prefix,
+            sn: 9,
+            said: welkin_keri::Digest::of(b"x"),
+        };
+        let second = alice.ixn(&state, &alice.current, seal_anchors(&[seal]));
+        assert_ne!(first.event.said(), second.event.said());
+        assert_eq!(chain.one(bytes(first.clone())).0, Outcome::Applied);
+        assert_eq!(chain.one(bytes(second.clone())).0, Outcome::Duplicity);
+        assert_eq!(
+            chain.one(bytes(second.clone())).0,
+            Outcome::Duplicity,
+            "again: still refused, recorded once"
+        );
+        let qb64 = prefix.qb64();
+        assert_eq!(
+            crate::read_u64(
+                chain
+                    .state
+                    .get(&keys::id_duplicity_count(&qb64))
+                    .map(Vec::as_slice)
+            ),
+            1
+        );
+        assert_eq!(
+            chain.state.get(&keys::id_duplicity(&qb64, 0)),
+            Some(&bytes(second))
+        );
+        assert_eq!(
+            chain.key_state(&prefix).expect("state").digest,
+            first.event.said(),
+            "first seen wins"
+        );
+        // A conflicting event that is not validly signed is no evidence.
+        let other = welkin_keri::EventSeal { sn: 10, ..seal };
+        let forged = alice.ixn(&state, &alice.after, seal_anchors(&[other]));
+        assert_eq!(chain.one(bytes(forged)).0, Outcome::Rejected);
+    }
+
+    #[test]
+    fn delegated_inception_waits_for_the_delegators_anchor() {
+        let mut chain = Chain::new();
+        let boss = Controller::new(10);
+        let boss_icp = boss.icp();
+        let boss_prefix = boss_icp.event.prefix();
+        chain.one(bytes(boss_icp));
+        let worker = Controller::new(20);
+        let dip = worker.inception().delegator(boss_prefix).build();
+        let seal = dip.seal();
+        let sigs = sign(&dip, std::slice::from_ref(&worker.current));
+        let dip = signed(dip, sigs);
+        let worker_prefix = dip.event.prefix();
+        let (outcome, detail) = chain.one(bytes(dip));
+        assert_eq!(outcome, Outcome::Escrowed);
+        assert!(detail.expect("reason").contains("anchor"));
+        // The delegator anchors the seal: the delegated inception is released in that block.
+        let boss_state = chain.key_state(&boss_prefix).expect("state");
+        let anchor = boss.ixn(&boss_state, &boss.current, seal_anchors(&[seal]));
+        assert_eq!(chain.one(bytes(anchor)).0, Outcome::Applied);
+        let worker_state = chain.key_state(&worker_prefix).expect("released");
+        assert_eq!(worker_state.delegator, Some(boss_prefix));
+    }
+
+    #[test]
+    fn a_do_not_delegate_identifier_cannot_delegate() {
+        let mut chain = Chain::new();
+        let boss = Controller::new(10);
+        let event = boss.inception().config(&["DND"]).build();
+        let sigs = sign(&event, std::slice::from_ref(&boss.current));
+        let boss_prefix = event.prefix();
+        chain.one(bytes(signed(event, sigs)));
+        let worker = Controller::new(20);
+        let dip = worker.inception().delegator(boss_prefix).build();
+        let sigs = sign(&dip, std::slice::from_ref(&worker.current));
+        let (outcome, detail) = chain.one(bytes(signed(dip, sigs)));
+        assert_eq!(outcome, Outcome::Rejected);
+        assert!(detail.expect("reason").contains("DND"));
+    }
+
+    #[test]
+    fn malformed_messages_are_rejected_with_a_reason() {
+        let mut chain = Chain::new();
+        let (outcome, detail) = chain.one(b"{\"v\":\"KERI10JSON".to_vec());
+        assert_eq!(outcome, Outcome::Rejected);
+        assert!(detail.expect("reason").starts_with("malformed key event"));
+        let mut two = bytes(Controller::new(1).icp());
+        two.extend_from_slice(&bytes(Controller::new(5).icp()));
+        let (outcome, detail) = chain.one(two);
+        assert_eq!(outcome, Outcome::Rejected);
+        assert!(
+            detail
+                .expect("reason")
+                .contains("one key event per transaction")
+        );
+    }
+
+    #[test]
+    fn apply_asks_for_the_keys_it_could_not_name_up_front() {
+        let (mut chain, alice, _, state) = incepted();
+        let tx = chain.tx(bytes(alice.ixn(&state, &alice.current, vec![])));
+        let block = Block::new(hash_parts(&[b"p"]), 9, 1_000_009, vec![tx]);
+        let verdicts = check_signatures(&env().cluster_id, &block);
+        let mut fetched = Fetched::default();
+        let mut wanted = crate::reads(&block);
+        let mut rounds = 0;
+        let effects = loop {
+            rounds += 1;
+            for key in wanted {
+                fetched.0.insert(key, chain.state.get(&key).cloned());
+            }
+            match apply(&env(), &fetched, &block, &verdicts) {
+                Ok(effects) => break effects,
+                Err(NeedReads(keys)) => {
+                    assert!(!keys.is_empty());
+                    wanted = keys;
+                }
+            }
+        };
+        assert!(rounds > 1, "the key state was not among the up-front reads");
+        let mut whole = chain.state.clone();
+        assert_eq!(effects, apply_to_map(&env(), &mut whole, &block));
+    }
+}
