@@ -47,6 +47,13 @@ pub(crate) enum Command {
     /// Append records to the cluster's audit log, fetch entries and proofs, check receipts.
     #[command(subcommand)]
     Log(LogCommand),
+    /// KERI identities witnessed by the cluster: incept, rotate, interact, show, KEL.
+    ///
+    /// Keys live in a local keystore encrypted with a passphrase (WELKIN_PASSPHRASE, or
+    /// --passphrase-file). Each event is signed by the identity's keys and committed by the
+    /// cluster; commitment in a certified checkpoint is its receipt.
+    #[command(subcommand)]
+    Id(IdCommand),
     /// Measure committed transactions per second and latency on a local cluster.
     ///
     /// Starts a fresh 4-node cluster in a temporary directory (unless --api is given), signs
@@ -198,6 +205,80 @@ pub(crate) struct BenchArgs {
     /// Write the figures as JSON to this file.
     #[arg(long, default_value = "bench-results.json")]
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IdCommand {
+    /// Create an identifier: a new signing key and a pre-committed next key, in the keystore.
+    Incept(IdInceptArgs),
+    /// Rotate to the pre-committed next key and commit to a fresh one.
+    Rotate(IdNameArgs),
+    /// Add an interaction event, optionally anchoring seals (delegation approvals, data).
+    Interact(IdInteractArgs),
+    /// Show an identifier's key state (by keystore name or prefix).
+    Show(IdShowArgs),
+    /// Print an identifier's key event log (JSON, or a CESR stream with --cesr).
+    Kel(IdKelArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeystoreArgs {
+    /// The keystore file (created on first use).
+    #[arg(long, env = "WELKIN_KEYSTORE", default_value = "welkin-keystore.json")]
+    pub(crate) keystore: PathBuf,
+    /// Read the keystore passphrase from this file (default: the WELKIN_PASSPHRASE variable).
+    #[arg(long)]
+    pub(crate) passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdInceptArgs {
+    #[command(flatten)]
+    pub(crate) id: IdNameArgs,
+    /// Delegate it from this identifier (prefix); the delegator must then anchor the
+    /// inception with `welkin id interact --anchor`.
+    #[arg(long)]
+    pub(crate) delegator: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdNameArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) keystore: KeystoreArgs,
+    /// The identifier's local name (in the keystore).
+    #[arg(long)]
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdInteractArgs {
+    #[command(flatten)]
+    pub(crate) id: IdNameArgs,
+    /// Anchor the seal of another identifier's event, as PREFIX:SN:SAID (repeatable), e.g.
+    /// to approve a delegated event.
+    #[arg(long = "anchor")]
+    pub(crate) anchors: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdShowArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) keystore: KeystoreArgs,
+    /// A keystore name or an identifier prefix.
+    pub(crate) identifier: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdKelArgs {
+    #[command(flatten)]
+    pub(crate) show: IdShowArgs,
+    /// Print the CESR stream (what a KERI client resolves) instead of JSON.
+    #[arg(long)]
+    pub(crate) cesr: bool,
 }
 
 #[derive(Debug, Subcommand)]

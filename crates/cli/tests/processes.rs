@@ -583,6 +583,94 @@ fn watch_alarms_on_a_split_view(
     }
 }
 
+/// `welkin id` against the cluster: incept, rotate, interact, a delegated inception approved
+/// by its delegator's anchor, the served key state and KEL, and refusals.
+fn identities(dir: &Path) {
+    let api = format!("http://127.0.0.1:{}", API_BASE + 3);
+    let keystore = dir.join("keystore.json");
+    let id = |args: &[&str]| {
+        let mut command = welkin();
+        command
+            .arg("id")
+            .args(args)
+            .args(["--api", &api, "--keystore"])
+            .arg(&keystore)
+            .env("WELKIN_PASSPHRASE", "correct horse battery staple");
+        command
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut command = id(args);
+        command.arg("--json");
+        serde_json::from_str(&run_ok(&mut command)).expect("--json prints JSON")
+    };
+    let incepted = json(&["incept", "--name", "alice"]);
+    let alice = incepted["state"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string();
+    assert_eq!(incepted["state"]["sn"], 0);
+    let rotated = json(&["rotate", "--name", "alice"]);
+    assert_eq!(rotated["state"]["sn"], 1);
+    assert_ne!(
+        rotated["state"]["keys"], incepted["state"]["keys"],
+        "rotation revealed the pre-committed key"
+    );
+    assert_eq!(json(&["interact", "--name", "alice"])["state"]["sn"], 2);
+
+    // A delegated identifier waits for its delegator's anchor.
+    let delegated = run_ok(&mut id(&["incept", "--name", "bob", "--delegator", &alice]));
+    let anchor = delegated
+        .split_whitespace()
+        .find(|word| word.starts_with('E') && word.contains(':'))
+        .expect("the command says what to anchor")
+        .to_string();
+    let bob = anchor.split(':').next().expect("prefix").to_string();
+    let (status, _) = raw_get(&format!("{api}/v1/id/{bob}"));
+    assert_eq!(status, 404, "not accepted before the anchor");
+    json(&["interact", "--name", "alice", "--anchor", &anchor]);
+    let bob_state = json(&["show", &bob]);
+    assert_eq!(bob_state["delegator"], alice.as_str());
+
+    // Every node serves the same KEL, as JSON and as CESR.
+    let kel = json(&["kel", "alice"]);
+    let events = kel["events"].as_array().expect("events");
+    let ilks: Vec<&str> = events.iter().filter_map(|e| e["ilk"].as_str()).collect();
+    assert_eq!(ilks, ["icp", "rot", "ixn", "ixn"]);
+    let cesr = run_ok(&mut id(&["kel", "alice", "--cesr"]));
+    assert!(cesr.starts_with("{\"v\":\"KERI10JSON"));
+    for node in 0..NODES as u16 {
+        let (status, other) = raw_get_bytes(&format!(
+            "http://127.0.0.1:{}/oobi/{alice}",
+            API_BASE + node
+        ));
+        assert_eq!(status, 200);
+        assert_eq!(
+            String::from_utf8_lossy(&other),
+            cesr,
+            "node {node} serves the same KEL"
+        );
+    }
+
+    // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
+    expect_errors(
+        &format!("{api}/v1/id"),
+        &[
+            ("not-a-prefix", 400, "bad_prefix"),
+            (
+                "EAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                404,
+                "unknown_identifier",
+            ),
+        ],
+    );
+    let output = id(&["rotate", "--name", "alice"])
+        .env("WELKIN_PASSPHRASE", "wrong")
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wrong passphrase"));
+}
+
 fn audit_log(cluster: &Cluster, dir: &Path) {
     let api = format!("http://127.0.0.1:{}", API_BASE + 1);
     let key = dir.join("client.key");
@@ -782,6 +870,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert_everywhere(&cluster, &acked);
 
     audit_log(&cluster, &dir);
+    identities(&dir);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's
     // standard tlog cosignature both verify from the genesis alone.

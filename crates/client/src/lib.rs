@@ -164,6 +164,31 @@ impl Client {
         self.text(&url, response)
     }
 
+    /// The key state of a KERI identifier (qb64 prefix).
+    pub fn key_state(&self, prefix: &str) -> Result<welkin_keri::KeyState, ClientError> {
+        self.get(&format!("/v1/id/{prefix}"))
+    }
+
+    /// A page of an identifier's key event log, from sequence number `from`.
+    pub fn kel(&self, prefix: &str, from: u64) -> Result<welkin_types::api::Kel, ClientError> {
+        self.get(&format!("/v1/id/{prefix}/kel?from={from}"))
+    }
+
+    /// An identifier's whole key event log as a CESR stream.
+    pub fn kel_cesr(&self, prefix: &str) -> Result<String, ClientError> {
+        let url = format!("{}/v1/id/{prefix}/kel.cesr", self.base);
+        let response = self.agent.get(&url).call();
+        self.text(&url, response)
+    }
+
+    /// The duplicity evidence recorded against an identifier.
+    pub fn duplicity(
+        &self,
+        prefix: &str,
+    ) -> Result<welkin_types::api::DuplicityEvidence, ClientError> {
+        self.get(&format!("/v1/id/{prefix}/duplicity"))
+    }
+
     /// Cluster status as this node sees it.
     pub fn status(&self) -> Result<ClusterStatus, ClientError> {
         self.get("/v1/status")

@@ -71,6 +71,13 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
+/// 32 random bytes from the operating system (for key seeds).
+pub fn random_seed() -> Zeroizing<[u8; 32]> {
+    let mut seed = Zeroizing::new([0u8; 32]);
+    rand_core::Rng::fill_bytes(&mut commonware_utils::sys_rng(), seed.as_mut());
+    seed
+}
+
 /// A node's or client's secret keys.
 pub struct NodeKey {
     /// Identity and signing key.

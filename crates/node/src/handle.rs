@@ -218,6 +218,15 @@ impl<E: Clock> NodeHandle<E> {
         self.ask(|r| Query::Value(key, r)).await.flatten()
     }
 
+    /// Many raw state values in one round trip (absent keys give `None`; all `None` if the
+    /// node is shutting down).
+    pub async fn values(&self, keys: Vec<Digest>) -> Vec<Option<Vec<u8>>> {
+        let count = keys.len();
+        self.ask(|r| Query::Values(keys, r))
+            .await
+            .unwrap_or_else(|| vec![None; count])
+    }
+
     /// An inclusion proof for leaf `index` in the log tree of `size` entries.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Digest>, String> {
         self.ask(|reply| Query::Inclusion { index, size, reply })

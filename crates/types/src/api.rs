@@ -46,6 +46,10 @@ pub struct TxStatus {
     /// Hex of the certified checkpoint at the receipt's height, once the cluster signed it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checkpoint: Option<String>,
+    /// Why a committed transaction did not take effect (rejected, escrowed), if its module
+    /// said.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
 }
 
 /// Answer to a batch submission: one entry per transaction, in order.
@@ -182,4 +186,50 @@ pub struct LogEntries {
     pub start: u64,
     /// The entries, hex.
     pub entries: Vec<String>,
+}
+
+/// One event of a key event log, as served.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KelEvent {
+    /// Sequence number.
+    pub sn: u64,
+    /// Event type (`icp`, `rot`, ...).
+    pub ilk: String,
+    /// The event's SAID.
+    pub said: String,
+    /// The event, as the controller signed it (KERI JSON).
+    pub event: serde_json::Value,
+    /// Its attachments (controller signatures), CESR text.
+    pub attachments: String,
+}
+
+/// A key event log page.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Kel {
+    /// The identifier.
+    pub prefix: String,
+    /// Its sequence number now.
+    pub sn: u64,
+    /// Events from `from`, in order.
+    pub events: Vec<KelEvent>,
+}
+
+/// Duplicity evidence of an identifier.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DuplicityEvidence {
+    /// The identifier.
+    pub prefix: String,
+    /// The refused, validly signed events, each with the accepted event it conflicts with.
+    pub evidence: Vec<Conflict>,
+}
+
+/// One refused event and the accepted one at its sequence number.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The sequence number both claim.
+    pub sn: u64,
+    /// The accepted event's SAID (first seen).
+    pub accepted: String,
+    /// The refused event and its signatures, as a CESR message.
+    pub refused: String,
 }

@@ -3,12 +3,13 @@
 mod bench;
 mod dev;
 mod genesis;
+mod id;
 mod key;
 mod log;
 mod query;
 mod tx;
 
-use crate::cli::{Cli, Command, KeyCommand, LogCommand, TxCommand};
+use crate::cli::{Cli, Command, IdCommand, KeyCommand, LogCommand, TxCommand};
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -32,6 +33,11 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Proof(args)) => log::proof(args),
         Command::Log(LogCommand::Checkpoint(args)) => log::checkpoint(args),
         Command::Log(LogCommand::Watch(args)) => log::watch(args),
+        Command::Id(IdCommand::Incept(args)) => id::incept(args),
+        Command::Id(IdCommand::Rotate(args)) => id::rotate(args),
+        Command::Id(IdCommand::Interact(args)) => id::interact(args),
+        Command::Id(IdCommand::Show(args)) => id::show(args),
+        Command::Id(IdCommand::Kel(args)) => id::kel(args),
     }
 }
 

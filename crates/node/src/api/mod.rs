@@ -15,10 +15,13 @@
 //! | `GET /v1/log/proof/inclusion?index=I&size=N` (or `tx=ID`) | RFC 6962 inclusion proof |
 //! | `GET /v1/log/proof/consistency?old=M&new=N` | RFC 6962 consistency proof |
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
+//! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
 //! | `GET /v1/health` | liveness |
 //!
 //! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
 //! capped; nothing a client sends can panic the node.
+
+pub mod identity;
 
 use crate::handle::{NodeHandle, SubmitError, Submitted};
 use axum::{
@@ -182,6 +185,11 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/log/proof/consistency", get(consistency::<E>))
         .route("/v1/log/entries", get(entries::<E>))
         .route("/v1/log/tile/{*path}", get(tile::<E>))
+        .route("/v1/id/{prefix}", get(identity::key_state::<E>))
+        .route("/v1/id/{prefix}/kel", get(identity::kel::<E>))
+        .route("/v1/id/{prefix}/kel.cesr", get(identity::kel_cesr::<E>))
+        .route("/v1/id/{prefix}/duplicity", get(identity::duplicity::<E>))
+        .route("/oobi/{prefix}", get(identity::kel_cesr::<E>))
         .route("/v1/health", get(health::<E>))
         .fallback(|| async {
             ApiError::new(
@@ -197,13 +205,7 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
 async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
     let tx_id = hex::encode(id);
     if let Some(receipt) = node.receipt(id).await {
-        let checkpoint = node.checkpoint(receipt.height).await.map(|c| c.to_hex());
-        return TxStatus {
-            tx_id,
-            state: TxState::Committed,
-            receipt: Some(receipt),
-            checkpoint,
-        };
+        return committed_status(node, id, receipt).await;
     }
     let state = if node.is_pending(&id) {
         TxState::Pending
@@ -215,6 +217,31 @@ async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
         state,
         receipt: None,
         checkpoint: None,
+        detail: None,
+    }
+}
+
+/// The status of a committed transaction: its receipt, the certified checkpoint of its
+/// height, and why it did not take effect if it did not.
+async fn committed_status<E: Clock>(
+    node: &NodeHandle<E>,
+    id: TxId,
+    receipt: welkin_types::Receipt,
+) -> TxStatus {
+    let checkpoint = node.checkpoint(receipt.height).await.map(|c| c.to_hex());
+    let detail = if receipt.outcome.is_applied() {
+        None
+    } else {
+        node.value(welkin_state::keys::outcome_detail(&id))
+            .await
+            .map(|d| String::from_utf8_lossy(&d).into_owned())
+    };
+    TxStatus {
+        tx_id: hex::encode(id),
+        state: TxState::Committed,
+        receipt: Some(receipt),
+        checkpoint,
+        detail,
     }
 }
 
@@ -263,6 +290,7 @@ async fn submit_and_wait<E: Clock>(
                     state: TxState::Pending,
                     receipt: None,
                     checkpoint: None,
+                    detail: None,
                 }),
             },
         };
@@ -461,7 +489,7 @@ async fn health<E: Clock + Send + Sync + 'static>(
     Json(serde_json::json!({ "ok": true, "height": node.status().height }))
 }
 
-fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
 }
 
@@ -634,11 +662,15 @@ pub struct NoteParams {
     pub height: Option<u64>,
 }
 
-fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(crate) fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, code, message)
 }
 
-fn text_response(content_type: &'static str, cache: &'static str, body: Vec<u8>) -> Response {
+pub(crate) fn text_response(
+    content_type: &'static str,
+    cache: &'static str,
+    body: Vec<u8>,
+) -> Response {
     (
         [
             (axum::http::header::CONTENT_TYPE, content_type),

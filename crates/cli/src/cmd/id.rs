@@ -1,0 +1,298 @@
+//! `welkin id`: KERI identifiers witnessed by the cluster.
+//!
+//! Each command builds and signs a KERI event with keys from the local keystore, submits it
+//! as a `key_event` transaction (the envelope is signed by a fresh throwaway key: the event
+//! carries its own signatures), waits for the commit and reports the cluster's verdict.
+
+use crate::{
+    cli::{IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs, IdShowArgs, KeystoreArgs},
+    output,
+};
+use anyhow::{Context as _, bail};
+use std::time::Duration;
+use welkin_client::Client;
+use welkin_keri::{
+    Digest, EventSeal, InceptionBuilder, KeyState, Message, Prefix, RotationBuilder, Signer,
+    Threshold, seal_anchors, sign, signed,
+};
+use welkin_keystore::{Identity, Keystore};
+use welkin_node::ceremony::{NodeKey, random_seed};
+use welkin_types::{Outcome, Payload, TX_VERSION, Transaction, api::TxStatus};
+use zeroize::Zeroizing;
+
+fn passphrase(args: &KeystoreArgs) -> anyhow::Result<Zeroizing<String>> {
+    if let Some(path) = &args.passphrase_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read passphrase file {}", path.display()))?;
+        return Ok(Zeroizing::new(
+            text.trim_end_matches(['\r', '\n']).to_string(),
+        ));
+    }
+    match std::env::var("WELKIN_PASSPHRASE") {
+        Ok(value) if !value.is_empty() => Ok(Zeroizing::new(value)),
+        _ => bail!(
+            "the keystore needs a passphrase: set WELKIN_PASSPHRASE or pass --passphrase-file"
+        ),
+    }
+}
+
+fn open_keystore(args: &KeystoreArgs) -> anyhow::Result<Keystore> {
+    Ok(Keystore::open_or_create(
+        &args.keystore,
+        &passphrase(args)?,
+    )?)
+}
+
+fn signers(seeds: &[[u8; 32]]) -> Vec<Signer> {
+    seeds.iter().map(Signer::new).collect()
+}
+
+/// Submits a key event message and waits for its verdict; fails with the cluster's reason
+/// unless the outcome is one of `expected`.
+fn submit_expecting(
+    client: &Client,
+    message: &Message,
+    expected: &[Outcome],
+) -> anyhow::Result<TxStatus> {
+    let bytes = message
+        .to_bytes()
+        .map_err(|e| anyhow::anyhow!("cannot encode the event: {e}"))?;
+    let status = client.status()?;
+    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
+        .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))?;
+    let submitter = NodeKey::generate(&mut commonware_utils::sys_rng());
+    let tx = Transaction {
+        version: TX_VERSION,
+        signer: submitter.public_key(),
+        nonce: 0,
+        expiry_ms: super::now_ms() + 300_000,
+        payload: Payload::KeyEvent(bytes),
+    }
+    .sign(&submitter.signer, &cluster_id);
+    let status = client.submit(&tx, Some(Duration::from_secs(30)))?;
+    let outcome = status.receipt.map(|r| r.outcome);
+    match outcome {
+        Some(outcome) if expected.contains(&outcome) => Ok(status),
+        Some(other) => bail!(
+            "the cluster did not accept the event ({other:?}): {}",
+            status.detail.as_deref().unwrap_or("no detail")
+        ),
+        None => bail!(
+            "the event was not committed in time; check later with `welkin tx status {}`",
+            status.tx_id
+        ),
+    }
+}
+
+/// Submits a key event message that must be accepted at once.
+fn submit(client: &Client, message: &Message) -> anyhow::Result<TxStatus> {
+    submit_expecting(client, message, &[Outcome::Applied])
+}
+
+fn report(json: bool, verb: &str, name: &str, state: &KeyState) -> anyhow::Result<()> {
+    if json {
+        return output::json(&serde_json::json!({ "name": name, "state": state }));
+    }
+    println!("{verb} {name}");
+    println!("identifier   {}", state.prefix);
+    println!("sequence     {}", state.sn);
+    println!("event        {} ({})", state.digest.qb64(), state.ilk);
+    Ok(())
+}
+
+pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
+    let IdInceptArgs {
+        id: args,
+        delegator,
+    } = args;
+    let mut keystore = open_keystore(&args.keystore)?;
+    if keystore.get(&args.name).is_ok() {
+        bail!(
+            "an identity named {:?} is already in {}",
+            args.name,
+            args.keystore.keystore.display()
+        );
+    }
+    let current = random_seed();
+    let next = random_seed();
+    let mut builder = InceptionBuilder::new(vec![Signer::new(&current).verkey()]).next(
+        vec![Signer::new(&next).verkey().next_digest()],
+        Threshold::Simple(1),
+    );
+    if let Some(delegator) = &delegator {
+        let delegator = Prefix::from_qb64(delegator)
+            .map_err(|e| anyhow::anyhow!("--delegator is not an identifier prefix: {e}"))?;
+        builder = builder.delegator(delegator);
+    }
+    let event = builder.build();
+    let prefix = event.prefix();
+    // Keep the keys before submitting: a crash after the commit must not lose them.
+    keystore.insert(
+        &args.name,
+        Identity {
+            prefix: prefix.qb64(),
+            current: vec![*current],
+            next: vec![*next],
+            pending_next: vec![],
+        },
+    )?;
+    keystore.save()?;
+    let signatures = sign(&event, &[Signer::new(&current)]);
+    let message = signed(event, signatures);
+    let client = Client::new(&args.api.api);
+    if delegator.is_some() {
+        let seal = message.event.seal();
+        // Committed but waiting in escrow until the delegator anchors it.
+        submit_expecting(&client, &message, &[Outcome::Escrowed, Outcome::Applied])?;
+        println!(
+            "submitted; waiting for the delegator to anchor it: \
+             welkin id interact --name <delegator> --anchor {}:{:x}:{}",
+            seal.prefix,
+            seal.sn,
+            seal.said.qb64()
+        );
+        return Ok(());
+    }
+    submit(&client, &message)?;
+    let state = client.key_state(&prefix.qb64())?;
+    report(args.api.json, "incepted", &args.name, &state)
+}
+
+pub(crate) fn rotate(args: IdNameArgs) -> anyhow::Result<()> {
+    let mut keystore = open_keystore(&args.keystore)?;
+    let identity = keystore.get(&args.name)?.clone();
+    if identity.next.is_empty() {
+        bail!(
+            "{} has no pre-committed next keys: it cannot rotate",
+            args.name
+        );
+    }
+    // Reuse a pending commitment from an interrupted rotation, so that retrying is safe.
+    let after = if identity.pending_next.is_empty() {
+        let seed = random_seed();
+        keystore.get_mut(&args.name)?.pending_next = vec![*seed];
+        keystore.save()?;
+        *seed
+    } else {
+        identity.pending_next[0]
+    };
+    let client = Client::new(&args.api.api);
+    let state = client.key_state(&identity.prefix)?;
+    let revealed = signers(&identity.next);
+    let event = RotationBuilder::new(&state, revealed.iter().map(Signer::verkey).collect())
+        .next(
+            vec![Signer::new(&after).verkey().next_digest()],
+            Threshold::Simple(1),
+        )
+        .build();
+    let signatures = sign(&event, &revealed);
+    submit(&client, &signed(event, signatures))?;
+    let stored = keystore.get_mut(&args.name)?;
+    stored.current = stored.next.clone();
+    stored.next = vec![after];
+    stored.pending_next.clear();
+    keystore.save()?;
+    let state = client.key_state(&identity.prefix)?;
+    report(args.api.json, "rotated", &args.name, &state)
+}
+
+fn parse_seal(text: &str) -> anyhow::Result<EventSeal> {
+    let usage = || format!("--anchor wants PREFIX:SN:SAID (SN in hex), got {text:?}");
+    let mut parts = text.split(':');
+    let (Some(prefix), Some(sn), Some(said), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        bail!(usage());
+    };
+    Ok(EventSeal {
+        prefix: Prefix::from_qb64(prefix).map_err(|e| anyhow::anyhow!("{}: {e}", usage()))?,
+        sn: u64::from_str_radix(sn, 16).map_err(|e| anyhow::anyhow!("{}: {e}", usage()))?,
+        said: Digest::from_qb64(said).map_err(|e| anyhow::anyhow!("{}: {e}", usage()))?,
+    })
+}
+
+pub(crate) fn interact(args: IdInteractArgs) -> anyhow::Result<()> {
+    let seals = args
+        .anchors
+        .iter()
+        .map(|a| parse_seal(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keystore = open_keystore(&args.id.keystore)?;
+    let identity = keystore.get(&args.id.name)?;
+    let client = Client::new(&args.id.api.api);
+    let state = client.key_state(&identity.prefix)?;
+    let event = welkin_keri::interact(&state, seal_anchors(&seals));
+    let signatures = sign(&event, &signers(&identity.current));
+    submit(&client, &signed(event, signatures))?;
+    let state = client.key_state(&identity.prefix)?;
+    report(args.id.api.json, "interacted as", &args.id.name, &state)
+}
+
+/// A prefix given directly, or the prefix of a keystore name.
+fn resolve(args: &IdShowArgs) -> anyhow::Result<String> {
+    if Prefix::from_qb64(&args.identifier).is_ok() {
+        return Ok(args.identifier.clone());
+    }
+    let keystore = open_keystore(&args.keystore).with_context(|| {
+        format!(
+            "{:?} is not an identifier prefix, so it was looked up as a keystore name",
+            args.identifier
+        )
+    })?;
+    Ok(keystore.get(&args.identifier)?.prefix.clone())
+}
+
+pub(crate) fn show(args: IdShowArgs) -> anyhow::Result<()> {
+    let prefix = resolve(&args)?;
+    let state = Client::new(&args.api.api).key_state(&prefix)?;
+    if args.api.json {
+        return output::json(&state);
+    }
+    println!("identifier   {}", state.prefix);
+    println!(
+        "sequence     {} (latest {} {})",
+        state.sn,
+        state.ilk,
+        state.digest.qb64()
+    );
+    println!(
+        "keys         {} (threshold {})",
+        state
+            .signing
+            .keys
+            .iter()
+            .map(|k| k.qb64())
+            .collect::<Vec<_>>()
+            .join(", "),
+        state.signing.kt.to_json().to_compact()
+    );
+    println!(
+        "next         {} committed (threshold {})",
+        state.signing.next.len(),
+        state.signing.nt.to_json().to_compact()
+    );
+    if let Some(delegator) = &state.delegator {
+        println!("delegator    {delegator}");
+    }
+    Ok(())
+}
+
+pub(crate) fn kel(args: IdKelArgs) -> anyhow::Result<()> {
+    let prefix = resolve(&args.show)?;
+    let client = Client::new(&args.show.api.api);
+    if args.cesr {
+        print!("{}", client.kel_cesr(&prefix)?);
+        return Ok(());
+    }
+    let mut events = Vec::new();
+    loop {
+        let page = client.kel(&prefix, events.len() as u64)?;
+        let done =
+            page.events.is_empty() || page.sn < events.len() as u64 + page.events.len() as u64;
+        events.extend(page.events);
+        if done {
+            break;
+        }
+    }
+    output::json(&serde_json::json!({ "prefix": prefix, "events": events }))
+}

@@ -1,0 +1,428 @@
+//! A passphrase-encrypted file of KERI identity keys.
+//!
+//! ```text
+//! { "version": 1,
+//!   "kdf": { "algorithm": "argon2id", "salt": <b64>, "memory_kib": .., "iterations": .., "lanes": .. },
+//!   "nonce": <b64>, "sealed": <b64 ChaCha20-Poly1305 of the contents JSON> }
+//! ```
+//!
+//! The contents map names to [`Identity`]: the identifier's prefix and the 32-byte seeds of
+//! its current and next keys. Seeds are zeroized when an [`Identity`] is dropped. Every save
+//! writes a new salt and nonce, to a temporary file renamed over the old one, so a crash
+//! leaves either the old or the new keystore.
+
+#![deny(missing_docs)]
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine as _;
+use chacha20poly1305::{
+    ChaCha20Poly1305, KeyInit,
+    aead::{Aead, OsRng, rand_core::RngCore},
+};
+use serde::{Deserialize, Serialize};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// The file format version.
+pub const VERSION: u32 = 1;
+
+/// Argon2id memory cost used for new keystores (KiB): 19 MiB, the OWASP baseline.
+pub const MEMORY_KIB: u32 = 19 * 1024;
+/// Argon2id iterations used for new keystores.
+pub const ITERATIONS: u32 = 2;
+
+/// Why a keystore could not be opened or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file is not a keystore of this version.
+    #[error("{path} is not a welkin keystore: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Decryption failed: wrong passphrase, or the file was changed.
+    #[error("cannot open {path}: wrong passphrase, or the file was modified")]
+    Decrypt {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No identity by that name.
+    #[error("no identity named {name:?} in the keystore (have: {known})")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
+    /// An identity by that name exists already.
+    #[error("an identity named {name:?} exists already")]
+    Exists {
+        /// The name.
+        name: String,
+    },
+}
+
+/// The keys of one identifier. `Debug` shows the prefix and key counts, never a seed.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct Identity {
+    /// The identifier (qb64), once incepted.
+    pub prefix: String,
+    /// Seeds of the current signing keys, in key order.
+    #[serde(with = "seeds")]
+    pub current: Vec<[u8; 32]>,
+    /// Seeds of the pre-committed next keys, in order.
+    #[serde(with = "seeds")]
+    pub next: Vec<[u8; 32]>,
+    /// Seeds committed to by a rotation that was submitted but not yet confirmed.
+    #[serde(with = "seeds", default)]
+    pub pending_next: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("prefix", &self.prefix)
+            .field("current", &self.current.len())
+            .field("next", &self.next.len())
+            .field("pending_next", &self.pending_next.len())
+            .finish()
+    }
+}
+
+mod seeds {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(seeds: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(seeds.iter().map(hex::encode))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                let bytes = hex::decode(text).map_err(D::Error::custom)?;
+                <[u8; 32]>::try_from(bytes.as_slice())
+                    .map_err(|_| D::Error::custom("a seed is 32 bytes"))
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kdf {
+    algorithm: String,
+    salt: String,
+    memory_kib: u32,
+    iterations: u32,
+    lanes: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: u32,
+    kdf: Kdf,
+    nonce: String,
+    sealed: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Contents {
+    identities: BTreeMap<String, Identity>,
+}
+
+/// An open keystore.
+pub struct Keystore {
+    path: PathBuf,
+    passphrase: Zeroizing<String>,
+    contents: Contents,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+fn derive_key(passphrase: &str, salt: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, String> {
+    let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.lanes, Some(32))
+        .map_err(|e| format!("bad key derivation parameters: {e}"))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into(passphrase.as_bytes(), salt, key.as_mut())
+        .map_err(|e| format!("key derivation failed: {e}"))?;
+    Ok(key)
+}
+
+impl Keystore {
+    /// Opens the keystore at `path`, or starts an empty one if there is no file yet (it is
+    /// written on [`Keystore::save`]).
+    pub fn open_or_create(path: &Path, passphrase: &str) -> Result<Self, KeystoreError> {
+        let format = |reason: String| KeystoreError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    path: path.to_path_buf(),
+                    passphrase: Zeroizing::new(passphrase.to_string()),
+                    contents: Contents::default(),
+                });
+            }
+            Err(source) => {
+                return Err(KeystoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let file: File = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+        if file.version != VERSION {
+            return Err(format(format!(
+                "version {} (this welkin reads {VERSION})",
+                file.version
+            )));
+        }
+        if file.kdf.algorithm != "argon2id" {
+            return Err(format(format!(
+                "unknown key derivation {}",
+                file.kdf.algorithm
+            )));
+        }
+        let decode = |field: &str, text: &str| {
+            b64()
+                .decode(text)
+                .map_err(|e| format(format!("{field} is not base64: {e}")))
+        };
+        let salt = decode("salt", &file.kdf.salt)?;
+        let nonce = decode("nonce", &file.nonce)?;
+        let sealed = decode("sealed", &file.sealed)?;
+        if nonce.len() != 12 {
+            return Err(format("nonce must be 12 bytes".into()));
+        }
+        let key = derive_key(passphrase, &salt, &file.kdf).map_err(format)?;
+        let cipher = ChaCha20Poly1305::new(key.as_ref().into());
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(nonce.as_slice().into(), sealed.as_slice())
+                .map_err(|_| KeystoreError::Decrypt {
+                    path: path.to_path_buf(),
+                })?,
+        );
+        let contents: Contents = serde_json::from_slice(&plain)
+            .map_err(|e| format(format!("sealed contents unreadable: {e}")))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            passphrase: Zeroizing::new(passphrase.to_string()),
+            contents,
+        })
+    }
+
+    /// Encrypts and writes the keystore (file mode 0600 on Unix), atomically.
+    pub fn save(&self) -> Result<(), KeystoreError> {
+        let io = |source| KeystoreError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let kdf = Kdf {
+            algorithm: "argon2id".into(),
+            salt: b64().encode(salt),
+            memory_kib: MEMORY_KIB,
+            iterations: ITERATIONS,
+            lanes: 1,
+        };
+        let key =
+            derive_key(&self.passphrase, &salt, &kdf).map_err(|reason| KeystoreError::Format {
+                path: self.path.clone(),
+                reason,
+            })?;
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&self.contents).expect("keystore contents serialize"),
+        );
+        let sealed = ChaCha20Poly1305::new(key.as_ref().into())
+            .encrypt((&nonce).into(), plain.as_slice())
+            .expect("encryption of a small buffer cannot fail");
+        let file = File {
+            version: VERSION,
+            kdf,
+            nonce: b64().encode(nonce),
+            sealed: b64().encode(sealed),
+        };
+        let text = serde_json::to_string_pretty(&file).expect("file serializes");
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".tmp");
+        let temporary = PathBuf::from(temporary);
+        write_private(&temporary, text.as_bytes()).map_err(io)?;
+        std::fs::rename(&temporary, &self.path).map_err(io)
+    }
+
+    /// The identity called `name`.
+    pub fn get(&self, name: &str) -> Result<&Identity, KeystoreError> {
+        self.contents
+            .identities
+            .get(name)
+            .ok_or_else(|| self.unknown(name))
+    }
+
+    /// The identity called `name`, to change (then [`Keystore::save`]).
+    pub fn get_mut(&mut self, name: &str) -> Result<&mut Identity, KeystoreError> {
+        if !self.contents.identities.contains_key(name) {
+            return Err(self.unknown(name));
+        }
+        Ok(self
+            .contents
+            .identities
+            .get_mut(name)
+            .expect("checked above"))
+    }
+
+    /// Adds a new identity called `name`.
+    pub fn insert(&mut self, name: &str, identity: Identity) -> Result<(), KeystoreError> {
+        if self.contents.identities.contains_key(name) {
+            return Err(KeystoreError::Exists { name: name.into() });
+        }
+        self.contents.identities.insert(name.into(), identity);
+        Ok(())
+    }
+
+    /// The names of the identities, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.contents.identities.keys().cloned().collect()
+    }
+
+    fn unknown(&self, name: &str) -> KeystoreError {
+        let known = self.names().join(", ");
+        KeystoreError::Unknown {
+            name: name.into(),
+            known: if known.is_empty() {
+                "none".into()
+            } else {
+                known
+            },
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity {
+            prefix: "Eabc".into(),
+            current: vec![[1; 32]],
+            next: vec![[2; 32]],
+            pending_next: vec![],
+        }
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("welkin-keystore-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join(name)
+    }
+
+    #[test]
+    fn round_trip_and_wrong_passphrase() {
+        let path = temp("round-trip.json");
+        let mut store = Keystore::open_or_create(&path, "correct horse").expect("new");
+        store.insert("alice", identity()).expect("insert");
+        assert!(matches!(
+            store.insert("alice", identity()),
+            Err(KeystoreError::Exists { .. })
+        ));
+        store.save().expect("save");
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(
+            !text.contains(&hex::encode([1u8; 32])),
+            "seeds are not in clear"
+        );
+        let reopened = Keystore::open_or_create(&path, "correct horse").expect("opens");
+        assert_eq!(reopened.get("alice").expect("alice").current, vec![[1; 32]]);
+        assert!(matches!(
+            reopened.get("bob"),
+            Err(KeystoreError::Unknown { .. })
+        ));
+        assert!(matches!(
+            Keystore::open_or_create(&path, "wrong"),
+            Err(KeystoreError::Decrypt { .. })
+        ));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn tampering_and_garbage_are_refused() {
+        let path = temp("tamper.json");
+        let mut store = Keystore::open_or_create(&path, "pw").expect("new");
+        store.insert("alice", identity()).expect("insert");
+        store.save().expect("save");
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
+        let sealed = file["sealed"].as_str().expect("sealed").to_string();
+        let mut bytes = b64().decode(sealed).expect("b64");
+        bytes[0] ^= 1;
+        file["sealed"] = serde_json::json!(b64().encode(bytes));
+        std::fs::write(&path, file.to_string()).expect("write");
+        assert!(matches!(
+            Keystore::open_or_create(&path, "pw"),
+            Err(KeystoreError::Decrypt { .. })
+        ));
+        std::fs::write(&path, "{\"version\": 9}").expect("write");
+        assert!(matches!(
+            Keystore::open_or_create(&path, "pw"),
+            Err(KeystoreError::Format { .. })
+        ));
+    }
+
+    #[test]
+    fn pending_rotation_survives_a_save() {
+        let path = temp("pending.json");
+        let mut store = Keystore::open_or_create(&path, "pw").expect("new");
+        store.insert("alice", identity()).expect("insert");
+        store.get_mut("alice").expect("alice").pending_next = vec![[3; 32]];
+        store.save().expect("save");
+        let reopened = Keystore::open_or_create(&path, "pw").expect("opens");
+        assert_eq!(
+            reopened.get("alice").expect("alice").pending_next,
+            vec![[3; 32]]
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! Identity endpoints: KERI key state, key event logs and duplicity evidence, read from the
+//! committed state.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/id/{prefix}` | the identifier's key state (JSON) |
+//! | `GET /v1/id/{prefix}/kel?from=SN` | its key event log: events and attachments (JSON) |
+//! | `GET /v1/id/{prefix}/kel.cesr` | the same as a CESR stream (`application/cesr`) |
+//! | `GET /oobi/{prefix}` | the CESR stream at an OOBI-style URL, for KERI clients |
+//! | `GET /v1/id/{prefix}/duplicity` | conflicting, validly signed events refused (JSON) |
+
+use super::{ApiError, bad_request, not_found, text_response};
+use crate::handle::NodeHandle;
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    response::Response,
+};
+use commonware_runtime::Clock;
+use serde::Deserialize;
+use welkin_keri::{KeyState, Prefix, parse_message};
+use welkin_state::keys;
+use welkin_types::api::{Conflict, DuplicityEvidence, Kel, KelEvent};
+
+/// Most events returned by one KEL request.
+pub const MAX_KEL_PAGE: u64 = 1_000;
+
+/// Query of the KEL endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KelParams {
+    /// First sequence number (default 0).
+    pub from: Option<u64>,
+}
+
+fn parse_prefix(text: &str) -> Result<Prefix, ApiError> {
+    Prefix::from_qb64(text).map_err(|e| {
+        bad_request(
+            "bad_prefix",
+            format!("not a KERI identifier (qb64 prefix): {e}"),
+        )
+    })
+}
+
+async fn state_of<E: Clock>(node: &NodeHandle<E>, prefix: &Prefix) -> Result<KeyState, ApiError> {
+    let value = node.value(keys::id_state(&prefix.qb64())).await;
+    let value = value.ok_or_else(|| {
+        not_found(
+            "unknown_identifier",
+            format!("no accepted inception for {prefix} on this node"),
+        )
+    })?;
+    serde_json::from_slice(&value)
+        .map_err(|e| bad_request("internal", format!("stored key state unreadable: {e}")))
+}
+
+/// The stored messages of events `from..=to` of `prefix`.
+async fn messages<E: Clock>(
+    node: &NodeHandle<E>,
+    prefix: &Prefix,
+    from: u64,
+    to: u64,
+) -> Vec<Vec<u8>> {
+    let qb64 = prefix.qb64();
+    let keys = (from..=to).map(|sn| keys::id_event(&qb64, sn)).collect();
+    node.values(keys).await.into_iter().flatten().collect()
+}
+
+/// `GET /v1/id/{prefix}`.
+pub(super) async fn key_state<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Json<KeyState>, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    Ok(Json(state_of(&node, &prefix).await?))
+}
+
+/// `GET /v1/id/{prefix}/kel`.
+pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+    Query(params): Query<KelParams>,
+) -> Result<Json<Kel>, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    let state = state_of(&node, &prefix).await?;
+    let from = params.from.unwrap_or(0);
+    if from > state.sn {
+        return Err(bad_request(
+            "bad_range",
+            format!("{prefix} is at sequence number {}", state.sn),
+        ));
+    }
+    let to = state.sn.min(from.saturating_add(MAX_KEL_PAGE - 1));
+    let mut events = Vec::new();
+    for bytes in messages(&node, &prefix, from, to).await {
+        let (message, _) = parse_message(&bytes)
+            .map_err(|e| bad_request("internal", format!("stored event unreadable: {e}")))?;
+        let event = &message.event;
+        events.push(KelEvent {
+            sn: event.sn(),
+            ilk: event.ilk().as_str().to_string(),
+            said: event.said().qb64(),
+            event: serde_json::from_str(event.raw()).unwrap_or(serde_json::Value::Null),
+            attachments: message.attachments.to_cesr().unwrap_or_default(),
+        });
+    }
+    Ok(Json(Kel {
+        prefix: prefix.qb64(),
+        sn: state.sn,
+        events,
+    }))
+}
+
+/// `GET /v1/id/{prefix}/kel.cesr` and `GET /oobi/{prefix}`: the whole KEL as a CESR stream.
+pub(super) async fn kel_cesr<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Response, ApiError> {
+    let prefix = parse_prefix(prefix.trim_end_matches(".cesr"))?;
+    let state = state_of(&node, &prefix).await?;
+    let stream = messages(&node, &prefix, 0, state.sn).await.concat();
+    Ok(text_response("application/cesr", "no-cache", stream))
+}
+
+/// `GET /v1/id/{prefix}/duplicity`.
+pub(super) async fn duplicity<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Json<DuplicityEvidence>, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    state_of(&node, &prefix).await?;
+    let qb64 = prefix.qb64();
+    let count =
+        welkin_state::read_u64(node.value(keys::id_duplicity_count(&qb64)).await.as_deref());
+    let refused = node
+        .values((0..count).map(|i| keys::id_duplicity(&qb64, i)).collect())
+        .await;
+    let mut evidence = Vec::new();
+    for bytes in refused.into_iter().flatten() {
+        let Ok((message, _)) = parse_message(&bytes) else {
+            continue;
+        };
+        let sn = message.event.sn();
+        let accepted = messages(&node, &prefix, sn, sn)
+            .await
+            .pop()
+            .and_then(|b| parse_message(&b).ok())
+            .map(|(m, _)| m.event.said().qb64())
+            .unwrap_or_default();
+        evidence.push(Conflict {
+            sn,
+            accepted,
+            refused: String::from_utf8_lossy(&bytes).into_owned(),
+        });
+    }
+    Ok(Json(DuplicityEvidence {
+        prefix: qb64,
+        evidence,
+    }))
+}
