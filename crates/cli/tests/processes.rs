@@ -609,8 +609,36 @@ fn identities(dir: &Path) {
         .expect("prefix")
         .to_string();
     assert_eq!(incepted["state"]["sn"], 0);
+    let before_rotation = std::fs::read(&keystore).expect("keystore");
     let rotated = json(&["rotate", "--name", "alice"]);
     assert_eq!(rotated["state"]["sn"], 1);
+    // A crash after the rotation was committed but before the keystore recorded it: the
+    // keystore still has the old keys plus the pending commitment. Rotating again finishes
+    // the rotation without submitting a second one.
+    {
+        let passphrase = "correct horse battery staple";
+        let after = welkin_keystore::Keystore::open_or_create(&keystore, passphrase)
+            .expect("opens")
+            .get("alice")
+            .expect("alice")
+            .clone();
+        std::fs::write(&keystore, &before_rotation).expect("restore");
+        let mut store =
+            welkin_keystore::Keystore::open_or_create(&keystore, passphrase).expect("opens");
+        store.get_mut("alice").expect("alice").pending_next = after.next.clone();
+        store.save().expect("save");
+        let finished = json(&["rotate", "--name", "alice"]);
+        assert_eq!(
+            finished["state"]["sn"], 1,
+            "no second rotation was submitted"
+        );
+        let store =
+            welkin_keystore::Keystore::open_or_create(&keystore, passphrase).expect("opens");
+        let alice = store.get("alice").expect("alice");
+        assert_eq!(alice.current, after.current);
+        assert_eq!(alice.next, after.next);
+        assert!(alice.pending_next.is_empty());
+    }
     assert_ne!(
         rotated["state"]["keys"], incepted["state"]["keys"],
         "rotation revealed the pre-committed key"
@@ -651,6 +679,8 @@ fn identities(dir: &Path) {
         );
     }
 
+    keripy_resolves(dir, &cesr, &alice);
+
     // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
     expect_errors(
         &format!("{api}/v1/id"),
@@ -669,6 +699,45 @@ fn identities(dir: &Path) {
         .expect("runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("wrong passphrase"));
+}
+
+/// The KEL the cluster serves at its OOBI URL, fed to keripy 1.1.17 (the KERI reference
+/// implementation, installed by welkin-keri's interop set-up): keripy accepts every event
+/// and reaches the same key state.
+fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str) {
+    let keri = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keri/tests/interop");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target directory")
+        .to_path_buf();
+    let venv = target.join("keripy-1.1.17");
+    let setup = Command::new("bash")
+        .arg(keri.join("setup.sh"))
+        .arg(&venv)
+        .output()
+        .expect("bash runs");
+    assert!(
+        setup.status.success(),
+        "keripy set-up failed (see crates/keri/README.md): {}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let stream = dir.join("alice.cesr");
+    std::fs::write(&stream, cesr).expect("write stream");
+    let verified = run_ok(
+        Command::new(venv.join("bin/python"))
+            .arg(keri.join("keri_helper.py"))
+            .arg("verify")
+            .arg(&stream),
+    );
+    let verified: serde_json::Value = serde_json::from_str(&verified).expect("helper JSON");
+    let states = verified["states"].as_object().expect("states by prefix");
+    let state = states
+        .get(prefix)
+        .unwrap_or_else(|| panic!("keripy accepted no event of {prefix}: {verified}"));
+    assert_eq!(
+        state["sn"], 3,
+        "keripy accepted all four events: {verified}"
+    );
 }
 
 fn audit_log(cluster: &Cluster, dir: &Path) {

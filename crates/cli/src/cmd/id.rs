@@ -179,14 +179,17 @@ pub(crate) fn rotate(args: IdNameArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api.api);
     let state = client.key_state(&identity.prefix)?;
     let revealed = signers(&identity.next);
-    let event = RotationBuilder::new(&state, revealed.iter().map(Signer::verkey).collect())
-        .next(
-            vec![Signer::new(&after).verkey().next_digest()],
-            Threshold::Simple(1),
-        )
-        .build();
-    let signatures = sign(&event, &revealed);
-    submit(&client, &signed(event, signatures))?;
+    let revealed_keys: Vec<_> = revealed.iter().map(Signer::verkey).collect();
+    let committed = vec![Signer::new(&after).verkey().next_digest()];
+    // A rotation committed before a crash kept the keystore from recording it: finish it.
+    let already_rotated = state.signing.keys == revealed_keys && state.signing.next == committed;
+    if !already_rotated {
+        let event = RotationBuilder::new(&state, revealed_keys)
+            .next(committed, Threshold::Simple(1))
+            .build();
+        let signatures = sign(&event, &revealed);
+        submit(&client, &signed(event, signatures))?;
+    }
     let stored = keystore.get_mut(&args.name)?;
     stored.current = stored.next.clone();
     stored.next = vec![after];
