@@ -270,18 +270,45 @@ pub(crate) fn transaction(
     client: usize,
     nonce: u64,
 ) -> welkin_types::SignedTransaction {
+    let payload = Payload::Put {
+        key: nonce.to_be_bytes().to_vec(),
+        value: vec![client as u8; 16],
+    };
+    transaction_with(context, fixture, client, nonce, payload)
+}
+
+/// A transaction carrying `payload` from client `client` with `nonce`.
+pub(crate) fn transaction_with(
+    context: &Ctx,
+    fixture: &Fixture,
+    client: usize,
+    nonce: u64,
+    payload: Payload,
+) -> welkin_types::SignedTransaction {
     let key = &fixture.clients[client % fixture.clients.len()];
     Transaction {
         version: TX_VERSION,
         signer: key.public_key(),
         nonce,
         expiry_ms: now_ms(context) + 120_000,
-        payload: Payload::Put {
-            key: nonce.to_be_bytes().to_vec(),
-            value: vec![client as u8; 16],
-        },
+        payload,
     }
     .sign(key, &fixture.genesis.cluster_id())
+}
+
+/// Submits one transaction to `node` and waits for its receipt.
+pub(crate) async fn commit(
+    context: &Ctx,
+    node: &Node,
+    tx: welkin_types::SignedTransaction,
+    patience: Duration,
+) -> Option<Receipt> {
+    let waiter = node.subscribe(tx.id());
+    node.submit(tx).await.expect("an honest node accepts it");
+    select! {
+        receipt = waiter => receipt.ok(),
+        _ = context.sleep(patience) => None,
+    }
 }
 
 /// Transactions the simulated client submits every 100 ms.

@@ -285,6 +285,123 @@ fn byzantine_conflicter() {
     scenario(7, 6, Fault::Byzantine, 30);
 }
 
+/// Identity under a byzantine node: an identifier's controller (or a thief of its key) sends
+/// two different, validly signed interactions at the same sequence number to two nodes, and
+/// someone sends a third with a forged signature to another. Exactly one is accepted (first in
+/// block order), the other is kept as duplicity evidence on every node, the forgery is
+/// rejected, and all honest nodes hold byte-identical key states and evidence.
+fn identity_scenario(seed: u64) -> (Digest, String) {
+    use welkin_keri::{InceptionBuilder, Signer, Threshold, interact, sign, signed};
+    use welkin_types::{Outcome, Payload};
+    runner(seed).start(|context| async move {
+        let n = 4;
+        let fixture = Fixture::new(n, seed);
+        let net = Net::start(&context, &fixture).await;
+        net.connect_all(&link(20, 100)).await;
+        let nodes = start_cluster(&context, &net, &fixture, &[n - 1]).await;
+        let node = |i: usize| nodes[i].as_ref().expect("honest");
+        let patience = Duration::from_secs(60);
+        let key_event =
+            |message: welkin_keri::Message| Payload::KeyEvent(message.to_bytes().expect("encodes"));
+        let (current, next, thief) = (
+            Signer::new(&[1; 32]),
+            Signer::new(&[2; 32]),
+            Signer::new(&[3; 32]),
+        );
+        let icp = InceptionBuilder::new(vec![current.verkey()])
+            .next(vec![next.verkey().next_digest()], Threshold::Simple(1))
+            .build();
+        let prefix = icp.prefix();
+        let sigs = sign(&icp, std::slice::from_ref(&current));
+        let tx = transaction_with(&context, &fixture, 0, 1, key_event(signed(icp, sigs)));
+        let receipt = commit(&context, node(0), tx, patience)
+            .await
+            .expect("committed");
+        assert_eq!(receipt.outcome, Outcome::Applied);
+
+        let qb64 = prefix.qb64();
+        let state: welkin_keri::KeyState = serde_json::from_slice(
+            &node(0)
+                .value(welkin_state::keys::id_state(&qb64))
+                .await
+                .expect("incepted"),
+        )
+        .expect("json");
+        let first = interact(&state, vec![]);
+        let seal = welkin_keri::EventSeal {
+            prefix,
+            sn: 7,
+            said: welkin_keri::Digest::of(b"another story"),
+        };
+        let second = interact(&state, welkin_keri::seal_anchors(&[seal]));
+        let forged = interact(
+            &state,
+            welkin_keri::seal_anchors(&[welkin_keri::EventSeal { sn: 8, ..seal }]),
+        );
+        let messages = [
+            (
+                1,
+                signed(first.clone(), sign(&first, std::slice::from_ref(&current))),
+            ),
+            (
+                2,
+                signed(
+                    second.clone(),
+                    sign(&second, std::slice::from_ref(&current)),
+                ),
+            ),
+            (
+                0,
+                signed(forged.clone(), sign(&forged, std::slice::from_ref(&thief))),
+            ),
+        ];
+        let mut waiters = Vec::new();
+        for (client, (target, message)) in messages.into_iter().enumerate() {
+            let tx = transaction_with(&context, &fixture, client + 1, 2, key_event(message));
+            waiters.push(commit(&context, node(target), tx, patience));
+        }
+        let outcomes: Vec<Outcome> = futures::future::join_all(waiters)
+            .await
+            .into_iter()
+            .map(|r| r.expect("committed").outcome)
+            .collect();
+        assert_eq!(outcomes[2], Outcome::Rejected, "the forgery is rejected");
+        let mut pair = [outcomes[0], outcomes[1]];
+        pair.sort_by_key(|o| *o as u8);
+        assert_eq!(
+            pair,
+            [Outcome::Applied, Outcome::Duplicity],
+            "first seen wins; the other is evidence"
+        );
+        let target = common_height(&nodes) + 1;
+        assert!(wait_for_height(&context, &nodes, target, patience).await);
+        let keys = [
+            welkin_state::keys::id_state(&qb64),
+            welkin_state::keys::id_duplicity_count(&qb64),
+            welkin_state::keys::id_duplicity(&qb64, 0),
+        ];
+        let mut agreed = None;
+        for i in 0..n - 1 {
+            let values = node(i).values(keys.to_vec()).await;
+            assert!(
+                values.iter().all(Option::is_some),
+                "node {i} lacks identity state"
+            );
+            match &agreed {
+                None => agreed = Some(values),
+                Some(agreed) => assert_eq!(agreed, &values, "node {i} disagrees"),
+            }
+        }
+        let history = check_invariants(&fixture, &nodes, &BTreeMap::new()).await;
+        (history, context.auditor().state())
+    })
+}
+
+#[test]
+fn identity_with_duplicity_and_forgery_under_a_byzantine_node() {
+    replays("identity-4", || identity_scenario(11));
+}
+
 #[test]
 fn unclean_crash_and_restart_of_every_node() {
     replays("crash-4", || crash_and_restart(4, 7, 30));
