@@ -199,12 +199,28 @@ pub(crate) struct BenchArgs {
     /// Measure for this many seconds.
     #[arg(long, default_value_t = 20)]
     pub(crate) duration: u64,
-    /// Sign this many transactions up front (default: enough for 12,000/s).
+    /// Sign this many transactions up front (default: enough for 12,000/s, or 3,000/s of
+    /// key events).
     #[arg(long)]
     pub(crate) transactions: Option<usize>,
+    /// What each transaction does: `memo` (a log append), or `key-events` (each the
+    /// inception of a new KERI identifier, validated by the identity module; afterwards
+    /// key-state lookups per second are measured on one node).
+    #[arg(long, value_enum, default_value = "memo")]
+    pub(crate) workload: Workload,
     /// Write the figures as JSON to this file.
     #[arg(long, default_value = "bench-results.json")]
     pub(crate) out: PathBuf,
+}
+
+/// The transactions `welkin bench` sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Workload {
+    /// Memos: plain audit-log appends.
+    Memo,
+    /// Inceptions of new KERI identifiers.
+    KeyEvents,
 }
 
 #[derive(Debug, Subcommand)]

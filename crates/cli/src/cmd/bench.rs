@@ -6,7 +6,7 @@
 //! of the request that carried it (submit to commit, as the client sees it).
 
 use super::dev::LocalCluster;
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, Workload};
 use anyhow::bail;
 use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
@@ -23,6 +23,7 @@ use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, api::TxState};
 
 #[derive(Serialize)]
 struct Report {
+    workload: Workload,
     nodes: usize,
     concurrency: usize,
     batch: usize,
@@ -34,7 +35,56 @@ struct Report {
     rejected: usize,
     committed_per_s: f64,
     latency_ms: Latency,
+    /// Key-state lookups per second on one node (key-events workload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lookups_per_s: Option<f64>,
     cores: usize,
+}
+
+/// The inception of a new single-key identifier, as a key event payload; and its prefix.
+fn inception(seed: &[u8; 32]) -> (Payload, String) {
+    use welkin_keri::{InceptionBuilder, Signer, Threshold, sign, signed};
+    let current = Signer::new(seed);
+    let mut next_seed = *seed;
+    next_seed[0] ^= 0xff;
+    let event = InceptionBuilder::new(vec![current.verkey()])
+        .next(
+            vec![Signer::new(&next_seed).verkey().next_digest()],
+            Threshold::Simple(1),
+        )
+        .build();
+    let prefix = event.prefix().qb64();
+    let signatures = sign(&event, &[current]);
+    let bytes = signed(event, signatures)
+        .to_bytes()
+        .expect("a built event encodes");
+    (Payload::KeyEvent(bytes), prefix)
+}
+
+/// Key-state lookups per second against `api` for `seconds`, from `concurrency` clients.
+fn lookups(api: &str, prefixes: &[String], concurrency: usize, seconds: u64) -> f64 {
+    let prefixes = Arc::new(prefixes.to_vec());
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (client, prefixes, done) = (Client::new(api), prefixes.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut i = w;
+                while Instant::now() < deadline {
+                    if client.key_state(&prefixes[i % prefixes.len()]).is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += concurrency;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 #[derive(Serialize)]
@@ -78,22 +128,40 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
         .map_err(anyhow::Error::msg)?;
 
-    let total = args.transactions.unwrap_or(12_000 * args.duration as usize);
+    let rate = match args.workload {
+        Workload::Memo => 12_000,
+        Workload::KeyEvents => 3_000,
+    };
+    let total = args.transactions.unwrap_or(rate * args.duration as usize);
+    let mut prefixes = Vec::new();
     eprintln!("signing {total} transactions...");
     let signers: Vec<PrivateKey> = (0..64)
         .map(|_| welkin_node::ceremony::NodeKey::generate(&mut commonware_utils::sys_rng()).signer)
         .collect();
     let expiry = super::now_ms() + 540_000;
     let start = Instant::now();
+    let run_seed = welkin_node::ceremony::random_seed();
     let encoded: Vec<String> = (0..total)
         .map(|i| {
             let key = &signers[i % signers.len()];
+            let payload = match args.workload {
+                Workload::Memo => Payload::Memo((i as u64).to_be_bytes().to_vec()),
+                Workload::KeyEvents => {
+                    let mut seed = *run_seed;
+                    seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                    let (payload, prefix) = inception(&seed);
+                    if prefixes.len() < 10_000 {
+                        prefixes.push(prefix);
+                    }
+                    payload
+                }
+            };
             let tx = Transaction {
                 version: TX_VERSION,
                 signer: key.public_key(),
                 nonce: i as u64,
                 expiry_ms: expiry,
-                payload: Payload::Memo((i as u64).to_be_bytes().to_vec()),
+                payload,
             }
             .sign(key, &cluster_id);
             hex::encode(tx.encode())
@@ -136,13 +204,16 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                     let latency = sent.elapsed().as_secs_f64() * 1000.0;
                     let mut committed = 0;
                     if let Ok(result) = &result {
+                        // Committed and applied: a key event the identity module refused
+                        // does not count.
                         committed = result
                             .results
                             .iter()
                             .filter(|r| {
-                                r.status
-                                    .as_ref()
-                                    .is_some_and(|s| s.state == TxState::Committed)
+                                r.status.as_ref().is_some_and(|s| {
+                                    s.state == TxState::Committed
+                                        && s.receipt.is_some_and(|r| r.outcome.is_applied())
+                                })
                             })
                             .count();
                     }
@@ -175,9 +246,18 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let (submitted, committed, rejected) = *counts.lock().expect("count lock");
+    let lookups_per_s = (args.workload == Workload::KeyEvents && committed > 0).then(|| {
+        eprintln!(
+            "measuring key-state lookups on {} for 10 s at concurrency {}",
+            apis[0], args.concurrency
+        );
+        let accepted = &prefixes[..prefixes.len().min(committed)];
+        lookups(&apis[0], accepted, args.concurrency, 10)
+    });
     let mut sorted = latencies.lock().expect("latency lock").clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let report = Report {
+        workload: args.workload,
         nodes: apis.len(),
         concurrency: args.concurrency,
         batch: args.batch,
@@ -194,6 +274,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             p99: percentile(&sorted, 0.99),
             max: sorted.last().copied().unwrap_or(0.0),
         },
+        lookups_per_s,
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -206,6 +287,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         "latency ms (submit to commit): p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
         report.latency_ms.p50, report.latency_ms.p90, report.latency_ms.p99, report.latency_ms.max
     );
+    if let Some(rate) = report.lookups_per_s {
+        println!("key-state lookups on one node: {rate:.0}/s");
+    }
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", args.out.display());
     if let Some(mut processes) = processes.take() {
