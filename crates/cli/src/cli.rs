@@ -255,6 +255,10 @@ pub(crate) struct IdInceptArgs {
     /// inception with `welkin id interact --anchor`.
     #[arg(long)]
     pub(crate) delegator: Option<String>,
+    /// Name the cluster's nodes as the identifier's witnesses with threshold 2f+1, so that
+    /// any KERI client can check acceptance from the nodes' receipts.
+    #[arg(long)]
+    pub(crate) witnessed: bool,
 }
 
 #[derive(Debug, Args)]

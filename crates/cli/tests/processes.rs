@@ -667,10 +667,8 @@ fn identities(dir: &Path) {
     let cesr = run_ok(&mut id(&["kel", "alice", "--cesr"]));
     assert!(cesr.starts_with("{\"v\":\"KERI10JSON"));
     for node in 0..NODES as u16 {
-        let (status, other) = raw_get_bytes(&format!(
-            "http://127.0.0.1:{}/oobi/{alice}",
-            API_BASE + node
-        ));
+        let base = format!("http://127.0.0.1:{}/v1/id/{alice}", API_BASE + node);
+        let (status, other) = raw_get_bytes(&format!("{base}/kel.cesr"));
         assert_eq!(status, 200);
         assert_eq!(
             String::from_utf8_lossy(&other),
@@ -678,8 +676,45 @@ fn identities(dir: &Path) {
             "node {node} serves the same KEL"
         );
     }
+    keripy_resolves(dir, &cesr, &alice, 3);
 
-    keripy_resolves(dir, &cesr, &alice);
+    // Witnessed by the nodes: keripy accepts the inception only with receipts from 2f+1
+    // of them, each node's own, fetched from that node.
+    let carol = json(&["incept", "--name", "carol", "--witnessed"]);
+    assert_eq!(carol["state"]["bt"], 3);
+    assert_eq!(
+        carol["state"]["witnesses"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let carol = carol["state"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string();
+    let node_api = |i: u16| format!("http://127.0.0.1:{}", API_BASE + i);
+    let kel =
+        String::from_utf8(raw_get_bytes(&format!("{}/v1/id/{carol}/kel.cesr", node_api(0))).1)
+            .expect("utf-8");
+    let receipts: Vec<String> = (0..3)
+        .map(|i| {
+            let (status, body) = raw_get_bytes(&format!("{}/v1/id/{carol}/receipts", node_api(i)));
+            assert_eq!(status, 200);
+            String::from_utf8(body).expect("utf-8")
+        })
+        .collect();
+    assert_ne!(receipts[0], receipts[1], "each node signs its own receipt");
+    keripy_resolves(dir, &format!("{kel}{}", receipts.concat()), &carol, 0);
+    let two = format!("{kel}{}{}", receipts[0], receipts[1]);
+    assert!(
+        !keripy_states(dir, &two).contains_key(&carol),
+        "two receipts of three required do not satisfy keripy"
+    );
+    let (status, oobi) = raw_get_bytes(&format!("{}/oobi/{carol}", node_api(1)));
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&oobi),
+        format!("{kel}{}", receipts[1]),
+        "a node's OOBI stream is the KEL and its own receipts"
+    );
 
     // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
     expect_errors(
@@ -701,10 +736,9 @@ fn identities(dir: &Path) {
     assert!(String::from_utf8_lossy(&output.stderr).contains("wrong passphrase"));
 }
 
-/// The KEL the cluster serves at its OOBI URL, fed to keripy 1.1.17 (the KERI reference
-/// implementation, installed by welkin-keri's interop set-up): keripy accepts every event
-/// and reaches the same key state.
-fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str) {
+/// The key states keripy 1.1.17 (the KERI reference implementation, installed by
+/// welkin-keri's interop set-up) reaches from a CESR stream, by prefix.
+fn keripy_states(dir: &Path, cesr: &str) -> serde_json::Map<String, serde_json::Value> {
     let keri = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keri/tests/interop");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
@@ -721,7 +755,7 @@ fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str) {
         "keripy set-up failed (see crates/keri/README.md): {}",
         String::from_utf8_lossy(&setup.stderr)
     );
-    let stream = dir.join("alice.cesr");
+    let stream = dir.join("stream.cesr");
     std::fs::write(&stream, cesr).expect("write stream");
     let verified = run_ok(
         Command::new(venv.join("bin/python"))
@@ -730,14 +764,19 @@ fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str) {
             .arg(&stream),
     );
     let verified: serde_json::Value = serde_json::from_str(&verified).expect("helper JSON");
-    let states = verified["states"].as_object().expect("states by prefix");
+    verified["states"]
+        .as_object()
+        .expect("states by prefix")
+        .clone()
+}
+
+/// keripy accepts the stream the cluster serves up to sequence number `sn` of `prefix`.
+fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str, sn: u64) {
+    let states = keripy_states(dir, cesr);
     let state = states
         .get(prefix)
-        .unwrap_or_else(|| panic!("keripy accepted no event of {prefix}: {verified}"));
-    assert_eq!(
-        state["sn"], 3,
-        "keripy accepted all four events: {verified}"
-    );
+        .unwrap_or_else(|| panic!("keripy accepted no event of {prefix}: {states:?}"));
+    assert_eq!(state["sn"], sn, "keripy accepted every event: {state}");
 }
 
 fn audit_log(cluster: &Cluster, dir: &Path) {

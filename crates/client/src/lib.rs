@@ -181,6 +181,18 @@ impl Client {
         self.text(&url, response)
     }
 
+    /// The cluster's nodes as KERI witnesses.
+    pub fn witnesses(&self) -> Result<welkin_types::api::Witnesses, ClientError> {
+        self.get("/v1/id/witnesses")
+    }
+
+    /// This node's witness receipts of every accepted event of an identifier (CESR).
+    pub fn receipts_cesr(&self, prefix: &str) -> Result<String, ClientError> {
+        let url = format!("{}/v1/id/{prefix}/receipts", self.base);
+        let response = self.agent.get(&url).call();
+        self.text(&url, response)
+    }
+
     /// The duplicity evidence recorded against an identifier.
     pub fn duplicity(
         &self,

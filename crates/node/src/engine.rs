@@ -291,6 +291,9 @@ where
         me.as_ref(),
         "the cosigning key is the node's identity key"
     );
+    // The node's KERI identifier: non-transferable (`B`), its identity key, so the
+    // membership in genesis binds it to the node's p2p key.
+    let witness = Arc::new(welkin_keri::Signer::non_transferable(&seed));
 
     // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
     let (update_tx, update_rx) = mpsc::unbounded();
@@ -444,6 +447,7 @@ where
         marshal,
         shared,
         cosigner,
+        witness,
     )
 }
 

@@ -100,6 +100,7 @@ pub struct NodeHandle<E> {
     marshal: Marshal,
     shared: Shared,
     cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
+    witness: std::sync::Arc<welkin_keri::Signer>,
 }
 
 impl<E> Clone for NodeHandle<E> {
@@ -115,6 +116,7 @@ impl<E> Clone for NodeHandle<E> {
             marshal: self.marshal.clone(),
             shared: self.shared.clone(),
             cosigner: self.cosigner.clone(),
+            witness: self.witness.clone(),
         }
     }
 }
@@ -131,6 +133,7 @@ impl<E: Clock> NodeHandle<E> {
         marshal: Marshal,
         shared: Shared,
         cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
+        witness: std::sync::Arc<welkin_keri::Signer>,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         Self {
@@ -144,7 +147,19 @@ impl<E: Clock> NodeHandle<E> {
             marshal,
             shared,
             cosigner,
+            witness,
         }
+    }
+
+    /// This node's KERI identifier (non-transferable, from its identity key).
+    pub fn witness_prefix(&self) -> String {
+        welkin_keri::Prefix::Basic(self.witness.verkey()).qb64()
+    }
+
+    /// This node's KERI witness receipt (`rct` with its signature couple) of an accepted
+    /// event.
+    pub fn witness_receipt(&self, event: &welkin_keri::Event) -> welkin_keri::Message {
+        welkin_keri::receipt(event, &self.witness)
     }
 
     /// The cluster genesis.

@@ -233,3 +233,14 @@ pub struct Conflict {
     /// The refused event and its signatures, as a CESR message.
     pub refused: String,
 }
+
+/// `GET /v1/id/witnesses`: the cluster's nodes as KERI witnesses.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Witnesses {
+    /// Every node's non-transferable KERI identifier, in genesis order.
+    pub witnesses: Vec<String>,
+    /// How many receipts make the cluster's acceptance certain (2f+1).
+    pub threshold: u32,
+    /// The identifier of the node that answered.
+    pub this_node: String,
+}

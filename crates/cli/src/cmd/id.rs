@@ -104,6 +104,7 @@ pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
     let IdInceptArgs {
         id: args,
         delegator,
+        witnessed,
     } = args;
     let mut keystore = open_keystore(&args.keystore)?;
     if keystore.get(&args.name).is_ok() {
@@ -119,6 +120,17 @@ pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
         vec![Signer::new(&next).verkey().next_digest()],
         Threshold::Simple(1),
     );
+    let client = Client::new(&args.api.api);
+    if witnessed {
+        let pool = client.witnesses()?;
+        let witnesses = pool
+            .witnesses
+            .iter()
+            .map(|w| Prefix::from_qb64(w))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("the node listed a bad witness identifier: {e}"))?;
+        builder = builder.witnesses(witnesses, u64::from(pool.threshold));
+    }
     if let Some(delegator) = &delegator {
         let delegator = Prefix::from_qb64(delegator)
             .map_err(|e| anyhow::anyhow!("--delegator is not an identifier prefix: {e}"))?;
@@ -139,7 +151,6 @@ pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
     keystore.save()?;
     let signatures = sign(&event, &[Signer::new(&current)]);
     let message = signed(event, signatures);
-    let client = Client::new(&args.api.api);
     if delegator.is_some() {
         let seal = message.event.seal();
         // Committed but waiting in escrow until the delegator anchors it.

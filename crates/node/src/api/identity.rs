@@ -6,8 +6,15 @@
 //! | `GET /v1/id/{prefix}` | the identifier's key state (JSON) |
 //! | `GET /v1/id/{prefix}/kel?from=SN` | its key event log: events and attachments (JSON) |
 //! | `GET /v1/id/{prefix}/kel.cesr` | the same as a CESR stream (`application/cesr`) |
-//! | `GET /oobi/{prefix}` | the CESR stream at an OOBI-style URL, for KERI clients |
+//! | `GET /v1/id/{prefix}/receipts` | this node's witness receipts (`rct`) of every event, CESR |
+//! | `GET /oobi/{prefix}` | the KEL followed by this node's receipts, for KERI clients |
 //! | `GET /v1/id/{prefix}/duplicity` | conflicting, validly signed events refused (JSON) |
+//! | `GET /v1/id/witnesses` | the nodes' KERI identifiers (the witness pool) and threshold |
+//!
+//! Every node is a KERI witness under a non-transferable identifier (`B` + its identity
+//! key, so genesis binds it to the node's p2p key) and signs receipts of accepted events on
+//! request. A controller that lists the nodes as witnesses (`b`) with `bt` = 2f+1 lets any
+//! KERI client check the cluster's acceptance by collecting receipts from 2f+1 nodes.
 
 use super::{ApiError, bad_request, not_found, text_response};
 use crate::handle::NodeHandle;
@@ -18,9 +25,9 @@ use axum::{
 };
 use commonware_runtime::Clock;
 use serde::Deserialize;
-use welkin_keri::{KeyState, Prefix, parse_message};
+use welkin_keri::{KeyState, Prefix, VerKey, parse_message};
 use welkin_state::keys;
-use welkin_types::api::{Conflict, DuplicityEvidence, Kel, KelEvent};
+use welkin_types::api::{Conflict, DuplicityEvidence, Kel, KelEvent, Witnesses};
 
 /// Most events returned by one KEL request.
 pub const MAX_KEL_PAGE: u64 = 1_000;
@@ -111,15 +118,89 @@ pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
     }))
 }
 
-/// `GET /v1/id/{prefix}/kel.cesr` and `GET /oobi/{prefix}`: the whole KEL as a CESR stream.
+/// `GET /v1/id/{prefix}/kel.cesr`: the whole KEL as a CESR stream.
 pub(super) async fn kel_cesr<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
-    let prefix = parse_prefix(prefix.trim_end_matches(".cesr"))?;
+    let prefix = parse_prefix(&prefix)?;
     let state = state_of(&node, &prefix).await?;
     let stream = messages(&node, &prefix, 0, state.sn).await.concat();
     Ok(text_response("application/cesr", "no-cache", stream))
+}
+
+/// This node's receipts of every accepted event of `prefix`, as a CESR stream.
+async fn receipts_of<E: Clock>(
+    node: &NodeHandle<E>,
+    prefix: &Prefix,
+    kel: &[Vec<u8>],
+) -> Result<Vec<u8>, ApiError> {
+    let mut stream = Vec::new();
+    for bytes in kel {
+        let (message, _) = parse_message(bytes).map_err(|e| {
+            bad_request(
+                "internal",
+                format!("stored event of {prefix} unreadable: {e}"),
+            )
+        })?;
+        let receipt = node.witness_receipt(&message.event);
+        stream.extend(
+            receipt
+                .to_bytes()
+                .map_err(|e| bad_request("internal", format!("receipt encoding: {e}")))?,
+        );
+    }
+    Ok(stream)
+}
+
+/// `GET /v1/id/{prefix}/receipts`: this node's witness receipts of every accepted event.
+pub(super) async fn receipts<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Response, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    let state = state_of(&node, &prefix).await?;
+    let kel = messages(&node, &prefix, 0, state.sn).await;
+    let stream = receipts_of(&node, &prefix, &kel).await?;
+    Ok(text_response("application/cesr", "no-cache", stream))
+}
+
+/// `GET /oobi/{prefix}`: the KEL and this node's receipts of it, what a KERI client
+/// resolving this node as a witness of `prefix` reads.
+pub(super) async fn oobi<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Response, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    let state = state_of(&node, &prefix).await?;
+    let kel = messages(&node, &prefix, 0, state.sn).await;
+    let mut stream = kel.concat();
+    stream.extend(receipts_of(&node, &prefix, &kel).await?);
+    Ok(text_response("application/cesr", "no-cache", stream))
+}
+
+/// `GET /v1/id/witnesses`: the witness pool.
+pub(super) async fn witnesses<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+) -> Json<Witnesses> {
+    let genesis = node.genesis();
+    let witnesses: Vec<String> = genesis
+        .nodes
+        .iter()
+        .filter_map(|n| <[u8; 32]>::try_from(n.public_key.as_ref()).ok())
+        .map(|key| {
+            Prefix::Basic(VerKey {
+                key,
+                transferable: false,
+            })
+            .qb64()
+        })
+        .collect();
+    Json(Witnesses {
+        witnesses,
+        threshold: genesis.threshold,
+        this_node: node.witness_prefix(),
+    })
 }
 
 /// `GET /v1/id/{prefix}/duplicity`.

@@ -189,7 +189,9 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/id/{prefix}/kel", get(identity::kel::<E>))
         .route("/v1/id/{prefix}/kel.cesr", get(identity::kel_cesr::<E>))
         .route("/v1/id/{prefix}/duplicity", get(identity::duplicity::<E>))
-        .route("/oobi/{prefix}", get(identity::kel_cesr::<E>))
+        .route("/v1/id/{prefix}/receipts", get(identity::receipts::<E>))
+        .route("/v1/id/witnesses", get(identity::witnesses::<E>))
+        .route("/oobi/{prefix}", get(identity::oobi::<E>))
         .route("/v1/health", get(health::<E>))
         .fallback(|| async {
             ApiError::new(
