@@ -73,6 +73,21 @@ async fn messages<E: Clock>(
     node.values(keys).await.into_iter().flatten().collect()
 }
 
+/// The identifier named by `text` and every message of its KEL.
+async fn whole_kel<E: Clock>(
+    node: &NodeHandle<E>,
+    text: &str,
+) -> Result<(Prefix, Vec<Vec<u8>>), ApiError> {
+    let prefix = parse_prefix(text)?;
+    let state = state_of(node, &prefix).await?;
+    let kel = messages(node, &prefix, 0, state.sn).await;
+    Ok((prefix, kel))
+}
+
+fn cesr(stream: Vec<u8>) -> Response {
+    text_response("application/cesr", "no-cache", stream)
+}
+
 /// `GET /v1/id/{prefix}`.
 pub(super) async fn key_state<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
@@ -123,10 +138,8 @@ pub(super) async fn kel_cesr<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
-    let prefix = parse_prefix(&prefix)?;
-    let state = state_of(&node, &prefix).await?;
-    let stream = messages(&node, &prefix, 0, state.sn).await.concat();
-    Ok(text_response("application/cesr", "no-cache", stream))
+    let (_, kel) = whole_kel(&node, &prefix).await?;
+    Ok(cesr(kel.concat()))
 }
 
 /// This node's receipts of every accepted event of `prefix`, as a CESR stream.
@@ -158,11 +171,8 @@ pub(super) async fn receipts<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
-    let prefix = parse_prefix(&prefix)?;
-    let state = state_of(&node, &prefix).await?;
-    let kel = messages(&node, &prefix, 0, state.sn).await;
-    let stream = receipts_of(&node, &prefix, &kel).await?;
-    Ok(text_response("application/cesr", "no-cache", stream))
+    let (prefix, kel) = whole_kel(&node, &prefix).await?;
+    Ok(cesr(receipts_of(&node, &prefix, &kel).await?))
 }
 
 /// `GET /oobi/{prefix}`: the KEL and this node's receipts of it, what a KERI client
@@ -171,12 +181,10 @@ pub(super) async fn oobi<E: Clock + Send + Sync + 'static>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
-    let prefix = parse_prefix(&prefix)?;
-    let state = state_of(&node, &prefix).await?;
-    let kel = messages(&node, &prefix, 0, state.sn).await;
+    let (prefix, kel) = whole_kel(&node, &prefix).await?;
     let mut stream = kel.concat();
     stream.extend(receipts_of(&node, &prefix, &kel).await?);
-    Ok(text_response("application/cesr", "no-cache", stream))
+    Ok(cesr(stream))
 }
 
 /// `GET /v1/id/witnesses`: the witness pool.
