@@ -235,6 +235,36 @@ pub(crate) enum IdCommand {
     Show(IdShowArgs),
     /// Print an identifier's key event log (JSON, or a CESR stream with --cesr).
     Kel(IdKelArgs),
+    /// Save an identifier's key event log with the log receipt of every event, for
+    /// `welkin id verify`.
+    Export(IdExportArgs),
+    /// Check an exported key event log offline: every event's log receipt against the
+    /// cluster key in the genesis file, then every KERI rule; prints the key state.
+    Verify(IdVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdExportArgs {
+    #[command(flatten)]
+    pub(crate) show: IdShowArgs,
+    /// Write the export here.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdVerifyArgs {
+    /// The exported log (from `welkin id export`).
+    pub(crate) file: PathBuf,
+    /// Trust the cluster described by this genesis file.
+    #[arg(long)]
+    pub(crate) genesis: PathBuf,
+    /// Exported logs of delegators, checked first (repeatable).
+    #[arg(long = "with")]
+    pub(crate) with: Vec<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -716,6 +716,58 @@ fn identities(dir: &Path) {
         "a node's OOBI stream is the KEL and its own receipts"
     );
 
+    // Exported logs check offline against the genesis alone.
+    let genesis = dir.join("genesis.json");
+    let export = |who: &str| {
+        let path = dir.join(format!("{who}.kel.json"));
+        let out = format!("--out={}", path.display());
+        run_ok(&mut id(&["export", who, &out]));
+        path
+    };
+    let verify = |file: &Path, with: Option<&Path>| {
+        let mut command = welkin();
+        command
+            .args(["id", "verify", "--json", "--genesis"])
+            .arg(&genesis)
+            .arg(file);
+        if let Some(with) = with {
+            command.arg("--with").arg(with);
+        }
+        command.output().expect("verify runs")
+    };
+    let alice_kel = export("alice");
+    let output = verify(&alice_kel, None);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verified: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(verified["state"]["sn"], 3);
+    let bob_kel = export(&bob);
+    let alone = verify(&bob_kel, None);
+    assert!(!alone.status.success());
+    assert!(String::from_utf8_lossy(&alone.stderr).contains("--with"));
+    assert!(verify(&bob_kel, Some(&alice_kel)).status.success());
+    let mut tampered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&alice_kel).expect("export")).expect("json");
+    let message = tampered["events"][1]["message"]
+        .as_str()
+        .expect("message")
+        .to_string();
+    tampered["events"][1]["message"] =
+        serde_json::json!(message.replacen("\"s\":\"1\"", "\"s\":\"2\"", 1));
+    let tampered_path = dir.join("tampered.kel.json");
+    std::fs::write(&tampered_path, tampered.to_string()).expect("write");
+    let refused = verify(&tampered_path, None);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("event 1: the logged transaction carries a different event"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
     expect_errors(
         &format!("{api}/v1/id"),

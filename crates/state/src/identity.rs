@@ -26,6 +26,7 @@ use std::collections::VecDeque;
 use welkin_keri::{
     Event, EventBody, EventSeal, KeyState, Message, Prefix, ValidationError, parse_message,
 };
+use welkin_types::TxId;
 
 /// Most messages waiting in escrow for one (identifier, sequence number).
 pub const ESCROW_SLOT: usize = 4;
@@ -47,8 +48,12 @@ pub enum KeyEventOutcome {
     Rejected(String),
 }
 
-/// Processes one key event message against the state.
-pub fn process<S: Snapshot>(state: &mut Overlay<'_, S>, bytes: &[u8]) -> KeyEventOutcome {
+/// Processes one key event message, carried by transaction `tx`, against the state.
+pub fn process<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    bytes: &[u8],
+    tx: &TxId,
+) -> KeyEventOutcome {
     let message = match parse_message(bytes) {
         Ok((message, used)) if used == bytes.len() => message,
         Ok((_, used)) => {
@@ -59,7 +64,7 @@ pub fn process<S: Snapshot>(state: &mut Overlay<'_, S>, bytes: &[u8]) -> KeyEven
         }
         Err(e) => return KeyEventOutcome::Rejected(format!("malformed key event: {e}")),
     };
-    match step(state, &message, bytes) {
+    match step(state, &message, bytes, tx) {
         Step::Accepted(seals) => {
             let released = release(state, message.event.prefix(), message.event.sn(), seals);
             KeyEventOutcome::Accepted { released }
@@ -67,7 +72,7 @@ pub fn process<S: Snapshot>(state: &mut Overlay<'_, S>, bytes: &[u8]) -> KeyEven
         Step::Known => KeyEventOutcome::Accepted { released: 0 },
         Step::Escrow(reason) => {
             let event = &message.event;
-            add_to_escrow(state, &event.prefix(), event.sn(), bytes);
+            add_to_escrow(state, &event.prefix(), event.sn(), tx, bytes);
             KeyEventOutcome::Escrowed(reason)
         }
         Step::Duplicity => KeyEventOutcome::Duplicity,
@@ -105,7 +110,12 @@ fn write_state<S: Snapshot>(state: &mut Overlay<'_, S>, key_state: &KeyState) {
     state.put(keys::id_state(&prefix), json);
 }
 
-fn step<S: Snapshot>(state: &mut Overlay<'_, S>, message: &Message, bytes: &[u8]) -> Step {
+fn step<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    message: &Message,
+    bytes: &[u8],
+    tx: &TxId,
+) -> Step {
     let event = &message.event;
     let signatures = &message.attachments.signatures;
     let prefix = event.prefix();
@@ -194,6 +204,7 @@ fn step<S: Snapshot>(state: &mut Overlay<'_, S>, message: &Message, bytes: &[u8]
     }
     write_state(state, &validated.state);
     state.put(keys::id_event(&qb64, sn), bytes.to_vec());
+    state.put(keys::id_event_tx(&qb64, sn), tx.as_ref().to_vec());
     let seals = seals_of(event);
     for seal in &seals {
         state.put(
@@ -253,17 +264,17 @@ fn release<S: Snapshot>(
             continue;
         }
         let mut still = Vec::new();
-        for bytes in waiting {
+        for (tx, bytes) in waiting {
             let Ok((message, _)) = parse_message(&bytes) else {
                 continue;
             };
-            match step(state, &message, &bytes) {
+            match step(state, &message, &bytes, &tx) {
                 Step::Accepted(seals) => {
                     released += 1;
                     slots.push_back((prefix, sn + 1));
                     slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
                 }
-                Step::Escrow(_) => still.push(bytes),
+                Step::Escrow(_) => still.push((tx, bytes)),
                 Step::Known | Step::Duplicity | Step::Rejected(_) => {}
             }
         }
@@ -276,36 +287,44 @@ fn release<S: Snapshot>(
     released
 }
 
-fn add_to_escrow<S: Snapshot>(state: &mut Overlay<'_, S>, prefix: &Prefix, sn: u64, bytes: &[u8]) {
+fn add_to_escrow<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    prefix: &Prefix,
+    sn: u64,
+    tx: &TxId,
+    bytes: &[u8],
+) {
     let slot = keys::id_escrow(&prefix.qb64(), sn);
     let mut waiting = decode_escrow(state.get(&slot));
-    if waiting.iter().any(|w| w == bytes) {
+    if waiting.iter().any(|(_, w)| w == bytes) {
         return;
     }
     if waiting.len() >= ESCROW_SLOT {
         waiting.remove(0);
     }
-    waiting.push(bytes.to_vec());
+    waiting.push((*tx, bytes.to_vec()));
     state.put(slot, encode_escrow(&waiting));
 }
 
-/// Escrow slots hold messages as (u32 length, bytes)*.
-fn encode_escrow(messages: &[Vec<u8>]) -> Vec<u8> {
+/// Escrow slots hold (transaction id, u32 length, message)*.
+fn encode_escrow(messages: &[(TxId, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
-    for message in messages {
+    for (tx, message) in messages {
+        out.extend_from_slice(tx.as_ref());
         out.extend_from_slice(&(message.len() as u32).to_be_bytes());
         out.extend_from_slice(message);
     }
     out
 }
 
-fn decode_escrow(value: Option<&[u8]>) -> Vec<Vec<u8>> {
+fn decode_escrow(value: Option<&[u8]>) -> Vec<(TxId, Vec<u8>)> {
     let mut messages = Vec::new();
     let mut rest = value.unwrap_or_default();
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        let end = (4 + len).min(rest.len());
-        messages.push(rest[4..end].to_vec());
+    while rest.len() >= 36 {
+        let tx: [u8; 32] = rest[..32].try_into().expect("32 bytes");
+        let len = u32::from_be_bytes(rest[32..36].try_into().expect("4 bytes")) as usize;
+        let end = (36 + len).min(rest.len());
+        messages.push((TxId::from(tx), rest[36..end].to_vec()));
         rest = &rest[end..];
     }
     messages
@@ -337,6 +356,8 @@ mod tests {
         submitter: PrivateKey,
         nonce: u64,
         height: u64,
+        /// Ids of the transactions of the last block committed.
+        last_ids: Vec<welkin_types::TxId>,
     }
 
     impl Chain {
@@ -346,6 +367,7 @@ mod tests {
                 submitter: PrivateKey::from_seed(7),
                 nonce: 0,
                 height: 0,
+                last_ids: Vec::new(),
             }
         }
 
@@ -366,6 +388,7 @@ mod tests {
             self.height += 1;
             let txs: Vec<_> = messages.into_iter().map(|m| self.tx(m)).collect();
             let ids: Vec<_> = txs.iter().map(|t| t.id()).collect();
+            self.last_ids = ids.clone();
             let block = Block::new(
                 hash_parts(&[b"p"]),
                 self.height,
@@ -504,6 +527,7 @@ mod tests {
         let (outcome, detail) = chain.one(bytes(rot));
         assert_eq!(outcome, Outcome::Escrowed);
         assert!(detail.expect("reason").contains("unknown"));
+        let rot_tx = chain.last_ids[0];
         assert!(chain.key_state(&prefix).is_none());
         assert_eq!(chain.one(bytes(icp)).0, Outcome::Applied);
         assert_eq!(
@@ -516,6 +540,11 @@ mod tests {
                 .state
                 .contains_key(&keys::id_escrow(&prefix.qb64(), 1)),
             "the escrow slot is emptied"
+        );
+        assert_eq!(
+            chain.state.get(&keys::id_event_tx(&prefix.qb64(), 1)),
+            Some(&rot_tx.as_ref().to_vec()),
+            "the released event is indexed to the transaction that carried it"
         );
     }
 

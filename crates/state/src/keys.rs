@@ -65,6 +65,11 @@ pub fn id_event(prefix: &str, sn: u64) -> Digest {
     hash_parts(&[b"id/event", prefix.as_bytes(), &sn.to_be_bytes()])
 }
 
+/// The id of the transaction that carried the accepted event `sn` of an identifier.
+pub fn id_event_tx(prefix: &str, sn: u64) -> Digest {
+    hash_parts(&[b"id/event-tx", prefix.as_bytes(), &sn.to_be_bytes()])
+}
+
 /// The SAID (qb64) that `delegator` anchored for event `sn` of `delegate`.
 pub fn id_anchor(delegator: &str, delegate: &str, sn: u64) -> Digest {
     hash_parts(&[

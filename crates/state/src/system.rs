@@ -40,7 +40,7 @@ pub(crate) fn execute<S: Snapshot>(
         // A record lives in the audit log (as the transaction itself); nothing else to store.
         Payload::Record { .. } => {}
         Payload::KeyEvent(message) => {
-            return match identity::process(state, message) {
+            return match identity::process(state, message, &signed.id()) {
                 KeyEventOutcome::Accepted { .. } => Outcome::Applied,
                 KeyEventOutcome::Escrowed(reason) => {
                     state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());

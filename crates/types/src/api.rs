@@ -197,10 +197,14 @@ pub struct KelEvent {
     pub ilk: String,
     /// The event's SAID.
     pub said: String,
-    /// The event, as the controller signed it (KERI JSON).
-    pub event: serde_json::Value,
+    /// The event, byte for byte as the controller signed it (KERI JSON).
+    pub event: Box<serde_json::value::RawValue>,
     /// Its attachments (controller signatures), CESR text.
     pub attachments: String,
+    /// The transaction that carried it (hex): its log receipt proves the cluster committed
+    /// the event.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tx_id: Option<String>,
 }
 
 /// A key event log page.
@@ -243,4 +247,30 @@ pub struct Witnesses {
     pub threshold: u32,
     /// The identifier of the node that answered.
     pub this_node: String,
+}
+
+/// An exported key event log: every event with the log receipt of the transaction that
+/// carried it, checkable offline with the cluster's genesis (`welkin id verify`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KelExport {
+    /// Format tag, [`KEL_EXPORT_KIND`].
+    pub kind: String,
+    /// The identifier.
+    pub prefix: String,
+    /// The events, in order.
+    pub events: Vec<ExportedEvent>,
+}
+
+/// The format tag of [`KelExport`].
+pub const KEL_EXPORT_KIND: &str = "welkin-kel/v1";
+
+/// One event of a [`KelExport`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportedEvent {
+    /// The event and its attachments, as a CESR message.
+    pub message: String,
+    /// The log receipt of the transaction that carried it.
+    pub receipt: LogReceipt,
 }

@@ -5,19 +5,26 @@
 //! carries its own signatures), waits for the commit and reports the cluster's verdict.
 
 use crate::{
-    cli::{IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs, IdShowArgs, KeystoreArgs},
+    cli::{
+        IdExportArgs, IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs, IdShowArgs,
+        IdVerifyArgs, KeystoreArgs,
+    },
     output,
 };
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use welkin_client::Client;
 use welkin_keri::{
-    Digest, EventSeal, InceptionBuilder, KeyState, Message, Prefix, RotationBuilder, Signer,
-    Threshold, seal_anchors, sign, signed,
+    Digest, EventSeal, InceptionBuilder, Kevery, KeveryConfig, KeyState, Message,
+    Outcome as KeveryOutcome, Prefix, RotationBuilder, Signer, Threshold, seal_anchors, sign,
+    signed,
 };
 use welkin_keystore::{Identity, Keystore};
 use welkin_node::ceremony::{NodeKey, random_seed};
-use welkin_types::{Outcome, Payload, TX_VERSION, Transaction, api::TxStatus};
+use welkin_types::{
+    Outcome, Payload, TX_VERSION, Transaction,
+    api::{ExportedEvent, KEL_EXPORT_KIND, KelEvent, KelExport, TxStatus},
+};
 use zeroize::Zeroizing;
 
 fn passphrase(args: &KeystoreArgs) -> anyhow::Result<Zeroizing<String>> {
@@ -256,6 +263,17 @@ fn resolve(args: &IdShowArgs) -> anyhow::Result<String> {
     Ok(keystore.get(&args.identifier)?.prefix.clone())
 }
 
+/// The current signing keys, comma-separated.
+fn keys_text(state: &KeyState) -> String {
+    state
+        .signing
+        .keys
+        .iter()
+        .map(|k| k.qb64())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(crate) fn show(args: IdShowArgs) -> anyhow::Result<()> {
     let prefix = resolve(&args)?;
     let state = Client::new(&args.api.api).key_state(&prefix)?;
@@ -271,13 +289,7 @@ pub(crate) fn show(args: IdShowArgs) -> anyhow::Result<()> {
     );
     println!(
         "keys         {} (threshold {})",
-        state
-            .signing
-            .keys
-            .iter()
-            .map(|k| k.qb64())
-            .collect::<Vec<_>>()
-            .join(", "),
+        keys_text(&state),
         state.signing.kt.to_json().to_compact()
     );
     println!(
@@ -291,6 +303,19 @@ pub(crate) fn show(args: IdShowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every event of an identifier's log, page by page.
+fn all_events(client: &Client, prefix: &str) -> anyhow::Result<Vec<KelEvent>> {
+    let mut events: Vec<KelEvent> = Vec::new();
+    loop {
+        let page = client.kel(prefix, events.len() as u64)?;
+        let got = page.events.len() as u64;
+        events.extend(page.events);
+        if got == 0 || events.len() as u64 > page.sn {
+            return Ok(events);
+        }
+    }
+}
+
 pub(crate) fn kel(args: IdKelArgs) -> anyhow::Result<()> {
     let prefix = resolve(&args.show)?;
     let client = Client::new(&args.show.api.api);
@@ -298,15 +323,133 @@ pub(crate) fn kel(args: IdKelArgs) -> anyhow::Result<()> {
         print!("{}", client.kel_cesr(&prefix)?);
         return Ok(());
     }
+    let events = all_events(&client, &prefix)?;
+    output::json(&serde_json::json!({ "prefix": prefix, "events": events }))
+}
+
+pub(crate) fn export(args: IdExportArgs) -> anyhow::Result<()> {
+    let prefix = resolve(&args.show)?;
+    let client = Client::new(&args.show.api.api);
     let mut events = Vec::new();
-    loop {
-        let page = client.kel(&prefix, events.len() as u64)?;
-        let done =
-            page.events.is_empty() || page.sn < events.len() as u64 + page.events.len() as u64;
-        events.extend(page.events);
-        if done {
-            break;
+    for event in all_events(&client, &prefix)? {
+        let Some(tx) = &event.tx_id else {
+            bail!(
+                "the node did not say which transaction carried event {}",
+                event.sn
+            );
+        };
+        let tx = welkin_types::hexser::decode_hex::<welkin_types::TxId>(tx)
+            .map_err(|e| anyhow::anyhow!("the node sent a bad transaction id: {e}"))?;
+        events.push(ExportedEvent {
+            message: format!("{}{}", event.event.get(), event.attachments),
+            receipt: super::log::certified_receipt(&client, &tx)?,
+        });
+    }
+    let export = KelExport {
+        kind: KEL_EXPORT_KIND.into(),
+        prefix: prefix.clone(),
+        events,
+    };
+    std::fs::write(&args.out, serde_json::to_string_pretty(&export)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if args.show.api.json {
+        return output::json(&serde_json::json!({
+            "prefix": prefix,
+            "events": export.events.len(),
+            "path": args.out,
+        }));
+    }
+    println!(
+        "wrote {} events of {prefix} with their log receipts to {}",
+        export.events.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Checks one exported log into `kevery`; returns the height of its last commit.
+fn verify_export(
+    kevery: &mut Kevery,
+    export: &KelExport,
+    genesis: &welkin_types::Genesis,
+) -> anyhow::Result<u64> {
+    if export.kind != KEL_EXPORT_KIND {
+        bail!("not an exported key event log (kind {:?})", export.kind);
+    }
+    let cluster_id = genesis.cluster_id();
+    let mut height = 0;
+    for (i, event) in export.events.iter().enumerate() {
+        let (certified, tx) =
+            welkin_client::verify_log_receipt(&event.receipt, &cluster_id, genesis.cluster_key())
+                .map_err(|e| anyhow::anyhow!("event {i}: its log receipt does not verify: {e}"))?;
+        height = height.max(certified.checkpoint.height);
+        let Payload::KeyEvent(logged) = &tx.tx.payload else {
+            bail!("event {i}: the logged transaction is not a key event");
+        };
+        if logged.as_slice() != event.message.as_bytes() {
+            bail!("event {i}: the logged transaction carries a different event");
+        }
+        let (message, _) =
+            welkin_keri::parse_message(logged).map_err(|e| anyhow::anyhow!("event {i}: {e}"))?;
+        if message.event.prefix().qb64() != export.prefix {
+            bail!(
+                "event {i} belongs to {}, not {}",
+                message.event.prefix(),
+                export.prefix
+            );
+        }
+        let sn = message.event.sn();
+        match kevery.process(message) {
+            Ok(KeveryOutcome::Accepted { .. } | KeveryOutcome::Duplicate) => {}
+            Ok(KeveryOutcome::Escrowed(reason)) => bail!(
+                "event {i} (sn {sn}) cannot be checked yet: {reason:?}; for a delegated \
+                 identifier, pass the delegator's export with --with"
+            ),
+            Ok(KeveryOutcome::Receipted) => bail!("event {i} is a receipt, not a key event"),
+            Err(e) => bail!("event {i} (sn {sn}) breaks a KERI rule: {e}"),
         }
     }
-    output::json(&serde_json::json!({ "prefix": prefix, "events": events }))
+    Ok(height)
+}
+
+pub(crate) fn verify(args: IdVerifyArgs) -> anyhow::Result<()> {
+    let genesis = super::log::read_genesis(&args.genesis)?;
+    let read = |path: &std::path::Path| -> anyhow::Result<KelExport> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an exported key event log", path.display()))
+    };
+    // The cluster already accepted these events; witness receipts are not needed here.
+    let mut kevery = Kevery::new(KeveryConfig {
+        require_witness_receipts: false,
+        ..KeveryConfig::default()
+    });
+    for path in &args.with {
+        verify_export(&mut kevery, &read(path)?, &genesis)
+            .with_context(|| format!("in {}", path.display()))?;
+    }
+    let export = read(&args.file)?;
+    let height = verify_export(&mut kevery, &export, &genesis)?;
+    let prefix = Prefix::from_qb64(&export.prefix)
+        .map_err(|e| anyhow::anyhow!("the export names a bad identifier: {e}"))?;
+    let state = kevery
+        .state(&prefix)
+        .ok_or_else(|| anyhow::anyhow!("the export holds no inception of {prefix}"))?;
+    if args.json {
+        return output::json(&serde_json::json!({
+            "verified": true,
+            "events": export.events.len(),
+            "committed_by_height": height,
+            "state": state,
+        }));
+    }
+    println!(
+        "verified {} events of {prefix}: every one committed by the cluster (certified \
+         checkpoints up to height {height}) and valid under KERI's rules",
+        export.events.len()
+    );
+    println!("sequence     {} ({})", state.sn, state.digest.qb64());
+    println!("keys         {}", keys_text(state));
+    Ok(())
 }

@@ -59,19 +59,7 @@ pub(crate) fn append(args: LogAppendArgs) -> anyhow::Result<()> {
     }
     .sign(&key.signer, &cluster_id);
     client.submit(&tx, Some(Duration::from_secs(30)))?;
-    // The checkpoint of the commit height is certified a moment after the commit.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let receipt = loop {
-        match client.log_receipt(&tx.id()) {
-            Ok(receipt) => break receipt,
-            Err(ClientError::Api { code, .. })
-                if code == "not_certified" && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let receipt = certified_receipt(&client, &tx.id())?;
     let out = args.out.unwrap_or_else(|| {
         let mut name = args.file.clone().into_os_string();
         name.push(".receipt.json");
@@ -93,6 +81,26 @@ pub(crate) fn append(args: LogAppendArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// The log receipt of a committed transaction, waiting (up to 30 s) for the checkpoint of its
+/// height, which the cluster certifies a moment after the commit.
+pub(crate) fn certified_receipt(
+    client: &Client,
+    id: &welkin_types::TxId,
+) -> anyhow::Result<LogReceipt> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.log_receipt(id) {
+            Ok(receipt) => return Ok(receipt),
+            Err(ClientError::Api { code, .. })
+                if code == "not_certified" && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
@@ -211,7 +219,7 @@ fn fetch_note(api: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot fetch the checkpoint from {api}: {e}"))
 }
 
-fn read_genesis(path: &std::path::Path) -> anyhow::Result<Genesis> {
+pub(crate) fn read_genesis(path: &std::path::Path) -> anyhow::Result<Genesis> {
     Ok(Genesis::from_json(
         &std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,

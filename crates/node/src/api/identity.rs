@@ -113,6 +113,11 @@ pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
         ));
     }
     let to = state.sn.min(from.saturating_add(MAX_KEL_PAGE - 1));
+    let qb64 = prefix.qb64();
+    let mut tx_ids = node
+        .values((from..=to).map(|sn| keys::id_event_tx(&qb64, sn)).collect())
+        .await
+        .into_iter();
     let mut events = Vec::new();
     for bytes in messages(&node, &prefix, from, to).await {
         let (message, _) = parse_message(&bytes)
@@ -122,8 +127,10 @@ pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
             sn: event.sn(),
             ilk: event.ilk().as_str().to_string(),
             said: event.said().qb64(),
-            event: serde_json::from_str(event.raw()).unwrap_or(serde_json::Value::Null),
+            event: serde_json::value::RawValue::from_string(event.raw().to_string())
+                .map_err(|e| bad_request("internal", format!("stored event is not JSON: {e}")))?,
             attachments: message.attachments.to_cesr().unwrap_or_default(),
+            tx_id: tx_ids.next().flatten().map(hex::encode),
         });
     }
     Ok(Json(Kel {
