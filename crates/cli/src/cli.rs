@@ -235,12 +235,25 @@ pub(crate) enum IdCommand {
     Show(IdShowArgs),
     /// Print an identifier's key event log (JSON, or a CESR stream with --cesr).
     Kel(IdKelArgs),
+    /// Approve a delegated identifier's waiting event (inception or rotation) by anchoring
+    /// its seal in an interaction of the delegator.
+    Delegate(IdDelegateArgs),
     /// Save an identifier's key event log with the log receipt of every event, for
     /// `welkin id verify`.
     Export(IdExportArgs),
     /// Check an exported key event log offline: every event's log receipt against the
     /// cluster key in the genesis file, then every KERI rule; prints the key state.
     Verify(IdVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdDelegateArgs {
+    /// The delegator (keystore name, with --name).
+    #[command(flatten)]
+    pub(crate) id: IdNameArgs,
+    /// The delegated identifier whose waiting event to approve (prefix).
+    #[arg(long)]
+    pub(crate) approve: String,
 }
 
 #[derive(Debug, Args)]

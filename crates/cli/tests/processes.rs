@@ -768,6 +768,34 @@ fn identities(dir: &Path) {
         String::from_utf8_lossy(&refused.stderr)
     );
 
+    // `welkin id delegate` finds the waiting delegated event and anchors it.
+    let waiting = run_ok(&mut id(&[
+        "incept",
+        "--name",
+        "dave",
+        "--delegator",
+        &alice,
+    ]));
+    let dave = waiting
+        .split_whitespace()
+        .find(|word| word.starts_with('E') && word.contains(':'))
+        .and_then(|anchor| anchor.split(':').next())
+        .expect("the command names the delegated identifier")
+        .to_string();
+    run_ok(&mut id(&[
+        "delegate",
+        "--name",
+        "alice",
+        "--approve",
+        &dave,
+    ]));
+    assert_eq!(json(&["show", &dave])["delegator"], alice.as_str());
+    let none = id(&["delegate", "--name", "alice", "--approve", &dave])
+        .output()
+        .expect("runs");
+    assert!(!none.status.success(), "nothing is left to approve");
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no event waiting"));
+
     // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
     expect_errors(
         &format!("{api}/v1/id"),

@@ -193,6 +193,13 @@ impl Client {
         self.text(&url, response)
     }
 
+    /// Messages waiting in escrow for an identifier's next event (CESR).
+    pub fn pending_cesr(&self, prefix: &str) -> Result<String, ClientError> {
+        let url = format!("{}/v1/id/{prefix}/pending", self.base);
+        let response = self.agent.get(&url).call();
+        self.text(&url, response)
+    }
+
     /// The duplicity evidence recorded against an identifier.
     pub fn duplicity(
         &self,

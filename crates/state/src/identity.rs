@@ -306,6 +306,11 @@ fn add_to_escrow<S: Snapshot>(
     state.put(slot, encode_escrow(&waiting));
 }
 
+/// The messages in an escrow slot's value, oldest first.
+pub fn escrowed_messages(value: Option<&[u8]>) -> Vec<Vec<u8>> {
+    decode_escrow(value).into_iter().map(|(_, m)| m).collect()
+}
+
 /// Escrow slots hold (transaction id, u32 length, message)*.
 fn encode_escrow(messages: &[(TxId, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -6,8 +6,8 @@
 
 use crate::{
     cli::{
-        IdExportArgs, IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs, IdShowArgs,
-        IdVerifyArgs, KeystoreArgs,
+        IdDelegateArgs, IdExportArgs, IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs,
+        IdShowArgs, IdVerifyArgs, KeystoreArgs,
     },
     output,
 };
@@ -238,15 +238,51 @@ pub(crate) fn interact(args: IdInteractArgs) -> anyhow::Result<()> {
         .iter()
         .map(|a| parse_seal(a))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let keystore = open_keystore(&args.id.keystore)?;
-    let identity = keystore.get(&args.id.name)?;
-    let client = Client::new(&args.id.api.api);
+    anchor(&args.id, &seals, "interacted as")
+}
+
+/// Submits an interaction of the named identity anchoring `seals`.
+fn anchor(args: &IdNameArgs, seals: &[EventSeal], verb: &str) -> anyhow::Result<()> {
+    let keystore = open_keystore(&args.keystore)?;
+    let identity = keystore.get(&args.name)?;
+    let client = Client::new(&args.api.api);
     let state = client.key_state(&identity.prefix)?;
-    let event = welkin_keri::interact(&state, seal_anchors(&seals));
+    let event = welkin_keri::interact(&state, seal_anchors(seals));
     let signatures = sign(&event, &signers(&identity.current));
     submit(&client, &signed(event, signatures))?;
     let state = client.key_state(&identity.prefix)?;
-    report(args.id.api.json, "interacted as", &args.id.name, &state)
+    report(args.api.json, verb, &args.name, &state)
+}
+
+pub(crate) fn delegate(args: IdDelegateArgs) -> anyhow::Result<()> {
+    let keystore = open_keystore(&args.id.keystore)?;
+    let delegator = keystore.get(&args.id.name)?.prefix.clone();
+    drop(keystore);
+    let client = Client::new(&args.id.api.api);
+    let pending = client.pending_cesr(&args.approve)?;
+    let messages = welkin_keri::parse_stream(pending.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the node sent an unreadable pending event: {e}"))?;
+    let delegated_by_us = |m: &Message| match m.event.body() {
+        welkin_keri::EventBody::Inception(i) => i.delegator.is_some_and(|d| d.qb64() == delegator),
+        welkin_keri::EventBody::Rotation(r) => r.delegated,
+        _ => false,
+    };
+    let Some(waiting) = messages.iter().rev().find(|m| delegated_by_us(m)) else {
+        bail!(
+            "{} has no event waiting for {}'s approval (the delegate submits it first)",
+            args.approve,
+            args.id.name
+        );
+    };
+    let seal = waiting.event.seal();
+    eprintln!(
+        "approving {} event {} of {} (sn {})",
+        waiting.event.ilk().as_str(),
+        seal.said.qb64(),
+        seal.prefix,
+        seal.sn
+    );
+    anchor(&args.id, &[seal], "approved as")
 }
 
 /// A prefix given directly, or the prefix of a keystore name.

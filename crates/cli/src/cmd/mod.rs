@@ -38,6 +38,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(IdCommand::Interact(args)) => id::interact(args),
         Command::Id(IdCommand::Show(args)) => id::show(args),
         Command::Id(IdCommand::Kel(args)) => id::kel(args),
+        Command::Id(IdCommand::Delegate(args)) => id::delegate(args),
         Command::Id(IdCommand::Export(args)) => id::export(args),
         Command::Id(IdCommand::Verify(args)) => id::verify(args),
     }

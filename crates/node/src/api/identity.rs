@@ -9,6 +9,7 @@
 //! | `GET /v1/id/{prefix}/receipts` | this node's witness receipts (`rct`) of every event, CESR |
 //! | `GET /oobi/{prefix}` | the KEL followed by this node's receipts, for KERI clients |
 //! | `GET /v1/id/{prefix}/duplicity` | conflicting, validly signed events refused (JSON) |
+//! | `GET /v1/id/{prefix}/pending` | messages waiting in escrow for its next event (CESR) |
 //! | `GET /v1/id/witnesses` | the nodes' KERI identifiers (the witness pool) and threshold |
 //!
 //! Every node is a KERI witness under a non-transferable identifier (`B` + its identity
@@ -192,6 +193,24 @@ pub(super) async fn oobi<E: Clock + Send + Sync + 'static>(
     let mut stream = kel.concat();
     stream.extend(receipts_of(&node, &prefix, &kel).await?);
     Ok(cesr(stream))
+}
+
+/// `GET /v1/id/{prefix}/pending`: the messages waiting in escrow for the identifier's next
+/// event (its inception if it has none yet), e.g. a delegated event its delegator has not
+/// anchored. Not committed as accepted; shown so a delegator can see what to approve.
+pub(super) async fn pending<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+) -> Result<Response, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    let qb64 = prefix.qb64();
+    let next = match node.value(keys::id_state(&qb64)).await {
+        Some(_) => state_of(&node, &prefix).await?.sn + 1,
+        None => 0,
+    };
+    let slot = node.value(keys::id_escrow(&qb64, next)).await;
+    let messages = welkin_state::identity::escrowed_messages(slot.as_deref());
+    Ok(cesr(messages.concat()))
 }
 
 /// `GET /v1/id/witnesses`: the witness pool.
