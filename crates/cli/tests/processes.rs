@@ -384,6 +384,24 @@ fn raw_get_bytes(url: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
+/// The body of `url` once it answers 200 with a body `ready` accepts (nodes apply a committed
+/// block at slightly different times); fails after 20 s.
+fn served_eventually(url: &str, ready: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = raw_get_bytes(url);
+        if status == 200 && ready(&body) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} still answers {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Checkpoints by size and the C2SP tiles of a node: a tile-reading client rebuilds the
 /// certified root from the tiles and checks the entry bundle against them.
 fn log_tiles_and_checkpoints_by_size(
@@ -667,9 +685,11 @@ fn identities(dir: &Path) {
     let cesr = run_ok(&mut id(&["kel", "alice", "--cesr"]));
     assert!(cesr.starts_with("{\"v\":\"KERI10JSON"));
     for node in 0..NODES as u16 {
-        let base = format!("http://127.0.0.1:{}/v1/id/{alice}", API_BASE + node);
-        let (status, other) = raw_get_bytes(&format!("{base}/kel.cesr"));
-        assert_eq!(status, 200);
+        let url = format!(
+            "http://127.0.0.1:{}/v1/id/{alice}/kel.cesr",
+            API_BASE + node
+        );
+        let other = served_eventually(&url, |body| body == cesr.as_bytes());
         assert_eq!(
             String::from_utf8_lossy(&other),
             cesr,
@@ -690,15 +710,15 @@ fn identities(dir: &Path) {
         .as_str()
         .expect("prefix")
         .to_string();
+    // The command returned when the node it asked committed the inception; the others may
+    // apply that block a moment later.
     let node_api = |i: u16| format!("http://127.0.0.1:{}", API_BASE + i);
-    let kel =
-        String::from_utf8(raw_get_bytes(&format!("{}/v1/id/{carol}/kel.cesr", node_api(0))).1)
-            .expect("utf-8");
+    let kel = served_eventually(&format!("{}/v1/id/{carol}/kel.cesr", node_api(0)), |_| true);
+    let kel = String::from_utf8(kel).expect("utf-8");
     let receipts: Vec<String> = (0..3)
         .map(|i| {
-            let (status, body) = raw_get_bytes(&format!("{}/v1/id/{carol}/receipts", node_api(i)));
-            assert_eq!(status, 200);
-            String::from_utf8(body).expect("utf-8")
+            let url = format!("{}/v1/id/{carol}/receipts", node_api(i));
+            String::from_utf8(served_eventually(&url, |_| true)).expect("utf-8")
         })
         .collect();
     assert_ne!(receipts[0], receipts[1], "each node signs its own receipt");

@@ -52,6 +52,11 @@ pub enum ClientError {
     BadReply(String),
 }
 
+/// Reads a JSON reply body.
+fn parse_reply<T: DeserializeOwned>(text: &str) -> Result<T, ClientError> {
+    serde_json::from_str(text).map_err(|e| ClientError::BadReply(format!("{e}: {text}")))
+}
+
 /// Which checkpoint note to fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoteAt {
@@ -93,8 +98,7 @@ impl Client {
         url: &str,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, ClientError> {
-        let text = self.text(url, response)?;
-        serde_json::from_str(&text).map_err(|e| ClientError::BadReply(format!("{e}: {text}")))
+        parse_reply(&self.text(url, response)?)
     }
 
     /// The body of a successful response as text; an API error for a failed one.
@@ -135,9 +139,14 @@ impl Client {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        parse_reply(&self.get_text(path)?)
+    }
+
+    /// The body of a successful GET as text (notes, CESR streams).
+    fn get_text(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self.agent.get(&url).call();
-        self.decode(&url, response)
+        self.text(&url, response)
     }
 
     fn post<B: serde::Serialize, T: DeserializeOwned>(
@@ -159,9 +168,7 @@ impl Client {
             NoteAt::Size(size) => format!("?size={size}"),
             NoteAt::Height(height) => format!("?height={height}"),
         };
-        let url = format!("{}/v1/log/checkpoint{query}", self.base);
-        let response = self.agent.get(&url).call();
-        self.text(&url, response)
+        self.get_text(&format!("/v1/log/checkpoint{query}"))
     }
 
     /// The key state of a KERI identifier (qb64 prefix).
@@ -176,9 +183,7 @@ impl Client {
 
     /// An identifier's whole key event log as a CESR stream.
     pub fn kel_cesr(&self, prefix: &str) -> Result<String, ClientError> {
-        let url = format!("{}/v1/id/{prefix}/kel.cesr", self.base);
-        let response = self.agent.get(&url).call();
-        self.text(&url, response)
+        self.get_text(&format!("/v1/id/{prefix}/kel.cesr"))
     }
 
     /// The cluster's nodes as KERI witnesses.
@@ -188,16 +193,12 @@ impl Client {
 
     /// This node's witness receipts of every accepted event of an identifier (CESR).
     pub fn receipts_cesr(&self, prefix: &str) -> Result<String, ClientError> {
-        let url = format!("{}/v1/id/{prefix}/receipts", self.base);
-        let response = self.agent.get(&url).call();
-        self.text(&url, response)
+        self.get_text(&format!("/v1/id/{prefix}/receipts"))
     }
 
     /// Messages waiting in escrow for an identifier's next event (CESR).
     pub fn pending_cesr(&self, prefix: &str) -> Result<String, ClientError> {
-        let url = format!("{}/v1/id/{prefix}/pending", self.base);
-        let response = self.agent.get(&url).call();
-        self.text(&url, response)
+        self.get_text(&format!("/v1/id/{prefix}/pending"))
     }
 
     /// The duplicity evidence recorded against an identifier.

@@ -663,19 +663,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             }
             Query::Inclusion { index, size, reply } => {
                 let proof = welkin_merkle::inclusion_proof(self.log().tree(), index, size);
-                let _ = reply.send(
-                    proof
-                        .map(|p| p.iter().map(to_digest).collect())
-                        .map_err(|e| e.to_string()),
-                );
+                let _ = reply.send(proof_digests(proof));
             }
             Query::Consistency { old, new, reply } => {
                 let proof = welkin_merkle::consistency_proof(self.log().tree(), old, new);
-                let _ = reply.send(
-                    proof
-                        .map(|p| p.iter().map(to_digest).collect())
-                        .map_err(|e| e.to_string()),
-                );
+                let _ = reply.send(proof_digests(proof));
             }
             Query::Entries { start, end, reply } => {
                 let size = self.log().size();
@@ -704,4 +696,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             }
         }
     }
+}
+
+/// A proof's hashes as digests, or why there is none.
+fn proof_digests(
+    proof: Result<Vec<welkin_merkle::Hash>, welkin_merkle::Error>,
+) -> Result<Vec<Digest>, String> {
+    proof
+        .map(|p| p.iter().map(to_digest).collect())
+        .map_err(|e| e.to_string())
 }

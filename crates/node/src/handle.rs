@@ -101,6 +101,7 @@ pub struct NodeHandle<E> {
     shared: Shared,
     cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
     witness: std::sync::Arc<welkin_keri::Signer>,
+    cosigners: std::sync::Arc<Vec<welkin_note::CosignatureVerifier>>,
 }
 
 impl<E> Clone for NodeHandle<E> {
@@ -117,6 +118,7 @@ impl<E> Clone for NodeHandle<E> {
             shared: self.shared.clone(),
             cosigner: self.cosigner.clone(),
             witness: self.witness.clone(),
+            cosigners: self.cosigners.clone(),
         }
     }
 }
@@ -136,6 +138,7 @@ impl<E: Clock> NodeHandle<E> {
         witness: std::sync::Arc<welkin_keri::Signer>,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
+        let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
         Self {
             clock: std::sync::Arc::new(clock),
             genesis,
@@ -148,6 +151,7 @@ impl<E: Clock> NodeHandle<E> {
             shared,
             cosigner,
             witness,
+            cosigners,
         }
     }
 
@@ -273,9 +277,8 @@ impl<E: Clock> NodeHandle<E> {
             &self.cluster_id,
             self.genesis.cluster_key(),
         );
-        let verifiers = welkin_types::note::cosigner_verifiers(&self.genesis);
         for (index, cosignature) in &witnessed.cosignatures {
-            if let Some(verifier) = verifiers.get(*index as usize) {
+            if let Some(verifier) = self.cosigners.get(*index as usize) {
                 note.add_signature(welkin_types::note::cosignature_line(verifier, cosignature));
             }
         }
