@@ -47,7 +47,8 @@ pub(crate) enum Command {
     /// Append records to the cluster's audit log, fetch entries and proofs, check receipts.
     #[command(subcommand)]
     Log(LogCommand),
-    /// KERI identities witnessed by the cluster: incept, rotate, interact, show, KEL.
+    /// KERI identities witnessed by the cluster: incept, rotate, interact, delegate, show,
+    /// KEL, export and offline verify.
     ///
     /// Keys live in a local keystore encrypted with a passphrase (WELKIN_PASSPHRASE, or
     /// --passphrase-file). Each event is signed by the identity's keys and committed by the
