@@ -137,10 +137,9 @@ pub(crate) enum TxCommand {
 pub(crate) struct TxSubmitArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
-    /// Sign with the key in this file (from `welkin key new`).
-    #[arg(long)]
-    pub(crate) key: PathBuf,
-    /// Use this nonce (default: random). A nonce is never accepted twice per signer.
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+    /// Use this nonce (default: random). A nonce is never accepted twice per sender.
     #[arg(long)]
     pub(crate) nonce: Option<u64>,
     /// Let the transaction expire this many seconds from now.
@@ -281,6 +280,29 @@ pub(crate) struct IdVerifyArgs {
     pub(crate) json: bool,
 }
 
+/// Who signs a transaction: a raw key, or an identity from the keystore.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "sender")]
+pub(crate) struct SenderArgs {
+    /// Sign with the raw ed25519 key in this file (from `welkin key new`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Sign as this identity from the keystore (from `welkin id incept`), with all its current
+    /// keys. The cluster checks them against the identifier's key state when the transaction
+    /// executes: after `welkin id rotate`, only the new keys sign for it.
+    #[arg(long = "as", value_name = "NAME")]
+    pub(crate) identity: Option<String>,
+}
+
+/// A transaction's sender and, for `--as`, the keystore that holds its keys.
+#[derive(Debug, Args)]
+pub(crate) struct SignerArgs {
+    #[command(flatten)]
+    pub(crate) sender: SenderArgs,
+    #[command(flatten)]
+    pub(crate) keystore: KeystoreArgs,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct KeystoreArgs {
     /// The keystore file (created on first use).
@@ -378,9 +400,8 @@ pub(crate) enum LogCommand {
 pub(crate) struct LogAppendArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
-    /// Sign with the key in this file (from `welkin key new`).
-    #[arg(long)]
-    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
     /// The file to record.
     pub(crate) file: PathBuf,
     /// Declare the file's media type.

@@ -14,7 +14,7 @@ use std::{
 };
 use welkin_client::{Client, ClientError};
 use welkin_types::{
-    Digest, Payload, PrivateKey, Receipt, SignedTransaction, TX_VERSION, Transaction,
+    Digest, Payload, PrivateKey, Receipt, Sender, SignedTransaction, Transaction,
     api::{TxState, TxStatus},
 };
 
@@ -179,8 +179,7 @@ impl Signer {
 
     fn tx_with(&self, nonce: u64, expiry_ms: u64, payload: Payload) -> SignedTransaction {
         Transaction {
-            version: TX_VERSION,
-            signer: self.key.public_key(),
+            sender: Sender::Key(self.key.public_key()),
             nonce,
             expiry_ms,
             payload,
@@ -314,7 +313,7 @@ fn bad_input(cluster: &Cluster, signer: &mut Signer) {
     // Wrongly signed: a valid transaction with another transaction's signature.
     let good = signer.tx(Payload::Memo(b"x".to_vec()));
     let other = signer.tx(Payload::Memo(b"y".to_vec()));
-    let forged = SignedTransaction::new(good.tx.clone(), other.signature.clone());
+    let forged = SignedTransaction::new(good.tx.clone(), other.signatures.clone());
     expect_api_error(client.submit(&forged, None), "bad_signature");
     // Signed for another cluster.
     let foreign = Signer {
@@ -627,9 +626,37 @@ fn identities(dir: &Path) {
         .expect("prefix")
         .to_string();
     assert_eq!(incepted["state"]["sn"], 0);
+    // Transactions signed by the identifier, with whatever keys a keystore holds for it.
+    let tx_as = |store: &Path, value: &str| {
+        welkin()
+            .args([
+                "tx", "submit", "--as", "alice", "--wait", "--json", "--api", &api,
+            ])
+            .arg(format!("--keystore={}", store.display()))
+            .env("WELKIN_PASSPHRASE", "correct horse battery staple")
+            .args(["put", "color", value])
+            .output()
+            .expect("welkin tx runs")
+    };
+    let output = tx_as(&keystore, "blue");
+    assert!(output.status.success(), "{output:?}");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(status["receipt"]["outcome"], "applied", "{status}");
     let before_rotation = std::fs::read(&keystore).expect("keystore");
+    let old_keystore = dir.join("keystore-before-rotation.json");
+    std::fs::write(&old_keystore, &before_rotation).expect("copy");
     let rotated = json(&["rotate", "--name", "alice"]);
     assert_eq!(rotated["state"]["sn"], 1);
+    // The rotated-out key no longer signs for alice, on any node; the new one does.
+    let output = tx_as(&old_keystore, "red");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a rotated-out key was accepted");
+    assert!(
+        stderr.contains("not a current signing key") && stderr.contains(&alice),
+        "{stderr}"
+    );
+    let output = tx_as(&keystore, "green");
+    assert!(output.status.success(), "{output:?}");
     // A crash after the rotation was committed but before the keystore recorded it: the
     // keystore still has the old keys plus the pending commitment. Rotating again finishes
     // the rotation without submitting a second one.

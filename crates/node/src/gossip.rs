@@ -136,14 +136,13 @@ mod tests {
     use super::*;
     use crate::checkpoints::CheckpointMessage;
     use commonware_cryptography::Signer as _;
-    use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, decode, hash_parts};
+    use welkin_types::{Payload, PrivateKey, Sender, Transaction, decode, hash_parts};
 
     #[test]
     fn peer_messages_reject_garbage_without_panicking() {
         let key = PrivateKey::from_seed(1);
         let tx = Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce: 1,
             expiry_ms: 1,
             payload: Payload::Memo(vec![7; 40]),

@@ -14,10 +14,10 @@ use futures::{
     SinkExt,
     channel::{mpsc, oneshot},
 };
-use welkin_state::keys;
+use welkin_state::{authority, keys};
 use welkin_types::{
-    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, SignedTransaction, TxError,
-    TxId,
+    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, Sender, SignedTransaction,
+    TxError, TxId,
 };
 
 /// Why a submission was refused. Each variant has a stable code for the API.
@@ -46,14 +46,18 @@ pub enum SubmitError {
         /// The chain's limit.
         max_ttl_ms: u64,
     },
-    /// The signer already used this nonce in a committed transaction.
-    #[error("nonce {nonce} of signer {signer} was already used; pick a fresh nonce")]
+    /// The sender already used this nonce in a committed transaction.
+    #[error("nonce {nonce} of sender {signer} was already used; pick a fresh nonce")]
     Replay {
-        /// The signer.
+        /// The sender: a key (hex) or an identifier.
         signer: String,
         /// The nonce.
         nonce: u64,
     },
+    /// The keys that signed do not speak for the identifier that sends the transaction (as
+    /// of the latest committed state).
+    #[error(transparent)]
+    Unauthorized(#[from] welkin_state::authority::Refusal),
     /// The mempool is full.
     #[error(transparent)]
     Full(#[from] MempoolError),
@@ -73,6 +77,7 @@ impl SubmitError {
             SubmitError::Expired { .. } => "expired",
             SubmitError::TtlTooLong { .. } => "ttl_too_long",
             SubmitError::Replay { .. } => "replay",
+            SubmitError::Unauthorized(_) => "unauthorized",
             SubmitError::Full(_) => "mempool_full",
             SubmitError::Unavailable => "unavailable",
         }
@@ -349,7 +354,7 @@ impl<E: Clock> NodeHandle<E> {
         let mut lookups = Vec::new();
         for (index, (tx, signature_ok)) in txs.iter().zip(signatures).enumerate() {
             let early = if !signature_ok {
-                Some(Err(TxError::BadSignature(tx.tx.signer.to_string()).into()))
+                Some(Err(TxError::BadSignature(tx.tx.sender.to_string()).into()))
             } else if tx.tx.expiry_ms < now {
                 Some(Err(SubmitError::Expired {
                     expiry_ms: tx.tx.expiry_ms,
@@ -370,30 +375,44 @@ impl<E: Clock> NodeHandle<E> {
             results.push(early);
         }
         if !lookups.is_empty() {
-            let keys: Vec<Digest> = lookups
-                .iter()
-                .flat_map(|&i| {
-                    [
-                        keys::receipt(&txs[i].id()),
-                        keys::nonce(&txs[i].tx.signer, txs[i].tx.nonce),
-                    ]
-                })
-                .collect();
+            // Per transaction: its receipt, its nonce, and for an identifier sender its key
+            // state.
+            let mut keys: Vec<Digest> = Vec::with_capacity(lookups.len() * 3);
+            for &i in &lookups {
+                let tx = &txs[i].tx;
+                keys.push(keys::receipt(&txs[i].id()));
+                keys.push(keys::nonce(&tx.sender, tx.nonce));
+                if let Some(prefix) = tx.sender.prefix() {
+                    keys.push(keys::id_state(prefix));
+                }
+            }
             let Some(values) = self.ask(|r| Query::Values(keys, r)).await else {
                 return txs.iter().map(|_| Err(SubmitError::Unavailable)).collect();
             };
-            for (slot, &index) in lookups.iter().enumerate() {
+            let mut values = values.into_iter();
+            for &index in &lookups {
                 let tx = &txs[index];
-                let receipt = values[2 * slot]
-                    .as_ref()
-                    .and_then(|bytes| welkin_types::decode::<Receipt>(bytes).ok());
+                let receipt = values
+                    .next()
+                    .flatten()
+                    .and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok());
+                let nonce_used = values.next().flatten().is_some();
+                let authorized = match &tx.tx.sender {
+                    Sender::Key(_) => Ok(()),
+                    Sender::Identifier { prefix, signers } => {
+                        let state = authority::stored_key_state(values.next().flatten().as_deref());
+                        authority::check(state.as_ref(), prefix, signers)
+                    }
+                };
                 let outcome = if let Some(receipt) = receipt {
                     Ok(Submitted::Committed(receipt))
-                } else if values[2 * slot + 1].is_some() {
+                } else if nonce_used {
                     Err(SubmitError::Replay {
-                        signer: tx.tx.signer.to_string(),
+                        signer: tx.tx.sender.to_string(),
                         nonce: tx.tx.nonce,
                     })
+                } else if let Err(refusal) = authorized {
+                    Err(refusal.into())
                 } else {
                     match self.mempool.insert(tx.clone()) {
                         Ok(true) => {

@@ -79,7 +79,7 @@ impl Mempool {
         self.lock()
             .by_id
             .get(&tx.id())
-            .is_some_and(|held| held.signature == tx.signature)
+            .is_some_and(|held| held.signatures == tx.signatures)
     }
 
     /// Whether a transaction with this id is waiting.
@@ -149,13 +149,12 @@ impl Mempool {
 mod tests {
     use super::*;
     use commonware_cryptography::Signer as _;
-    use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, hash_parts};
+    use welkin_types::{Payload, PrivateKey, Sender, Transaction, hash_parts};
 
     fn tx(nonce: u64) -> SignedTransaction {
         let key = PrivateKey::from_seed(1);
         Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce,
             expiry_ms: 1,
             payload: Payload::Memo(vec![]),

@@ -345,7 +345,7 @@ mod tests {
         InceptionBuilder, RotationBuilder, Signer, Threshold, interact, seal_anchors, sign, signed,
     };
     use welkin_types::{
-        Block, ChainParams, Outcome, Payload, PrivateKey, TX_VERSION, Transaction, hash_parts,
+        Block, ChainParams, Outcome, Payload, PrivateKey, Sender, Transaction, hash_parts,
     };
 
     fn env() -> Env {
@@ -379,8 +379,7 @@ mod tests {
         fn tx(&mut self, message: Vec<u8>) -> welkin_types::SignedTransaction {
             self.nonce += 1;
             Transaction {
-                version: TX_VERSION,
-                signer: self.submitter.public_key(),
+                sender: Sender::Key(self.submitter.public_key()),
                 nonce: self.nonce,
                 expiry_ms: 1_010_000,
                 payload: Payload::KeyEvent(message),

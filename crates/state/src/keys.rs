@@ -1,7 +1,7 @@
 //! State keys. Every key is a SHA-256 hash over a module prefix and the key's parts, so
 //! modules cannot collide and every key has the same size in the authenticated store.
 
-use welkin_types::{Digest, PublicKey, TxId, hash_parts};
+use welkin_types::{Digest, Sender, TxId, hash_parts};
 
 /// The chain parameters.
 pub fn params() -> Digest {
@@ -18,9 +18,17 @@ pub fn member_count() -> Digest {
     hash_parts(&[b"system/member-count"])
 }
 
-/// Marks that `signer` used `nonce`; the value is the transaction's expiry.
-pub fn nonce(signer: &PublicKey, nonce: u64) -> Digest {
-    hash_parts(&[b"system/nonce", signer.as_ref(), &nonce.to_be_bytes()])
+/// Marks that `sender` used `nonce`; the value is the transaction's expiry. An identifier's
+/// nonces belong to the identifier, not to its keys: they survive rotations.
+pub fn nonce(sender: &Sender, nonce: u64) -> Digest {
+    match sender {
+        Sender::Key(key) => hash_parts(&[b"system/nonce", key.as_ref(), &nonce.to_be_bytes()]),
+        Sender::Identifier { prefix, .. } => hash_parts(&[
+            b"system/identifier-nonce",
+            prefix.as_bytes(),
+            &nonce.to_be_bytes(),
+        ]),
+    }
 }
 
 /// The receipt of a transaction.
@@ -39,9 +47,15 @@ pub fn log_height(size: u64) -> Digest {
     hash_parts(&[b"log/height", &size.to_be_bytes()])
 }
 
-/// A value in a signer's own key-value namespace.
-pub fn kv(signer: &PublicKey, key: &[u8]) -> Digest {
-    hash_parts(&[b"kv", signer.as_ref(), key])
+/// A value in a sender's own key-value namespace (a key's, or an identifier's whatever keys
+/// it signs with).
+pub fn kv(sender: &Sender, key: &[u8]) -> Digest {
+    match sender {
+        Sender::Key(public) => hash_parts(&[b"kv", public.as_ref(), key]),
+        Sender::Identifier { prefix, .. } => {
+            hash_parts(&[b"kv/identifier", prefix.as_bytes(), key])
+        }
+    }
 }
 
 /// Why a transaction's payload did not take effect (UTF-8): the reason for a `Rejected`

@@ -14,6 +14,7 @@
 
 #![deny(missing_docs)]
 
+pub mod authority;
 pub mod identity;
 pub mod keys;
 pub mod system;
@@ -104,7 +105,10 @@ pub fn reads(block: &Block) -> Vec<Digest> {
     keys.push(keys::log_size());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
-        keys.push(keys::nonce(&tx.tx.signer, tx.tx.nonce));
+        keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
+        if let Some(prefix) = tx.tx.sender.prefix() {
+            keys.push(keys::id_state(prefix));
+        }
     }
     keys
 }

@@ -4,16 +4,20 @@
 //! 1. block time after `expiry_ms`: `Expired`;
 //! 2. `expiry_ms` more than `max_tx_ttl_ms` after block time: `TtlTooLong` (this bound is what
 //!    lets nonces be forgotten later: a replay after expiry is refused as expired);
-//! 3. `(signer, nonce)` already used: `Replay`;
-//! 4. otherwise the payload runs and the nonce is marked used: `Applied`.
+//! 3. for an identifier sender, the keys that signed are not current signing keys of the
+//!    identifier meeting its signing threshold (see [`authority`]): `Rejected`, and the
+//!    nonce stays unused;
+//! 4. `(sender, nonce)` already used: `Replay`;
+//! 5. otherwise the payload runs and the nonce is marked used: `Applied` (a key event's own
+//!    verdict may differ: see [`identity`]).
 
 use crate::{
-    Env, Overlay, Snapshot,
+    Env, Overlay, Snapshot, authority,
     identity::{self, KeyEventOutcome},
     keys,
 };
 use std::collections::BTreeMap;
-use welkin_types::{Block, Digest, Genesis, Outcome, Payload, SignedTransaction};
+use welkin_types::{Block, Digest, Genesis, Outcome, Payload, Sender, SignedTransaction};
 
 /// Runs one correctly signed transaction.
 pub(crate) fn execute<S: Snapshot>(
@@ -29,14 +33,26 @@ pub(crate) fn execute<S: Snapshot>(
     if tx.expiry_ms - block.timestamp_ms > env.params.max_tx_ttl_ms {
         return Outcome::TtlTooLong;
     }
-    let nonce_key = keys::nonce(&tx.signer, tx.nonce);
+    if let Sender::Identifier { prefix, signers } = &tx.sender {
+        let key_state = authority::stored_key_state(state.get(&keys::id_state(prefix)));
+        if let Err(refusal) = authority::check(key_state.as_ref(), prefix, signers) {
+            // Not authorised by the identifier: no nonce is used, so a key rotated out (and
+            // perhaps compromised) cannot burn the identifier's nonces.
+            state.put(
+                keys::outcome_detail(&signed.id()),
+                refusal.to_string().into_bytes(),
+            );
+            return Outcome::Rejected;
+        }
+    }
+    let nonce_key = keys::nonce(&tx.sender, tx.nonce);
     if state.get(&nonce_key).is_some() {
         return Outcome::Replay;
     }
     state.put(nonce_key, tx.expiry_ms.to_be_bytes().to_vec());
     match &tx.payload {
         Payload::Memo(_) => {}
-        Payload::Put { key, value } => state.put(keys::kv(&tx.signer, key), value.clone()),
+        Payload::Put { key, value } => state.put(keys::kv(&tx.sender, key), value.clone()),
         // A record lives in the audit log (as the transaction itself); nothing else to store.
         Payload::Record { .. } => {}
         Payload::KeyEvent(message) => {
@@ -83,8 +99,8 @@ mod tests {
     use commonware_cryptography::Signer as _;
     use std::collections::BTreeMap;
     use welkin_types::{
-        Block, ChainParams, Outcome, Payload, PrivateKey, SignedTransaction, TX_VERSION,
-        Transaction, hash_parts,
+        Block, ChainParams, Outcome, Payload, PrivateKey, Sender, SignedTransaction, Transaction,
+        hash_parts,
     };
 
     fn env() -> Env {
@@ -96,8 +112,7 @@ mod tests {
 
     fn tx(key: &PrivateKey, nonce: u64, expiry_ms: u64, payload: Payload) -> SignedTransaction {
         Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce,
             expiry_ms,
             payload,
@@ -126,10 +141,10 @@ mod tests {
         assert_eq!(effects.receipts.len(), 1);
         assert_eq!(effects.receipts[0].1.outcome, Outcome::Applied);
         assert_eq!(
-            state.get(&keys::kv(&key.public_key(), b"a")),
+            state.get(&keys::kv(&Sender::Key(key.public_key()), b"a")),
             Some(&b"1".to_vec())
         );
-        assert!(state.contains_key(&keys::nonce(&key.public_key(), 1)));
+        assert!(state.contains_key(&keys::nonce(&Sender::Key(key.public_key()), 1)));
     }
 
     #[test]
@@ -181,7 +196,7 @@ mod tests {
             outcomes,
             vec![Outcome::Expired, Outcome::TtlTooLong, Outcome::Applied]
         );
-        assert!(!state.contains_key(&keys::nonce(&key.public_key(), 1)));
+        assert!(!state.contains_key(&keys::nonce(&Sender::Key(key.public_key()), 1)));
     }
 
     #[test]
@@ -190,7 +205,7 @@ mod tests {
         let good = tx(&key, 1, 2_000, Payload::Memo(vec![]));
         let forged = SignedTransaction::new(
             good.tx.clone(),
-            tx(&key, 2, 2_000, Payload::Memo(vec![])).signature,
+            tx(&key, 2, 2_000, Payload::Memo(vec![])).signatures,
         );
         let b = block(1, 1_000, vec![forged]);
         let verdicts = check_signatures(&env().cluster_id, &b);

@@ -168,15 +168,14 @@ impl BoundedBlock for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Payload, PrivateKey, Transaction, hash_parts, tx::TX_VERSION};
+    use crate::{Payload, PrivateKey, Transaction, hash_parts, tx::Sender};
     use commonware_codec::DecodeExt as _;
     use commonware_cryptography::Signer as _;
 
     fn tx(nonce: u64) -> SignedTransaction {
         let key = PrivateKey::from_seed(3);
         Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce,
             expiry_ms: 10,
             payload: Payload::Memo(vec![nonce as u8; 10]),

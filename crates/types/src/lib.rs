@@ -20,7 +20,10 @@ pub use block::{Block, BlockCfg};
 pub use checkpoint::{CertifiedCheckpoint, Checkpoint};
 pub use genesis::{ChainParams, ClusterId, Genesis, NodeInfo};
 pub use receipt::{Outcome, Receipt};
-pub use tx::{Payload, SignedTransaction, TX_VERSION, Transaction, TxError, TxId};
+pub use tx::{
+    IndexedKey, MAX_PREFIX_BYTES, MAX_TX_SIGNERS, Payload, Sender, SignedTransaction,
+    TX_VERSION_IDENTIFIER, TX_VERSION_KEY, Transaction, TxError, TxId,
+};
 
 /// The hash used everywhere in Welkin (SHA-256).
 pub type Hasher = commonware_cryptography::Sha256;
@@ -86,8 +89,8 @@ mod robustness {
     //! whatever a decoder accepts must be canonical (re-encode to the same bytes).
 
     use crate::{
-        Block, CertifiedCheckpoint, Payload, PrivateKey, SignedTransaction, TX_VERSION,
-        Transaction, decode, hash_parts,
+        Block, CertifiedCheckpoint, Payload, PrivateKey, Sender, SignedTransaction, Transaction,
+        decode, hash_parts,
     };
     use commonware_codec::{Encode, Read};
     use commonware_cryptography::Signer as _;
@@ -129,8 +132,7 @@ mod robustness {
         let key = PrivateKey::from_seed(9);
         let cluster = hash_parts(&[b"c"]);
         let tx = Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce: 77,
             expiry_ms: 1_000,
             payload: Payload::Put {
@@ -140,6 +142,23 @@ mod robustness {
         }
         .sign(&key, &cluster);
         let block = Block::new(cluster, 5, 6, vec![tx.clone(), tx.clone()]);
+        let by_identifier = Transaction {
+            sender: crate::Sender::Identifier {
+                prefix: "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4".into(),
+                signers: vec![crate::IndexedKey {
+                    index: 1,
+                    key: key.public_key(),
+                }],
+            },
+            nonce: 77,
+            expiry_ms: 1_000,
+            payload: Payload::Memo(b"m".to_vec()),
+        }
+        .sign(&key, &cluster);
+        for bytes in mutations(&by_identifier.encode(), &mut rng, 5_000) {
+            check::<SignedTransaction>(&bytes);
+            let _ = SignedTransaction::from_bytes(&bytes);
+        }
         for bytes in mutations(&tx.encode(), &mut rng, 5_000) {
             check::<SignedTransaction>(&bytes);
             let _ = SignedTransaction::from_bytes(&bytes);
@@ -160,8 +179,7 @@ mod fixtures {
     //! here is a wire-format change: bump the version it belongs to, then update the fixture.
 
     use crate::{
-        Block, Checkpoint, Outcome, Payload, PrivateKey, Receipt, TX_VERSION, Transaction,
-        hash_parts,
+        Block, Checkpoint, Outcome, Payload, PrivateKey, Receipt, Sender, Transaction, hash_parts,
     };
     use commonware_codec::Encode;
     use commonware_cryptography::Signer as _;
@@ -175,8 +193,7 @@ mod fixtures {
         let key = PrivateKey::from_seed(2026);
         let cluster = hash_parts(&[b"welkin fixture cluster"]);
         let tx = Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce: 42,
             expiry_ms: 1_700_000_000_000,
             payload: Payload::Put {
@@ -186,6 +203,19 @@ mod fixtures {
         }
         .sign(&key, &cluster);
         let block = Block::new(cluster, 7, 1_700_000_000_001, vec![tx.clone()]);
+        let by_identifier = Transaction {
+            sender: Sender::Identifier {
+                prefix: "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4".into(),
+                signers: vec![crate::IndexedKey {
+                    index: 300,
+                    key: key.public_key(),
+                }],
+            },
+            nonce: 42,
+            expiry_ms: 1_700_000_000_000,
+            payload: Payload::Memo(b"fixture".to_vec()),
+        }
+        .sign(&key, &cluster);
         let checkpoint = Checkpoint {
             height: 7,
             state_root: hash_parts(&[b"root"]),
@@ -202,6 +232,7 @@ mod fixtures {
             ("tx", fingerprint(&tx.encode())),
             ("tx id", hex::encode(tx.id())),
             ("block", fingerprint(&block.encode())),
+            ("identifier tx", fingerprint(&by_identifier.encode())),
             (
                 "checkpoint message",
                 fingerprint(&checkpoint.message(&cluster)),
@@ -220,6 +251,10 @@ mod fixtures {
             (
                 "block",
                 "c72720a79ae53604f207f3e2cd45de94747834467246822cef2507bab46d9286",
+            ),
+            (
+                "identifier tx",
+                "d2fa78ef06d9b6849e78d5dbe3d04db69aff5fcf9a91850ebf5201c6153f76f8",
             ),
             (
                 "checkpoint message",

@@ -1,18 +1,29 @@
 //! The transaction envelope: versioned, canonical, signed by its sender.
 //!
 //! ```text
-//! Transaction := version u8 (= 1) | signer [32] | nonce u64 | expiry_ms u64 | payload
+//! Transaction := 0x01 key [32] | common                          (version 1, Sender::Key)
+//!              | 0x02 prefix (varint len, qb64) | count u8
+//!                     | (index varint u32 | key [32]) * count | common
+//!                                                                (version 2, Sender::Identifier)
+//! common      := nonce u64 | expiry_ms u64 | payload
 //! Payload     := 0x01 memo (varint len, bytes)                       (Memo)
 //!              | 0x02 key (varint len, bytes) | value (varint len)   (Put)
 //!              | 0x03 media type (varint len) | content (varint len) (Record)
-//! Signed      := Transaction | ed25519 signature [64]
+//!              | 0x04 message (varint len, bytes)                    (KeyEvent)
+//! Signed      := Transaction | ed25519 signature [64] per key
 //! ```
 //!
-//! The signature covers the cluster id followed by the encoded transaction, under the
+//! Every signature covers the cluster id followed by the encoded transaction, under the
 //! [`namespace::TX`](crate::namespace::TX) namespace, so a transaction signed for one cluster
 //! is worthless on another. The transaction id is the hash of the unsigned encoding: two
 //! signatures over the same transaction (ed25519 signatures are malleable under ZIP-215) give
-//! the same id, and replay protection rests on the (signer, nonce) pair, not on the id.
+//! the same id, and replay protection rests on the (sender, nonce) pair, not on the id.
+//!
+//! A version 2 transaction names the identifier's keys it is signed with, and their indices in
+//! the identifier's key list, inside the signed bytes. So signatures can be checked (and
+//! batch-checked) without state, and no one can change which keys a transaction claims
+//! without changing its id. Whether those keys are the identifier's current ones, meeting its
+//! threshold, is decided by the state machine when the transaction executes.
 
 use crate::{
     Digest, PrivateKey, PublicKey, Signature, hash_parts,
@@ -24,12 +35,15 @@ use crate::{
 };
 use bytes::BufMut;
 use commonware_codec::{
-    Buf, Encode, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write,
+    Buf, Encode, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write, varint::UInt,
 };
 use commonware_cryptography::{Signer as _, Verifier as _};
 
-/// The only envelope version this code accepts.
-pub const TX_VERSION: u8 = 1;
+/// Envelope version of a transaction sent by a raw ed25519 key ([`Sender::Key`]).
+pub const TX_VERSION_KEY: u8 = 1;
+
+/// Envelope version of a transaction sent by a KERI identifier ([`Sender::Identifier`]).
+pub const TX_VERSION_IDENTIFIER: u8 = 2;
 
 /// A transaction id: SHA-256 over the unsigned encoding.
 pub type TxId = Digest;
@@ -43,11 +57,13 @@ pub enum TxError {
     /// The encoding exceeds [`MAX_TX_BYTES`].
     #[error("transaction is {0} bytes, the limit is {MAX_TX_BYTES}")]
     TooLarge(usize),
-    /// The envelope version is not [`TX_VERSION`].
-    #[error("unsupported transaction version {0}, this node speaks version {TX_VERSION}")]
+    /// The envelope version is neither [`TX_VERSION_KEY`] nor [`TX_VERSION_IDENTIFIER`].
+    #[error(
+        "unsupported transaction version {0}: this node speaks versions {TX_VERSION_KEY} (key-signed) and {TX_VERSION_IDENTIFIER} (identifier-signed)"
+    )]
     UnsupportedVersion(u8),
-    /// The signature does not verify under the signer's key for this cluster.
-    #[error("signature does not verify for signer {0} on this cluster")]
+    /// A signature does not verify under the sender's key for this cluster.
+    #[error("signature does not verify for sender {0} on this cluster")]
     BadSignature(String),
 }
 
@@ -183,14 +199,84 @@ impl Read for Payload {
     }
 }
 
+/// The largest KERI identifier prefix a transaction may name, in bytes of qb64.
+pub const MAX_PREFIX_BYTES: usize = 64;
+
+/// Most keys that may sign one identifier-signed transaction.
+pub const MAX_TX_SIGNERS: usize = 16;
+
+/// One signing key of an identifier: its position in the identifier's current key list, and
+/// the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexedKey {
+    /// Index into the identifier's current signing keys (`k` of its latest establishment
+    /// event).
+    pub index: u32,
+    /// The ed25519 key at that index.
+    pub key: PublicKey,
+}
+
+/// Who sends a transaction and what must sign it.
+///
+/// The sender owns the nonces a transaction uses and the key-value namespace it writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sender {
+    /// A raw ed25519 key, which signs alone: for bootstrapping, nodes and scripts.
+    Key(PublicKey),
+    /// A KERI identifier, signing with keys of its current key state. The envelope names the
+    /// keys (so signatures can be checked without state); the state machine then checks that
+    /// they are the identifier's current keys and meet its signing threshold, at the height
+    /// where the transaction executes.
+    Identifier {
+        /// The identifier (qb64 prefix).
+        prefix: String,
+        /// The signing keys, in strictly increasing index order; one signature each.
+        signers: Vec<IndexedKey>,
+    },
+}
+
+impl Sender {
+    /// The keys whose signatures the transaction carries, in signature order.
+    pub fn keys(&self) -> Vec<&PublicKey> {
+        match self {
+            Sender::Key(key) => vec![key],
+            Sender::Identifier { signers, .. } => signers.iter().map(|s| &s.key).collect(),
+        }
+    }
+
+    /// The envelope version this sender is encoded with.
+    pub fn version(&self) -> u8 {
+        match self {
+            Sender::Key(_) => TX_VERSION_KEY,
+            Sender::Identifier { .. } => TX_VERSION_IDENTIFIER,
+        }
+    }
+
+    /// The identifier prefix, for an identifier sender.
+    pub fn prefix(&self) -> Option<&str> {
+        match self {
+            Sender::Key(_) => None,
+            Sender::Identifier { prefix, .. } => Some(prefix),
+        }
+    }
+}
+
+/// Hex for a key, the qb64 prefix for an identifier.
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sender::Key(key) => f.write_str(&hex::encode(key.as_ref())),
+            Sender::Identifier { prefix, .. } => f.write_str(prefix),
+        }
+    }
+}
+
 /// An unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transaction {
-    /// Envelope version, [`TX_VERSION`].
-    pub version: u8,
-    /// The key that signs this transaction.
-    pub signer: PublicKey,
-    /// A number the signer never uses twice; replays of a used nonce are rejected.
+    /// Who sends it; also decides the envelope version.
+    pub sender: Sender,
+    /// A number the sender never uses twice; replays of a used nonce are rejected.
     pub nonce: u64,
     /// Block time (ms since the Unix epoch) after which the transaction is void.
     pub expiry_ms: u64,
@@ -200,8 +286,18 @@ pub struct Transaction {
 
 impl Write for Transaction {
     fn write(&self, buf: &mut impl BufMut) {
-        self.version.write(buf);
-        self.signer.write(buf);
+        self.sender.version().write(buf);
+        match &self.sender {
+            Sender::Key(key) => key.write(buf),
+            Sender::Identifier { prefix, signers } => {
+                prefix.as_bytes().to_vec().write(buf);
+                (signers.len() as u8).write(buf);
+                for signer in signers {
+                    UInt(signer.index).write(buf);
+                    signer.key.write(buf);
+                }
+            }
+        }
         self.nonce.write(buf);
         self.expiry_ms.write(buf);
         self.payload.write(buf);
@@ -210,21 +306,69 @@ impl Write for Transaction {
 
 impl EncodeSize for Transaction {
     fn encode_size(&self) -> usize {
-        1 + self.signer.encode_size() + 8 + 8 + self.payload.encode_size()
+        let sender = match &self.sender {
+            Sender::Key(key) => key.encode_size(),
+            Sender::Identifier { prefix, signers } => {
+                prefix.as_bytes().to_vec().encode_size()
+                    + 1
+                    + signers
+                        .iter()
+                        .map(|s| UInt(s.index).encode_size() + s.key.encode_size())
+                        .sum::<usize>()
+            }
+        };
+        1 + sender + 8 + 8 + self.payload.encode_size()
     }
+}
+
+fn read_identifier_sender(buf: &mut impl Buf) -> Result<Sender, CodecError> {
+    let prefix = read_bytes(buf, MAX_PREFIX_BYTES)?;
+    if prefix.is_empty()
+        || !prefix
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    {
+        return Err(CodecError::Invalid(
+            "Sender::Identifier",
+            "prefix must be non-empty qb64 (base64url characters)",
+        ));
+    }
+    let prefix = String::from_utf8(prefix).expect("base64url characters are UTF-8");
+    let count = usize::from(u8::read(buf)?);
+    if count == 0 || count > MAX_TX_SIGNERS {
+        return Err(CodecError::Invalid(
+            "Sender::Identifier",
+            "between 1 and 16 signing keys",
+        ));
+    }
+    let mut signers: Vec<IndexedKey> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let index = UInt::<u32>::read(buf)?.0;
+        if signers.last().is_some_and(|last| last.index >= index) {
+            return Err(CodecError::Invalid(
+                "Sender::Identifier",
+                "key indices must strictly increase",
+            ));
+        }
+        signers.push(IndexedKey {
+            index,
+            key: PublicKey::read(buf)?,
+        });
+    }
+    Ok(Sender::Identifier { prefix, signers })
 }
 
 impl Read for Transaction {
     type Cfg = ();
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
-        let version = u8::read(buf)?;
-        if version != TX_VERSION {
-            return Err(CodecError::Invalid("Transaction", "unsupported version"));
-        }
+        let sender = match u8::read(buf)? {
+            TX_VERSION_KEY => Sender::Key(PublicKey::read(buf)?),
+            TX_VERSION_IDENTIFIER => read_identifier_sender(buf)?,
+            _ => return Err(CodecError::Invalid("Transaction", "unsupported version")),
+        };
         Ok(Transaction {
-            version,
-            signer: PublicKey::read(buf)?,
+            sender,
             nonce: u64::read(buf)?,
             expiry_ms: u64::read(buf)?,
             payload: Payload::read(buf)?,
@@ -238,7 +382,7 @@ impl Transaction {
         hash_parts(&[b"welkin/txid/v1", &self.encode()])
     }
 
-    /// The bytes the signer signs: the cluster id, then the encoded transaction.
+    /// The bytes every signer signs: the cluster id, then the encoded transaction.
     pub fn signing_message(&self, cluster_id: &Digest) -> Vec<u8> {
         let mut message = Vec::with_capacity(32 + self.encode_size());
         message.extend_from_slice(cluster_id.as_ref());
@@ -246,44 +390,73 @@ impl Transaction {
         message
     }
 
-    /// Signs this transaction for the cluster `cluster_id`.
+    /// Signs this transaction for the cluster `cluster_id` with the sender's one key.
     ///
     /// # Panics
-    /// Panics if `key` is not the key named by `self.signer`.
+    /// Panics unless the sender names exactly one key and it is `key`'s.
     pub fn sign(self, key: &PrivateKey, cluster_id: &Digest) -> SignedTransaction {
+        self.sign_all(std::slice::from_ref(key), cluster_id)
+    }
+
+    /// Signs with one private key per key the sender names, in the same order.
+    ///
+    /// # Panics
+    /// Panics if `keys` does not match [`Sender::keys`] one to one.
+    pub fn sign_all(self, keys: &[PrivateKey], cluster_id: &Digest) -> SignedTransaction {
+        let expected = self.sender.keys();
         assert_eq!(
-            key.public_key(),
-            self.signer,
-            "signing key must match the signer field"
+            expected.len(),
+            keys.len(),
+            "one private key per signing key"
         );
-        let signature = key.sign(namespace::TX, &self.signing_message(cluster_id));
-        SignedTransaction::new(self, signature)
+        let message = self.signing_message(cluster_id);
+        let signatures = keys
+            .iter()
+            .zip(expected)
+            .map(|(key, public)| {
+                assert_eq!(
+                    &key.public_key(),
+                    public,
+                    "signing keys must match the sender's keys"
+                );
+                key.sign(namespace::TX, &message)
+            })
+            .collect();
+        SignedTransaction::new(self, signatures)
     }
 }
 
-/// A transaction with its signature. The id is computed once, when built or decoded.
+/// A transaction with its signatures. The id is computed once, when built or decoded.
 #[derive(Clone, Debug)]
 pub struct SignedTransaction {
     /// The transaction.
     pub tx: Transaction,
-    /// The ed25519 signature by `tx.signer`.
-    pub signature: Signature,
+    /// One ed25519 signature per key of [`Sender::keys`], in that order.
+    pub signatures: Vec<Signature>,
     id: TxId,
 }
 
 impl PartialEq for SignedTransaction {
     fn eq(&self, other: &Self) -> bool {
-        self.tx == other.tx && self.signature == other.signature
+        self.tx == other.tx && self.signatures == other.signatures
     }
 }
 
 impl Eq for SignedTransaction {}
 
 impl SignedTransaction {
-    /// Pairs a transaction with a signature (not checked here; see [`Self::verify`]).
-    pub fn new(tx: Transaction, signature: Signature) -> Self {
+    /// Pairs a transaction with its signatures (not checked here; see [`Self::verify`]).
+    ///
+    /// # Panics
+    /// Panics if there is not one signature per signing key.
+    pub fn new(tx: Transaction, signatures: Vec<Signature>) -> Self {
+        assert_eq!(
+            tx.sender.keys().len(),
+            signatures.len(),
+            "one signature per signing key"
+        );
         let id = tx.id();
-        Self { tx, signature, id }
+        Self { tx, signatures, id }
     }
 
     /// The transaction id.
@@ -291,23 +464,28 @@ impl SignedTransaction {
         self.id
     }
 
-    /// Checks the signature for the cluster `cluster_id`.
+    /// Checks every signature for the cluster `cluster_id`. For an identifier sender this
+    /// says only that the named keys signed; whether they are the identifier's current keys
+    /// is for the state machine to decide.
     pub fn verify(&self, cluster_id: &Digest) -> Result<(), TxError> {
         let message = self.tx.signing_message(cluster_id);
-        if self
+        let all = self
             .tx
-            .signer
-            .verify(namespace::TX, &message, &self.signature)
-        {
+            .sender
+            .keys()
+            .into_iter()
+            .zip(&self.signatures)
+            .all(|(key, signature)| key.verify(namespace::TX, &message, signature));
+        if all {
             Ok(())
         } else {
-            Err(TxError::BadSignature(self.tx.signer.to_string()))
+            Err(TxError::BadSignature(self.tx.sender.to_string()))
         }
     }
 
-    /// Checks many signatures at once: one ed25519 batch verification (about twice as fast
-    /// as one by one), falling back to single checks to find the bad ones if it fails.
-    /// `rng` must be unpredictable to whoever produced the transactions.
+    /// Checks many transactions' signatures at once: one ed25519 batch verification (about
+    /// twice as fast as one by one), falling back to single checks to find the bad ones if it
+    /// fails. `rng` must be unpredictable to whoever produced the transactions.
     pub fn verify_many(
         txs: &[&SignedTransaction],
         cluster_id: &Digest,
@@ -321,14 +499,26 @@ impl SignedTransaction {
             .iter()
             .map(|t| t.tx.signing_message(cluster_id))
             .collect();
+        // One batch entry per (transaction, key, signature).
+        let entries: Vec<(usize, &PublicKey, &Signature)> = txs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                t.tx.sender
+                    .keys()
+                    .into_iter()
+                    .zip(&t.signatures)
+                    .map(move |(key, signature)| (i, key, signature))
+            })
+            .collect();
         let all_valid = PublicKey::verify_batch(
             rng,
-            &messages,
-            |i, message| BatchEntry {
+            &entries,
+            |_, &(i, public_key, signature)| BatchEntry {
                 namespace: namespace::TX,
-                message,
-                public_key: &txs[i].tx.signer,
-                signature: &txs[i].signature,
+                message: &messages[i],
+                public_key,
+                signature,
             },
             &commonware_parallel::Sequential,
         );
@@ -337,7 +527,13 @@ impl SignedTransaction {
         }
         txs.iter()
             .zip(&messages)
-            .map(|(t, m)| t.tx.signer.verify(namespace::TX, m, &t.signature))
+            .map(|(t, m)| {
+                t.tx.sender
+                    .keys()
+                    .into_iter()
+                    .zip(&t.signatures)
+                    .all(|(key, signature)| key.verify(namespace::TX, m, signature))
+            })
             .collect()
     }
 
@@ -347,7 +543,8 @@ impl SignedTransaction {
             return Err(TxError::TooLarge(bytes.len()));
         }
         if let Some(&version) = bytes.first()
-            && version != TX_VERSION
+            && version != TX_VERSION_KEY
+            && version != TX_VERSION_IDENTIFIER
         {
             return Err(TxError::UnsupportedVersion(version));
         }
@@ -358,13 +555,20 @@ impl SignedTransaction {
 impl Write for SignedTransaction {
     fn write(&self, buf: &mut impl BufMut) {
         self.tx.write(buf);
-        self.signature.write(buf);
+        for signature in &self.signatures {
+            signature.write(buf);
+        }
     }
 }
 
 impl EncodeSize for SignedTransaction {
     fn encode_size(&self) -> usize {
-        self.tx.encode_size() + self.signature.encode_size()
+        self.tx.encode_size()
+            + self
+                .signatures
+                .iter()
+                .map(EncodeSize::encode_size)
+                .sum::<usize>()
     }
 }
 
@@ -373,8 +577,10 @@ impl Read for SignedTransaction {
 
     fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
         let tx = Transaction::read(buf)?;
-        let signature = Signature::read(buf)?;
-        Ok(Self::new(tx, signature))
+        let signatures = (0..tx.sender.keys().len())
+            .map(|_| Signature::read(buf))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(tx, signatures))
     }
 }
 
@@ -389,8 +595,7 @@ mod tests {
     fn sample(nonce: u64) -> (PrivateKey, SignedTransaction) {
         let key = PrivateKey::from_seed(7);
         let tx = Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce,
             expiry_ms: 1_000,
             payload: Payload::Put {
@@ -462,8 +667,7 @@ mod tests {
         ));
         let key = PrivateKey::from_seed(1);
         let tx = Transaction {
-            version: TX_VERSION,
-            signer: key.public_key(),
+            sender: Sender::Key(key.public_key()),
             nonce: 0,
             expiry_ms: 0,
             payload: Payload::Put {
@@ -488,17 +692,119 @@ mod tests {
             vec![true; 8]
         );
         let mut forged = txs.clone();
-        forged[5] = SignedTransaction::new(forged[5].tx.clone(), txs[4].signature.clone());
+        forged[5] = SignedTransaction::new(forged[5].tx.clone(), txs[4].signatures.clone());
         let refs: Vec<_> = forged.iter().collect();
         let verdicts = SignedTransaction::verify_many(&refs, &cluster(), &mut rng);
         assert_eq!(verdicts.iter().filter(|ok| !**ok).count(), 1);
         assert!(!verdicts[5]);
     }
 
+    fn identifier_tx(keys: &[(u32, &PrivateKey)], nonce: u64) -> SignedTransaction {
+        let tx = Transaction {
+            sender: Sender::Identifier {
+                prefix: "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4".into(),
+                signers: keys
+                    .iter()
+                    .map(|(index, key)| IndexedKey {
+                        index: *index,
+                        key: key.public_key(),
+                    })
+                    .collect(),
+            },
+            nonce,
+            expiry_ms: 1_000,
+            payload: Payload::Memo(b"hello".to_vec()),
+        };
+        let private: Vec<PrivateKey> = keys.iter().map(|(_, k)| (*k).clone()).collect();
+        tx.sign_all(&private, &cluster())
+    }
+
+    #[test]
+    fn identifier_transactions_round_trip_and_verify_every_signature() {
+        let (a, b) = (PrivateKey::from_seed(1), PrivateKey::from_seed(2));
+        let signed = identifier_tx(&[(0, &a), (2, &b)], 3);
+        let bytes = signed.encode();
+        assert_eq!(bytes[0], TX_VERSION_IDENTIFIER);
+        let decoded = SignedTransaction::from_bytes(&bytes).expect("decodes");
+        assert_eq!(decoded, signed);
+        decoded.verify(&cluster()).expect("both signatures verify");
+        assert_eq!(
+            decoded.tx.sender.to_string(),
+            "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4"
+        );
+        // One good signature is not enough: the second is swapped for a signature by a.
+        let mut forged = signed.clone();
+        forged.signatures[1] = forged.signatures[0].clone();
+        assert!(matches!(
+            forged.verify(&cluster()),
+            Err(TxError::BadSignature(_))
+        ));
+        let mixed = [&sample(1).1, &forged, &signed];
+        assert_eq!(
+            SignedTransaction::verify_many(&mixed, &cluster(), &mut commonware_utils::test_rng()),
+            vec![true, false, true]
+        );
+    }
+
+    #[test]
+    fn claimed_key_indices_are_signed() {
+        let a = PrivateKey::from_seed(1);
+        let at_zero = identifier_tx(&[(0, &a)], 3);
+        let at_one = identifier_tx(&[(1, &a)], 3);
+        assert_ne!(at_zero.id(), at_one.id());
+        // Moving a signature to another claimed index breaks it.
+        let moved = SignedTransaction::new(at_one.tx.clone(), at_zero.signatures.clone());
+        assert!(moved.verify(&cluster()).is_err());
+    }
+
+    #[test]
+    fn identifier_senders_reject_bad_prefixes_and_key_lists() {
+        let a = PrivateKey::from_seed(1);
+        let good = identifier_tx(&[(0, &a)], 3).encode().to_vec();
+        // Layout: version, prefix length (44), prefix, count, index, key...
+        let count_at = 2 + 44;
+        let malformed = |bytes: Vec<u8>, why: &str| {
+            let err = SignedTransaction::from_bytes(&bytes).expect_err(why);
+            assert!(matches!(err, TxError::Malformed(_)), "{why}: {err}");
+        };
+        let mut bad_char = good.clone();
+        bad_char[5] = b'/';
+        malformed(bad_char, "a prefix is base64url");
+        let mut no_keys = good.clone();
+        no_keys[count_at] = 0;
+        malformed(no_keys, "at least one key");
+        let mut too_many = good.clone();
+        too_many[count_at] = (MAX_TX_SIGNERS + 1) as u8;
+        malformed(too_many, "at most 16 keys");
+        let b = PrivateKey::from_seed(2);
+        let tx = Transaction {
+            sender: Sender::Identifier {
+                prefix: "Eabc".into(),
+                signers: vec![
+                    IndexedKey {
+                        index: 1,
+                        key: a.public_key(),
+                    },
+                    IndexedKey {
+                        index: 1,
+                        key: b.public_key(),
+                    },
+                ],
+            },
+            nonce: 0,
+            expiry_ms: 0,
+            payload: Payload::Memo(vec![]),
+        };
+        malformed(
+            tx.sign_all(&[a, b], &cluster()).encode().to_vec(),
+            "indices strictly increase",
+        );
+    }
+
     #[test]
     fn same_transaction_has_same_id_regardless_of_signature() {
         let (_, a) = sample(5);
-        let other = SignedTransaction::new(a.tx.clone(), a.signature.clone());
+        let other = SignedTransaction::new(a.tx.clone(), a.signatures.clone());
         assert_eq!(a.id(), other.id());
         let (_, b) = sample(6);
         assert_ne!(a.id(), b.id());

@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 use welkin_client::Client;
-use welkin_types::{Payload, PrivateKey, TX_VERSION, Transaction, api::TxState};
+use welkin_types::{Payload, PrivateKey, Sender, Transaction, api::TxState};
 
 #[derive(Serialize)]
 struct Report {
@@ -157,8 +157,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                 }
             };
             let tx = Transaction {
-                version: TX_VERSION,
-                signer: key.public_key(),
+                sender: Sender::Key(key.public_key()),
                 nonce: i as u64,
                 expiry_ms: expiry,
                 payload,

@@ -22,7 +22,7 @@ use welkin_keri::{
 use welkin_keystore::{Identity, Keystore};
 use welkin_node::ceremony::{NodeKey, random_seed};
 use welkin_types::{
-    Outcome, Payload, TX_VERSION, Transaction,
+    Outcome, Payload, Sender, Transaction,
     api::{ExportedEvent, KEL_EXPORT_KIND, KelEvent, KelExport, TxStatus},
 };
 use zeroize::Zeroizing;
@@ -43,7 +43,7 @@ fn passphrase(args: &KeystoreArgs) -> anyhow::Result<Zeroizing<String>> {
     }
 }
 
-fn open_keystore(args: &KeystoreArgs) -> anyhow::Result<Keystore> {
+pub(crate) fn open_keystore(args: &KeystoreArgs) -> anyhow::Result<Keystore> {
     Ok(Keystore::open_or_create(
         &args.keystore,
         &passphrase(args)?,
@@ -69,8 +69,7 @@ fn submit_expecting(
         .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))?;
     let submitter = NodeKey::generate(&mut commonware_utils::sys_rng());
     let tx = Transaction {
-        version: TX_VERSION,
-        signer: submitter.public_key(),
+        sender: Sender::Key(submitter.public_key()),
         nonce: 0,
         expiry_ms: super::now_ms() + 300_000,
         payload: Payload::KeyEvent(bytes),

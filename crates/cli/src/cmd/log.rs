@@ -1,5 +1,6 @@
 //! `welkin log`: records, receipts and proofs of the audit log.
 
+use super::signing::Signing;
 use crate::{
     cli::{
         LogAppendArgs, LogCheckpointArgs, LogGetArgs, LogProofArgs, LogVerifyArgs, LogWatchArgs,
@@ -7,14 +8,10 @@ use crate::{
     output,
 };
 use anyhow::{Context as _, bail};
-use commonware_codec::Encode as _;
 use commonware_cryptography::Hasher as _;
 use std::time::{Duration, Instant};
 use welkin_client::{Client, ClientError, NoteAt, verify_log_receipt};
-use welkin_node::ceremony::NodeKey;
-use welkin_types::{
-    Genesis, Payload, TX_VERSION, Transaction, api::LogReceipt, limits::MAX_RECORD_BYTES,
-};
+use welkin_types::{Genesis, Payload, api::LogReceipt, limits::MAX_RECORD_BYTES};
 
 /// The media type suffix that marks a record holding a SHA-256 digest of the content.
 const DIGEST_SUFFIX: &str = ";digest=sha256";
@@ -40,24 +37,18 @@ fn record_for(file: &[u8], media_type: &str, inline: bool) -> anyhow::Result<Pay
 }
 
 pub(crate) fn append(args: LogAppendArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.key)
-        .with_context(|| format!("cannot read key file {}", args.key.display()))?;
-    let key = NodeKey::from_json(&text)?;
+    let signing = Signing::load(&args.signer)?;
     let file = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let payload = record_for(&file, &args.media_type, args.inline)?;
     let client = Client::new(&args.api.api);
-    let status = client.status()?;
-    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
-        .map_err(anyhow::Error::msg)?;
-    let tx = Transaction {
-        version: TX_VERSION,
-        signer: key.public_key(),
-        nonce: welkin_node::ceremony::random_u64(),
-        expiry_ms: super::now_ms() + 300_000,
+    let cluster_id = super::signing::cluster_id(&client)?;
+    let tx = signing.sign(
+        &cluster_id,
+        welkin_node::ceremony::random_u64(),
+        super::now_ms() + 300_000,
         payload,
-    }
-    .sign(&key.signer, &cluster_id);
+    );
     client.submit(&tx, Some(Duration::from_secs(30)))?;
     let receipt = certified_receipt(&client, &tx.id())?;
     let out = args.out.unwrap_or_else(|| {
@@ -140,7 +131,7 @@ pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let signer = hex::encode(tx.tx.signer.encode());
+    let signer = tx.tx.sender.to_string();
     if args.json {
         return output::json(&serde_json::json!({
             "verified": true,
@@ -177,14 +168,14 @@ pub(crate) fn get(args: LogGetArgs) -> anyhow::Result<()> {
             "entry": entry,
             "tx_id": hex::encode(tx.id()),
             "kind": tx.tx.payload.kind(),
-            "signer": hex::encode(tx.tx.signer.encode()),
+            "signer": tx.tx.sender.to_string(),
             "nonce": tx.tx.nonce,
         }));
     }
     println!("entry        {}", args.index);
     println!("transaction  {}", hex::encode(tx.id()));
     println!("kind         {}", tx.tx.payload.kind());
-    println!("signer       {}", hex::encode(tx.tx.signer.encode()));
+    println!("signer       {}", tx.tx.sender);
     if let Payload::Record {
         media_type,
         content,

@@ -7,6 +7,7 @@ mod id;
 mod key;
 mod log;
 mod query;
+mod signing;
 mod tx;
 
 use crate::cli::{Cli, Command, IdCommand, KeyCommand, LogCommand, TxCommand};

@@ -97,6 +97,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::Full(_) | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Invalid(TxError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             SubmitError::Replay { .. } => StatusCode::CONFLICT,
+            SubmitError::Unauthorized(_) => StatusCode::FORBIDDEN,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, error.code(), error.to_string())
@@ -420,7 +421,7 @@ async fn block<E: Clock + Send + Sync + 'static>(
             .iter()
             .map(|tx| BlockTx {
                 id: hex::encode(tx.id()),
-                signer: hex::encode(tx.tx.signer.encode()),
+                signer: tx.tx.sender.to_string(),
                 nonce: tx.tx.nonce,
                 kind: tx.tx.payload.kind().into(),
             })

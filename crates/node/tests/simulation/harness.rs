@@ -21,7 +21,7 @@ use welkin_node::{
     mempool::MempoolConfig,
 };
 use welkin_types::{
-    ChainParams, Digest, Genesis, NodeInfo, Payload, PrivateKey, PublicKey, Receipt, TX_VERSION,
+    ChainParams, Digest, Genesis, NodeInfo, Payload, PrivateKey, PublicKey, Receipt, Sender,
     Transaction, TxId, Variant, genesis::GENESIS_VERSION, namespace,
 };
 
@@ -287,8 +287,7 @@ pub(crate) fn transaction_with(
 ) -> welkin_types::SignedTransaction {
     let key = &fixture.clients[client % fixture.clients.len()];
     Transaction {
-        version: TX_VERSION,
-        signer: key.public_key(),
+        sender: Sender::Key(key.public_key()),
         nonce,
         expiry_ms: now_ms(context) + 120_000,
         payload,
