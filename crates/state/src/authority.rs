@@ -12,7 +12,7 @@
 //! The mempool runs the same check against the latest committed state so that a client hears
 //! at once why a transaction cannot pass; the state machine's verdict is the one that counts.
 
-use welkin_keri::KeyState;
+use welkin_keri::{KeyState, Prefix};
 use welkin_types::IndexedKey;
 
 /// Why keys do not speak for an identifier.
@@ -56,6 +56,34 @@ pub enum Refusal {
     },
 }
 
+/// A non-transferable (`B`) identifier without an inception in the log, such as a node's: its
+/// only key is the one its prefix encodes, at index 0, and it signs alone.
+fn check_non_transferable(prefix: &str, signers: &[IndexedKey]) -> Result<(), Refusal> {
+    let Ok(Prefix::Basic(key)) = Prefix::from_qb64(prefix) else {
+        return Err(Refusal::UnknownIdentifier {
+            prefix: prefix.to_string(),
+        });
+    };
+    if key.transferable {
+        return Err(Refusal::UnknownIdentifier {
+            prefix: prefix.to_string(),
+        });
+    }
+    match signers {
+        [only] if only.index == 0 && only.key.as_ref() == key.key.as_slice() => Ok(()),
+        _ => Err(Refusal::NotCurrentKey {
+            prefix: prefix.to_string(),
+            index: signers.first().map_or(0, |s| s.index),
+            key: signers
+                .first()
+                .map(|s| hex::encode(s.key.as_ref()))
+                .unwrap_or_default(),
+            sn: 0,
+            hint: ": a non-transferable identifier signs with the one key its prefix encodes, at index 0",
+        }),
+    }
+}
+
 /// Decodes a key state as stored under [`keys::id_state`](crate::keys::id_state).
 ///
 /// # Panics
@@ -65,16 +93,16 @@ pub fn stored_key_state(value: Option<&[u8]>) -> Option<KeyState> {
 }
 
 /// Checks that `signers` are current signing keys of the identifier `prefix`, whose key state
-/// is `key_state` (`None`: not incepted), and that they meet its signing threshold.
+/// is `key_state` (`None`: not incepted), and that they meet its signing threshold. A
+/// non-transferable (`B`) identifier needs no inception: it is its key. So each node, whose
+/// identifier is its p2p key as a `B` prefix, can sign as its identifier from genesis on.
 pub fn check(
     key_state: Option<&KeyState>,
     prefix: &str,
     signers: &[IndexedKey],
 ) -> Result<(), Refusal> {
     let Some(state) = key_state else {
-        return Err(Refusal::UnknownIdentifier {
-            prefix: prefix.to_string(),
-        });
+        return check_non_transferable(prefix, signers);
     };
     let current = &state.signing.keys;
     for signer in signers {
@@ -331,5 +359,35 @@ mod tests {
         assert_eq!(outcomes[3].0, Outcome::Rejected);
         assert!(outcomes[3].1.contains("another index"), "{}", outcomes[3].1);
         assert_eq!(outcomes[4], (Outcome::Applied, String::new()));
+    }
+
+    #[test]
+    fn a_non_transferable_identifier_is_its_own_key() {
+        let (keri, key) = key_pair(30);
+        let (_, other) = key_pair(31);
+        let node = Prefix::Basic(Signer::non_transferable(&[30; 32]).verkey()).qb64();
+        assert!(node.starts_with('B'));
+        let transferable = Prefix::Basic(keri.verkey()).qb64();
+        assert!(transferable.starts_with('D'));
+        let mut chain = Chain::new();
+        let outcomes = chain.commit(vec![
+            by_identifier(&node, &[(0, &key)], 1, Payload::Memo(vec![])),
+            by_identifier(&node, &[(0, &other)], 2, Payload::Memo(vec![])),
+            by_identifier(&node, &[(1, &key)], 3, Payload::Memo(vec![])),
+            by_identifier(&transferable, &[(0, &key)], 4, Payload::Memo(vec![])),
+        ]);
+        assert_eq!(outcomes[0], (Outcome::Applied, String::new()));
+        assert_eq!(outcomes[1].0, Outcome::Rejected);
+        assert!(
+            outcomes[1].1.contains("non-transferable"),
+            "{}",
+            outcomes[1].1
+        );
+        assert_eq!(outcomes[2].0, Outcome::Rejected);
+        assert!(
+            outcomes[3].1.contains("unknown identifier"),
+            "a transferable basic prefix needs its inception: {}",
+            outcomes[3].1
+        );
     }
 }

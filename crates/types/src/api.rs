@@ -110,6 +110,10 @@ pub struct ClusterStatus {
     pub node: String,
     /// This node's public key, hex.
     pub public_key: String,
+    /// This node's KERI identifier: its public key as a non-transferable (`B`) prefix, so
+    /// membership binds it. It is the node's witness identifier and can sign transactions.
+    #[serde(default)]
+    pub identifier: String,
     /// Cluster id, hex.
     pub cluster_id: String,
     /// Cluster public key, hex.

@@ -12,6 +12,7 @@ pub(crate) fn status(args: ApiArgs) -> anyhow::Result<()> {
         return output::json(&status);
     }
     println!("node            {} ({})", status.node, args.api);
+    println!("identifier      {}", status.identifier);
     println!("cluster id      {}", status.cluster_id);
     println!("cluster key     {}", status.cluster_key);
     println!("height          {}", status.height);

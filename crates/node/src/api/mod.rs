@@ -471,6 +471,7 @@ async fn status<E: Clock + Send + Sync + 'static>(
             .map(|n| n.name.clone())
             .unwrap_or_default(),
         public_key: hex::encode(me.encode()),
+        identifier: node.witness_prefix(),
         cluster_id: hex::encode(node.cluster_id()),
         cluster_key: hex::encode(genesis.cluster_key().encode()),
         height: status.height,
