@@ -189,15 +189,62 @@ pub enum ValidationError {
         /// The SAID of the rejected event.
         said: String,
     },
-    /// A rotation superseding an interaction (keripy's recovery): not supported.
+    /// A conflicting event that supersedes nothing: its sequence number is past the log.
+    #[error("event at sequence number {sn} of {prefix} supersedes nothing: the log ends at {last}")]
+    NothingToSupersede {
+        /// The prefix.
+        prefix: String,
+        /// The event's sequence number.
+        sn: u64,
+        /// The sequence number of the latest accepted event.
+        last: u64,
+    },
+    /// A rotation at an accepted sequence number at or before the latest establishment
+    /// event: a recovery rotation supersedes only the interactions after it. Kept as
+    /// duplicity evidence.
     #[error(
-        "recovery rotation at sequence number {sn} of {prefix} superseding an ixn is not supported"
+        "rotation {said} at sequence number {sn} of {prefix} would supersede the establishment \
+         event at {last_establishment_sn}: a recovery rotation supersedes only interactions \
+         after the latest establishment event"
     )]
-    RecoveryUnsupported {
+    SupersedesEstablishment {
+        /// The prefix.
+        prefix: String,
+        /// The rotation's sequence number.
+        sn: u64,
+        /// The rotation's SAID.
+        said: String,
+        /// The sequence number of the latest establishment event.
+        last_establishment_sn: u64,
+    },
+    /// A delegated rotation (`drt`) superseding more than the latest event: keripy 1.1.17
+    /// accepts a delegated recovery only over the latest interaction. Kept as duplicity
+    /// evidence.
+    #[error(
+        "delegated recovery rotation {said} at sequence number {sn} of {prefix} would supersede \
+         the interactions up to {last}: a drt supersedes only the latest event"
+    )]
+    DelegatedRecoveryDepth {
+        /// The prefix.
+        prefix: String,
+        /// The rotation's sequence number.
+        sn: u64,
+        /// The rotation's SAID.
+        said: String,
+        /// The sequence number of the latest accepted event.
+        last: u64,
+    },
+    /// An event that a recovery rotation superseded, submitted again.
+    #[error(
+        "event {said} at sequence number {sn} of {prefix} was superseded by a recovery rotation"
+    )]
+    Superseded {
         /// The prefix.
         prefix: String,
         /// The sequence number.
         sn: u64,
+        /// The SAID of the superseded event.
+        said: String,
     },
     /// A witness signature or receipt does not verify.
     #[error("witness signature from {witness} does not verify")]
@@ -390,6 +437,51 @@ impl KeyState {
                 Err(ValidationError::WrongIlk { ilk: ilk.as_str() })
             }
         }
+    }
+
+    /// Checks that `event`, which differs from the accepted event at its sequence number,
+    /// may supersede the accepted events from that number on: KERI's recovery. It must be
+    /// a rotation after the latest establishment event, so that it supersedes only
+    /// interactions (a `drt` only the latest one, as keripy 1.1.17). The event itself is
+    /// checked by [`KeyState::apply`] on the state after the event before it; the
+    /// superseded events then leave the log. An `Err` is why the event is not a recovery:
+    /// [`ValidationError::Duplicitous`] for an interaction or inception,
+    /// [`ValidationError::SupersedesEstablishment`],
+    /// [`ValidationError::DelegatedRecoveryDepth`], or
+    /// [`ValidationError::NothingToSupersede`] past the end of the log.
+    pub fn check_recovery(&self, event: &Event) -> Result<(), ValidationError> {
+        let (prefix, sn, said) = (self.prefix.qb64(), event.sn(), event.said().qb64());
+        if event.prefix() != self.prefix {
+            return Err(ValidationError::PrefixMismatch {
+                expected: prefix,
+                found: event.prefix().qb64(),
+            });
+        }
+        if sn > self.sn {
+            let last = self.sn;
+            return Err(ValidationError::NothingToSupersede { prefix, sn, last });
+        }
+        if !matches!(event.body(), EventBody::Rotation(_)) {
+            return Err(ValidationError::Duplicitous { prefix, sn, said });
+        }
+        if sn <= self.last_establishment_sn {
+            return Err(ValidationError::SupersedesEstablishment {
+                prefix,
+                sn,
+                said,
+                last_establishment_sn: self.last_establishment_sn,
+            });
+        }
+        if event.ilk() == Ilk::Drt && sn != self.sn {
+            let last = self.sn;
+            return Err(ValidationError::DelegatedRecoveryDepth {
+                prefix,
+                sn,
+                said,
+                last,
+            });
+        }
+        Ok(())
     }
 
     fn check_prior(&self, prior: Digest) -> Result<(), ValidationError> {

@@ -7,7 +7,13 @@
 //! identifier, a delegator or anchor not yet seen, missing witness receipts) wait in a
 //! bounded escrow and are retried whenever another event is accepted. First seen wins: a
 //! different, validly signed event at an accepted sequence number is rejected and kept as
-//! duplicity evidence. Maps are `BTreeMap`s, so processing is deterministic.
+//! duplicity evidence, with one exception, KERI's superseding recovery: a rotation after the
+//! latest establishment event, at the sequence number of an interaction, signed by the
+//! pre-rotated keys ([`KeyState::check_recovery`]). It replaces the interactions from its
+//! sequence number on, which leave the log and are kept as a record ([`Kevery::superseded`]):
+//! whoever stole the current signing keys can add interactions, but only the holder of the
+//! next keys can rotate, and the rotation undoes them. Maps are `BTreeMap`s, so processing
+//! is deterministic.
 
 use std::collections::BTreeMap;
 
@@ -92,13 +98,24 @@ pub struct Duplicity {
     pub conflicting: Message,
 }
 
-/// The processor: accepted logs, escrow and duplicity evidence.
+/// A recovery: a rotation that superseded accepted interactions, and those interactions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// The recovery rotation, now the log's event at the sequence number of the first
+    /// superseded one.
+    pub rotation: Event,
+    /// The superseded events, in sequence order, as they were accepted.
+    pub superseded: Vec<AcceptedEvent>,
+}
+
+/// The processor: accepted logs, escrow, duplicity evidence and superseded events.
 #[derive(Clone, Debug, Default)]
 pub struct Kevery {
     config: KeveryConfig,
     logs: BTreeMap<Prefix, Vec<AcceptedEvent>>,
     escrow: Vec<(EscrowReason, Message)>,
     duplicity: BTreeMap<Prefix, Vec<Duplicity>>,
+    recoveries: BTreeMap<Prefix, Vec<Recovery>>,
 }
 
 impl Kevery {
@@ -128,6 +145,15 @@ impl Kevery {
     /// Duplicity evidence recorded for `prefix`.
     pub fn duplicity(&self, prefix: &Prefix) -> &[Duplicity] {
         self.duplicity
+            .get(prefix)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// The recoveries of `prefix`, oldest first: each recovery rotation with the events it
+    /// superseded (which are no longer in [`Kevery::log`]).
+    pub fn superseded(&self, prefix: &Prefix) -> &[Recovery] {
+        self.recoveries
             .get(prefix)
             .map(Vec::as_slice)
             .unwrap_or_default()
@@ -194,6 +220,15 @@ impl Kevery {
             let validated = KeyState::incept(&message.event, &message.attachments.signatures)?;
             return self.accept(validated, message);
         };
+        let said = message.event.said();
+        let mut superseded = self.superseded(&prefix).iter().flat_map(|r| &r.superseded);
+        if superseded.any(|e| e.event.said() == said) {
+            return Err(ValidationError::Superseded {
+                prefix: prefix.qb64(),
+                sn,
+                said: said.qb64(),
+            });
+        }
         let last = log.last().expect("logs are never empty").state.sn;
         if sn <= last {
             return self.seen(message);
@@ -206,42 +241,73 @@ impl Kevery {
         self.accept(validated, message)
     }
 
-    /// An event at an already accepted sequence number: the same one, or duplicity.
+    /// An event at an already accepted sequence number: the same one, a recovery, or
+    /// duplicity.
     fn seen(&mut self, message: Message) -> Result<Outcome, ValidationError> {
         let prefix = message.event.prefix();
         let sn = message.event.sn();
+        let said = message.event.said();
         let log = self.logs.get_mut(&prefix).expect("caller checked");
         let index = usize::try_from(sn).expect("sn below the log length");
-        if log[index].event.said() == message.event.said() {
+        if log[index].event.said() == said {
             merge_receipts(&mut log[index].attachments, &message.attachments);
             return Ok(Outcome::Duplicate);
         }
         // Validate the conflicting event against the state it claims to follow, so only
-        // validly signed conflicts become evidence.
+        // validly signed conflicts become evidence (or recoveries).
+        let log = &self.logs[&prefix];
         let accepted = log[index].event.clone();
-        match index.checked_sub(1) {
+        let validated = match index.checked_sub(1) {
             None => KeyState::incept(&message.event, &message.attachments.signatures)?,
             Some(before) => log[before]
                 .state
                 .apply(&message.event, &message.attachments.signatures)?,
         };
-        let recovery = message.event.ilk() == Ilk::Rot && accepted.ilk() == Ilk::Ixn;
-        let said = message.event.said().qb64();
-        self.duplicity.entry(prefix).or_default().push(Duplicity {
-            accepted,
-            conflicting: message,
-        });
-        if recovery {
-            return Err(ValidationError::RecoveryUnsupported {
-                prefix: prefix.qb64(),
-                sn,
-            });
+        let current = &log.last().expect("logs are never empty").state;
+        match current.check_recovery(&message.event) {
+            Ok(()) => self.recover(index, validated, message),
+            Err(reason) => {
+                self.duplicity.entry(prefix).or_default().push(Duplicity {
+                    accepted,
+                    conflicting: message,
+                });
+                Err(reason)
+            }
         }
-        Err(ValidationError::Duplicitous {
-            prefix: prefix.qb64(),
-            sn,
-            said,
-        })
+    }
+
+    /// Replaces the events from `index` on with a recovery rotation, once its delegation
+    /// and witnesses are in order; the replaced events go to the record.
+    fn recover(
+        &mut self,
+        index: usize,
+        validated: Validated,
+        message: Message,
+    ) -> Result<Outcome, ValidationError> {
+        if let Some(reason) = self.waiting_for(&validated, &message)? {
+            return self.hold(reason, message);
+        }
+        let prefix = validated.state.prefix;
+        let log = self
+            .logs
+            .get_mut(&prefix)
+            .expect("a recovery follows accepted events");
+        let superseded = log.split_off(index);
+        debug_assert!(
+            superseded.iter().all(|e| e.event.ilk() == Ilk::Ixn),
+            "a recovery supersedes interactions only"
+        );
+        let rotation = message.event.clone();
+        log.push(AcceptedEvent {
+            event: message.event,
+            attachments: message.attachments,
+            state: validated.state,
+        });
+        self.recoveries.entry(prefix).or_default().push(Recovery {
+            rotation,
+            superseded,
+        });
+        Ok(Outcome::Accepted { released: 0 })
     }
 
     /// Checks delegation and witnesses, then appends the event.
@@ -250,9 +316,30 @@ impl Kevery {
         validated: Validated,
         message: Message,
     ) -> Result<Outcome, ValidationError> {
+        if let Some(reason) = self.waiting_for(&validated, &message)? {
+            return self.hold(reason, message);
+        }
+        let state = validated.state;
+        let prefix = state.prefix;
+        let entry = AcceptedEvent {
+            event: message.event,
+            attachments: message.attachments,
+            state,
+        };
+        self.logs.entry(prefix).or_default().push(entry);
+        Ok(Outcome::Accepted { released: 0 })
+    }
+
+    /// What a validated event still waits for: its delegator's anchor, or witness
+    /// signatures. `None` when it can be accepted.
+    fn waiting_for(
+        &self,
+        validated: &Validated,
+        message: &Message,
+    ) -> Result<Option<EscrowReason>, ValidationError> {
         if let Some(delegator) = validated.delegator {
             let Some(log) = self.logs.get(&delegator) else {
-                return self.hold(EscrowReason::MissingDelegation, message);
+                return Ok(Some(EscrowReason::MissingDelegation));
             };
             let state = &log.last().expect("logs are never empty").state;
             if state.do_not_delegate() {
@@ -262,24 +349,17 @@ impl Kevery {
             }
             let seal = message.event.seal();
             if !log.iter().any(|e| anchors(&e.event, &seal)) {
-                return self.hold(EscrowReason::MissingDelegation, message);
+                return Ok(Some(EscrowReason::MissingDelegation));
             }
         }
-        let state = validated.state;
+        let state = &validated.state;
         if self.config.require_witness_receipts && state.bt > 0 {
-            let witnessed = count_witnesses(&message, &state)?;
+            let witnessed = count_witnesses(message, state)?;
             if witnessed < state.bt {
-                return self.hold(EscrowReason::MissingWitnessReceipts, message);
+                return Ok(Some(EscrowReason::MissingWitnessReceipts));
             }
         }
-        let prefix = state.prefix;
-        let entry = AcceptedEvent {
-            event: message.event,
-            attachments: message.attachments,
-            state,
-        };
-        self.logs.entry(prefix).or_default().push(entry);
-        Ok(Outcome::Accepted { released: 0 })
+        Ok(None)
     }
 
     /// Puts a message in escrow (merging receipts into an escrowed copy of the same event).

@@ -71,7 +71,7 @@ pub use event::{
 };
 pub use json::Json;
 pub use kever::{KeyState, Validated, ValidationError};
-pub use kevery::{AcceptedEvent, Duplicity, EscrowReason, Kevery, KeveryConfig, Outcome};
+pub use kevery::{AcceptedEvent, Duplicity, EscrowReason, Kevery, KeveryConfig, Outcome, Recovery};
 pub use parse::{Message, ParseError, parse_event, parse_message, parse_stream};
 pub use primitive::{Digest, Prefix, Signer, VerKey};
 pub use receipt::{receipt, verified_receipts, verify_receipt};

@@ -14,8 +14,22 @@
 //!   an unknown identifier) or whose delegator has not anchored it waits, at most
 //!   [`ESCROW_SLOT`] messages per (identifier, sequence number), and is retried when that
 //!   predecessor or anchor is accepted.
-//! - **duplicity**: a different event at an accepted sequence number whose signatures verify
-//!   against the keys then current is refused (first seen wins) and kept as evidence.
+//! - **recovery**: a rotation at the sequence number of an accepted interaction after the
+//!   latest establishment event, naming the event before it as prior and validating against
+//!   the key state after that event (so signed by the pre-rotated next keys), supersedes the
+//!   interactions from its number on ([`welkin_keri::KeyState::check_recovery`]; a `drt` only
+//!   the latest one, as keripy). It becomes the KEL entry at its number; the entries after
+//!   it are deleted; the superseded messages are kept as a record ([`SupersededEvent`]). The
+//!   anchors the superseded interactions recorded are deleted unless an earlier event made
+//!   them too, so a delegated event they alone approved is no longer approved: one waiting
+//!   in escrow stays there, one not yet submitted escrows. A delegated event *already
+//!   accepted* on such an anchor stays accepted, as in keripy: first seen, and undoing it
+//!   would cascade through the delegate's later events and its own delegates. Its approval
+//!   is then only in the record, so an offline check of the delegate against the
+//!   delegator's KEL fails until the delegator anchors the seal again.
+//! - **duplicity**: any other different event at an accepted sequence number whose
+//!   signatures verify against the keys then current is refused (first seen wins) and kept as
+//!   evidence: an interaction, a rotation that would supersede an establishment event.
 //! - **rejected**: anything else, with the reason in the state ([`keys::outcome_detail`]).
 //!
 //! Witness receipts are not required: an event commits when the cluster orders it, and the
@@ -24,7 +38,8 @@
 use crate::{Overlay, Snapshot, keys};
 use std::collections::VecDeque;
 use welkin_keri::{
-    Event, EventBody, EventSeal, KeyState, Message, Prefix, ValidationError, parse_message,
+    Event, EventBody, EventSeal, KeyState, Message, Prefix, Validated, ValidationError,
+    parse_message,
 };
 use welkin_types::TxId;
 
@@ -127,36 +142,10 @@ fn step<S: Snapshot>(
         );
     }
     let current = key_state(state, &prefix);
-    // An event at an accepted sequence number: the same one, or duplicity if it verifies
-    // against the key state that preceded that number.
     if let Some(current) = &current
         && sn <= current.sn
     {
-        let accepted = state
-            .get(&keys::id_event(&qb64, sn))
-            .map(|bytes| parse_message(bytes).expect("stored key events parse").0);
-        if accepted.is_some_and(|m| m.event.said() == event.said()) {
-            return Step::Known;
-        }
-        let verdict = if sn == 0 {
-            KeyState::incept(event, signatures).map(|_| ())
-        } else {
-            let prior = read_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
-            match prior {
-                Some(prior) => prior.apply(event, signatures).map(|_| ()),
-                None => return Step::Rejected(format!("no key state of {qb64} at {}", sn - 1)),
-            }
-        };
-        return match verdict {
-            Ok(()) => {
-                record_duplicity(state, &qb64, sn, event, bytes);
-                Step::Duplicity
-            }
-            Err(e) => Step::Rejected(format!(
-                "{qb64} already has an accepted event at sequence number {sn}, and this one \
-                 does not validate either: {e}"
-            )),
-        };
+        return conflict(state, current, message, bytes, tx);
     }
     let validated = match (&current, event.body()) {
         (None, EventBody::Inception(_)) => KeyState::incept(event, signatures),
@@ -177,42 +166,258 @@ fn step<S: Snapshot>(
     let validated = match validated {
         Ok(validated) => validated,
         Err(e @ ValidationError::OutOfOrder { .. }) => return Step::Escrow(e.to_string()),
+        Err(ValidationError::PriorMismatch { .. }) if was_superseded(state, event) => {
+            return Step::Rejected(superseded_error(event).to_string());
+        }
         Err(e) => return Step::Rejected(e.to_string()),
     };
-    if let Some(delegator) = validated.delegator {
-        let delegator_qb64 = delegator.qb64();
-        match key_state(state, &delegator) {
-            None => {
-                return Step::Escrow(format!(
-                    "delegator {delegator_qb64} is unknown: waiting for its inception"
-                ));
-            }
-            Some(d) if d.do_not_delegate() => {
-                return Step::Rejected(format!(
-                    "delegator {delegator_qb64} does not delegate (DND)"
-                ));
-            }
-            Some(_) => {}
+    if let Some(wait) = check_delegation(state, &validated, event) {
+        return wait;
+    }
+    Step::Accepted(store(state, &validated, event, bytes, tx))
+}
+
+/// An event at an accepted sequence number: the same one, a recovery rotation, or duplicity
+/// if it verifies against the key state that preceded that number.
+fn conflict<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    current: &KeyState,
+    message: &Message,
+    bytes: &[u8],
+    tx: &TxId,
+) -> Step {
+    let event = &message.event;
+    let signatures = &message.attachments.signatures;
+    let qb64 = event.prefix().qb64();
+    let sn = event.sn();
+    let accepted = state
+        .get(&keys::id_event(&qb64, sn))
+        .map(|bytes| parse_message(bytes).expect("stored key events parse").0);
+    if accepted.is_some_and(|m| m.event.said() == event.said()) {
+        return Step::Known;
+    }
+    if was_superseded(state, event) {
+        return Step::Rejected(superseded_error(event).to_string());
+    }
+    let validated = if sn == 0 {
+        KeyState::incept(event, signatures)
+    } else {
+        let prior = read_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
+        match prior {
+            Some(prior) => prior.apply(event, signatures),
+            None => return Step::Rejected(format!("no key state of {qb64} at {}", sn - 1)),
         }
-        let anchored = state.get(&keys::id_anchor(&delegator_qb64, &qb64, sn));
-        if anchored != Some(event.said().qb64().as_bytes()) {
-            return Step::Escrow(format!(
-                "waiting for delegator {delegator_qb64} to anchor event {} of {qb64}",
-                event.said().qb64()
+    };
+    let validated = match validated {
+        Ok(validated) => validated,
+        Err(e) => {
+            return Step::Rejected(format!(
+                "{qb64} already has an accepted event at sequence number {sn}, and this one \
+                 does not validate either: {e}"
             ));
         }
+    };
+    if current.check_recovery(event).is_err() {
+        record_duplicity(state, &qb64, sn, event, bytes);
+        return Step::Duplicity;
     }
+    if let Some(wait) = check_delegation(state, &validated, event) {
+        return wait;
+    }
+    supersede(state, sn, current.sn, &qb64);
+    Step::Accepted(store(state, &validated, event, bytes, tx))
+}
+
+/// Whether `event` was superseded by a recovery rotation.
+fn was_superseded<S: Snapshot>(state: &Overlay<'_, S>, event: &Event) -> bool {
+    let key = keys::id_superseded_seen(&event.prefix().qb64(), event.sn(), &event.said().qb64());
+    state.get(&key).is_some()
+}
+
+fn superseded_error(event: &Event) -> ValidationError {
+    ValidationError::Superseded {
+        prefix: event.prefix().qb64(),
+        sn: event.sn(),
+        said: event.said().qb64(),
+    }
+}
+
+/// For a delegated event: why it cannot be accepted yet (escrow) or at all, if so.
+fn check_delegation<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    validated: &Validated,
+    event: &Event,
+) -> Option<Step> {
+    let delegator = validated.delegator?;
+    let delegator_qb64 = delegator.qb64();
+    match key_state(state, &delegator) {
+        None => {
+            return Some(Step::Escrow(format!(
+                "delegator {delegator_qb64} is unknown: waiting for its inception"
+            )));
+        }
+        Some(d) if d.do_not_delegate() => {
+            return Some(Step::Rejected(format!(
+                "delegator {delegator_qb64} does not delegate (DND)"
+            )));
+        }
+        Some(_) => {}
+    }
+    let qb64 = event.prefix().qb64();
+    let anchored = state.get(&keys::id_anchor(&delegator_qb64, &qb64, event.sn()));
+    if anchored != Some(event.said().qb64().as_bytes()) {
+        return Some(Step::Escrow(format!(
+            "waiting for delegator {delegator_qb64} to anchor event {} of {qb64}",
+            event.said().qb64()
+        )));
+    }
+    None
+}
+
+/// Stores an accepted event: key state, KEL entry, transaction, and the anchors it makes.
+/// Returns its seals.
+fn store<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    validated: &Validated,
+    event: &Event,
+    bytes: &[u8],
+    tx: &TxId,
+) -> Vec<EventSeal> {
+    let qb64 = event.prefix().qb64();
+    let sn = event.sn();
     write_state(state, &validated.state);
     state.put(keys::id_event(&qb64, sn), bytes.to_vec());
     state.put(keys::id_event_tx(&qb64, sn), tx.as_ref().to_vec());
     let seals = seals_of(event);
     for seal in &seals {
-        state.put(
-            keys::id_anchor(&qb64, &seal.prefix.qb64(), seal.sn),
-            seal.said.qb64().into_bytes(),
-        );
+        let delegate = seal.prefix.qb64();
+        let key = keys::id_anchor(&qb64, &delegate, seal.sn);
+        let said = seal.said.qb64();
+        // Anchored already by an earlier event: that one stays the source.
+        if state.get(&key) == Some(said.as_bytes()) {
+            continue;
+        }
+        state.put(key, said.into_bytes());
+        let source = keys::id_anchor_source(&qb64, &delegate, seal.sn);
+        state.put(source, sn.to_be_bytes().to_vec());
     }
-    Step::Accepted(seals)
+    seals
+}
+
+/// Moves the accepted events `from..=to` of `prefix` to the superseded record: their
+/// anchors are removed, the entries after `from` deleted (the one at `from` is overwritten by
+/// the recovery rotation). No limit on the count: each superseded event was a committed
+/// transaction already, and a cap would let a thief holding the current key make the
+/// identifier unrecoverable by signing enough interactions.
+fn supersede<S: Snapshot>(state: &mut Overlay<'_, S>, from: u64, to: u64, prefix: &str) {
+    let count_key = keys::id_superseded_count(prefix);
+    let mut count = crate::read_u64(state.get(&count_key));
+    for sn in from..=to {
+        // Absent only while the key is still to be fetched (NeedReads): the block is
+        // applied again with it.
+        let Some(bytes) = state.get(&keys::id_event(prefix, sn)).map(<[u8]>::to_vec) else {
+            continue;
+        };
+        let tx = state
+            .get(&keys::id_event_tx(prefix, sn))
+            .and_then(|t| <[u8; 32]>::try_from(t).ok())
+            .map(TxId::from);
+        let event = parse_message(&bytes)
+            .expect("stored key events parse")
+            .0
+            .event;
+        unanchor(state, prefix, from, &event);
+        let record = SupersededEvent {
+            recovery_sn: from,
+            tx,
+            message: bytes,
+        };
+        state.put(keys::id_superseded(prefix, count), record.encode());
+        let seen = keys::id_superseded_seen(prefix, sn, &event.said().qb64());
+        state.put(seen, vec![1]);
+        count += 1;
+        if sn > from {
+            state.delete(keys::id_event(prefix, sn));
+            state.delete(keys::id_event_tx(prefix, sn));
+            state.delete(keys::id_state_at(prefix, sn));
+        }
+    }
+    state.put(count_key, count.to_be_bytes().to_vec());
+}
+
+/// Removes the anchors `event` of `delegator` recorded, now that the recovery at
+/// `recovery_sn` superseded it, unless an earlier event made the same anchor first. An
+/// anchor stored before sources were tracked has none and is removed.
+fn unanchor<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    delegator: &str,
+    recovery_sn: u64,
+    event: &Event,
+) {
+    for seal in seals_of(event) {
+        let delegate = seal.prefix.qb64();
+        let key = keys::id_anchor(delegator, &delegate, seal.sn);
+        if state.get(&key) != Some(seal.said.qb64().as_bytes()) {
+            continue;
+        }
+        let source_key = keys::id_anchor_source(delegator, &delegate, seal.sn);
+        let source = state.get(&source_key).map(|v| crate::read_u64(Some(v)));
+        if source.is_some_and(|source| source < recovery_sn) {
+            continue;
+        }
+        state.delete(key);
+        state.delete(source_key);
+    }
+}
+
+/// An event a recovery rotation superseded, as [`keys::id_superseded`] keeps it: the
+/// recovery's sequence number (8 bytes, big-endian), 1 byte 1 and the transaction id (32
+/// bytes) or 1 byte 0, then the message as it was accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SupersededEvent {
+    /// The sequence number of the recovery rotation that superseded it (the rotation is the
+    /// KEL entry there).
+    pub recovery_sn: u64,
+    /// The transaction that carried it (absent for events accepted before transactions were
+    /// indexed).
+    pub tx: Option<TxId>,
+    /// The key event message (event and signatures) as it was accepted.
+    pub message: Vec<u8>,
+}
+
+impl SupersededEvent {
+    /// Decodes a stored record; `None` if `value` is not one.
+    pub fn decode(value: &[u8]) -> Option<SupersededEvent> {
+        let (sn, rest) = value.split_first_chunk::<8>()?;
+        let (flag, rest) = rest.split_first()?;
+        let (tx, message) = match flag {
+            0 => (None, rest),
+            1 => {
+                let (tx, message) = rest.split_first_chunk::<32>()?;
+                (Some(TxId::from(*tx)), message)
+            }
+            _ => return None,
+        };
+        Some(SupersededEvent {
+            recovery_sn: u64::from_be_bytes(*sn),
+            tx,
+            message: message.to_vec(),
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(41 + self.message.len());
+        out.extend_from_slice(&self.recovery_sn.to_be_bytes());
+        match &self.tx {
+            Some(tx) => {
+                out.push(1);
+                out.extend_from_slice(tx.as_ref());
+            }
+            None => out.push(0),
+        }
+        out.extend_from_slice(&self.message);
+        out
+    }
 }
 
 /// The event seals `{i, s, d}` among an event's anchors.
@@ -650,6 +855,314 @@ mod tests {
                 .expect("reason")
                 .contains("one key event per transaction")
         );
+    }
+
+    /// A rotation following `state` to `keys` signed by `signer`, committing to `after`.
+    fn rotation(state: &KeyState, signer: &Signer, after: &Signer) -> Message {
+        let event = RotationBuilder::new(state, vec![signer.verkey()])
+            .next(vec![after.verkey().next_digest()], Threshold::Simple(1))
+            .build();
+        let sigs = sign(&event, std::slice::from_ref(signer));
+        signed(event, sigs)
+    }
+
+    /// An identifier whose current key signed two interactions (a thief could have): the
+    /// chain, the controller, and the key state after each of its three events.
+    fn compromised() -> (Chain, Controller, Vec<KeyState>) {
+        let (mut chain, alice, prefix, state) = incepted();
+        let mut states = vec![state];
+        for _ in 0..2 {
+            let last = states.last().expect("incepted");
+            let ixn = alice.ixn(last, &alice.current, vec![]);
+            assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+            states.push(chain.key_state(&prefix).expect("accepted"));
+        }
+        (chain, alice, states)
+    }
+
+    fn superseded_records(chain: &Chain, prefix: &Prefix) -> Vec<SupersededEvent> {
+        let qb64 = prefix.qb64();
+        let count = chain.state.get(&keys::id_superseded_count(&qb64));
+        (0..crate::read_u64(count.map(Vec::as_slice)))
+            .map(|i| {
+                let value = chain.state.get(&keys::id_superseded(&qb64, i));
+                SupersededEvent::decode(value.expect("record")).expect("decodes")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_recovery_rotation_replaces_the_interactions_it_supersedes() {
+        let (mut chain, alice, states) = compromised();
+        let prefix = states[0].prefix;
+        let qb64 = prefix.qb64();
+        let ixns: Vec<Vec<u8>> = (1..=2)
+            .map(|sn| chain.state[&keys::id_event(&qb64, sn)].clone())
+            .collect();
+        let ixn_txs: Vec<Vec<u8>> = (1..=2)
+            .map(|sn| chain.state[&keys::id_event_tx(&qb64, sn)].clone())
+            .collect();
+        let rot = alice.rot(&states[0]);
+        assert_eq!(rot.event.sn(), 1);
+        assert_eq!(chain.one(bytes(rot.clone())), (Outcome::Applied, None));
+        let state = chain.key_state(&prefix).expect("recovered");
+        assert_eq!((state.sn, state.ilk.as_str()), (1, "rot"));
+        assert_eq!(state.digest, rot.event.said());
+        assert_eq!(state.signing.keys, vec![alice.next.verkey()]);
+        assert_eq!(state.last_establishment_sn, 1);
+        // The KEL is icp, rot: the entry at 1 rewritten, the one at 2 gone.
+        assert_eq!(
+            chain.state.get(&keys::id_event(&qb64, 1)),
+            Some(&bytes(rot.clone()))
+        );
+        assert_eq!(
+            chain.state.get(&keys::id_event_tx(&qb64, 1)),
+            Some(&chain.last_ids[0].as_ref().to_vec())
+        );
+        assert_eq!(
+            read_state(
+                chain
+                    .state
+                    .get(&keys::id_state_at(&qb64, 1))
+                    .map(Vec::as_slice)
+            ),
+            Some(state.clone())
+        );
+        for key in [
+            keys::id_event(&qb64, 2),
+            keys::id_event_tx(&qb64, 2),
+            keys::id_state_at(&qb64, 2),
+        ] {
+            assert!(!chain.state.contains_key(&key));
+        }
+        // The superseded messages are kept, with their transactions.
+        let records = superseded_records(&chain, &prefix);
+        assert_eq!(records.len(), 2);
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(record.recovery_sn, 1);
+            assert_eq!(record.message, ixns[i]);
+            assert_eq!(
+                record.tx.map(|t| t.as_ref().to_vec()),
+                Some(ixn_txs[i].clone())
+            );
+        }
+        assert!(
+            !chain.state.contains_key(&keys::id_duplicity_count(&qb64)),
+            "a recovery is not duplicity"
+        );
+        // A superseded event cannot come back, at its number or after the recovery.
+        for ixn in &ixns {
+            let (outcome, detail) = chain.one(ixn.clone());
+            assert_eq!(outcome, Outcome::Rejected);
+            assert!(
+                detail
+                    .expect("reason")
+                    .contains("superseded by a recovery rotation")
+            );
+        }
+        // The compromised key signs nothing any more; the recovered one does.
+        let (outcome, detail) = chain.one(bytes(alice.ixn(&state, &alice.current, vec![])));
+        assert_eq!(outcome, Outcome::Rejected);
+        assert!(detail.expect("reason").contains("does not verify"));
+        let ixn = alice.ixn(&state, &alice.next, vec![]);
+        assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+        assert_eq!(chain.key_state(&prefix).expect("state").sn, 2);
+    }
+
+    #[test]
+    fn a_rotation_cannot_supersede_a_rotation() {
+        let (mut chain, alice, prefix, state) = incepted();
+        assert_eq!(chain.one(bytes(alice.rot(&state))).0, Outcome::Applied);
+        let rotated = chain.key_state(&prefix).expect("rotated");
+        let ixn = alice.ixn(&rotated, &alice.next, vec![]);
+        assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+        // The same next key, another commitment: validly signed, but over a rotation.
+        let other = rotation(&state, &alice.next, &Signer::new(&[99; 32]));
+        assert_eq!(chain.one(bytes(other.clone())).0, Outcome::Duplicity);
+        let qb64 = prefix.qb64();
+        assert_eq!(
+            chain.state.get(&keys::id_duplicity(&qb64, 0)),
+            Some(&bytes(other))
+        );
+        assert_eq!(chain.key_state(&prefix).expect("state").sn, 2);
+        assert!(superseded_records(&chain, &prefix).is_empty());
+    }
+
+    #[test]
+    fn an_interaction_cannot_supersede() {
+        let (mut chain, alice, states) = compromised();
+        let other = alice.ixn(
+            &states[0],
+            &alice.current,
+            vec![welkin_keri::Json::string("x")],
+        );
+        assert_eq!(chain.one(bytes(other)).0, Outcome::Duplicity);
+        let state = chain.key_state(&states[0].prefix).expect("state");
+        assert_eq!(state.digest, states[2].digest, "first seen wins");
+        assert!(superseded_records(&chain, &state.prefix).is_empty());
+    }
+
+    #[test]
+    fn a_recovery_is_refused_unless_it_follows_every_rule() {
+        let (mut chain, alice, states) = compromised();
+        let prefix = states[0].prefix;
+        let after = Signer::new(&[98; 32]);
+        // Names the inception, not the ixn at 1, as the event before sn 2.
+        let EventBody::Rotation(mut body) = rotation(&states[1], &alice.next, &after)
+            .event
+            .body()
+            .clone()
+        else {
+            panic!("rotation")
+        };
+        body.prior = states[0].digest;
+        let event = Event::new(EventBody::Rotation(body));
+        let sigs = sign(&event, std::slice::from_ref(&alice.next));
+        let wrong_prior = signed(event, sigs);
+        // Signed by the compromised key instead of the revealed next key.
+        let event = rotation(&states[0], &alice.next, &after).event;
+        let sigs = sign(&event, std::slice::from_ref(&alice.current));
+        let bad_signature = signed(event, sigs);
+        // The thief rotating to its own key: not the committed next key.
+        let not_committed = rotation(&states[0], &alice.current, &after);
+        for (message, reason) in [
+            (wrong_prior, "prior event digest"),
+            (bad_signature, "does not verify"),
+            (not_committed, "do not satisfy prior next threshold"),
+        ] {
+            let (outcome, detail) = chain.one(bytes(message));
+            assert_eq!(outcome, Outcome::Rejected);
+            let detail = detail.expect("a reason");
+            assert!(detail.contains(reason), "{detail}");
+        }
+        let state = chain.key_state(&prefix).expect("state");
+        assert_eq!(state.digest, states[2].digest);
+        assert!(superseded_records(&chain, &prefix).is_empty());
+        assert!(
+            !chain
+                .state
+                .contains_key(&keys::id_duplicity_count(&prefix.qb64()))
+        );
+    }
+
+    /// A delegator whose ixn at 1 anchors delegate w1's (accepted) inception and whose ixn
+    /// at 2 anchors w1's again and w2's (not yet submitted): the chain, the delegator, its
+    /// states, w1's prefix and w2's signed inception.
+    fn delegating() -> (Chain, Controller, Vec<KeyState>, Prefix, Message) {
+        let mut chain = Chain::new();
+        let boss = Controller::new(10);
+        let icp = boss.icp();
+        let boss_prefix = icp.event.prefix();
+        chain.one(bytes(icp));
+        let dip = |seed: u8| {
+            let worker = Controller::new(seed);
+            let dip = worker.inception().delegator(boss_prefix).build();
+            let sigs = sign(&dip, std::slice::from_ref(&worker.current));
+            signed(dip, sigs)
+        };
+        let (w1, w2) = (dip(20), dip(30));
+        assert_eq!(chain.one(bytes(w1.clone())).0, Outcome::Escrowed);
+        let mut states = vec![chain.key_state(&boss_prefix).expect("state")];
+        for seals in [
+            vec![w1.event.seal()],
+            vec![w1.event.seal(), w2.event.seal()],
+        ] {
+            let last = states.last().expect("incepted");
+            let ixn = boss.ixn(last, &boss.current, seal_anchors(&seals));
+            assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+            states.push(chain.key_state(&boss_prefix).expect("state"));
+        }
+        let w1 = w1.event.prefix();
+        assert!(chain.key_state(&w1).is_some(), "released by the anchor");
+        (chain, boss, states, w1, w2)
+    }
+
+    #[test]
+    fn a_recovery_removes_the_anchors_only_superseded_events_made() {
+        let (mut chain, boss, states, w1, w2) = delegating();
+        let boss_qb64 = states[0].prefix.qb64();
+        // Supersede the ixn at 2 only: w1 stays anchored by the ixn at 1, w2 loses it.
+        let rot = rotation(&states[1], &boss.next, &boss.after);
+        assert_eq!(chain.one(bytes(rot)).0, Outcome::Applied);
+        assert!(
+            chain
+                .state
+                .contains_key(&keys::id_anchor(&boss_qb64, &w1.qb64(), 0))
+        );
+        assert!(!chain.state.contains_key(&keys::id_anchor(
+            &boss_qb64,
+            &w2.event.prefix().qb64(),
+            0
+        )));
+        let (outcome, detail) = chain.one(bytes(w2));
+        assert_eq!(outcome, Outcome::Escrowed);
+        assert!(detail.expect("reason").contains("to anchor"));
+    }
+
+    #[test]
+    fn an_accepted_delegated_event_stays_when_its_only_anchor_is_superseded() {
+        let (mut chain, boss, states, w1, _) = delegating();
+        let boss_qb64 = states[0].prefix.qb64();
+        let rot = rotation(&states[0], &boss.next, &boss.after);
+        assert_eq!(chain.one(bytes(rot)).0, Outcome::Applied);
+        let anchor = keys::id_anchor(&boss_qb64, &w1.qb64(), 0);
+        assert!(!chain.state.contains_key(&anchor), "the anchor is gone");
+        assert!(
+            !chain
+                .state
+                .contains_key(&keys::id_anchor_source(&boss_qb64, &w1.qb64(), 0))
+        );
+        assert_eq!(
+            chain.key_state(&w1).expect("still accepted").sn,
+            0,
+            "first seen: the delegate's accepted inception stays"
+        );
+    }
+
+    #[test]
+    fn a_delegated_recovery_waits_for_its_anchor() {
+        let (mut chain, boss, states, w1, _) = delegating();
+        let worker = Controller::new(20);
+        let w0 = chain.key_state(&w1).expect("accepted");
+        let ixn = worker.ixn(&w0, &worker.current, vec![]);
+        assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+        let drt = worker.rot(&w0);
+        assert_eq!(drt.event.ilk(), welkin_keri::Ilk::Drt);
+        let (outcome, detail) = chain.one(bytes(drt.clone()));
+        assert_eq!(outcome, Outcome::Escrowed);
+        assert!(detail.expect("reason").contains("to anchor"));
+        let ixn = boss.ixn(&states[2], &boss.current, seal_anchors(&[drt.event.seal()]));
+        assert_eq!(chain.one(bytes(ixn)).0, Outcome::Applied);
+        let state = chain.key_state(&w1).expect("state");
+        assert_eq!((state.sn, state.digest), (1, drt.event.said()));
+        assert_eq!(superseded_records(&chain, &w1).len(), 1);
+    }
+
+    #[test]
+    fn a_recovery_applies_the_same_through_read_rounds() {
+        let (mut chain, alice, states) = compromised();
+        let tx = chain.tx(bytes(alice.rot(&states[0])));
+        let block = Block::new(hash_parts(&[b"p"]), 9, 1_000_009, vec![tx]);
+        let verdicts = check_signatures(&env().cluster_id, &block);
+        let mut fetched = Fetched::default();
+        let mut wanted = crate::reads(&block);
+        let effects = loop {
+            for key in wanted {
+                fetched.0.insert(key, chain.state.get(&key).cloned());
+            }
+            match apply(&env(), &fetched, &block, &verdicts) {
+                Ok(effects) => break effects,
+                Err(NeedReads(keys)) => wanted = keys,
+            }
+        };
+        let mut whole = chain.state.clone();
+        assert_eq!(effects, apply_to_map(&env(), &mut whole, &block));
+        let state = read_state(
+            whole
+                .get(&keys::id_state(&states[0].prefix.qb64()))
+                .map(Vec::as_slice),
+        );
+        assert_eq!(state.map(|s| s.sn), Some(1));
     }
 
     #[test]

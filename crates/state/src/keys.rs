@@ -119,3 +119,37 @@ pub fn id_duplicity_seen(prefix: &str, sn: u64, said: &str) -> Digest {
         said.as_bytes(),
     ])
 }
+
+/// The sequence number (u64) of the event of `delegator` that first anchored the SAID now at
+/// [`id_anchor`]: a recovery rotation superseding that event removes the anchor, while an
+/// anchor an earlier event also made stays.
+pub fn id_anchor_source(delegator: &str, delegate: &str, sn: u64) -> Digest {
+    hash_parts(&[
+        b"id/anchor-source",
+        delegator.as_bytes(),
+        b"/",
+        delegate.as_bytes(),
+        &sn.to_be_bytes(),
+    ])
+}
+
+/// The number of events of an identifier that recovery rotations superseded.
+pub fn id_superseded_count(prefix: &str) -> Digest {
+    hash_parts(&[b"id/superseded-count", prefix.as_bytes()])
+}
+
+/// Superseded event `index` of an identifier (oldest first): see
+/// [`crate::identity::SupersededEvent`] for the value.
+pub fn id_superseded(prefix: &str, index: u64) -> Digest {
+    hash_parts(&[b"id/superseded", prefix.as_bytes(), &index.to_be_bytes()])
+}
+
+/// Marks that the event `said` at `sn` of an identifier was superseded.
+pub fn id_superseded_seen(prefix: &str, sn: u64, said: &str) -> Digest {
+    hash_parts(&[
+        b"id/superseded-seen",
+        prefix.as_bytes(),
+        &sn.to_be_bytes(),
+        said.as_bytes(),
+    ])
+}

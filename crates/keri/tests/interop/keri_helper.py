@@ -3,6 +3,9 @@
 Usage:
   keri_helper.py generate        print JSON: keripy-made KELs from fixed seeds
   keri_helper.py states          read generate's JSON on stdin, print keripy's key states
+  keri_helper.py recovery        print JSON: a keripy-made KEL with a recovery rotation (icp,
+                                 ixn, ixn, then rot at sn 1 superseding both) and the key
+                                 states keripy reaches from it
   keri_helper.py verify FILE     parse the CESR message stream in FILE with keripy's
                                  Parser and Kevery and print the key states as JSON
 """
@@ -133,6 +136,20 @@ def states():
     json.dump(dict(states=process(stream.encode())), sys.stdout, indent=1)
 
 
+def recovery():
+    """icp and two ixns signed by the current key, then a rot at sn 1 by the next key."""
+    s = [signer(i) for i in range(140, 143)]
+    icp = eventing.incept(keys=[s[0].verfer.qb64], ndigs=[ndig(s[1])], code=Blake3)
+    ixn1 = eventing.interact(pre=icp.pre, dig=icp.said, sn=1)
+    ixn2 = eventing.interact(pre=icp.pre, dig=ixn1.said, sn=2)
+    rot = eventing.rotate(pre=icp.pre, keys=[s[1].verfer.qb64], dig=icp.said, sn=1,
+                          ndigs=[ndig(s[2])])
+    messages = [message(icp, s[0:1]), message(ixn1, s[0:1]), message(ixn2, s[0:1]),
+                message(rot, s[1:2])]
+    states = process("".join(messages).encode())
+    json.dump(dict(messages=messages, states=states), sys.stdout, indent=1)
+
+
 def verify(path):
     with open(path, "rb") as f:
         stream = f.read()
@@ -144,6 +161,8 @@ if __name__ == "__main__":
         generate()
     elif len(sys.argv) == 2 and sys.argv[1] == "states":
         states()
+    elif len(sys.argv) == 2 and sys.argv[1] == "recovery":
+        recovery()
     elif len(sys.argv) == 3 and sys.argv[1] == "verify":
         verify(sys.argv[2])
     else:

@@ -575,18 +575,246 @@ fn first_seen_wins_and_duplicity_is_recorded() {
     assert_eq!(k.state(&state.prefix).expect("kept").digest, first.said());
 }
 
+/// A single-key identifier with two interactions signed by its current key (the keys a
+/// thief would hold): (kevery, the state after each event, current, next).
+fn with_interactions(seed: u8) -> (Kevery, Vec<KeyState>, Signer, Signer) {
+    let (mut k, state, current, next) = single_key(seed);
+    let mut states = vec![state];
+    for _ in 0..2 {
+        let last = states.last().expect("incepted");
+        let ixn = interact(last, vec![]);
+        accepted(submit(&mut k, ixn, std::slice::from_ref(&current)));
+        states.push(k.state(&last.prefix).expect("accepted").clone());
+    }
+    (k, states, current, next)
+}
+
+/// A rotation following `state` to the keys of `signer`, committing to `after`.
+fn rotation(state: &KeyState, signer: &Signer, after: &Signer) -> Event {
+    RotationBuilder::new(state, vec![signer.verkey()])
+        .next(digests(std::slice::from_ref(after)), Threshold::Simple(1))
+        .build()
+}
+
 #[test]
-fn recovery_rotation_over_an_interaction_is_rejected_clearly() {
-    let (mut k, state, current, next) = single_key(88);
-    accepted(submit(&mut k, interact(&state, vec![]), &[current]));
-    let rot = RotationBuilder::new(&state, vec![next.verkey()]).build();
+fn recovery_rotation_supersedes_the_interactions_after_the_last_establishment() {
+    let (mut k, states, current, next) = with_interactions(88);
+    let pre = states[0].prefix;
+    let ixns: Vec<Event> = k.log(&pre)[1..].iter().map(|e| e.event.clone()).collect();
+    let after = signer(90);
+    let rot = rotation(&states[0], &next, &after);
+    assert_eq!(rot.sn(), 1);
+    accepted(submit(&mut k, rot.clone(), std::slice::from_ref(&next)));
+    let state = k.state(&pre).expect("recovered").clone();
+    assert_eq!((state.sn, state.ilk.as_str()), (1, "rot"));
+    assert_eq!(state.digest, rot.said());
+    assert_eq!(state.signing.keys, vec![next.verkey()]);
+    assert_eq!(state.last_establishment_sn, 1);
+    let log: Vec<Event> = k.log(&pre).iter().map(|e| e.event.clone()).collect();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1], rot);
+    let record = k.superseded(&pre);
+    assert_eq!(record.len(), 1);
+    assert_eq!(record[0].rotation, rot);
+    let superseded: Vec<Event> = record[0]
+        .superseded
+        .iter()
+        .map(|e| e.event.clone())
+        .collect();
+    assert_eq!(superseded, ixns);
+    assert!(k.duplicity(&pre).is_empty(), "a recovery is not duplicity");
+    // The superseded events cannot come back, at their own or at the next number.
+    for ixn in &ixns {
+        assert_eq!(
+            submit(&mut k, ixn.clone(), std::slice::from_ref(&current)),
+            Err(ValidationError::Superseded {
+                prefix: pre.qb64(),
+                sn: ixn.sn(),
+                said: ixn.said().qb64()
+            })
+        );
+    }
+    // The compromised keys sign nothing any more; the recovered ones do.
+    assert!(matches!(
+        submit(
+            &mut k,
+            interact(&state, vec![]),
+            std::slice::from_ref(&current)
+        ),
+        Err(ValidationError::InvalidSignature { index: 0, .. })
+    ));
+    accepted(submit(
+        &mut k,
+        interact(&state, vec![]),
+        std::slice::from_ref(&next),
+    ));
+    // A second recovery, of the latest interaction only, by the keys committed to last.
+    let before = k.state(&pre).expect("accepted").clone();
+    accepted(submit(
+        &mut k,
+        interact(&before, vec![]),
+        std::slice::from_ref(&next),
+    ));
+    let rot = rotation(&before, &after, &signer(91));
+    assert_eq!(rot.sn(), 3);
+    accepted(submit(&mut k, rot.clone(), std::slice::from_ref(&after)));
+    assert_eq!(k.state(&pre).expect("recovered").digest, rot.said());
+    assert_eq!(k.log(&pre).len(), 4);
+    assert_eq!(k.superseded(&pre).len(), 2);
+    assert_eq!(k.superseded(&pre)[1].superseded.len(), 1);
+}
+
+#[test]
+fn recovery_cannot_supersede_an_establishment_event() {
+    let (mut k, state, _, next) = single_key(92);
+    let after = signer(94);
+    accepted(submit(
+        &mut k,
+        rotation(&state, &next, &after),
+        std::slice::from_ref(&next),
+    ));
+    let rotated = k.state(&state.prefix).expect("rotated").clone();
+    accepted(submit(
+        &mut k,
+        interact(&rotated, vec![]),
+        std::slice::from_ref(&next),
+    ));
+    // Same keys, another commitment: a validly signed rotation at sn 1 over the rotation.
+    let other = rotation(&state, &next, &signer(95));
     assert_eq!(
-        submit(&mut k, rot, &[next]),
-        Err(ValidationError::RecoveryUnsupported {
+        submit(&mut k, other.clone(), std::slice::from_ref(&next)),
+        Err(ValidationError::SupersedesEstablishment {
             prefix: state.prefix.qb64(),
-            sn: 1
+            sn: 1,
+            said: other.said().qb64(),
+            last_establishment_sn: 1
         })
     );
+    assert_eq!(k.duplicity(&state.prefix).len(), 1, "kept as evidence");
+    assert_eq!(k.state(&state.prefix).expect("kept").sn, 2);
+    assert!(k.superseded(&state.prefix).is_empty());
+}
+
+#[test]
+fn recovery_names_the_event_before_it_as_prior() {
+    let (mut k, states, _, next) = with_interactions(96);
+    // At sn 2, but naming the inception (sn 0) instead of the ixn at sn 1.
+    let EventBody::Rotation(mut body) = rotation(&states[1], &next, &signer(98)).body().clone()
+    else {
+        panic!("rotation")
+    };
+    body.prior = states[0].digest;
+    let rot = Event::new(EventBody::Rotation(body));
+    assert_eq!(
+        submit(&mut k, rot, std::slice::from_ref(&next)),
+        Err(ValidationError::PriorMismatch {
+            expected: states[1].digest.qb64(),
+            found: states[0].digest.qb64()
+        })
+    );
+    assert_eq!(k.state(&states[0].prefix).expect("kept").sn, 2);
+    assert!(
+        k.duplicity(&states[0].prefix).is_empty(),
+        "not validly made: no evidence"
+    );
+}
+
+#[test]
+fn recovery_must_be_signed_by_its_keys() {
+    let (mut k, states, current, next) = with_interactions(100);
+    let rot = rotation(&states[0], &next, &signer(102));
+    // Signed by the compromised current key, not by the revealed next key.
+    assert_eq!(
+        submit(&mut k, rot, &[current]),
+        Err(ValidationError::InvalidSignature {
+            index: 0,
+            key: next.verkey().qb64()
+        })
+    );
+    assert_eq!(k.state(&states[0].prefix).expect("kept").sn, 2);
+}
+
+#[test]
+fn recovery_must_reveal_the_prior_next_keys() {
+    let (mut k, states, current, _) = with_interactions(104);
+    // The thief rotates to a key of its own: the pre-rotation commitment stops it.
+    let rot = rotation(&states[0], &current, &signer(106));
+    assert_eq!(
+        submit(&mut k, rot, std::slice::from_ref(&current)),
+        Err(ValidationError::PriorNextNotMet {
+            ondices: vec![],
+            threshold: r#""1""#.into()
+        })
+    );
+    assert_eq!(k.state(&states[0].prefix).expect("kept").sn, 2);
+    assert!(k.superseded(&states[0].prefix).is_empty());
+}
+
+#[test]
+fn an_interaction_cannot_supersede() {
+    let (mut k, states, current, _) = with_interactions(108);
+    let ixn = interact(&states[0], vec![welkin_keri::Json::string("other")]);
+    assert_eq!(
+        submit(&mut k, ixn.clone(), std::slice::from_ref(&current)),
+        Err(ValidationError::Duplicitous {
+            prefix: states[0].prefix.qb64(),
+            sn: 1,
+            said: ixn.said().qb64()
+        })
+    );
+    assert_eq!(k.duplicity(&states[0].prefix).len(), 1);
+    assert_eq!(
+        k.state(&states[0].prefix).expect("kept").digest,
+        states[2].digest
+    );
+}
+
+#[test]
+fn delegated_recovery_supersedes_only_the_latest_interaction_once_anchored() {
+    let (mut k, dstate, d, dip, e) = delegation(&[]);
+    let ixn = interact(&dstate, seal_anchors(&[dip.seal()]));
+    accepted(submit(&mut k, ixn, std::slice::from_ref(&d)));
+    accepted(submit(&mut k, dip.clone(), std::slice::from_ref(&e)));
+    let epre = dip.prefix();
+    let mut states = vec![k.state(&epre).expect("accepted").clone()];
+    for _ in 0..2 {
+        let last = states.last().expect("incepted");
+        accepted(submit(
+            &mut k,
+            interact(last, vec![]),
+            std::slice::from_ref(&e),
+        ));
+        states.push(k.state(&epre).expect("accepted").clone());
+    }
+    let next = signer(63);
+    let deep = rotation(&states[0], &next, &signer(64));
+    assert_eq!(deep.ilk(), Ilk::Drt);
+    assert_eq!(
+        submit(&mut k, deep.clone(), std::slice::from_ref(&next)),
+        Err(ValidationError::DelegatedRecoveryDepth {
+            prefix: epre.qb64(),
+            sn: 1,
+            said: deep.said().qb64(),
+            last: 2
+        })
+    );
+    let drt = rotation(&states[1], &next, &signer(64));
+    assert_eq!(
+        submit(&mut k, drt.clone(), std::slice::from_ref(&next)),
+        Ok(Outcome::Escrowed(
+            welkin_keri::EscrowReason::MissingDelegation
+        ))
+    );
+    assert_eq!(k.state(&epre).expect("kept").digest, states[2].digest);
+    let dstate = k.state(&dstate.prefix).expect("accepted").clone();
+    let ixn = interact(&dstate, seal_anchors(&[drt.seal()]));
+    assert_eq!(
+        submit(&mut k, ixn, &[d]),
+        Ok(Outcome::Accepted { released: 1 })
+    );
+    let state = k.state(&epre).expect("recovered");
+    assert_eq!((state.sn, state.digest), (2, drt.said()));
+    assert_eq!(k.superseded(&epre)[0].superseded.len(), 1);
 }
 
 #[test]
