@@ -47,8 +47,8 @@ pub(crate) enum Command {
     /// Append records to the cluster's audit log, fetch entries and proofs, check receipts.
     #[command(subcommand)]
     Log(LogCommand),
-    /// KERI identities witnessed by the cluster: incept, rotate, interact, delegate, show,
-    /// KEL, export and offline verify.
+    /// KERI identities witnessed by the cluster: incept, rotate, recover, interact, delegate,
+    /// show, KEL, export and offline verify.
     ///
     /// Keys live in a local keystore encrypted with a passphrase (WELKIN_PASSPHRASE, or
     /// --passphrase-file). Each event is signed by the identity's keys and committed by the
@@ -229,6 +229,14 @@ pub(crate) enum IdCommand {
     Incept(IdInceptArgs),
     /// Rotate to the pre-committed next key and commit to a fresh one.
     Rotate(IdNameArgs),
+    /// Recover from a stolen signing key: rotate over the interactions since the last rotation.
+    ///
+    /// KERI's superseding recovery: a rotation to the pre-committed next key takes the
+    /// sequence number of the first interaction to undo, and the interactions from there on
+    /// leave the key event log. They stay on record (`GET /v1/id/{prefix}/superseded`). A
+    /// thief who has the current signing key cannot do this: the next key was committed to
+    /// only as a digest.
+    Recover(IdRecoverArgs),
     /// Add an interaction event, optionally anchoring seals (delegation approvals, data).
     Interact(IdInteractArgs),
     /// Show an identifier's key state (by keystore name or prefix).
@@ -325,6 +333,16 @@ pub(crate) struct IdInceptArgs {
     /// any KERI client can check acceptance from the nodes' receipts.
     #[arg(long)]
     pub(crate) witnessed: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IdRecoverArgs {
+    #[command(flatten)]
+    pub(crate) id: IdNameArgs,
+    /// Supersede the interactions from this sequence number on (default: every interaction
+    /// since the latest rotation). It must come after the latest establishment event.
+    #[arg(long)]
+    pub(crate) from: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -843,6 +843,60 @@ fn identities(dir: &Path) {
     assert!(!none.status.success(), "nothing is left to approve");
     assert!(String::from_utf8_lossy(&none.stderr).contains("no event waiting"));
 
+    // Recovery: erin's interactions (say, by a thief with her signing key) are superseded by
+    // a rotation to her pre-committed next key, which the thief does not have.
+    let erin = json(&["incept", "--name", "erin"])["state"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string();
+    json(&["interact", "--name", "erin"]);
+    json(&["interact", "--name", "erin"]);
+    let refused = id(&["recover", "--name", "erin", "--from", "0"])
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("supersedes interactions only"),
+        "{refused:?}"
+    );
+    let recovered = json(&["recover", "--name", "erin"]);
+    assert_eq!(recovered["state"]["sn"], 1);
+    assert_eq!(recovered["state"]["ilk"], "rot");
+    let kel = json(&["kel", &erin]);
+    let ilks: Vec<&str> = kel["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["ilk"].as_str())
+        .collect();
+    assert_eq!(ilks, ["icp", "rot"], "the interactions left the log");
+    for node in 0..NODES as u16 {
+        let url = format!(
+            "http://127.0.0.1:{}/v1/id/{erin}/superseded",
+            API_BASE + node
+        );
+        let body = served_eventually(&url, |body| body.windows(3).any(|w| w == b"ixn"));
+        let record: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let superseded: Vec<(u64, u64)> = record["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| {
+                (
+                    e["sn"].as_u64().expect("sn"),
+                    e["recovery_sn"].as_u64().expect("recovery_sn"),
+                )
+            })
+            .collect();
+        assert_eq!(superseded, [(1, 1), (2, 1)], "node {node}");
+    }
+    keripy_states(dir, &run_ok(&mut id(&["kel", &erin, "--cesr"])))
+        .get(&erin)
+        .map(|state| {
+            assert_eq!(state["sn"], 1, "keripy reads the recovered log");
+            assert_eq!(state["digest"], recovered["state"]["digest"]);
+        })
+        .expect("keripy accepts erin's log");
+
     // Refusals: a bad prefix, an unknown identifier, a wrong passphrase.
     expect_errors(
         &format!("{api}/v1/id"),

@@ -209,6 +209,11 @@ impl Client {
         self.get(&format!("/v1/id/{prefix}/duplicity"))
     }
 
+    /// The interaction events of an identifier that recovery rotations superseded.
+    pub fn superseded(&self, prefix: &str) -> Result<welkin_types::api::Superseded, ClientError> {
+        self.get(&format!("/v1/id/{prefix}/superseded"))
+    }
+
     /// Cluster status as this node sees it.
     pub fn status(&self) -> Result<ClusterStatus, ClientError> {
         self.get("/v1/status")

@@ -57,8 +57,8 @@ pub enum KeyEventOutcome {
     },
     /// Waiting in escrow, for the reason given.
     Escrowed(String),
-    /// A validly signed conflicting event, kept as evidence.
-    Duplicity,
+    /// A validly signed conflicting event, kept as evidence; why it is not a recovery.
+    Duplicity(String),
     /// Refused, for the reason given.
     Rejected(String),
 }
@@ -90,7 +90,7 @@ pub fn process<S: Snapshot>(
             add_to_escrow(state, &event.prefix(), event.sn(), tx, bytes);
             KeyEventOutcome::Escrowed(reason)
         }
-        Step::Duplicity => KeyEventOutcome::Duplicity,
+        Step::Duplicity(reason) => KeyEventOutcome::Duplicity(reason),
         Step::Rejected(reason) => KeyEventOutcome::Rejected(reason),
     }
 }
@@ -103,8 +103,9 @@ enum Step {
     Known,
     /// Cannot be decided yet.
     Escrow(String),
-    /// Conflicts with an accepted event, validly signed: recorded as evidence.
-    Duplicity,
+    /// Conflicts with an accepted event, validly signed: recorded as evidence; why it is
+    /// not a recovery.
+    Duplicity(String),
     /// Invalid.
     Rejected(String),
 }
@@ -217,9 +218,9 @@ fn conflict<S: Snapshot>(
             ));
         }
     };
-    if current.check_recovery(event).is_err() {
+    if let Err(not_recovery) = current.check_recovery(event) {
         record_duplicity(state, &qb64, sn, event, bytes);
-        return Step::Duplicity;
+        return Step::Duplicity(not_recovery.to_string());
     }
     if let Some(wait) = check_delegation(state, &validated, event) {
         return wait;
@@ -480,7 +481,7 @@ fn release<S: Snapshot>(
                     slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
                 }
                 Step::Escrow(_) => still.push((tx, bytes)),
-                Step::Known | Step::Duplicity | Step::Rejected(_) => {}
+                Step::Known | Step::Duplicity(_) | Step::Rejected(_) => {}
             }
         }
         if still.is_empty() {
@@ -769,7 +770,14 @@ mod tests {
         let second = alice.ixn(&state, &alice.current, seal_anchors(&[seal]));
         assert_ne!(first.event.said(), second.event.said());
         assert_eq!(chain.one(bytes(first.clone())).0, Outcome::Applied);
-        assert_eq!(chain.one(bytes(second.clone())).0, Outcome::Duplicity);
+        let (outcome, detail) = chain.one(bytes(second.clone()));
+        assert_eq!(outcome, Outcome::Duplicity);
+        assert!(
+            detail
+                .as_deref()
+                .is_some_and(|d| d.contains("duplicitous event")),
+            "the receipt says why: {detail:?}"
+        );
         assert_eq!(
             chain.one(bytes(second.clone())).0,
             Outcome::Duplicity,

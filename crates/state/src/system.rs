@@ -62,7 +62,10 @@ pub(crate) fn execute<S: Snapshot>(
                     state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
                     Outcome::Escrowed
                 }
-                KeyEventOutcome::Duplicity => Outcome::Duplicity,
+                KeyEventOutcome::Duplicity(reason) => {
+                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
+                    Outcome::Duplicity
+                }
                 KeyEventOutcome::Rejected(reason) => {
                     state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
                     Outcome::Rejected

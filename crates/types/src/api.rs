@@ -242,6 +242,33 @@ pub struct Conflict {
     pub refused: String,
 }
 
+/// `GET /v1/id/{prefix}/superseded`: interaction events a recovery rotation replaced.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Superseded {
+    /// The identifier.
+    pub prefix: String,
+    /// The superseded events, oldest first.
+    pub events: Vec<SupersededEvent>,
+}
+
+/// One event a recovery rotation replaced.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SupersededEvent {
+    /// The sequence number of the recovery rotation (the KEL's event there now).
+    pub recovery_sn: u64,
+    /// The superseded event's own sequence number.
+    pub sn: u64,
+    /// Its SAID.
+    pub said: String,
+    /// Its type (`ixn`).
+    pub ilk: String,
+    /// The transaction that had carried it, hex, when known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tx_id: Option<String>,
+    /// The event and its signatures, as a CESR message.
+    pub message: String,
+}
+
 /// `GET /v1/id/witnesses`: the cluster's nodes as KERI witnesses.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Witnesses {

@@ -7,7 +7,7 @@
 use crate::{
     cli::{
         IdDelegateArgs, IdExportArgs, IdInceptArgs, IdInteractArgs, IdKelArgs, IdNameArgs,
-        IdShowArgs, IdVerifyArgs, KeystoreArgs,
+        IdRecoverArgs, IdShowArgs, IdVerifyArgs, KeystoreArgs,
     },
     output,
 };
@@ -175,45 +175,113 @@ pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
     report(args.api.json, "incepted", &args.name, &state)
 }
 
-pub(crate) fn rotate(args: IdNameArgs) -> anyhow::Result<()> {
-    let mut keystore = open_keystore(&args.keystore)?;
-    let identity = keystore.get(&args.name)?.clone();
+/// The seed a rotation will commit to as the next key: a pending one from an interrupted
+/// rotation (so retrying is safe), or a fresh one saved as pending before anything is sent.
+fn next_commitment(keystore: &mut Keystore, name: &str) -> anyhow::Result<[u8; 32]> {
+    let identity = keystore.get(name)?;
     if identity.next.is_empty() {
-        bail!(
-            "{} has no pre-committed next keys: it cannot rotate",
-            args.name
-        );
+        bail!("{name} has no pre-committed next keys: it cannot rotate");
     }
-    // Reuse a pending commitment from an interrupted rotation, so that retrying is safe.
-    let after = if identity.pending_next.is_empty() {
-        let seed = random_seed();
-        keystore.get_mut(&args.name)?.pending_next = vec![*seed];
-        keystore.save()?;
-        *seed
-    } else {
-        identity.pending_next[0]
-    };
-    let client = Client::new(&args.api.api);
-    let state = client.key_state(&identity.prefix)?;
+    if let Some(pending) = identity.pending_next.first() {
+        return Ok(*pending);
+    }
+    let seed = random_seed();
+    keystore.get_mut(name)?.pending_next = vec![*seed];
+    keystore.save()?;
+    Ok(*seed)
+}
+
+/// Rotates `name` from the key state `prior` (the current one, or for a recovery the one
+/// before the first superseded interaction) unless `current` shows the rotation already
+/// committed, then records the new keys in the keystore.
+fn rotate_from(
+    client: &Client,
+    keystore: &mut Keystore,
+    name: &str,
+    prior: &KeyState,
+    current: &KeyState,
+) -> anyhow::Result<()> {
+    let after = next_commitment(keystore, name)?;
+    let identity = keystore.get(name)?.clone();
     let revealed = signers(&identity.next);
     let revealed_keys: Vec<_> = revealed.iter().map(Signer::verkey).collect();
     let committed = vec![Signer::new(&after).verkey().next_digest()];
     // A rotation committed before a crash kept the keystore from recording it: finish it.
-    let already_rotated = state.signing.keys == revealed_keys && state.signing.next == committed;
+    let already_rotated =
+        current.signing.keys == revealed_keys && current.signing.next == committed;
     if !already_rotated {
-        let event = RotationBuilder::new(&state, revealed_keys)
+        let event = RotationBuilder::new(prior, revealed_keys)
             .next(committed, Threshold::Simple(1))
             .build();
         let signatures = sign(&event, &revealed);
-        submit(&client, &signed(event, signatures))?;
+        submit(client, &signed(event, signatures))?;
     }
-    let stored = keystore.get_mut(&args.name)?;
+    let stored = keystore.get_mut(name)?;
     stored.current = stored.next.clone();
     stored.next = vec![after];
     stored.pending_next.clear();
     keystore.save()?;
-    let state = client.key_state(&identity.prefix)?;
+    Ok(())
+}
+
+pub(crate) fn rotate(args: IdNameArgs) -> anyhow::Result<()> {
+    let mut keystore = open_keystore(&args.keystore)?;
+    let prefix = keystore.get(&args.name)?.prefix.clone();
+    let client = Client::new(&args.api.api);
+    let state = client.key_state(&prefix)?;
+    rotate_from(&client, &mut keystore, &args.name, &state, &state)?;
+    let state = client.key_state(&prefix)?;
     report(args.api.json, "rotated", &args.name, &state)
+}
+
+pub(crate) fn recover(args: IdRecoverArgs) -> anyhow::Result<()> {
+    let IdRecoverArgs { id: args, from } = args;
+    let mut keystore = open_keystore(&args.keystore)?;
+    let prefix = keystore.get(&args.name)?.prefix.clone();
+    let client = Client::new(&args.api.api);
+    let current = client.key_state(&prefix)?;
+    let last_establishment = current.last_establishment_sn;
+    // Finishing a recovery whose commit the keystore missed: nothing is left to supersede,
+    // and the rotation is the latest establishment event.
+    let identity = keystore.get(&args.name)?;
+    let revealed: Vec<_> = signers(&identity.next).iter().map(Signer::verkey).collect();
+    if current.signing.keys == revealed && !identity.pending_next.is_empty() {
+        rotate_from(&client, &mut keystore, &args.name, &current, &current)?;
+        return report(args.api.json, "recovered", &args.name, &current);
+    }
+    let from = from.unwrap_or(last_establishment + 1);
+    if from <= last_establishment {
+        bail!(
+            "a recovery supersedes interactions only: sequence number {from} is at or before              {}'s latest establishment event ({last_establishment})",
+            args.name
+        );
+    }
+    if from > current.sn {
+        bail!(
+            "{} has no interaction at sequence number {from} (its latest event is {}): nothing              to supersede; to rotate, use `welkin id rotate`",
+            args.name,
+            current.sn
+        );
+    }
+    // The key state after event from-1, rebuilt from the served log by KERI's rules.
+    let kel = client.kel_cesr(&prefix)?;
+    let mut kevery = Kevery::new(KeveryConfig {
+        require_witness_receipts: false,
+        ..KeveryConfig::default()
+    });
+    kevery
+        .process_stream(kel.as_bytes())
+        .map_err(|e| anyhow::anyhow!("the node served an unreadable key event log: {e}"))?;
+    let parsed = Prefix::from_qb64(&prefix)
+        .map_err(|e| anyhow::anyhow!("the keystore holds a bad identifier: {e}"))?;
+    let prior = kevery
+        .log(&parsed)
+        .get(usize::try_from(from - 1).unwrap_or(usize::MAX))
+        .map(|accepted| accepted.state.clone())
+        .ok_or_else(|| anyhow::anyhow!("the served key event log has no event {}", from - 1))?;
+    rotate_from(&client, &mut keystore, &args.name, &prior, &current)?;
+    let state = client.key_state(&prefix)?;
+    report(args.api.json, "recovered", &args.name, &state)
 }
 
 fn parse_seal(text: &str) -> anyhow::Result<EventSeal> {

@@ -36,6 +36,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Watch(args)) => log::watch(args),
         Command::Id(IdCommand::Incept(args)) => id::incept(args),
         Command::Id(IdCommand::Rotate(args)) => id::rotate(args),
+        Command::Id(IdCommand::Recover(args)) => id::recover(args),
         Command::Id(IdCommand::Interact(args)) => id::interact(args),
         Command::Id(IdCommand::Show(args)) => id::show(args),
         Command::Id(IdCommand::Kel(args)) => id::kel(args),

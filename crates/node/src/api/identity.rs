@@ -9,6 +9,7 @@
 //! | `GET /v1/id/{prefix}/receipts` | this node's witness receipts (`rct`) of every event, CESR |
 //! | `GET /oobi/{prefix}` | the KEL followed by this node's receipts, for KERI clients |
 //! | `GET /v1/id/{prefix}/duplicity` | conflicting, validly signed events refused (JSON) |
+//! | `GET /v1/id/{prefix}/superseded?from=I` | interactions replaced by recovery rotations (JSON) |
 //! | `GET /v1/id/{prefix}/pending` | messages waiting in escrow for its next event (CESR) |
 //! | `GET /v1/id/witnesses` | the nodes' KERI identifiers (the witness pool) and threshold |
 //!
@@ -28,7 +29,9 @@ use commonware_runtime::Clock;
 use serde::Deserialize;
 use welkin_keri::{KeyState, Prefix, VerKey, parse_message};
 use welkin_state::keys;
-use welkin_types::api::{Conflict, DuplicityEvidence, Kel, KelEvent, Witnesses};
+use welkin_types::api::{
+    Conflict, DuplicityEvidence, Kel, KelEvent, Superseded, SupersededEvent, Witnesses,
+};
 
 /// Most events returned by one KEL request.
 pub const MAX_KEL_PAGE: u64 = 1_000;
@@ -271,5 +274,48 @@ pub(super) async fn duplicity<E: Clock + Send + Sync + 'static>(
     Ok(Json(DuplicityEvidence {
         prefix: qb64,
         evidence,
+    }))
+}
+
+/// `GET /v1/id/{prefix}/superseded?from=I`: the interaction events that recovery rotations
+/// replaced, oldest first, from record `I` on (at most [`MAX_KEL_PAGE`]).
+pub(super) async fn superseded<E: Clock + Send + Sync + 'static>(
+    State(node): State<NodeHandle<E>>,
+    Path(prefix): Path<String>,
+    Query(params): Query<KelParams>,
+) -> Result<Json<Superseded>, ApiError> {
+    let prefix = parse_prefix(&prefix)?;
+    state_of(&node, &prefix).await?;
+    let qb64 = prefix.qb64();
+    let count = welkin_state::read_u64(
+        node.value(keys::id_superseded_count(&qb64))
+            .await
+            .as_deref(),
+    );
+    let from = params.from.unwrap_or(0).min(count);
+    let to = count.min(from.saturating_add(MAX_KEL_PAGE));
+    let records = node
+        .values((from..to).map(|i| keys::id_superseded(&qb64, i)).collect())
+        .await;
+    let mut events = Vec::new();
+    for bytes in records.into_iter().flatten() {
+        let Some(record) = welkin_state::identity::SupersededEvent::decode(&bytes) else {
+            continue;
+        };
+        let Ok((message, _)) = parse_message(&record.message) else {
+            continue;
+        };
+        events.push(SupersededEvent {
+            recovery_sn: record.recovery_sn,
+            sn: message.event.sn(),
+            said: message.event.said().qb64(),
+            ilk: message.event.ilk().as_str().to_string(),
+            tx_id: record.tx.map(hex::encode),
+            message: String::from_utf8_lossy(&record.message).into_owned(),
+        });
+    }
+    Ok(Json(Superseded {
+        prefix: qb64,
+        events,
     }))
 }

@@ -190,6 +190,7 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .route("/v1/id/{prefix}/kel", get(identity::kel::<E>))
         .route("/v1/id/{prefix}/kel.cesr", get(identity::kel_cesr::<E>))
         .route("/v1/id/{prefix}/duplicity", get(identity::duplicity::<E>))
+        .route("/v1/id/{prefix}/superseded", get(identity::superseded::<E>))
         .route("/v1/id/{prefix}/receipts", get(identity::receipts::<E>))
         .route("/v1/id/{prefix}/pending", get(identity::pending::<E>))
         .route("/v1/id/witnesses", get(identity::witnesses::<E>))
