@@ -203,9 +203,10 @@ pub(crate) struct BenchArgs {
     /// key events).
     #[arg(long)]
     pub(crate) transactions: Option<usize>,
-    /// What each transaction does: `memo` (a log append), or `key-events` (each the
-    /// inception of a new KERI identifier, validated by the identity module; afterwards
-    /// key-state lookups per second are measured on one node).
+    /// What each transaction does: `memo` (a log append), `identity-memo` (the same, sent
+    /// by KERI identifiers), or `key-events` (each the inception of a new KERI identifier,
+    /// validated by the identity module; afterwards key-state lookups per second are
+    /// measured on one node).
     #[arg(long, value_enum, default_value = "memo")]
     pub(crate) workload: Workload,
     /// Write the figures as JSON to this file.
@@ -221,6 +222,9 @@ pub(crate) enum Workload {
     Memo,
     /// Inceptions of new KERI identifiers.
     KeyEvents,
+    /// Memos sent by 64 KERI identifiers (version 2 envelopes): the cost of checking
+    /// signers against key state.
+    IdentityMemo,
 }
 
 #[derive(Debug, Subcommand)]

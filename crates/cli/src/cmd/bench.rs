@@ -61,6 +61,55 @@ fn inception(seed: &[u8; 32]) -> (Payload, String) {
     (Payload::KeyEvent(bytes), prefix)
 }
 
+/// Incepts `count` single-key identifiers and waits for them: the senders of the
+/// identity-memo workload, with their signing keys.
+fn incept_senders(
+    client: &Client,
+    cluster_id: &welkin_types::Digest,
+    count: usize,
+) -> anyhow::Result<Vec<(Sender, PrivateKey)>> {
+    eprintln!("incepting {count} identifiers to send from...");
+    let submitter =
+        welkin_node::ceremony::NodeKey::generate(&mut commonware_utils::sys_rng()).signer;
+    let run_seed = welkin_node::ceremony::random_seed();
+    let mut senders = Vec::with_capacity(count);
+    let mut batch = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut seed = *run_seed;
+        seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let (payload, prefix) = inception(&seed);
+        let key = welkin_types::decode::<PrivateKey>(&seed)
+            .map_err(|e| anyhow::anyhow!("a 32-byte seed is an ed25519 key: {e}"))?;
+        let tx = Transaction {
+            sender: Sender::Key(submitter.public_key()),
+            nonce: i as u64,
+            expiry_ms: super::now_ms() + 120_000,
+            payload,
+        }
+        .sign(&submitter, cluster_id);
+        batch.push(hex::encode(tx.encode()));
+        let signers = vec![welkin_types::IndexedKey {
+            index: 0,
+            key: key.public_key(),
+        }];
+        senders.push((Sender::Identifier { prefix, signers }, key));
+    }
+    let result = client.submit_encoded(batch, Some(Duration::from_secs(60)))?;
+    let applied = result
+        .results
+        .iter()
+        .filter(|r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.receipt.is_some_and(|r| r.outcome.is_applied()))
+        })
+        .count();
+    if applied != count {
+        bail!("only {applied} of {count} sender identifiers were incepted");
+    }
+    Ok(senders)
+}
+
 /// Key-state lookups per second against `api` for `seconds`, from `concurrency` clients.
 fn lookups(api: &str, prefixes: &[String], concurrency: usize, seconds: u64) -> f64 {
     let prefixes = Arc::new(prefixes.to_vec());
@@ -129,8 +178,13 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
 
     let rate = match args.workload {
-        Workload::Memo => 12_000,
+        Workload::Memo | Workload::IdentityMemo => 12_000,
         Workload::KeyEvents => 3_000,
+    };
+    let identities = if args.workload == Workload::IdentityMemo {
+        incept_senders(&Client::new(&apis[0]), &cluster_id, 64)?
+    } else {
+        Vec::new()
     };
     let total = args.transactions.unwrap_or(rate * args.duration as usize);
     let mut prefixes = Vec::new();
@@ -143,9 +197,17 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let run_seed = welkin_node::ceremony::random_seed();
     let encoded: Vec<String> = (0..total)
         .map(|i| {
-            let key = &signers[i % signers.len()];
+            let (sender, key) = match identities.get(i % 64) {
+                Some((sender, key)) => (sender.clone(), key),
+                None => {
+                    let key = &signers[i % signers.len()];
+                    (Sender::Key(key.public_key()), key)
+                }
+            };
             let payload = match args.workload {
-                Workload::Memo => Payload::Memo((i as u64).to_be_bytes().to_vec()),
+                Workload::Memo | Workload::IdentityMemo => {
+                    Payload::Memo((i as u64).to_be_bytes().to_vec())
+                }
                 Workload::KeyEvents => {
                     let mut seed = *run_seed;
                     seed[..8].copy_from_slice(&(i as u64).to_be_bytes());
@@ -157,7 +219,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
                 }
             };
             let tx = Transaction {
-                sender: Sender::Key(key.public_key()),
+                sender,
                 nonce: i as u64,
                 expiry_ms: expiry,
                 payload,

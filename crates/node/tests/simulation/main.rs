@@ -289,7 +289,9 @@ fn byzantine_conflicter() {
 /// two different, validly signed interactions at the same sequence number to two nodes, and
 /// someone sends a third with a forged signature to another. Exactly one is accepted (first in
 /// block order), the other is kept as duplicity evidence on every node, the forgery is
-/// rejected, and all honest nodes hold byte-identical key states and evidence.
+/// rejected, and all honest nodes hold byte-identical key states and evidence. Then the
+/// identifier signs transactions: a memo by the key a concurrent rotation retires counts only
+/// if ordered before it, and afterwards the old key is refused and the new one accepted.
 fn identity_scenario(seed: u64) -> (Digest, String) {
     use welkin_keri::{InceptionBuilder, Signer, Threshold, interact, sign, signed};
     use welkin_types::{Outcome, Payload};
@@ -373,6 +375,72 @@ fn identity_scenario(seed: u64) -> (Digest, String) {
             [Outcome::Applied, Outcome::Duplicity],
             "first seen wins; the other is evidence"
         );
+
+        // Transactions signed by the identifier. A rotation and a memo signed by the key it
+        // rotates out race to two nodes: whichever order consensus picks, the memo counts
+        // only if it was ordered before the rotation.
+        let by_identifier = |seed: u8, nonce: u64, memo: &[u8]| {
+            let key = welkin_types::decode::<welkin_types::PrivateKey>(&[seed; 32])
+                .expect("a 32-byte seed is a key");
+            welkin_types::Transaction {
+                sender: welkin_types::Sender::Identifier {
+                    prefix: qb64.clone(),
+                    signers: vec![welkin_types::IndexedKey {
+                        index: 0,
+                        key: commonware_cryptography::Signer::public_key(&key),
+                    }],
+                },
+                nonce,
+                expiry_ms: welkin_node::application::now_ms(&context) + 120_000,
+                payload: Payload::Memo(memo.to_vec()),
+            }
+            .sign(&key, &fixture.genesis.cluster_id())
+        };
+        let state: welkin_keri::KeyState = serde_json::from_slice(
+            &node(0)
+                .value(welkin_state::keys::id_state(&qb64))
+                .await
+                .expect("incepted"),
+        )
+        .expect("json");
+        let rot = welkin_keri::RotationBuilder::new(&state, vec![next.verkey()])
+            .next(
+                vec![Signer::new(&[4; 32]).verkey().next_digest()],
+                Threshold::Simple(1),
+            )
+            .build();
+        let rot = signed(rot.clone(), sign(&rot, std::slice::from_ref(&next)));
+        let rot_tx = transaction_with(&context, &fixture, 5, 3, key_event(rot));
+        let (rotation, stale) = futures::future::join(
+            commit(&context, node(0), rot_tx, patience),
+            commit(&context, node(1), by_identifier(1, 1, b"old key"), patience),
+        )
+        .await;
+        let (rotation, stale) = (rotation.expect("committed"), stale.expect("committed"));
+        assert_eq!(rotation.outcome, Outcome::Applied);
+        let stale_first = (stale.height, stale.index) < (rotation.height, rotation.index);
+        assert_eq!(
+            stale.outcome,
+            if stale_first {
+                Outcome::Applied
+            } else {
+                Outcome::Rejected
+            },
+            "the old key signs only before the rotation"
+        );
+        // Once every node has the rotation, admission refuses the old key; the new one signs.
+        assert!(wait_for_height(&context, &nodes, rotation.height, patience).await);
+        let refused = node(2).submit(by_identifier(1, 2, b"late")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(welkin_node::handle::SubmitError::Unauthorized(_))
+            ),
+            "{refused:?}"
+        );
+        let fresh = commit(&context, node(2), by_identifier(2, 2, b"new key"), patience).await;
+        assert_eq!(fresh.expect("committed").outcome, Outcome::Applied);
+
         let target = common_height(&nodes) + 1;
         assert!(wait_for_height(&context, &nodes, target, patience).await);
         let keys = [
@@ -400,6 +468,8 @@ fn identity_scenario(seed: u64) -> (Digest, String) {
 #[test]
 fn identity_with_duplicity_and_forgery_under_a_byzantine_node() {
     replays("identity-4", || identity_scenario(11));
+    // Seed 11 orders the old-key memo after the rotation, seed 12 before it.
+    identity_scenario(12);
 }
 
 #[test]
