@@ -400,7 +400,9 @@ impl<E: Clock> NodeHandle<E> {
                 let authorized = match &tx.tx.sender {
                     Sender::Key(_) => Ok(()),
                     Sender::Identifier { prefix, signers } => {
-                        let state = authority::stored_key_state(values.next().flatten().as_deref());
+                        let state = welkin_state::identity::stored_key_state(
+                            values.next().flatten().as_deref(),
+                        );
                         authority::check(state.as_ref(), prefix, signers)
                     }
                 };

@@ -84,14 +84,6 @@ fn check_non_transferable(prefix: &str, signers: &[IndexedKey]) -> Result<(), Re
     }
 }
 
-/// Decodes a key state as stored under [`keys::id_state`](crate::keys::id_state).
-///
-/// # Panics
-/// Panics if the stored bytes are not a key state: the state machine only writes valid ones.
-pub fn stored_key_state(value: Option<&[u8]>) -> Option<KeyState> {
-    value.map(|bytes| serde_json::from_slice(bytes).expect("key states are stored as valid JSON"))
-}
-
 /// Checks that `signers` are current signing keys of the identifier `prefix`, whose key state
 /// is `key_state` (`None`: not incepted), and that they meet its signing threshold. A
 /// non-transferable (`B`) identifier needs no inception: it is its key. So each node, whose
@@ -141,7 +133,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Env, apply_to_map, keys};
+    use crate::{Env, apply_to_map, identity::stored_key_state, keys};
     use commonware_cryptography::Signer as _;
     use std::collections::BTreeMap;
     use welkin_keri::{InceptionBuilder, RotationBuilder, Signer, Threshold, sign, signed};

@@ -112,10 +112,14 @@ enum Step {
 
 /// The key state of `prefix` after its latest accepted event.
 pub fn key_state<S: Snapshot>(state: &Overlay<'_, S>, prefix: &Prefix) -> Option<KeyState> {
-    read_state(state.get(&keys::id_state(&prefix.qb64())))
+    stored_key_state(state.get(&keys::id_state(&prefix.qb64())))
 }
 
-fn read_state(value: Option<&[u8]>) -> Option<KeyState> {
+/// Decodes a key state as stored under [`keys::id_state`] or [`keys::id_state_at`].
+///
+/// # Panics
+/// Panics if the stored bytes are not a key state: the state machine only writes valid ones.
+pub fn stored_key_state(value: Option<&[u8]>) -> Option<KeyState> {
     value.map(|bytes| serde_json::from_slice(bytes).expect("key states are stored as valid JSON"))
 }
 
@@ -203,7 +207,7 @@ fn conflict<S: Snapshot>(
     let validated = if sn == 0 {
         KeyState::incept(event, signatures)
     } else {
-        let prior = read_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
+        let prior = stored_key_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
         match prior {
             Some(prior) => prior.apply(event, signatures),
             None => return Step::Rejected(format!("no key state of {qb64} at {}", sn - 1)),
@@ -625,7 +629,7 @@ mod tests {
         }
 
         fn key_state(&self, prefix: &Prefix) -> Option<KeyState> {
-            read_state(
+            stored_key_state(
                 self.state
                     .get(&keys::id_state(&prefix.qb64()))
                     .map(Vec::as_slice),
@@ -928,7 +932,7 @@ mod tests {
             Some(&chain.last_ids[0].as_ref().to_vec())
         );
         assert_eq!(
-            read_state(
+            stored_key_state(
                 chain
                     .state
                     .get(&keys::id_state_at(&qb64, 1))
@@ -1165,7 +1169,7 @@ mod tests {
         };
         let mut whole = chain.state.clone();
         assert_eq!(effects, apply_to_map(&env(), &mut whole, &block));
-        let state = read_state(
+        let state = stored_key_state(
             whole
                 .get(&keys::id_state(&states[0].prefix.qb64()))
                 .map(Vec::as_slice),

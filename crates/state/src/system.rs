@@ -34,7 +34,7 @@ pub(crate) fn execute<S: Snapshot>(
         return Outcome::TtlTooLong;
     }
     if let Sender::Identifier { prefix, signers } = &tx.sender {
-        let key_state = authority::stored_key_state(state.get(&keys::id_state(prefix)));
+        let key_state = identity::stored_key_state(state.get(&keys::id_state(prefix)));
         if let Err(refusal) = authority::check(key_state.as_ref(), prefix, signers) {
             // Not authorised by the identifier: no nonce is used, so a key rotated out (and
             // perhaps compromised) cannot burn the identifier's nonces.

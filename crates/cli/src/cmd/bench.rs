@@ -173,9 +173,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.api.clone()
     };
-    let status = Client::new(&apis[0]).status()?;
-    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
-        .map_err(anyhow::Error::msg)?;
+    let cluster_id = super::signing::cluster_id(&Client::new(&apis[0]))?;
 
     let rate = match args.workload {
         Workload::Memo | Workload::IdentityMemo => 12_000,

@@ -64,9 +64,7 @@ fn submit_expecting(
     let bytes = message
         .to_bytes()
         .map_err(|e| anyhow::anyhow!("cannot encode the event: {e}"))?;
-    let status = client.status()?;
-    let cluster_id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.cluster_id)
-        .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))?;
+    let cluster_id = super::signing::cluster_id(client)?;
     let submitter = NodeKey::generate(&mut commonware_utils::sys_rng());
     let tx = Transaction {
         sender: Sender::Key(submitter.public_key()),

@@ -322,13 +322,16 @@ fn identity_scenario(seed: u64) -> (Digest, String) {
         assert_eq!(receipt.outcome, Outcome::Applied);
 
         let qb64 = prefix.qb64();
-        let state: welkin_keri::KeyState = serde_json::from_slice(
-            &node(0)
-                .value(welkin_state::keys::id_state(&qb64))
-                .await
-                .expect("incepted"),
-        )
-        .expect("json");
+        let key_state = || async {
+            welkin_state::identity::stored_key_state(
+                node(0)
+                    .value(welkin_state::keys::id_state(&qb64))
+                    .await
+                    .as_deref(),
+            )
+            .expect("incepted")
+        };
+        let state = key_state().await;
         let first = interact(&state, vec![]);
         let seal = welkin_keri::EventSeal {
             prefix,
@@ -396,13 +399,7 @@ fn identity_scenario(seed: u64) -> (Digest, String) {
             }
             .sign(&key, &fixture.genesis.cluster_id())
         };
-        let state: welkin_keri::KeyState = serde_json::from_slice(
-            &node(0)
-                .value(welkin_state::keys::id_state(&qb64))
-                .await
-                .expect("incepted"),
-        )
-        .expect("json");
+        let state = key_state().await;
         let rot = welkin_keri::RotationBuilder::new(&state, vec![next.verkey()])
             .next(
                 vec![Signer::new(&[4; 32]).verkey().next_digest()],
