@@ -18,6 +18,9 @@ use welkin_types::{
     api::{TxState, TxStatus},
 };
 
+#[path = "processes/hostile.rs"]
+mod hostile;
+
 const NODES: usize = 4;
 const API_BASE: u16 = 19_700;
 const P2P_BASE: u16 = 19_800;
@@ -1207,6 +1210,11 @@ fn cluster_of_processes_survives_kills_and_restarts() {
         .expect("verifies");
     assert!(checkpoint.checkpoint.height > 0);
     let _ = checkpoint.encode();
+
+    let api0 = format!("http://127.0.0.1:{API_BASE}");
+    let pid0 = cluster.children[0].as_ref().expect("node0 runs").id();
+    hostile::waiters_do_not_leak(&api0, pid0, &tx);
+    hostile::floods_leave_finalization_alone(&api0, &cluster.clients[1]);
 
     drop(cluster);
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,10 +7,13 @@
 
 use crate::{
     application::App,
+    checkpoints::{Tracker, Witnesses},
     executor::{self, Executor, ExecutorConfig},
     gossip,
     handle::NodeHandle,
     mempool::{Mempool, MempoolConfig},
+    store::Stores,
+    waiters::{Waiters, WaitersConfig},
 };
 use commonware_broadcast::buffered;
 use commonware_codec::Encode as _;
@@ -42,7 +45,7 @@ use futures::channel::mpsc;
 use rand_core::CryptoRng;
 use std::{
     num::NonZeroUsize,
-    sync::{Arc, atomic::AtomicU64},
+    sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
 use welkin_types::{Block, Digest, Genesis, PrivateKey, PublicKey, Variant, namespace};
@@ -138,6 +141,8 @@ pub struct EngineConfig {
     pub partition_prefix: String,
     /// Mempool limits.
     pub mempool: MempoolConfig,
+    /// Limits on clients waiting for commits.
+    pub waiters: WaitersConfig,
     /// Most transactions a proposer puts in one block.
     pub max_block_txs: usize,
     /// Least block time between a parent and the block this node proposes on it (at most
@@ -295,25 +300,37 @@ where
     // membership in genesis binds it to the node's p2p key.
     let witness = Arc::new(welkin_keri::Signer::non_transferable(&seed));
 
+    // The stores, shared by the executor (their only writer) and the handle (readers).
+    let stores = Stores::open(&context, &prefix, &page_cache).await;
+    stores
+        .open_log(context.child("log"), &prefix, &page_cache)
+        .await;
+    let tracker = Arc::new(Mutex::new(Tracker::new(
+        cluster_id,
+        genesis.polynomial.clone(),
+        config.share.clone(),
+        Witnesses {
+            signer: cosigner.clone(),
+            verifiers: welkin_types::note::cosigner_verifiers(&genesis),
+        },
+    )));
+
     // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
     let (update_tx, update_rx) = mpsc::unbounded();
-    let (query_tx, query_rx) = mpsc::channel(1024);
-    let shared = executor::Shared::new(&genesis, &me, my_index);
+    let shared = executor::Shared::new(Waiters::new(config.waiters));
     let executor = Executor::init(
         context.child("executor"),
         ExecutorConfig {
             genesis: genesis.clone(),
-            share: config.share.clone(),
-            partition_prefix: prefix.clone(),
-            page_cache: page_cache.clone(),
+            stores: stores.clone(),
+            tracker: tracker.clone(),
             mempool: mempool.clone(),
             applied_height: applied_height.clone(),
             shared: shared.clone(),
-            cosigner: cosigner.clone(),
         },
     )
     .await;
-    executor.start(update_rx, query_rx, checkpoint_net);
+    executor.start(update_rx, checkpoint_net);
 
     // Block dissemination and backfill.
     let (broadcast_engine, buffer) = buffered::Engine::new(
@@ -443,7 +460,8 @@ where
         me,
         mempool,
         gossip,
-        query_tx,
+        stores,
+        tracker,
         marshal,
         shared,
         cosigner,

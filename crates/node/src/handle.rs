@@ -2,23 +2,28 @@
 
 use crate::{
     application::now_ms,
-    checkpoints::WitnessedCheckpoint,
+    checkpoints::{Tracker, WitnessedCheckpoint},
     engine::{Finalization, Marshal},
-    executor::{Query, Shared, Status},
+    executor::{Shared, Status, witnessed},
     gossip::Gossip,
+    log::to_digest,
     mempool::{Mempool, MempoolError},
+    store::Stores,
+    waiters::{Subscription, TooManyWaiters},
 };
 use commonware_consensus::types::Height;
-use commonware_runtime::Clock;
-use futures::{
-    SinkExt,
-    channel::{mpsc, oneshot},
-};
+use commonware_runtime::{Clock, Metrics, Spawner, Storage};
+use std::sync::{Arc, Mutex};
 use welkin_state::{authority, keys};
 use welkin_types::{
     Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, Sender, SignedTransaction,
     TxError, TxId,
 };
+
+/// What the node's stores and handle need of a runtime context.
+pub trait Runtime: Spawner + Clock + Storage + Metrics {}
+
+impl<E: Spawner + Clock + Storage + Metrics> Runtime for E {}
 
 /// Why a submission was refused. Each variant has a stable code for the API.
 #[derive(Debug, thiserror::Error)]
@@ -93,15 +98,17 @@ pub enum Submitted {
     Committed(Receipt),
 }
 
-/// A cloneable handle to a running node.
-pub struct NodeHandle<E> {
+/// A cloneable handle to a running node. Its reads go to the node's stores directly, on the
+/// caller's threads, never through the executor.
+pub struct NodeHandle<E: Runtime> {
     clock: std::sync::Arc<E>,
     genesis: Genesis,
     cluster_id: Digest,
     me: PublicKey,
     mempool: Mempool,
     gossip: Gossip,
-    queries: mpsc::Sender<Query>,
+    stores: Stores<E>,
+    tracker: Arc<Mutex<Tracker>>,
     marshal: Marshal,
     shared: Shared,
     cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
@@ -109,7 +116,7 @@ pub struct NodeHandle<E> {
     cosigners: std::sync::Arc<Vec<welkin_note::CosignatureVerifier>>,
 }
 
-impl<E> Clone for NodeHandle<E> {
+impl<E: Runtime> Clone for NodeHandle<E> {
     fn clone(&self) -> Self {
         Self {
             clock: self.clock.clone(),
@@ -118,7 +125,8 @@ impl<E> Clone for NodeHandle<E> {
             me: self.me.clone(),
             mempool: self.mempool.clone(),
             gossip: self.gossip.clone(),
-            queries: self.queries.clone(),
+            stores: self.stores.clone(),
+            tracker: self.tracker.clone(),
             marshal: self.marshal.clone(),
             shared: self.shared.clone(),
             cosigner: self.cosigner.clone(),
@@ -128,7 +136,7 @@ impl<E> Clone for NodeHandle<E> {
     }
 }
 
-impl<E: Clock> NodeHandle<E> {
+impl<E: Runtime> NodeHandle<E> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         clock: E,
@@ -136,7 +144,8 @@ impl<E: Clock> NodeHandle<E> {
         me: PublicKey,
         mempool: Mempool,
         gossip: Gossip,
-        queries: mpsc::Sender<Query>,
+        stores: Stores<E>,
+        tracker: Arc<Mutex<Tracker>>,
         marshal: Marshal,
         shared: Shared,
         cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
@@ -151,7 +160,8 @@ impl<E: Clock> NodeHandle<E> {
             me,
             mempool,
             gossip,
-            queries,
+            stores,
+            tracker,
             marshal,
             shared,
             cosigner,
@@ -196,80 +206,69 @@ impl<E: Clock> NodeHandle<E> {
         self.mempool.len()
     }
 
-    async fn ask<T>(&self, build: impl FnOnce(oneshot::Sender<T>) -> Query) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        self.queries.clone().send(build(reply)).await.ok()?;
-        answer.await.ok()
-    }
-
     /// The receipt of a committed transaction.
     pub async fn receipt(&self, id: TxId) -> Option<Receipt> {
-        self.ask(|r| Query::Receipt(id, r)).await.flatten()
+        let bytes = self.stores.value(&keys::receipt(&id)).await?;
+        welkin_types::decode::<Receipt>(&bytes).ok()
     }
 
     /// The certified checkpoint at `height`, if the cluster has signed it.
     pub async fn checkpoint(&self, height: u64) -> Option<CertifiedCheckpoint> {
-        self.witnessed_checkpoint(height)
+        self.stores
+            .certificate(height)
             .await
             .map(|witnessed| witnessed.certified)
     }
 
     /// The certified checkpoint at `height` with the node cosignatures gathered for it.
     pub async fn witnessed_checkpoint(&self, height: u64) -> Option<WitnessedCheckpoint> {
-        self.ask(|r| Query::Checkpoint(height, r)).await.flatten()
+        witnessed(&self.stores, &self.tracker, height).await
     }
 
     /// The height whose checkpoint first has a log of `size` entries (sizes that no block
     /// ended at have none).
     pub async fn log_height(&self, size: u64) -> Option<u64> {
-        self.ask(|r| Query::LogHeight(size, r)).await.flatten()
+        let value = self.stores.value(&keys::log_height(size)).await?;
+        Some(welkin_state::read_u64(Some(&value)))
     }
 
     /// The hashes of C2SP tile (`level`, `index`) of `width` hashes.
     pub async fn tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<[u8; 32]>, String> {
-        self.ask(|reply| Query::Tile {
-            level,
-            index,
-            width,
-            reply,
-        })
-        .await
-        .unwrap_or_else(|| Err("node is shutting down".into()))
+        let log = self.stores.log().await;
+        welkin_merkle::tile_hashes(log.tree(), level, index, width).map_err(|e| e.to_string())
     }
 
     /// A raw state value.
     pub async fn value(&self, key: Digest) -> Option<Vec<u8>> {
-        self.ask(|r| Query::Value(key, r)).await.flatten()
+        self.stores.value(&key).await
     }
 
-    /// Many raw state values in one round trip (absent keys give `None`; all `None` if the
-    /// node is shutting down).
+    /// Many raw state values (absent keys give `None`).
     pub async fn values(&self, keys: Vec<Digest>) -> Vec<Option<Vec<u8>>> {
-        let count = keys.len();
-        self.ask(|r| Query::Values(keys, r))
-            .await
-            .unwrap_or_else(|| vec![None; count])
+        self.stores.values(&keys).await
     }
 
     /// An inclusion proof for leaf `index` in the log tree of `size` entries.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Digest>, String> {
-        self.ask(|reply| Query::Inclusion { index, size, reply })
-            .await
-            .unwrap_or_else(|| Err("node is shutting down".into()))
+        let log = self.stores.log().await;
+        proof_digests(welkin_merkle::inclusion_proof(log.tree(), index, size))
     }
 
     /// A consistency proof between log sizes `old` and `new`.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Digest>, String> {
-        self.ask(|reply| Query::Consistency { old, new, reply })
-            .await
-            .unwrap_or_else(|| Err("node is shutting down".into()))
+        let log = self.stores.log().await;
+        proof_digests(welkin_merkle::consistency_proof(log.tree(), old, new))
     }
 
     /// Log entries `start..end`.
     pub async fn log_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, String> {
-        self.ask(|reply| Query::Entries { start, end, reply })
-            .await
-            .unwrap_or_else(|| Err("node is shutting down".into()))
+        let size = self.status().log_size;
+        if start >= end || end > size {
+            return Err(format!(
+                "range {start}..{end} is not within the log of {size} entries"
+            ));
+        }
+        Ok(self.stores.entries(start, end).await)
     }
 
     /// The certified checkpoint at `height` as a C2SP signed note: the cluster's signature,
@@ -313,18 +312,16 @@ impl<E: Clock> NodeHandle<E> {
         self.mempool.contains(id)
     }
 
-    /// Registers interest in a transaction's receipt. Register before submitting, then check
-    /// [`Self::receipt`] once, so that a commit between the two is not missed.
-    pub fn subscribe(&self, id: TxId) -> oneshot::Receiver<Receipt> {
-        let (sender, receiver) = oneshot::channel();
-        self.shared
-            .waiters
-            .lock()
-            .expect("waiters lock")
-            .entry(id)
-            .or_default()
-            .push(sender);
-        receiver
+    /// Registers a wait for a transaction's receipt. Subscribe after the transaction was
+    /// admitted, then check [`Self::receipt`] once, so that a commit between the two is not
+    /// missed. Dropping the subscription unregisters it.
+    pub fn subscribe(&self, id: TxId) -> Result<Subscription, TooManyWaiters> {
+        self.shared.waiters.subscribe(id)
+    }
+
+    /// Clients waiting for commits now.
+    pub fn waiting(&self) -> usize {
+        self.shared.waiters.len()
     }
 
     /// Checks a transaction and admits it to the mempool (and gossip).
@@ -386,10 +383,7 @@ impl<E: Clock> NodeHandle<E> {
                     keys.push(keys::id_state(prefix));
                 }
             }
-            let Some(values) = self.ask(|r| Query::Values(keys, r)).await else {
-                return txs.iter().map(|_| Err(SubmitError::Unavailable)).collect();
-            };
-            let mut values = values.into_iter();
+            let mut values = self.stores.values(&keys).await.into_iter();
             for &index in &lookups {
                 let tx = &txs[index];
                 let receipt = values
@@ -433,4 +427,13 @@ impl<E: Clock> NodeHandle<E> {
             .map(|r| r.expect("every transaction has a result"))
             .collect()
     }
+}
+
+/// A proof's hashes as digests, or why there is none.
+fn proof_digests(
+    proof: Result<Vec<welkin_merkle::Hash>, welkin_merkle::Error>,
+) -> Result<Vec<Digest>, String> {
+    proof
+        .map(|p| p.iter().map(to_digest).collect())
+        .map_err(|e| e.to_string())
 }

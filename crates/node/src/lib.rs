@@ -18,6 +18,8 @@ pub mod handle;
 pub mod log;
 pub mod mempool;
 pub mod run;
+mod store;
+pub mod waiters;
 
 pub use engine::{EngineConfig, Timeouts, start};
 pub use handle::{NodeHandle, SubmitError, Submitted};

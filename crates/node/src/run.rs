@@ -9,14 +9,26 @@
 //! share_file = "node.share"    # from `welkin genesis`
 //! genesis_file = "genesis.json"
 //! # optional: api_address, p2p_address (default: this node's genesis entry),
-//! # max_block_txs, worker_threads
+//! # max_block_txs, min_block_interval_ms, worker_threads
+//!
+//! [api]                        # optional, every field too; defaults shown
+//! threads = 2                  # the API's own threads, apart from consensus
+//! max_connections = 1024
+//! max_in_flight = 256          # requests handled at once; more get 503
+//! rate_per_second = 500        # per client address; more get 429 with Retry-After
+//! rate_burst = 1000
+//! header_timeout_ms = 10000    # to send headers, or idle between requests
+//! body_timeout_ms = 30000
+//! max_waiters = 50000          # clients waiting for commits (wait=true)
 //! ```
 
 use crate::{
     api,
+    api::server::ServeConfig,
     ceremony::{NodeKey, SealedShare, open_share},
     engine::{self, Channels, EngineConfig, MAX_MESSAGE_BYTES, Timeouts, channel},
     mempool::MempoolConfig,
+    waiters::WaitersConfig,
 };
 use commonware_cryptography::ChaCha20Poly1305;
 use commonware_p2p::{AddressableManager as _, authenticated::lookup};
@@ -29,6 +41,7 @@ use commonware_utils::{NZU32, NZUsize, ordered::Map};
 use serde::Deserialize;
 use std::{
     net::SocketAddr,
+    num::{NonZeroU32, NonZeroUsize},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -96,6 +109,50 @@ pub struct NodeFileConfig {
     pub min_block_interval_ms: Option<u64>,
     /// Runtime worker threads (default 2).
     pub worker_threads: Option<usize>,
+    /// HTTP API limits.
+    #[serde(default)]
+    pub api: ApiFileConfig,
+}
+
+/// The `[api]` table of the node config: the HTTP API's threads and limits.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFileConfig {
+    /// Threads that serve the API, apart from the consensus runtime's (default 2).
+    pub threads: Option<usize>,
+    /// Most open client connections (default 1024).
+    pub max_connections: Option<NonZeroUsize>,
+    /// Most requests handled at once (default 256).
+    pub max_in_flight: Option<NonZeroUsize>,
+    /// Requests per second per client address (default 500).
+    pub rate_per_second: Option<NonZeroU32>,
+    /// Burst per client address (default 1000).
+    pub rate_burst: Option<NonZeroU32>,
+    /// Time to send request headers or idle between requests, in ms (default 10000).
+    pub header_timeout_ms: Option<u64>,
+    /// Time to send a request body, in ms (default 30000).
+    pub body_timeout_ms: Option<u64>,
+    /// Most clients waiting for commits (default 50000).
+    pub max_waiters: Option<usize>,
+}
+
+impl ApiFileConfig {
+    fn serve_config(&self) -> ServeConfig {
+        let defaults = ServeConfig::default();
+        ServeConfig {
+            max_connections: self.max_connections.unwrap_or(defaults.max_connections),
+            header_timeout: self
+                .header_timeout_ms
+                .map_or(defaults.header_timeout, Duration::from_millis),
+            body_timeout: self
+                .body_timeout_ms
+                .map_or(defaults.body_timeout, Duration::from_millis),
+            request_timeout: defaults.request_timeout,
+            max_in_flight: self.max_in_flight.unwrap_or(defaults.max_in_flight),
+            rate_per_second: self.rate_per_second.unwrap_or(defaults.rate_per_second),
+            rate_burst: self.rate_burst.unwrap_or(defaults.rate_burst),
+        }
+    }
 }
 
 /// A node ready to run: files loaded and checked.
@@ -105,6 +162,8 @@ pub struct Prepared {
     api_address: SocketAddr,
     p2p_address: SocketAddr,
     worker_threads: usize,
+    api_threads: usize,
+    serve: ServeConfig,
 }
 
 impl Prepared {
@@ -155,6 +214,12 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         genesis: genesis.clone(),
         partition_prefix: "welkin".into(),
         mempool: MempoolConfig::default(),
+        waiters: WaitersConfig {
+            max: config
+                .api
+                .max_waiters
+                .unwrap_or(WaitersConfig::default().max),
+        },
         max_block_txs: config
             .max_block_txs
             .unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),
@@ -166,12 +231,16 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         ),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
+    let serve = config.api.serve_config();
+    serve.validate().map_err(|e| invalid(config_path, e))?;
     Ok(Prepared {
         engine,
         data_dir: resolve(&config.data_dir),
         api_address,
         p2p_address,
         worker_threads: config.worker_threads.unwrap_or(2).max(1),
+        api_threads: config.api.threads.unwrap_or(2).max(1),
+        serve,
     })
 }
 
@@ -183,11 +252,29 @@ pub fn run(prepared: Prepared) {
         api_address,
         p2p_address,
         worker_threads,
+        api_threads,
+        serve,
     } = prepared;
+    // The API gets threads of its own: a flood of requests (and the signature checks of the
+    // transactions they carry) then competes with consensus for CPU only, never for the
+    // consensus runtime's threads.
+    let api_runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(api_threads)
+        .thread_name("welkin-api")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("welkin: cannot start the API threads: {e}");
+            std::process::exit(1);
+        }
+    };
     let runtime = cw_tokio::Config::new()
         .with_storage_directory(data_dir)
         .with_worker_threads(worker_threads)
         .with_catch_panics(false);
+    let api = api_runtime.handle().clone();
     cw_tokio::Runner::new(runtime).start(|context| async move {
         let genesis = engine_config.genesis.clone();
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
@@ -231,7 +318,9 @@ pub fn run(prepared: Prepared) {
         )
         .await;
 
-        let listener = match tokio::net::TcpListener::bind(api_address).await {
+        let listener = match std::net::TcpListener::bind(api_address)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        {
             Ok(listener) => listener,
             Err(e) => {
                 error!(%api_address, %e, "cannot bind the API address");
@@ -240,9 +329,10 @@ pub fn run(prepared: Prepared) {
             }
         };
         let router = api::router(handle.clone());
-        context.child("api").spawn(move |_| async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                error!(%e, "API server stopped");
+        api.spawn(async move {
+            match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => api::server::serve(listener, router, serve).await,
+                Err(e) => error!(%e, "API listener unusable"),
             }
         });
         info!(%api_address, %p2p_address, height = handle.status().height, "node ready");
@@ -254,6 +344,7 @@ pub fn run(prepared: Prepared) {
         info!("shutting down");
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;
     });
+    api_runtime.shutdown_background();
 }
 
 async fn shutdown_signal() {

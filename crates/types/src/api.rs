@@ -130,6 +130,9 @@ pub struct ClusterStatus {
     pub peers: Vec<String>,
     /// Transactions waiting in this node's mempool.
     pub mempool: usize,
+    /// Clients waiting on this node for their transactions to commit (`wait=true`).
+    #[serde(default)]
+    pub waiting: usize,
 }
 
 /// The error body: `{"error": {"code": ..., "message": ...}}`.

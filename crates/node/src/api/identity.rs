@@ -5,10 +5,10 @@
 //! |---|---|
 //! | `GET /v1/id/{prefix}` | the identifier's key state (JSON) |
 //! | `GET /v1/id/{prefix}/kel?from=SN` | its key event log: events and attachments (JSON) |
-//! | `GET /v1/id/{prefix}/kel.cesr` | the same as a CESR stream (`application/cesr`) |
-//! | `GET /v1/id/{prefix}/receipts` | this node's witness receipts (`rct`) of every event, CESR |
-//! | `GET /oobi/{prefix}` | the KEL followed by this node's receipts, for KERI clients |
-//! | `GET /v1/id/{prefix}/duplicity` | conflicting, validly signed events refused (JSON) |
+//! | `GET /v1/id/{prefix}/kel.cesr?from=SN` | the same as a CESR stream (`application/cesr`) |
+//! | `GET /v1/id/{prefix}/receipts?from=SN` | this node's witness receipts (`rct`) of its events, CESR |
+//! | `GET /oobi/{prefix}` | the whole KEL followed by this node's receipts, for KERI clients |
+//! | `GET /v1/id/{prefix}/duplicity?from=I` | conflicting, validly signed events refused (JSON) |
 //! | `GET /v1/id/{prefix}/superseded?from=I` | interactions replaced by recovery rotations (JSON) |
 //! | `GET /v1/id/{prefix}/pending` | messages waiting in escrow for its next event (CESR) |
 //! | `GET /v1/id/witnesses` | the nodes' KERI identifiers (the witness pool) and threshold |
@@ -17,15 +17,20 @@
 //! key, so genesis binds it to the node's p2p key) and signs receipts of accepted events on
 //! request. A controller that lists the nodes as witnesses (`b`) with `bt` = 2f+1 lets any
 //! KERI client check the cluster's acceptance by collecting receipts from 2f+1 nodes.
+//!
+//! Lists come in pages of at most [`MAX_KEL_PAGE`] entries; a CESR page that is not the last
+//! carries the `welkin-next-from` header with the `from` of the next page. The OOBI, which KERI
+//! clients read in one request, is streamed page by page, so a node never holds more than one
+//! page of it in memory.
 
 use super::{ApiError, bad_request, not_found, text_response};
-use crate::handle::NodeHandle;
+use crate::handle::{NodeHandle, Runtime};
 use axum::{
     Json,
     extract::{Path, Query, State},
-    response::Response,
+    response::{IntoResponse as _, Response},
 };
-use commonware_runtime::Clock;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use welkin_keri::{KeyState, Prefix, VerKey, parse_message};
 use welkin_state::keys;
@@ -53,7 +58,7 @@ fn parse_prefix(text: &str) -> Result<Prefix, ApiError> {
     })
 }
 
-async fn state_of<E: Clock>(node: &NodeHandle<E>, prefix: &Prefix) -> Result<KeyState, ApiError> {
+async fn state_of<E: Runtime>(node: &NodeHandle<E>, prefix: &Prefix) -> Result<KeyState, ApiError> {
     let value = node.value(keys::id_state(&prefix.qb64())).await;
     let value = value.ok_or_else(|| {
         not_found(
@@ -66,7 +71,7 @@ async fn state_of<E: Clock>(node: &NodeHandle<E>, prefix: &Prefix) -> Result<Key
 }
 
 /// The stored messages of events `from..=to` of `prefix`.
-async fn messages<E: Clock>(
+async fn messages<E: Runtime>(
     node: &NodeHandle<E>,
     prefix: &Prefix,
     from: u64,
@@ -77,15 +82,38 @@ async fn messages<E: Clock>(
     node.values(keys).await.into_iter().flatten().collect()
 }
 
-/// The identifier named by `text` and every message of its KEL.
-async fn whole_kel<E: Clock>(
+/// Header naming the `from` of the next page of a paged CESR reply.
+pub const NEXT_FROM_HEADER: &str = "welkin-next-from";
+
+/// One page of the KEL of the identifier named by `text`, from event `from` on: the prefix,
+/// the messages, and the `from` of the next page if there is one.
+async fn kel_page<E: Runtime>(
     node: &NodeHandle<E>,
     text: &str,
-) -> Result<(Prefix, Vec<Vec<u8>>), ApiError> {
+    from: u64,
+) -> Result<(Prefix, Vec<Vec<u8>>, Option<u64>), ApiError> {
     let prefix = parse_prefix(text)?;
     let state = state_of(node, &prefix).await?;
-    let kel = messages(node, &prefix, 0, state.sn).await;
-    Ok((prefix, kel))
+    if from > state.sn {
+        return Err(bad_request(
+            "bad_range",
+            format!("{prefix} is at sequence number {}", state.sn),
+        ));
+    }
+    let to = state.sn.min(from.saturating_add(MAX_KEL_PAGE - 1));
+    let kel = messages(node, &prefix, from, to).await;
+    Ok((prefix, kel, (to < state.sn).then_some(to + 1)))
+}
+
+fn paged_cesr(stream: Vec<u8>, next: Option<u64>) -> Response {
+    let mut response = cesr(stream);
+    if let Some(next) = next {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static(NEXT_FROM_HEADER),
+            axum::http::HeaderValue::from(next),
+        );
+    }
+    response
 }
 
 fn cesr(stream: Vec<u8>) -> Response {
@@ -93,7 +121,7 @@ fn cesr(stream: Vec<u8>) -> Response {
 }
 
 /// `GET /v1/id/{prefix}`.
-pub(super) async fn key_state<E: Clock + Send + Sync + 'static>(
+pub(super) async fn key_state<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Json<KeyState>, ApiError> {
@@ -102,7 +130,7 @@ pub(super) async fn key_state<E: Clock + Send + Sync + 'static>(
 }
 
 /// `GET /v1/id/{prefix}/kel`.
-pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
+pub(super) async fn kel<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
     Query(params): Query<KelParams>,
@@ -144,17 +172,18 @@ pub(super) async fn kel<E: Clock + Send + Sync + 'static>(
     }))
 }
 
-/// `GET /v1/id/{prefix}/kel.cesr`: the whole KEL as a CESR stream.
-pub(super) async fn kel_cesr<E: Clock + Send + Sync + 'static>(
+/// `GET /v1/id/{prefix}/kel.cesr?from=SN`: a page of the KEL as a CESR stream.
+pub(super) async fn kel_cesr<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
+    Query(params): Query<KelParams>,
 ) -> Result<Response, ApiError> {
-    let (_, kel) = whole_kel(&node, &prefix).await?;
-    Ok(cesr(kel.concat()))
+    let (_, kel, next) = kel_page(&node, &prefix, params.from.unwrap_or(0)).await?;
+    Ok(paged_cesr(kel.concat(), next))
 }
 
 /// This node's receipts of every accepted event of `prefix`, as a CESR stream.
-async fn receipts_of<E: Clock>(
+async fn receipts_of<E: Runtime>(
     node: &NodeHandle<E>,
     prefix: &Prefix,
     kel: &[Vec<u8>],
@@ -177,31 +206,89 @@ async fn receipts_of<E: Clock>(
     Ok(stream)
 }
 
-/// `GET /v1/id/{prefix}/receipts`: this node's witness receipts of every accepted event.
-pub(super) async fn receipts<E: Clock + Send + Sync + 'static>(
+/// `GET /v1/id/{prefix}/receipts?from=SN`: this node's witness receipts of a page of events.
+pub(super) async fn receipts<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
+    Query(params): Query<KelParams>,
 ) -> Result<Response, ApiError> {
-    let (prefix, kel) = whole_kel(&node, &prefix).await?;
-    Ok(cesr(receipts_of(&node, &prefix, &kel).await?))
+    let (prefix, kel, next) = kel_page(&node, &prefix, params.from.unwrap_or(0)).await?;
+    Ok(paged_cesr(receipts_of(&node, &prefix, &kel).await?, next))
+}
+
+/// Where the OOBI stream stands: reading events or receipts, from which sequence number.
+#[derive(Clone, Copy)]
+enum OobiCursor {
+    Events(u64),
+    Receipts(u64),
+    Done,
+}
+
+/// The next page of an OOBI stream at `cursor`, and the cursor after it.
+async fn oobi_page<E: Runtime>(
+    node: &NodeHandle<E>,
+    text: &str,
+    cursor: OobiCursor,
+) -> Result<(Vec<u8>, OobiCursor), ApiError> {
+    let (receipts, from) = match cursor {
+        OobiCursor::Events(from) => (false, from),
+        OobiCursor::Receipts(from) => (true, from),
+        OobiCursor::Done => return Ok((Vec::new(), OobiCursor::Done)),
+    };
+    let (prefix, kel, next) = kel_page(node, text, from).await?;
+    let bytes = if receipts {
+        receipts_of(node, &prefix, &kel).await?
+    } else {
+        kel.concat()
+    };
+    let cursor = match (receipts, next) {
+        (false, Some(next)) => OobiCursor::Events(next),
+        (false, None) => OobiCursor::Receipts(0),
+        (true, Some(next)) => OobiCursor::Receipts(next),
+        (true, None) => OobiCursor::Done,
+    };
+    Ok((bytes, cursor))
 }
 
 /// `GET /oobi/{prefix}`: the KEL and this node's receipts of it, what a KERI client
-/// resolving this node as a witness of `prefix` reads.
-pub(super) async fn oobi<E: Clock + Send + Sync + 'static>(
+/// resolving this node as a witness of `prefix` reads. Streamed a page at a time: first
+/// every event, then every receipt.
+pub(super) async fn oobi<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (prefix, kel) = whole_kel(&node, &prefix).await?;
-    let mut stream = kel.concat();
-    stream.extend(receipts_of(&node, &prefix, &kel).await?);
-    Ok(cesr(stream))
+    // The first page is read before answering, so an unknown identifier gets a clear error.
+    let (first, cursor) = oobi_page(&node, &prefix, OobiCursor::Events(0)).await?;
+    let rest = futures::stream::unfold(
+        (node, prefix, cursor),
+        |(node, prefix, cursor)| async move {
+            if matches!(cursor, OobiCursor::Done) {
+                return None;
+            }
+            match oobi_page(&node, &prefix, cursor).await {
+                Ok((bytes, next)) => Some((Ok(bytes), (node, prefix, next))),
+                Err(error) => Some((
+                    Err(std::io::Error::other(error.message)),
+                    (node, prefix, OobiCursor::Done),
+                )),
+            }
+        },
+    );
+    let pages = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/cesr"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(pages),
+    )
+        .into_response())
 }
 
 /// `GET /v1/id/{prefix}/pending`: the messages waiting in escrow for the identifier's next
 /// event (its inception if it has none yet), e.g. a delegated event its delegator has not
 /// anchored. Not committed as accepted; shown so a delegator can see what to approve.
-pub(super) async fn pending<E: Clock + Send + Sync + 'static>(
+pub(super) async fn pending<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -217,9 +304,7 @@ pub(super) async fn pending<E: Clock + Send + Sync + 'static>(
 }
 
 /// `GET /v1/id/witnesses`: the witness pool.
-pub(super) async fn witnesses<E: Clock + Send + Sync + 'static>(
-    State(node): State<NodeHandle<E>>,
-) -> Json<Witnesses> {
+pub(super) async fn witnesses<E: Runtime>(State(node): State<NodeHandle<E>>) -> Json<Witnesses> {
     let genesis = node.genesis();
     let witnesses: Vec<String> = genesis
         .nodes
@@ -240,18 +325,22 @@ pub(super) async fn witnesses<E: Clock + Send + Sync + 'static>(
     })
 }
 
-/// `GET /v1/id/{prefix}/duplicity`.
-pub(super) async fn duplicity<E: Clock + Send + Sync + 'static>(
+/// `GET /v1/id/{prefix}/duplicity?from=I`: refused conflicting events from record `I` on (at
+/// most [`MAX_KEL_PAGE`]).
+pub(super) async fn duplicity<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
+    Query(params): Query<KelParams>,
 ) -> Result<Json<DuplicityEvidence>, ApiError> {
     let prefix = parse_prefix(&prefix)?;
     state_of(&node, &prefix).await?;
     let qb64 = prefix.qb64();
     let count =
         welkin_state::read_u64(node.value(keys::id_duplicity_count(&qb64)).await.as_deref());
+    let from = params.from.unwrap_or(0).min(count);
+    let to = count.min(from.saturating_add(MAX_KEL_PAGE));
     let refused = node
-        .values((0..count).map(|i| keys::id_duplicity(&qb64, i)).collect())
+        .values((from..to).map(|i| keys::id_duplicity(&qb64, i)).collect())
         .await;
     let mut evidence = Vec::new();
     for bytes in refused.into_iter().flatten() {
@@ -279,7 +368,7 @@ pub(super) async fn duplicity<E: Clock + Send + Sync + 'static>(
 
 /// `GET /v1/id/{prefix}/superseded?from=I`: the interaction events that recovery rotations
 /// replaced, oldest first, from record `I` on (at most [`MAX_KEL_PAGE`]).
-pub(super) async fn superseded<E: Clock + Send + Sync + 'static>(
+pub(super) async fn superseded<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(prefix): Path<String>,
     Query(params): Query<KelParams>,

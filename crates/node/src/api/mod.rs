@@ -22,8 +22,9 @@
 //! capped; nothing a client sends can panic the node.
 
 pub mod identity;
+pub mod server;
 
-use crate::handle::{NodeHandle, SubmitError, Submitted};
+use crate::handle::{NodeHandle, Runtime, SubmitError, Submitted};
 use axum::{
     Json, Router,
     body::Bytes,
@@ -33,7 +34,6 @@ use axum::{
     routing::{get, post},
 };
 use commonware_codec::Encode;
-use commonware_runtime::Clock;
 use serde::Deserialize;
 use std::time::Duration;
 use welkin_types::{
@@ -172,7 +172,7 @@ impl WaitParams {
 }
 
 /// Builds the router over a node handle.
-pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
+pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
     Router::new()
         .route("/v1/tx", post(submit_one::<E>))
         .route("/v1/txs", post(submit_batch::<E>))
@@ -207,7 +207,7 @@ pub fn router<E: Clock + Send + Sync + 'static>(node: NodeHandle<E>) -> Router {
         .with_state(node)
 }
 
-async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
+async fn status_of<E: Runtime>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
     let tx_id = hex::encode(id);
     if let Some(receipt) = node.receipt(id).await {
         return committed_status(node, id, receipt).await;
@@ -228,7 +228,7 @@ async fn status_of<E: Clock>(node: &NodeHandle<E>, id: TxId) -> TxStatus {
 
 /// The status of a committed transaction: its receipt, the certified checkpoint of its
 /// height, and why it did not take effect if it did not.
-async fn committed_status<E: Clock>(
+async fn committed_status<E: Runtime>(
     node: &NodeHandle<E>,
     id: TxId,
     receipt: welkin_types::Receipt,
@@ -250,61 +250,82 @@ async fn committed_status<E: Clock>(
     }
 }
 
-async fn submit_and_wait<E: Clock>(
+fn timeout_error(id: TxId, timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "timeout",
+        format!(
+            "transaction {} not committed within {} ms; poll GET /v1/tx/{}",
+            hex::encode(id),
+            timeout.as_millis(),
+            hex::encode(id)
+        ),
+    )
+}
+
+fn pending_status(id: TxId) -> TxStatus {
+    TxStatus {
+        tx_id: hex::encode(id),
+        state: TxState::Pending,
+        receipt: None,
+        checkpoint: None,
+        detail: None,
+    }
+}
+
+/// Submits `txs`; with `wait`, waits (until one shared deadline) for the receipts of those
+/// admitted. A waiter is registered only after admission, checked against a receipt that
+/// may have arrived in between, and dropped on every path (receipt, timeout, or the client
+/// going away, which drops this future).
+async fn submit_and_wait<E: Runtime>(
     node: &NodeHandle<E>,
     txs: Vec<SignedTransaction>,
     params: &WaitParams,
 ) -> Vec<Result<TxStatus, ApiError>> {
     let ids: Vec<TxId> = txs.iter().map(SignedTransaction::id).collect();
-    let waiters: Vec<_> = ids
-        .iter()
-        .map(|id| params.wait.then(|| node.subscribe(*id)))
-        .collect();
     let submitted = node.submit_many(txs).await;
     let mut waits = Vec::with_capacity(ids.len());
-    for ((id, waiter), submitted) in ids.into_iter().zip(waiters).zip(submitted) {
-        let result = match submitted {
-            Ok(Submitted::Committed(receipt)) => Ok((id, Some(receipt))),
-            Ok(Submitted::Pending) => Ok((id, None)),
+    for (id, submitted) in ids.into_iter().zip(submitted) {
+        let wait = match submitted {
             Err(error) => Err(ApiError::from(error)),
+            Ok(Submitted::Committed(_)) => Ok((id, None, true)),
+            Ok(Submitted::Pending) if params.wait => match node.subscribe(id) {
+                Ok(subscription) => Ok((id, Some(subscription), false)),
+                Err(full) => Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_waiters",
+                    full.to_string(),
+                )),
+            },
+            Ok(Submitted::Pending) => Ok((id, None, false)),
         };
-        waits.push((result, waiter));
+        waits.push(wait);
     }
     let deadline = tokio::time::Instant::now() + params.timeout();
     let mut results = Vec::with_capacity(waits.len());
-    for (result, waiter) in waits {
-        let status = match result {
+    for wait in waits {
+        let status = match wait {
             Err(error) => Err(error),
-            Ok((id, Some(_))) => Ok(status_of(node, id).await),
-            Ok((id, None)) => match waiter {
-                Some(waiter) => match tokio::time::timeout_at(deadline, waiter).await {
-                    Ok(Ok(_)) => Ok(status_of(node, id).await),
-                    _ => Err(ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "timeout",
-                        format!(
-                            "transaction {} not committed within {} ms; poll GET /v1/tx/{}",
-                            hex::encode(id),
-                            params.timeout().as_millis(),
-                            hex::encode(id)
-                        ),
-                    )),
-                },
-                None => Ok(TxStatus {
-                    tx_id: hex::encode(id),
-                    state: TxState::Pending,
-                    receipt: None,
-                    checkpoint: None,
-                    detail: None,
-                }),
-            },
+            Ok((id, _, true)) => Ok(status_of(node, id).await),
+            Ok((id, None, false)) => Ok(pending_status(id)),
+            Ok((id, Some(subscription), false)) => {
+                // Committed between admission and subscription?
+                if node.receipt(id).await.is_some() {
+                    Ok(status_of(node, id).await)
+                } else {
+                    match tokio::time::timeout_at(deadline, subscription).await {
+                        Ok(Some(_)) => Ok(status_of(node, id).await),
+                        _ => Err(timeout_error(id, params.timeout())),
+                    }
+                }
+            }
         };
         results.push(status);
     }
     results
 }
 
-async fn submit_one<E: Clock + Send + Sync + 'static>(
+async fn submit_one<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<WaitParams>,
     body: Result<Bytes, BytesRejection>,
@@ -322,7 +343,7 @@ async fn submit_one<E: Clock + Send + Sync + 'static>(
     Ok((code, Json(status)).into_response())
 }
 
-async fn submit_batch<E: Clock + Send + Sync + 'static>(
+async fn submit_batch<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<WaitParams>,
     body: Result<Bytes, BytesRejection>,
@@ -374,7 +395,7 @@ async fn submit_batch<E: Clock + Send + Sync + 'static>(
     Ok(Json(BatchResult { results }))
 }
 
-async fn tx_status<E: Clock + Send + Sync + 'static>(
+async fn tx_status<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(id): Path<String>,
 ) -> Result<Json<TxStatus>, ApiError> {
@@ -392,7 +413,7 @@ fn parse_height(text: &str) -> Result<u64, ApiError> {
     })
 }
 
-async fn block<E: Clock + Send + Sync + 'static>(
+async fn block<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(height): Path<String>,
 ) -> Result<Json<BlockInfo>, ApiError> {
@@ -432,7 +453,7 @@ async fn block<E: Clock + Send + Sync + 'static>(
     }))
 }
 
-async fn checkpoint<E: Clock + Send + Sync + 'static>(
+async fn checkpoint<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(height): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -458,9 +479,7 @@ async fn checkpoint<E: Clock + Send + Sync + 'static>(
     })))
 }
 
-async fn status<E: Clock + Send + Sync + 'static>(
-    State(node): State<NodeHandle<E>>,
-) -> Json<ClusterStatus> {
+async fn status<E: Runtime>(State(node): State<NodeHandle<E>>) -> Json<ClusterStatus> {
     let status = node.status();
     let genesis = node.genesis();
     let me = node.public_key();
@@ -486,12 +505,11 @@ async fn status<E: Clock + Send + Sync + 'static>(
             .map(|n| n.name.clone())
             .collect(),
         mempool: node.mempool_len(),
+        waiting: node.waiting(),
     })
 }
 
-async fn health<E: Clock + Send + Sync + 'static>(
-    State(node): State<NodeHandle<E>>,
-) -> Json<serde_json::Value> {
+async fn health<E: Runtime>(State(node): State<NodeHandle<E>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "ok": true, "height": node.status().height }))
 }
 
@@ -503,7 +521,7 @@ fn hexes(digests: &[welkin_types::Digest]) -> Vec<String> {
     digests.iter().map(hex::encode).collect()
 }
 
-async fn log_receipt<E: Clock + Send + Sync + 'static>(
+async fn log_receipt<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(id): Path<String>,
 ) -> Result<Json<LogReceipt>, ApiError> {
@@ -567,7 +585,7 @@ pub struct InclusionParams {
     pub size: Option<u64>,
 }
 
-async fn inclusion<E: Clock + Send + Sync + 'static>(
+async fn inclusion<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<InclusionParams>,
 ) -> Result<Json<LogProof>, ApiError> {
@@ -612,7 +630,7 @@ pub struct ConsistencyParams {
     pub new: Option<u64>,
 }
 
-async fn consistency<E: Clock + Send + Sync + 'static>(
+async fn consistency<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<ConsistencyParams>,
 ) -> Result<Json<LogProof>, ApiError> {
@@ -638,7 +656,7 @@ pub struct EntriesParams {
     pub end: u64,
 }
 
-async fn entries<E: Clock + Send + Sync + 'static>(
+async fn entries<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<EntriesParams>,
 ) -> Result<Json<LogEntries>, ApiError> {
@@ -687,7 +705,7 @@ pub(crate) fn text_response(
         .into_response()
 }
 
-async fn checkpoint_note<E: Clock + Send + Sync + 'static>(
+async fn checkpoint_note<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Query(params): Query<NoteParams>,
 ) -> Result<Response, ApiError> {
@@ -723,7 +741,7 @@ async fn checkpoint_note<E: Clock + Send + Sync + 'static>(
 /// `GET /v1/log/tile/...`: a C2SP tlog tile or entry bundle, from this node's log.
 ///
 /// Full tiles never change and are served as immutable; partial ones only grow.
-async fn tile<E: Clock + Send + Sync + 'static>(
+async fn tile<E: Runtime>(
     State(node): State<NodeHandle<E>>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {

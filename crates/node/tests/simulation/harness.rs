@@ -206,6 +206,7 @@ pub(crate) async fn start_node(context: &Ctx, net: &Net, fixture: &Fixture, inde
         genesis: fixture.genesis.clone(),
         partition_prefix: format!("node{index}"),
         mempool: MempoolConfig::default(),
+        waiters: Default::default(),
         max_block_txs: 512,
         timeouts: Timeouts::default(),
         min_block_interval: Duration::ZERO,
@@ -302,10 +303,10 @@ pub(crate) async fn commit(
     tx: welkin_types::SignedTransaction,
     patience: Duration,
 ) -> Option<Receipt> {
-    let waiter = node.subscribe(tx.id());
+    let waiter = node.subscribe(tx.id()).expect("waiter room");
     node.submit(tx).await.expect("an honest node accepts it");
     select! {
-        receipt = waiter => receipt.ok(),
+        receipt = waiter => receipt,
         _ = context.sleep(patience) => None,
     }
 }
@@ -331,7 +332,7 @@ pub(crate) async fn workload(
         let Some(node) = &nodes[target] else { continue };
         let tx = transaction(context, fixture, i as usize, first_nonce + i);
         let id = tx.id();
-        let waiter = node.subscribe(id);
+        let waiter = node.subscribe(id).expect("waiter room");
         node.submit(tx)
             .await
             .expect("an honest node accepts a valid transaction");
@@ -345,7 +346,7 @@ pub(crate) async fn workload(
     for (id, waiter) in waiters {
         select! {
             receipt = waiter => {
-                if let Ok(receipt) = receipt {
+                if let Some(receipt) = receipt {
                     acked.insert(id, receipt);
                 }
             },
