@@ -9,7 +9,10 @@
 //!    nonce stays unused;
 //! 4. `(sender, nonce)` already used: `Replay`;
 //! 5. otherwise the payload runs and the nonce is marked used: `Applied` (a key event's own
-//!    verdict may differ: see [`identity`]).
+//!    verdict may differ: see [`identity`]). The mark is forgotten once block time has passed
+//!    the time of its block plus `max_tx_ttl_ms` (see [`crate::expiry`]): by then every
+//!    transaction that could carry the nonce has expired, so rule 1 refuses a replay, and the
+//!    transaction's receipt, kept for good, already makes an identical copy a duplicate.
 
 use crate::{
     Env, Overlay, Snapshot, authority,
@@ -19,61 +22,82 @@ use crate::{
 use std::collections::BTreeMap;
 use welkin_types::{Block, Digest, Genesis, Outcome, Payload, Sender, SignedTransaction};
 
+/// What running one transaction did.
+pub(crate) struct Executed {
+    /// The receipt's outcome.
+    pub(crate) outcome: Outcome,
+    /// Why it was not applied, or what an escrowed event waits for.
+    pub(crate) detail: Option<String>,
+    /// Escrowed key event transactions that the accepted event released, in order.
+    pub(crate) released: Vec<SignedTransaction>,
+}
+
+impl From<Outcome> for Executed {
+    fn from(outcome: Outcome) -> Executed {
+        Executed {
+            outcome,
+            detail: None,
+            released: Vec::new(),
+        }
+    }
+}
+
 /// Runs one correctly signed transaction.
 pub(crate) fn execute<S: Snapshot>(
     env: &Env,
     state: &mut Overlay<'_, S>,
     block: &Block,
     signed: &SignedTransaction,
-) -> Outcome {
+) -> Executed {
     let tx = &signed.tx;
     if block.timestamp_ms > tx.expiry_ms {
-        return Outcome::Expired;
+        return Outcome::Expired.into();
     }
     if tx.expiry_ms - block.timestamp_ms > env.params.max_tx_ttl_ms {
-        return Outcome::TtlTooLong;
+        return Outcome::TtlTooLong.into();
     }
     if let Sender::Identifier { prefix, signers } = &tx.sender {
-        let key_state = identity::stored_key_state(state.get(&keys::id_state(prefix)));
+        let key_state = identity::key_state_of(state, prefix);
         if let Err(refusal) = authority::check(key_state.as_ref(), prefix, signers) {
             // Not authorised by the identifier: no nonce is used, so a key rotated out (and
             // perhaps compromised) cannot burn the identifier's nonces.
-            state.put(
-                keys::outcome_detail(&signed.id()),
-                refusal.to_string().into_bytes(),
-            );
-            return Outcome::Rejected;
+            return Executed {
+                outcome: Outcome::Rejected,
+                detail: Some(refusal.to_string()),
+                released: Vec::new(),
+            };
         }
     }
     let nonce_key = keys::nonce(&tx.sender, tx.nonce);
     if state.get(&nonce_key).is_some() {
-        return Outcome::Replay;
+        return Outcome::Replay.into();
     }
     state.put(nonce_key, tx.expiry_ms.to_be_bytes().to_vec());
+    // Forgotten once no transaction with this nonce can still be in time (see `expiry`).
+    state.schedule.nonces.push(nonce_key.as_ref().to_vec());
     match &tx.payload {
         Payload::Memo(_) => {}
         Payload::Put { key, value } => state.put(keys::kv(&tx.sender, key), value.clone()),
         // A record lives in the audit log (as the transaction itself); nothing else to store.
         Payload::Record { .. } => {}
         Payload::KeyEvent(message) => {
-            return match identity::process(state, message, &signed.id()) {
-                KeyEventOutcome::Accepted { .. } => Outcome::Applied,
-                KeyEventOutcome::Escrowed(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Escrowed
-                }
-                KeyEventOutcome::Duplicity(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Duplicity
-                }
-                KeyEventOutcome::Rejected(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Rejected
-                }
+            let (outcome, detail, released) =
+                match identity::process(state, message, signed, block.timestamp_ms) {
+                    KeyEventOutcome::Accepted { released } => (Outcome::Applied, None, released),
+                    KeyEventOutcome::Escrowed(reason) => (Outcome::Escrowed, Some(reason), vec![]),
+                    KeyEventOutcome::Duplicity(reason) => {
+                        (Outcome::Duplicity, Some(reason), vec![])
+                    }
+                    KeyEventOutcome::Rejected(reason) => (Outcome::Rejected, Some(reason), vec![]),
+                };
+            return Executed {
+                outcome,
+                detail,
+                released,
             };
         }
     }
-    Outcome::Applied
+    Outcome::Applied.into()
 }
 
 /// The writes that create the state at height 0 from a genesis file.
