@@ -851,6 +851,9 @@ fn identities(dir: &Path) {
         .to_string();
     json(&["interact", "--name", "erin"]);
     json(&["interact", "--name", "erin"]);
+    let before_recovery = export("erin");
+    std::fs::rename(&before_recovery, dir.join("erin-before.kel.json")).expect("rename");
+    let before_recovery = dir.join("erin-before.kel.json");
     let refused = id(&["recover", "--name", "erin", "--from", "0"])
         .output()
         .expect("runs");
@@ -869,6 +872,29 @@ fn identities(dir: &Path) {
         .filter_map(|e| e["ilk"].as_str())
         .collect();
     assert_eq!(ilks, ["icp", "rot"], "the interactions left the log");
+    // An export holding the superseded interactions next to the recovery is refused, naming
+    // the first superseded one, although each event has a valid certified receipt.
+    let after_recovery = export("erin");
+    assert!(verify(&after_recovery, None).status.success());
+    let read_export = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).expect("export")).expect("json")
+    };
+    let mut mixed = read_export(&before_recovery);
+    let rotation = read_export(&after_recovery)["events"][1].clone();
+    mixed["events"]
+        .as_array_mut()
+        .expect("events")
+        .push(rotation);
+    let mixed_path = dir.join("erin-mixed.kel.json");
+    std::fs::write(&mixed_path, mixed.to_string()).expect("write");
+    let refused = verify(&mixed_path, None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("event 1 (sn 1, ")
+            && stderr.contains("was superseded by the recovery rotation event 3 (sn 1, "),
+        "{stderr}"
+    );
     for node in 0..NODES as u16 {
         let url = format!(
             "http://127.0.0.1:{}/v1/id/{erin}/superseded",

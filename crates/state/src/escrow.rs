@@ -20,7 +20,8 @@
 //! ```
 //!
 //! The whole signed transaction is kept so that, when the event is accepted, the audit log
-//! records that transaction as applied.
+//! records that transaction as applied. A key event transaction is at most about 14 KiB (a
+//! 12 KiB message, 16 signers), so a full slot stays below the node's 64 KiB value limit.
 
 use crate::{
     Overlay, Snapshot, expiry, identity, keys,
@@ -266,3 +267,6 @@ pub(crate) fn sweep<S: Snapshot>(state: &mut Overlay<'_, S>, now_ms: u64) {
         expire(state, item, now_ms)
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,11 +1,13 @@
 //! Expiry queues: state that may be forgotten after a time, forgotten in time order.
 //!
-//! A block that creates expiring state (a used nonce, an escrowed key event) appends one
-//! batch to the queue: the items and the block time after which all of them are due. Block
-//! times never go backwards and every item of a queue lives equally long, so batches are in
-//! due order and each block sweeps from the head: at most [`MAX_SWEEP_BATCHES`] due batches,
-//! before its transactions run. A block appends at most one batch per queue and sweeps up to
-//! [`MAX_SWEEP_BATCHES`], so the queue never falls behind for long.
+//! A block that creates expiring state (a used nonce, an escrowed key event) appends its
+//! items to the queue in batches of at most [`MAX_BATCH_ITEMS`], each with the block time
+//! after which they are due. Block times never go backwards and every item of a queue lives
+//! equally long, so batches are in due order and each block sweeps from the head, before its
+//! transactions run: at most [`MAX_SWEEP_BATCHES`] due batches, twice what the largest block
+//! appends, so the queue never falls behind for long. A sweep reads the head batch first and
+//! the following ones only once the head is due, so a block pays for one small read while
+//! nothing is due.
 //!
 //! ```text
 //! Batch := 0x01 | due_ms u64 | count u32 | (u16 length | item)*
@@ -20,11 +22,13 @@ use welkin_types::limits::MAX_BLOCK_TXS;
 /// The version byte of queue batches.
 const BATCH_VERSION: u8 = 1;
 
-/// Most due batches one block sweeps from one queue.
-pub const MAX_SWEEP_BATCHES: u64 = 4;
+/// Most items in one batch, so that a batch stays far below the node's largest state value
+/// (items are at most 32 + 8 bytes of nonce key, or sequence number and prefix).
+pub const MAX_BATCH_ITEMS: usize = 1024;
 
-/// Most items in one batch: a block schedules at most one item per transaction.
-const MAX_BATCH_ITEMS: usize = MAX_BLOCK_TXS * 2;
+/// Most due batches one block sweeps from one queue: twice the batches the largest block
+/// appends (it schedules at most one item per transaction).
+pub const MAX_SWEEP_BATCHES: u64 = 2 * MAX_BLOCK_TXS.div_ceil(MAX_BATCH_ITEMS) as u64;
 
 /// The queues.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,9 +106,7 @@ pub(crate) fn sweep<S: Snapshot>(
     let head_key = keys::queue_head(name);
     let mut head = state.u64(&head_key);
     let tail = state.u64(&keys::queue_tail(name));
-    // Name every batch this sweep may reach at once, so they arrive in one read round.
     let reach = tail.min(head.saturating_add(MAX_SWEEP_BATCHES));
-    state.prefetch((head..reach).map(|seq| keys::queue_batch(name, seq)));
     let start = head;
     while head < reach {
         let key = keys::queue_batch(name, head);
@@ -113,6 +115,11 @@ pub(crate) fn sweep<S: Snapshot>(
         };
         if batch.due_ms >= now_ms {
             break;
+        }
+        if head == start {
+            // The head is due: name every batch this sweep may reach at once, so that they
+            // arrive in one read round.
+            state.prefetch((head + 1..reach).map(|seq| keys::queue_batch(name, seq)));
         }
         for item in &batch.items {
             on_item(state, item);
@@ -125,7 +132,7 @@ pub(crate) fn sweep<S: Snapshot>(
     }
 }
 
-/// Appends `items` to `queue` as one batch due at `due_ms`.
+/// Appends `items` to `queue` in batches due at `due_ms`.
 pub(crate) fn append<S: Snapshot>(
     state: &mut Overlay<'_, S>,
     queue: Queue,
@@ -137,12 +144,16 @@ pub(crate) fn append<S: Snapshot>(
     }
     let name = queue.name();
     let tail_key = keys::queue_tail(name);
-    let tail = state.u64(&tail_key);
-    state.put(
-        keys::queue_batch(name, tail),
-        Batch { due_ms, items }.encode(),
-    );
-    state.put(tail_key, (tail + 1).to_be_bytes().to_vec());
+    let mut tail = state.u64(&tail_key);
+    for chunk in items.chunks(MAX_BATCH_ITEMS) {
+        let batch = Batch {
+            due_ms,
+            items: chunk.to_vec(),
+        };
+        state.put(keys::queue_batch(name, tail), batch.encode());
+        tail += 1;
+    }
+    state.put(tail_key, tail.to_be_bytes().to_vec());
 }
 
 /// The keys a sweep or an append reads first (the node fetches them up front).

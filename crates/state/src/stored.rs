@@ -327,7 +327,7 @@ mod tests {
 
     /// A key state with every field in use: weighted thresholds, witnesses, a trait and a
     /// delegator.
-    pub(crate) fn full_key_state() -> KeyState {
+    fn full_key_state() -> KeyState {
         let keys: Vec<VerKey> = (1..=3).map(|s| Signer::new(&[s; 32]).verkey()).collect();
         let half = Threshold::weighted_from(vec![vec![
             Weight::new(1, 2).expect("weight"),
@@ -392,6 +392,52 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "stored u64 does not decode: 3 bytes, not 8"
+        );
+    }
+
+    #[test]
+    fn stored_encodings_are_frozen() {
+        let fingerprint = |bytes: &[u8]| hex::encode(welkin_types::hash_parts(&[bytes]));
+        let superseded = crate::identity::SupersededEvent {
+            recovery_sn: 1,
+            tx: Some(welkin_types::hash_parts(&[b"tx"])),
+            message: b"{\"v\":\"KERI10JSON\"}".to_vec(),
+        };
+        let batch = crate::expiry::Batch {
+            due_ms: 1_700_000_600_000,
+            items: vec![vec![7; 32], b"E-prefix".to_vec()],
+        };
+        let actual = [
+            (
+                "key state",
+                fingerprint(&encode_key_state(&full_key_state())),
+            ),
+            ("superseded event", fingerprint(&superseded.encode())),
+            ("expiry batch", fingerprint(&batch.encode())),
+        ];
+        let expected = [
+            (
+                "key state",
+                "6e3a9751a16b01aa7f04c57ea6ff4fc243b53da7af205004ed8a270a47cc03a9",
+            ),
+            (
+                "superseded event",
+                "8599a3c585fbaed48ed426b3eee4a140b633dd68f028506698c6a68aa17648b0",
+            ),
+            (
+                "expiry batch",
+                "8fb1fdd1e63b738e3c06de6a28a235147383fa62fee989bd1e51669fa036f706",
+            ),
+        ];
+        let changed: Vec<String> = actual
+            .iter()
+            .zip(expected)
+            .filter(|((_, got), (_, want))| got != want)
+            .map(|((name, got), _)| format!("{name}: {got}"))
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "encodings changed (bump their versions, then the fixtures): {changed:?}"
         );
     }
 }
