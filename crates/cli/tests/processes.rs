@@ -1050,6 +1050,51 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
     std::fs::write(&tampered_path, tampered.to_string()).expect("write");
     assert!(failure(&tampered_path, None).contains("checkpoint is malformed"));
 
+    // A transaction the cluster logged but refused (a key event that is not KERI): its
+    // certified receipt verifies, and `log verify` says the entry was not applied.
+    let cluster_id =
+        welkin_types::Genesis::from_json(&std::fs::read_to_string(&genesis).expect("read genesis"))
+            .expect("genesis parses")
+            .cluster_id();
+    let refused = Signer {
+        key: PrivateKey::from_seed(77),
+        cluster_id,
+        next_nonce: 0,
+    }
+    .tx_with(
+        1,
+        now_ms() + 120_000,
+        Payload::KeyEvent(b"not a key event".to_vec()),
+    );
+    let client = Client::new(&api);
+    assert_eq!(
+        commit(&client, &refused).outcome,
+        welkin_types::Outcome::Rejected
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        match client.log_receipt(&refused.id()) {
+            Ok(receipt) => break receipt,
+            Err(e) if Instant::now() > deadline => panic!("no certified receipt: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let refused_path = dir.join("refused.receipt.json");
+    std::fs::write(
+        &refused_path,
+        serde_json::to_string(&receipt).expect("json"),
+    )
+    .expect("write");
+    let stderr = failure(&refused_path, None);
+    assert!(
+        stderr.contains("receipt verifies, but entry")
+            && stderr.contains(
+                "is in the certified log, but the cluster did not apply its transaction: \
+                 rejected (malformed key event"
+            ),
+        "{stderr}"
+    );
+
     // `log watch` follows two nodes: every checkpoint verifies and extends the previous one.
     let apis = format!(
         "http://127.0.0.1:{API_BASE},http://127.0.0.1:{}",

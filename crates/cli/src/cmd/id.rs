@@ -469,6 +469,7 @@ pub(crate) fn export(args: IdExportArgs) -> anyhow::Result<()> {
 }
 
 /// One exported event whose log receipt verified: where the log has it, and how to name it.
+#[derive(Clone)]
 struct Logged {
     sn: u64,
     log_index: u64,
@@ -481,23 +482,33 @@ struct Logged {
 /// logged before an applied event of the same identifier at the same or a lower sequence
 /// number was superseded by it.
 fn refuse_superseded(logged: &[Logged]) -> anyhow::Result<()> {
-    let mut by_log: Vec<&Logged> = logged.iter().collect();
-    by_log.sort_by_key(|l| std::cmp::Reverse(l.log_index));
-    let mut lowest_later: Option<&Logged> = None;
-    for event in by_log {
-        if let Some(recovery) = lowest_later
-            && recovery.sn <= event.sn
+    let mut by_log: Vec<usize> = (0..logged.len()).collect();
+    by_log.sort_by_key(|&i| std::cmp::Reverse(logged[i].log_index));
+    // For each event, the lowest-numbered event logged after it, if that one is at the same
+    // or a lower sequence number: its superseder. Reported for the first event in the export.
+    let mut superseded_by: Vec<Option<usize>> = vec![None; logged.len()];
+    let mut lowest_later: Option<usize> = None;
+    for i in by_log {
+        if let Some(r) = lowest_later
+            && logged[r].sn <= logged[i].sn
         {
-            bail!(
-                "{} was superseded by the recovery rotation {}: an export must hold the log as \
-                 it stands, without superseded events",
-                event.name,
-                recovery.name
-            );
+            superseded_by[i] = Some(r);
         }
-        if lowest_later.is_none_or(|l| event.sn < l.sn) {
-            lowest_later = Some(event);
+        if lowest_later.is_none_or(|l| logged[i].sn < logged[l].sn) {
+            lowest_later = Some(i);
         }
+    }
+    if let Some((i, r)) = superseded_by
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.map(|r| (i, r)))
+    {
+        bail!(
+            "{} was superseded by the recovery rotation {}: an export must hold the log as it \
+             stands, without superseded events",
+            logged[i].name,
+            logged[r].name
+        );
     }
     Ok(())
 }
@@ -709,11 +720,7 @@ mod tests {
                 .starts_with("ixn1 was superseded by the recovery rotation rot1"),
             "{error}"
         );
-        let only_ixn2 = [
-            export[0].clone_as(),
-            export[2].clone_as(),
-            export[3].clone_as(),
-        ];
+        let only_ixn2 = [export[0].clone(), export[2].clone(), export[3].clone()];
         let error = refuse_superseded(&only_ixn2).expect_err("superseded");
         assert!(
             error.to_string().starts_with("ixn2 was superseded by"),
@@ -726,11 +733,5 @@ mod tests {
             logged(2, 30, "ixn"),
         ];
         assert!(refuse_superseded(&current).is_ok());
-    }
-
-    impl Logged {
-        fn clone_as(&self) -> Logged {
-            logged(self.sn, self.log_index, &self.name)
-        }
     }
 }
