@@ -323,3 +323,42 @@ fn slots_round_trip_and_refuse_other_bytes() {
         "escrow slot encoding changed: bump its version, then update the fixture"
     );
 }
+
+#[test]
+fn escrow_is_capped_in_total_and_expiry_frees_it() {
+    let per_identifier = ESCROW_PER_IDENTIFIER as usize;
+    let identifiers = (ESCROW_TOTAL / ESCROW_PER_IDENTIFIER) as usize;
+    let mut chain = Chain::new();
+    for i in 0..identifiers {
+        let (_, messages) = event_chain(100 + i as u8, per_identifier + 2);
+        for block in messages[2..].chunks(512) {
+            let (effects, _) = chain.commit(block);
+            assert!(
+                effects
+                    .receipts
+                    .iter()
+                    .all(|(_, r)| r.outcome == Outcome::Escrowed)
+            );
+        }
+    }
+    assert_eq!(chain.u64(&crate::keys::id_escrow_total()), ESCROW_TOTAL);
+    let (_, late) = event_chain(200, 3);
+    let (effects, _) = chain.commit(&late[2..3]);
+    assert_eq!(effects.receipts[0].1.outcome, Outcome::Rejected);
+    let entry = LogEntry::from_bytes(&effects.log_entries[0]).expect("entry");
+    assert!(
+        entry.detail.contains("the escrow is full"),
+        "{}",
+        entry.detail
+    );
+    // An hour later everything has expired; the sweep catches up within a few blocks.
+    chain.time_ms += ESCROW_TTL_MS + 1;
+    let mut blocks = 0;
+    while chain.u64(&crate::keys::id_escrow_total()) > 0 {
+        chain.commit(&[]);
+        blocks += 1;
+        assert!(blocks <= 4, "the sweep falls behind");
+    }
+    let (effects, _) = chain.commit(&late[2..3]);
+    assert_eq!(effects.receipts[0].1.outcome, Outcome::Escrowed);
+}
