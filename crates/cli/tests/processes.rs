@@ -854,6 +854,9 @@ fn identities(dir: &Path) {
         .to_string();
     json(&["interact", "--name", "erin"]);
     json(&["interact", "--name", "erin"]);
+    let before_recovery = export("erin");
+    std::fs::rename(&before_recovery, dir.join("erin-before.kel.json")).expect("rename");
+    let before_recovery = dir.join("erin-before.kel.json");
     let refused = id(&["recover", "--name", "erin", "--from", "0"])
         .output()
         .expect("runs");
@@ -872,6 +875,29 @@ fn identities(dir: &Path) {
         .filter_map(|e| e["ilk"].as_str())
         .collect();
     assert_eq!(ilks, ["icp", "rot"], "the interactions left the log");
+    // An export holding the superseded interactions next to the recovery is refused, naming
+    // the first superseded one, although each event has a valid certified receipt.
+    let after_recovery = export("erin");
+    assert!(verify(&after_recovery, None).status.success());
+    let read_export = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).expect("export")).expect("json")
+    };
+    let mut mixed = read_export(&before_recovery);
+    let rotation = read_export(&after_recovery)["events"][1].clone();
+    mixed["events"]
+        .as_array_mut()
+        .expect("events")
+        .push(rotation);
+    let mixed_path = dir.join("erin-mixed.kel.json");
+    std::fs::write(&mixed_path, mixed.to_string()).expect("write");
+    let refused = verify(&mixed_path, None);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("event 1 (sn 1, ")
+            && stderr.contains("was superseded by the recovery rotation event 3 (sn 1, "),
+        "{stderr}"
+    );
     for node in 0..NODES as u16 {
         let url = format!(
             "http://127.0.0.1:{}/v1/id/{erin}/superseded",
@@ -1026,6 +1052,51 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
         serde_json::json!(format!("{}{last}", &checkpoint[..checkpoint.len() - 1]));
     std::fs::write(&tampered_path, tampered.to_string()).expect("write");
     assert!(failure(&tampered_path, None).contains("checkpoint is malformed"));
+
+    // A transaction the cluster logged but refused (a key event that is not KERI): its
+    // certified receipt verifies, and `log verify` says the entry was not applied.
+    let cluster_id =
+        welkin_types::Genesis::from_json(&std::fs::read_to_string(&genesis).expect("read genesis"))
+            .expect("genesis parses")
+            .cluster_id();
+    let refused = Signer {
+        key: PrivateKey::from_seed(77),
+        cluster_id,
+        next_nonce: 0,
+    }
+    .tx_with(
+        1,
+        now_ms() + 120_000,
+        Payload::KeyEvent(b"not a key event".to_vec()),
+    );
+    let client = Client::new(&api);
+    assert_eq!(
+        commit(&client, &refused).outcome,
+        welkin_types::Outcome::Rejected
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        match client.log_receipt(&refused.id()) {
+            Ok(receipt) => break receipt,
+            Err(e) if Instant::now() > deadline => panic!("no certified receipt: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
+    let refused_path = dir.join("refused.receipt.json");
+    std::fs::write(
+        &refused_path,
+        serde_json::to_string(&receipt).expect("json"),
+    )
+    .expect("write");
+    let stderr = failure(&refused_path, None);
+    assert!(
+        stderr.contains("receipt verifies, but entry")
+            && stderr.contains(
+                "is in the certified log, but the cluster did not apply its transaction: \
+                 rejected (malformed key event"
+            ),
+        "{stderr}"
+    );
 
     // `log watch` follows two nodes: every checkpoint verifies and extends the previous one.
     let apis = format!(

@@ -17,7 +17,7 @@
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 use welkin_types::{
-    CertifiedCheckpoint, ClusterKey, Digest, SignedTransaction,
+    CertifiedCheckpoint, ClusterKey, Digest, LogEntry, SignedTransaction,
     api::{
         BatchResult, BlockInfo, ClusterStatus, ErrorBody, SubmitBatchRequest, SubmitRequest,
         TxStatus,
@@ -359,6 +359,21 @@ pub enum ReceiptError {
         /// What failed.
         reason: String,
     },
+    /// The entry is in the certified log, but says the cluster did not apply the
+    /// transaction (refused, duplicitous, replayed, waiting in escrow, ...).
+    #[error(
+        "entry {index} is in the certified log, but the cluster did not apply its transaction: \
+         {outcome}{}",
+        if detail.is_empty() { String::new() } else { format!(" ({detail})") }
+    )]
+    NotApplied {
+        /// Leaf index.
+        index: u64,
+        /// The outcome the entry records (`rejected`, `duplicity`, ...).
+        outcome: &'static str,
+        /// The reason the entry gives.
+        detail: String,
+    },
 }
 
 /// Decodes proof hashes sent as hex strings.
@@ -374,14 +389,35 @@ pub fn proof_hashes(proof: &[String]) -> Result<Vec<[u8; 32]>, String> {
         .collect()
 }
 
+/// [`verify_log_receipt`], and the entry must say the transaction was applied: what a
+/// verifier of "this happened" needs ([`ReceiptError::NotApplied`] names the outcome and the
+/// reason otherwise).
+pub fn verify_applied_log_receipt(
+    receipt: &welkin_types::api::LogReceipt,
+    cluster_id: &Digest,
+    cluster_key: &ClusterKey,
+) -> Result<(CertifiedCheckpoint, LogEntry), ReceiptError> {
+    let (certified, entry) = verify_log_receipt(receipt, cluster_id, cluster_key)?;
+    if !entry.outcome.is_applied() {
+        return Err(ReceiptError::NotApplied {
+            index: receipt.log_index,
+            outcome: entry.outcome.name(),
+            detail: entry.detail,
+        });
+    }
+    Ok((certified, entry))
+}
+
 /// Checks a log receipt offline: the checkpoint is signed by `cluster_key` for `cluster_id`,
-/// the entry is the named transaction, and the inclusion proof leads from the entry to the
-/// checkpoint's log root. Returns the verified checkpoint and the transaction.
+/// the entry is a log entry of the named transaction, and the inclusion proof leads from the
+/// entry to the checkpoint's log root. Returns the verified checkpoint and the entry, whose
+/// outcome the caller must read (an entry is logged whatever became of its transaction; see
+/// [`verify_applied_log_receipt`]).
 pub fn verify_log_receipt(
     receipt: &welkin_types::api::LogReceipt,
     cluster_id: &Digest,
     cluster_key: &ClusterKey,
-) -> Result<(CertifiedCheckpoint, SignedTransaction), ReceiptError> {
+) -> Result<(CertifiedCheckpoint, LogEntry), ReceiptError> {
     let malformed = |field: &'static str, reason: String| ReceiptError::Malformed { field, reason };
     if receipt.kind != welkin_types::api::LOG_RECEIPT_KIND {
         return Err(ReceiptError::Kind(receipt.kind.clone()));
@@ -398,11 +434,10 @@ pub fn verify_log_receipt(
         return Err(ReceiptError::Signature(certified.checkpoint.height));
     }
     let entry = hex::decode(&receipt.entry).map_err(|e| malformed("entry", e.to_string()))?;
-    let tx =
-        SignedTransaction::from_bytes(&entry).map_err(|e| malformed("entry", e.to_string()))?;
-    if hex::encode(tx.id()) != receipt.tx_id {
+    let logged = LogEntry::from_bytes(&entry).map_err(|e| malformed("entry", e.to_string()))?;
+    if hex::encode(logged.tx.id()) != receipt.tx_id {
         return Err(ReceiptError::TxMismatch {
-            found: hex::encode(tx.id()),
+            found: hex::encode(logged.tx.id()),
             named: receipt.tx_id.clone(),
         });
     }
@@ -417,7 +452,7 @@ pub fn verify_log_receipt(
             size,
             reason: e.to_string(),
         })?;
-    Ok((certified, tx))
+    Ok((certified, logged))
 }
 
 impl Client {

@@ -70,6 +70,16 @@ impl Weight {
         })
     }
 
+    /// The numerator, in lowest terms.
+    pub fn numerator(self) -> u64 {
+        self.num
+    }
+
+    /// The denominator, in lowest terms.
+    pub fn denominator(self) -> u64 {
+        self.den
+    }
+
     fn parse(text: &str) -> Result<Weight, ThresholdError> {
         let bad = || ThresholdError::Weight {
             value: text.to_string(),

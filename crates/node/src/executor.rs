@@ -236,7 +236,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             self.stores.fetch(wanted, &mut snapshot).await;
             match welkin_state::apply(&self.env, &snapshot, block, &verdicts) {
                 Ok(effects) => break effects,
-                Err(welkin_state::NeedReads(keys)) => wanted = keys,
+                Err(welkin_state::ApplyError::NeedReads(keys)) => wanted = keys,
+                // The store holds a value the state machine cannot read: applying anything
+                // more would diverge from the cluster, so stop here, loudly.
+                Err(error @ welkin_state::ApplyError::Corrupt { .. }) => {
+                    error!(height, %error, "halting: cannot apply the block");
+                    panic!("halting: cannot apply block {height}: {error}");
+                }
             }
         };
         // The log first: the state commit below records the new log size, so the journals

@@ -394,10 +394,13 @@ impl<E: Runtime> NodeHandle<E> {
                 let authorized = match &tx.tx.sender {
                     Sender::Key(_) => Ok(()),
                     Sender::Identifier { prefix, signers } => {
-                        let state = welkin_state::identity::stored_key_state(
-                            values.next().flatten().as_deref(),
-                        );
-                        authority::check(state.as_ref(), prefix, signers)
+                        let value = values.next().flatten();
+                        match welkin_state::identity::stored_key_state(value.as_deref()) {
+                            Ok(state) => authority::check(state.as_ref(), prefix, signers)
+                                .map_err(SubmitError::from),
+                            // The executor halts on such a value: refuse rather than guess.
+                            Err(_) => Err(SubmitError::Unavailable),
+                        }
                     }
                 };
                 let outcome = if let Some(receipt) = receipt {
@@ -408,7 +411,7 @@ impl<E: Runtime> NodeHandle<E> {
                         nonce: tx.tx.nonce,
                     })
                 } else if let Err(refusal) = authorized {
-                    Err(refusal.into())
+                    Err(refusal)
                 } else {
                     match self.mempool.insert(tx.clone()) {
                         Ok(true) => {

@@ -22,7 +22,7 @@ use commonware_storage::{
 use commonware_utils::{NZU64, NZUsize, sequence::U64};
 use futures::TryStreamExt as _;
 use welkin_merkle::{Hash, MemoryTree};
-use welkin_types::{Digest, limits::MAX_TX_BYTES};
+use welkin_types::{Digest, limits::MAX_LOG_ENTRY_BYTES};
 
 /// Why the log refused to sign.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
                 partition: format!("{prefix}-log-entries"),
                 items_per_section: NZU64!(1 << 14),
                 compression: None,
-                codec_config: ((0..=MAX_TX_BYTES).into(), ()),
+                codec_config: ((0..=MAX_LOG_ENTRY_BYTES).into(), ()),
                 page_cache: page_cache.clone(),
                 write_buffer: NZUsize!(1 << 16),
                 replay_buffer: NZUsize!(1 << 16),

@@ -269,6 +269,7 @@ mod tests {
         // The rotation and a transaction by the old key in the same block: the rotation
         // comes first, so the old key no longer signs.
         let state = stored_key_state(chain.state.get(&keys::id_state(&prefix)).map(Vec::as_slice))
+            .expect("decodes")
             .expect("incepted");
         let rot = RotationBuilder::new(&state, vec![b_keri.verkey()])
             .next(vec![c_keri.verkey().next_digest()], Threshold::Simple(1))

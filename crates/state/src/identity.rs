@@ -11,9 +11,9 @@
 //!   event by anchoring its seal). Commitment in a certified block is the event's receipt:
 //!   the cluster is the witness pool.
 //! - **escrowed**: an event whose predecessor is not committed yet (a later sequence number,
-//!   an unknown identifier) or whose delegator has not anchored it waits, at most
-//!   [`ESCROW_SLOT`] messages per (identifier, sequence number), and is retried when that
-//!   predecessor or anchor is accepted.
+//!   an unknown identifier) or whose delegator has not anchored it waits in the bounded,
+//!   expiring [`crate::escrow`], and is retried when that predecessor or anchor is accepted.
+//!   When escrow is full for the identifier or in all, the event is rejected instead.
 //! - **recovery**: a rotation at the sequence number of an accepted interaction after the
 //!   latest establishment event, naming the event before it as prior and validating against
 //!   the key state after that event (so signed by the pre-rotated next keys), supersedes the
@@ -35,25 +35,27 @@
 //! Witness receipts are not required: an event commits when the cluster orders it, and the
 //! certified checkpoint with an inclusion proof is its receipt.
 
-use crate::{Overlay, Snapshot, keys};
+use crate::{
+    Overlay, Snapshot, escrow, keys,
+    stored::{self, Reader, StoredError, Writer},
+};
 use std::collections::VecDeque;
 use welkin_keri::{
     Event, EventBody, EventSeal, KeyState, Message, Prefix, Validated, ValidationError,
     parse_message,
 };
-use welkin_types::TxId;
+use welkin_types::{SignedTransaction, TxId};
 
-/// Most messages waiting in escrow for one (identifier, sequence number).
-pub const ESCROW_SLOT: usize = 4;
+pub use crate::escrow::{ESCROW_SLOT, escrowed_messages};
 
 /// What became of a key event message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyEventOutcome {
-    /// Accepted (or the same event was already accepted), and how many escrowed events it
+    /// Accepted (or the same event was already accepted), and the escrowed events it
     /// released.
     Accepted {
-        /// Escrowed events accepted after it.
-        released: u32,
+        /// The transactions of the escrowed events accepted after it, in order.
+        released: Vec<SignedTransaction>,
     },
     /// Waiting in escrow, for the reason given.
     Escrowed(String),
@@ -63,12 +65,15 @@ pub enum KeyEventOutcome {
     Rejected(String),
 }
 
-/// Processes one key event message, carried by transaction `tx`, against the state.
+/// Processes one key event message, carried by transaction `signed`, against the state at
+/// block time `now_ms`.
 pub fn process<S: Snapshot>(
     state: &mut Overlay<'_, S>,
     bytes: &[u8],
-    tx: &TxId,
+    signed: &SignedTransaction,
+    now_ms: u64,
 ) -> KeyEventOutcome {
+    let tx = &signed.id();
     let message = match parse_message(bytes) {
         Ok((message, used)) if used == bytes.len() => message,
         Ok((_, used)) => {
@@ -81,14 +86,17 @@ pub fn process<S: Snapshot>(
     };
     match step(state, &message, bytes, tx) {
         Step::Accepted(seals) => {
-            let released = release(state, message.event.prefix(), message.event.sn(), seals);
+            let (prefix, sn) = (message.event.prefix(), message.event.sn());
+            let released = release(state, prefix, sn, seals, now_ms);
             KeyEventOutcome::Accepted { released }
         }
-        Step::Known => KeyEventOutcome::Accepted { released: 0 },
+        Step::Known => KeyEventOutcome::Accepted { released: vec![] },
         Step::Escrow(reason) => {
             let event = &message.event;
-            add_to_escrow(state, &event.prefix(), event.sn(), tx, bytes);
-            KeyEventOutcome::Escrowed(reason)
+            match escrow::add(state, &event.prefix(), event.sn(), signed, now_ms) {
+                Ok(()) => KeyEventOutcome::Escrowed(reason),
+                Err(full) => KeyEventOutcome::Rejected(format!("{reason}, but {full}")),
+            }
         }
         Step::Duplicity(reason) => KeyEventOutcome::Duplicity(reason),
         Step::Rejected(reason) => KeyEventOutcome::Rejected(reason),
@@ -112,22 +120,32 @@ enum Step {
 
 /// The key state of `prefix` after its latest accepted event.
 pub fn key_state<S: Snapshot>(state: &Overlay<'_, S>, prefix: &Prefix) -> Option<KeyState> {
-    stored_key_state(state.get(&keys::id_state(&prefix.qb64())))
+    key_state_of(state, &prefix.qb64())
 }
 
-/// Decodes a key state as stored under [`keys::id_state`] or [`keys::id_state_at`].
-///
-/// # Panics
-/// Panics if the stored bytes are not a key state: the state machine only writes valid ones.
-pub fn stored_key_state(value: Option<&[u8]>) -> Option<KeyState> {
-    value.map(|bytes| serde_json::from_slice(bytes).expect("key states are stored as valid JSON"))
+/// The key state of the identifier with qb64 prefix `prefix`.
+pub fn key_state_of<S: Snapshot>(state: &Overlay<'_, S>, prefix: &str) -> Option<KeyState> {
+    state.decoded(&keys::id_state(prefix), stored::decode_key_state)
+}
+
+/// Decodes a key state as stored under [`keys::id_state`] or [`keys::id_state_at`] (absent:
+/// `Ok(None)`).
+pub fn stored_key_state(value: Option<&[u8]>) -> Result<Option<KeyState>, StoredError> {
+    value.map(stored::decode_key_state).transpose()
 }
 
 fn write_state<S: Snapshot>(state: &mut Overlay<'_, S>, key_state: &KeyState) {
     let prefix = key_state.prefix.qb64();
-    let json = serde_json::to_vec(key_state).expect("key states serialize");
-    state.put(keys::id_state_at(&prefix, key_state.sn), json.clone());
-    state.put(keys::id_state(&prefix), json);
+    let value = stored::encode_key_state(key_state);
+    state.put(keys::id_state_at(&prefix, key_state.sn), value.clone());
+    state.put(keys::id_state(&prefix), value);
+}
+
+/// A stored key event message (accepted, or kept as a record).
+fn stored_message(value: &[u8]) -> Result<Message, StoredError> {
+    parse_message(value)
+        .map(|(message, _)| message)
+        .map_err(|e| StoredError::new("key event message", e.to_string()))
 }
 
 fn step<S: Snapshot>(
@@ -195,9 +213,7 @@ fn conflict<S: Snapshot>(
     let signatures = &message.attachments.signatures;
     let qb64 = event.prefix().qb64();
     let sn = event.sn();
-    let accepted = state
-        .get(&keys::id_event(&qb64, sn))
-        .map(|bytes| parse_message(bytes).expect("stored key events parse").0);
+    let accepted = state.decoded(&keys::id_event(&qb64, sn), stored_message);
     if accepted.is_some_and(|m| m.event.said() == event.said()) {
         return Step::Known;
     }
@@ -207,7 +223,7 @@ fn conflict<S: Snapshot>(
     let validated = if sn == 0 {
         KeyState::incept(event, signatures)
     } else {
-        let prior = stored_key_state(state.get(&keys::id_state_at(&qb64, sn - 1)));
+        let prior = state.decoded(&keys::id_state_at(&qb64, sn - 1), stored::decode_key_state);
         match prior {
             Some(prior) => prior.apply(event, signatures),
             None => return Step::Rejected(format!("no key state of {qb64} at {}", sn - 1)),
@@ -316,7 +332,7 @@ fn store<S: Snapshot>(
 /// identifier unrecoverable by signing enough interactions.
 fn supersede<S: Snapshot>(state: &mut Overlay<'_, S>, from: u64, to: u64, prefix: &str) {
     let count_key = keys::id_superseded_count(prefix);
-    let mut count = crate::read_u64(state.get(&count_key));
+    let mut count = state.u64(&count_key);
     for sn in from..=to {
         // Absent only while the key is still to be fetched (NeedReads): the block is
         // applied again with it.
@@ -327,10 +343,10 @@ fn supersede<S: Snapshot>(state: &mut Overlay<'_, S>, from: u64, to: u64, prefix
             .get(&keys::id_event_tx(prefix, sn))
             .and_then(|t| <[u8; 32]>::try_from(t).ok())
             .map(TxId::from);
-        let event = parse_message(&bytes)
-            .expect("stored key events parse")
-            .0
-            .event;
+        let Ok(event) = stored_message(&bytes).map(|m| m.event) else {
+            state.decoded(&keys::id_event(prefix, sn), stored_message);
+            continue;
+        };
         unanchor(state, prefix, from, &event);
         let record = SupersededEvent {
             recovery_sn: from,
@@ -366,7 +382,7 @@ fn unanchor<S: Snapshot>(
             continue;
         }
         let source_key = keys::id_anchor_source(delegator, &delegate, seal.sn);
-        let source = state.get(&source_key).map(|v| crate::read_u64(Some(v)));
+        let source = state.decoded(&source_key, stored::decode_u64);
         if source.is_some_and(|source| source < recovery_sn) {
             continue;
         }
@@ -375,9 +391,9 @@ fn unanchor<S: Snapshot>(
     }
 }
 
-/// An event a recovery rotation superseded, as [`keys::id_superseded`] keeps it: the
-/// recovery's sequence number (8 bytes, big-endian), 1 byte 1 and the transaction id (32
-/// bytes) or 1 byte 0, then the message as it was accepted.
+/// An event a recovery rotation superseded, as [`keys::id_superseded`] keeps it: version
+/// byte 1, the recovery's sequence number (8 bytes, big-endian), 1 byte 1 and the
+/// transaction id (32 bytes) or 1 byte 0, then the message as it was accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SupersededEvent {
     /// The sequence number of the recovery rotation that superseded it (the rotation is the
@@ -391,39 +407,42 @@ pub struct SupersededEvent {
 }
 
 impl SupersededEvent {
-    /// Decodes a stored record; `None` if `value` is not one.
-    pub fn decode(value: &[u8]) -> Option<SupersededEvent> {
-        let (sn, rest) = value.split_first_chunk::<8>()?;
-        let (flag, rest) = rest.split_first()?;
-        let (tx, message) = match flag {
-            0 => (None, rest),
-            1 => {
-                let (tx, message) = rest.split_first_chunk::<32>()?;
-                (Some(TxId::from(*tx)), message)
-            }
-            _ => return None,
+    /// Decodes a stored record.
+    pub fn decode(value: &[u8]) -> Result<SupersededEvent, StoredError> {
+        let r = &mut Reader::new("superseded event", value);
+        r.version(SUPERSEDED_VERSION)?;
+        let recovery_sn = r.u64()?;
+        let tx = if r.bool()? {
+            Some(TxId::from(r.bytes32()?))
+        } else {
+            None
         };
-        Some(SupersededEvent {
-            recovery_sn: u64::from_be_bytes(*sn),
+        Ok(SupersededEvent {
+            recovery_sn,
             tx,
-            message: message.to_vec(),
+            message: r.rest.to_vec(),
         })
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(41 + self.message.len());
-        out.extend_from_slice(&self.recovery_sn.to_be_bytes());
+    /// The stored encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(SUPERSEDED_VERSION);
+        w.u64(self.recovery_sn);
         match &self.tx {
             Some(tx) => {
-                out.push(1);
-                out.extend_from_slice(tx.as_ref());
+                w.u8(1);
+                w.raw(tx.as_ref());
             }
-            None => out.push(0),
+            None => w.u8(0),
         }
-        out.extend_from_slice(&self.message);
-        out
+        w.raw(&self.message);
+        w.0
     }
 }
+
+/// The version byte of [`SupersededEvent`] records.
+const SUPERSEDED_VERSION: u8 = 1;
 
 /// The event seals `{i, s, d}` among an event's anchors.
 fn seals_of(event: &Event) -> Vec<EventSeal> {
@@ -449,106 +468,63 @@ fn record_duplicity<S: Snapshot>(
     }
     state.put(marker, vec![1]);
     let count_key = keys::id_duplicity_count(prefix);
-    let count = crate::read_u64(state.get(&count_key));
+    let count = state.u64(&count_key);
     state.put(keys::id_duplicity(prefix, count), bytes.to_vec());
     state.put(count_key, (count + 1).to_be_bytes().to_vec());
 }
 
 /// Retries escrowed events that the acceptance of (`prefix`, `sn`) with `seals` may unblock:
-/// the next event of `prefix`, and the delegated events the seals approve. Returns how many
-/// were accepted.
+/// the next event of `prefix`, and the delegated events the seals approve. Returns the
+/// transactions of those accepted, in order. Bounded: each slot is retried after an event
+/// was accepted, and each escrowed event is accepted at most once.
 fn release<S: Snapshot>(
     state: &mut Overlay<'_, S>,
     prefix: Prefix,
     sn: u64,
     seals: Vec<EventSeal>,
-) -> u32 {
-    let mut released = 0;
+    now_ms: u64,
+) -> Vec<SignedTransaction> {
+    let mut released = Vec::new();
     let mut slots: VecDeque<(Prefix, u64)> = VecDeque::new();
     slots.push_back((prefix, sn + 1));
     slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
     while let Some((prefix, sn)) = slots.pop_front() {
-        let slot = keys::id_escrow(&prefix.qb64(), sn);
-        let waiting = decode_escrow(state.get(&slot));
-        if waiting.is_empty() {
+        let qb64 = prefix.qb64();
+        if escrow::count(state, &qb64) == 0 {
+            continue;
+        }
+        escrow::prefetch_chain(state, &prefix, sn);
+        let loaded = escrow::load(state, &qb64, sn, now_ms);
+        let stored = loaded.stored;
+        if loaded.live.is_empty() {
+            escrow::store(state, &qb64, sn, stored, &[], false);
             continue;
         }
         let mut still = Vec::new();
-        for (tx, bytes) in waiting {
-            let Ok((message, _)) = parse_message(&bytes) else {
+        for entry in loaded.live {
+            let Ok((message, _)) = parse_message(entry.message()) else {
                 continue;
             };
-            match step(state, &message, &bytes, &tx) {
+            match step(state, &message, entry.message(), &entry.tx.id()) {
                 Step::Accepted(seals) => {
-                    released += 1;
+                    released.push(entry.tx);
                     slots.push_back((prefix, sn + 1));
                     slots.extend(seals.iter().map(|s| (s.prefix, s.sn)));
                 }
-                Step::Escrow(_) => still.push((tx, bytes)),
+                Step::Escrow(_) => still.push(entry),
                 Step::Known | Step::Duplicity(_) | Step::Rejected(_) => {}
             }
         }
-        if still.is_empty() {
-            state.delete(slot);
-        } else {
-            state.put(slot, encode_escrow(&still));
-        }
+        let changed = still.len() as u64 != stored;
+        escrow::store(state, &qb64, sn, stored, &still, changed);
     }
     released
-}
-
-fn add_to_escrow<S: Snapshot>(
-    state: &mut Overlay<'_, S>,
-    prefix: &Prefix,
-    sn: u64,
-    tx: &TxId,
-    bytes: &[u8],
-) {
-    let slot = keys::id_escrow(&prefix.qb64(), sn);
-    let mut waiting = decode_escrow(state.get(&slot));
-    if waiting.iter().any(|(_, w)| w == bytes) {
-        return;
-    }
-    if waiting.len() >= ESCROW_SLOT {
-        waiting.remove(0);
-    }
-    waiting.push((*tx, bytes.to_vec()));
-    state.put(slot, encode_escrow(&waiting));
-}
-
-/// The messages in an escrow slot's value, oldest first.
-pub fn escrowed_messages(value: Option<&[u8]>) -> Vec<Vec<u8>> {
-    decode_escrow(value).into_iter().map(|(_, m)| m).collect()
-}
-
-/// Escrow slots hold (transaction id, u32 length, message)*.
-fn encode_escrow(messages: &[(TxId, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (tx, message) in messages {
-        out.extend_from_slice(tx.as_ref());
-        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        out.extend_from_slice(message);
-    }
-    out
-}
-
-fn decode_escrow(value: Option<&[u8]>) -> Vec<(TxId, Vec<u8>)> {
-    let mut messages = Vec::new();
-    let mut rest = value.unwrap_or_default();
-    while rest.len() >= 36 {
-        let tx: [u8; 32] = rest[..32].try_into().expect("32 bytes");
-        let len = u32::from_be_bytes(rest[32..36].try_into().expect("4 bytes")) as usize;
-        let end = (36 + len).min(rest.len());
-        messages.push((TxId::from(tx), rest[36..end].to_vec()));
-        rest = &rest[end..];
-    }
-    messages
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Env, Fetched, NeedReads, apply, apply_to_map, check_signatures};
+    use crate::{ApplyError::NeedReads, Env, Fetched, apply, apply_to_map, check_signatures};
     use commonware_cryptography::Signer as _;
     use std::collections::BTreeMap;
     use welkin_keri::{
@@ -634,6 +610,7 @@ mod tests {
                     .get(&keys::id_state(&prefix.qb64()))
                     .map(Vec::as_slice),
             )
+            .expect("stored key states decode")
         }
     }
 
@@ -938,7 +915,7 @@ mod tests {
                     .get(&keys::id_state_at(&qb64, 1))
                     .map(Vec::as_slice)
             ),
-            Some(state.clone())
+            Ok(Some(state.clone()))
         );
         for key in [
             keys::id_event(&qb64, 2),
@@ -1165,6 +1142,7 @@ mod tests {
             match apply(&env(), &fetched, &block, &verdicts) {
                 Ok(effects) => break effects,
                 Err(NeedReads(keys)) => wanted = keys,
+                Err(corrupt) => panic!("{corrupt}"),
             }
         };
         let mut whole = chain.state.clone();
@@ -1174,7 +1152,7 @@ mod tests {
                 .get(&keys::id_state(&states[0].prefix.qb64()))
                 .map(Vec::as_slice),
         );
-        assert_eq!(state.map(|s| s.sn), Some(1));
+        assert_eq!(state.map(|s| s.map(|s| s.sn)), Ok(Some(1)));
     }
 
     #[test]
@@ -1197,6 +1175,7 @@ mod tests {
                     assert!(!keys.is_empty());
                     wanted = keys;
                 }
+                Err(corrupt) => panic!("{corrupt}"),
             }
         };
         assert!(rounds > 1, "the key state was not among the up-front reads");

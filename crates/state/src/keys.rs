@@ -64,12 +64,12 @@ pub fn outcome_detail(id: &TxId) -> Digest {
     hash_parts(&[b"system/outcome-detail", id.as_ref()])
 }
 
-/// The key state (JSON) of a KERI identifier after its latest accepted event.
+/// The key state of a KERI identifier after its latest accepted event (see [`crate::stored`]).
 pub fn id_state(prefix: &str) -> Digest {
     hash_parts(&[b"id/state", prefix.as_bytes()])
 }
 
-/// The key state (JSON) of a KERI identifier after its event `sn`.
+/// The key state of a KERI identifier after its event `sn` (see [`crate::stored`]).
 pub fn id_state_at(prefix: &str, sn: u64) -> Digest {
     hash_parts(&[b"id/state-at", prefix.as_bytes(), &sn.to_be_bytes()])
 }
@@ -95,7 +95,7 @@ pub fn id_anchor(delegator: &str, delegate: &str, sn: u64) -> Digest {
     ])
 }
 
-/// Key event messages waiting for what comes before (`sn` of `prefix`).
+/// Key event messages waiting for what comes before (`sn` of `prefix`): see [`crate::escrow`].
 pub fn id_escrow(prefix: &str, sn: u64) -> Digest {
     hash_parts(&[b"id/escrow", prefix.as_bytes(), &sn.to_be_bytes()])
 }
@@ -152,4 +152,29 @@ pub fn id_superseded_seen(prefix: &str, sn: u64, said: &str) -> Digest {
         &sn.to_be_bytes(),
         said.as_bytes(),
     ])
+}
+
+/// The number of escrowed key event messages of an identifier (u64).
+pub fn id_escrow_count(prefix: &str) -> Digest {
+    hash_parts(&[b"id/escrow-count", prefix.as_bytes()])
+}
+
+/// The number of escrowed key event messages of all identifiers (u64).
+pub fn id_escrow_total() -> Digest {
+    hash_parts(&[b"id/escrow-total"])
+}
+
+/// The sequence number of the first batch of an expiry queue still kept (u64).
+pub fn queue_head(queue: &[u8]) -> Digest {
+    hash_parts(&[b"expiry/head", queue])
+}
+
+/// The sequence number the next batch of an expiry queue gets (u64).
+pub fn queue_tail(queue: &[u8]) -> Digest {
+    hash_parts(&[b"expiry/tail", queue])
+}
+
+/// Batch `seq` of an expiry queue.
+pub fn queue_batch(queue: &[u8], seq: u64) -> Digest {
+    hash_parts(&[b"expiry/batch", queue, &seq.to_be_bytes()])
 }

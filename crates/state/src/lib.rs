@@ -7,23 +7,32 @@
 //! I/O and no hash-map iteration, so every honest node computes the same writes from the same
 //! block and snapshot.
 //!
-//! Modules: [`system`] (chain parameters, membership, nonces and receipts) and the audit
-//! log's bookkeeping: every receipted transaction is appended to the log, in block order, and
-//! its receipt records its leaf index. Later services
+//! Modules: [`system`] (chain parameters, membership, nonces and receipts), [`identity`]
+//! with its [`escrow`], [`expiry`] (forgetting used nonces and escrowed events in time order),
+//! [`stored`] (the encoding of every stored value) and the audit log's bookkeeping: every
+//! receipted transaction is appended to the log as a [`welkin_types::LogEntry`] that says
+//! what became of it, in block order, and its receipt records its leaf index. Later services
 //! add modules of their own, each owning a key prefix in [`keys`].
 
 #![deny(missing_docs)]
 
 pub mod authority;
+pub mod escrow;
+pub mod expiry;
 pub mod identity;
 pub mod keys;
+pub mod stored;
 pub mod system;
 
+use commonware_codec::Encode as _;
 use std::{
     cell::RefCell,
     collections::{BTreeMap, BTreeSet},
 };
-use welkin_types::{Block, ChainParams, Digest, Receipt, SignedTransaction, TxId};
+use stored::StoredError;
+use welkin_types::{
+    Block, ChainParams, Digest, LogEntry, Outcome, Receipt, SignedTransaction, TxId,
+};
 
 /// What a snapshot knows of one key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +75,22 @@ impl Snapshot for Fetched {
     }
 }
 
-/// [`apply`] read keys the snapshot did not hold: fetch them too and apply again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NeedReads(pub Vec<Digest>);
+/// Why [`apply`] returned no effects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// It read keys the snapshot did not hold: fetch them too and apply again.
+    #[error("{} state keys are still to be read", .0.len())]
+    NeedReads(Vec<Digest>),
+    /// A stored value does not decode: the state is corrupt (or was written by other code),
+    /// and the block cannot be applied. The node must stop rather than guess.
+    #[error("the value at state key {} is corrupt: {error}", hex::encode(.key))]
+    Corrupt {
+        /// The key.
+        key: Digest,
+        /// What is wrong with its value.
+        error: StoredError,
+    },
+}
 
 /// What apply needs besides the state: fixed facts about the chain.
 #[derive(Clone, Debug)]
@@ -84,14 +106,15 @@ pub struct Env {
 pub struct BlockEffects {
     /// Writes in key order; `None` deletes.
     pub writes: BTreeMap<Digest, Option<Vec<u8>>>,
-    /// Receipts of the block's correctly signed, first-seen transactions, in block order.
+    /// Receipts of the block's correctly signed, first-seen transactions, in block order,
+    /// each followed by the new receipts of escrowed transactions its event released.
     pub receipts: Vec<(TxId, Receipt)>,
     /// Transactions skipped because their signature does not verify.
     pub bad_signatures: u32,
     /// Transactions skipped because an earlier block (or position) already carried them.
     pub duplicates: u32,
-    /// Audit log entries appended by this block, in order: the encoding of every receipted
-    /// transaction. The first has index `log_size_before`.
+    /// Audit log entries appended by this block, in order: the [`LogEntry`] of every receipt
+    /// in `receipts`. The first has index `log_size_before`.
     pub log_entries: Vec<Vec<u8>>,
     /// The audit log size before this block.
     pub log_size_before: u64,
@@ -103,6 +126,8 @@ pub struct BlockEffects {
 pub fn reads(block: &Block) -> Vec<Digest> {
     let mut keys = Vec::with_capacity(block.txs.len() * 2 + 1);
     keys.push(keys::log_size());
+    keys.extend(expiry::reads());
+    keys.push(keys::id_escrow_total());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
@@ -130,9 +155,14 @@ pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
 /// was not authorised by its signer, so it may neither consume the nonce nor leave a receipt
 /// that would block the genuine transaction with the same id.
 ///
-/// If the block read keys the snapshot does not hold, the result is [`NeedReads`] with
-/// those keys; the caller fetches them into the snapshot and applies again (each round
-/// only adds keys, so this ends).
+/// If the block read keys the snapshot does not hold, the result is
+/// [`ApplyError::NeedReads`] with those keys; the caller fetches them into the snapshot and
+/// applies again (each round only adds keys, so this ends; the modules name keys they will
+/// need together, so that a block needs a small number of rounds whatever it holds). A
+/// stored value that does not decode gives [`ApplyError::Corrupt`].
+///
+/// Before the transactions run, used nonces and escrowed events whose time has passed are
+/// forgotten (see [`expiry`]).
 ///
 /// # Panics
 /// Panics if `signature_ok` does not have one entry per transaction.
@@ -141,7 +171,7 @@ pub fn apply(
     snapshot: &impl Snapshot,
     block: &Block,
     signature_ok: &[bool],
-) -> Result<BlockEffects, NeedReads> {
+) -> Result<BlockEffects, ApplyError> {
     assert_eq!(
         signature_ok.len(),
         block.txs.len(),
@@ -151,37 +181,101 @@ pub fn apply(
         snapshot,
         writes: BTreeMap::new(),
         missing: RefCell::default(),
+        corrupt: RefCell::default(),
+        schedule: expiry::Scheduled::default(),
     };
+    let now = block.timestamp_ms;
+    expiry::sweep(
+        &mut overlay,
+        expiry::Queue::Nonces,
+        now,
+        |state, item| match <[u8; 32]>::try_from(item) {
+            Ok(key) => state.delete(Digest::from(key)),
+            Err(_) => state.corrupt(
+                keys::queue_head(expiry::Queue::Nonces.name()),
+                StoredError::new("nonce queue item", format!("{} bytes, not 32", item.len())),
+            ),
+        },
+    );
+    escrow::sweep(&mut overlay, now);
     let mut effects = BlockEffects::default();
-    let log_size_before = read_u64(overlay.get(&keys::log_size()));
+    let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;
+    let log = |effects: &mut BlockEffects, id: TxId, receipt: Receipt, entry: LogEntry| {
+        effects.receipts.push((id, receipt));
+        effects.log_entries.push(entry.encode().to_vec());
+    };
     for (index, (tx, &valid)) in block.txs.iter().zip(signature_ok).enumerate() {
         if !valid {
             effects.bad_signatures += 1;
             continue;
         }
-        let receipt_key = keys::receipt(&tx.id());
+        let id = tx.id();
+        let receipt_key = keys::receipt(&id);
         if overlay.get(&receipt_key).is_some() {
             effects.duplicates += 1;
             continue;
         }
-        let outcome = system::execute(env, &mut overlay, block, tx);
+        let executed = system::execute(env, &mut overlay, block, tx);
+        let detail = executed.detail.unwrap_or_default();
+        if !detail.is_empty() {
+            overlay.put(keys::outcome_detail(&id), detail.clone().into_bytes());
+        }
+        let index = index as u32;
         let receipt = Receipt {
             height: block.height,
-            index: index as u32,
-            outcome,
+            index,
+            outcome: executed.outcome,
             log_index: log_size,
         };
         log_size += 1;
-        overlay.put(
-            receipt_key,
-            commonware_codec::Encode::encode(&receipt).to_vec(),
-        );
-        effects.receipts.push((tx.id(), receipt));
-        effects
-            .log_entries
-            .push(commonware_codec::Encode::encode(tx).to_vec());
+        overlay.put(receipt_key, receipt.encode().to_vec());
+        let entry = LogEntry {
+            height: block.height,
+            index,
+            outcome: executed.outcome,
+            detail: LogEntry::bounded_detail(&detail),
+            tx: tx.clone(),
+        };
+        log(&mut effects, id, receipt, entry);
+        // An escrowed event accepted now: its transaction's receipt moves to this entry,
+        // which says it was applied (its first entry said it was escrowed).
+        for released in executed.released {
+            let released_id = released.id();
+            let receipt = Receipt {
+                height: block.height,
+                index,
+                outcome: Outcome::Applied,
+                log_index: log_size,
+            };
+            log_size += 1;
+            overlay.put(keys::receipt(&released_id), receipt.encode().to_vec());
+            overlay.delete(keys::outcome_detail(&released_id));
+            let entry = LogEntry {
+                height: block.height,
+                index,
+                outcome: Outcome::Applied,
+                detail: format!("released from escrow by transaction {}", hex::encode(id)),
+                tx: released,
+            };
+            log(&mut effects, released_id, receipt, entry);
+        }
     }
+    let scheduled = std::mem::take(&mut overlay.schedule);
+    let nonce_due = now.saturating_add(env.params.max_tx_ttl_ms);
+    expiry::append(
+        &mut overlay,
+        expiry::Queue::Nonces,
+        nonce_due,
+        scheduled.nonces,
+    );
+    let escrow_due = now.saturating_add(escrow::ESCROW_TTL_MS);
+    expiry::append(
+        &mut overlay,
+        expiry::Queue::Escrow,
+        escrow_due,
+        scheduled.escrow,
+    );
     if log_size != log_size_before {
         overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
         overlay.put(
@@ -190,9 +284,12 @@ pub fn apply(
         );
     }
     effects.log_size_before = log_size_before;
+    if let Some((key, error)) = overlay.corrupt.into_inner() {
+        return Err(ApplyError::Corrupt { key, error });
+    }
     let missing = overlay.missing.into_inner();
     if !missing.is_empty() {
-        return Err(NeedReads(missing.into_iter().collect()));
+        return Err(ApplyError::NeedReads(missing.into_iter().collect()));
     }
     effects.writes = overlay.writes;
     Ok(effects)
@@ -214,6 +311,10 @@ pub struct Overlay<'a, S: Snapshot> {
     snapshot: &'a S,
     writes: BTreeMap<Digest, Option<Vec<u8>>>,
     missing: RefCell<BTreeSet<Digest>>,
+    /// The first stored value found corrupt.
+    corrupt: RefCell<Option<(Digest, StoredError)>>,
+    /// Expiring items this block creates.
+    pub(crate) schedule: expiry::Scheduled,
 }
 
 impl<S: Snapshot> Overlay<'_, S> {
@@ -231,6 +332,46 @@ impl<S: Snapshot> Overlay<'_, S> {
                     None
                 }
             },
+        }
+    }
+
+    /// The value at `key` decoded with `decode`; a value that does not decode is recorded
+    /// (so that [`apply`] fails with [`ApplyError::Corrupt`]) and read as absent.
+    pub fn decoded<T>(
+        &self,
+        key: &Digest,
+        decode: impl FnOnce(&[u8]) -> Result<T, StoredError>,
+    ) -> Option<T> {
+        match decode(self.get(key)?) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.corrupt(*key, error);
+                None
+            }
+        }
+    }
+
+    /// The u64 at `key` (absent reads as zero).
+    pub fn u64(&self, key: &Digest) -> u64 {
+        self.decoded(key, stored::decode_u64).unwrap_or(0)
+    }
+
+    /// Records that the value at `key` is corrupt (the first such record is reported).
+    pub fn corrupt(&self, key: Digest, error: StoredError) {
+        self.corrupt.borrow_mut().get_or_insert((key, error));
+    }
+
+    /// Whether the value at `key` is known (written, or in the snapshot).
+    pub fn is_known(&self, key: &Digest) -> bool {
+        self.writes.contains_key(key) || self.snapshot.lookup(key) != Lookup::NotFetched
+    }
+
+    /// Names keys that will be read soon, so that [`apply`] asks for them in this round.
+    pub fn prefetch(&self, keys: impl IntoIterator<Item = Digest>) {
+        for key in keys {
+            if !self.is_known(&key) {
+                self.missing.borrow_mut().insert(key);
+            }
         }
     }
 

@@ -9,7 +9,10 @@
 //!    nonce stays unused;
 //! 4. `(sender, nonce)` already used: `Replay`;
 //! 5. otherwise the payload runs and the nonce is marked used: `Applied` (a key event's own
-//!    verdict may differ: see [`identity`]).
+//!    verdict may differ: see [`identity`]). The mark is forgotten once block time has passed
+//!    the time of its block plus `max_tx_ttl_ms` (see [`crate::expiry`]): by then every
+//!    transaction that could carry the nonce has expired, so rule 1 refuses a replay, and the
+//!    transaction's receipt, kept for good, already makes an identical copy a duplicate.
 
 use crate::{
     Env, Overlay, Snapshot, authority,
@@ -19,61 +22,82 @@ use crate::{
 use std::collections::BTreeMap;
 use welkin_types::{Block, Digest, Genesis, Outcome, Payload, Sender, SignedTransaction};
 
+/// What running one transaction did.
+pub(crate) struct Executed {
+    /// The receipt's outcome.
+    pub(crate) outcome: Outcome,
+    /// Why it was not applied, or what an escrowed event waits for.
+    pub(crate) detail: Option<String>,
+    /// Escrowed key event transactions that the accepted event released, in order.
+    pub(crate) released: Vec<SignedTransaction>,
+}
+
+impl From<Outcome> for Executed {
+    fn from(outcome: Outcome) -> Executed {
+        Executed {
+            outcome,
+            detail: None,
+            released: Vec::new(),
+        }
+    }
+}
+
 /// Runs one correctly signed transaction.
 pub(crate) fn execute<S: Snapshot>(
     env: &Env,
     state: &mut Overlay<'_, S>,
     block: &Block,
     signed: &SignedTransaction,
-) -> Outcome {
+) -> Executed {
     let tx = &signed.tx;
     if block.timestamp_ms > tx.expiry_ms {
-        return Outcome::Expired;
+        return Outcome::Expired.into();
     }
     if tx.expiry_ms - block.timestamp_ms > env.params.max_tx_ttl_ms {
-        return Outcome::TtlTooLong;
+        return Outcome::TtlTooLong.into();
     }
     if let Sender::Identifier { prefix, signers } = &tx.sender {
-        let key_state = identity::stored_key_state(state.get(&keys::id_state(prefix)));
+        let key_state = identity::key_state_of(state, prefix);
         if let Err(refusal) = authority::check(key_state.as_ref(), prefix, signers) {
             // Not authorised by the identifier: no nonce is used, so a key rotated out (and
             // perhaps compromised) cannot burn the identifier's nonces.
-            state.put(
-                keys::outcome_detail(&signed.id()),
-                refusal.to_string().into_bytes(),
-            );
-            return Outcome::Rejected;
+            return Executed {
+                outcome: Outcome::Rejected,
+                detail: Some(refusal.to_string()),
+                released: Vec::new(),
+            };
         }
     }
     let nonce_key = keys::nonce(&tx.sender, tx.nonce);
     if state.get(&nonce_key).is_some() {
-        return Outcome::Replay;
+        return Outcome::Replay.into();
     }
     state.put(nonce_key, tx.expiry_ms.to_be_bytes().to_vec());
+    // Forgotten once no transaction with this nonce can still be in time (see `expiry`).
+    state.schedule.nonces.push(nonce_key.as_ref().to_vec());
     match &tx.payload {
         Payload::Memo(_) => {}
         Payload::Put { key, value } => state.put(keys::kv(&tx.sender, key), value.clone()),
         // A record lives in the audit log (as the transaction itself); nothing else to store.
         Payload::Record { .. } => {}
         Payload::KeyEvent(message) => {
-            return match identity::process(state, message, &signed.id()) {
-                KeyEventOutcome::Accepted { .. } => Outcome::Applied,
-                KeyEventOutcome::Escrowed(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Escrowed
-                }
-                KeyEventOutcome::Duplicity(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Duplicity
-                }
-                KeyEventOutcome::Rejected(reason) => {
-                    state.put(keys::outcome_detail(&signed.id()), reason.into_bytes());
-                    Outcome::Rejected
-                }
+            let (outcome, detail, released) =
+                match identity::process(state, message, signed, block.timestamp_ms) {
+                    KeyEventOutcome::Accepted { released } => (Outcome::Applied, None, released),
+                    KeyEventOutcome::Escrowed(reason) => (Outcome::Escrowed, Some(reason), vec![]),
+                    KeyEventOutcome::Duplicity(reason) => {
+                        (Outcome::Duplicity, Some(reason), vec![])
+                    }
+                    KeyEventOutcome::Rejected(reason) => (Outcome::Rejected, Some(reason), vec![]),
+                };
+            return Executed {
+                outcome,
+                detail,
+                released,
             };
         }
     }
-    Outcome::Applied
+    Outcome::Applied.into()
 }
 
 /// The writes that create the state at height 0 from a genesis file.
@@ -98,12 +122,12 @@ pub fn genesis_writes(genesis: &Genesis) -> BTreeMap<Digest, Option<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Env, apply, apply_to_map, check_signatures, keys};
+    use crate::{ApplyError, Env, apply, apply_to_map, check_signatures, keys};
     use commonware_cryptography::Signer as _;
     use std::collections::BTreeMap;
     use welkin_types::{
-        Block, ChainParams, Outcome, Payload, PrivateKey, Sender, SignedTransaction, Transaction,
-        hash_parts,
+        Block, ChainParams, LogEntry, Outcome, Payload, PrivateKey, Sender, SignedTransaction,
+        Transaction, hash_parts,
     };
 
     fn env() -> Env {
@@ -285,5 +309,109 @@ mod tests {
         let a = apply_to_map(&env(), &mut BTreeMap::new(), &b);
         let c = apply_to_map(&env(), &mut BTreeMap::new(), &b);
         assert_eq!(a, c);
+    }
+
+    #[test]
+    fn used_nonces_are_forgotten_once_their_ttl_has_passed() {
+        let key = PrivateKey::from_seed(3);
+        let sender = Sender::Key(key.public_key());
+        let ttl = env().params.max_tx_ttl_ms;
+        let mut state = BTreeMap::new();
+        let first = tx(&key, 1, 1_000 + ttl, Payload::Memo(vec![]));
+        apply_to_map(&env(), &mut state, &block(1, 1_000, vec![first.clone()]));
+        assert!(state.contains_key(&keys::nonce(&sender, 1)));
+        // Still within the window: kept, and a replay is refused as such.
+        let replay = tx(&key, 1, 1_000 + ttl, Payload::Memo(b"again".to_vec()));
+        let effects = apply_to_map(&env(), &mut state, &block(2, 1_000 + ttl, vec![replay]));
+        assert_eq!(effects.receipts[0].1.outcome, Outcome::Replay);
+        assert!(state.contains_key(&keys::nonce(&sender, 1)));
+        // Past it: forgotten. The first transaction itself is a duplicate (its receipt
+        // stays) and anything else carrying it expired long ago.
+        let effects = apply_to_map(&env(), &mut state, &block(3, 1_001 + ttl, vec![first]));
+        assert!(!state.contains_key(&keys::nonce(&sender, 1)));
+        assert_eq!((effects.duplicates, effects.receipts.len()), (1, 0));
+        let stale = tx(&key, 1, 1_000 + ttl, Payload::Memo(b"stale".to_vec()));
+        let effects = apply_to_map(&env(), &mut state, &block(4, 1_001 + ttl, vec![stale]));
+        assert_eq!(effects.receipts[0].1.outcome, Outcome::Expired);
+        let queue = crate::expiry::Queue::Nonces.name();
+        let read = |k| state.get(&k).map(|v| crate::read_u64(Some(v)));
+        assert_eq!(read(keys::queue_head(queue)), Some(1), "one batch swept");
+        assert_eq!(read(keys::queue_tail(queue)), Some(1));
+    }
+
+    #[test]
+    fn log_entries_say_what_happened() {
+        let key = PrivateKey::from_seed(4);
+        let mut state = BTreeMap::new();
+        let memo = tx(&key, 1, 2_000, Payload::Memo(vec![]));
+        let replay = tx(&key, 1, 2_000, Payload::Memo(b"other".to_vec()));
+        let expired = tx(&key, 2, 10, Payload::Memo(vec![]));
+        let event = tx(&key, 3, 2_000, Payload::KeyEvent(b"not KERI".to_vec()));
+        let effects = apply_to_map(
+            &env(),
+            &mut state,
+            &block(1, 1_000, vec![memo.clone(), replay, expired, event]),
+        );
+        let entries: Vec<LogEntry> = effects
+            .log_entries
+            .iter()
+            .map(|e| LogEntry::from_bytes(e).expect("a log entry"))
+            .collect();
+        let outcomes: Vec<Outcome> = entries.iter().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Applied,
+                Outcome::Replay,
+                Outcome::Expired,
+                Outcome::Rejected
+            ]
+        );
+        assert_eq!(entries[0].tx, memo);
+        assert_eq!((entries[3].height, entries[3].index), (1, 3));
+        assert!(
+            entries[3].detail.starts_with("malformed key event"),
+            "{}",
+            entries[3].detail
+        );
+    }
+
+    #[test]
+    fn a_value_that_does_not_decode_stops_apply_naming_its_key() {
+        let mut state = BTreeMap::new();
+        let prefix = "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4";
+        // A key state as the old code stored it: JSON.
+        state.insert(
+            keys::id_state(prefix),
+            b"{\"i\":\"E\",\"s\":\"0\"}".to_vec(),
+        );
+        let key = PrivateKey::from_seed(5);
+        let by_identifier = Transaction {
+            sender: Sender::Identifier {
+                prefix: prefix.into(),
+                signers: vec![welkin_types::IndexedKey {
+                    index: 0,
+                    key: key.public_key(),
+                }],
+            },
+            nonce: 1,
+            expiry_ms: 2_000,
+            payload: Payload::Memo(vec![]),
+        }
+        .sign(&key, &env().cluster_id);
+        let b = block(1, 1_000, vec![by_identifier]);
+        let verdicts = check_signatures(&env().cluster_id, &b);
+        let error = apply(&env(), &state, &b, &verdicts).expect_err("corrupt");
+        assert!(
+            matches!(&error, ApplyError::Corrupt { key, .. } if *key == keys::id_state(prefix))
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the value at state key {} is corrupt: stored key state does not decode: \
+                 unknown version 123 (this code reads 1)",
+                hex::encode(keys::id_state(prefix))
+            )
+        );
     }
 }

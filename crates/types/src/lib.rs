@@ -12,6 +12,7 @@ mod checkpoint;
 pub mod genesis;
 pub mod hexser;
 pub mod limits;
+mod log_entry;
 pub mod note;
 pub mod receipt;
 mod tx;
@@ -19,6 +20,7 @@ mod tx;
 pub use block::{Block, BlockCfg};
 pub use checkpoint::{CertifiedCheckpoint, Checkpoint};
 pub use genesis::{ChainParams, ClusterId, Genesis, NodeInfo};
+pub use log_entry::{LOG_ENTRY_VERSION, LogEntry, LogEntryError};
 pub use receipt::{Outcome, Receipt};
 pub use tx::{
     IndexedKey, MAX_PREFIX_BYTES, MAX_TX_SIGNERS, Payload, Sender, SignedTransaction,
@@ -165,6 +167,17 @@ mod robustness {
         }
         for bytes in mutations(&block.encode(), &mut rng, 5_000) {
             check::<Block>(&bytes);
+        }
+        let entry = crate::LogEntry {
+            height: 5,
+            index: 1,
+            outcome: crate::Outcome::Duplicity,
+            detail: "why".into(),
+            tx: by_identifier.clone(),
+        };
+        for bytes in mutations(&entry.encode(), &mut rng, 5_000) {
+            check::<crate::LogEntry>(&bytes);
+            let _ = crate::LogEntry::from_bytes(&bytes);
         }
         for bytes in mutations(&[0u8; 128], &mut rng, 2_000) {
             check::<CertifiedCheckpoint>(&bytes);

@@ -24,3 +24,7 @@ pub const MAX_BLOCK_TX_BYTES: usize = 2 * 1024 * 1024;
 pub const MAX_NODES: usize = 128;
 /// Most transactions in one HTTP batch submission.
 pub const MAX_SUBMIT_BATCH: usize = 4096;
+/// Most bytes of the reason a log entry gives for its outcome.
+pub const MAX_LOG_DETAIL_BYTES: usize = 1024;
+/// Largest encoded audit log entry: a transaction, its outcome and the reason given.
+pub const MAX_LOG_ENTRY_BYTES: usize = MAX_TX_BYTES + MAX_LOG_DETAIL_BYTES + 32;

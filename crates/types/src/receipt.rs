@@ -33,7 +33,21 @@ impl Outcome {
         self == Outcome::Applied
     }
 
-    fn from_code(code: u8) -> Option<Self> {
+    /// The name users see (as in JSON): `applied`, `rejected`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Expired => "expired",
+            Outcome::TtlTooLong => "ttl_too_long",
+            Outcome::Replay => "replay",
+            Outcome::Rejected => "rejected",
+            Outcome::Escrowed => "escrowed",
+            Outcome::Duplicity => "duplicity",
+        }
+    }
+
+    /// The outcome with stable code `code`, if any.
+    pub fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             0 => Outcome::Applied,
             1 => Outcome::Expired,

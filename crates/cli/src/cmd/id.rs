@@ -468,7 +468,81 @@ pub(crate) fn export(args: IdExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One exported event whose log receipt verified: where the log has it, and how to name it.
+#[derive(Clone)]
+struct Logged {
+    sn: u64,
+    log_index: u64,
+    name: String,
+}
+
+/// Refuses an exported event that a later one in the export superseded: the cluster applies
+/// an event at a sequence number it had already accepted (or passed) only as a recovery
+/// rotation, which supersedes the accepted events from that number on. So an applied event
+/// logged before an applied event of the same identifier at the same or a lower sequence
+/// number was superseded by it.
+fn refuse_superseded(logged: &[Logged]) -> anyhow::Result<()> {
+    let mut by_log: Vec<usize> = (0..logged.len()).collect();
+    by_log.sort_by_key(|&i| std::cmp::Reverse(logged[i].log_index));
+    // For each event, the lowest-numbered event logged after it, if that one is at the same
+    // or a lower sequence number: its superseder. Reported for the first event in the export.
+    let mut superseded_by: Vec<Option<usize>> = vec![None; logged.len()];
+    let mut lowest_later: Option<usize> = None;
+    for i in by_log {
+        if let Some(r) = lowest_later
+            && logged[r].sn <= logged[i].sn
+        {
+            superseded_by[i] = Some(r);
+        }
+        if lowest_later.is_none_or(|l| logged[i].sn < logged[l].sn) {
+            lowest_later = Some(i);
+        }
+    }
+    if let Some((i, r)) = superseded_by
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.map(|r| (i, r)))
+    {
+        bail!(
+            "{} was superseded by the recovery rotation {}: an export must hold the log as it \
+             stands, without superseded events",
+            logged[i].name,
+            logged[r].name
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an exported event whose log entry (at `log_index`) says the cluster did not
+/// apply it, naming the event (`name`), the outcome and the cluster's reason.
+fn require_applied(
+    name: &str,
+    entry: &welkin_types::LogEntry,
+    log_index: u64,
+) -> anyhow::Result<()> {
+    let why = if entry.detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", entry.detail)
+    };
+    match entry.outcome {
+        Outcome::Applied => Ok(()),
+        Outcome::Duplicity => bail!(
+            "{name} is duplicitous: the cluster refused it because it had accepted another \
+             event at that sequence number (log entry {log_index}{why})"
+        ),
+        other => bail!(
+            "{name} was not applied by the cluster: its log entry {log_index} says {}{why}",
+            other.name()
+        ),
+    }
+}
+
 /// Checks one exported log into `kevery`; returns the height of its last commit.
+///
+/// Every event must come with a certified log receipt whose entry says the cluster applied
+/// it: a duplicitous, refused or superseded event is named and refused, even though the
+/// cluster logged (and certified) its transaction.
 fn verify_export(
     kevery: &mut Kevery,
     export: &KelExport,
@@ -479,19 +553,21 @@ fn verify_export(
     }
     let cluster_id = genesis.cluster_id();
     let mut height = 0;
+    let mut messages = Vec::with_capacity(export.events.len());
+    let mut logged = Vec::with_capacity(export.events.len());
     for (i, event) in export.events.iter().enumerate() {
-        let (certified, tx) =
+        let (certified, entry) =
             welkin_client::verify_log_receipt(&event.receipt, &cluster_id, genesis.cluster_key())
                 .map_err(|e| anyhow::anyhow!("event {i}: its log receipt does not verify: {e}"))?;
         height = height.max(certified.checkpoint.height);
-        let Payload::KeyEvent(logged) = &tx.tx.payload else {
+        let Payload::KeyEvent(bytes) = &entry.tx.tx.payload else {
             bail!("event {i}: the logged transaction is not a key event");
         };
-        if logged.as_slice() != event.message.as_bytes() {
+        if bytes.as_slice() != event.message.as_bytes() {
             bail!("event {i}: the logged transaction carries a different event");
         }
         let (message, _) =
-            welkin_keri::parse_message(logged).map_err(|e| anyhow::anyhow!("event {i}: {e}"))?;
+            welkin_keri::parse_message(bytes).map_err(|e| anyhow::anyhow!("event {i}: {e}"))?;
         if message.event.prefix().qb64() != export.prefix {
             bail!(
                 "event {i} belongs to {}, not {}",
@@ -499,6 +575,18 @@ fn verify_export(
                 export.prefix
             );
         }
+        let sn = message.event.sn();
+        let name = format!("event {i} (sn {sn}, {})", message.event.said());
+        require_applied(&name, &entry, event.receipt.log_index)?;
+        logged.push(Logged {
+            sn,
+            log_index: event.receipt.log_index,
+            name,
+        });
+        messages.push(message);
+    }
+    refuse_superseded(&logged)?;
+    for (i, message) in messages.into_iter().enumerate() {
         let sn = message.event.sn();
         match kevery.process(message) {
             Ok(KeveryOutcome::Accepted { .. } | KeveryOutcome::Duplicate) => {}
@@ -546,11 +634,104 @@ pub(crate) fn verify(args: IdVerifyArgs) -> anyhow::Result<()> {
         }));
     }
     println!(
-        "verified {} events of {prefix}: every one committed by the cluster (certified \
+        "verified {} events of {prefix}: every one applied by the cluster (certified \
          checkpoints up to height {height}) and valid under KERI's rules",
         export.events.len()
     );
     println!("sequence     {} ({})", state.sn, state.digest.qb64());
     println!("keys         {}", keys_text(state));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+    use welkin_types::{LogEntry, PrivateKey, hash_parts};
+
+    fn entry(outcome: Outcome, detail: &str) -> LogEntry {
+        let key = PrivateKey::from_seed(1);
+        let tx = Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce: 1,
+            expiry_ms: 1,
+            payload: Payload::KeyEvent(b"{}".to_vec()),
+        }
+        .sign(&key, &hash_parts(&[b"c"]));
+        LogEntry {
+            height: 1,
+            index: 0,
+            outcome,
+            detail: detail.into(),
+            tx,
+        }
+    }
+
+    #[test]
+    fn only_applied_entries_pass_and_refusals_name_the_event() {
+        let name = "event 2 (sn 1, EAbc)";
+        assert!(require_applied(name, &entry(Outcome::Applied, ""), 7).is_ok());
+        let duplicity = require_applied(name, &entry(Outcome::Duplicity, "not a recovery"), 7)
+            .expect_err("duplicity")
+            .to_string();
+        assert_eq!(
+            duplicity,
+            "event 2 (sn 1, EAbc) is duplicitous: the cluster refused it because it had \
+             accepted another event at that sequence number (log entry 7: not a recovery)"
+        );
+        let superseded = "event EAbc at sequence number 1 of E1 was superseded by a recovery \
+                          rotation";
+        let rejected = require_applied(name, &entry(Outcome::Rejected, superseded), 9)
+            .expect_err("rejected")
+            .to_string();
+        assert!(
+            rejected.starts_with(
+                "event 2 (sn 1, EAbc) was not applied by the cluster: its log \
+                 entry 9 says rejected: event EAbc"
+            ) && rejected.contains("superseded"),
+            "{rejected}"
+        );
+        for outcome in [Outcome::Escrowed, Outcome::Replay, Outcome::Expired] {
+            assert!(require_applied(name, &entry(outcome, ""), 1).is_err());
+        }
+    }
+
+    fn logged(sn: u64, log_index: u64, name: &str) -> Logged {
+        Logged {
+            sn,
+            log_index,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn events_a_later_recovery_superseded_are_named() {
+        // icp, ixn 1, ixn 2 (the thief's), then the recovery rotation at 1.
+        let export = [
+            logged(0, 10, "icp"),
+            logged(1, 11, "ixn1"),
+            logged(2, 12, "ixn2"),
+            logged(1, 20, "rot1"),
+        ];
+        let error = refuse_superseded(&export).expect_err("superseded");
+        assert!(
+            error
+                .to_string()
+                .starts_with("ixn1 was superseded by the recovery rotation rot1"),
+            "{error}"
+        );
+        let only_ixn2 = [export[0].clone(), export[2].clone(), export[3].clone()];
+        let error = refuse_superseded(&only_ixn2).expect_err("superseded");
+        assert!(
+            error.to_string().starts_with("ixn2 was superseded by"),
+            "{error}"
+        );
+        // The log as it stands after the recovery, in any order.
+        let current = [
+            logged(1, 20, "rot1"),
+            logged(0, 10, "icp"),
+            logged(2, 30, "ixn"),
+        ];
+        assert!(refuse_superseded(&current).is_ok());
+    }
 }

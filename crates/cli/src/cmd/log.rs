@@ -10,7 +10,7 @@ use crate::{
 use anyhow::{Context as _, bail};
 use commonware_cryptography::Hasher as _;
 use std::time::{Duration, Instant};
-use welkin_client::{Client, ClientError, NoteAt, verify_log_receipt};
+use welkin_client::{Client, ClientError, NoteAt, ReceiptError, verify_applied_log_receipt};
 use welkin_types::{Genesis, Payload, api::LogReceipt, limits::MAX_RECORD_BYTES};
 
 /// The media type suffix that marks a record holding a SHA-256 digest of the content.
@@ -103,9 +103,13 @@ pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
         &std::fs::read_to_string(&args.genesis)
             .with_context(|| format!("cannot read {}", args.genesis.display()))?,
     )?;
-    let (certified, tx) =
-        verify_log_receipt(&receipt, &genesis.cluster_id(), genesis.cluster_key())
-            .map_err(|e| anyhow::anyhow!("receipt does not verify: {e}"))?;
+    let (certified, entry) =
+        verify_applied_log_receipt(&receipt, &genesis.cluster_id(), genesis.cluster_key())
+            .map_err(|e| match e {
+                ReceiptError::NotApplied { .. } => anyhow::anyhow!("receipt verifies, but {e}"),
+                e => anyhow::anyhow!("receipt does not verify: {e}"),
+            })?;
+    let tx = entry.tx;
     let Payload::Record {
         media_type,
         content,
@@ -135,6 +139,7 @@ pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
     if args.json {
         return output::json(&serde_json::json!({
             "verified": true,
+            "outcome": entry.outcome,
             "log_index": receipt.log_index,
             "log_size": certified.checkpoint.log_size,
             "height": certified.checkpoint.height,
@@ -144,7 +149,7 @@ pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
         }));
     }
     println!(
-        "verified: entry {} of the log of {} entries certified at height {}",
+        "verified: entry {} of the log of {} entries certified at height {}, applied",
         receipt.log_index, certified.checkpoint.log_size, certified.checkpoint.height
     );
     println!("record    {media_type}, signed by {signer}");
@@ -161,11 +166,15 @@ pub(crate) fn get(args: LogGetArgs) -> anyhow::Result<()> {
         .entries
         .first()
         .ok_or_else(|| anyhow::anyhow!("no entry {}", args.index))?;
-    let tx = welkin_types::SignedTransaction::from_bytes(&hex::decode(entry)?)?;
+    let logged = welkin_types::LogEntry::from_bytes(&hex::decode(entry)?)?;
+    let tx = &logged.tx;
     if args.api.json {
         return output::json(&serde_json::json!({
             "index": args.index,
             "entry": entry,
+            "height": logged.height,
+            "outcome": logged.outcome,
+            "detail": logged.detail,
             "tx_id": hex::encode(tx.id()),
             "kind": tx.tx.payload.kind(),
             "signer": tx.tx.sender.to_string(),
@@ -173,6 +182,11 @@ pub(crate) fn get(args: LogGetArgs) -> anyhow::Result<()> {
         }));
     }
     println!("entry        {}", args.index);
+    println!("height       {}", logged.height);
+    println!("outcome      {}", logged.outcome.name());
+    if !logged.detail.is_empty() {
+        println!("detail       {}", logged.detail);
+    }
     println!("transaction  {}", hex::encode(tx.id()));
     println!("kind         {}", tx.tx.payload.kind());
     println!("signer       {}", tx.tx.sender);

@@ -66,7 +66,7 @@ async fn state_of<E: Runtime>(node: &NodeHandle<E>, prefix: &Prefix) -> Result<K
             format!("no accepted inception for {prefix} on this node"),
         )
     })?;
-    serde_json::from_slice(&value)
+    welkin_state::stored::decode_key_state(&value)
         .map_err(|e| bad_request("internal", format!("stored key state unreadable: {e}")))
 }
 
@@ -299,7 +299,8 @@ pub(super) async fn pending<E: Runtime>(
         None => 0,
     };
     let slot = node.value(keys::id_escrow(&qb64, next)).await;
-    let messages = welkin_state::identity::escrowed_messages(slot.as_deref());
+    let messages = welkin_state::identity::escrowed_messages(slot.as_deref())
+        .map_err(|e| bad_request("internal", format!("stored escrow unreadable: {e}")))?;
     Ok(cesr(messages.concat()))
 }
 
@@ -388,7 +389,7 @@ pub(super) async fn superseded<E: Runtime>(
         .await;
     let mut events = Vec::new();
     for bytes in records.into_iter().flatten() {
-        let Some(record) = welkin_state::identity::SupersededEvent::decode(&bytes) else {
+        let Ok(record) = welkin_state::identity::SupersededEvent::decode(&bytes) else {
             continue;
         };
         let Ok((message, _)) = parse_message(&record.message) else {

@@ -329,6 +329,7 @@ fn identity_scenario(seed: u64) -> (Digest, String) {
                     .await
                     .as_deref(),
             )
+            .expect("stored key states decode")
             .expect("incepted")
         };
         let state = key_state().await;
