@@ -14,18 +14,15 @@ use crate::{
 };
 use commonware_codec::{DecodeExt as _, Encode};
 use commonware_consensus::marshal::Update;
-use commonware_cryptography::{Sha256, bls12381::primitives::group::Share};
+use commonware_cryptography::bls12381::primitives::group::Share;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::{
     archive::{Archive as _, Identifier, immutable},
     journal::contiguous::variable::Config as JournalConfig,
-    merkle::{full::Config as MerkleConfig, mmr},
-    qmdb::{
-        current::{VariableConfig, unordered::variable::Db},
-        floor::Proportional,
-    },
+    merkle::full::Config as MerkleConfig,
+    qmdb::{current::VariableConfig, floor::Proportional},
     translator::EightCap,
 };
 use commonware_utils::{Acknowledgement as _, NZU64, NZUsize, sequence::U64};
@@ -45,8 +42,8 @@ use tracing::{debug, error, info};
 use welkin_state::{Env, keys};
 use welkin_types::{Block, Checkpoint, Digest, Genesis, PublicKey, Receipt, TxId};
 
-/// The state database.
-type StateDb<E> = Db<mmr::Family, E, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
+/// The state database (its parameters are shared with the clients that verify its proofs).
+type StateDb<E> = welkin_types::proof::StateDb<E>;
 /// Certified checkpoints by height.
 type CertArchive<E> = immutable::Archive<E, U64, WitnessedCheckpoint>;
 
@@ -59,7 +56,7 @@ type StateConfig = VariableConfig<EightCap, StateCodec, Sequential>;
 const PRUNE_EVERY: u64 = 32;
 
 /// Largest state value the database accepts.
-const MAX_STATE_VALUE: usize = 64 * 1024;
+const MAX_STATE_VALUE: usize = welkin_types::proof::MAX_STATE_VALUE_BYTES;
 
 /// What the rest of the node can see of the executor without asking it.
 #[derive(Clone, Debug)]
@@ -138,6 +135,9 @@ pub enum Query {
     Value(Digest, oneshot::Sender<Option<Vec<u8>>>),
     /// Many raw state values at once (one round trip for a whole batch submission).
     Values(Vec<Digest>, oneshot::Sender<Vec<Option<Vec<u8>>>>),
+    /// A state value with its QMDB proof at the latest applied height (`None` if the key has
+    /// no value: the store cannot prove absence).
+    Proof(Digest, oneshot::Sender<Result<Option<ProvenValue>, String>>),
     /// An inclusion proof for leaf `index` in the tree of `size` entries.
     Inclusion {
         /// Leaf index.
@@ -165,6 +165,19 @@ pub enum Query {
         /// The entries, or why not.
         reply: oneshot::Sender<Result<Vec<Vec<u8>>, String>>,
     },
+}
+
+/// A state value and its proof under the state root of the latest applied height.
+#[derive(Clone, Debug)]
+pub struct ProvenValue {
+    /// The height whose state the proof describes.
+    pub height: u64,
+    /// The state root after that height.
+    pub root: Digest,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The QMDB proof of (key, value) under `root`.
+    pub proof: welkin_types::proof::StateProof,
 }
 
 /// Executor settings.
@@ -687,6 +700,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 };
                 let _ = reply.send(result);
             }
+            Query::Proof(key, reply) => {
+                let _ = reply.send(self.prove(key).await);
+            }
             Query::Values(keys, reply) => {
                 let mut values = Vec::with_capacity(keys.len());
                 for key in &keys {
@@ -695,6 +711,23 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 let _ = reply.send(values);
             }
         }
+    }
+}
+
+impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
+    /// The value of `key` and its proof at the latest applied height.
+    async fn prove(&self, key: Digest) -> Result<Option<ProvenValue>, String> {
+        let db = self.db();
+        let Some(value) = db.get(&key).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let proof = db.key_value_proof(key).await.map_err(|e| e.to_string())?;
+        Ok(Some(ProvenValue {
+            height: self.applied,
+            root: db.root(),
+            value,
+            proof,
+        }))
     }
 }
 

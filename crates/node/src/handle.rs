@@ -4,7 +4,7 @@ use crate::{
     application::now_ms,
     checkpoints::WitnessedCheckpoint,
     engine::{Finalization, Marshal},
-    executor::{Query, Shared, Status},
+    executor::{ProvenValue, Query, Shared, Status},
     gossip::Gossip,
     mempool::{Mempool, MempoolError},
 };
@@ -249,6 +249,14 @@ impl<E: Clock> NodeHandle<E> {
         self.ask(|r| Query::Values(keys, r))
             .await
             .unwrap_or_else(|| vec![None; count])
+    }
+
+    /// The value of a state key with its QMDB proof, at the latest applied height (`None`
+    /// when the key has no value).
+    pub async fn state_proof(&self, key: Digest) -> Result<Option<ProvenValue>, String> {
+        self.ask(|r| Query::Proof(key, r))
+            .await
+            .unwrap_or_else(|| Err("node is shutting down".into()))
     }
 
     /// An inclusion proof for leaf `index` in the log tree of `size` entries.

@@ -13,6 +13,7 @@ pub mod genesis;
 pub mod hexser;
 pub mod limits;
 pub mod note;
+pub mod proof;
 pub mod receipt;
 mod tx;
 
