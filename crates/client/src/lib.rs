@@ -8,9 +8,11 @@
 //! # Ok::<(), welkin_client::ClientError>(())
 //! ```
 //!
-//! Replies that carry state are checked before they are returned where the SDK can: a
-//! certified checkpoint is verified against the cluster key the caller trusts
-//! ([`Client::verified_checkpoint`]).
+//! Replies that carry state are checked before they are returned where the SDK can, against
+//! the cluster the caller trusts ([`Trusted`], from the genesis file): certified checkpoints
+//! ([`Client::verified_checkpoint`]), state values with their proofs under a certified state
+//! root ([`Client::verified_receipt`], [`Client::verified_key_state`], [`Client::verified_kv`])
+//! and finalized blocks ([`verify_block`]).
 
 #![deny(missing_docs)]
 
