@@ -185,3 +185,59 @@ pub(super) async fn proof<E: Clock + Send + Sync + 'static>(
         reply.encode().to_vec(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commonware_cryptography::Signer as _;
+
+    /// The query `pairs` as axum parses it.
+    fn params(pairs: &[(&str, &str)]) -> ProofParams {
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let uri: axum::http::Uri = format!("/v1/state/proof?{}", query.join("&"))
+            .parse()
+            .expect("uri");
+        Query::<ProofParams>::try_from_uri(&uri).expect("parses").0
+    }
+
+    #[test]
+    fn each_form_names_the_key_the_state_machine_writes() {
+        let id = welkin_types::hash_parts(&[b"tx"]);
+        assert_eq!(
+            state_key(&params(&[("tx", &hex::encode(id))])).expect("tx"),
+            keys::receipt(&id)
+        );
+        assert_eq!(
+            state_key(&params(&[("key", &hex::encode(id))])).expect("key"),
+            id
+        );
+        let owner = welkin_types::PrivateKey::from_seed(1);
+        let public = owner.public_key();
+        assert_eq!(
+            state_key(&params(&[
+                ("owner", &hex::encode(public.as_ref())),
+                ("kv", &hex::encode(b"greeting")),
+            ]))
+            .expect("kv"),
+            keys::kv(&Sender::Key(public), b"greeting")
+        );
+    }
+
+    #[test]
+    fn ambiguous_or_malformed_queries_are_refused() {
+        let id = hex::encode(welkin_types::hash_parts(&[b"tx"]));
+        for query in [
+            params(&[]),
+            params(&[("tx", &id), ("key", &id)]),
+            params(&[("kv", "00")]),
+            params(&[("key", "zz")]),
+            params(&[("tx", "00")]),
+            params(&[("prefix", "not-a-prefix")]),
+            params(&[("owner", "not-a-prefix"), ("kv", "00")]),
+            params(&[("owner", &id), ("kv", &"0".repeat(MAX_KV_KEY_HEX + 2))]),
+        ] {
+            let error = state_key(&query).expect_err("refused");
+            assert_eq!(error.status, StatusCode::BAD_REQUEST, "{query:?}");
+        }
+    }
+}
