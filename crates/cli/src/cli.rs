@@ -42,7 +42,10 @@ pub(crate) enum Command {
     /// Build, sign, submit and inspect transactions.
     #[command(subcommand)]
     Tx(TxCommand),
-    /// Show a finalized block.
+    /// Show a finalized block, after checking its finalization certificate.
+    ///
+    /// The certificate must verify under the trusted cluster key and name the block's digest;
+    /// the genesis block is checked against the genesis file.
     Block(BlockArgs),
     /// Append records to the cluster's audit log, fetch entries and proofs, check receipts.
     #[command(subcommand)]
@@ -71,6 +74,19 @@ pub(crate) struct ApiArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// Which cluster to trust: a genesis file, or the cluster key pinned on first use.
+#[derive(Debug, Args)]
+pub(crate) struct TrustArgs {
+    /// Trust the cluster described by this genesis file.
+    ///
+    /// Without it (and without WELKIN_GENESIS), the CLI trusts the cluster key the node served
+    /// the first time this user talked to it, pinned in known-clusters.json under the config
+    /// directory (WELKIN_CONFIG_DIR, else ~/.config/welkin), and refuses a node that serves
+    /// another.
+    #[arg(long, env = "WELKIN_GENESIS", value_name = "FILE")]
+    pub(crate) genesis: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +146,10 @@ pub(crate) enum TxCommand {
     /// Sign and submit a transaction.
     Submit(TxSubmitArgs),
     /// Show a transaction's status and receipt.
+    ///
+    /// The receipt is checked before it is shown: its proof must lead to a state root that
+    /// the trusted cluster key certified. A pending or unknown status is the node's word and
+    /// is printed as such.
     Status(TxStatusArgs),
 }
 
@@ -137,6 +157,8 @@ pub(crate) enum TxCommand {
 pub(crate) struct TxSubmitArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     #[command(flatten)]
     pub(crate) signer: SignerArgs,
     /// Use this nonce (default: random). A nonce is never accepted twice per sender.
@@ -172,6 +194,8 @@ pub(crate) enum PayloadArg {
 pub(crate) struct TxStatusArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// The transaction id (64 hex characters).
     pub(crate) id: String,
 }
@@ -180,6 +204,8 @@ pub(crate) struct TxStatusArgs {
 pub(crate) struct BlockArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
     /// The height, or `latest`.
     pub(crate) height: String,
 }

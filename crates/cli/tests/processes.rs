@@ -25,8 +25,16 @@ const NODES: usize = 4;
 const API_BASE: u16 = 19_700;
 const P2P_BASE: u16 = 19_800;
 
+/// The `welkin` binary, with its pinned clusters kept in this run's directory.
 fn welkin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_welkin"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_welkin"));
+    command.env(
+        "WELKIN_CONFIG_DIR",
+        std::env::temp_dir()
+            .join(format!("welkin-processes-{}", std::process::id()))
+            .join("config"),
+    );
+    command
 }
 
 fn run_ok(command: &mut Command) -> String {
@@ -518,23 +526,30 @@ fn sign_as_cluster(
     certified
 }
 
+/// Reads an HTTP request up to the end of its head.
+fn read_request_head(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read as _;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    request
+}
+
 /// Serves `note` at `/v1/log/checkpoint` (and 404 for everything else) from a thread, as a
 /// node showing a forked view would; returns its URL.
 fn serve_forged_note(note: String) -> String {
-    use std::io::{Read as _, Write as _};
+    use std::io::Write as _;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
+            let request = read_request_head(&mut stream);
             let (status, body) = if request.starts_with(b"GET /v1/log/checkpoint ") {
                 ("200 OK", note.clone())
             } else {
@@ -548,6 +563,172 @@ fn serve_forged_note(note: String) -> String {
         }
     });
     url
+}
+
+/// Proxies every GET to `real`, but turns the receipt in state proofs and transaction
+/// statuses into a rejection: a node that lies about what happened. Returns its URL.
+fn serve_lying_receipts(real: String) -> String {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let request = read_request_head(&mut stream);
+            let head = String::from_utf8_lossy(&request);
+            let path = head.split(' ').nth(1).unwrap_or("/").to_string();
+            let Ok(mut response) = agent.get(&format!("{real}{path}")).call() else {
+                continue;
+            };
+            let status = response.status().as_u16();
+            let mut body = response.body_mut().read_to_vec().unwrap_or_default();
+            if status == 200 && path.starts_with("/v1/state/proof") {
+                let mut reply =
+                    welkin_types::decode::<welkin_types::proof::ValueProof>(&body).expect("proof");
+                if let Ok(mut receipt) = welkin_types::decode::<Receipt>(&reply.value) {
+                    receipt.outcome = welkin_types::Outcome::Rejected;
+                    reply.value = receipt.encode().to_vec();
+                }
+                body = reply.encode().to_vec();
+            } else if status == 200 && path.starts_with("/v1/tx/") {
+                let mut json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                json["receipt"]["outcome"] = "rejected".into();
+                body = serde_json::to_vec(&json).expect("json");
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+        }
+    });
+    url
+}
+
+/// Replies are checked before they are called verified: the SDK verifies a KV value against
+/// the genesis cluster key; `welkin tx status` and `welkin block` print "verified" for an
+/// honest node, and refuse a node that alters the receipt (saying so, printing nothing as
+/// verified); a node serving another cluster key than the pinned one is refused.
+fn replies_are_verified(dir: &Path, cluster: &Cluster, signer: &mut Signer) {
+    let genesis_path = dir.join("genesis.json");
+    let genesis =
+        welkin_types::Genesis::from_json(&std::fs::read_to_string(&genesis_path).expect("genesis"))
+            .expect("valid");
+    let trusted = welkin_client::Trusted::from_genesis(&genesis);
+    let tx = signer.tx(Payload::Put {
+        key: b"proved".to_vec(),
+        value: b"yes".to_vec(),
+    });
+    commit(&cluster.clients[1], &tx);
+    let owner = welkin_client::KvOwner::Key(signer.key.public_key());
+    let value = cluster.clients[1]
+        .verified_kv(&owner, b"proved", &trusted)
+        .expect("verifies")
+        .expect("the value exists");
+    assert_eq!(value.value, b"yes");
+    let receipt_proof = cluster.clients[1]
+        .value_proof(&welkin_state::keys::receipt(&tx.id()))
+        .expect("served")
+        .expect("exists");
+    eprintln!(
+        "state proof of a receipt: {} bytes encoded, checkpoint height {}",
+        receipt_proof.encode().len(),
+        receipt_proof.certified.checkpoint.height
+    );
+
+    let real = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let id = hex::encode(tx.id());
+    let honest = run_ok(
+        welkin()
+            .args(["tx", "status", &id, "--api", &real, "--genesis"])
+            .arg(&genesis_path),
+    );
+    assert!(honest.contains("verified     receipt proven"), "{honest}");
+    assert!(honest.contains("Applied"), "{honest}");
+    let block = run_ok(
+        welkin()
+            .args(["block", "latest", "--api", &real, "--genesis"])
+            .arg(&genesis_path),
+    );
+    assert!(
+        block.contains("verified: a finalization certificate"),
+        "{block}"
+    );
+    let first = run_ok(
+        welkin()
+            .args(["block", "0", "--api", &real, "--genesis"])
+            .arg(&genesis_path),
+    );
+    assert!(first.contains("verified: the genesis block"), "{first}");
+
+    let liar = serve_lying_receipts(real.clone());
+    for genesis_flag in [true, false] {
+        let mut command = welkin();
+        command.args(["tx", "status", &id, "--api", &liar]);
+        if genesis_flag {
+            command.arg("--genesis").arg(&genesis_path);
+        }
+        let output = command.output().expect("welkin runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "a lying node is refused: {stdout}"
+        );
+        assert!(
+            stderr.contains("does not verify against the cluster key"),
+            "{stderr}"
+        );
+        assert!(
+            !stdout.contains("verified") && !stdout.contains("certified"),
+            "{stdout}"
+        );
+        if !genesis_flag {
+            assert!(
+                stderr.contains("first use"),
+                "trust on first use is said: {stderr}"
+            );
+        }
+    }
+
+    // A pinned key that the node does not serve: refused.
+    let config = dir.join("other-config");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(
+        config.join("known-clusters.json"),
+        serde_json::json!({ real.clone(): {
+            "cluster_id": hex::encode(genesis.cluster_id()),
+            "cluster_key": another_cluster_key(),
+        }})
+        .to_string(),
+    )
+    .expect("write pins");
+    let output = welkin()
+        .env("WELKIN_CONFIG_DIR", &config)
+        .args(["tx", "status", &id, "--api", &real])
+        .output()
+        .expect("welkin runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("pins cluster key"), "{stderr}");
+}
+
+/// The public key (hex) of a freshly dealt cluster: not this cluster's.
+fn another_cluster_key() -> String {
+    use commonware_cryptography::bls12381::{
+        dkg::feldman_desmedt::deal_anonymous, primitives::sharing::Mode,
+    };
+    let (sharing, _) = deal_anonymous::<welkin_types::Variant, commonware_utils::N3f1>(
+        commonware_utils::rng::TestRng::new(77),
+        Mode::NonZeroCounter,
+        commonware_utils::NZU32!(4),
+    );
+    hex::encode(sharing.public().encode())
 }
 
 /// `welkin log watch` over an honest node and a node serving a cluster-signed checkpoint of
@@ -1233,6 +1414,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert_everywhere(&cluster, &acked);
 
     audit_log(&cluster, &dir);
+    replies_are_verified(&dir, &cluster, &mut signer);
     identities(&dir);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's

@@ -8,11 +8,17 @@
 //! # Ok::<(), welkin_client::ClientError>(())
 //! ```
 //!
-//! Replies that carry state are checked before they are returned where the SDK can: a
-//! certified checkpoint is verified against the cluster key the caller trusts
-//! ([`Client::verified_checkpoint`]).
+//! Replies that carry state are checked before they are returned where the SDK can, against
+//! the cluster the caller trusts ([`Trusted`], from the genesis file): certified checkpoints
+//! ([`Client::verified_checkpoint`]), state values with their proofs under a certified state
+//! root ([`Client::verified_receipt`], [`Client::verified_key_state`], [`Client::verified_kv`])
+//! and finalized blocks ([`verify_block`]).
 
 #![deny(missing_docs)]
+
+mod verified;
+
+pub use verified::{BlockError, BlockProof, KvOwner, Trusted, Verified, verify_block};
 
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -50,6 +56,29 @@ pub enum ClientError {
     /// The reply did not parse or did not verify.
     #[error("bad reply from node: {0}")]
     BadReply(String),
+    /// The reply parsed, but its proof does not check out against the trusted cluster: the
+    /// node (or something between it and the client) sent a value the cluster did not certify.
+    #[error("the node's reply does not verify: {0}")]
+    Unverified(#[from] welkin_types::proof::ProofError),
+}
+
+/// Largest binary reply read (a state proof is a few KiB at most).
+pub const MAX_BINARY_REPLY: u64 = 1024 * 1024;
+
+/// The error a failed response stands for: the API's error body, or the raw text.
+fn api_error(status: u16, text: &str) -> ClientError {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => ClientError::Api {
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        },
+        Err(_) => ClientError::Api {
+            status,
+            code: "http".into(),
+            message: text.to_string(),
+        },
+    }
 }
 
 /// Reads a JSON reply body.
@@ -122,18 +151,7 @@ impl Client {
                 reason: e.to_string(),
             })?;
         if status >= 400 {
-            return Err(match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(body) => ClientError::Api {
-                    status,
-                    code: body.error.code,
-                    message: body.error.message,
-                },
-                Err(_) => ClientError::Api {
-                    status,
-                    code: "http".into(),
-                    message: text,
-                },
-            });
+            return Err(api_error(status, &text));
         }
         Ok(text)
     }
@@ -147,6 +165,32 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let response = self.agent.get(&url).call();
         self.text(&url, response)
+    }
+
+    /// The body of a successful GET as bytes (binary replies, at most
+    /// [`MAX_BINARY_REPLY`] bytes); an API error for a failed one.
+    fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |reason: String| ClientError::Transport {
+            url: url.clone(),
+            reason,
+        };
+        let mut response = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| transport(e.to_string()))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BINARY_REPLY)
+            .read_to_vec()
+            .map_err(|e| transport(e.to_string()))?;
+        if status >= 400 {
+            return Err(api_error(status, &String::from_utf8_lossy(&bytes)));
+        }
+        Ok(bytes)
     }
 
     fn post<B: serde::Serialize, T: DeserializeOwned>(

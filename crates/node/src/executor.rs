@@ -114,7 +114,7 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     /// Creates the genesis state on first start and publishes the stored status.
-    pub async fn init(context: E, config: ExecutorConfig<E>) -> Self {
+    pub(crate) async fn init(context: E, config: ExecutorConfig<E>) -> Self {
         let ExecutorConfig {
             genesis,
             stores,
@@ -163,8 +163,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     }
 
     /// Runs the executor until its inputs close.
-    pub fn start<S, R>(self, updates: mpsc::UnboundedReceiver<Update<Block>>, network: (S, R))
-    where
+    pub(crate) fn start<S, R>(
+        self,
+        updates: mpsc::UnboundedReceiver<Update<Block>>,
+        network: (S, R),
+    ) where
         S: Sender<PublicKey = PublicKey>,
         R: Receiver<PublicKey = PublicKey>,
     {

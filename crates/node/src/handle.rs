@@ -8,7 +8,7 @@ use crate::{
     gossip::Gossip,
     log::to_digest,
     mempool::{Mempool, MempoolError},
-    store::Stores,
+    store::{ProvenValue, Stores},
     waiters::{Subscription, TooManyWaiters},
 };
 use commonware_consensus::types::Height;
@@ -246,6 +246,12 @@ impl<E: Runtime> NodeHandle<E> {
     /// Many raw state values (absent keys give `None`).
     pub async fn values(&self, keys: Vec<Digest>) -> Vec<Option<Vec<u8>>> {
         self.stores.values(&keys).await
+    }
+
+    /// The value of a state key with its QMDB proof, at the latest applied height (`None`
+    /// when the key has no value).
+    pub async fn state_proof(&self, key: Digest) -> Result<Option<ProvenValue>, String> {
+        self.stores.prove(&key).await
     }
 
     /// An inclusion proof for leaf `index` in the log tree of `size` entries.

@@ -23,3 +23,4 @@ pub mod waiters;
 
 pub use engine::{EngineConfig, Timeouts, start};
 pub use handle::{NodeHandle, SubmitError, Submitted};
+pub use store::ProvenValue;

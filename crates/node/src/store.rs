@@ -13,17 +13,13 @@
 //! commit gets in after the chunk in progress, never after a whole long read.
 
 use crate::{checkpoints::WitnessedCheckpoint, log::LogStore};
-use commonware_cryptography::Sha256;
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::{
     archive::{Archive as _, Identifier, immutable},
     journal::contiguous::variable::Config as JournalConfig,
-    merkle::{full::Config as MerkleConfig, mmr},
-    qmdb::{
-        current::{VariableConfig, unordered::variable::Db},
-        floor::Proportional,
-    },
+    merkle::full::Config as MerkleConfig,
+    qmdb::{current::VariableConfig, floor::Proportional},
     translator::EightCap,
 };
 use commonware_utils::{NZU64, NZUsize, sequence::U64};
@@ -32,8 +28,8 @@ use tokio::sync::{RwLock, RwLockReadGuard};
 use welkin_state::Fetched;
 use welkin_types::Digest;
 
-/// The state database.
-pub(crate) type StateDb<E> = Db<mmr::Family, E, Digest, Vec<u8>, Sha256, EightCap, 32, Sequential>;
+/// The state database (its parameters are shared with the clients that verify its proofs).
+pub(crate) type StateDb<E> = welkin_types::proof::StateDb<E>;
 /// Certified checkpoints by height.
 type CertArchive<E> = immutable::Archive<E, U64, WitnessedCheckpoint>;
 /// The codec configuration of state operations: digest keys, bounded byte values.
@@ -44,7 +40,7 @@ type StateConfig = VariableConfig<EightCap, StateCodec, Sequential>;
 /// How often (in heights) the state log is pruned.
 const PRUNE_EVERY: u64 = 32;
 /// Largest state value the database accepts.
-const MAX_STATE_VALUE: usize = 64 * 1024;
+const MAX_STATE_VALUE: usize = welkin_types::proof::MAX_STATE_VALUE_BYTES;
 /// Most keys a reader reads under one hold of the state lock.
 pub(crate) const READ_CHUNK: usize = 256;
 
@@ -96,6 +92,19 @@ fn cert_config(prefix: &str, page_cache: &CacheRef) -> immutable::Config<()> {
         freezer_value_write_buffer: NZUsize!(1 << 14),
         ordinal_write_buffer: NZUsize!(1 << 14),
     }
+}
+
+/// A state value and its proof under the state root of the latest applied height.
+#[derive(Clone, Debug)]
+pub struct ProvenValue {
+    /// The height whose state the proof describes.
+    pub height: u64,
+    /// The state root after that height.
+    pub root: Digest,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The QMDB proof of (key, value) under `root`.
+    pub proof: welkin_types::proof::StateProof,
 }
 
 /// The state database with the height it was last committed at.
@@ -272,6 +281,27 @@ impl<E: Spawner + Clock + Storage + Metrics> Stores<E> {
             .get(key)
             .await
             .expect("state reads must succeed")
+    }
+
+    /// The value of `key` with its proof under the state root, both at the latest applied
+    /// height, read under one hold of the lock (`None` when the key has no value).
+    pub(crate) async fn prove(&self, key: &Digest) -> Result<Option<ProvenValue>, String> {
+        let guard = self.state.read().await;
+        let state = present(&guard);
+        let Some(value) = state.db.get(key).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let proof = state
+            .db
+            .key_value_proof(*key)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(ProvenValue {
+            height: state.height,
+            root: state.db.root(),
+            value,
+            proof,
+        }))
     }
 
     /// The values at `keys`, in order. Long lists are read in chunks of [`READ_CHUNK`], so

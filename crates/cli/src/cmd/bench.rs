@@ -173,7 +173,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         args.api.clone()
     };
-    let cluster_id = super::signing::cluster_id(&Client::new(&apis[0]))?;
+    let cluster_id = super::signing::node_cluster_id(&Client::new(&apis[0]))?;
 
     let rate = match args.workload {
         Workload::Memo | Workload::IdentityMemo => 12_000,

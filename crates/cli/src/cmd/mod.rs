@@ -8,6 +8,7 @@ mod key;
 mod log;
 mod query;
 mod signing;
+mod trust;
 mod tx;
 
 use crate::cli::{Cli, Command, IdCommand, KeyCommand, LogCommand, TxCommand};

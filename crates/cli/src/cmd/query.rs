@@ -1,10 +1,14 @@
 //! Read-only commands: `status`, `tx status`, `block`.
 
+use super::trust::{self, Trust};
 use crate::{
     cli::{ApiArgs, BlockArgs, TxStatusArgs},
     output,
 };
-use welkin_client::Client;
+use anyhow::bail;
+use commonware_cryptography::Digestible as _;
+use welkin_client::{BlockError, BlockProof, Client, ClientError, verify_block};
+use welkin_types::api::{TxState, TxStatus};
 
 pub(crate) fn status(args: ApiArgs) -> anyhow::Result<()> {
     let status = Client::new(&args.api).status()?;
@@ -27,28 +31,102 @@ pub(crate) fn status(args: ApiArgs) -> anyhow::Result<()> {
 pub(crate) fn tx_status(args: TxStatusArgs) -> anyhow::Result<()> {
     let id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&args.id)
         .map_err(|e| anyhow::anyhow!("transaction id must be 64 hex characters: {e}"))?;
-    let status = Client::new(&args.api.api).tx_status(&id)?;
-    if args.api.json {
-        return output::json(&status);
+    let client = Client::new(&args.api.api);
+    let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
+    let status = client.tx_status(&id)?;
+    report_status(&client, &trust, &status, args.api.json)
+}
+
+/// Prints a transaction's status: the receipt only once its proof verifies under a checkpoint
+/// the trusted cluster certified; anything else marked as the node's word. A receipt that does
+/// not verify is an error.
+pub(crate) fn report_status(
+    client: &Client,
+    trust: &Trust,
+    status: &TxStatus,
+    json: bool,
+) -> anyhow::Result<()> {
+    let id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&status.tx_id)
+        .map_err(|e| anyhow::anyhow!("node sent a bad transaction id: {e}"))?;
+    let lookup = client
+        .verified_receipt(&id, &trust.trusted)
+        .map_err(|e| match e {
+            ClientError::Unverified(e) => anyhow::anyhow!(
+                "transaction {}: the receipt {} sent does not verify against the cluster key ({}): {e}; it is not certified",
+                status.tx_id,
+                client.base(),
+                trust.source
+            ),
+            e => anyhow::anyhow!("transaction {}: cannot check the receipt: {e}", status.tx_id),
+        })?;
+    let Some(verified) = lookup else {
+        return report_unverified(status, json);
+    };
+    let receipt = verified.value;
+    let checkpoint = verified.checkpoint.checkpoint;
+    let detail = if receipt.outcome.is_applied() {
+        None
+    } else {
+        client
+            .verified_outcome_detail(&id, &trust.trusted)?
+            .map(|d| d.value)
+    };
+    if json {
+        return output::json(&serde_json::json!({
+            "tx_id": status.tx_id,
+            "state": TxState::Committed,
+            "receipt": receipt,
+            "detail": detail,
+            "verified": true,
+            "certified_height": checkpoint.height,
+            "state_root": hex::encode(checkpoint.state_root),
+            "checkpoint": verified.checkpoint.to_hex(),
+        }));
     }
-    print_status(&status);
+    println!("transaction  {}", status.tx_id);
+    println!("state        committed");
+    println!("outcome      {:?}", receipt.outcome);
+    println!("height       {} (index {})", receipt.height, receipt.index);
+    println!("log index    {}", receipt.log_index);
+    if let Some(detail) = detail {
+        println!("detail       {detail}");
+    }
+    println!(
+        "verified     receipt proven under the state root the cluster certified at height {} (cluster key from {})",
+        checkpoint.height, trust.source
+    );
+    if status.receipt.is_some_and(|r| r != receipt) {
+        eprintln!(
+            "welkin: warning: {} sent a status whose receipt differs from the certified one; printed the certified one",
+            client.base()
+        );
+    }
     Ok(())
 }
 
-pub(crate) fn print_status(status: &welkin_types::api::TxStatus) {
+/// A status without a provable receipt: what the node says, labelled as such.
+fn report_unverified(status: &TxStatus, json: bool) -> anyhow::Result<()> {
+    let state = match status.state {
+        TxState::Pending => "pending",
+        TxState::Unknown => "not found",
+        // A node that says committed but has no receipt to prove is contradicting itself.
+        TxState::Committed => "committed, but the node serves no receipt to prove it",
+    };
+    if json {
+        return output::json(&serde_json::json!({
+            "tx_id": status.tx_id,
+            "state": status.state,
+            "verified": false,
+        }));
+    }
     println!("transaction  {}", status.tx_id);
-    println!("state        {:?}", status.state);
-    if let Some(receipt) = &status.receipt {
-        println!("outcome      {:?}", receipt.outcome);
-        println!("height       {} (index {})", receipt.height, receipt.index);
-    }
-    if status.checkpoint.is_some() {
-        println!("checkpoint   certified by the cluster");
-    }
+    println!("state        {state} (unverified: this node's word)");
+    Ok(())
 }
 
 pub(crate) fn block(args: BlockArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api.api);
+    let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
     let height = if args.height == "latest" {
         client.status()?.height
     } else {
@@ -56,25 +134,62 @@ pub(crate) fn block(args: BlockArgs) -> anyhow::Result<()> {
             anyhow::anyhow!("height must be a number or `latest`, got {:?}", args.height)
         })?
     };
-    let block = client.block(height)?;
+    let info = client.block(height)?;
+    let finalized = match verify_block(
+        &info,
+        height,
+        &trust.trusted.cluster_key,
+        trust.genesis.as_ref(),
+    ) {
+        Ok((block, BlockProof::Finalized)) => (
+            block,
+            format!(
+                "verified: a finalization certificate under the cluster key (from {}) names this block",
+                trust.source
+            ),
+        ),
+        Ok((block, BlockProof::Genesis)) => (
+            block,
+            format!("verified: the genesis block of {}", trust.source),
+        ),
+        Err(BlockError::Missing(0)) => bail!(
+            "block 0 is the genesis block, which has no finalization certificate: pass --genesis FILE to check it against the genesis file"
+        ),
+        Err(e) => bail!(
+            "block {height} from {} does not verify against the cluster key ({}): {e}",
+            client.base(),
+            trust.source
+        ),
+    };
+    let (block, how) = finalized;
     if args.api.json {
-        return output::json(&block);
+        return output::json(&serde_json::json!({
+            "height": block.height,
+            "digest": hex::encode(block.digest()),
+            "parent": hex::encode(block.parent),
+            "timestamp_ms": block.timestamp_ms,
+            "txs": block.txs.iter().map(|tx| serde_json::json!({
+                "id": hex::encode(tx.id()),
+                "signer": tx.tx.sender.to_string(),
+                "nonce": tx.tx.nonce,
+                "kind": tx.tx.payload.kind(),
+            })).collect::<Vec<_>>(),
+            "verified": how,
+        }));
     }
     println!("height     {}", block.height);
-    println!("digest     {}", block.digest);
-    println!("parent     {}", block.parent);
+    println!("digest     {}", hex::encode(block.digest()));
+    println!("parent     {}", hex::encode(block.parent));
     println!("timestamp  {} ms", block.timestamp_ms);
-    println!(
-        "finalized  {}",
-        if block.finalization.is_some() {
-            "certificate attached"
-        } else {
-            "by a descendant's certificate"
-        }
-    );
+    println!("finalized  {how}");
     println!("txs        {}", block.txs.len());
     for tx in block.txs.iter().take(20) {
-        println!("  {} {} nonce {}", tx.id, tx.kind, tx.nonce);
+        println!(
+            "  {} {} nonce {}",
+            hex::encode(tx.id()),
+            tx.tx.payload.kind(),
+            tx.tx.nonce
+        );
     }
     Ok(())
 }

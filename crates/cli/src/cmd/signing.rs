@@ -97,8 +97,15 @@ impl Signing {
     }
 }
 
-/// The cluster id the node at `client` serves.
+/// The id of the cluster trusted for the node at `client` (from WELKIN_GENESIS, or pinned on
+/// first use): transactions are signed for it, never for whatever cluster the node names.
 pub(crate) fn cluster_id(client: &Client) -> anyhow::Result<Digest> {
+    Ok(super::trust::cluster(client, None)?.trusted.cluster_id)
+}
+
+/// The cluster id the node at `client` says it serves, unchecked: only for load generation
+/// against a cluster this process started.
+pub(crate) fn node_cluster_id(client: &Client) -> anyhow::Result<Digest> {
     let status = client.status()?;
     welkin_types::hexser::decode_hex::<Digest>(&status.cluster_id)
         .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))

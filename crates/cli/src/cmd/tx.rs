@@ -1,10 +1,7 @@
 //! `welkin tx submit`.
 
 use super::signing::Signing;
-use crate::{
-    cli::{PayloadArg, TxSubmitArgs},
-    output,
-};
+use crate::cli::{PayloadArg, TxSubmitArgs};
 use std::time::Duration;
 use welkin_client::Client;
 use welkin_types::Payload;
@@ -12,7 +9,8 @@ use welkin_types::Payload;
 pub(crate) fn submit(args: TxSubmitArgs) -> anyhow::Result<()> {
     let signing = Signing::load(&args.signer)?;
     let client = Client::new(&args.api.api);
-    let cluster_id = super::signing::cluster_id(&client)?;
+    let trust = super::trust::cluster(&client, args.trust.genesis.as_deref())?;
+    let cluster_id = trust.trusted.cluster_id;
     let payload = match args.payload {
         PayloadArg::Memo { text } => Payload::Memo(text.into_bytes()),
         PayloadArg::Put { key, value } => Payload::Put {
@@ -28,9 +26,5 @@ pub(crate) fn submit(args: TxSubmitArgs) -> anyhow::Result<()> {
         payload,
     );
     let status = client.submit(&tx, args.wait.then_some(Duration::from_secs(30)))?;
-    if args.api.json {
-        return output::json(&status);
-    }
-    super::query::print_status(&status);
-    Ok(())
+    super::query::report_status(&client, &trust, &status, args.api.json)
 }

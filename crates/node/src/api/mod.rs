@@ -15,6 +15,7 @@
 //! | `GET /v1/log/proof/inclusion?index=I&size=N` (or `tx=ID`) | RFC 6962 inclusion proof |
 //! | `GET /v1/log/proof/consistency?old=M&new=N` | RFC 6962 consistency proof |
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
+//! | `GET /v1/state/proof?key=K` (or `tx=`, `prefix=`, `owner=&kv=`) | a state value with its proof under a certified checkpoint (binary): see [`state`] |
 //! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
 //! | `GET /v1/health` | liveness |
 //!
@@ -23,6 +24,7 @@
 
 pub mod identity;
 pub mod server;
+pub mod state;
 
 use crate::handle::{NodeHandle, Runtime, SubmitError, Submitted};
 use axum::{
@@ -186,6 +188,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/log/proof/consistency", get(consistency::<E>))
         .route("/v1/log/entries", get(entries::<E>))
         .route("/v1/log/tile/{*path}", get(tile::<E>))
+        .route("/v1/state/proof", get(state::proof::<E>))
         .route("/v1/id/{prefix}", get(identity::key_state::<E>))
         .route("/v1/id/{prefix}/kel", get(identity::kel::<E>))
         .route("/v1/id/{prefix}/kel.cesr", get(identity::kel_cesr::<E>))

@@ -1,0 +1,273 @@
+//! Replies checked against the cluster key: state values with their proofs under a certified
+//! checkpoint (`GET /v1/state/proof`), and finalized blocks with their finalization
+//! certificates.
+//!
+//! Everything here starts from a [`Trusted`] cluster (its id and key, from the genesis file or
+//! pinned by the caller) and never from what the node says about itself.
+
+use crate::{Client, ClientError};
+use commonware_codec::{DecodeExt as _, Encode as _};
+use commonware_consensus::simplex::{scheme::bls12381_threshold::vrf, types::Finalization};
+use commonware_cryptography::Digestible as _;
+use welkin_keri::KeyState;
+use welkin_state::keys;
+use welkin_types::{
+    Block, CertifiedCheckpoint, ClusterKey, Digest, Genesis, PublicKey, Receipt, Sender, TxId,
+    Variant, api::BlockInfo, namespace, proof::ValueProof,
+};
+
+/// The consensus signing scheme (the node's `engine::Scheme`): finalization certificates are
+/// threshold signatures under the cluster key.
+type ConsensusScheme = vrf::Scheme<PublicKey, Variant>;
+
+/// The cluster a client trusts: the cluster id and cluster key, from the genesis file (or
+/// pinned on first use by the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trusted {
+    /// The cluster id (the hash of the genesis).
+    pub cluster_id: Digest,
+    /// The cluster's threshold public key.
+    pub cluster_key: ClusterKey,
+}
+
+impl Trusted {
+    /// The cluster a genesis file describes.
+    pub fn from_genesis(genesis: &Genesis) -> Self {
+        Self {
+            cluster_id: genesis.cluster_id(),
+            cluster_key: *genesis.cluster_key(),
+        }
+    }
+}
+
+/// A value the cluster certified, with the checkpoint that certifies it.
+#[derive(Clone, Debug)]
+pub struct Verified<T> {
+    /// The value.
+    pub value: T,
+    /// The certified checkpoint whose state root the value's proof leads to.
+    pub checkpoint: CertifiedCheckpoint,
+}
+
+impl Client {
+    /// The node's proof reply for a state key, decoded but not checked (`None` when the node
+    /// says the key has no value). Check it with [`ValueProof::verify`], or use
+    /// [`Client::verified_value`].
+    pub fn value_proof(&self, key: &Digest) -> Result<Option<ValueProof>, ClientError> {
+        match self.get_bytes(&format!("/v1/state/proof?key={}", hex::encode(key))) {
+            Ok(bytes) => welkin_types::decode::<ValueProof>(&bytes)
+                .map(Some)
+                .map_err(|e| ClientError::BadReply(format!("state proof: {e}"))),
+            Err(ClientError::Api { code, .. }) if code == "no_value" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The value of a state key, verified: the checkpoint is signed by the trusted cluster and
+    /// the value's proof leads to its state root. `None` when the node says the key has no
+    /// value: the store cannot prove absence, so that answer is the node's word, unverified.
+    pub fn verified_value(
+        &self,
+        key: &Digest,
+        trusted: &Trusted,
+    ) -> Result<Option<Verified<Vec<u8>>>, ClientError> {
+        let Some(reply) = self.value_proof(key)? else {
+            return Ok(None);
+        };
+        reply.verify(&trusted.cluster_id, &trusted.cluster_key, key)?;
+        Ok(Some(Verified {
+            value: reply.value,
+            checkpoint: reply.certified,
+        }))
+    }
+
+    /// The receipt of a transaction, verified against the trusted cluster.
+    pub fn verified_receipt(
+        &self,
+        id: &TxId,
+        trusted: &Trusted,
+    ) -> Result<Option<Verified<Receipt>>, ClientError> {
+        self.verified_decoded(&keys::receipt(id), trusted, "receipt", |bytes| {
+            welkin_types::decode::<Receipt>(bytes).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Why a committed transaction did not take effect, as the state machine recorded it,
+    /// verified against the trusted cluster.
+    pub fn verified_outcome_detail(
+        &self,
+        id: &TxId,
+        trusted: &Trusted,
+    ) -> Result<Option<Verified<String>>, ClientError> {
+        self.verified_decoded(&keys::outcome_detail(id), trusted, "outcome detail", |b| {
+            Ok(String::from_utf8_lossy(b).into_owned())
+        })
+    }
+
+    /// The key state of a KERI identifier, verified against the trusted cluster.
+    pub fn verified_key_state(
+        &self,
+        prefix: &str,
+        trusted: &Trusted,
+    ) -> Result<Option<Verified<KeyState>>, ClientError> {
+        self.verified_decoded(&keys::id_state(prefix), trusted, "key state", |bytes| {
+            welkin_state::identity::stored_key_state(Some(bytes))
+                .ok_or_else(|| "empty key state".to_string())
+        })
+    }
+
+    /// A value in a sender's key-value namespace (a public key's, or an identifier's),
+    /// verified against the trusted cluster.
+    pub fn verified_kv(
+        &self,
+        owner: &KvOwner,
+        key: &[u8],
+        trusted: &Trusted,
+    ) -> Result<Option<Verified<Vec<u8>>>, ClientError> {
+        self.verified_value(&keys::kv(&owner.sender(), key), trusted)
+    }
+
+    fn verified_decoded<T>(
+        &self,
+        key: &Digest,
+        trusted: &Trusted,
+        what: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<Option<Verified<T>>, ClientError> {
+        let Some(verified) = self.verified_value(key, trusted)? else {
+            return Ok(None);
+        };
+        let value = decode(&verified.value).map_err(|e| {
+            ClientError::BadReply(format!("the certified value is not a {what}: {e}"))
+        })?;
+        Ok(Some(Verified {
+            value,
+            checkpoint: verified.checkpoint,
+        }))
+    }
+}
+
+/// Who owns a key-value namespace.
+#[derive(Clone, Debug)]
+pub enum KvOwner {
+    /// A raw ed25519 key.
+    Key(PublicKey),
+    /// A KERI identifier (whatever keys it signs with).
+    Identifier(String),
+}
+
+impl KvOwner {
+    fn sender(&self) -> Sender {
+        match self {
+            KvOwner::Key(key) => Sender::Key(key.clone()),
+            KvOwner::Identifier(prefix) => Sender::Identifier {
+                prefix: prefix.clone(),
+                signers: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Why a block reply does not check out.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlockError {
+    /// A field does not decode.
+    #[error("{field} is malformed: {reason}")]
+    Malformed {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The block is at another height than the one asked for.
+    #[error("asked for height {asked}, the node sent a block at height {found}")]
+    Height {
+        /// The height asked for.
+        asked: u64,
+        /// The block's height.
+        found: u64,
+    },
+    /// The finalization certificate does not verify under the cluster key.
+    #[error("the finalization certificate is not signed by the trusted cluster key")]
+    Signature,
+    /// The certificate finalizes another block.
+    #[error("the finalization certificate names block {named}, not this block ({block})")]
+    OtherBlock {
+        /// The digest the certificate names.
+        named: String,
+        /// The block's digest.
+        block: String,
+    },
+    /// A non-genesis block came without a finalization certificate.
+    #[error("no finalization certificate came with block {0}")]
+    Missing(u64),
+    /// The genesis block is not the trusted genesis file's.
+    #[error("block 0 is not the genesis block of the trusted genesis file")]
+    NotGenesis,
+}
+
+/// What a checked block is trusted for.
+#[derive(Clone, Debug)]
+pub enum BlockProof {
+    /// A finalization certificate under the cluster key names the block's digest.
+    Finalized,
+    /// It is the genesis block of the trusted genesis file.
+    Genesis,
+}
+
+/// Checks a block reply for `height`: the block decodes and is at that height, and its
+/// finalization certificate verifies under the trusted cluster key and names its digest. The
+/// genesis block (height 0) has no certificate: it checks only against `genesis`, and without
+/// it fails with [`BlockError::Missing`]. Returns the decoded block (print from it, not from
+/// the reply's JSON fields).
+pub fn verify_block(
+    info: &BlockInfo,
+    height: u64,
+    cluster_key: &ClusterKey,
+    genesis: Option<&Genesis>,
+) -> Result<(Block, BlockProof), BlockError> {
+    let malformed = |field: &'static str, reason: String| BlockError::Malformed { field, reason };
+    let bytes = hex::decode(&info.encoded).map_err(|e| malformed("encoded", e.to_string()))?;
+    let block =
+        welkin_types::decode::<Block>(&bytes).map_err(|e| malformed("encoded", e.to_string()))?;
+    if block.height != height {
+        return Err(BlockError::Height {
+            asked: height,
+            found: block.height,
+        });
+    }
+    let Some(finalization) = &info.finalization else {
+        return match genesis {
+            Some(genesis) if height == 0 => {
+                if genesis.block().digest() == block.digest() {
+                    Ok((block, BlockProof::Genesis))
+                } else {
+                    Err(BlockError::NotGenesis)
+                }
+            }
+            _ => Err(BlockError::Missing(height)),
+        };
+    };
+    let bytes = hex::decode(finalization).map_err(|e| malformed("finalization", e.to_string()))?;
+    let finalization =
+        Finalization::<ConsensusScheme, Digest>::decode(commonware_codec::Copying(&bytes))
+            .map_err(|e| malformed("finalization", e.to_string()))?;
+    let verifier = ConsensusScheme::certificate_verifier(namespace::CONSENSUS, *cluster_key);
+    if !finalization.verify(
+        &mut commonware_utils::sys_rng(),
+        &verifier,
+        &commonware_parallel::Sequential,
+    ) {
+        return Err(BlockError::Signature);
+    }
+    if finalization.proposal.payload != block.digest() {
+        return Err(BlockError::OtherBlock {
+            named: hex::encode(finalization.proposal.payload.encode()),
+            block: hex::encode(block.digest()),
+        });
+    }
+    Ok((block, BlockProof::Finalized))
+}
+
+#[cfg(test)]
+mod tests;
