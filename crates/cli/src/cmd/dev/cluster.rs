@@ -15,6 +15,10 @@ pub(crate) struct LocalCluster {
     pub(super) dir: PathBuf,
     pub(super) genesis: Genesis,
     pub(super) nodes: usize,
+    /// Start each node in its own process group, so that a Ctrl-C in the terminal reaches
+    /// only the supervisor, which stops the nodes itself. Off for `welkin bench`, whose nodes
+    /// must get the Ctrl-C directly, as nothing else would stop them.
+    pub(super) own_process_group: bool,
 }
 
 impl LocalCluster {
@@ -35,6 +39,7 @@ impl LocalCluster {
                 dir: dir.to_path_buf(),
                 genesis,
                 nodes,
+                own_process_group: false,
             });
         }
         if !(1..=64).contains(&nodes) {
@@ -79,6 +84,7 @@ impl LocalCluster {
             dir: dir.to_path_buf(),
             genesis,
             nodes,
+            own_process_group: false,
         })
     }
 
@@ -91,9 +97,8 @@ impl LocalCluster {
             .collect()
     }
 
-    /// The command that runs one node, logging to its `node.log`. The node gets its own
-    /// process group, so a Ctrl-C in the terminal reaches only the supervisor, which then
-    /// stops the nodes in order.
+    /// The command that runs one node, logging to its `node.log` (in its own process group if
+    /// [`Self::own_process_group`]).
     pub(super) fn node_command(&self, name: &str) -> anyhow::Result<Command> {
         use std::os::unix::process::CommandExt as _;
         let exe = std::env::current_exe().context("cannot find the welkin executable")?;
@@ -110,8 +115,10 @@ impl LocalCluster {
             .arg(node_dir.join("node.toml"))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0);
+            .stderr(log);
+        if self.own_process_group {
+            command.process_group(0);
+        }
         Ok(command)
     }
 

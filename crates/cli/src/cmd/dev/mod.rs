@@ -40,7 +40,7 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
 
 fn supervise(args: DevArgs) -> anyhow::Result<()> {
     let existed = args.data_dir.join("genesis.json").exists();
-    let cluster = LocalCluster::create_or_load(
+    let mut cluster = LocalCluster::create_or_load(
         &args.data_dir,
         args.nodes.unwrap_or(DEFAULT_NODES),
         args.base_port.unwrap_or(DEFAULT_BASE_PORT),
@@ -55,6 +55,7 @@ fn supervise(args: DevArgs) -> anyhow::Result<()> {
             args.data_dir.display()
         );
     }
+    cluster.own_process_group = true;
     let processes = cluster.spawn(false)?;
     banner(&cluster, &args, &processes);
     let (calls, queue) = tokio::sync::mpsc::channel(control::MAX_QUEUED);
