@@ -23,10 +23,25 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Start a local 4-node cluster of real processes on 127.0.0.1.
+    /// Run a local 4-node cluster of real processes on 127.0.0.1, and keep it running through
+    /// node faults.
     ///
-    /// The first start creates keys, a genesis and one config per node under the data
-    /// directory; later starts reuse them and resume from the stored chain. Runs until Ctrl-C.
+    /// The first start creates keys, signed node registrations, a genesis and one config per
+    /// node under the data directory; later starts reuse them and resume from the stored chain.
+    /// Runs until Ctrl-C (or SIGTERM), then stops every node.
+    ///
+    /// A cluster of n = 3f+1 nodes commits while 2f+1 are up: 4 nodes keep going with 1 down.
+    /// When a node exits on its own (a crash, or `kill -9` of the pid shown at start),
+    /// `welkin dev` says which node is down, how many are up and whether the cluster still
+    /// commits, and restarts the node after a backoff (1 s, doubling up to 30 s); with
+    /// --no-restart it leaves crashed nodes down. From another terminal, in the same
+    /// directory (or with the same --data-dir):
+    ///
+    /// welkin dev status: each node's API address, pid and state.
+    ///
+    /// welkin dev stop node1: stop node1 cleanly (--kill: SIGKILL, a crash) and keep it down.
+    ///
+    /// welkin dev start node1: start it again; it catches up from its data and its peers.
     Dev(DevArgs),
     /// Run one node from a config file.
     Node(NodeArgs),
@@ -35,7 +50,9 @@ pub(crate) enum Command {
     Key(KeyCommand),
     /// Deal the cluster key and write a genesis file and one sealed key share per node.
     ///
-    /// The dealer's secret exists only in memory during this command and is zeroized.
+    /// Takes the nodes' signed registrations (`welkin key register`). The dealer's secret
+    /// exists only in memory during this command and is zeroized. An existing genesis file is
+    /// never overwritten.
     Genesis(GenesisArgs),
     /// Show the cluster status as one node sees it.
     Status(ApiArgs),
@@ -91,15 +108,49 @@ pub(crate) struct TrustArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DevArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<DevCommand>,
     /// Keep the cluster's keys, configs and data in this directory.
-    #[arg(long, default_value = "welkin-dev")]
+    #[arg(long, default_value = "welkin-dev", global = true)]
     pub(crate) data_dir: PathBuf,
-    /// Number of nodes (4 tolerates 1 fault, 7 tolerates 2).
-    #[arg(long, default_value_t = 4)]
-    pub(crate) nodes: usize,
-    /// First API port; node i serves its API on base+i and p2p on base+100+i.
-    #[arg(long, default_value_t = 8700)]
-    pub(crate) base_port: u16,
+    /// Create the cluster with this many nodes [default: 4] (4 tolerates 1 fault, 7 tolerates 2).
+    #[arg(long)]
+    pub(crate) nodes: Option<usize>,
+    /// Create the cluster with this first API port [default: 8700]; node i serves its API on
+    /// base+i and p2p on base+100+i.
+    #[arg(long)]
+    pub(crate) base_port: Option<u16>,
+    /// Leave a crashed node down instead of restarting it (`welkin dev start` brings it back).
+    #[arg(long)]
+    pub(crate) no_restart: bool,
+}
+
+/// Commands for a running `welkin dev`, found through its data directory.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevCommand {
+    /// Show each node of the running dev cluster: API address, pid, up or down.
+    Status,
+    /// Stop a node of the running dev cluster and keep it down until `welkin dev start`.
+    ///
+    /// By default the node gets SIGTERM and shuts down cleanly (SIGKILL after 10 s).
+    Stop(DevStopArgs),
+    /// Start a stopped or crashed node of the running dev cluster now.
+    Start(DevStartArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevStopArgs {
+    /// The node's name, as `welkin dev status` lists it (node0, node1, ...).
+    pub(crate) node: String,
+    /// Kill the node with SIGKILL instead of stopping it cleanly: an unclean crash.
+    #[arg(long)]
+    pub(crate) kill: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevStartArgs {
+    /// The node's name, as `welkin dev status` lists it.
+    pub(crate) node: String,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +164,36 @@ pub(crate) struct NodeArgs {
 pub(crate) enum KeyCommand {
     /// Create a key file: an ed25519 identity and an X25519 key for sealed key shares.
     New(KeyNewArgs),
+    /// Sign a node's registration for the genesis ceremony with the node's key.
+    ///
+    /// The registration names the node and carries its public keys, addresses and failure
+    /// domain, signed by the node's ed25519 key. `welkin genesis` takes only signed
+    /// registrations and refuses one that was changed after signing, so nobody who handles
+    /// the node list can swap a node's encryption key (and receive its key share) or its
+    /// addresses. Prints the registration (JSON, public) or writes it to --out.
+    Register(KeyRegisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeyRegisterArgs {
+    /// Sign with the key file written by `welkin key new`.
+    #[arg(long)]
+    pub(crate) key: PathBuf,
+    /// Name the node (unique in the cluster; A-Z a-z 0-9 . _ -).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Announce this address (host:port) for peers.
+    #[arg(long)]
+    pub(crate) p2p_address: std::net::SocketAddr,
+    /// Announce this address (host:port) for clients of the HTTP API.
+    #[arg(long)]
+    pub(crate) api_address: std::net::SocketAddr,
+    /// Label what fails together with this node (rack, zone, host).
+    #[arg(long)]
+    pub(crate) failure_domain: String,
+    /// Write the registration to this file instead of printing it (refuses to overwrite).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,13 +208,14 @@ pub(crate) struct KeyNewArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct GenesisArgs {
-    /// Read the node list from this JSON file.
+    /// Read signed node registrations from this file (repeat for several files).
     ///
-    /// An array of {"name", "public_key", "encryption_key", "p2p_address", "api_address",
-    /// "failure_domain"}, with keys as printed by `welkin key new --json`.
-    #[arg(long)]
-    pub(crate) nodes: PathBuf,
-    /// Write genesis.json and shares/<name>.share into this directory.
+    /// Each file holds one registration as written by `welkin key register`, or a JSON array
+    /// of them. Every registration's signature is checked against the node's public key; an
+    /// unsigned or changed one is refused, naming the node.
+    #[arg(long, required = true)]
+    pub(crate) nodes: Vec<PathBuf>,
+    /// Write genesis.json and shares/<name>.share into this directory (never overwritten).
     #[arg(long)]
     pub(crate) out_dir: PathBuf,
     /// Name the cluster.

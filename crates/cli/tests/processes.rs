@@ -20,10 +20,22 @@ use welkin_types::{
 
 #[path = "processes/hostile.rs"]
 mod hostile;
+mod support;
 
 const NODES: usize = 4;
-const API_BASE: u16 = 19_700;
-const P2P_BASE: u16 = 19_800;
+
+/// The first API port: node i serves its API on `api_base() + i` and p2p on
+/// `p2p_base() + i`, all chosen once per run among free ports.
+fn api_base() -> u16 {
+    static BASE: std::sync::LazyLock<u16> =
+        std::sync::LazyLock::new(|| support::free_base(&[0, 1, 2, 3, 100, 101, 102, 103]));
+    *BASE
+}
+
+/// The first p2p port.
+fn p2p_base() -> u16 {
+    api_base() + 100
+}
 
 /// The `welkin` binary, with its pinned clusters kept in this run's directory.
 fn welkin() -> Command {
@@ -60,6 +72,43 @@ struct Cluster {
     clients: Vec<Client>,
 }
 
+/// `welkin genesis` refuses an unsigned registration and one whose encryption key was
+/// swapped after signing, naming the node, and writes nothing.
+fn ceremony_refusals(dir: &Path, nodes: &[serde_json::Value]) {
+    let refused = |nodes: Vec<serde_json::Value>| {
+        let path = dir.join("nodes-bad.json");
+        std::fs::write(&path, serde_json::to_string(&nodes).expect("json")).expect("write");
+        let output = welkin()
+            .arg("genesis")
+            .arg("--nodes")
+            .arg(&path)
+            .arg("--out-dir")
+            .arg(dir)
+            .output()
+            .expect("welkin runs");
+        assert!(!output.status.success(), "refused");
+        assert!(!dir.join("genesis.json").exists(), "nothing written");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let mut swapped = nodes.to_vec();
+    swapped[1]["encryption_key"] = nodes[0]["encryption_key"].clone();
+    let message = refused(swapped);
+    assert!(
+        message.contains("node node1: registration signature does not verify"),
+        "{message}"
+    );
+    let mut unsigned = nodes.to_vec();
+    unsigned[2]
+        .as_object_mut()
+        .expect("registration object")
+        .remove("signature");
+    let message = refused(unsigned);
+    assert!(
+        message.contains("node node2: registration is not signed"),
+        "{message}"
+    );
+}
+
 impl Cluster {
     /// Creates keys, the genesis and configs through the CLI.
     fn create(dir: &Path) -> Self {
@@ -76,14 +125,26 @@ impl Cluster {
             );
             let key: serde_json::Value =
                 serde_json::from_str(&key).expect("key new --json prints JSON");
-            nodes.push(serde_json::json!({
-                "name": format!("node{i}"),
-                "public_key": key["public_key"],
-                "encryption_key": key["encryption_key"],
-                "p2p_address": format!("127.0.0.1:{}", P2P_BASE + i as u16),
-                "api_address": format!("127.0.0.1:{}", API_BASE + i as u16),
-                "failure_domain": format!("rack-{}", i % 2),
-            }));
+            let registration = run_ok(
+                welkin()
+                    .args(["key", "register", "--key"])
+                    .arg(node_dir.join("node.key"))
+                    .args(["--name", &format!("node{i}")])
+                    .args([
+                        "--p2p-address",
+                        &format!("127.0.0.1:{}", p2p_base() + i as u16),
+                    ])
+                    .args([
+                        "--api-address",
+                        &format!("127.0.0.1:{}", api_base() + i as u16),
+                    ])
+                    .args(["--failure-domain", &format!("rack-{}", i % 2)]),
+            );
+            let registration: serde_json::Value =
+                serde_json::from_str(&registration).expect("key register prints JSON");
+            assert_eq!(registration["public_key"], key["public_key"]);
+            assert_eq!(registration["encryption_key"], key["encryption_key"]);
+            nodes.push(registration);
             std::fs::write(
                 node_dir.join("node.toml"),
                 "data_dir = \"data\"\nkey_file = \"node.key\"\nshare_file = \"../shares/node{i}.share\"\ngenesis_file = \"../genesis.json\"\n"
@@ -96,16 +157,24 @@ impl Cluster {
             serde_json::to_string(&nodes).expect("json"),
         )
         .expect("nodes file");
-        run_ok(
-            welkin()
+        ceremony_refusals(dir, &nodes);
+        let genesis = || {
+            let mut command = welkin();
+            command
                 .arg("genesis")
                 .arg("--nodes")
                 .arg(dir.join("nodes.json"))
                 .arg("--out-dir")
-                .arg(dir),
-        );
+                .arg(dir);
+            command
+        };
+        run_ok(&mut genesis());
+        let again = genesis().output().expect("welkin runs");
+        assert!(!again.status.success(), "a second ceremony is refused");
+        let message = String::from_utf8_lossy(&again.stderr);
+        assert!(message.contains("genesis.json exists already"), "{message}");
         let clients = (0..NODES)
-            .map(|i| Client::new(&format!("http://127.0.0.1:{}", API_BASE + i as u16)))
+            .map(|i| Client::new(&format!("http://127.0.0.1:{}", api_base() + i as u16)))
             .collect();
         Self {
             dir: dir.to_path_buf(),
@@ -275,7 +344,7 @@ fn expect_api_error(result: Result<TxStatus, ClientError>, code: &str) {
 }
 
 fn bad_input(cluster: &Cluster, signer: &mut Signer) {
-    let api = format!("http://127.0.0.1:{API_BASE}");
+    let api = format!("http://127.0.0.1:{}", api_base());
     let client = &cluster.clients[0];
     expect_http(
         raw_post(&format!("{api}/v1/tx"), b"not json".to_vec()),
@@ -419,7 +488,7 @@ fn log_tiles_and_checkpoints_by_size(
     genesis_path: &Path,
     size: u64,
 ) {
-    let api = format!("http://127.0.0.1:{}/v1/log", API_BASE + 2);
+    let api = format!("http://127.0.0.1:{}/v1/log", api_base() + 2);
     let (status, note) = raw_get_bytes(&format!("{api}/checkpoint?size={size}"));
     assert_eq!(status, 200);
     let (by_size, _) =
@@ -429,7 +498,7 @@ fn log_tiles_and_checkpoints_by_size(
     let shown = run_ok(
         welkin()
             .args(["log", "checkpoint", "--json", "--size", &size.to_string()])
-            .args(["--api", &format!("http://127.0.0.1:{}", API_BASE + 2)])
+            .args(["--api", &format!("http://127.0.0.1:{}", api_base() + 2)])
             .arg("--genesis")
             .arg(genesis_path),
     );
@@ -641,7 +710,7 @@ fn replies_are_verified(dir: &Path, cluster: &Cluster, signer: &mut Signer) {
         receipt_proof.certified.checkpoint.height
     );
 
-    let real = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let real = format!("http://127.0.0.1:{}", api_base() + 1);
     let id = hex::encode(tx.id());
     let honest = run_ok(
         welkin()
@@ -739,7 +808,7 @@ fn watch_alarms_on_a_split_view(
     genesis: &welkin_types::Genesis,
     honest: &welkin_types::CertifiedCheckpoint,
 ) {
-    let real = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let real = format!("http://127.0.0.1:{}", api_base() + 1);
     let forged_root = welkin_types::hash_parts(&[b"another history"]);
     for (what, log_size) in [
         ("same size", honest.checkpoint.log_size),
@@ -787,7 +856,7 @@ fn watch_alarms_on_a_split_view(
 /// `welkin id` against the cluster: incept, rotate, interact, a delegated inception approved
 /// by its delegator's anchor, the served key state and KEL, and refusals.
 fn identities(dir: &Path) {
-    let api = format!("http://127.0.0.1:{}", API_BASE + 3);
+    let api = format!("http://127.0.0.1:{}", api_base() + 3);
     let keystore = dir.join("keystore.json");
     let id = |args: &[&str]| {
         let mut command = welkin();
@@ -898,7 +967,7 @@ fn identities(dir: &Path) {
     for node in 0..NODES as u16 {
         let url = format!(
             "http://127.0.0.1:{}/v1/id/{alice}/kel.cesr",
-            API_BASE + node
+            api_base() + node
         );
         let other = served_eventually(&url, |body| body == cesr.as_bytes());
         assert_eq!(
@@ -923,7 +992,7 @@ fn identities(dir: &Path) {
         .to_string();
     // The command returned when the node it asked committed the inception; the others may
     // apply that block a moment later.
-    let node_api = |i: u16| format!("http://127.0.0.1:{}", API_BASE + i);
+    let node_api = |i: u16| format!("http://127.0.0.1:{}", api_base() + i);
     let kel = served_eventually(&format!("{}/v1/id/{carol}/kel.cesr", node_api(0)), |_| true);
     let kel = String::from_utf8(kel).expect("utf-8");
     let receipts: Vec<String> = (0..3)
@@ -1082,7 +1151,7 @@ fn identities(dir: &Path) {
     for node in 0..NODES as u16 {
         let url = format!(
             "http://127.0.0.1:{}/v1/id/{erin}/superseded",
-            API_BASE + node
+            api_base() + node
         );
         let body = served_eventually(&url, |body| body.windows(3).any(|w| w == b"ixn"));
         let record: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
@@ -1171,7 +1240,7 @@ fn keripy_resolves(dir: &Path, cesr: &str, prefix: &str, sn: u64) {
 }
 
 fn audit_log(cluster: &Cluster, dir: &Path) {
-    let api = format!("http://127.0.0.1:{}", API_BASE + 1);
+    let api = format!("http://127.0.0.1:{}", api_base() + 1);
     let key = dir.join("client.key");
     run_ok(welkin().args(["key", "new", "--out"]).arg(&key));
     let file = dir.join("contract.txt");
@@ -1281,8 +1350,9 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
 
     // `log watch` follows two nodes: every checkpoint verifies and extends the previous one.
     let apis = format!(
-        "http://127.0.0.1:{API_BASE},http://127.0.0.1:{}",
-        API_BASE + 2
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        api_base(),
+        api_base() + 2
     );
     let watched = run_ok(
         welkin()
@@ -1314,7 +1384,7 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
 
     // Log endpoints refuse bad ranges precisely.
     expect_errors(
-        &format!("http://127.0.0.1:{API_BASE}/v1/log"),
+        &format!("http://127.0.0.1:{}/v1/log", api_base()),
         &[
             ("entries?start=5&end=5", 400, "bad_range"),
             ("entries?start=0&end=100000", 400, "bad_range"),
@@ -1341,7 +1411,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
         "status",
         "--json",
         "--api",
-        &format!("http://127.0.0.1:{API_BASE}"),
+        &format!("http://127.0.0.1:{}", api_base()),
     ]));
     let status: serde_json::Value =
         serde_json::from_str(&status).expect("status --json prints JSON");
@@ -1425,7 +1495,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let note = agent
         .get(&format!(
             "http://127.0.0.1:{}/v1/log/checkpoint",
-            API_BASE + 1
+            api_base() + 1
         ))
         .call()
         .expect("note served")
@@ -1438,7 +1508,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let serving = &genesis_parsed
         .nodes
         .iter()
-        .find(|n| n.api_address.port() == API_BASE + 1)
+        .find(|n| n.api_address.port() == api_base() + 1)
         .expect("node")
         .name;
     assert!(cosigners.contains(serving), "the serving node cosigned");
@@ -1464,7 +1534,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert!(checkpoint.checkpoint.height > 0);
     let _ = checkpoint.encode();
 
-    let api0 = format!("http://127.0.0.1:{API_BASE}");
+    let api0 = format!("http://127.0.0.1:{}", api_base());
     let pid0 = cluster.children[0].as_ref().expect("node0 runs").id();
     hostile::waiters_do_not_leak(&api0, pid0, &tx);
     hostile::floods_leave_finalization_alone(&api0, &cluster.clients[1]);

@@ -8,8 +8,13 @@
 //!
 //! The contents map names to [`Identity`]: the identifier's prefix and the 32-byte seeds of
 //! its current and next keys. Seeds are zeroized when an [`Identity`] is dropped. Every save
-//! writes a new salt and nonce, to a temporary file renamed over the old one, so a crash
-//! leaves either the old or the new keystore.
+//! writes a new salt and nonce to a temporary file, syncs it, renames it over the old one and
+//! syncs the directory, so a crash leaves either the old or the new keystore, never neither.
+//!
+//! The key derivation parameters are read from the file, so a damaged or hostile file could
+//! ask for terabytes of memory or days of work. They are checked against fixed ranges
+//! ([`MEMORY_KIB_RANGE`], [`ITERATIONS_RANGE`], [`LANES_RANGE`], [`SALT_BYTES_RANGE`]) before
+//! any work is done, and so is the file's size ([`MAX_FILE_BYTES`]).
 
 #![deny(missing_docs)]
 
@@ -34,6 +39,18 @@ pub const MEMORY_KIB: u32 = 19 * 1024;
 /// Argon2id iterations used for new keystores.
 pub const ITERATIONS: u32 = 2;
 
+/// Argon2id memory costs (KiB) accepted from a file: from OWASP's weakest recommended
+/// setting (7 MiB, with 5 iterations) to 256 MiB, 13 times what this version writes.
+pub const MEMORY_KIB_RANGE: std::ops::RangeInclusive<u32> = 7 * 1024..=256 * 1024;
+/// Argon2id iteration counts accepted from a file.
+pub const ITERATIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=10;
+/// Argon2id lane counts accepted from a file.
+pub const LANES_RANGE: std::ops::RangeInclusive<u32> = 1..=8;
+/// Salt lengths (bytes) accepted from a file; this version writes 16.
+pub const SALT_BYTES_RANGE: std::ops::RangeInclusive<usize> = 8..=64;
+/// The largest keystore file read: far above any real one (a few hundred bytes per identity).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Why a keystore could not be opened or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum KeystoreError {
@@ -52,6 +69,22 @@ pub enum KeystoreError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A key derivation parameter in the file is outside the accepted range.
+    #[error(
+        "{path}: key derivation {field} {value} is outside {min}..={max} (refusing to derive a key with it; the file was not written by welkin)"
+    )]
+    KdfOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Which parameter.
+        field: &'static str,
+        /// Its value in the file.
+        value: u64,
+        /// The smallest accepted.
+        min: u64,
+        /// The largest accepted.
+        max: u64,
     },
     /// Decryption failed: wrong passphrase, or the file was changed.
     #[error("cannot open {path}: wrong passphrase, or the file was modified")]
@@ -157,6 +190,38 @@ fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
+impl Kdf {
+    /// Refuses parameters outside the accepted ranges, before any memory is allocated.
+    fn check(&self, path: &Path, salt_len: usize) -> Result<(), KeystoreError> {
+        let checks = [
+            ("memory_kib", self.memory_kib, &MEMORY_KIB_RANGE),
+            ("iterations", self.iterations, &ITERATIONS_RANGE),
+            ("lanes", self.lanes, &LANES_RANGE),
+        ];
+        for (field, value, range) in checks {
+            if !range.contains(&value) {
+                return Err(KeystoreError::KdfOutOfRange {
+                    path: path.to_path_buf(),
+                    field,
+                    value: value.into(),
+                    min: (*range.start()).into(),
+                    max: (*range.end()).into(),
+                });
+            }
+        }
+        if !SALT_BYTES_RANGE.contains(&salt_len) {
+            return Err(KeystoreError::KdfOutOfRange {
+                path: path.to_path_buf(),
+                field: "salt length",
+                value: salt_len as u64,
+                min: *SALT_BYTES_RANGE.start() as u64,
+                max: *SALT_BYTES_RANGE.end() as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn derive_key(passphrase: &str, salt: &[u8], kdf: &Kdf) -> Result<Zeroizing<[u8; 32]>, String> {
     let params = Params::new(kdf.memory_kib, kdf.iterations, kdf.lanes, Some(32))
         .map_err(|e| format!("bad key derivation parameters: {e}"))?;
@@ -175,7 +240,7 @@ impl Keystore {
             path: path.to_path_buf(),
             reason,
         };
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_bounded(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self {
@@ -215,6 +280,7 @@ impl Keystore {
         if nonce.len() != 12 {
             return Err(format("nonce must be 12 bytes".into()));
         }
+        file.kdf.check(path, salt.len())?;
         let key = derive_key(passphrase, &salt, &file.kdf).map_err(format)?;
         let cipher = ChaCha20Poly1305::new(key.as_ref().into());
         let plain = Zeroizing::new(
@@ -272,7 +338,8 @@ impl Keystore {
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
         write_private(&temporary, text.as_bytes()).map_err(io)?;
-        std::fs::rename(&temporary, &self.path).map_err(io)
+        std::fs::rename(&temporary, &self.path).map_err(io)?;
+        sync_parent(&self.path).map_err(io)
     }
 
     /// The identity called `name`.
@@ -322,10 +389,41 @@ impl Keystore {
     }
 }
 
+/// Reads the file as text, refusing one larger than [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_FILE_BYTES} bytes; not a keystore"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Syncs the directory holding `path`, so that a rename into it survives a crash.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)?.sync_all()
+}
+
+/// Writes a new file readable only by its owner; a leftover file of the same name (from a
+/// save that crashed) is removed first, so its permissions are never inherited.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -424,5 +522,93 @@ mod tests {
             reopened.get("alice").expect("alice").pending_next,
             vec![[3; 32]]
         );
+    }
+
+    fn saved(name: &str) -> (PathBuf, serde_json::Value) {
+        let path = temp(name);
+        let mut store = Keystore::open_or_create(&path, "pw").expect("new");
+        store.insert("alice", identity()).expect("insert");
+        store.save().expect("save");
+        let file =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("file")).expect("json");
+        (path, file)
+    }
+
+    #[test]
+    fn out_of_range_key_derivation_is_refused_before_deriving() {
+        let (path, file) = saved("kdf.json");
+        let cases = [
+            (
+                "memory_kib",
+                serde_json::json!(u32::MAX),
+                "memory_kib 4294967295",
+            ),
+            ("memory_kib", serde_json::json!(8), "memory_kib 8"),
+            (
+                "iterations",
+                serde_json::json!(1_000_000),
+                "iterations 1000000",
+            ),
+            ("iterations", serde_json::json!(0), "iterations 0"),
+            ("lanes", serde_json::json!(0), "lanes 0"),
+            ("lanes", serde_json::json!(1024), "lanes 1024"),
+            (
+                "salt",
+                serde_json::json!(b64().encode([7u8; 4])),
+                "salt length 4",
+            ),
+        ];
+        for (field, value, says) in cases {
+            let mut changed = file.clone();
+            changed["kdf"][field] = value;
+            std::fs::write(&path, changed.to_string()).expect("write");
+            let error = Keystore::open_or_create(&path, "pw")
+                .err()
+                .unwrap_or_else(|| panic!("{field} accepted"));
+            assert!(
+                matches!(error, KeystoreError::KdfOutOfRange { .. }),
+                "{field}: {error}"
+            );
+            assert!(error.to_string().contains(says), "{error}");
+        }
+        std::fs::write(&path, file.to_string()).expect("write");
+        assert!(
+            Keystore::open_or_create(&path, "pw").is_ok(),
+            "the untouched file opens"
+        );
+    }
+
+    #[test]
+    fn oversized_file_is_refused_unread() {
+        let path = temp("huge.json");
+        std::fs::write(&path, vec![b' '; MAX_FILE_BYTES as usize + 1]).expect("write");
+        let error = Keystore::open_or_create(&path, "pw")
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("larger than"), "{error}");
+    }
+
+    #[test]
+    fn save_replaces_a_leftover_temporary_file_with_a_private_one() {
+        let path = temp("leftover.json");
+        let temporary = temp("leftover.json.tmp");
+        std::fs::write(&temporary, "stale").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod");
+        }
+        let mut store = Keystore::open_or_create(&path, "pw").expect("new");
+        store.insert("alice", identity()).expect("insert");
+        store.save().expect("save");
+        assert!(!temporary.exists(), "renamed into place");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(Keystore::open_or_create(&path, "pw").is_ok());
     }
 }

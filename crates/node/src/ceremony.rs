@@ -1,7 +1,11 @@
 //! Keys and the genesis ceremony.
 //!
 //! A node key file holds two secrets: the ed25519 identity (p2p and signing) and an X25519
-//! key to which the node's share of the cluster key is sealed. `welkin genesis` deals the
+//! key to which the node's share of the cluster key is sealed. The node's operator signs the
+//! node's registration (name, both public keys, addresses, failure domain) with the ed25519
+//! key ([`NodeKey::register`]); the ceremony takes only signed registrations, refusing any
+//! that is unsigned or does not verify, so nobody between the operator and the dealer can
+//! swap a node's encryption key and receive its share. `welkin genesis` deals the
 //! cluster key with a trusted dealer (Feldman commitments, threshold 2f+1), seals each share
 //! to its node, writes the genesis file, and drops the dealer polynomial, whose secret
 //! coefficients are zeroized on drop. The sealed-share format names its dealing scheme, so a
@@ -30,8 +34,8 @@ use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use welkin_types::{
-    ChainParams, Digest, Genesis, NodeInfo, PrivateKey, PublicKey, Variant,
-    genesis::GENESIS_VERSION,
+    ChainParams, Digest, Genesis, NodeInfo, PrivateKey, PublicKey, Signature, Variant,
+    genesis::{GENESIS_VERSION, NodeRegistration},
 };
 use x25519_dalek::{PublicKey as XPublic, StaticSecret};
 use zeroize::Zeroizing;
@@ -115,6 +119,25 @@ impl NodeKey {
     /// The public X25519 key.
     pub fn encryption_key(&self) -> [u8; 32] {
         XPublic::from(&self.encryption).to_bytes()
+    }
+
+    /// The node's signed registration, as its genesis entry.
+    pub fn register(
+        &self,
+        name: String,
+        p2p_address: SocketAddr,
+        api_address: SocketAddr,
+        failure_domain: String,
+    ) -> NodeInfo {
+        NodeRegistration {
+            name,
+            public_key: self.public_key(),
+            encryption_key: self.encryption_key().to_vec(),
+            p2p_address,
+            api_address,
+            failure_domain,
+        }
+        .sign(&self.signer)
     }
 
     /// The key file (JSON). It holds secrets: write it with mode 0600.
@@ -267,8 +290,10 @@ pub fn open_share(
     welkin_types::decode::<Share>(&plaintext).map_err(|e| format_error("share file", e))
 }
 
-/// A node as listed for the ceremony.
+/// A node's registration as written by hand or by `welkin key register`: the genesis entry's
+/// JSON form, read leniently so that an unsigned or malformed entry gets an error naming it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CeremonyNode {
     /// Unique name.
     pub name: String,
@@ -282,30 +307,56 @@ pub struct CeremonyNode {
     pub api_address: SocketAddr,
     /// Failure domain label.
     pub failure_domain: String,
+    /// The node's signature over its registration, hex.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
-/// Runs the trusted-dealer ceremony: returns the genesis and one sealed share per node, in
-/// genesis order. The dealer's secret polynomial exists only inside this function.
+impl CeremonyNode {
+    /// The genesis entry, if the registration is signed by the node's key and unchanged since.
+    pub fn verified(self) -> Result<NodeInfo, KeyError> {
+        let name = self.name;
+        let bad = |what: &str, e: String| KeyError::Ceremony(format!("node {name}: {what}: {e}"));
+        let public_key = welkin_types::hexser::decode_hex::<PublicKey>(&self.public_key)
+            .map_err(|e| bad("public key", e))?;
+        let encryption_key = hex::decode(self.encryption_key.trim())
+            .map_err(|e| bad("encryption key", e.to_string()))?;
+        let Some(signature) = self.signature else {
+            return Err(KeyError::Ceremony(format!(
+                "node {name}: registration is not signed (its operator creates a signed one \
+                 with `welkin key register`)"
+            )));
+        };
+        let signature = welkin_types::hexser::decode_hex::<Signature>(&signature)
+            .map_err(|e| bad("signature", e))?;
+        let entry = NodeInfo {
+            name: name.clone(),
+            public_key,
+            encryption_key,
+            p2p_address: self.p2p_address,
+            api_address: self.api_address,
+            failure_domain: self.failure_domain,
+            signature,
+        };
+        entry
+            .verify_registration()
+            .map_err(|e| KeyError::Ceremony(e.to_string()))?;
+        Ok(entry)
+    }
+}
+
+/// Runs the trusted-dealer ceremony over signed registrations: returns the genesis and one
+/// sealed share per node, in genesis order. Every registration is verified before anything is
+/// dealt. The dealer's secret polynomial exists only inside this function.
 pub fn deal(
     rng: &mut impl CryptoRng,
-    nodes: Vec<CeremonyNode>,
+    mut infos: Vec<NodeInfo>,
     chain: ChainParams,
     genesis_time_ms: u64,
 ) -> Result<(Genesis, Vec<SealedShare>), KeyError> {
-    let mut infos = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let public_key = welkin_types::hexser::decode_hex::<PublicKey>(&node.public_key)
-            .map_err(|e| KeyError::Ceremony(format!("node {}: public key: {e}", node.name)))?;
-        let encryption_key = hex::decode(&node.encryption_key)
-            .map_err(|e| KeyError::Ceremony(format!("node {}: encryption key: {e}", node.name)))?;
-        infos.push(NodeInfo {
-            name: node.name,
-            public_key,
-            encryption_key,
-            p2p_address: node.p2p_address,
-            api_address: node.api_address,
-            failure_domain: node.failure_domain,
-        });
+    for info in &infos {
+        info.verify_registration()
+            .map_err(|e| KeyError::Ceremony(e.to_string()))?;
     }
     infos.sort_by(|a, b| a.public_key.cmp(&b.public_key));
     let players = Set::try_from(
@@ -362,17 +413,105 @@ mod tests {
         let nodes = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| CeremonyNode {
-                name: format!("node{i}"),
-                public_key: hex::encode(k.public_key().encode()),
-                encryption_key: hex::encode(k.encryption_key()),
-                p2p_address: format!("127.0.0.1:{}", 9000 + i).parse().expect("addr"),
-                api_address: format!("127.0.0.1:{}", 8000 + i).parse().expect("addr"),
-                failure_domain: format!("zone-{}", i % 2),
-            })
+            .map(|(i, k)| registration(k, i))
             .collect();
         let (genesis, sealed) = deal(&mut rng, nodes, ChainParams::default(), 0).expect("deals");
         (keys, genesis, sealed)
+    }
+
+    fn registration(key: &NodeKey, i: usize) -> NodeInfo {
+        key.register(
+            format!("node{i}"),
+            format!("127.0.0.1:{}", 9000 + i).parse().expect("addr"),
+            format!("127.0.0.1:{}", 8000 + i).parse().expect("addr"),
+            format!("zone-{}", i % 2),
+        )
+    }
+
+    /// The registration as its operator hands it over (JSON), back through the ceremony's
+    /// lenient reader.
+    fn as_listed(entry: &NodeInfo) -> CeremonyNode {
+        serde_json::from_value(serde_json::to_value(entry).expect("json")).expect("listed")
+    }
+
+    #[test]
+    fn ceremony_refuses_unsigned_and_tampered_registrations_naming_the_node() {
+        let mut rng = test_rng();
+        let keys: Vec<_> = (0..4).map(|_| NodeKey::generate(&mut rng)).collect();
+        let entries: Vec<_> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| registration(k, i))
+            .collect();
+        for entry in &entries {
+            assert_eq!(&as_listed(entry).verified().expect("verifies"), entry);
+        }
+
+        let mut unsigned = as_listed(&entries[2]);
+        unsigned.signature = None;
+        let error = unsigned
+            .verified()
+            .expect_err("unsigned is refused")
+            .to_string();
+        assert!(
+            error.contains("node node2: registration is not signed"),
+            "{error}"
+        );
+
+        // Someone swaps node1's encryption key for their own: the share would be sealed to
+        // them. The node's signature no longer verifies.
+        let attacker = NodeKey::generate(&mut rng);
+        let mut swapped = as_listed(&entries[1]);
+        swapped.encryption_key = hex::encode(attacker.encryption_key());
+        let error = swapped
+            .verified()
+            .expect_err("swapped key is refused")
+            .to_string();
+        assert!(
+            error.contains("node node1: registration signature does not verify"),
+            "{error}"
+        );
+
+        // The same swap handed to `deal` directly is refused before anything is dealt.
+        let mut dealt = entries.clone();
+        dealt[3].encryption_key = attacker.encryption_key().to_vec();
+        let error = deal(&mut rng, dealt, ChainParams::default(), 0)
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("node node3"), "{error}");
+
+        let mut garbage = as_listed(&entries[0]);
+        garbage.signature = Some("zz".into());
+        let error = garbage.verified().expect_err("bad hex").to_string();
+        assert!(
+            error.contains("node node0: signature: invalid hex"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn genesis_with_a_changed_entry_or_an_old_version_is_refused() {
+        let (_, genesis, _) = ceremony(4);
+        let mut moved = genesis.clone();
+        moved.nodes[2].p2p_address = "10.6.6.6:1".parse().expect("addr");
+        let name = moved.nodes[2].name.clone();
+        let error = Genesis::from_json(&moved.to_json())
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains(&format!("node {name}: registration signature")),
+            "{error}"
+        );
+
+        let mut old: serde_json::Value = serde_json::from_str(&genesis.to_json()).expect("json");
+        old["version"] = serde_json::json!(1);
+        for node in old["nodes"].as_array_mut().expect("nodes") {
+            node.as_object_mut().expect("entry").remove("signature");
+        }
+        let error = Genesis::from_json(&old.to_string())
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("version 1 is not supported"), "{error}");
     }
 
     #[test]

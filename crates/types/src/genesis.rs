@@ -2,7 +2,15 @@
 //!
 //! The genesis file is JSON so that operators can read it. The cluster id is a hash over a
 //! canonical binary encoding of everything in it except network addresses (which operators
-//! may change without forming a new cluster).
+//! may change without forming a new cluster) and the registration signatures.
+//!
+//! Each node entry is a signed [`NodeRegistration`] (see [`registration`]): reading a genesis
+//! checks every entry's signature under the node's own key, so an entry cannot be changed,
+//! addresses included, without that node's private key.
+
+pub mod registration;
+
+pub use registration::{NodeRegistration, REGISTRATION_VERSION};
 
 use crate::{ClusterKey, Digest, PublicKey, Sharing, hash_parts, limits::MAX_NODES};
 use commonware_codec::{Decode, Encode};
@@ -13,8 +21,9 @@ use std::{collections::BTreeSet, net::SocketAddr, num::NonZeroU32};
 /// The cluster id: a hash of the genesis file. Every signature is bound to it.
 pub type ClusterId = Digest;
 
-/// The genesis format version this code writes and reads.
-pub const GENESIS_VERSION: u32 = 1;
+/// The genesis format version this code writes and reads. Version 2 added the registration
+/// signature to every node entry; version 1 files (unsigned entries) are refused.
+pub const GENESIS_VERSION: u32 = 2;
 
 /// Chain parameters fixed at genesis.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +46,8 @@ impl Default for ChainParams {
     }
 }
 
-/// One member of the cluster.
+/// One member of the cluster: its registration and the node's signature over it. Built by
+/// [`NodeRegistration::sign`]; checked by [`NodeInfo::verify_registration`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// An operator-chosen name, unique in the cluster.
@@ -54,6 +64,9 @@ pub struct NodeInfo {
     pub api_address: SocketAddr,
     /// A label for what fails together (rack, zone, host).
     pub failure_domain: String,
+    /// The node's ed25519 signature over its registration, hex.
+    #[serde(with = "crate::hexser")]
+    pub signature: crate::Signature,
 }
 
 /// Why a genesis file was refused.
@@ -107,6 +120,13 @@ pub fn decode_sharing(text: &str) -> Result<Sharing, String> {
         .map_err(|e| format!("polynomial: invalid encoding: {e}"))
 }
 
+fn unsupported_version(version: u32) -> GenesisError {
+    GenesisError::Invalid(format!(
+        "version {version} is not supported (this welkin reads version {GENESIS_VERSION}, whose \
+         node entries are signed registrations; run the genesis ceremony again)"
+    ))
+}
+
 /// The number of faults tolerated by `n` nodes: f = (n - 1) / 3.
 pub fn max_faults(n: usize) -> usize {
     n.saturating_sub(1) / 3
@@ -120,6 +140,17 @@ pub fn quorum(n: usize) -> usize {
 impl Genesis {
     /// Parses and validates a genesis file.
     pub fn from_json(text: &str) -> Result<Self, GenesisError> {
+        // The version first, so that an older file gets a precise answer rather than a
+        // complaint about the field its version lacks.
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let versioned: Versioned =
+            serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
+        if versioned.version != GENESIS_VERSION {
+            return Err(unsupported_version(versioned.version));
+        }
         let genesis: Genesis =
             serde_json::from_str(text).map_err(|e| GenesisError::Json(e.to_string()))?;
         genesis.validate()?;
@@ -135,10 +166,7 @@ impl Genesis {
     pub fn validate(&self) -> Result<(), GenesisError> {
         let bad = |m: String| Err(GenesisError::Invalid(m));
         if self.version != GENESIS_VERSION {
-            return bad(format!(
-                "version {} is not supported (expected {GENESIS_VERSION})",
-                self.version
-            ));
+            return Err(unsupported_version(self.version));
         }
         let n = self.nodes.len();
         if n == 0 || n > MAX_NODES {
@@ -190,7 +218,9 @@ impl Genesis {
         if self.chain.max_clock_skew_ms == 0 || self.chain.max_tx_ttl_ms == 0 {
             return bad("max_clock_skew_ms and max_tx_ttl_ms must be positive".into());
         }
-        Ok(())
+        self.nodes
+            .iter()
+            .try_for_each(NodeInfo::verify_registration)
     }
 
     /// The cluster id: a hash over everything but the network addresses.

@@ -68,6 +68,8 @@ pub mod namespace {
     pub const CHECKPOINT: &[u8] = b"welkin/checkpoint/v1";
     /// The p2p handshake between nodes.
     pub const P2P: &[u8] = b"welkin/p2p/v1";
+    /// A node's registration for a genesis, signed by the node's own key (ed25519).
+    pub const REGISTRATION: &[u8] = b"welkin/node-registration/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between

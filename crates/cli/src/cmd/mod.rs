@@ -23,6 +23,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key(KeyCommand::New(args)) => key::new(args),
+        Command::Key(KeyCommand::Register(args)) => key::register(args),
         Command::Genesis(args) => genesis::run(args),
         Command::Status(args) => query::status(args),
         Command::Tx(TxCommand::Submit(args)) => tx::submit(args),
@@ -57,19 +58,36 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Writes a file that holds secrets: mode 0600, never overwriting.
 pub(crate) fn write_secret(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    write_new(path, contents, 0o600)
+}
+
+/// Creates `path` with `mode` and writes and syncs `contents`; refuses to overwrite anything.
+pub(crate) fn write_new(path: &std::path::Path, contents: &str, mode: u32) -> anyhow::Result<()> {
     use std::{io::Write as _, os::unix::fs::OpenOptionsExt as _};
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .map_err(|e| {
             anyhow::anyhow!(
-                "cannot create {}: {e} (refusing to overwrite an existing key)",
+                "cannot create {}: {e} (refusing to overwrite an existing file)",
                 path.display()
             )
         })?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())
+}
+
+/// Syncs a directory, so that the files just created in it survive a crash.
+pub(crate) fn sync_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| anyhow::anyhow!("cannot sync {}: {e}", dir.display()))
 }

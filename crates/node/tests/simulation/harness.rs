@@ -21,8 +21,10 @@ use welkin_node::{
     mempool::MempoolConfig,
 };
 use welkin_types::{
-    ChainParams, Digest, Genesis, NodeInfo, Payload, PrivateKey, PublicKey, Receipt, Sender,
-    Transaction, TxId, Variant, genesis::GENESIS_VERSION, namespace,
+    ChainParams, Digest, Genesis, Payload, PrivateKey, PublicKey, Receipt, Sender, Transaction,
+    TxId, Variant,
+    genesis::{GENESIS_VERSION, NodeRegistration},
+    namespace,
 };
 
 /// The runtime context of every simulated node.
@@ -62,17 +64,20 @@ impl Fixture {
         let nodes = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| NodeInfo {
-                name: format!("node{i}"),
-                public_key: k.public_key(),
-                encryption_key: vec![0; 32],
-                p2p_address: format!("127.0.0.1:{}", 10_000 + i)
-                    .parse()
-                    .expect("address"),
-                api_address: format!("127.0.0.1:{}", 20_000 + i)
-                    .parse()
-                    .expect("address"),
-                failure_domain: format!("zone-{}", i % 3),
+            .map(|(i, k)| {
+                NodeRegistration {
+                    name: format!("node{i}"),
+                    public_key: k.public_key(),
+                    encryption_key: vec![0; 32],
+                    p2p_address: format!("127.0.0.1:{}", 10_000 + i)
+                        .parse()
+                        .expect("address"),
+                    api_address: format!("127.0.0.1:{}", 20_000 + i)
+                        .parse()
+                        .expect("address"),
+                    failure_domain: format!("zone-{}", i % 3),
+                }
+                .sign(k)
             })
             .collect();
         let genesis = Genesis {

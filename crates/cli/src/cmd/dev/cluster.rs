@@ -1,22 +1,37 @@
-//! `welkin dev`: a local cluster of real node processes on 127.0.0.1.
+//! A local cluster's files, and starting its nodes as child processes.
 
-use crate::cli::DevArgs;
 use anyhow::{Context as _, bail};
-use commonware_codec::Encode as _;
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 use welkin_client::Client;
-use welkin_node::ceremony::{self, CeremonyNode, NodeKey};
+use welkin_node::ceremony::{self, NodeKey};
 use welkin_types::{ChainParams, Genesis};
+
+/// The config of every node of a local cluster. Every client of a local cluster connects from
+/// 127.0.0.1, so the per-address rate limit would count them all as one (and throttle
+/// `welkin bench`): it is raised out of the way here; every other API limit keeps its default.
+const DEV_NODE_CONFIG: &str = "data_dir = \"data\"
+key_file = \"node.key\"
+share_file = \"node.share\"
+genesis_file = \"../genesis.json\"
+
+[api]
+rate_per_second = 1000000
+rate_burst = 1000000
+";
 
 /// A local cluster's files: `genesis.json` and `node<i>/{node.key, node.share, node.toml, data/}`.
 pub(crate) struct LocalCluster {
-    dir: PathBuf,
-    genesis: Genesis,
-    nodes: usize,
+    pub(super) dir: PathBuf,
+    pub(super) genesis: Genesis,
+    pub(super) nodes: usize,
+    /// Start each node in its own process group, so that a Ctrl-C in the terminal reaches
+    /// only the supervisor, which stops the nodes itself. Off for `welkin bench`, whose nodes
+    /// must get the Ctrl-C directly, as nothing else would stop them.
+    pub(super) own_process_group: bool,
 }
 
 impl LocalCluster {
@@ -37,6 +52,7 @@ impl LocalCluster {
                 dir: dir.to_path_buf(),
                 genesis,
                 nodes,
+                own_process_group: false,
             });
         }
         if !(1..=64).contains(&nodes) {
@@ -52,37 +68,33 @@ impl LocalCluster {
             let node_dir = dir.join(format!("node{i}"));
             std::fs::create_dir_all(&node_dir)?;
             let key = NodeKey::generate(&mut rng);
-            super::write_secret(&node_dir.join("node.key"), &key.to_json())?;
-            listing.push(CeremonyNode {
-                name: format!("node{i}"),
-                public_key: hex::encode(key.public_key().encode()),
-                encryption_key: hex::encode(key.encryption_key()),
-                p2p_address: format!("127.0.0.1:{}", base_port as usize + 100 + i).parse()?,
-                api_address: format!("127.0.0.1:{}", base_port as usize + i).parse()?,
-                failure_domain: format!("host-{i}"),
-            });
+            crate::cmd::write_secret(&node_dir.join("node.key"), &key.to_json())?;
+            listing.push(key.register(
+                format!("node{i}"),
+                format!("127.0.0.1:{}", base_port as usize + 100 + i).parse()?,
+                format!("127.0.0.1:{}", base_port as usize + i).parse()?,
+                format!("host-{i}"),
+            ));
         }
         let chain = ChainParams {
             name: "welkin-dev".into(),
             ..ChainParams::default()
         };
-        let (genesis, shares) = ceremony::deal(&mut rng, listing, chain, super::now_ms())?;
+        let (genesis, shares) = ceremony::deal(&mut rng, listing, chain, crate::cmd::now_ms())?;
         for (node, share) in genesis.nodes.iter().zip(&shares) {
             let node_dir = dir.join(&node.name);
-            super::write_secret(
+            crate::cmd::write_secret(
                 &node_dir.join("node.share"),
                 &serde_json::to_string_pretty(share)?,
             )?;
-            std::fs::write(
-                node_dir.join("node.toml"),
-                "data_dir = \"data\"\nkey_file = \"node.key\"\nshare_file = \"node.share\"\ngenesis_file = \"../genesis.json\"\n",
-            )?;
+            std::fs::write(node_dir.join("node.toml"), DEV_NODE_CONFIG)?;
         }
-        std::fs::write(&genesis_path, genesis.to_json())?;
+        crate::cmd::write_new(&genesis_path, &genesis.to_json(), 0o644)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             genesis,
             nodes,
+            own_process_group: false,
         })
     }
 
@@ -95,23 +107,37 @@ impl LocalCluster {
             .collect()
     }
 
+    /// The command that runs one node, logging to its `node.log` (in its own process group if
+    /// [`Self::own_process_group`]).
+    pub(super) fn node_command(&self, name: &str) -> anyhow::Result<Command> {
+        use std::os::unix::process::CommandExt as _;
+        let exe = std::env::current_exe().context("cannot find the welkin executable")?;
+        let node_dir = self.dir.join(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node_dir.join("node.log"))
+            .with_context(|| format!("cannot open {}", node_dir.join("node.log").display()))?;
+        let mut command = Command::new(exe);
+        command
+            .arg("node")
+            .arg("--config")
+            .arg(node_dir.join("node.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if self.own_process_group {
+            command.process_group(0);
+        }
+        Ok(command)
+    }
+
     /// Starts every node as a child process, and waits until all answer.
     pub(crate) fn spawn(&self, quiet: bool) -> anyhow::Result<Processes> {
-        let exe = std::env::current_exe().context("cannot find the welkin executable")?;
         let mut children = Vec::with_capacity(self.nodes);
         for node in &self.genesis.nodes {
-            let node_dir = self.dir.join(&node.name);
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(node_dir.join("node.log"))?;
-            let child = Command::new(&exe)
-                .arg("node")
-                .arg("--config")
-                .arg(node_dir.join("node.toml"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
+            let child = self
+                .node_command(&node.name)?
                 .spawn()
                 .with_context(|| format!("cannot start {}", node.name))?;
             children.push((node.name.clone(), child));
@@ -152,18 +178,30 @@ pub(crate) struct Processes {
 }
 
 impl Processes {
+    /// Wraps running node processes, so that they are stopped when this is dropped.
+    pub(super) fn new(children: Vec<(String, Child)>, dir: PathBuf) -> Self {
+        Self { children, dir }
+    }
+
+    /// Hands the node processes over, by name; they are no longer stopped on drop.
+    pub(super) fn into_children(mut self) -> Vec<(String, Child)> {
+        std::mem::take(&mut self.children)
+    }
+
+    /// Each node's name and process id.
+    pub(super) fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
+    }
+
     /// Fails if any node process has exited.
     pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
                 let log = self.dir.join(name.as_str()).join("node.log");
-                let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<_> = tail.lines().rev().take(15).collect();
-                bail!(
-                    "{name} exited ({status}); last lines of {}:\n{}",
-                    log.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                );
+                bail!("{name} exited ({status}); {}", log_tail(&log));
             }
         }
         Ok(())
@@ -172,12 +210,9 @@ impl Processes {
     /// Stops every node: SIGTERM, a grace period, then SIGKILL.
     pub(crate) fn stop(&mut self) {
         for (_, child) in &self.children {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            terminate(child);
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + STOP_GRACE;
         for (_, child) in &mut self.children {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -198,66 +233,27 @@ impl Drop for Processes {
     }
 }
 
-pub(crate) fn run(args: DevArgs) -> anyhow::Result<()> {
-    let existed = args.data_dir.join("genesis.json").exists();
-    let cluster = LocalCluster::create_or_load(&args.data_dir, args.nodes, args.base_port)?;
-    if existed {
-        eprintln!("resuming the cluster in {}", args.data_dir.display());
-    } else {
-        eprintln!(
-            "created a {}-node cluster in {}",
-            cluster.nodes,
-            args.data_dir.display()
-        );
-    }
-    let mut processes = cluster.spawn(false)?;
-    println!(
-        "Welkin dev cluster is up: {} nodes, tolerates {} faulty.",
-        cluster.nodes,
-        welkin_types::genesis::max_faults(cluster.nodes)
-    );
-    println!(
-        "  cluster id   {}",
-        hex::encode(cluster.genesis.cluster_id())
-    );
-    println!(
-        "  cluster key  {}",
-        hex::encode(cluster.genesis.cluster_key().encode())
-    );
-    let mut listed: Vec<_> = cluster.genesis.nodes.iter().collect();
-    listed.sort_by_key(|n| n.api_address.port());
-    for node in listed {
-        println!(
-            "  {:<6} api http://{}  p2p {}  log {}",
-            node.name,
-            node.api_address,
-            node.p2p_address,
-            args.data_dir.join(&node.name).join("node.log").display()
-        );
-    }
-    println!();
-    println!("Try:  welkin status");
-    println!("      welkin key new --out me.key");
-    println!("      welkin tx submit --key me.key --wait put greeting hello");
-    println!(
-        "Press Ctrl-C to stop. The data stays in {}; the next `welkin dev` resumes it.",
-        args.data_dir.display()
-    );
+/// How long a node gets to stop after SIGTERM before it is killed.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(10);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let outcome = runtime.block_on(async {
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    processes.check_alive()?;
-                }
-            }
-        }
-    });
-    eprintln!("stopping nodes...");
-    processes.stop();
-    outcome
+/// Asks a node to stop (SIGTERM), as an operator's `kill PID` would.
+pub(super) fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The last lines of a node's log, to show why it stopped.
+pub(super) fn log_tail(log: &Path) -> String {
+    const LINES: usize = 15;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<_> = text.lines().rev().take(LINES).collect();
+    format!(
+        "last lines of {}:\n{}",
+        log.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
 }

@@ -1,0 +1,244 @@
+//! `welkin dev` as a new user tries it: a node killed with SIGKILL while the cluster runs is
+//! reported and restarted while the others keep committing; `welkin dev stop` keeps a node
+//! down and `welkin dev start` brings it back to catch up; stopping the supervisor stops
+//! every node.
+
+mod support;
+
+use commonware_cryptography::Signer as _;
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use welkin_client::Client;
+use welkin_types::{
+    Digest, Genesis, Payload, PrivateKey, Receipt, Sender, Transaction, TxId, api::TxState,
+};
+
+const NODES: u16 = 4;
+/// Generous: node processes start in a few seconds, but CI machines are shared.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn welkin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_welkin"))
+}
+
+/// A running `welkin dev`, its printed output collected in a file.
+struct Dev {
+    dir: PathBuf,
+    output: PathBuf,
+    supervisor: Child,
+}
+
+impl Dev {
+    fn start(dir: &Path, base_port: u16) -> Self {
+        let output = dir.with_extension("out");
+        let supervisor = welkin()
+            .args(["dev", "--data-dir"])
+            .arg(dir)
+            .args(["--base-port", &base_port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&output).expect("output file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("welkin dev starts");
+        let dev = Self {
+            dir: dir.to_path_buf(),
+            output,
+            supervisor,
+        };
+        dev.wait_for("Welkin dev cluster is up");
+        dev
+    }
+
+    fn printed(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Waits until the supervisor has printed `text` (counting earlier output too).
+    fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.printed().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "welkin dev never printed {text:?}; it printed:\n{}",
+                self.printed()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `welkin dev <args> --data-dir DIR` and returns what it printed.
+    fn control(&self, args: &[&str]) -> String {
+        let output = welkin()
+            .arg("dev")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .output()
+            .expect("welkin runs");
+        assert!(
+            output.status.success(),
+            "welkin dev {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    /// The pid `welkin dev status` shows for `node`, if it is up.
+    fn pid(&self, node: &str) -> Option<u32> {
+        let status = self.control(&["status"]);
+        let line = status
+            .lines()
+            .find(|line| line.split_whitespace().next() == Some(node))
+            .unwrap_or_else(|| panic!("{node} is not in the status:\n{status}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words.get(2) == Some(&"up")).then(|| words[4].parse().expect("a pid"))
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.supervisor.kill();
+        let _ = self.supervisor.wait();
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn commit(client: &Client, key: &PrivateKey, cluster: &Digest, memo: &str) -> (TxId, Receipt) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    let tx = Transaction {
+        sender: Sender::Key(key.public_key()),
+        nonce: now,
+        expiry_ms: now + 120_000,
+        payload: Payload::Memo(memo.as_bytes().to_vec()),
+    }
+    .sign(key, cluster);
+    let status = client
+        .submit(&tx, Some(Duration::from_secs(30)))
+        .expect("submission is accepted");
+    assert_eq!(status.state, TxState::Committed, "{memo:?} committed");
+    (
+        tx.id(),
+        status.receipt.expect("a committed status has a receipt"),
+    )
+}
+
+/// Waits until `client`'s node has `id` committed with `receipt`.
+fn wait_has(client: &Client, id: &TxId, receipt: &Receipt, node: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Ok(status) = client.tx_status(id)
+            && status.receipt.as_ref() == Some(receipt)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{node} never caught up with {id}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
+    let base = support::free_base(&[0, 1, 2, 3, 100, 101, 102, 103]);
+    let dir = std::env::temp_dir().join(format!("welkin-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dev = Dev::start(&dir, base);
+    let genesis =
+        Genesis::from_json(&std::fs::read_to_string(dir.join("genesis.json")).expect("genesis"))
+            .expect("welkin dev writes a valid genesis of signed registrations");
+    let cluster = genesis.cluster_id();
+    let clients: Vec<Client> = (0..NODES)
+        .map(|i| Client::new(&format!("http://127.0.0.1:{}", base + i)))
+        .collect();
+    let key = PrivateKey::from_seed(7);
+    commit(&clients[0], &key, &cluster, "before any fault");
+
+    // A second supervisor on the same directory is refused.
+    let second = welkin()
+        .args(["dev", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("welkin runs");
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    // SIGKILL node1: reported, the cluster keeps committing, node1 is restarted and catches up.
+    let killed = dev.pid("node1").expect("node1 is up");
+    assert!(
+        Command::new("kill")
+            .args(["-9", &killed.to_string()])
+            .status()
+            .expect("kill runs")
+            .success()
+    );
+    dev.wait_for("node1 is down: it exited (signal: 9 (SIGKILL))");
+    dev.wait_for("3 of 4 nodes up: the cluster keeps serving");
+    dev.wait_for("restarting node1 in 1s");
+    let (id, receipt) = commit(&clients[2], &key, &cluster, "while node1 restarts");
+    dev.wait_for("node1 is back");
+    let restarted = dev.pid("node1").expect("node1 is up again");
+    assert_ne!(restarted, killed, "a new process");
+    wait_has(&clients[1], &id, &receipt, "node1");
+
+    // `welkin dev stop` keeps node3 down; the other three keep committing.
+    let stopped = dev.control(&["stop", "node3"]);
+    assert!(stopped.contains("stopped node3"), "{stopped}");
+    assert!(stopped.contains("3 of 4 nodes up"), "{stopped}");
+    assert_eq!(dev.pid("node3"), None, "node3 is down");
+    let (id, receipt) = commit(&clients[0], &key, &cluster, "while node3 is stopped");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(dev.pid("node3"), None, "a stopped node is not restarted");
+    assert!(
+        dev.control(&["status"])
+            .contains("stopped  by `welkin dev stop`")
+    );
+
+    // `welkin dev start` brings it back; it catches up with what it missed.
+    let started = dev.control(&["start", "node3"]);
+    assert!(started.contains("started node3"), "{started}");
+    wait_has(&clients[3], &id, &receipt, "node3");
+    commit(&clients[3], &key, &cluster, "through the restarted node");
+
+    // Stopping the supervisor stops every node.
+    let pids: Vec<u32> = (0..NODES)
+        .map(|i| dev.pid(&format!("node{i}")).expect("every node is up"))
+        .collect();
+    let mut dev = dev;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &dev.supervisor.id().to_string()])
+            .status()
+            .expect("kill runs")
+            .success()
+    );
+    let status = dev.supervisor.wait().expect("the supervisor exits");
+    assert!(
+        status.success(),
+        "welkin dev exits cleanly on SIGTERM: {status}"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "node pid {pid} outlived the supervisor");
+    }
+    assert!(
+        !dir.join("dev.sock").exists(),
+        "the control socket is removed"
+    );
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(dir.with_extension("out"));
+}
