@@ -173,18 +173,24 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
                 clock.sleep(Duration::from_millis(earliest - now)).await;
             }
         }
-        let mut txs = self
-            .mempool
-            .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        let mut txs = self.mempool.select(
+            self.max_block_txs,
+            MAX_BLOCK_TX_BYTES,
+            &exclude,
+            now_ms(&clock),
+        );
         // An idle cluster would otherwise finalize empty blocks back to back; wait a little
         // for work, well inside the leader timeout.
         let mut waited = Duration::ZERO;
         while txs.is_empty() && waited < IDLE_WAIT {
             clock.sleep(IDLE_POLL).await;
             waited += IDLE_POLL;
-            txs = self
-                .mempool
-                .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+            txs = self.mempool.select(
+                self.max_block_txs,
+                MAX_BLOCK_TX_BYTES,
+                &exclude,
+                now_ms(&clock),
+            );
         }
         let timestamp = now_ms(&clock).max(parent.timestamp_ms + 1);
         let block = Block::new(parent.digest(), parent.height + 1, timestamp, txs);

@@ -6,11 +6,13 @@
 //! on the tokio runtime with authenticated lookup p2p (production).
 
 use crate::{
+    admission::Admission,
     application::App,
     executor::{self, Executor, ExecutorConfig},
     gossip,
     handle::NodeHandle,
     mempool::{Mempool, MempoolConfig},
+    penalty::Penalties,
 };
 use commonware_broadcast::buffered;
 use commonware_codec::Encode as _;
@@ -83,14 +85,27 @@ pub mod channel {
         GOSSIP,
     ];
 
-    /// The per-peer rate limit of a channel. Its burst also sizes the channel's receive
-    /// mailbox (peers x burst slots, preallocated), so it must stay modest.
+    /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
+    /// over quota (the message is lost), a receiver stops reading the peer's connection until
+    /// the quota allows. Its burst also sizes the channel's receive mailbox (peers x burst
+    /// slots, preallocated), so it must stay modest. Each is a few times the most a node
+    /// sends in normal operation:
+    /// - votes and certificates: about three per view each, views at most a few tens a second;
+    /// - consensus certificate fetches: only while a node catches up on views;
+    /// - block backfill: a catching-up node fetches up to `max_repair` blocks at once;
+    /// - block broadcast: one block per view from its leader;
+    /// - checkpoints: one partial per height, re-sends of uncertified heights (at most
+    ///   [`crate::checkpoints::RESEND_BATCH`] every re-send tick) and certificates in reply;
+    /// - gossip: at most one batch every [`crate::gossip::GOSSIP_INTERVAL`].
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
-        match channel {
-            BACKFILL | BROADCAST => commonware_runtime::Quota::per_second(NZU32!(256)),
-            _ => commonware_runtime::Quota::per_second(NZU32!(1024)),
-        }
+        let per_second = match channel {
+            VOTE | CERTIFICATE => NZU32!(512),
+            RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
+            BROADCAST | GOSSIP => NZU32!(128),
+            _ => NZU32!(64),
+        };
+        commonware_runtime::Quota::per_second(per_second)
     }
 }
 
@@ -173,6 +188,7 @@ impl EngineConfig {
         if self.max_block_txs == 0 {
             return Err("max_block_txs must be positive".into());
         }
+        self.mempool.validate()?;
         Ok(index)
     }
 }
@@ -272,6 +288,7 @@ where
     let vote_net = pairs.pop().expect("vote channel");
 
     let mempool = Mempool::new(config.mempool);
+    let penalties = Penalties::new(&context.child("penalties"), blocker.clone());
     let applied_height = Arc::new(AtomicU64::new(0));
     let seed: [u8; 32] = config
         .signer
@@ -310,6 +327,7 @@ where
             applied_height: applied_height.clone(),
             shared: shared.clone(),
             cosigner: cosigner.clone(),
+            penalties: penalties.clone(),
         },
     )
     .await;
@@ -433,8 +451,13 @@ where
     let gossip = gossip::start(
         context.child("gossip"),
         gossip_net,
-        mempool.clone(),
-        cluster_id,
+        Admission::new(
+            cluster_id,
+            genesis.chain.clone(),
+            mempool.clone(),
+            query_tx.clone(),
+        ),
+        penalties,
     );
 
     NodeHandle::new(

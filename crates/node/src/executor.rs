@@ -11,6 +11,7 @@ use crate::{
     checkpoints::{Action, CheckpointMessage, Tracker, WitnessedCheckpoint, Witnesses},
     log::{LogStore, to_digest},
     mempool::Mempool,
+    penalty::{Offence, Penalties},
 };
 use commonware_codec::{DecodeExt as _, Encode};
 use commonware_consensus::marshal::Update;
@@ -57,6 +58,10 @@ type StateConfig = VariableConfig<EightCap, StateCodec, Sequential>;
 
 /// How often (in heights) the state log is pruned.
 const PRUNE_EVERY: u64 = 32;
+
+/// How often the executor re-sends its partials for heights still uncertified (each on its
+/// own backoff schedule, see [`crate::checkpoints::RESEND_AFTER_MS`]).
+const RESEND_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Largest state value the database accepts.
 const MAX_STATE_VALUE: usize = 64 * 1024;
@@ -185,6 +190,8 @@ pub struct ExecutorConfig {
     pub shared: Shared,
     /// This node's checkpoint cosigner (its identity key).
     pub cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
+    /// Blocks peers that send invalid checkpoint messages.
+    pub penalties: Penalties,
 }
 
 /// Applies finalized blocks and certifies checkpoints.
@@ -200,6 +207,7 @@ pub struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     applied_height: Arc<AtomicU64>,
     shared: Shared,
     members: Vec<PublicKey>,
+    penalties: Penalties,
 }
 
 fn state_config(prefix: &str, page_cache: &CacheRef) -> StateConfig {
@@ -299,6 +307,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 .iter()
                 .map(|n| n.public_key.clone())
                 .collect(),
+            penalties: config.penalties,
         };
         let stored = executor
             .db()
@@ -431,6 +440,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         if let Some(partial) = self.sign_checkpoint(self.applied).await {
             sender.send(Recipients::All, partial.encode(), false);
         }
+        let mut resend_at = self.context.current() + RESEND_TICK;
         loop {
             commonware_macros::select! {
                 update = updates.next() => {
@@ -443,16 +453,40 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 },
                 message = receiver.recv() => {
                     let Ok((from, bytes)) = message else { return };
-                    match CheckpointMessage::decode(bytes) {
-                        Ok(message) => {
-                            let Some(sender_index) = self.members.iter().position(|k| *k == from) else { continue };
-                            let action = self.tracker.handle(message, sender_index as u32);
-                            self.on_action(action, Some(from), &mut sender).await;
-                        }
-                        Err(error) => debug!(%from, %error, "undecodable checkpoint message"),
+                    self.on_checkpoint_message(from, bytes, &mut sender).await;
+                },
+                _ = self.context.sleep_until(resend_at) => {
+                    resend_at = self.context.current() + RESEND_TICK;
+                    let now = crate::application::now_ms(&self.context);
+                    for partial in self.tracker.resends(now) {
+                        sender.send(Recipients::All, partial.encode(), false);
                     }
                 },
             }
+        }
+    }
+
+    /// Feeds a peer's checkpoint message to the tracker; blocks the peer if it is invalid.
+    async fn on_checkpoint_message<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        from: PublicKey,
+        bytes: commonware_runtime::IoBuf,
+        sender: &mut S,
+    ) {
+        let Some(index) = self.members.iter().position(|k| *k == from) else {
+            return;
+        };
+        match CheckpointMessage::decode(bytes) {
+            Ok(message) => {
+                for action in self.tracker.handle(message, index as u32) {
+                    self.on_action(action, Some(from.clone()), sender).await;
+                }
+            }
+            Err(error) => self.penalties.block(
+                from,
+                Offence::Checkpoint,
+                &format!("undecodable checkpoint message: {error}"),
+            ),
         }
     }
 
@@ -579,7 +613,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             .expect("log present")
             .record_signed()
             .await;
-        let now = crate::application::now_ms(&self.context) / 1000;
+        let now = crate::application::now_ms(&self.context);
         Some(self.tracker.applied(checkpoint, now))
     }
 
@@ -590,7 +624,15 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         sender: &mut S,
     ) {
         match action {
-            Action::None => {}
+            Action::Block(index) => {
+                if let Some(peer) = self.members.get(index as usize) {
+                    self.penalties.block(
+                        peer.clone(),
+                        Offence::Checkpoint,
+                        "checkpoint partial or certificate does not verify",
+                    );
+                }
+            }
             Action::Store(witnessed) => {
                 let height = witnessed.certified.checkpoint.height;
                 if self.tracker.is_certified(height) {

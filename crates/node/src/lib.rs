@@ -7,6 +7,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod api;
 pub mod application;
 pub mod ceremony;
@@ -17,6 +18,7 @@ pub mod gossip;
 pub mod handle;
 pub mod log;
 pub mod mempool;
+pub mod penalty;
 pub mod run;
 
 pub use engine::{EngineConfig, Timeouts, start};
