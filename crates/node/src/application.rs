@@ -225,3 +225,96 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::MempoolConfig;
+    use commonware_cryptography::Signer as _;
+    use welkin_types::{Payload, PrivateKey, Sender, Transaction, hash_parts};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn app() -> App {
+        App::new(
+            Mempool::new(MempoolConfig::default()),
+            hash_parts(&[b"cluster"]),
+            ChainParams::default(),
+            64,
+            Duration::ZERO,
+            Arc::new(AtomicU64::new(0)),
+        )
+    }
+
+    fn tx(nonce: u64, cluster: &[u8]) -> SignedTransaction {
+        let key = PrivateKey::from_seed(7);
+        Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce,
+            expiry_ms: NOW + 60_000,
+            payload: Payload::Memo(vec![1, 2, 3]),
+        }
+        .sign(&key, &hash_parts(&[cluster]))
+    }
+
+    fn parent() -> Block {
+        Block::new(hash_parts(&[b"grandparent"]), 4, NOW - 100, Vec::new())
+    }
+
+    fn child(timestamp_ms: u64, txs: Vec<SignedTransaction>) -> Block {
+        let parent = parent();
+        Block::new(parent.digest(), parent.height + 1, timestamp_ms, txs)
+    }
+
+    #[test]
+    fn accepts_a_well_formed_block() {
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(2, b"cluster")]);
+        assert_eq!(app().check(&block, &parent(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn refuses_a_timestamp_not_after_the_parent() {
+        let parent = parent();
+        let block = child(parent.timestamp_ms, Vec::new());
+        let refusal = app().check(&block, &parent, NOW).expect_err("refused");
+        assert!(refusal.contains("not after parent"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_a_timestamp_beyond_the_clock_skew_either_way() {
+        let skew = ChainParams::default().max_clock_skew_ms;
+        let app = app();
+        assert_eq!(
+            app.check(&child(NOW + skew, Vec::new()), &parent(), NOW),
+            Ok(())
+        );
+        let ahead = app
+            .check(&child(NOW + skew + 1, Vec::new()), &parent(), NOW)
+            .expect_err("too far ahead");
+        assert!(ahead.contains("outside local clock"), "{ahead}");
+        // Behind: the parent is older still, so only the skew rule refuses it.
+        let old_parent = Block::new(hash_parts(&[b"g"]), 4, NOW - 10 * skew, Vec::new());
+        let behind = Block::new(old_parent.digest(), 5, NOW - skew - 1, Vec::new());
+        let refusal = app
+            .check(&behind, &old_parent, NOW)
+            .expect_err("too far behind");
+        assert!(refusal.contains("outside local clock"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_duplicate_transactions() {
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(1, b"cluster")]);
+        let refusal = app().check(&block, &parent(), NOW).expect_err("refused");
+        assert!(refusal.contains("duplicate"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_a_bad_signature_and_names_it() {
+        // Signed for another cluster: the signature does not verify under this one.
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(2, b"another cluster")]);
+        assert_eq!(
+            app().check(&block, &parent(), NOW),
+            Err("transaction 1 has a bad signature".to_string())
+        );
+    }
+}
