@@ -9,8 +9,8 @@
 //! present everywhere) and liveness after healing; named scenarios also replay their seed and
 //! require identical results.
 //!
-//! `WELKIN_SIM_SEEDS=N` sets how many seeds the sweep runs (default 24, every scenario at
-//! least twice); `WELKIN_SIM_SEED_BASE` moves the seeds.
+//! `WELKIN_SIM_SEEDS=N` sets how many seeds the sweep runs (default 48, every scenario four
+//! times; about 20 s in a debug build); `WELKIN_SIM_SEED_BASE` moves the seeds.
 
 mod harness;
 mod skew;
@@ -767,7 +767,7 @@ fn seed_sweep() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(default)
     };
-    let seeds = env("WELKIN_SIM_SEEDS", 24);
+    let seeds = env("WELKIN_SIM_SEEDS", 48);
     let base = env("WELKIN_SIM_SEED_BASE", 1_000);
     let kinds = FAULTS.len() as u64 + 2;
     for seed in base..base + seeds {
