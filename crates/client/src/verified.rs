@@ -112,6 +112,7 @@ impl Client {
     ) -> Result<Option<Verified<KeyState>>, ClientError> {
         self.verified_decoded(&keys::id_state(prefix), trusted, "key state", |bytes| {
             welkin_state::identity::stored_key_state(Some(bytes))
+                .map_err(|e| e.to_string())?
                 .ok_or_else(|| "empty key state".to_string())
         })
     }

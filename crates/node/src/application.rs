@@ -8,7 +8,7 @@
 //! clocks of honest nodes.
 
 use crate::{
-    engine::{ConsensusContext, Scheme},
+    consensus::{ConsensusContext, Scheme},
     mempool::Mempool,
 };
 use commonware_codec::EncodeSize;
@@ -32,12 +32,12 @@ use welkin_types::{
 
 /// How long a proposer with an empty mempool waits for transactions before proposing an
 /// empty block. Must stay well below the leader timeout.
-pub const IDLE_WAIT: Duration = Duration::from_millis(250);
+pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(250);
 /// A parent with at least this many transactions means the cluster is busy, and the
 /// proposer applies its minimum block interval.
-pub const BUSY_BLOCK_TXS: usize = 128;
+pub(crate) const BUSY_BLOCK_TXS: usize = 128;
 /// The largest minimum block interval a node may configure (well inside the leader timeout).
-pub const MAX_MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const MAX_MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the waiting proposer looks at the mempool.
 const IDLE_POLL: Duration = Duration::from_millis(10);
 
@@ -52,7 +52,7 @@ pub fn now_ms(clock: &impl Clock) -> u64 {
 
 /// Signature verdicts for `txs`: a transaction held in the mempool was verified on entry;
 /// any other is checked now.
-pub fn signature_verdicts(
+pub(crate) fn signature_verdicts(
     mempool: &Mempool,
     cluster_id: &Digest,
     txs: &[SignedTransaction],
@@ -70,7 +70,7 @@ pub fn signature_verdicts(
 
 /// Builds and verifies blocks.
 #[derive(Clone)]
-pub struct App {
+pub(crate) struct App {
     mempool: Mempool,
     cluster_id: Digest,
     params: ChainParams,
@@ -82,7 +82,7 @@ pub struct App {
 impl App {
     /// Creates the application. `applied_height` is the executor's last applied height; blocks
     /// at or below it are final, so the proposer stops looking for in-flight transactions there.
-    pub fn new(
+    pub(crate) fn new(
         mempool: Mempool,
         cluster_id: Digest,
         params: ChainParams,
@@ -173,18 +173,24 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
                 clock.sleep(Duration::from_millis(earliest - now)).await;
             }
         }
-        let mut txs = self
-            .mempool
-            .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+        let mut txs = self.mempool.select(
+            self.max_block_txs,
+            MAX_BLOCK_TX_BYTES,
+            &exclude,
+            now_ms(&clock),
+        );
         // An idle cluster would otherwise finalize empty blocks back to back; wait a little
         // for work, well inside the leader timeout.
         let mut waited = Duration::ZERO;
         while txs.is_empty() && waited < IDLE_WAIT {
             clock.sleep(IDLE_POLL).await;
             waited += IDLE_POLL;
-            txs = self
-                .mempool
-                .select(self.max_block_txs, MAX_BLOCK_TX_BYTES, &exclude);
+            txs = self.mempool.select(
+                self.max_block_txs,
+                MAX_BLOCK_TX_BYTES,
+                &exclude,
+                now_ms(&clock),
+            );
         }
         let timestamp = now_ms(&clock).max(parent.timestamp_ms + 1);
         let block = Block::new(parent.digest(), parent.height + 1, timestamp, txs);
@@ -217,5 +223,98 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mempool::MempoolConfig;
+    use commonware_cryptography::Signer as _;
+    use welkin_types::{Payload, PrivateKey, Sender, Transaction, hash_parts};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn app() -> App {
+        App::new(
+            Mempool::new(MempoolConfig::default()),
+            hash_parts(&[b"cluster"]),
+            ChainParams::default(),
+            64,
+            Duration::ZERO,
+            Arc::new(AtomicU64::new(0)),
+        )
+    }
+
+    fn tx(nonce: u64, cluster: &[u8]) -> SignedTransaction {
+        let key = PrivateKey::from_seed(7);
+        Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce,
+            expiry_ms: NOW + 60_000,
+            payload: Payload::Memo(vec![1, 2, 3]),
+        }
+        .sign(&key, &hash_parts(&[cluster]))
+    }
+
+    fn parent() -> Block {
+        Block::new(hash_parts(&[b"grandparent"]), 4, NOW - 100, Vec::new())
+    }
+
+    fn child(timestamp_ms: u64, txs: Vec<SignedTransaction>) -> Block {
+        let parent = parent();
+        Block::new(parent.digest(), parent.height + 1, timestamp_ms, txs)
+    }
+
+    #[test]
+    fn accepts_a_well_formed_block() {
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(2, b"cluster")]);
+        assert_eq!(app().check(&block, &parent(), NOW), Ok(()));
+    }
+
+    #[test]
+    fn refuses_a_timestamp_not_after_the_parent() {
+        let parent = parent();
+        let block = child(parent.timestamp_ms, Vec::new());
+        let refusal = app().check(&block, &parent, NOW).expect_err("refused");
+        assert!(refusal.contains("not after parent"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_a_timestamp_beyond_the_clock_skew_either_way() {
+        let skew = ChainParams::default().max_clock_skew_ms;
+        let app = app();
+        assert_eq!(
+            app.check(&child(NOW + skew, Vec::new()), &parent(), NOW),
+            Ok(())
+        );
+        let ahead = app
+            .check(&child(NOW + skew + 1, Vec::new()), &parent(), NOW)
+            .expect_err("too far ahead");
+        assert!(ahead.contains("outside local clock"), "{ahead}");
+        // Behind: the parent is older still, so only the skew rule refuses it.
+        let old_parent = Block::new(hash_parts(&[b"g"]), 4, NOW - 10 * skew, Vec::new());
+        let behind = Block::new(old_parent.digest(), 5, NOW - skew - 1, Vec::new());
+        let refusal = app
+            .check(&behind, &old_parent, NOW)
+            .expect_err("too far behind");
+        assert!(refusal.contains("outside local clock"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_duplicate_transactions() {
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(1, b"cluster")]);
+        let refusal = app().check(&block, &parent(), NOW).expect_err("refused");
+        assert!(refusal.contains("duplicate"), "{refusal}");
+    }
+
+    #[test]
+    fn refuses_a_bad_signature_and_names_it() {
+        // Signed for another cluster: the signature does not verify under this one.
+        let block = child(NOW, vec![tx(1, b"cluster"), tx(2, b"another cluster")]);
+        assert_eq!(
+            app().check(&block, &parent(), NOW),
+            Err("transaction 1 has a bad signature".to_string())
+        );
     }
 }

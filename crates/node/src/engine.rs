@@ -6,12 +6,14 @@
 //! on the tokio runtime with authenticated lookup p2p (production).
 
 use crate::{
+    admission::Admission,
     application::App,
     checkpoints::{Tracker, Witnesses},
     executor::{self, Executor, ExecutorConfig},
     gossip,
     handle::NodeHandle,
     mempool::{Mempool, MempoolConfig},
+    penalty::Penalties,
     store::Stores,
     waiters::{Waiters, WaitersConfig},
 };
@@ -29,7 +31,6 @@ use commonware_consensus::{
         self,
         config::{Floor, ForwardPolicy, SkipPolicy},
         elector::{Random, RandomVersion},
-        scheme::bls12381_threshold::vrf,
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
@@ -48,16 +49,9 @@ use std::{
     sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
-use welkin_types::{Block, Digest, Genesis, PrivateKey, PublicKey, Variant, namespace};
+use welkin_types::{Block, Genesis, PrivateKey, PublicKey, Variant, namespace};
 
-/// The consensus signing scheme: BLS12-381 threshold with a per-view VRF seed.
-pub type Scheme = vrf::Scheme<PublicKey, Variant>;
-/// The context consensus hands to propose and verify.
-pub type ConsensusContext = simplex::types::Context<Digest, PublicKey>;
-/// A finalization certificate for a block digest.
-pub type Finalization = simplex::types::Finalization<Scheme, Digest>;
-/// The marshal mailbox: finalized blocks and certificates by height.
-pub type Marshal = marshal::core::Mailbox<Scheme, Standard<Block>>;
+pub(crate) use crate::consensus::Scheme;
 
 /// The p2p channels a node uses, by number.
 pub mod channel {
@@ -86,14 +80,27 @@ pub mod channel {
         GOSSIP,
     ];
 
-    /// The per-peer rate limit of a channel. Its burst also sizes the channel's receive
-    /// mailbox (peers x burst slots, preallocated), so it must stay modest.
+    /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
+    /// over quota (the message is lost), a receiver stops reading the peer's connection until
+    /// the quota allows. Its burst also sizes the channel's receive mailbox (peers x burst
+    /// slots, preallocated), so it must stay modest. Each is a few times the most a node
+    /// sends in normal operation:
+    /// - votes and certificates: about three per view each, views at most a few tens a second;
+    /// - consensus certificate fetches: only while a node catches up on views;
+    /// - block backfill: a catching-up node fetches up to `max_repair` blocks at once;
+    /// - block broadcast: one block per view from its leader;
+    /// - checkpoints: one partial per height, re-sends of uncertified heights (at most
+    ///   [`crate::checkpoints::RESEND_BATCH`] every re-send tick) and certificates in reply;
+    /// - gossip: at most one batch every [`crate::gossip::GOSSIP_INTERVAL`].
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
-        match channel {
-            BACKFILL | BROADCAST => commonware_runtime::Quota::per_second(NZU32!(256)),
-            _ => commonware_runtime::Quota::per_second(NZU32!(1024)),
-        }
+        let per_second = match channel {
+            VOTE | CERTIFICATE => NZU32!(512),
+            RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
+            BROADCAST | GOSSIP => NZU32!(128),
+            _ => NZU32!(64),
+        };
+        commonware_runtime::Quota::per_second(per_second)
     }
 }
 
@@ -178,6 +185,7 @@ impl EngineConfig {
         if self.max_block_txs == 0 {
             return Err("max_block_txs must be positive".into());
         }
+        self.mempool.validate()?;
         Ok(index)
     }
 }
@@ -277,6 +285,7 @@ where
     let vote_net = pairs.pop().expect("vote channel");
 
     let mempool = Mempool::new(config.mempool);
+    let penalties = Penalties::new(&context.child("penalties"), blocker.clone());
     let applied_height = Arc::new(AtomicU64::new(0));
     let seed: [u8; 32] = config
         .signer
@@ -327,6 +336,7 @@ where
             mempool: mempool.clone(),
             applied_height: applied_height.clone(),
             shared: shared.clone(),
+            penalties: penalties.clone(),
         },
     )
     .await;
@@ -450,8 +460,13 @@ where
     let gossip = gossip::start(
         context.child("gossip"),
         gossip_net,
-        mempool.clone(),
-        cluster_id,
+        Admission::new(
+            cluster_id,
+            genesis.chain.clone(),
+            mempool.clone(),
+            stores.clone(),
+        ),
+        penalties,
     );
 
     NodeHandle::new(
@@ -479,4 +494,4 @@ fn config_pairs<S, R>(channels: Channels<S, R>) -> Vec<(S, R)> {
 }
 
 /// Mailbox capacity used by the p2p layer for each channel.
-pub const P2P_MAILBOX: NonZeroUsize = NZUsize!(4096);
+pub(crate) const P2P_MAILBOX: NonZeroUsize = NZUsize!(4096);

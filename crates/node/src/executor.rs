@@ -11,6 +11,7 @@ use crate::{
     application::signature_verdicts,
     checkpoints::{Action, CheckpointMessage, Tracker, WitnessedCheckpoint},
     mempool::Mempool,
+    penalty::{Offence, Penalties},
     store::Stores,
     waiters::Waiters,
 };
@@ -28,6 +29,10 @@ use std::sync::{
 use tracing::{debug, error, info};
 use welkin_state::Env;
 use welkin_types::{Block, Checkpoint, Digest, Genesis, PublicKey};
+
+/// How often the executor re-sends its partials for heights still uncertified (each on its
+/// own backoff schedule, see [`crate::checkpoints::RESEND_AFTER_MS`]).
+const RESEND_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What the rest of the node can see of the executor without asking it.
 #[derive(Clone, Debug)]
@@ -58,7 +63,7 @@ impl Default for Status {
 
 /// State shared between the executor and the node handle.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The latest status.
     pub status: Arc<Mutex<Status>>,
     /// Clients waiting for a transaction to commit.
@@ -67,7 +72,7 @@ pub struct Shared {
 
 impl Shared {
     /// Fresh shared state.
-    pub fn new(waiters: Waiters) -> Self {
+    pub(crate) fn new(waiters: Waiters) -> Self {
         Self {
             status: Arc::default(),
             waiters,
@@ -75,7 +80,7 @@ impl Shared {
     }
 
     /// A copy of the status.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         self.status
             .lock()
             .expect("status lock is never poisoned")
@@ -97,6 +102,8 @@ pub(crate) struct ExecutorConfig<E: Spawner + Clock + Storage + Metrics> {
     pub applied_height: Arc<AtomicU64>,
     /// Shared with the handle.
     pub shared: Shared,
+    /// Blocks peers that send invalid checkpoint messages.
+    pub penalties: Penalties,
 }
 
 /// Applies finalized blocks and certifies checkpoints.
@@ -110,6 +117,7 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     applied_height: Arc<AtomicU64>,
     shared: Shared,
     members: Vec<PublicKey>,
+    penalties: Penalties,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
@@ -122,6 +130,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             mempool,
             applied_height,
             shared,
+            penalties,
         } = config;
         if stores.is_fresh().await {
             stores
@@ -159,6 +168,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             applied_height,
             shared,
             members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
+            penalties,
         }
     }
 
@@ -187,6 +197,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         if let Some((partial, _)) = self.sign_checkpoint(self.applied).await {
             sender.send(Recipients::All, partial.encode(), false);
         }
+        let mut resend_at = self.context.current() + RESEND_TICK;
         loop {
             commonware_macros::select! {
                 update = updates.next() => {
@@ -195,16 +206,42 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 },
                 message = receiver.recv() => {
                     let Ok((from, bytes)) = message else { return };
-                    match CheckpointMessage::decode(bytes) {
-                        Ok(message) => {
-                            let Some(sender_index) = self.members.iter().position(|k| *k == from) else { continue };
-                            let action = lock(&self.tracker).handle(message, sender_index as u32);
-                            self.on_action(action, Some(from), &mut sender).await;
-                        }
-                        Err(error) => debug!(%from, %error, "undecodable checkpoint message"),
+                    self.on_checkpoint_message(from, bytes, &mut sender).await;
+                },
+                _ = self.context.sleep_until(resend_at) => {
+                    resend_at = self.context.current() + RESEND_TICK;
+                    let now = crate::application::now_ms(&self.context);
+                    let resends = lock(&self.tracker).resends(now);
+                    for partial in resends {
+                        sender.send(Recipients::All, partial.encode(), false);
                     }
                 },
             }
+        }
+    }
+
+    /// Feeds a peer's checkpoint message to the tracker; blocks the peer if it is invalid.
+    async fn on_checkpoint_message<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        from: PublicKey,
+        bytes: commonware_runtime::IoBuf,
+        sender: &mut S,
+    ) {
+        let Some(index) = self.members.iter().position(|k| *k == from) else {
+            return;
+        };
+        match CheckpointMessage::decode(bytes) {
+            Ok(message) => {
+                let actions = lock(&self.tracker).handle(message, index as u32);
+                for action in actions {
+                    self.on_action(action, Some(from.clone()), sender).await;
+                }
+            }
+            Err(error) => self.penalties.block(
+                from,
+                Offence::Checkpoint,
+                &format!("undecodable checkpoint message: {error}"),
+            ),
         }
     }
 
@@ -309,7 +346,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             log.record_signed().await;
             checkpoint
         };
-        let now = crate::application::now_ms(&self.context) / 1000;
+        let now = crate::application::now_ms(&self.context);
         Some(lock(&self.tracker).applied(checkpoint, now))
     }
 
@@ -320,7 +357,15 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         sender: &mut S,
     ) {
         match action {
-            Action::None => {}
+            Action::Block(index) => {
+                if let Some(peer) = self.members.get(index as usize) {
+                    self.penalties.block(
+                        peer.clone(),
+                        Offence::Checkpoint,
+                        "checkpoint partial or certificate does not verify",
+                    );
+                }
+            }
             Action::Store(witnessed) => {
                 let height = witnessed.certified.checkpoint.height;
                 if lock(&self.tracker).is_certified(height) {

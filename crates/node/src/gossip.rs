@@ -1,27 +1,37 @@
 //! Mempool gossip: transactions accepted by one node's API are sent, in batches, to all peers,
-//! which check each signature before admitting it to their own pool. A node therefore holds
+//! which put each through the same admission as the API (signature, size, expiry and TTL,
+//! replay, authority, mempool limits) before it enters their own pool. A node therefore holds
 //! (and can propose) every transaction any honest node accepted, and verifies each signature
-//! once, on entry.
+//! once, on entry. A peer that relays what no honest node relays (an undecodable batch, a bad
+//! signature, an oversized transaction, an expiry beyond TTL and clock skew) is blocked.
 
-use crate::mempool::Mempool;
+use crate::{
+    admission::Admission,
+    application::now_ms,
+    penalty::{Offence, Penalties},
+};
 use bytes::BufMut;
 use commonware_codec::{
     Buf, DecodeExt as _, Encode, EncodeSize, Error as CodecError, Read, ReadExt, Write,
     varint::UInt,
 };
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_runtime::Spawner;
+
 use futures::{StreamExt, channel::mpsc};
+use std::time::Duration;
 use tracing::debug;
-use welkin_types::{Digest, PublicKey, SignedTransaction};
+use welkin_types::{PublicKey, SignedTransaction};
 
 /// Most transactions in one gossip message.
-pub const MAX_GOSSIP_BATCH: usize = 1024;
+pub(crate) const MAX_GOSSIP_BATCH: usize = 1024;
 /// Most bytes of transactions in one gossip message (well under the p2p message limit).
-pub const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
 /// Transactions waiting to be gossiped before new ones are dropped from gossip (they stay in
 /// the local pool and are still proposed by this node).
-pub const OUTBOX_CAPACITY: usize = 65_536;
+pub(crate) const OUTBOX_CAPACITY: usize = 65_536;
+/// Least time between two gossip messages: keeps a node's gossip at most 50 messages a second
+/// per peer, well inside the channel's quota, while batching under load.
+pub(crate) const GOSSIP_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A batch of transactions on the gossip channel.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,31 +71,31 @@ impl Read for Batch {
 
 /// Queues transactions for gossip.
 #[derive(Clone)]
-pub struct Gossip {
+pub(crate) struct Gossip {
     outbox: mpsc::Sender<SignedTransaction>,
 }
 
 impl Gossip {
     /// Queues `tx` for gossip; drops it from gossip if the outbox is full.
-    pub fn push(&self, tx: SignedTransaction) {
+    pub(crate) fn push(&self, tx: SignedTransaction) {
         let _ = self.outbox.clone().try_send(tx);
     }
 }
 
-/// Starts the outbound batcher and the inbound verifier.
-pub fn start<E, S, R>(
+/// Starts the outbound batcher and the inbound admission of peers' batches.
+pub(crate) fn start<E, S, R>(
     context: E,
     (mut sender, mut receiver): (S, R),
-    mempool: Mempool,
-    cluster_id: Digest,
+    admission: Admission<E>,
+    penalties: Penalties,
 ) -> Gossip
 where
-    E: Spawner,
+    E: crate::store::Runtime,
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
 {
     let (outbox, mut inbox) = mpsc::channel::<SignedTransaction>(OUTBOX_CAPACITY);
-    context.child("out").spawn(move |_| async move {
+    context.child("out").spawn(move |context| async move {
         while let Some(first) = inbox.next().await {
             let mut bytes = first.encode_size();
             let mut batch = vec![first];
@@ -101,30 +111,33 @@ where
                 }
             }
             sender.send(Recipients::All, Batch(batch).encode(), false);
+            context.sleep(GOSSIP_INTERVAL).await;
         }
     });
-    context.child("in").spawn(move |_| async move {
+    context.child("in").spawn(move |context| async move {
         while let Ok((from, bytes)) = receiver.recv().await {
-            let Ok(Batch(txs)) = Batch::decode(bytes) else {
-                debug!(%from, "undecodable gossip batch");
-                continue;
-            };
-            let fresh: Vec<SignedTransaction> = txs
-                .into_iter()
-                .filter(|tx| !mempool.holds_verified(tx))
-                .collect();
-            let refs: Vec<&SignedTransaction> = fresh.iter().collect();
-            let verdicts = SignedTransaction::verify_many(
-                &refs,
-                &cluster_id,
-                &mut commonware_utils::sys_rng(),
-            );
-            for (tx, ok) in fresh.into_iter().zip(verdicts) {
-                if !ok {
-                    debug!(%from, id = %tx.id(), "gossiped transaction with a bad signature");
+            let txs = match Batch::decode(bytes) {
+                Ok(Batch(txs)) => txs,
+                Err(error) => {
+                    penalties.block(
+                        from,
+                        Offence::Gossip,
+                        &format!("undecodable gossip batch: {error}"),
+                    );
                     continue;
                 }
-                let _ = mempool.insert(tx);
+            };
+            let verdicts = admission.admit(&txs, now_ms(&context)).await;
+            let mut offence = None;
+            for (tx, verdict) in txs.iter().zip(&verdicts) {
+                let Err(error) = verdict else { continue };
+                debug!(%from, id = %tx.id(), %error, "gossiped transaction refused");
+                if offence.is_none() && error.proves_faulty_relay(admission.params()) {
+                    offence = Some(format!("relayed transaction {}: {error}", tx.id()));
+                }
+            }
+            if let Some(reason) = offence {
+                penalties.block(from, Offence::Gossip, &reason);
             }
         }
     });

@@ -1,93 +1,24 @@
 //! The node handle: how front ends (HTTP API, tests, benchmarks) talk to a running node.
 
+pub(crate) use crate::admission::SubmitError;
 use crate::{
+    admission::{Admission, Admitted},
     application::now_ms,
     checkpoints::{Tracker, WitnessedCheckpoint},
-    engine::{Finalization, Marshal},
+    consensus::{Finalization, Marshal},
     executor::{Shared, Status, witnessed},
     gossip::Gossip,
     log::to_digest,
-    mempool::{Mempool, MempoolError},
-    store::{ProvenValue, Stores},
+    mempool::Mempool,
+    store::{ProvenValue, Runtime, Stores},
     waiters::{Subscription, TooManyWaiters},
 };
 use commonware_consensus::types::Height;
-use commonware_runtime::{Clock, Metrics, Spawner, Storage};
 use std::sync::{Arc, Mutex};
-use welkin_state::{authority, keys};
+use welkin_state::keys;
 use welkin_types::{
-    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, Sender, SignedTransaction,
-    TxError, TxId,
+    Block, CertifiedCheckpoint, Digest, Genesis, PublicKey, Receipt, SignedTransaction, TxId,
 };
-
-/// What the node's stores and handle need of a runtime context.
-pub trait Runtime: Spawner + Clock + Storage + Metrics {}
-
-impl<E: Spawner + Clock + Storage + Metrics> Runtime for E {}
-
-/// Why a submission was refused. Each variant has a stable code for the API.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The transaction is malformed or wrongly signed.
-    #[error(transparent)]
-    Invalid(#[from] TxError),
-    /// The expiry has passed on this node's clock.
-    #[error(
-        "transaction expired at {expiry_ms} ms, node time is {now_ms} ms; sign it again with a later expiry"
-    )]
-    Expired {
-        /// The transaction's expiry.
-        expiry_ms: u64,
-        /// This node's time.
-        now_ms: u64,
-    },
-    /// The expiry is further ahead than the chain allows.
-    #[error("expiry {expiry_ms} ms is more than {max_ttl_ms} ms after node time {now_ms} ms")]
-    TtlTooLong {
-        /// The transaction's expiry.
-        expiry_ms: u64,
-        /// This node's time.
-        now_ms: u64,
-        /// The chain's limit.
-        max_ttl_ms: u64,
-    },
-    /// The sender already used this nonce in a committed transaction.
-    #[error("nonce {nonce} of sender {signer} was already used; pick a fresh nonce")]
-    Replay {
-        /// The sender: a key (hex) or an identifier.
-        signer: String,
-        /// The nonce.
-        nonce: u64,
-    },
-    /// The keys that signed do not speak for the identifier that sends the transaction (as
-    /// of the latest committed state).
-    #[error(transparent)]
-    Unauthorized(#[from] welkin_state::authority::Refusal),
-    /// The mempool is full.
-    #[error(transparent)]
-    Full(#[from] MempoolError),
-    /// The node is shutting down.
-    #[error("node is shutting down")]
-    Unavailable,
-}
-
-impl SubmitError {
-    /// The stable error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SubmitError::Invalid(TxError::BadSignature(_)) => "bad_signature",
-            SubmitError::Invalid(TxError::TooLarge(_)) => "too_large",
-            SubmitError::Invalid(TxError::UnsupportedVersion(_)) => "unsupported_version",
-            SubmitError::Invalid(TxError::Malformed(_)) => "malformed",
-            SubmitError::Expired { .. } => "expired",
-            SubmitError::TtlTooLong { .. } => "ttl_too_long",
-            SubmitError::Replay { .. } => "replay",
-            SubmitError::Unauthorized(_) => "unauthorized",
-            SubmitError::Full(_) => "mempool_full",
-            SubmitError::Unavailable => "unavailable",
-        }
-    }
-}
 
 /// Where a submitted transaction stands.
 #[derive(Debug)]
@@ -114,6 +45,7 @@ pub struct NodeHandle<E: Runtime> {
     cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
     witness: std::sync::Arc<welkin_keri::Signer>,
     cosigners: std::sync::Arc<Vec<welkin_note::CosignatureVerifier>>,
+    admission: Admission<E>,
 }
 
 impl<E: Runtime> Clone for NodeHandle<E> {
@@ -132,6 +64,7 @@ impl<E: Runtime> Clone for NodeHandle<E> {
             cosigner: self.cosigner.clone(),
             witness: self.witness.clone(),
             cosigners: self.cosigners.clone(),
+            admission: self.admission.clone(),
         }
     }
 }
@@ -153,6 +86,12 @@ impl<E: Runtime> NodeHandle<E> {
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
+        let admission = Admission::new(
+            cluster_id,
+            genesis.chain.clone(),
+            mempool.clone(),
+            stores.clone(),
+        );
         Self {
             clock: std::sync::Arc::new(clock),
             genesis,
@@ -167,6 +106,7 @@ impl<E: Runtime> NodeHandle<E> {
             cosigner,
             witness,
             cosigners,
+            admission,
         }
     }
 
@@ -345,95 +285,17 @@ impl<E: Runtime> NodeHandle<E> {
         txs: Vec<SignedTransaction>,
     ) -> Vec<Result<Submitted, SubmitError>> {
         let now = now_ms(self.clock.as_ref());
-        let max_ttl = self.genesis.chain.max_tx_ttl_ms;
-        let refs: Vec<&SignedTransaction> = txs.iter().collect();
-        let signatures = SignedTransaction::verify_many(
-            &refs,
-            &self.cluster_id,
-            &mut commonware_utils::sys_rng(),
-        );
-        let mut results: Vec<Option<Result<Submitted, SubmitError>>> =
-            Vec::with_capacity(txs.len());
-        let mut lookups = Vec::new();
-        for (index, (tx, signature_ok)) in txs.iter().zip(signatures).enumerate() {
-            let early = if !signature_ok {
-                Some(Err(TxError::BadSignature(tx.tx.sender.to_string()).into()))
-            } else if tx.tx.expiry_ms < now {
-                Some(Err(SubmitError::Expired {
-                    expiry_ms: tx.tx.expiry_ms,
-                    now_ms: now,
-                }))
-            } else if tx.tx.expiry_ms > now + max_ttl {
-                Some(Err(SubmitError::TtlTooLong {
-                    expiry_ms: tx.tx.expiry_ms,
-                    now_ms: now,
-                    max_ttl_ms: max_ttl,
-                }))
-            } else if self.mempool.contains(&tx.id()) {
-                Some(Ok(Submitted::Pending))
-            } else {
-                lookups.push(index);
-                None
-            };
-            results.push(early);
-        }
-        if !lookups.is_empty() {
-            // Per transaction: its receipt, its nonce, and for an identifier sender its key
-            // state.
-            let mut keys: Vec<Digest> = Vec::with_capacity(lookups.len() * 3);
-            for &i in &lookups {
-                let tx = &txs[i].tx;
-                keys.push(keys::receipt(&txs[i].id()));
-                keys.push(keys::nonce(&tx.sender, tx.nonce));
-                if let Some(prefix) = tx.sender.prefix() {
-                    keys.push(keys::id_state(prefix));
+        let verdicts = self.admission.admit(&txs, now).await;
+        txs.into_iter()
+            .zip(verdicts)
+            .map(|(tx, verdict)| match verdict? {
+                Admitted::New => {
+                    self.gossip.push(tx);
+                    Ok(Submitted::Pending)
                 }
-            }
-            let mut values = self.stores.values(&keys).await.into_iter();
-            for &index in &lookups {
-                let tx = &txs[index];
-                let receipt = values
-                    .next()
-                    .flatten()
-                    .and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok());
-                let nonce_used = values.next().flatten().is_some();
-                let authorized = match &tx.tx.sender {
-                    Sender::Key(_) => Ok(()),
-                    Sender::Identifier { prefix, signers } => {
-                        let value = values.next().flatten();
-                        match welkin_state::identity::stored_key_state(value.as_deref()) {
-                            Ok(state) => authority::check(state.as_ref(), prefix, signers)
-                                .map_err(SubmitError::from),
-                            // The executor halts on such a value: refuse rather than guess.
-                            Err(_) => Err(SubmitError::Unavailable),
-                        }
-                    }
-                };
-                let outcome = if let Some(receipt) = receipt {
-                    Ok(Submitted::Committed(receipt))
-                } else if nonce_used {
-                    Err(SubmitError::Replay {
-                        signer: tx.tx.sender.to_string(),
-                        nonce: tx.tx.nonce,
-                    })
-                } else if let Err(refusal) = authorized {
-                    Err(refusal)
-                } else {
-                    match self.mempool.insert(tx.clone()) {
-                        Ok(true) => {
-                            self.gossip.push(tx.clone());
-                            Ok(Submitted::Pending)
-                        }
-                        Ok(false) => Ok(Submitted::Pending),
-                        Err(full) => Err(full.into()),
-                    }
-                };
-                results[index] = Some(outcome);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every transaction has a result"))
+                Admitted::Known => Ok(Submitted::Pending),
+                Admitted::Committed(receipt) => Ok(Submitted::Committed(receipt)),
+            })
             .collect()
     }
 }

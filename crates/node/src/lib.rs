@@ -1,26 +1,39 @@
 //! A Welkin node: consensus, p2p, embedded store, mempool and HTTP API wired on the
 //! commonware runtime.
 //!
-//! The node logic ([`engine::start`]) is written against the commonware runtime traits and
-//! runs unchanged on the deterministic runtime (tests, with a simulated network) and on the
-//! tokio runtime (production, with authenticated TCP between processes).
+//! The node logic ([`start`]) is written against the commonware runtime traits and runs
+//! unchanged on the deterministic runtime (tests, with a simulated network) and on the tokio
+//! runtime (production, with authenticated TCP between processes). The crate README maps the
+//! modules; only the HTTP API, the ceremony and the process runner are public modules, and
+//! the rest of the public surface is the list below.
 
 #![deny(missing_docs)]
 
+mod admission;
 pub mod api;
-pub mod application;
+mod application;
 pub mod ceremony;
-pub mod checkpoints;
-pub mod engine;
-pub mod executor;
-pub mod gossip;
-pub mod handle;
-pub mod log;
-pub mod mempool;
+mod checkpoints;
+mod consensus;
+mod engine;
+mod executor;
+mod gossip;
+mod handle;
+mod log;
+mod mempool;
+mod penalty;
 pub mod run;
 mod store;
-pub mod waiters;
+mod waiters;
 
-pub use engine::{EngineConfig, Timeouts, start};
-pub use handle::{NodeHandle, SubmitError, Submitted};
-pub use store::ProvenValue;
+pub use admission::SubmitError;
+pub use application::now_ms;
+/// The checkpoint channel's wire format (simulations forge it to play byzantine nodes).
+pub use checkpoints::CheckpointMessage;
+pub use engine::{Channels, EngineConfig, MAX_MESSAGE_BYTES, Timeouts, channel, start};
+/// The gossip channel's wire format (simulations forge it to play byzantine nodes).
+pub use gossip::Batch as GossipBatch;
+pub use handle::{NodeHandle, Submitted};
+pub use mempool::MempoolConfig;
+pub use store::{ProvenValue, Runtime};
+pub use waiters::{Subscription, TooManyWaiters, WaitersConfig};

@@ -26,7 +26,7 @@ use welkin_types::{Digest, limits::MAX_LOG_ENTRY_BYTES};
 
 /// Why the log refused to sign.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ForkError {
+pub(crate) enum ForkError {
     /// The tree is smaller than one already signed.
     #[error("log shrank from {signed} to {now} entries since the last signed checkpoint")]
     Shrank {
@@ -51,10 +51,10 @@ pub enum ForkError {
 const LAST_SIGNED: u64 = 0;
 
 /// Appends between full syncs of the entry journal (which advance its recovery watermark).
-pub const SYNC_EVERY: u64 = 64;
+pub(crate) const SYNC_EVERY: u64 = 64;
 
 /// The durable audit log of one node.
-pub struct LogStore<E: Spawner + Clock + Storage + Metrics> {
+pub(crate) struct LogStore<E: Spawner + Clock + Storage + Metrics> {
     entries: Option<variable::Journal<E, Vec<u8>>>,
     signed: Option<Metadata<E, U64, Vec<u8>>>,
     tree: MemoryTree,
@@ -62,14 +62,19 @@ pub struct LogStore<E: Spawner + Clock + Storage + Metrics> {
 }
 
 /// Converts a tree hash to the crate-wide digest type.
-pub fn to_digest(hash: &Hash) -> Digest {
+pub(crate) fn to_digest(hash: &Hash) -> Digest {
     Digest::from(*hash)
 }
 
 impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     /// Opens the log at `committed` entries (the size the state records), discarding any
     /// entries appended after it by a run that crashed before committing.
-    pub async fn init(context: E, prefix: &str, page_cache: &CacheRef, committed: u64) -> Self {
+    pub(crate) async fn init(
+        context: E,
+        prefix: &str,
+        page_cache: &CacheRef,
+        committed: u64,
+    ) -> Self {
         let entries: variable::Journal<E, Vec<u8>> = variable::Journal::init_at_most(
             context.child("entries"),
             variable::Config {
@@ -126,22 +131,22 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     }
 
     /// Entries in the log.
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.tree.size()
     }
 
     /// The current root.
-    pub fn root(&self) -> Digest {
+    pub(crate) fn root(&self) -> Digest {
         to_digest(&self.tree.root())
     }
 
     /// The in-memory tree (for proofs).
-    pub fn tree(&self) -> &MemoryTree {
+    pub(crate) fn tree(&self) -> &MemoryTree {
         &self.tree
     }
 
     /// Appends entries and makes them durable.
-    pub async fn append(&mut self, entries: &[Vec<u8>]) {
+    pub(crate) async fn append(&mut self, entries: &[Vec<u8>]) {
         if entries.is_empty() {
             return;
         }
@@ -165,7 +170,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     }
 
     /// The entry at `index`.
-    pub async fn entry(&self, index: u64) -> Option<Vec<u8>> {
+    pub(crate) async fn entry(&self, index: u64) -> Option<Vec<u8>> {
         if index >= self.size() {
             return None;
         }
@@ -178,7 +183,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     }
 
     /// Fails if the current tree does not extend the last tree this node signed.
-    pub fn check_consistent(&self) -> Result<(), ForkError> {
+    pub(crate) fn check_consistent(&self) -> Result<(), ForkError> {
         let signed = self.signed.as_ref().expect("metadata present");
         let Some(record) = signed.get(&U64::new(LAST_SIGNED)) else {
             return Ok(());
@@ -189,7 +194,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
     }
 
     /// Records that this node signed the current tree.
-    pub async fn record_signed(&mut self) {
+    pub(crate) async fn record_signed(&mut self) {
         let mut record = self.size().to_be_bytes().to_vec();
         record.extend_from_slice(&self.tree.root());
         let signed = self.signed.take().expect("metadata present");
@@ -202,7 +207,7 @@ impl<E: Spawner + Clock + Storage + Metrics> LogStore<E> {
 }
 
 /// Whether `tree` extends the tree of `size` entries with `root`.
-pub fn check_extends(tree: &MemoryTree, size: u64, root: &Hash) -> Result<(), ForkError> {
+pub(crate) fn check_extends(tree: &MemoryTree, size: u64, root: &Hash) -> Result<(), ForkError> {
     if tree.size() < size {
         return Err(ForkError::Shrank {
             signed: size,

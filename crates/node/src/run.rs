@@ -37,10 +37,10 @@ use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
-use commonware_utils::{NZU32, NZUsize, ordered::Map};
+use commonware_utils::{NZUsize, ordered::Map};
 use serde::Deserialize;
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     num::{NonZeroU32, NonZeroUsize},
     path::{Path, PathBuf},
     time::Duration,
@@ -286,15 +286,7 @@ pub fn run(prepared: Prepared) {
             },
             cups::Version::V1,
         );
-        let mut p2p = lookup::Config::local(
-            handshake,
-            namespace::P2P,
-            p2p_address,
-            NZUsize!(genesis.nodes.len()),
-            MAX_MESSAGE_BYTES,
-            engine::P2P_MAILBOX,
-        );
-        p2p.allowed_handshake_rate_per_ip = Quota::per_second(NZU32!(128));
+        let p2p = p2p_config(handshake, &genesis, p2p_address);
         let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
         let peers: Map<_, commonware_p2p::Address> = genesis
             .nodes
@@ -347,6 +339,60 @@ pub fn run(prepared: Prepared) {
     api_runtime.shutdown_background();
 }
 
+/// Commonware's recommended production p2p settings, with three changes a small, fixed,
+/// authenticated validator set calls for:
+/// - private addresses are allowed if the cluster's own addresses are private (a LAN or one
+///   host);
+/// - the per-IP handshake rate grows with the number of nodes sharing an address (the
+///   recommended one handshake per 5 s per IP would make a one-host cluster of 7 take half a
+///   minute to connect);
+/// - the cooldown between connection attempts to one peer is 2 s, not 60 s: peers that dialed
+///   a crashed node while it was down would otherwise refuse it for a minute after it restarts,
+///   and with at most a few dozen known peers the churn the long cooldown guards against
+///   cannot arise.
+fn p2p_config<U: commonware_stream::Upgrader>(
+    handshake: U,
+    genesis: &Genesis,
+    listen: SocketAddr,
+) -> lookup::Config<U> {
+    let mut p2p = lookup::Config::recommended(
+        handshake,
+        namespace::P2P,
+        listen,
+        NZUsize!(genesis.nodes.len()),
+        MAX_MESSAGE_BYTES,
+        engine::P2P_MAILBOX,
+    );
+    let addresses: Vec<IpAddr> = genesis.nodes.iter().map(|n| n.p2p_address.ip()).collect();
+    p2p.allow_private_ips = addresses.iter().any(|ip| !is_public(ip));
+    p2p.peer_connection_cooldown = Duration::from_secs(2);
+    let most_sharing = addresses
+        .iter()
+        .map(|ip| addresses.iter().filter(|other| *other == ip).count())
+        .max()
+        .unwrap_or(1);
+    if most_sharing > 1 {
+        let per_second = NonZeroU32::new(4 * most_sharing as u32).expect("positive");
+        p2p.allowed_handshake_rate_per_ip = Quota::per_second(per_second);
+    }
+    p2p
+}
+
+/// Whether `ip` is routable on the public internet (not loopback, private or link-local).
+fn is_public(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_loopback() || v4.is_private() || v4.is_link_local() || v4.is_unspecified())
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || v6.is_unspecified())
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -354,5 +400,29 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_public_addresses_are_told_apart() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "169.254.1.1",
+            "::1",
+            "fd00::1",
+        ] {
+            let ip: IpAddr = private.parse().expect("an address");
+            assert!(!is_public(&ip), "{private}");
+        }
+        for public in ["8.8.8.8", "2001:4860:4860::8888"] {
+            let ip: IpAddr = public.parse().expect("an address");
+            assert!(is_public(&ip), "{public}");
+        }
     }
 }

@@ -94,6 +94,11 @@ fn cert_config(prefix: &str, page_cache: &CacheRef) -> immutable::Config<()> {
     }
 }
 
+/// What the node's stores and handle need of a runtime context.
+pub trait Runtime: Spawner + Clock + Storage + Metrics {}
+
+impl<E: Spawner + Clock + Storage + Metrics> Runtime for E {}
+
 /// A state value and its proof under the state root of the latest applied height.
 #[derive(Clone, Debug)]
 pub struct ProvenValue {

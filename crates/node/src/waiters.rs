@@ -42,7 +42,7 @@ struct Inner {
 /// The registry of waiters, shared by the API (which subscribes) and the executor (which
 /// notifies).
 #[derive(Clone)]
-pub struct Waiters {
+pub(crate) struct Waiters {
     inner: Arc<Mutex<Inner>>,
     config: WaitersConfig,
 }
@@ -77,7 +77,7 @@ impl Drop for Subscription {
 
 impl Waiters {
     /// An empty registry.
-    pub fn new(config: WaitersConfig) -> Self {
+    pub(crate) fn new(config: WaitersConfig) -> Self {
         Self {
             inner: Arc::default(),
             config,
@@ -91,7 +91,7 @@ impl Waiters {
     }
 
     /// Registers a wait for `id`'s receipt, or refuses when the registry is full.
-    pub fn subscribe(&self, id: TxId) -> Result<Subscription, TooManyWaiters> {
+    pub(crate) fn subscribe(&self, id: TxId) -> Result<Subscription, TooManyWaiters> {
         let (sender, receiver) = oneshot::channel();
         let mut inner = self.lock();
         if inner.count >= self.config.max {
@@ -124,7 +124,7 @@ impl Waiters {
     }
 
     /// Hands each receipt to the clients waiting for it.
-    pub fn notify<'a>(&self, receipts: impl IntoIterator<Item = &'a (TxId, Receipt)>) {
+    pub(crate) fn notify<'a>(&self, receipts: impl IntoIterator<Item = &'a (TxId, Receipt)>) {
         let mut inner = self.lock();
         if inner.count == 0 {
             return;
@@ -140,12 +140,13 @@ impl Waiters {
     }
 
     /// Waiters held now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().count
     }
 
     /// Whether no client waits.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -39,7 +39,7 @@ fn agent() -> ureq::Agent {
 
 /// 20,000 `wait=true` submissions that cannot commit (bad signatures) or already have leave
 /// no waiter behind and the node's memory where it was.
-pub fn waiters_do_not_leak(api: &str, pid: u32, committed: &SignedTransaction) {
+pub(crate) fn waiters_do_not_leak(api: &str, pid: u32, committed: &SignedTransaction) {
     let agent = agent();
     let client = Client::new(api);
     let before = rss_kib(pid);
@@ -86,7 +86,7 @@ fn blocks_per_second(client: &Client, seconds: u64) -> f64 {
 
 /// A thousand idle and slow connections to one node and a request flood from one address
 /// leave finalization at its usual rate; the flood is answered 429 with `Retry-After`.
-pub fn floods_leave_finalization_alone(target: &str, observer: &Client) {
+pub(crate) fn floods_leave_finalization_alone(target: &str, observer: &Client) {
     let calm = blocks_per_second(observer, 8);
     let address = target.trim_start_matches("http://").to_string();
     // Idle connections, and slow ones that never finish their headers.

@@ -24,7 +24,7 @@
 //! page of it in memory.
 
 use super::{ApiError, bad_request, not_found, text_response};
-use crate::handle::{NodeHandle, Runtime};
+use crate::{handle::NodeHandle, store::Runtime};
 use axum::{
     Json,
     extract::{Path, Query, State},

@@ -26,7 +26,10 @@ pub mod identity;
 pub mod server;
 pub mod state;
 
-use crate::handle::{NodeHandle, Runtime, SubmitError, Submitted};
+use crate::{
+    handle::{NodeHandle, SubmitError, Submitted},
+    store::Runtime,
+};
 use axum::{
     Json, Router,
     body::Bytes,

@@ -16,7 +16,7 @@
 //! absence, so that answer is this node's word.
 
 use super::{ApiError, bad_request, not_found, parse_id, text_response};
-use crate::handle::{NodeHandle, Runtime};
+use crate::{handle::NodeHandle, store::Runtime};
 use axum::{
     extract::{Query, State},
     http::StatusCode,

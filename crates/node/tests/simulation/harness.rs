@@ -1,5 +1,9 @@
 //! A whole Welkin cluster on the deterministic runtime with a simulated network.
 
+use crate::{
+    skew::Skewed,
+    tamper::{Lie, Tampered},
+};
 use commonware_codec::Encode as _;
 use commonware_consensus::simplex::{mocks::conflicter, scheme::bls12381_threshold::vrf};
 use commonware_cryptography::{
@@ -11,14 +15,14 @@ use commonware_cryptography::{
 };
 use commonware_macros::select;
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
-use commonware_runtime::{Clock as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock as _, Handle, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{N3f1, NZUsize, Probability, TestRng, ordered::Set};
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 use welkin_node::{
-    EngineConfig, NodeHandle, Timeouts,
-    application::now_ms,
-    engine::{Channels, MAX_MESSAGE_BYTES, channel},
-    mempool::MempoolConfig,
+    Channels, EngineConfig, MAX_MESSAGE_BYTES, MempoolConfig, NodeHandle, Timeouts, channel, now_ms,
 };
 use welkin_types::{
     ChainParams, Digest, Genesis, Payload, PrivateKey, PublicKey, Receipt, Sender, Transaction,
@@ -27,10 +31,10 @@ use welkin_types::{
     namespace,
 };
 
-/// The runtime context of every simulated node.
+/// The runtime context of the simulation (its clock is the true time).
 pub(crate) type Ctx = deterministic::Context;
-/// A handle to a simulated node.
-pub(crate) type Node = NodeHandle<Ctx>;
+/// A handle to a simulated node (whose clock may be skewed).
+pub(crate) type Node = NodeHandle<Skewed>;
 
 /// Keys, shares and genesis of a simulated cluster, independent of any runtime so that the
 /// same fixture survives a simulated crash.
@@ -128,6 +132,7 @@ pub(crate) fn link(latency_ms: u64, success_percent: u64) -> Link {
 }
 
 /// The simulated network of a cluster.
+#[derive(Clone)]
 pub(crate) struct Net {
     /// The oracle that shapes links.
     pub(crate) oracle: Oracle<PublicKey, Ctx>,
@@ -185,6 +190,25 @@ impl Net {
         }
     }
 
+    /// Connects every ordered pair with its own latency, drawn from `seed` between 5 and
+    /// 60 ms, delivering `success_percent` of messages.
+    pub(crate) async fn connect_varied(&self, seed: u64, success_percent: u64) {
+        let n = self.keys.len();
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    let mut x = seed ^ ((a as u64) << 32 | b as u64) ^ 0x9e37_79b9_7f4a_7c15;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let latency = 5 + x % 56;
+                    self.connect(&[a], &[b], &link(latency, success_percent))
+                        .await;
+                }
+            }
+        }
+    }
+
     /// Connects all nodes with `link`.
     pub(crate) async fn connect_all(&self, link: &Link) {
         let all: Vec<_> = (0..self.keys.len()).collect();
@@ -192,18 +216,62 @@ impl Net {
     }
 }
 
-/// Starts honest node `index`.
-pub(crate) async fn start_node(context: &Ctx, net: &Net, fixture: &Fixture, index: usize) -> Node {
+/// What a simulated node is.
+#[derive(Clone)]
+pub(crate) enum Role {
+    /// Runs the node code, with its clock off by this many milliseconds.
+    Honest(i64),
+    /// Runs commonware's conflicter on the vote channel only.
+    Conflicter,
+    /// Runs the node code but tells one lie on the wire.
+    Lying(Lie),
+    /// Runs the node code with its clock off by this many milliseconds, beyond what the chain
+    /// tolerates: its blocks are invalid to the others.
+    BrokenClock(i64),
+}
+
+impl Role {
+    /// Whether the node counts in the invariants.
+    pub(crate) fn is_honest(&self) -> bool {
+        matches!(self, Role::Honest(_))
+    }
+}
+
+/// A running node and the task that holds it (aborting the task crashes the node).
+pub(crate) struct Running {
+    /// The node's handle.
+    pub(crate) node: Node,
+    /// The task every part of the node runs under.
+    pub(crate) task: Handle<()>,
+}
+
+/// Starts node `index` in its own task, as `role` (not a conflicter). `life` tells restarts
+/// apart in task names.
+pub(crate) async fn start_node_as(
+    context: &Ctx,
+    net: &Net,
+    fixture: &Fixture,
+    index: usize,
+    role: &Role,
+    life: u32,
+) -> Running {
     let key = fixture.keys[index].clone();
     let control = net.oracle.control(key.public_key());
+    let lie = match role {
+        Role::Lying(lie) => Some(lie.clone()),
+        _ => None,
+    };
+    let offset = match role {
+        Role::Honest(offset) | Role::BrokenClock(offset) => *offset,
+        Role::Conflicter | Role::Lying(_) => 0,
+    };
     let mut pairs = Vec::new();
     for ch in channel::ALL {
-        pairs.push(
-            control
-                .register(ch, channel::quota(ch))
-                .await
-                .expect("register channel"),
-        );
+        let (sender, receiver) = control
+            .register(ch, channel::quota(ch))
+            .await
+            .expect("register channel");
+        pairs.push((Tampered::new(sender, ch, lie.as_ref()), receiver));
     }
     let config = EngineConfig {
         signer: key,
@@ -217,14 +285,26 @@ pub(crate) async fn start_node(context: &Ctx, net: &Net, fixture: &Fixture, inde
         min_block_interval: Duration::ZERO,
     };
     config.validate().expect("valid config");
-    welkin_node::start(
-        context.child("node").with_attribute("index", index),
-        config,
-        Channels { pairs },
-        net.oracle.manager(),
-        control,
-    )
-    .await
+    let manager = net.oracle.manager();
+    let (ready, started) = futures::channel::oneshot::channel();
+    let task = context
+        .child("node")
+        .with_attribute("index", index)
+        .with_attribute("life", life)
+        .spawn(move |context| async move {
+            let node = welkin_node::start(
+                Skewed::new(context, offset),
+                config,
+                Channels { pairs },
+                manager,
+                control,
+            )
+            .await;
+            let _ = ready.send(node);
+            futures::future::pending::<()>().await;
+        });
+    let node = started.await.expect("the node starts");
+    Running { node, task }
 }
 
 /// Starts node `index` as a byzantine conflicter: it votes for conflicting proposals.
@@ -250,6 +330,48 @@ pub(crate) async fn start_conflicter(context: &Ctx, net: &Net, fixture: &Fixture
     engine.start(vote);
 }
 
+/// A started cluster: handles of the honest nodes (by index, `None` for the others), the
+/// byzantine nodes that run node code, and every node's task.
+pub(crate) struct Cluster {
+    /// Honest nodes, by genesis index.
+    pub(crate) nodes: Vec<Option<Node>>,
+    /// Byzantine nodes that run node code, by genesis index.
+    pub(crate) byzantine: BTreeMap<usize, Node>,
+    /// Each node's task (none for a conflicter).
+    pub(crate) tasks: Vec<Option<Handle<()>>>,
+}
+
+/// Starts every node in its role.
+pub(crate) async fn start_roles(
+    context: &Ctx,
+    net: &Net,
+    fixture: &Fixture,
+    roles: &[Role],
+) -> Cluster {
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        byzantine: BTreeMap::new(),
+        tasks: Vec::new(),
+    };
+    for (index, role) in roles.iter().enumerate() {
+        if let Role::Conflicter = role {
+            start_conflicter(context, net, fixture, index).await;
+            cluster.nodes.push(None);
+            cluster.tasks.push(None);
+            continue;
+        }
+        let running = start_node_as(context, net, fixture, index, role, 0).await;
+        cluster.tasks.push(Some(running.task));
+        if role.is_honest() {
+            cluster.nodes.push(Some(running.node));
+        } else {
+            cluster.byzantine.insert(index, running.node);
+            cluster.nodes.push(None);
+        }
+    }
+    cluster
+}
+
 /// Starts every node; `byzantine` nodes run the conflicter instead.
 pub(crate) async fn start_cluster(
     context: &Ctx,
@@ -257,16 +379,16 @@ pub(crate) async fn start_cluster(
     fixture: &Fixture,
     byzantine: &[usize],
 ) -> Vec<Option<Node>> {
-    let mut nodes = Vec::new();
-    for index in 0..fixture.n() {
-        if byzantine.contains(&index) {
-            start_conflicter(context, net, fixture, index).await;
-            nodes.push(None);
-        } else {
-            nodes.push(Some(start_node(context, net, fixture, index).await));
-        }
-    }
-    nodes
+    let roles: Vec<Role> = (0..fixture.n())
+        .map(|i| {
+            if byzantine.contains(&i) {
+                Role::Conflicter
+            } else {
+                Role::Honest(0)
+            }
+        })
+        .collect();
+    start_roles(context, net, fixture, &roles).await.nodes
 }
 
 /// A signed transaction from client `client` with `nonce`.
@@ -390,16 +512,68 @@ pub(crate) fn common_height(nodes: &[Option<Node>]) -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks the safety invariants across live nodes and returns a digest of the agreed history:
+/// Heights at which a node may lack a certificate: those it had not certified when it
+/// crashed (it restarts without their roots, so it can no longer check a certificate for them).
+pub(crate) type Gaps = BTreeMap<usize, BTreeSet<u64>>;
+
+/// Waits (up to a minute) until every live node holds a certificate at every height up to
+/// the common height, except its gaps; returns what is still missing, as (node, height).
+async fn missing_certificates(
+    context: &Ctx,
+    nodes: &[Option<Node>],
+    gaps: &Gaps,
+) -> Vec<(usize, u64)> {
+    let top = common_height(nodes);
+    let mut missing: BTreeSet<(usize, u64)> = BTreeSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if node.is_some() {
+            for height in 1..=top {
+                if !gaps.get(&i).is_some_and(|gap| gap.contains(&height)) {
+                    missing.insert((i, height));
+                }
+            }
+        }
+    }
+    let deadline = context.current() + Duration::from_secs(60);
+    loop {
+        let mut still = BTreeSet::new();
+        for &(i, height) in &missing {
+            let node = nodes[i].as_ref().expect("live");
+            if node.checkpoint(height).await.is_none() {
+                still.insert((i, height));
+            }
+        }
+        missing = still;
+        if missing.is_empty() || context.current() >= deadline {
+            return missing.into_iter().collect();
+        }
+        context.sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Checks the safety invariants on every live (honest) node at every height up to the height
+/// all have applied, and returns a digest of the agreed history:
 /// - no two different finalized blocks at one height;
-/// - equal state roots at every height all nodes have certified, and a certificate that
-///   verifies under the cluster key;
-/// - every acknowledged transaction has the same receipt on every node.
+/// - every node holds the cluster's certificate at every height (outside its crash gaps), it
+///   verifies under the cluster key, and all nodes hold the same one. A node stores a
+///   certificate only for a checkpoint equal to its own (it recovers it from partials checked
+///   against its own root, or compares a received one with its own), so this proves every
+///   node's state root, log size and log root equal the cluster's at every height: a diverged
+///   node lacks the certificate and fails here;
+/// - every acknowledged transaction has the same receipt on every node, and an inclusion
+///   proof against the latest certified log root.
 pub(crate) async fn check_invariants(
+    context: &Ctx,
     fixture: &Fixture,
     nodes: &[Option<Node>],
     acked: &BTreeMap<TxId, Receipt>,
+    gaps: &Gaps,
 ) -> Digest {
+    let missing = missing_certificates(context, nodes, gaps).await;
+    assert!(
+        missing.is_empty(),
+        "nodes without the cluster's certificate (diverged or never certified), as (node, height): {missing:?}"
+    );
     let live: Vec<&Node> = nodes.iter().flatten().collect();
     let top = common_height(nodes);
     let cluster_id = fixture.genesis.cluster_id();
@@ -435,6 +609,10 @@ pub(crate) async fn check_invariants(
                 }
             }
         }
+        assert!(
+            root.is_some(),
+            "no node holds a certificate at height {height}"
+        );
         history.extend_from_slice(digest.expect("at least one live node").as_ref());
     }
     // Every acknowledged transaction is in the log: an inclusion proof from every node leads

@@ -1,0 +1,131 @@
+//! Byzantine senders: a node runs the real node code, but what it sends on one channel is
+//! rewritten on the way out, so the behaviour under test is exactly one lie.
+
+use commonware_actor::{Feedback, Unreliable};
+use commonware_codec::Encode as _;
+use commonware_cryptography::bls12381::primitives::{group::Share, ops::threshold};
+use commonware_p2p::{CheckedSender, LimitedSender, Recipients, simulated};
+use commonware_runtime::{IoBuf, IoBufs};
+use std::{sync::Arc, time::SystemTime};
+use welkin_node::{CheckpointMessage, GossipBatch as Batch, channel};
+use welkin_types::{PublicKey, Variant, namespace};
+
+use crate::harness::Ctx;
+
+/// The simulated network's sender.
+type Inner = simulated::Sender<PublicKey, Ctx>;
+/// Rewrites an outgoing message.
+type Rewrite = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
+/// What a byzantine node lies about.
+#[derive(Clone)]
+pub(crate) enum Lie {
+    /// Its checkpoint partials are signed over junk, under its own index and with its valid
+    /// cosignature (so only the pairing check can tell).
+    JunkPartials(Share),
+    /// Every transaction it gossips carries a corrupted signature.
+    BadGossip,
+}
+
+impl Lie {
+    /// The channel the lie is told on, and how.
+    fn rewrite(&self) -> (u64, Rewrite) {
+        match self.clone() {
+            Lie::JunkPartials(share) => (
+                channel::CHECKPOINT,
+                Arc::new(move |bytes: &[u8]| {
+                    match welkin_types::decode::<CheckpointMessage>(bytes) {
+                        Ok(CheckpointMessage::Partial {
+                            height,
+                            cosignature,
+                            ..
+                        }) => CheckpointMessage::Partial {
+                            height,
+                            partial: threshold::sign_message::<Variant>(
+                                &share,
+                                namespace::CHECKPOINT,
+                                &height.to_be_bytes(),
+                            ),
+                            cosignature,
+                        }
+                        .encode()
+                        .to_vec(),
+                        _ => bytes.to_vec(),
+                    }
+                }),
+            ),
+            Lie::BadGossip => (
+                channel::GOSSIP,
+                Arc::new(|bytes: &[u8]| match welkin_types::decode::<Batch>(bytes) {
+                    Ok(Batch(mut txs)) => {
+                        for tx in &mut txs {
+                            let mut signature = tx.signatures[0].encode().to_vec();
+                            signature[0] ^= 1;
+                            tx.signatures[0] =
+                                welkin_types::decode(&signature).expect("same length");
+                        }
+                        Batch(txs).encode().to_vec()
+                    }
+                    Err(_) => bytes.to_vec(),
+                }),
+            ),
+        }
+    }
+}
+
+/// A channel sender that may rewrite what it sends.
+#[derive(Clone)]
+pub(crate) struct Tampered {
+    inner: Inner,
+    rewrite: Option<Rewrite>,
+}
+
+impl Tampered {
+    /// Wraps the sender of channel `ch`; it lies if `lie` is told on that channel.
+    pub(crate) fn new(inner: Inner, ch: u64, lie: Option<&Lie>) -> Self {
+        let rewrite = lie
+            .map(Lie::rewrite)
+            .filter(|(on, _)| *on == ch)
+            .map(|(_, rewrite)| rewrite);
+        Self { inner, rewrite }
+    }
+}
+
+impl LimitedSender for Tampered {
+    type PublicKey = PublicKey;
+    type Checked<'a> = TamperedChecked<'a>;
+
+    fn check(
+        &mut self,
+        recipients: Recipients<PublicKey>,
+    ) -> Result<Self::Checked<'_>, SystemTime> {
+        let rewrite = self.rewrite.clone();
+        let inner = self.inner.check(recipients)?;
+        Ok(TamperedChecked { inner, rewrite })
+    }
+}
+
+/// A checked send that may be rewritten.
+pub(crate) struct TamperedChecked<'a> {
+    inner: <Inner as LimitedSender>::Checked<'a>,
+    rewrite: Option<Rewrite>,
+}
+
+impl CheckedSender for TamperedChecked<'_> {
+    type PublicKey = PublicKey;
+
+    fn recipients(&self) -> Vec<PublicKey> {
+        self.inner.recipients()
+    }
+
+    fn send(self, message: impl Into<IoBufs> + Send, priority: bool) -> Unreliable<Feedback> {
+        match self.rewrite {
+            None => self.inner.send(message, priority),
+            Some(rewrite) => {
+                let bytes: IoBuf = message.into().coalesce();
+                self.inner
+                    .send(IoBuf::from(rewrite(bytes.as_ref())), priority)
+            }
+        }
+    }
+}
