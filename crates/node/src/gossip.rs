@@ -114,33 +114,39 @@ where
             context.sleep(GOSSIP_INTERVAL).await;
         }
     });
-    context.child("in").spawn(move |context| async move {
-        while let Ok((from, bytes)) = receiver.recv().await {
-            let txs = match Batch::decode(bytes) {
-                Ok(Batch(txs)) => txs,
-                Err(error) => {
-                    penalties.block(
-                        from,
-                        Offence::Gossip,
-                        &format!("undecodable gossip batch: {error}"),
-                    );
-                    continue;
+    // Peers' batches are checked (signatures first) on a thread of their own, like the API's
+    // submissions: a flood relayed by peers then competes with consensus for CPU only, never
+    // for the consensus runtime's threads.
+    context
+        .child("in")
+        .dedicated()
+        .spawn(move |context| async move {
+            while let Ok((from, bytes)) = receiver.recv().await {
+                let txs = match Batch::decode(bytes) {
+                    Ok(Batch(txs)) => txs,
+                    Err(error) => {
+                        penalties.block(
+                            from,
+                            Offence::Gossip,
+                            &format!("undecodable gossip batch: {error}"),
+                        );
+                        continue;
+                    }
+                };
+                let verdicts = admission.admit(&txs, now_ms(&context)).await;
+                let mut offence = None;
+                for (tx, verdict) in txs.iter().zip(&verdicts) {
+                    let Err(error) = verdict else { continue };
+                    debug!(%from, id = %tx.id(), %error, "gossiped transaction refused");
+                    if offence.is_none() && error.proves_faulty_relay(admission.params()) {
+                        offence = Some(format!("relayed transaction {}: {error}", tx.id()));
+                    }
                 }
-            };
-            let verdicts = admission.admit(&txs, now_ms(&context)).await;
-            let mut offence = None;
-            for (tx, verdict) in txs.iter().zip(&verdicts) {
-                let Err(error) = verdict else { continue };
-                debug!(%from, id = %tx.id(), %error, "gossiped transaction refused");
-                if offence.is_none() && error.proves_faulty_relay(admission.params()) {
-                    offence = Some(format!("relayed transaction {}: {error}", tx.id()));
+                if let Some(reason) = offence {
+                    penalties.block(from, Offence::Gossip, &reason);
                 }
             }
-            if let Some(reason) = offence {
-                penalties.block(from, Offence::Gossip, &reason);
-            }
-        }
-    });
+        });
     Gossip { outbox }
 }
 
