@@ -263,6 +263,16 @@ impl Client {
         self.get("/v1/status")
     }
 
+    /// The genesis the node runs, unchecked: compare its [`Genesis::cluster_id`] with the
+    /// cluster id you trust before relying on it.
+    pub fn genesis(&self) -> Result<welkin_types::Genesis, ClientError> {
+        let bytes = self.get_bytes("/v1/genesis")?;
+        let text =
+            String::from_utf8(bytes).map_err(|e| ClientError::BadReply(format!("genesis: {e}")))?;
+        welkin_types::Genesis::from_json(&text)
+            .map_err(|e| ClientError::BadReply(format!("genesis: {e}")))
+    }
+
     /// Whether the node answers.
     pub fn health(&self) -> Result<serde_json::Value, ClientError> {
         self.get("/v1/health")

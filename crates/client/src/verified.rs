@@ -6,19 +6,19 @@
 //! pinned by the caller) and never from what the node says about itself.
 
 use crate::{Client, ClientError};
-use commonware_codec::{DecodeExt as _, Encode as _};
-use commonware_consensus::simplex::{scheme::bls12381_threshold::vrf, types::Finalization};
+use commonware_codec::{Decode as _, Encode as _};
+use commonware_consensus::simplex::{scheme::ed25519, types::Finalization};
 use commonware_cryptography::Digestible as _;
 use welkin_keri::KeyState;
 use welkin_state::keys;
 use welkin_types::{
     Block, CertifiedCheckpoint, ClusterKey, Digest, Genesis, PublicKey, Receipt, Sender, TxId,
-    Variant, api::BlockInfo, namespace, proof::ValueProof,
+    api::BlockInfo, namespace, proof::ValueProof,
 };
 
-/// The consensus signing scheme (the node's `engine::Scheme`): finalization certificates are
-/// threshold signatures under the cluster key.
-type ConsensusScheme = vrf::Scheme<PublicKey, Variant>;
+/// The consensus signing scheme (the node's `consensus::Scheme`): a finalization certificate
+/// is a quorum of ed25519 signatures by the cluster's members.
+type ConsensusScheme = ed25519::Scheme;
 
 /// The cluster a client trusts: the cluster id and cluster key, from the genesis file (or
 /// pinned on first use by the caller).
@@ -188,8 +188,8 @@ pub enum BlockError {
         /// The block's height.
         found: u64,
     },
-    /// The finalization certificate does not verify under the cluster key.
-    #[error("the finalization certificate is not signed by the trusted cluster key")]
+    /// The finalization certificate is not a quorum of the members' signatures.
+    #[error("the finalization certificate is not signed by a quorum of the genesis members")]
     Signature,
     /// The certificate finalizes another block.
     #[error("the finalization certificate names block {named}, not this block ({block})")]
@@ -210,22 +210,22 @@ pub enum BlockError {
 /// What a checked block is trusted for.
 #[derive(Clone, Debug)]
 pub enum BlockProof {
-    /// A finalization certificate under the cluster key names the block's digest.
+    /// A finalization certificate signed by a quorum of the genesis members names the
+    /// block's digest.
     Finalized,
     /// It is the genesis block of the trusted genesis file.
     Genesis,
 }
 
-/// Checks a block reply for `height`: the block decodes and is at that height, and its
-/// finalization certificate verifies under the trusted cluster key and names its digest. The
-/// genesis block (height 0) has no certificate: it checks only against `genesis`, and without
-/// it fails with [`BlockError::Missing`]. Returns the decoded block (print from it, not from
-/// the reply's JSON fields).
+/// Checks a block reply for `height` against a trusted `genesis`: the block decodes and is at
+/// that height, and its finalization certificate is a quorum of signatures by the genesis
+/// members (consensus signs with the members' ed25519 keys) and names its digest. The genesis
+/// block (height 0) has no certificate: it checks against `genesis` itself. Returns the
+/// decoded block (print from it, not from the reply's JSON fields).
 pub fn verify_block(
     info: &BlockInfo,
     height: u64,
-    cluster_key: &ClusterKey,
-    genesis: Option<&Genesis>,
+    genesis: &Genesis,
 ) -> Result<(Block, BlockProof), BlockError> {
     let malformed = |field: &'static str, reason: String| BlockError::Malformed { field, reason };
     let bytes = hex::decode(&info.encoded).map_err(|e| malformed("encoded", e.to_string()))?;
@@ -238,22 +238,29 @@ pub fn verify_block(
         });
     }
     let Some(finalization) = &info.finalization else {
-        return match genesis {
-            Some(genesis) if height == 0 => {
-                if genesis.block().digest() == block.digest() {
-                    Ok((block, BlockProof::Genesis))
-                } else {
-                    Err(BlockError::NotGenesis)
-                }
-            }
-            _ => Err(BlockError::Missing(height)),
+        return if height != 0 {
+            Err(BlockError::Missing(height))
+        } else if genesis.block().digest() == block.digest() {
+            Ok((block, BlockProof::Genesis))
+        } else {
+            Err(BlockError::NotGenesis)
         };
     };
     let bytes = hex::decode(finalization).map_err(|e| malformed("finalization", e.to_string()))?;
-    let finalization =
-        Finalization::<ConsensusScheme, Digest>::decode(commonware_codec::Copying(&bytes))
-            .map_err(|e| malformed("finalization", e.to_string()))?;
-    let verifier = ConsensusScheme::certificate_verifier(namespace::CONSENSUS, *cluster_key);
+    let finalization = Finalization::<ConsensusScheme, Digest>::decode_cfg(
+        commonware_codec::Copying(&bytes),
+        &genesis.nodes.len(),
+    )
+    .map_err(|e| malformed("finalization", e.to_string()))?;
+    let members = commonware_utils::ordered::Set::try_from(
+        genesis
+            .nodes
+            .iter()
+            .map(|n| n.public_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|_| malformed("genesis", "duplicate member keys".into()))?;
+    let verifier = ConsensusScheme::verifier(namespace::CONSENSUS, members);
     if !finalization.verify(
         &mut commonware_utils::sys_rng(),
         &verifier,

@@ -11,6 +11,7 @@ use crate::{
     mempool::{Mempool, MempoolError},
     store::Runtime,
     store::Stores,
+    timeline::Timeline,
 };
 use commonware_codec::EncodeSize as _;
 use welkin_state::{authority, keys};
@@ -122,6 +123,7 @@ pub(crate) struct Admission<E: Runtime> {
     params: ChainParams,
     mempool: Mempool,
     stores: Stores<E>,
+    timeline: Timeline,
 }
 
 impl<E: Runtime> Clone for Admission<E> {
@@ -131,25 +133,33 @@ impl<E: Runtime> Clone for Admission<E> {
             params: self.params.clone(),
             mempool: self.mempool.clone(),
             stores: self.stores.clone(),
+            timeline: self.timeline.clone(),
         }
     }
 }
 
 impl<E: Runtime> Admission<E> {
     /// Admission into `mempool` under `params`, reading the latest committed state from
-    /// `stores`.
+    /// `stores` and timing its signature checks in `timeline`.
     pub(crate) fn new(
         cluster_id: Digest,
         params: ChainParams,
         mempool: Mempool,
         stores: Stores<E>,
+        timeline: Timeline,
     ) -> Self {
         Self {
             cluster_id,
             params,
             mempool,
             stores,
+            timeline,
         }
+    }
+
+    /// Where admission's users record stage times.
+    pub(crate) fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 
     /// The chain parameters admission applies.
@@ -167,7 +177,7 @@ impl<E: Runtime> Admission<E> {
     ) -> Vec<Result<Admitted, SubmitError>> {
         let max_ttl = self.params.max_tx_ttl_ms;
         // Those already pooled were verified on entry.
-        let signatures = signature_verdicts(&self.mempool, &self.cluster_id, txs);
+        let signatures = signature_verdicts(&self.mempool, &self.cluster_id, txs, &self.timeline);
         let mut results: Vec<Option<Result<Admitted, SubmitError>>> = Vec::with_capacity(txs.len());
         let mut lookups = Vec::new();
         for (index, (tx, signature_ok)) in txs.iter().zip(signatures).enumerate() {

@@ -10,6 +10,7 @@
 use crate::{
     consensus::{ConsensusContext, Scheme},
     mempool::Mempool,
+    timeline::{BlockStage, Timeline},
 };
 use commonware_codec::EncodeSize;
 use commonware_consensus::{Application, marshal::ancestry::Ancestry};
@@ -31,15 +32,14 @@ use welkin_types::{
 };
 
 /// How long a proposer with an empty mempool waits for transactions before proposing an
-/// empty block. Must stay well below the leader timeout.
+/// empty block (it proposes at once when one arrives). Must stay well below the leader
+/// timeout.
 pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(250);
 /// A parent with at least this many transactions means the cluster is busy, and the
 /// proposer applies its minimum block interval.
 pub(crate) const BUSY_BLOCK_TXS: usize = 128;
 /// The largest minimum block interval a node may configure (well inside the leader timeout).
 pub(crate) const MAX_MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(500);
-/// How often the waiting proposer looks at the mempool.
-const IDLE_POLL: Duration = Duration::from_millis(10);
 
 /// Milliseconds since the Unix epoch on the runtime's clock.
 pub fn now_ms(clock: &impl Clock) -> u64 {
@@ -51,17 +51,23 @@ pub fn now_ms(clock: &impl Clock) -> u64 {
 }
 
 /// Signature verdicts for `txs`: a transaction held in the mempool was verified on entry;
-/// any other is checked now.
+/// any other is checked now (and the check timed, if there was one).
 pub(crate) fn signature_verdicts(
     mempool: &Mempool,
     cluster_id: &Digest,
     txs: &[SignedTransaction],
+    timeline: &Timeline,
 ) -> Vec<bool> {
     let mut verdicts: Vec<bool> = txs.iter().map(|tx| mempool.holds_verified(tx)).collect();
     let unknown: Vec<usize> = (0..txs.len()).filter(|&i| !verdicts[i]).collect();
+    if unknown.is_empty() {
+        return verdicts;
+    }
     let refs: Vec<&SignedTransaction> = unknown.iter().map(|&i| &txs[i]).collect();
+    let started = std::time::Instant::now();
     let checked =
         SignedTransaction::verify_many(&refs, cluster_id, &mut commonware_utils::sys_rng());
+    timeline.block_step(BlockStage::Signatures, started.elapsed());
     for (index, ok) in unknown.into_iter().zip(checked) {
         verdicts[index] = ok;
     }
@@ -77,6 +83,7 @@ pub(crate) struct App {
     max_block_txs: usize,
     min_block_interval: Duration,
     applied_height: Arc<AtomicU64>,
+    timeline: Timeline,
 }
 
 impl App {
@@ -89,6 +96,7 @@ impl App {
         max_block_txs: usize,
         min_block_interval: Duration,
         applied_height: Arc<AtomicU64>,
+        timeline: Timeline,
     ) -> Self {
         let min_block_interval = min_block_interval.min(MAX_MIN_BLOCK_INTERVAL);
         Self {
@@ -98,6 +106,7 @@ impl App {
             max_block_txs: max_block_txs.min(MAX_BLOCK_TXS),
             min_block_interval,
             applied_height,
+            timeline,
         }
     }
 
@@ -136,7 +145,8 @@ impl App {
         if !block.txs.iter().all(|tx| seen.insert(tx.id())) {
             return Err("duplicate transaction in block".into());
         }
-        let verdicts = signature_verdicts(&self.mempool, &self.cluster_id, &block.txs);
+        let verdicts =
+            signature_verdicts(&self.mempool, &self.cluster_id, &block.txs, &self.timeline);
         if let Some(bad) = verdicts.iter().position(|ok| !ok) {
             return Err(format!("transaction {bad} has a bad signature"));
         }
@@ -179,12 +189,14 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             &exclude,
             now_ms(&clock),
         );
-        // An idle cluster would otherwise finalize empty blocks back to back; wait a little
-        // for work, well inside the leader timeout.
-        let mut waited = Duration::ZERO;
-        while txs.is_empty() && waited < IDLE_WAIT {
-            clock.sleep(IDLE_POLL).await;
-            waited += IDLE_POLL;
+        // An idle cluster would otherwise finalize empty blocks back to back; wait for work,
+        // well inside the leader timeout, and propose as soon as some arrives.
+        let idle_until = clock.current() + IDLE_WAIT;
+        while txs.is_empty() {
+            commonware_macros::select! {
+                _ = self.mempool.arrival() => {},
+                _ = clock.sleep_until(idle_until) => break,
+            }
             txs = self.mempool.select(
                 self.max_block_txs,
                 MAX_BLOCK_TX_BYTES,
@@ -201,6 +213,8 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
             "proposing"
         );
         let digest = block.digest();
+        self.timeline
+            .proposed(digest, &block.txs, crate::timeline::now(&clock));
         Some(Digested::precomputed(block, digest))
     }
 
@@ -217,7 +231,11 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         };
         let (block, parent) = (block.inner(), parent.inner());
         match self.check(block, parent, now_ms(&clock)) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.timeline
+                    .proposed(block.digest(), &block.txs, crate::timeline::now(&clock));
+                true
+            }
             Err(reason) => {
                 warn!(height = block.height, %reason, "rejecting proposed block");
                 false
@@ -243,6 +261,7 @@ mod tests {
             64,
             Duration::ZERO,
             Arc::new(AtomicU64::new(0)),
+            Timeline::detached(),
         )
     }
 

@@ -4,12 +4,15 @@
 
 use commonware_consensus::{
     marshal::{self, standard::Standard},
-    simplex::{self, scheme::bls12381_threshold::vrf},
+    simplex::{self, scheme::ed25519},
 };
-use welkin_types::{Block, Digest, PublicKey, Variant};
+use welkin_types::{Block, Digest, PublicKey};
 
-/// The consensus signing scheme: BLS12-381 threshold with a per-view VRF seed.
-pub(crate) type Scheme = vrf::Scheme<PublicKey, Variant>;
+/// The consensus signing scheme: each node's ed25519 identity key; a certificate is a quorum
+/// of their signatures. Ordering costs no pairings; the cluster's BLS12-381 threshold key
+/// signs the checkpoints clients check (see docs/architecture.md, "Ordering and the cluster
+/// key").
+pub(crate) type Scheme = ed25519::Scheme;
 /// The context consensus hands to propose and verify.
 pub(crate) type ConsensusContext = simplex::types::Context<Digest, PublicKey>;
 /// A finalization certificate for a block digest.

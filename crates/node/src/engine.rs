@@ -15,6 +15,7 @@ use crate::{
     mempool::{Mempool, MempoolConfig},
     penalty::Penalties,
     store::Stores,
+    timeline::{CertificateReporter, Timeline},
     waiters::{Waiters, WaitersConfig},
 };
 use commonware_broadcast::buffered;
@@ -30,7 +31,7 @@ use commonware_consensus::{
     simplex::{
         self,
         config::{Floor, ForwardPolicy, SkipPolicy},
-        elector::{Random, RandomVersion},
+        elector::RoundRobin,
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
@@ -91,13 +92,14 @@ pub mod channel {
     /// - block broadcast: one block per view from its leader;
     /// - checkpoints: one partial per height, re-sends of uncertified heights (at most
     ///   [`crate::checkpoints::RESEND_BATCH`] every re-send tick) and certificates in reply;
-    /// - gossip: at most one batch every [`crate::gossip::GOSSIP_INTERVAL`].
+    /// - gossip: at most [`crate::gossip::GOSSIP_RATE`] batches a second on average.
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
         let per_second = match channel {
             VOTE | CERTIFICATE => NZU32!(512),
             RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
-            BROADCAST | GOSSIP => NZU32!(128),
+            GOSSIP => NZU32!(512),
+            BROADCAST => NZU32!(128),
             _ => NZU32!(64),
         };
         commonware_runtime::Quota::per_second(per_second)
@@ -205,12 +207,12 @@ impl Reporter for UpdateForwarder {
     }
 }
 
-fn archive_config(
+fn archive_config<C>(
     prefix: &str,
     name: &str,
     page_cache: &CacheRef,
-    codec_config: (),
-) -> immutable::Config<()> {
+    codec_config: C,
+) -> immutable::Config<C> {
     immutable::Config {
         metadata_partition: format!("{prefix}-{name}-metadata"),
         freezer_table_partition: format!("{prefix}-{name}-freezer-table"),
@@ -265,13 +267,8 @@ where
             .collect::<Vec<_>>(),
     )
     .expect("genesis validation guarantees unique, sorted keys");
-    let scheme = Scheme::signer(
-        namespace::CONSENSUS,
-        participants,
-        genesis.polynomial.clone(),
-        config.share.clone(),
-    )
-    .expect("share matches the polynomial (checked by validate)");
+    let scheme = Scheme::signer(namespace::CONSENSUS, participants, config.signer.clone())
+        .expect("the signer is a member (checked by validate)");
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
@@ -285,6 +282,7 @@ where
     let vote_net = pairs.pop().expect("vote channel");
 
     let mempool = Mempool::new(config.mempool);
+    let timeline = Timeline::new(&context.child("timeline"));
     let penalties = Penalties::new(&context.child("penalties"), blocker.clone());
     let applied_height = Arc::new(AtomicU64::new(0));
     let seed: [u8; 32] = config
@@ -337,6 +335,7 @@ where
             applied_height: applied_height.clone(),
             shared: shared.clone(),
             penalties: penalties.clone(),
+            timeline: timeline.clone(),
         },
     )
     .await;
@@ -374,7 +373,13 @@ where
     // Marshal: finalized blocks in height order, durably, at least once.
     let finalizations = immutable::Archive::init(
         context.child("finalizations"),
-        archive_config(&prefix, "finalizations", &page_cache, ()),
+        archive_config(
+            &prefix,
+            "finalizations",
+            &page_cache,
+            // A certificate holds at most one signature per member.
+            genesis.nodes.len(),
+        ),
     )
     .await
     .expect("finalization archive must open; is the data directory intact?");
@@ -424,17 +429,27 @@ where
         config.max_block_txs,
         config.min_block_interval,
         applied_height.clone(),
+        timeline.clone(),
     );
     let inline = Inline::new(context.child("inline"), app, marshal.clone(), epocher);
     let engine = simplex::Engine::new(
         context.child("simplex"),
         simplex::config::Config {
             scheme,
-            elector: Random::<Sha256>::new(RandomVersion::V1),
+            // Leaders rotate in an order shuffled by the cluster id. (A random leader per view
+            // needs the BLS threshold VRF in every vote, which measured as the floor of the
+            // commit latency: see docs/architecture.md.)
+            elector: RoundRobin::<Sha256>::shuffled(cluster_id.as_ref()),
             blocker,
             automaton: inline.clone(),
             relay: inline.clone(),
-            reporter: inline,
+            reporter: commonware_consensus::Reporters::from((
+                inline,
+                CertificateReporter {
+                    clock: Arc::new(context.child("certificates")),
+                    timeline: timeline.clone(),
+                },
+            )),
             strategy: Sequential,
             partition: format!("{prefix}-simplex"),
             mailbox_size: NZUsize!(1024),
@@ -457,16 +472,19 @@ where
     engine.start(vote_net, certificate_net, resolver_net);
 
     // Mempool gossip.
+    let admission = Admission::new(
+        cluster_id,
+        genesis.chain.clone(),
+        mempool.clone(),
+        stores.clone(),
+        timeline.clone(),
+    );
     let gossip = gossip::start(
         context.child("gossip"),
         gossip_net,
-        Admission::new(
-            cluster_id,
-            genesis.chain.clone(),
-            mempool.clone(),
-            stores.clone(),
-        ),
+        admission.clone(),
         penalties,
+        timeline,
     );
 
     NodeHandle::new(
@@ -481,6 +499,7 @@ where
         shared,
         cosigner,
         witness,
+        admission,
     )
 }
 

@@ -13,6 +13,7 @@ use crate::{
     mempool::Mempool,
     penalty::{Offence, Penalties},
     store::Stores,
+    timeline::{BlockStage, Timeline},
     waiters::Waiters,
 };
 use commonware_codec::{DecodeExt as _, Encode};
@@ -104,6 +105,8 @@ pub(crate) struct ExecutorConfig<E: Spawner + Clock + Storage + Metrics> {
     pub shared: Shared,
     /// Blocks peers that send invalid checkpoint messages.
     pub penalties: Penalties,
+    /// Where block steps and transaction stages are timed.
+    pub timeline: Timeline,
 }
 
 /// Applies finalized blocks and certifies checkpoints.
@@ -118,6 +121,7 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     shared: Shared,
     members: Vec<PublicKey>,
     penalties: Penalties,
+    timeline: Timeline,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
@@ -131,6 +135,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             applied_height,
             shared,
             penalties,
+            timeline,
         } = config;
         if stores.is_fresh().await {
             stores
@@ -169,6 +174,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             shared,
             members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
             penalties,
+            timeline,
         }
     }
 
@@ -269,7 +275,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         );
         let block: &Block = block.inner();
 
-        let verdicts = signature_verdicts(&self.mempool, &self.env.cluster_id, &block.txs);
+        let started = std::time::Instant::now();
+        let verdicts = signature_verdicts(
+            &self.mempool,
+            &self.env.cluster_id,
+            &block.txs,
+            &self.timeline,
+        );
         let mut snapshot = welkin_state::Fetched::default();
         let mut wanted = welkin_state::reads(block);
         let effects = loop {
@@ -285,8 +297,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 }
             }
         };
+        self.timeline
+            .block_step(BlockStage::Execute, started.elapsed());
         // The log first: the state commit below records the new log size, so the journals
         // must already hold every entry it counts.
+        let started = std::time::Instant::now();
         let log_size = {
             let mut log = self.stores.log_mut().await;
             assert_eq!(
@@ -297,7 +312,12 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             log.append(&effects.log_entries).await;
             log.size()
         };
+        self.timeline
+            .block_step(BlockStage::LogAppend, started.elapsed());
+        let started = std::time::Instant::now();
         let root = self.stores.commit(effects.writes, height).await;
+        self.timeline
+            .block_step(BlockStage::StateCommit, started.elapsed());
         self.applied = height;
         self.applied_height.store(height, Ordering::Release);
         {
@@ -306,19 +326,18 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             status.state_root = root;
             status.log_size = log_size;
         }
-        self.mempool.remove(
-            block
-                .txs
-                .iter()
-                .map(|tx| tx.id())
-                .collect::<Vec<_>>()
-                .iter(),
-        );
+        let ids: Vec<_> = block.txs.iter().map(|tx| tx.id()).collect();
+        self.mempool.remove(ids.iter());
         self.shared.waiters.notify(&effects.receipts);
         ack.acknowledge();
+        self.timeline
+            .applied(height, ids, crate::timeline::now(&self.context));
         debug!(height, txs = block.txs.len(), applied = effects.receipts.len(), %root, "applied block");
 
+        let started = std::time::Instant::now();
         if let Some((partial, actions)) = self.sign_checkpoint(height).await {
+            self.timeline
+                .block_step(BlockStage::CheckpointSign, started.elapsed());
             sender.send(Recipients::All, partial.encode(), false);
             for action in actions {
                 self.on_action(action, None, sender).await;
@@ -373,6 +392,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 }
                 self.stores.put_certificate(&witnessed).await;
                 lock(&self.tracker).mark_certified(height);
+                self.timeline
+                    .certified(height, crate::timeline::now(&self.context));
                 let mut status = self.shared.status.lock().expect("status lock");
                 status.certified_height = status.certified_height.max(height);
                 debug!(height, "certified checkpoint");

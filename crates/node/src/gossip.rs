@@ -9,6 +9,7 @@ use crate::{
     admission::Admission,
     application::now_ms,
     penalty::{Offence, Penalties},
+    timeline::{Timeline, TxStage},
 };
 use bytes::BufMut;
 use commonware_codec::{
@@ -29,9 +30,11 @@ pub(crate) const MAX_GOSSIP_BYTES: usize = 1024 * 1024;
 /// Transactions waiting to be gossiped before new ones are dropped from gossip (they stay in
 /// the local pool and are still proposed by this node).
 pub(crate) const OUTBOX_CAPACITY: usize = 65_536;
-/// Least time between two gossip messages: keeps a node's gossip at most 50 messages a second
-/// per peer, well inside the channel's quota, while batching under load.
-pub(crate) const GOSSIP_INTERVAL: Duration = Duration::from_millis(20);
+/// Gossip messages a node sends per second at most, on average (half the channel's quota): a
+/// quiet node sends each transaction at once; a busy one batches what arrives meanwhile.
+pub(crate) const GOSSIP_RATE: f64 = 256.0;
+/// Gossip messages a node may send back to back before [`GOSSIP_RATE`] applies.
+pub(crate) const GOSSIP_BURST: f64 = 16.0;
 
 /// A batch of transactions on the gossip channel.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,6 +91,7 @@ pub(crate) fn start<E, S, R>(
     (mut sender, mut receiver): (S, R),
     admission: Admission<E>,
     penalties: Penalties,
+    timeline: Timeline,
 ) -> Gossip
 where
     E: crate::store::Runtime,
@@ -96,7 +100,24 @@ where
 {
     let (outbox, mut inbox) = mpsc::channel::<SignedTransaction>(OUTBOX_CAPACITY);
     context.child("out").spawn(move |context| async move {
+        // A token bucket: one token per message, refilled at `GOSSIP_RATE`.
+        let mut tokens = GOSSIP_BURST;
+        let mut refilled = context.current();
         while let Some(first) = inbox.next().await {
+            let refill = |tokens: &mut f64, refilled: &mut std::time::SystemTime| {
+                let now = context.current();
+                let elapsed = now.duration_since(*refilled).unwrap_or_default();
+                *tokens = (*tokens + elapsed.as_secs_f64() * GOSSIP_RATE).min(GOSSIP_BURST);
+                *refilled = now;
+            };
+            refill(&mut tokens, &mut refilled);
+            if tokens < 1.0 {
+                // Out of tokens: wait for one while more transactions queue up for this batch.
+                let wait = (1.0 - tokens) / GOSSIP_RATE;
+                context.sleep(Duration::from_secs_f64(wait)).await;
+                refill(&mut tokens, &mut refilled);
+            }
+            tokens -= 1.0;
             let mut bytes = first.encode_size();
             let mut batch = vec![first];
             while batch.len() < MAX_GOSSIP_BATCH
@@ -110,8 +131,9 @@ where
                     _ => break,
                 }
             }
+            let ids: Vec<_> = batch.iter().map(SignedTransaction::id).collect();
             sender.send(Recipients::All, Batch(batch).encode(), false);
-            context.sleep(GOSSIP_INTERVAL).await;
+            timeline.reached(TxStage::Gossiped, &ids, crate::timeline::now(&context));
         }
     });
     // Peers' batches are checked (signatures first) on a thread of their own, like the API's

@@ -83,15 +83,10 @@ impl<E: Runtime> NodeHandle<E> {
         shared: Shared,
         cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
         witness: std::sync::Arc<welkin_keri::Signer>,
+        admission: Admission<E>,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
-        let admission = Admission::new(
-            cluster_id,
-            genesis.chain.clone(),
-            mempool.clone(),
-            stores.clone(),
-        );
         Self {
             clock: std::sync::Arc::new(clock),
             genesis,
@@ -108,6 +103,21 @@ impl<E: Runtime> NodeHandle<E> {
             cosigners,
             admission,
         }
+    }
+
+    /// Every metric of the node's runtime (commonware's and the node's own stage
+    /// histograms), in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.clock.encode()
+    }
+
+    /// Records that the API answered a client waiting for `id`.
+    pub(crate) fn acknowledged(&self, id: &TxId) {
+        self.admission.timeline().reached(
+            crate::timeline::TxStage::Acknowledged,
+            [id],
+            self.clock.current(),
+        );
     }
 
     /// This node's KERI identifier (non-transferable, from its identity key).
@@ -284,12 +294,25 @@ impl<E: Runtime> NodeHandle<E> {
         &self,
         txs: Vec<SignedTransaction>,
     ) -> Vec<Result<Submitted, SubmitError>> {
+        let arrived = self.clock.current();
+        self.submit_arrived(txs, arrived).await
+    }
+
+    /// [`Self::submit_many`] for transactions that arrived at `arrived` (the start of the
+    /// request that carried them): new ones are timed from then on.
+    pub(crate) async fn submit_arrived(
+        &self,
+        txs: Vec<SignedTransaction>,
+        arrived: std::time::SystemTime,
+    ) -> Vec<Result<Submitted, SubmitError>> {
         let now = now_ms(self.clock.as_ref());
         let verdicts = self.admission.admit(&txs, now).await;
+        let timeline = self.admission.timeline();
         txs.into_iter()
             .zip(verdicts)
             .map(|(tx, verdict)| match verdict? {
                 Admitted::New => {
+                    timeline.admitted([&tx.id()], arrived, self.clock.current());
                     self.gossip.push(tx);
                     Ok(Submitted::Pending)
                 }

@@ -24,6 +24,7 @@ mod mempool;
 mod penalty;
 pub mod run;
 mod store;
+mod timeline;
 mod waiters;
 
 pub use admission::SubmitError;

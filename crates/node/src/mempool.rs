@@ -118,6 +118,8 @@ impl Inner {
 pub(crate) struct Mempool {
     inner: Arc<Mutex<Inner>>,
     config: MempoolConfig,
+    /// Signalled on every new transaction, so a proposer waiting for work wakes at once.
+    arrivals: Arc<tokio::sync::Notify>,
 }
 
 impl Mempool {
@@ -126,7 +128,13 @@ impl Mempool {
         Self {
             inner: Arc::default(),
             config,
+            arrivals: Arc::default(),
         }
+    }
+
+    /// Resolves when a transaction arrives (or one arrived since the last call returned).
+    pub(crate) async fn arrival(&self) {
+        self.arrivals.notified().await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -164,6 +172,10 @@ impl Mempool {
         inner.order.push_back(id);
         inner.by_expiry.insert((tx.tx.expiry_ms, id));
         inner.by_id.insert(id, Entry { tx, bytes, sender });
+        drop(inner);
+        // One stored permit at most: a proposer that was not waiting wakes once, looks, and
+        // waits again.
+        self.arrivals.notify_one();
         Ok(true)
     }
 

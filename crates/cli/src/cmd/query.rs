@@ -7,7 +7,7 @@ use crate::{
 };
 use anyhow::bail;
 use commonware_cryptography::Digestible as _;
-use welkin_client::{BlockError, BlockProof, Client, ClientError, verify_block};
+use welkin_client::{BlockProof, Client, ClientError, verify_block};
 use welkin_types::api::{TxState, TxStatus};
 
 pub(crate) fn status(args: ApiArgs) -> anyhow::Result<()> {
@@ -135,16 +135,30 @@ pub(crate) fn block(args: BlockArgs) -> anyhow::Result<()> {
         })?
     };
     let info = client.block(height)?;
-    let finalized = match verify_block(
-        &info,
-        height,
-        &trust.trusted.cluster_key,
-        trust.genesis.as_ref(),
-    ) {
+    // Consensus certificates are signed by the members' keys: take them from the genesis
+    // file, or from the node's genesis once its hash matches the trusted cluster id.
+    let genesis = match trust.genesis.clone() {
+        Some(genesis) => genesis,
+        None => {
+            let genesis = client.genesis()?;
+            if genesis.cluster_id() != trust.trusted.cluster_id
+                || genesis.cluster_key() != &trust.trusted.cluster_key
+            {
+                bail!(
+                    "the genesis {} serves is not the trusted cluster's ({}): its hash is {}",
+                    client.base(),
+                    trust.source,
+                    hex::encode(genesis.cluster_id())
+                );
+            }
+            genesis
+        }
+    };
+    let finalized = match verify_block(&info, height, &genesis) {
         Ok((block, BlockProof::Finalized)) => (
             block,
             format!(
-                "verified: a finalization certificate under the cluster key (from {}) names this block",
+                "verified: a finalization certificate signed by a quorum of the members of the cluster (from {}) names this block",
                 trust.source
             ),
         ),
@@ -152,11 +166,8 @@ pub(crate) fn block(args: BlockArgs) -> anyhow::Result<()> {
             block,
             format!("verified: the genesis block of {}", trust.source),
         ),
-        Err(BlockError::Missing(0)) => bail!(
-            "block 0 is the genesis block, which has no finalization certificate: pass --genesis FILE to check it against the genesis file"
-        ),
         Err(e) => bail!(
-            "block {height} from {} does not verify against the cluster key ({}): {e}",
+            "block {height} from {} does not verify against the trusted cluster ({}): {e}",
             client.base(),
             trust.source
         ),

@@ -17,7 +17,9 @@
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
 //! | `GET /v1/state/proof?key=K` (or `tx=`, `prefix=`, `owner=&kv=`) | a state value with its proof under a certified checkpoint (binary): see [`state`] |
 //! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
+//! | `GET /v1/genesis` | the genesis file this node runs (check its cluster id before trusting it) |
 //! | `GET /v1/health` | liveness |
+//! | `GET /metrics` | Prometheus metrics: commonware's runtime metrics and the stage histograms of `tx_stage_seconds` and `block_stage_seconds` |
 //!
 //! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
 //! capped; nothing a client sends can panic the node.
@@ -202,6 +204,8 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/id/witnesses", get(identity::witnesses::<E>))
         .route("/oobi/{prefix}", get(identity::oobi::<E>))
         .route("/v1/health", get(health::<E>))
+        .route("/metrics", get(metrics::<E>))
+        .route("/v1/genesis", get(genesis::<E>))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -287,9 +291,10 @@ async fn submit_and_wait<E: Runtime>(
     node: &NodeHandle<E>,
     txs: Vec<SignedTransaction>,
     params: &WaitParams,
+    arrived: std::time::SystemTime,
 ) -> Vec<Result<TxStatus, ApiError>> {
     let ids: Vec<TxId> = txs.iter().map(SignedTransaction::id).collect();
-    let submitted = node.submit_many(txs).await;
+    let submitted = node.submit_arrived(txs, arrived).await;
     let mut waits = Vec::with_capacity(ids.len());
     for (id, submitted) in ids.into_iter().zip(submitted) {
         let wait = match submitted {
@@ -320,7 +325,10 @@ async fn submit_and_wait<E: Runtime>(
                     Ok(status_of(node, id).await)
                 } else {
                     match tokio::time::timeout_at(deadline, subscription).await {
-                        Ok(Some(_)) => Ok(status_of(node, id).await),
+                        Ok(Some(_)) => {
+                            node.acknowledged(&id);
+                            Ok(status_of(node, id).await)
+                        }
                         _ => Err(timeout_error(id, params.timeout())),
                     }
                 }
@@ -336,10 +344,11 @@ async fn submit_one<E: Runtime>(
     Query(params): Query<WaitParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let arrived = std::time::SystemTime::now();
     let body = body.map_err(body_error)?;
     let request: SubmitRequest = parse_json(&body)?;
     let tx = parse_tx(&request.tx)?;
-    let mut results = submit_and_wait(&node, vec![tx], &params).await;
+    let mut results = submit_and_wait(&node, vec![tx], &params, arrived).await;
     let status = results.pop().expect("one result per transaction")?;
     let code = if status.state == TxState::Committed {
         StatusCode::OK
@@ -354,6 +363,7 @@ async fn submit_batch<E: Runtime>(
     Query(params): Query<WaitParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchResult>, ApiError> {
+    let arrived = std::time::SystemTime::now();
     let body = body.map_err(body_error)?;
     let request: SubmitBatchRequest = parse_json(&body)?;
     if request.txs.len() > MAX_SUBMIT_BATCH {
@@ -374,7 +384,9 @@ async fn submit_batch<E: Runtime>(
             Err(error) => errors.push((index, error)),
         }
     }
-    let mut statuses = submit_and_wait(&node, parsed, &params).await.into_iter();
+    let mut statuses = submit_and_wait(&node, parsed, &params, arrived)
+        .await
+        .into_iter();
     let mut errors = errors.into_iter().peekable();
     let mut results = Vec::with_capacity(request.txs.len());
     for index in 0..request.txs.len() {
@@ -399,6 +411,27 @@ async fn submit_batch<E: Runtime>(
         results.push(item);
     }
     Ok(Json(BatchResult { results }))
+}
+
+/// `GET /v1/genesis`: the genesis file this node runs.
+async fn genesis<E: Runtime>(State(node): State<NodeHandle<E>>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        node.genesis().to_json(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`: the node's metrics in the Prometheus text format (OpenMetrics).
+async fn metrics<E: Runtime>(State(node): State<NodeHandle<E>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics(),
+    )
+        .into_response()
 }
 
 async fn tx_status<E: Runtime>(

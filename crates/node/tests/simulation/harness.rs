@@ -5,7 +5,7 @@ use crate::{
     tamper::{Lie, Tampered},
 };
 use commonware_codec::Encode as _;
-use commonware_consensus::simplex::{mocks::conflicter, scheme::bls12381_threshold::vrf};
+use commonware_consensus::simplex::{mocks::conflicter, scheme::ed25519};
 use commonware_cryptography::{
     Digestible as _, Sha256, Signer as _,
     bls12381::{
@@ -316,13 +316,8 @@ pub(crate) async fn start_conflicter(context: &Ctx, net: &Net, fixture: &Fixture
         .await
         .expect("register vote channel");
     let participants = Set::try_from(fixture.public_keys()).expect("unique keys");
-    let scheme = vrf::Scheme::<PublicKey, Variant>::signer(
-        namespace::CONSENSUS,
-        participants,
-        fixture.genesis.polynomial.clone(),
-        fixture.shares[index].clone(),
-    )
-    .expect("share matches");
+    let scheme = ed25519::Scheme::signer(namespace::CONSENSUS, participants, key.clone())
+        .expect("the conflicter is a member");
     let engine = conflicter::Conflicter::<_, _, Sha256>::new(
         context.child("conflicter"),
         conflicter::Config { scheme },
