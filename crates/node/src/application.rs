@@ -31,10 +31,11 @@ use welkin_types::{
     limits::{MAX_BLOCK_TX_BYTES, MAX_BLOCK_TXS},
 };
 
-/// How long a proposer with an empty mempool waits for transactions before proposing an
-/// empty block (it proposes at once when one arrives). Must stay well below the leader
-/// timeout.
+/// How long a proposer with an empty mempool waits, by default, for transactions before
+/// proposing an empty block (it proposes at once when one arrives).
 pub(crate) const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// The longest idle wait a node may configure (well inside the leader timeout).
+pub(crate) const MAX_IDLE_WAIT: Duration = Duration::from_millis(500);
 /// A parent with at least this many transactions means the cluster is busy, and the
 /// proposer applies its minimum block interval.
 pub(crate) const BUSY_BLOCK_TXS: usize = 128;
@@ -74,6 +75,19 @@ pub(crate) fn signature_verdicts(
     verdicts
 }
 
+/// How a proposer paces and sizes its blocks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Pacing {
+    /// Most transactions in a block.
+    pub max_block_txs: usize,
+    /// Least block time between a busy parent and its child (capped at
+    /// [`MAX_MIN_BLOCK_INTERVAL`]).
+    pub min_block_interval: Duration,
+    /// How long to wait for a transaction before proposing an empty block (capped at
+    /// [`MAX_IDLE_WAIT`]; zero proposes empty blocks back to back, the consensus floor).
+    pub idle_wait: Duration,
+}
+
 /// Builds and verifies blocks.
 #[derive(Clone)]
 pub(crate) struct App {
@@ -82,6 +96,7 @@ pub(crate) struct App {
     params: ChainParams,
     max_block_txs: usize,
     min_block_interval: Duration,
+    idle_wait: Duration,
     applied_height: Arc<AtomicU64>,
     timeline: Timeline,
 }
@@ -93,18 +108,17 @@ impl App {
         mempool: Mempool,
         cluster_id: Digest,
         params: ChainParams,
-        max_block_txs: usize,
-        min_block_interval: Duration,
+        pacing: Pacing,
         applied_height: Arc<AtomicU64>,
         timeline: Timeline,
     ) -> Self {
-        let min_block_interval = min_block_interval.min(MAX_MIN_BLOCK_INTERVAL);
         Self {
             mempool,
             cluster_id,
             params,
-            max_block_txs: max_block_txs.min(MAX_BLOCK_TXS),
-            min_block_interval,
+            max_block_txs: pacing.max_block_txs.min(MAX_BLOCK_TXS),
+            min_block_interval: pacing.min_block_interval.min(MAX_MIN_BLOCK_INTERVAL),
+            idle_wait: pacing.idle_wait.min(MAX_IDLE_WAIT),
             applied_height,
             timeline,
         }
@@ -191,7 +205,7 @@ impl<E: Clock + Send + Sync + 'static> Application<E> for App {
         );
         // An idle cluster would otherwise finalize empty blocks back to back; wait for work,
         // well inside the leader timeout, and propose as soon as some arrives.
-        let idle_until = clock.current() + IDLE_WAIT;
+        let idle_until = clock.current() + self.idle_wait;
         while txs.is_empty() {
             commonware_macros::select! {
                 _ = self.mempool.arrival() => {},
@@ -258,8 +272,11 @@ mod tests {
             Mempool::new(MempoolConfig::default()),
             hash_parts(&[b"cluster"]),
             ChainParams::default(),
-            64,
-            Duration::ZERO,
+            Pacing {
+                max_block_txs: 64,
+                min_block_interval: Duration::ZERO,
+                idle_wait: IDLE_WAIT,
+            },
             Arc::new(AtomicU64::new(0)),
             Timeline::detached(),
         )

@@ -157,6 +157,10 @@ pub struct EngineConfig {
     /// Least block time between a parent and the block this node proposes on it (at most
     /// 500 ms). Larger values make bigger blocks under load, at the cost of latency.
     pub min_block_interval: Duration,
+    /// How long a proposer waits for a transaction before proposing an empty block (at most
+    /// 500 ms; it proposes at once when one arrives). Zero makes back-to-back empty blocks:
+    /// the consensus floor, for measurements.
+    pub idle_wait: Duration,
     /// Consensus timing.
     pub timeouts: Timeouts,
 }
@@ -186,6 +190,14 @@ impl EngineConfig {
         }
         if self.max_block_txs == 0 {
             return Err("max_block_txs must be positive".into());
+        }
+        let max_idle = crate::application::MAX_IDLE_WAIT;
+        if self.idle_wait > max_idle {
+            return Err(format!(
+                "idle_wait_ms must be at most {} (inside the leader timeout), got {}",
+                max_idle.as_millis(),
+                self.idle_wait.as_millis()
+            ));
         }
         self.mempool.validate()?;
         Ok(index)
@@ -426,8 +438,11 @@ where
         mempool.clone(),
         cluster_id,
         genesis.chain.clone(),
-        config.max_block_txs,
-        config.min_block_interval,
+        crate::application::Pacing {
+            max_block_txs: config.max_block_txs,
+            min_block_interval: config.min_block_interval,
+            idle_wait: config.idle_wait,
+        },
         applied_height.clone(),
         timeline.clone(),
     );

@@ -18,6 +18,7 @@ use crate::{
 };
 use commonware_codec::{DecodeExt as _, Encode};
 use commonware_consensus::marshal::Update;
+use commonware_cryptography::Digestible as _;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Metrics, Spawner, Storage};
 use commonware_utils::Acknowledgement as _;
@@ -273,6 +274,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             self.applied + 1,
             "marshal delivers blocks in height order without gaps"
         );
+        self.timeline
+            .delivered(&block.digest(), crate::timeline::now(&self.context));
         let block: &Block = block.inner();
 
         let started = std::time::Instant::now();

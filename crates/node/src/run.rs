@@ -9,7 +9,7 @@
 //! share_file = "node.share"    # from `welkin genesis`
 //! genesis_file = "genesis.json"
 //! # optional: api_address, p2p_address (default: this node's genesis entry),
-//! # max_block_txs, min_block_interval_ms, worker_threads
+//! # max_block_txs, min_block_interval_ms, idle_wait_ms, worker_threads
 //!
 //! [api]                        # optional, every field too; defaults shown
 //! threads = 2                  # the API's own threads, apart from consensus
@@ -107,6 +107,10 @@ pub struct NodeFileConfig {
     pub max_block_txs: Option<usize>,
     /// Least time between blocks this node proposes under load, in ms (default 100).
     pub min_block_interval_ms: Option<u64>,
+    /// How long a proposer waits for a transaction before proposing an empty block, in ms
+    /// (default 250, at most 500; 0 measures the consensus floor with back-to-back empty
+    /// blocks).
+    pub idle_wait_ms: Option<u64>,
     /// Runtime worker threads (default 2).
     pub worker_threads: Option<usize>,
     /// HTTP API limits.
@@ -229,6 +233,10 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
                 .min_block_interval_ms
                 .unwrap_or(DEFAULT_MIN_BLOCK_INTERVAL_MS),
         ),
+        idle_wait: config
+            .idle_wait_ms
+            .map(Duration::from_millis)
+            .unwrap_or(crate::application::IDLE_WAIT),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
     let serve = config.api.serve_config();

@@ -101,6 +101,8 @@ pub(crate) enum BlockStage {
     Notarized,
     /// From first seeing a block to its finalization.
     Finalized,
+    /// From a block's finalization to its delivery to the executor (marshal's storage).
+    Delivered,
     /// State reads and the state machine.
     Execute,
     /// Appending the block's entries to the audit log (with its sync).
@@ -118,6 +120,7 @@ impl BlockStage {
         match self {
             BlockStage::Notarized => "notarized",
             BlockStage::Finalized => "finalized",
+            BlockStage::Delivered => "delivered",
             BlockStage::Execute => "execute",
             BlockStage::LogAppend => "log_append",
             BlockStage::StateCommit => "state_commit",
@@ -126,9 +129,10 @@ impl BlockStage {
         }
     }
 
-    const ALL: [BlockStage; 7] = [
+    const ALL: [BlockStage; 8] = [
         BlockStage::Notarized,
         BlockStage::Finalized,
+        BlockStage::Delivered,
         BlockStage::Execute,
         BlockStage::LogAppend,
         BlockStage::StateCommit,
@@ -146,6 +150,7 @@ fn histogram() -> raw::Histogram {
 
 struct SeenBlock {
     seen: SystemTime,
+    finalized: Option<SystemTime>,
     txs: Vec<TxId>,
 }
 
@@ -299,6 +304,7 @@ impl Timeline {
             digest,
             SeenBlock {
                 seen: now,
+                finalized: None,
                 txs: ids,
             },
         );
@@ -312,14 +318,25 @@ impl Timeline {
             (TxStage::Notarized, BlockStage::Notarized)
         };
         let (seen, txs) = {
-            let inner = self.lock();
-            let Some(block) = inner.blocks.get(digest) else {
+            let mut inner = self.lock();
+            let Some(block) = inner.blocks.get_mut(digest) else {
                 return;
             };
+            if finalized {
+                block.finalized = Some(now);
+            }
             (block.seen, block.txs.clone())
         };
         self.block_step(block_stage, since(seen, now));
         self.reached(tx_stage, &txs, now);
+    }
+
+    /// The finalized block `digest` handed to the executor at `now`.
+    pub(crate) fn delivered(&self, digest: &Digest, now: SystemTime) {
+        let finalized = self.lock().blocks.get(digest).and_then(|b| b.finalized);
+        if let Some(finalized) = finalized {
+            self.block_step(BlockStage::Delivered, since(finalized, now));
+        }
     }
 
     /// The block at `height` with `ids` applied at `now`.
@@ -434,6 +451,7 @@ mod tests {
                     block,
                     SeenBlock {
                         seen: t0,
+                        finalized: None,
                         txs: vec![ours, theirs],
                     },
                 );

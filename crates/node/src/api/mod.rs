@@ -320,8 +320,10 @@ async fn submit_and_wait<E: Runtime>(
             Ok((id, _, true)) => Ok(status_of(node, id).await),
             Ok((id, None, false)) => Ok(pending_status(id)),
             Ok((id, Some(subscription), false)) => {
-                // Committed between admission and subscription?
+                // Committed between admission and subscription (or while this request waited
+                // for an earlier transaction of its batch)?
                 if node.receipt(id).await.is_some() {
+                    node.acknowledged(&id);
                     Ok(status_of(node, id).await)
                 } else {
                     match tokio::time::timeout_at(deadline, subscription).await {

@@ -283,6 +283,7 @@ pub(crate) async fn start_node_as(
         max_block_txs: 512,
         timeouts: Timeouts::default(),
         min_block_interval: Duration::ZERO,
+        idle_wait: Duration::from_millis(250),
     };
     config.validate().expect("valid config");
     let manager = net.oracle.manager();
