@@ -25,6 +25,11 @@ const SINGLE_LOADS: [usize; 3] = [1, 16, 64];
 /// trip takes at least a millisecond): bounds what is signed for the light loads.
 const MAX_REQUESTS_PER_CLIENT: usize = 1_000;
 
+/// Each side gets this long of an unmeasured load first (connections, caches, first blocks).
+const WARM_UP: Duration = Duration::from_secs(3);
+/// Clients of the warm-up load (one transaction per request).
+const WARM_UP_CLIENTS: usize = 4;
+
 /// One load of the comparison.
 #[derive(Clone, Copy)]
 struct Load {
@@ -43,7 +48,7 @@ impl Load {
     }
 
     /// Transactions to sign for `seconds` of this load.
-    fn to_sign(&self, seconds: u64) -> usize {
+    fn transactions(&self, seconds: u64) -> usize {
         let rate = if self.batch == 1 {
             MEMO_RATE.min(self.clients * MAX_REQUESTS_PER_CLIENT)
         } else {
@@ -170,12 +175,31 @@ fn run_welkin(
     };
     let apis = fresh.as_ref().map_or(args.api.clone(), |f| f.apis.clone());
     let cluster_id = super::super::signing::node_cluster_id(&Client::new(&apis[0]))?;
+    welkin::first_commit(&apis[0], &cluster_id)?;
+    let warm_up = Load {
+        clients: WARM_UP_CLIENTS,
+        batch: 1,
+    };
+    let signed = welkin::sign(
+        Workload::Memo,
+        warm_up.transactions(WARM_UP.as_secs()),
+        1,
+        &cluster_id,
+        &[],
+    );
+    load::drive(
+        "welkin warm-up",
+        warm_up.clients,
+        WARM_UP,
+        interrupted,
+        |w| welkin::submit_worker(&apis[w % apis.len()], signed.batches.clone()),
+    );
     let mut probe = stages::Probe::new(&apis);
     let mut sides = Vec::with_capacity(loads.len());
     for load in loads {
         let count = args
             .transactions
-            .unwrap_or(load.to_sign(duration.as_secs()));
+            .unwrap_or(load.transactions(duration.as_secs()));
         let signed = welkin::sign(Workload::Memo, count, load.batch, &cluster_id, &[]);
         let before = probe.snapshot();
         let result = load::drive(
@@ -204,21 +228,31 @@ fn run_etcd(loads: &[Load], duration: Duration) -> anyhow::Result<Vec<LoadResult
     let cluster = etcd::Etcd::start()?;
     let value =
         Arc::new(base64::engine::general_purpose::STANDARD.encode([b'e'; welkin::MEMO_BYTES]));
+    let put = |prefix: String| {
+        let (cluster, value) = (&cluster, value.clone());
+        move |w: usize| {
+            etcd::put_worker(
+                &cluster.clients[w % cluster.clients.len()],
+                &prefix,
+                value.clone(),
+            )
+        }
+    };
+    load::drive(
+        "etcd warm-up",
+        WARM_UP_CLIENTS,
+        WARM_UP,
+        interrupted,
+        put("warm-up".into()),
+    );
     let mut results = Vec::new();
     for load in loads.iter().filter(|l| l.batch == 1) {
-        let prefix = format!("bench/{}", load.clients);
         let result = load::drive(
             &format!("etcd {}", load.name()),
             load.clients,
             duration,
             interrupted,
-            |w| {
-                etcd::put_worker(
-                    &cluster.clients[w % cluster.clients.len()],
-                    &prefix,
-                    value.clone(),
-                )
-            },
+            put(format!("bench/{}", load.clients)),
         );
         if interrupted() {
             bail!("interrupted");
@@ -326,7 +360,7 @@ mod tests {
                 clients: 1,
                 batch: 1
             }
-            .to_sign(10),
+            .transactions(10),
             10_000
         );
         assert_eq!(
@@ -334,7 +368,7 @@ mod tests {
                 clients: 64,
                 batch: 1
             }
-            .to_sign(10),
+            .transactions(10),
             MEMO_RATE * 10
         );
         assert_eq!(

@@ -71,9 +71,9 @@ fn install() -> anyhow::Result<()> {
             .is_ok_and(|s| s.success())
     };
     // A fresh system may have no package lists yet: update once and retry.
-    if !apt(&["install", "-y", "etcd-server"])
-        && !(apt(&["update"]) && apt(&["install", "-y", "etcd-server"]))
-    {
+    let installed = apt(&["install", "-y", "etcd-server"])
+        || (apt(&["update"]) && apt(&["install", "-y", "etcd-server"]));
+    if !installed {
         bail!("`apt-get install -y etcd-server` failed; {INSTALL_HINT}");
     }
     Ok(())
@@ -214,7 +214,7 @@ pub(super) fn put_worker(
     client_url: &str,
     prefix: &str,
     value: Arc<String>,
-) -> impl FnMut(usize) -> Option<Sent> + Send + 'static {
+) -> impl FnMut(usize) -> Option<Sent> + Send + use<> {
     let agent = agent(PUT_TIMEOUT);
     let url = format!("{client_url}/v3/kv/put");
     let prefix = prefix.to_string();

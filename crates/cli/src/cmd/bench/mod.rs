@@ -116,6 +116,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     };
     let apis = fresh.as_ref().map_or(args.api.clone(), |f| f.apis.clone());
     let cluster_id = super::signing::node_cluster_id(&Client::new(&apis[0]))?;
+    welkin::first_commit(&apis[0], &cluster_id)?;
     let identities = if args.workload == Workload::IdentityMemo {
         welkin::incept_senders(&Client::new(&apis[0]), &cluster_id, IDENTITY_SENDERS)?
     } else {

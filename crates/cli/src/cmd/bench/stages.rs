@@ -436,4 +436,53 @@ weird_bucket{stage="a \"quoted\" stage",le="1"} 2
         assert_eq!(figures[1].count, 0.0);
         assert_eq!(figures[1].p50, None);
     }
+
+    /// Serves `pages` in turn at `/metrics` (404 after the last, or for an empty list) from a
+    /// thread; returns its URL.
+    fn serve(pages: Vec<String>) -> String {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        std::thread::spawn(move || {
+            let mut pages = pages.into_iter();
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let (status, body) = match pages.next() {
+                    Some(page) if head.starts_with(b"GET /metrics ") => ("200 OK", page),
+                    _ => ("404 Not Found", String::new()),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn probe_sums_the_nodes_with_metrics_and_carries_on_past_one_without() {
+        let later = PAGE.replace("le=\"+Inf\"} 20", "le=\"+Inf\"} 30");
+        let apis = [
+            serve(vec![PAGE.to_string(), later.clone()]),
+            serve(Vec::new()),
+            serve(vec![PAGE.to_string(), later]),
+        ];
+        let mut probe = Probe::new(&apis);
+        let before = probe.snapshot();
+        assert!(before[0].is_some() && before[1].is_none() && before[2].is_some());
+        let figures = probe.breakdown(&before);
+        assert_eq!(figures[0].stage, "admitted");
+        assert_eq!(figures[0].count, 20.0);
+        assert_eq!(figures[0].p50, Some(0.004));
+    }
 }

@@ -83,7 +83,9 @@ pub(super) fn sign(
     cluster_id: &welkin_types::Digest,
     identities: &[(Sender, PrivateKey)],
 ) -> Signed {
-    eprintln!("signing {count} transactions...");
+    if count > 1 {
+        eprintln!("signing {count} transactions...");
+    }
     let signers: Vec<PrivateKey> = (0..SIGNERS)
         .map(|_| welkin_node::ceremony::NodeKey::generate(&mut commonware_utils::sys_rng()).signer)
         .collect();
@@ -144,7 +146,7 @@ fn memo(index: u64) -> Vec<u8> {
 pub(super) fn submit_worker(
     api: &str,
     batches: Arc<Vec<Vec<String>>>,
-) -> impl FnMut(usize) -> Option<Sent> + Send + 'static {
+) -> impl FnMut(usize) -> Option<Sent> + Send + use<> {
     let client = Client::new(api);
     move |index| {
         let batch = batches.get(index)?;
@@ -166,6 +168,20 @@ pub(super) fn submit_worker(
             items: batch.len(),
             counted: committed,
         })
+    }
+}
+
+/// Submits one memo and waits for its commit: a fresh cluster answers `/v1/health` before it
+/// commits, and a load started then would time its first blocks.
+pub(super) fn first_commit(api: &str, cluster_id: &welkin_types::Digest) -> anyhow::Result<()> {
+    let signed = sign(Workload::Memo, 1, 1, cluster_id, &[]);
+    let mut submit = submit_worker(api, signed.batches);
+    match submit(0) {
+        Some(sent) if sent.counted == 1 => Ok(()),
+        _ => bail!(
+            "{api} did not commit a transaction within {} s",
+            SUBMIT_TIMEOUT.as_secs()
+        ),
     }
 }
 
