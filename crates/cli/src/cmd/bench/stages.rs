@@ -17,6 +17,25 @@ const MAX_HISTOGRAMS: usize = 256;
 /// Most buckets kept per histogram.
 const MAX_BUCKETS: usize = 128;
 
+/// Stage names in the order a transaction and its block go through them (the issue's
+/// stages, with the node's per-block steps where they fall), for printing.
+const PIPELINE: [&str; 14] = [
+    "admitted",
+    "gossiped",
+    "proposed",
+    "notarized",
+    "finalized",
+    "delivered",
+    "execute",
+    "log_append",
+    "state_commit",
+    "checkpoint_sign",
+    "signatures",
+    "applied",
+    "acknowledged",
+    "certified",
+];
+
 /// One stage histogram: cumulative counts by upper bound (`le`), ascending.
 #[derive(Clone, Debug, PartialEq)]
 struct Histogram {
@@ -109,10 +128,25 @@ impl Scrape {
         }
     }
 
-    /// The median and 90th percentile of every stage, in order of first appearance.
+    /// The median and 90th percentile of every stage: metrics in order of first appearance;
+    /// within one, the stages named in [`PIPELINE`] in that order, then the others as they
+    /// appeared (the text format lists a metric's label sets in no particular order).
     pub(super) fn breakdown(&self) -> Vec<StageFigure> {
-        self.histograms
-            .iter()
+        let mut metrics: Vec<&str> = Vec::new();
+        for h in &self.histograms {
+            if !metrics.contains(&h.metric.as_str()) {
+                metrics.push(&h.metric);
+            }
+        }
+        let mut order: Vec<&Histogram> = self.histograms.iter().collect();
+        // A stable sort: unnamed stages keep their order of appearance.
+        order.sort_by_key(|h| {
+            let metric = metrics.iter().position(|m| *m == h.metric);
+            let stage = PIPELINE.iter().position(|s| *s == h.stage);
+            (metric, stage.unwrap_or(PIPELINE.len()))
+        });
+        order
+            .into_iter()
             .map(|h| StageFigure {
                 metric: h.metric.clone(),
                 stage: h.stage.clone(),
@@ -325,7 +359,7 @@ pub(super) fn print(figures: &[StageFigure]) {
         let show =
             |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}{unit}", v * scale));
         println!(
-            "  {:<40} {:<14} p50 {:>12}  p90 {:>12}  ({} observed)",
+            "  {:<40} {:<16} p50 {:>12}  p90 {:>12}  ({} observed)",
             figure.metric,
             figure.stage,
             show(figure.p50),
@@ -381,6 +415,30 @@ weird_bucket{stage="a \"quoted\" stage",le="1"} 2
         assert_eq!(
             scrape.histograms[1].buckets,
             [(0.01, 5.0), (0.02, 15.0), (f64::INFINITY, 20.0)]
+        );
+    }
+
+    #[test]
+    fn breakdown_lists_known_stages_in_pipeline_order_within_each_metric() {
+        let page = "b_bucket{stage=\"zeta\",le=\"1\"} 1\n\
+                    a_bucket{stage=\"certified\",le=\"1\"} 1\n\
+                    b_bucket{stage=\"execute\",le=\"1\"} 1\n\
+                    a_bucket{stage=\"other\",le=\"1\"} 1\n\
+                    a_bucket{stage=\"admitted\",le=\"1\"} 1\n";
+        let order: Vec<_> = Scrape::parse(page)
+            .breakdown()
+            .into_iter()
+            .map(|f| format!("{}/{}", f.metric, f.stage))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "b/execute",
+                "b/zeta",
+                "a/admitted",
+                "a/certified",
+                "a/other"
+            ]
         );
     }
 
