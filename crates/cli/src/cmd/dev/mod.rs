@@ -5,7 +5,7 @@ mod cluster;
 mod control;
 mod supervisor;
 
-pub(crate) use cluster::LocalCluster;
+pub(crate) use cluster::{LocalCluster, Processes};
 
 use crate::cli::{DevArgs, DevCommand};
 use commonware_codec::Encode as _;
