@@ -734,6 +734,20 @@ fn replies_are_verified(dir: &Path, cluster: &Cluster, signer: &mut Signer) {
             .arg(&genesis_path),
     );
     assert!(first.contains("verified: the genesis block"), "{first}");
+    // Pinned on first use, without the genesis file: the members' keys come from the node's
+    // `GET /v1/genesis`, accepted because its hash is the pinned cluster id.
+    let pins = dir.join("block-pins");
+    std::fs::create_dir_all(&pins).expect("config dir");
+    let pinned = run_ok(
+        welkin()
+            .env("WELKIN_CONFIG_DIR", &pins)
+            .args(["block", "latest", "--api", &real]),
+    );
+    assert!(
+        pinned.contains("verified: a finalization certificate signed by a quorum"),
+        "{pinned}"
+    );
+    served_genesis_and_stage_metrics(&real, &genesis);
 
     let liar = serve_lying_receipts(real.clone());
     for genesis_flag in [true, false] {
@@ -785,6 +799,45 @@ fn replies_are_verified(dir: &Path, cluster: &Cluster, signer: &mut Signer) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("pins cluster key"), "{stderr}");
+}
+
+/// The node serves the genesis it runs, and its metrics time the transactions it received
+/// through every stage up to the acknowledgement.
+fn served_genesis_and_stage_metrics(api: &str, genesis: &welkin_types::Genesis) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let get = |path: &str| {
+        agent
+            .get(&format!("{api}{path}"))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+            .body_mut()
+            .read_to_string()
+            .expect("a text body")
+    };
+    let served = welkin_types::Genesis::from_json(&get("/v1/genesis")).expect("valid genesis");
+    assert_eq!(served.cluster_id(), genesis.cluster_id());
+    let metrics = get("/metrics");
+    let count = |stage: &str| -> u64 {
+        let wanted = format!("tx_stage_seconds_count{{stage=\"{stage}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.split_once(&wanted).map(|(_, v)| v.trim()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {wanted} in /metrics"))
+    };
+    for stage in [
+        "admitted",
+        "gossiped",
+        "finalized",
+        "applied",
+        "acknowledged",
+    ] {
+        assert!(count(stage) > 0, "no transaction timed at stage {stage}");
+    }
+    assert!(
+        metrics.contains("block_stage_seconds_count{stage=\"state_commit\"}"),
+        "block stages are served"
+    );
 }
 
 /// The public key (hex) of a freshly dealt cluster: not this cluster's.
