@@ -67,6 +67,8 @@ fn install() -> anyhow::Result<()> {
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdin(Stdio::null())
+            // apt's progress goes to stderr: stdout carries only the results.
+            .stdout(Stdio::from(std::io::stderr()))
             .status()
             .is_ok_and(|s| s.success())
     };
