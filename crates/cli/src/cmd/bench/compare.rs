@@ -9,8 +9,7 @@
 use super::{
     MEMO_RATE, cores, etcd, interrupted,
     load::{self, LoadResult},
-    stages::{self, StageFigure},
-    welkin,
+    stages, welkin,
 };
 use crate::cli::{BenchArgs, Workload};
 use anyhow::bail;
@@ -65,8 +64,10 @@ struct WelkinSide {
     result: LoadResult,
     signed: usize,
     signing_per_s: f64,
-    /// The per-stage breakdown from the nodes' metrics (empty if they serve none).
-    stages: Vec<StageFigure>,
+    /// The per-stage breakdown and fsyncs per block from the nodes' metrics (empty if they
+    /// serve none).
+    #[serde(flatten)]
+    metrics: stages::Breakdown,
 }
 
 /// Both sides of one load.
@@ -209,7 +210,7 @@ fn run_welkin(
             interrupted,
             |w| welkin::submit_worker(&apis[w % apis.len()], signed.batches.clone()),
         );
-        let stages = probe.breakdown(&before);
+        let metrics = probe.breakdown(&before);
         if interrupted() {
             bail!("interrupted");
         }
@@ -217,7 +218,7 @@ fn run_welkin(
             result,
             signed: signed.count,
             signing_per_s: signed.count as f64 / signed.seconds,
-            stages,
+            metrics,
         });
     }
     Ok((apis.len(), sides))
@@ -308,10 +309,10 @@ fn print(comparison: &Comparison) {
     for row in comparison
         .loads
         .iter()
-        .filter(|r| !r.welkin.stages.is_empty())
+        .filter(|r| !r.welkin.metrics.is_empty())
     {
         println!("Welkin stages at {}, summed over nodes:", row.load);
-        stages::print(&row.welkin.stages);
+        stages::print(&row.welkin.metrics);
     }
 }
 

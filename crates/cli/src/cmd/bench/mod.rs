@@ -84,7 +84,9 @@ struct Report {
     /// Key-state lookups per second on one node (key-events workload).
     #[serde(skip_serializing_if = "Option::is_none")]
     lookups_per_s: Option<f64>,
-    stages: Vec<stages::StageFigure>,
+    /// The per-stage breakdown and fsyncs per block from the nodes' metrics.
+    #[serde(flatten)]
+    metrics: stages::Breakdown,
     cores: usize,
 }
 
@@ -145,7 +147,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         interrupted,
         |w| welkin::submit_worker(&apis[w % apis.len()], signed.batches.clone()),
     );
-    let stages = probe.breakdown(&before);
+    let metrics = probe.breakdown(&before);
     if interrupted() {
         bail!("interrupted");
     }
@@ -183,7 +185,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         signing_per_s: total as f64 / signed.seconds,
         result,
         lookups_per_s,
-        stages,
+        metrics,
         cores: cores(),
     };
     let result = &report.result;
@@ -203,9 +205,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(rate) = report.lookups_per_s {
         println!("key-state lookups on one node: {rate:.0}/s");
     }
-    if !report.stages.is_empty() {
+    if !report.metrics.is_empty() {
         println!("stages, summed over nodes:");
-        stages::print(&report.stages);
+        stages::print(&report.metrics);
     }
     std::fs::write(&args.out, serde_json::to_string_pretty(&report)?)?;
     println!("wrote {}", args.out.display());

@@ -6,6 +6,10 @@
 //! before and after a load; the difference, summed over nodes, is the load's own histogram, and
 //! its median and 90th percentile are estimated by linear interpolation within buckets (as
 //! Prometheus' `histogram_quantile` does).
+//!
+//! Each page's fsync count (commonware's `runtime_storage_syncs_total`) is kept too: divided
+//! by the blocks committed meanwhile (the `state_commit` block stage), it gives the fsyncs each
+//! node makes per block.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -14,6 +18,11 @@ use std::collections::BTreeMap;
 const MAX_METRICS_BYTES: u64 = 16 * 1024 * 1024;
 /// Most distinct stage histograms kept from one page; the rest are ignored.
 const MAX_HISTOGRAMS: usize = 256;
+/// The commonware runtime's counter of storage syncs (fsyncs).
+const SYNCS_METRIC: &str = "runtime_storage_syncs_total";
+/// The block stage observed once per committed block.
+const BLOCK_COMMIT_STAGE: &str = "state_commit";
+
 /// Most buckets kept per histogram.
 const MAX_BUCKETS: usize = 128;
 
@@ -59,6 +68,8 @@ impl Histogram {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(super) struct Scrape {
     histograms: Vec<Histogram>,
+    /// The node's fsyncs so far (or, after [`Scrape::since`], during the load).
+    syncs: Option<f64>,
 }
 
 impl Scrape {
@@ -69,6 +80,14 @@ impl Scrape {
         for line in text.lines() {
             if let Some((metric, stage, le, count)) = bucket_sample(line) {
                 scrape.add(metric, stage, le, count);
+            } else if let Some(value) = line.trim().strip_prefix(SYNCS_METRIC)
+                && let Some(value) = value.strip_prefix(' ')
+            {
+                scrape.syncs = value
+                    .split_whitespace()
+                    .next()
+                    .and_then(parse_value)
+                    .filter(|v| v.is_finite() && *v >= 0.0);
             }
         }
         scrape
@@ -102,7 +121,13 @@ impl Scrape {
     /// What was observed between `before` and `self` (a later page of the same node). A
     /// bucket that went down (the node restarted) counts from zero.
     pub(super) fn since(&self, before: &Scrape) -> Scrape {
-        let mut delta = Scrape::default();
+        let mut delta = Scrape {
+            syncs: match (self.syncs, before.syncs) {
+                (Some(now), Some(old)) if now >= old => Some(now - old),
+                (now, _) => now,
+            },
+            ..Scrape::default()
+        };
         for histogram in &self.histograms {
             let earlier = before
                 .histograms
@@ -121,11 +146,27 @@ impl Scrape {
 
     /// Adds another node's histograms to these.
     pub(super) fn merge(&mut self, other: &Scrape) {
+        self.syncs = match (self.syncs, other.syncs) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
         for histogram in &other.histograms {
             for &(le, count) in &histogram.buckets {
                 self.add(&histogram.metric, &histogram.stage, le, count);
             }
         }
+    }
+
+    /// Fsyncs per committed block, per node: the syncs over the blocks each node committed
+    /// (both summed over nodes). `None` without either.
+    pub(super) fn fsyncs_per_block(&self) -> Option<f64> {
+        let blocks: f64 = self
+            .histograms
+            .iter()
+            .filter(|h| h.metric.ends_with("block_stage_seconds") && h.stage == BLOCK_COMMIT_STAGE)
+            .filter_map(|h| h.buckets.last().map(|(_, count)| *count))
+            .sum();
+        (blocks > 0.0).then_some(self.syncs? / blocks)
     }
 
     /// The median and 90th percentile of every stage: metrics in order of first appearance;
@@ -335,21 +376,41 @@ impl Probe {
     }
 
     /// The stages observed since `before` (from [`Self::snapshot`]), summed over the nodes
-    /// that had stage histograms both times.
-    pub(super) fn breakdown(&mut self, before: &[Option<Scrape>]) -> Vec<StageFigure> {
+    /// that had stage histograms both times, and the fsyncs per block per node meanwhile.
+    pub(super) fn breakdown(&mut self, before: &[Option<Scrape>]) -> Breakdown {
         let mut total = Scrape::default();
         for (after, before) in self.snapshot().iter().zip(before) {
             if let (Some(after), Some(before)) = (after, before) {
                 total.merge(&after.since(before));
             }
         }
-        total.breakdown()
+        Breakdown {
+            stages: total.breakdown(),
+            fsyncs_per_block: total.fsyncs_per_block(),
+        }
     }
 }
 
-/// Prints a breakdown, one stage a line, in milliseconds for `_seconds` histograms.
-pub(super) fn print(figures: &[StageFigure]) {
-    for figure in figures {
+/// What the nodes' metrics say about one load.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(super) struct Breakdown {
+    /// Every stage's figures.
+    pub(super) stages: Vec<StageFigure>,
+    /// Fsyncs each node made per committed block during the load.
+    pub(super) fsyncs_per_block: Option<f64>,
+}
+
+impl Breakdown {
+    /// True if the nodes served no stage histograms.
+    pub(super) fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+}
+
+/// Prints a breakdown, one stage a line, in milliseconds for `_seconds` histograms, then the
+/// fsyncs per block.
+pub(super) fn print(breakdown: &Breakdown) {
+    for figure in &breakdown.stages {
         let scale = if figure.metric.ends_with("_seconds") {
             1000.0
         } else {
@@ -366,6 +427,9 @@ pub(super) fn print(figures: &[StageFigure]) {
             show(figure.p90),
             figure.count
         );
+    }
+    if let Some(fsyncs) = breakdown.fsyncs_per_block {
+        println!("  fsyncs per committed block, per node: {fsyncs:.1}");
     }
 }
 
@@ -495,6 +559,30 @@ weird_bucket{stage="a \"quoted\" stage",le="1"} 2
         assert_eq!(figures[1].p50, None);
     }
 
+    #[test]
+    fn fsyncs_per_block_divides_the_syncs_by_the_blocks_committed_meanwhile() {
+        let page = |syncs: u64, blocks: u64| {
+            format!(
+                "# TYPE runtime_storage_syncs counter\n\
+                 runtime_storage_syncs_total {syncs}\n\
+                 runtime_storage_syncs_totally_other 999\n\
+                 node_block_stage_seconds_bucket{{le=\"0.001\",stage=\"state_commit\"}} 0\n\
+                 node_block_stage_seconds_bucket{{le=\"+Inf\",stage=\"state_commit\"}} {blocks}\n\
+                 node_block_stage_seconds_bucket{{le=\"+Inf\",stage=\"execute\"}} 5000\n"
+            )
+        };
+        let node = |before: (u64, u64), after: (u64, u64)| {
+            Scrape::parse(&page(after.0, after.1)).since(&Scrape::parse(&page(before.0, before.1)))
+        };
+        // Two nodes: 280 syncs over 10 blocks, and 300 over 10.
+        let mut total = node((100, 5), (380, 15));
+        total.merge(&node((0, 0), (300, 10)));
+        assert_eq!(total.fsyncs_per_block(), Some(29.0));
+        // No block committed, or no sync counter: no figure.
+        assert_eq!(node((100, 5), (380, 5)).fsyncs_per_block(), None);
+        assert_eq!(Scrape::parse(PAGE).fsyncs_per_block(), None);
+    }
+
     /// Serves `pages` in turn at `/metrics` (404 after the last, or for an empty list) from a
     /// thread; returns its URL.
     fn serve(pages: Vec<String>) -> String {
@@ -538,7 +626,7 @@ weird_bucket{stage="a \"quoted\" stage",le="1"} 2
         let mut probe = Probe::new(&apis);
         let before = probe.snapshot();
         assert!(before[0].is_some() && before[1].is_none() && before[2].is_some());
-        let figures = probe.breakdown(&before);
+        let figures = probe.breakdown(&before).stages;
         assert_eq!(figures[0].stage, "admitted");
         assert_eq!(figures[0].count, 20.0);
         assert_eq!(figures[0].p50, Some(0.004));
