@@ -62,7 +62,8 @@ pub fn decode<T: commonware_codec::Read<Cfg = ()>>(
 pub mod namespace {
     /// Transactions signed by clients (ed25519).
     pub const TX: &[u8] = b"welkin/tx/v1";
-    /// Consensus votes and certificates (BLS threshold; commonware appends its own suffixes).
+    /// Consensus votes and certificates (the members' ed25519 keys; commonware appends its own
+    /// suffixes).
     pub const CONSENSUS: &[u8] = b"welkin/consensus/v1";
     /// Certified checkpoints (BLS threshold partials and their recovered signature).
     pub const CHECKPOINT: &[u8] = b"welkin/checkpoint/v1";
@@ -70,6 +71,9 @@ pub mod namespace {
     pub const P2P: &[u8] = b"welkin/p2p/v1";
     /// A node's registration for a genesis, signed by the node's own key (ed25519).
     pub const REGISTRATION: &[u8] = b"welkin/node-registration/v1";
+    /// Values sealed to the cluster key (BLS threshold partials over a value's target, and
+    /// the identity-based encryption of its data key): signed for nothing else.
+    pub const SEAL: &[u8] = b"welkin/sealed/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between
