@@ -334,6 +334,16 @@ pub(crate) struct BenchArgs {
     /// and both versions. Needs the memo workload.
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub(crate) compare: Option<CompareWith>,
+    /// Measure the consensus floor instead of a load: a fresh cluster whose leaders propose
+    /// empty blocks back to back (`idle_wait_ms = 0`), no transactions, for --duration
+    /// seconds.
+    ///
+    /// Prints the blocks finalized per second, each per-block stage (first sight to
+    /// notarization and finalization, delivery, execution, log, state commit, checkpoint
+    /// signing) and the fsyncs per block, and writes them as JSON: the cost of a block with
+    /// nothing in it, which every transaction's latency sits on.
+    #[arg(long, conflicts_with_all = ["compare", "api"])]
+    pub(crate) floor: bool,
     /// What each transaction does: `memo` (a log append), `identity-memo` (the same, sent
     /// by KERI identifiers), or `key-events` (each the inception of a new KERI identifier,
     /// validated by the identity module; afterwards key-state lookups per second are

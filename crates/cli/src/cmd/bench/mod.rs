@@ -8,6 +8,7 @@
 
 mod compare;
 mod etcd;
+mod floor;
 mod load;
 mod ports;
 mod stages;
@@ -106,6 +107,10 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--duration must be positive, got 0");
     }
     watch_interrupts();
+    if args.floor {
+        let duration = args.duration.unwrap_or(DEFAULT_COMPARE_DURATION);
+        return floor::run(Duration::from_secs(duration), &args.out);
+    }
     if args.compare.is_some() {
         let duration = args.duration.unwrap_or(DEFAULT_COMPARE_DURATION);
         return compare::run(&args, Duration::from_secs(duration));

@@ -35,6 +35,12 @@ pub(super) struct FreshCluster {
 impl FreshCluster {
     /// Creates and starts a 4-node cluster, and waits until every node answers.
     pub(super) fn start() -> anyhow::Result<Self> {
+        Self::start_with("")
+    }
+
+    /// [`Self::start`], with `settings` (top-level `node.toml` lines) added to every node's
+    /// config before it starts.
+    pub(super) fn start_with(settings: &str) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("welkin-bench-{}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
@@ -46,11 +52,43 @@ impl FreshCluster {
             apis: Vec::new(),
         };
         let cluster = LocalCluster::create_or_load(&dir, 4, base)?;
+        if !settings.is_empty() {
+            for node in 0..4 {
+                let path = dir.join(format!("node{node}")).join("node.toml");
+                let config = std::fs::read_to_string(&path)?;
+                std::fs::write(&path, with_top_level(&config, settings))?;
+            }
+        }
         eprintln!("starting a fresh 4-node cluster in {}", dir.display());
         fresh.processes = Some(cluster.spawn(false)?);
         fresh.apis = cluster.apis();
         Ok(fresh)
     }
+}
+
+/// `config` (TOML) with `settings` inserted before its first table, where top-level keys
+/// must go.
+fn with_top_level(config: &str, settings: &str) -> String {
+    let at = config
+        .lines()
+        .scan(0, |offset, line| {
+            let start = *offset;
+            *offset += line.len() + 1;
+            Some((start, line))
+        })
+        .find(|(_, line)| line.trim_start().starts_with('['))
+        .map_or(config.len(), |(start, _)| start);
+    let mut settings = settings.to_string();
+    if !settings.ends_with('\n') {
+        settings.push('\n');
+    }
+    let (head, tail) = config.split_at(at.min(config.len()));
+    let separator = if head.is_empty() || head.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    format!("{head}{separator}{settings}{tail}")
 }
 
 impl Drop for FreshCluster {
@@ -257,6 +295,19 @@ pub(super) fn incept_senders(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_go_before_the_first_table_so_they_stay_top_level() {
+        let config = "data_dir = \"data\"\n\n[api]\nthreads = 2\n";
+        let changed = with_top_level(config, "idle_wait_ms = 0");
+        assert_eq!(
+            changed,
+            "data_dir = \"data\"\n\nidle_wait_ms = 0\n[api]\nthreads = 2\n"
+        );
+        // No table: appended, on a line of its own.
+        assert_eq!(with_top_level("a = 1", "b = 2"), "a = 1\nb = 2\n");
+        assert_eq!(with_top_level("", "b = 2\n"), "b = 2\n");
+    }
 
     #[test]
     fn memos_carry_the_same_value_size_as_the_etcd_puts_and_differ() {
