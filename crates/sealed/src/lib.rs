@@ -165,9 +165,16 @@ impl<'a> Opener<'a> {
     }
 
     /// Checks `partial` and keeps it if it verifies. An invalid partial names its sender
-    /// (block it); the sender's slot is then closed.
+    /// (block it); the sender's slot is then closed. The caller must first check that the
+    /// partial's index is the member that sent it (as the checkpoint tracker does): an index
+    /// says whose share signed, not who delivered it.
     pub fn add(&mut self, partial: PartialSignature<Variant>) -> Result<(), PartialError> {
         let index = partial.index.get();
+        if index >= self.sharing.total().get() {
+            // No member has this index: nothing to remember, so the slots stay bounded by
+            // the membership.
+            return Err(PartialError::Invalid(index));
+        }
         if self.valid.contains_key(&index) || self.refused.contains(&index) {
             return Err(PartialError::Duplicate(index));
         }

@@ -59,6 +59,11 @@ fn f_lying_nodes_are_named_and_cannot_stop_the_honest_threshold() {
         opener.add(lie),
         Err(PartialError::Invalid(shares[0].index.get()))
     );
+    // An index no member has is refused and not remembered.
+    let mut stranger = partial(&shares[1], &value.target);
+    stranger.index = commonware_utils::Participant::new(9);
+    assert_eq!(opener.add(stranger), Err(PartialError::Invalid(9)));
+    assert_eq!(opener.refused.len(), 1);
     // Its slot is closed: a second message from it is refused, even a valid one.
     assert_eq!(
         opener.add(partial(&shares[0], &value.target)),
