@@ -4,7 +4,7 @@
 //! rules (varint); each rule's pattern (varint length, UTF-8 bytes) and capability bits (u16,
 //! big-endian); the text (varint length, UTF-8 bytes). Decoding enforces the parser's limits
 //! and rules again (name, pattern and text lengths, rule count, name and pattern checks,
-//! capability bits), so that a decoded policy is one [`crate::parse`] could have produced.
+//! capability bits). It does not parse the text: see [`crate::Policy::check_text`] for that.
 
 use crate::{
     Capabilities, MAX_NAME_BYTES, MAX_PATTERN_BYTES, MAX_RULES, MAX_TEXT_BYTES, PathRule, Policy,

@@ -175,6 +175,23 @@ pub struct Policy {
     pub text: String,
 }
 
+impl Policy {
+    /// Checks that the rules are what the text says, by parsing the text again.
+    ///
+    /// Decoding checks every part of a policy but not that the rules match the text: the rules
+    /// are what is enforced, the text is what reads return. A policy built by [`parse`] always
+    /// matches; one that arrives encoded from a client may not, and a reader of its text would
+    /// be misled. Parsing is deterministic (no hash maps, pinned parser versions), so every
+    /// node may call this and reach the same answer.
+    pub fn check_text(&self) -> Result<(), PolicyError> {
+        if parse(&self.name, &self.text)?.rules == self.rules {
+            Ok(())
+        } else {
+            Err(PolicyError::TextMismatch(self.name.clone()))
+        }
+    }
+}
+
 /// Why a policy, or its name, was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -310,6 +327,9 @@ pub enum PolicyError {
     /// matched literally.
     #[error("path {0:?}: templated policy paths are not supported")]
     Templated(String),
+    /// A policy whose rules are not what its text says (see [`Policy::check_text`]).
+    #[error("the rules of policy {0:?} do not match its text")]
+    TextMismatch(String),
     /// Encoded capability bits that no rule can hold.
     #[error("invalid capability bits {0:#06x}")]
     CapabilityBits(u16),
@@ -477,6 +497,20 @@ mod tests {
         );
         assert!(validate_delete("root").is_err());
         assert_eq!(validate_delete("dev"), Ok(()));
+    }
+
+    #[test]
+    fn rules_that_differ_from_the_text_are_caught() {
+        let mut policy =
+            parse("dev", r#"path "secret/*" { capabilities = ["deny"] }"#).expect("parses");
+        assert_eq!(policy.check_text(), Ok(()));
+        policy.rules[0].capabilities = Capabilities::READ;
+        assert_eq!(
+            policy.check_text().expect_err("refused").to_string(),
+            r#"the rules of policy "dev" do not match its text"#
+        );
+        policy.rules.clear();
+        assert!(policy.check_text().is_err());
     }
 
     #[test]
