@@ -1,6 +1,6 @@
 //! Policy text, HCL or JSON, into a [`Policy`].
 //!
-//! Both syntaxes are first read into one [`Node`] tree with the shape of Vault's JSON form
+//! Both syntaxes are first read into one `Node` tree with the shape of Vault's JSON form
 //! (`{"path": {"<pattern>": {"capabilities": [...]}}}`), and one interpreter reads that tree:
 //! the two syntaxes cannot drift apart. The tree keeps every entry in source order, duplicates
 //! included, because a pattern written twice must merge (as in Vault), never overwrite: a
