@@ -21,8 +21,8 @@
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit,
-    aead::{Aead, OsRng, rand_core::RngCore},
+    ChaCha20Poly1305, KeyInit, Nonce,
+    aead::{Aead, Generate as _, array::Array, consts::U16},
 };
 use serde::{Deserialize, Serialize};
 use std::{
@@ -277,19 +277,16 @@ impl Keystore {
         let salt = decode("salt", &file.kdf.salt)?;
         let nonce = decode("nonce", &file.nonce)?;
         let sealed = decode("sealed", &file.sealed)?;
-        if nonce.len() != 12 {
-            return Err(format("nonce must be 12 bytes".into()));
-        }
+        let nonce = Nonce::try_from(nonce.as_slice())
+            .map_err(|_| format(format!("nonce must be 12 bytes, not {}", nonce.len())))?;
         file.kdf.check(path, salt.len())?;
         let key = derive_key(passphrase, &salt, &file.kdf).map_err(format)?;
-        let cipher = ChaCha20Poly1305::new(key.as_ref().into());
-        let plain = Zeroizing::new(
-            cipher
-                .decrypt(nonce.as_slice().into(), sealed.as_slice())
-                .map_err(|_| KeystoreError::Decrypt {
-                    path: path.to_path_buf(),
-                })?,
-        );
+        let cipher = ChaCha20Poly1305::new((&*key).into());
+        let plain = Zeroizing::new(cipher.decrypt(&nonce, sealed.as_slice()).map_err(|_| {
+            KeystoreError::Decrypt {
+                path: path.to_path_buf(),
+            }
+        })?);
         let contents: Contents = serde_json::from_slice(&plain)
             .map_err(|e| format(format!("sealed contents unreadable: {e}")))?;
         Ok(Self {
@@ -305,8 +302,9 @@ impl Keystore {
             path: self.path.clone(),
             source,
         };
-        let mut salt = [0u8; 16];
-        OsRng.fill_bytes(&mut salt);
+        // From the operating system's generator; it panics if that fails, as nothing can be
+        // sealed safely without it.
+        let salt = Array::<u8, U16>::generate();
         let kdf = Kdf {
             algorithm: "argon2id".into(),
             salt: b64().encode(salt),
@@ -319,13 +317,12 @@ impl Keystore {
                 path: self.path.clone(),
                 reason,
             })?;
-        let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
+        let nonce = Nonce::generate();
         let plain = Zeroizing::new(
             serde_json::to_vec(&self.contents).expect("keystore contents serialize"),
         );
-        let sealed = ChaCha20Poly1305::new(key.as_ref().into())
-            .encrypt((&nonce).into(), plain.as_slice())
+        let sealed = ChaCha20Poly1305::new((&*key).into())
+            .encrypt(&nonce, plain.as_slice())
             .expect("encryption of a small buffer cannot fail");
         let file = File {
             version: VERSION,
@@ -610,5 +607,29 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(Keystore::open_or_create(&path, "pw").is_ok());
+    }
+
+    #[test]
+    fn a_keystore_written_by_an_earlier_build_opens_and_resaves() {
+        // `fixtures/keystore-v1.json` was written by `welkin id incept` built with
+        // chacha20poly1305 0.10 (passphrase "fixture-passphrase"): it freezes the file format
+        // against changes in the AEAD crate.
+        let path = temp("fixture.json");
+        std::fs::write(&path, include_str!("../fixtures/keystore-v1.json")).expect("write");
+        let store = Keystore::open_or_create(&path, "fixture-passphrase").expect("opens");
+        let alice = store.get("alice").expect("alice").clone();
+        assert_eq!((alice.current.len(), alice.next.len()), (1, 1));
+        assert_ne!(alice.current, alice.next);
+        assert!(matches!(
+            Keystore::open_or_create(&path, "wrong"),
+            Err(KeystoreError::Decrypt { .. })
+        ));
+        store.save().expect("save");
+        let reopened = Keystore::open_or_create(&path, "fixture-passphrase").expect("reopens");
+        let again = reopened.get("alice").expect("alice");
+        assert_eq!(
+            (&again.prefix, &again.current, &again.next),
+            (&alice.prefix, &alice.current, &alice.next)
+        );
     }
 }

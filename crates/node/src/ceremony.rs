@@ -17,7 +17,7 @@
 //! secret can open it, and a share cannot be moved to another node or cluster.
 
 use chacha20poly1305::{
-    ChaCha20Poly1305, Key, KeyInit, Nonce,
+    ChaCha20Poly1305, KeyInit, Nonce,
     aead::{Aead, Payload},
 };
 use commonware_codec::Encode;
@@ -229,11 +229,11 @@ pub fn seal_share(
     let ephemeral_public = XPublic::from(&ephemeral).to_bytes();
     let shared = ephemeral.diffie_hellman(&XPublic::from(*recipient));
     let key = seal_key(shared.as_bytes(), &ephemeral_public, recipient);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()));
+    let cipher = ChaCha20Poly1305::new((&*key).into());
     let plaintext = Zeroizing::new(share.encode().to_vec());
     let ciphertext = cipher
         .encrypt(
-            Nonce::from_slice(&[0u8; 12]),
+            &Nonce::default(),
             Payload {
                 msg: &plaintext,
                 aad: &seal_aad(cluster_id, node),
@@ -275,11 +275,11 @@ pub fn open_share(
     let recipient = key.encryption_key();
     let shared = key.encryption.diffie_hellman(&XPublic::from(ephemeral));
     let seal = seal_key(shared.as_bytes(), &ephemeral, &recipient);
-    let cipher = ChaCha20Poly1305::new(Key::from_slice(seal.as_ref()));
+    let cipher = ChaCha20Poly1305::new((&*seal).into());
     let plaintext = Zeroizing::new(
         cipher
             .decrypt(
-                Nonce::from_slice(&[0u8; 12]),
+                &Nonce::default(),
                 Payload {
                     msg: &ciphertext,
                     aad: &seal_aad(cluster_id, &key.public_key()),
@@ -545,6 +545,27 @@ mod tests {
             .find(|k| k.public_key() == genesis.nodes[0].public_key)
             .expect("key");
         assert!(open_share(&sealed[0], key, &wrong_cluster).is_err());
+    }
+
+    #[test]
+    fn a_key_file_and_share_written_by_an_earlier_build_open() {
+        // The fixtures were written by `welkin key new` and `welkin genesis` built with
+        // x25519-dalek 2 and chacha20poly1305 0.10: they freeze the key file and sealed-share
+        // formats against changes in those crates.
+        let key = NodeKey::from_json(include_str!("../fixtures/node-key-v1.json")).expect("key");
+        assert_eq!(
+            hex::encode(key.encryption_key()),
+            "497937aa8263863cd47f6f2650ef9f544d180fcdd7505fc0d5aec99b32c75f76"
+        );
+        let genesis = Genesis::from_json(include_str!("../fixtures/genesis-v1.json")).expect("ok");
+        let sealed: SealedShare =
+            serde_json::from_str(include_str!("../fixtures/share-v1.share")).expect("share");
+        let share = open_share(&sealed, &key, &genesis.cluster_id()).expect("opens");
+        let expected = genesis
+            .polynomial
+            .partial_public(share.index)
+            .expect("index in range");
+        assert_eq!(share.public::<Variant>(), expected);
     }
 
     #[test]

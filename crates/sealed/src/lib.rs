@@ -1,5 +1,5 @@
-//! Values sealed to the cluster key, opened only with a threshold of partial signatures over
-//! the value's own target.
+//! Values sealed to the cluster key, opened only with a threshold of partial signatures
+//! released to the reader's one-time key, or sealed to named recipients.
 //!
 //! A value is encrypted with a fresh 32-byte data key (ChaCha20-Poly1305, the target as
 //! associated data); the data key is encrypted with commonware's BLS12-381 identity-based
@@ -12,12 +12,16 @@
 //!
 //! The plaintext and the data key exist only in the sealer's and the opener's memory; a
 //! [`SealedValue`] (what state stores) holds ciphertext only.
+//!
+//! Two HPKE (RFC 9180) envelopes complete it, both in one suite (X25519, HKDF-SHA256,
+//! ChaCha20-Poly1305, base mode):
+//! - a node releases its partial for a committed read sealed to the reader's one-time key
+//!   ([`seal_partial`], [`ReaderKey::open_partial`]), bound to the cluster, the read and the
+//!   target;
+//! - a value can instead be sealed to named recipients' X25519 keys
+//!   ([`seal_to_recipients`], [`open_as_recipient`]), which the cluster cannot open.
 
 use bytes::BufMut;
-use chacha20poly1305::{
-    ChaCha20Poly1305, KeyInit as _,
-    aead::{Aead as _, Payload},
-};
 use commonware_codec::{
     Buf, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt as _, Write, varint::UInt,
 };
@@ -27,17 +31,27 @@ use commonware_cryptography::bls12381::{
 };
 use rand_core::CryptoRng;
 use std::collections::{BTreeMap, BTreeSet};
+use value::{NONCE_BYTES, TAG_BYTES};
 use welkin_types::{ClusterKey, Digest, Sharing, Variant, hash_parts, namespace};
 use zeroize::Zeroizing;
+
+mod recipients;
+mod release;
+mod suite;
+mod value;
+
+pub use recipients::{
+    MAX_RECIPIENTS, RECIPIENTS_VERSION, RecipientError, RecipientSealed, open_as_recipient,
+    seal_to_recipients,
+};
+pub use release::{
+    ENVELOPE_VERSION, EnvelopeError, MAX_ENVELOPE_BYTES, ReaderKey, ReleaseContext, seal_partial,
+};
 
 /// The version of the [`SealedValue`] encoding.
 pub const VERSION: u8 = 1;
 /// The largest plaintext that can be sealed (1 MiB: a secret, not a file).
 pub const MAX_PLAINTEXT_BYTES: usize = 1024 * 1024;
-/// The AEAD's tag length.
-const TAG_BYTES: usize = 16;
-/// The AEAD's nonce length.
-const NONCE_BYTES: usize = 12;
 
 /// The target of a value: the hash of what names it (for example mount, path and version)
 /// and a random nonce, so that no two seals share a target even under the same name.
@@ -80,8 +94,7 @@ pub fn seal(
     if plaintext.len() > MAX_PLAINTEXT_BYTES {
         return Err(SealError::TooLarge(plaintext.len()));
     }
-    let mut data_key = Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(data_key.as_mut());
+    let data_key = value::data_key(rng);
     let key = tle::encrypt::<_, Variant>(
         rng,
         *cluster_key,
@@ -89,17 +102,7 @@ pub fn seal(
         &tle::Block::new(*data_key),
     )
     .map_err(|_| SealError::InvalidClusterKey)?;
-    let mut nonce = [0u8; NONCE_BYTES];
-    rng.fill_bytes(&mut nonce);
-    let ciphertext = ChaCha20Poly1305::new(data_key.as_ref().into())
-        .encrypt(
-            (&nonce).into(),
-            Payload {
-                msg: plaintext,
-                aad: target.as_ref(),
-            },
-        )
-        .expect("encryption of a bounded plaintext cannot fail");
+    let (nonce, ciphertext) = value::encrypt(rng, &data_key, target.as_ref(), plaintext);
     Ok(SealedValue {
         target,
         key,
@@ -230,18 +233,17 @@ pub fn open_with(
     sealed: &SealedValue,
 ) -> Result<Zeroizing<Vec<u8>>, OpenError> {
     let data_key = tle::decrypt::<Variant>(signature, &sealed.key).ok_or(OpenError::Corrupt)?;
-    let data_key =
-        Zeroizing::new(<[u8; 32]>::try_from(data_key.as_ref()).map_err(|_| OpenError::Corrupt)?);
-    ChaCha20Poly1305::new(data_key.as_ref().into())
-        .decrypt(
-            (&sealed.nonce).into(),
-            Payload {
-                msg: &sealed.ciphertext,
-                aad: sealed.target.as_ref(),
-            },
-        )
-        .map(Zeroizing::new)
-        .map_err(|_| OpenError::Corrupt)
+    let data_key = Zeroizing::new(
+        <[u8; value::DATA_KEY_BYTES]>::try_from(data_key.as_ref())
+            .map_err(|_| OpenError::Corrupt)?,
+    );
+    value::decrypt(
+        &data_key,
+        &sealed.nonce,
+        sealed.target.as_ref(),
+        &sealed.ciphertext,
+    )
+    .ok_or(OpenError::Corrupt)
 }
 
 impl Write for SealedValue {

@@ -7,7 +7,7 @@ use commonware_cryptography::bls12381::{
 use commonware_utils::{N3f1, NZU32, test_rng};
 
 /// A 4-node cluster (threshold 3): its public polynomial and every share.
-fn cluster(seed: u64) -> (Sharing, Vec<Share>) {
+pub(crate) fn cluster(seed: u64) -> (Sharing, Vec<Share>) {
     let (sharing, shares) = deal_anonymous::<Variant, N3f1>(
         commonware_utils::rng::TestRng::new(seed),
         Mode::NonZeroCounter,
@@ -16,7 +16,7 @@ fn cluster(seed: u64) -> (Sharing, Vec<Share>) {
     (sharing, shares)
 }
 
-fn sealed(sharing: &Sharing, plaintext: &[u8]) -> SealedValue {
+pub(crate) fn sealed(sharing: &Sharing, plaintext: &[u8]) -> SealedValue {
     // The plaintext names the test value, so that two values in one test differ in target.
     let name: [&[u8]; 3] = [b"secret/", plaintext, &1u64.to_be_bytes()];
     seal(

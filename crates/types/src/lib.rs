@@ -74,6 +74,11 @@ pub mod namespace {
     /// Values sealed to the cluster key (BLS threshold partials over a value's target, and
     /// the identity-based encryption of its data key): signed for nothing else.
     pub const SEAL: &[u8] = b"welkin/sealed/v1";
+    /// A partial signature released to a reader's one-time key (HPKE `info`, before the
+    /// cluster, the read and the target).
+    pub const RELEASE: &[u8] = b"welkin/sealed/release/v1";
+    /// Values sealed to named recipients' keys (HPKE `info` and both layers' associated data).
+    pub const RECIPIENTS: &[u8] = b"welkin/sealed/recipients/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between
@@ -287,6 +292,36 @@ mod fixtures {
         ];
         for ((name, got), (_, want)) in actual.iter().zip(expected) {
             assert_eq!(got, want, "{name} encoding changed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod namespaces {
+    use super::namespace::*;
+
+    #[test]
+    fn every_namespace_is_distinct_and_none_extends_another() {
+        let all = [
+            TX,
+            CONSENSUS,
+            CHECKPOINT,
+            P2P,
+            REGISTRATION,
+            SEAL,
+            RELEASE,
+            RECIPIENTS,
+        ];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                // A prefix could let a message in one namespace read as one in the other.
+                assert!(
+                    !a.starts_with(b) && !b.starts_with(a),
+                    "{} and {} overlap",
+                    String::from_utf8_lossy(a),
+                    String::from_utf8_lossy(b)
+                );
+            }
         }
     }
 }
