@@ -200,8 +200,8 @@ pub enum EnvelopeError {
         /// The digest of the context the reader expects.
         expected: String,
     },
-    /// HPKE refused it: its bytes were altered.
-    #[error("envelope does not open: it was altered")]
+    /// HPKE refused it: altered, or sealed under another key or context than it names.
+    #[error("envelope does not open: altered, or sealed for another key or context than it names")]
     DoesNotOpen,
     /// It opened, but what is inside is not a partial signature (its sender is faulty).
     #[error("envelope holds no partial signature: {0}")]
