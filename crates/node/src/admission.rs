@@ -3,8 +3,8 @@
 //!
 //! In order: a valid signature, a size within [`MAX_TX_BYTES`], an expiry not past and at most
 //! `max_tx_ttl_ms` ahead on this node's clock, then against the latest committed state: not
-//! already committed (then the receipt is the answer), a fresh nonce, and signing keys that
-//! speak for the sending identifier. What passes enters the mempool under its limits.
+//! already committed (then the receipt is the answer), a fresh nonce, signing keys that
+//! speak for the sending identifier, and for a secrets request a live token. What passes enters the mempool under its limits.
 
 use crate::{
     application::signature_verdicts,
@@ -60,6 +60,10 @@ pub enum SubmitError {
     /// The mempool is full.
     #[error(transparent)]
     Full(#[from] MempoolError),
+    /// A secrets request signed by a token this node does not know, or that has expired:
+    /// refused before the log, since anyone can make up tokens.
+    #[error("permission denied: the token is unknown, revoked or expired")]
+    UnknownToken,
     /// The node is shutting down.
     #[error("node is shutting down")]
     Unavailable,
@@ -78,6 +82,7 @@ impl SubmitError {
             SubmitError::Replay { .. } => "replay",
             SubmitError::Unauthorized(_) => "unauthorized",
             SubmitError::Full(_) => "mempool_full",
+            SubmitError::UnknownToken => "unknown_token",
             SubmitError::Unavailable => "unavailable",
         }
     }
@@ -102,6 +107,14 @@ impl SubmitError {
             }
             _ => false,
         }
+    }
+}
+
+/// The token key of a secrets request (whose sender is a token's key).
+fn token_key(tx: &SignedTransaction) -> Option<&welkin_types::PublicKey> {
+    match (&tx.tx.sender, &tx.tx.payload) {
+        (Sender::Key(key), welkin_types::Payload::Secrets(_)) => Some(key),
+        _ => None,
     }
 }
 
@@ -216,6 +229,9 @@ impl<E: Runtime> Admission<E> {
                 if let Some(prefix) = tx.sender.prefix() {
                     keys.push(keys::id_state(prefix));
                 }
+                if let Some(token) = token_key(&txs[i]) {
+                    keys.push(keys::token(token));
+                }
             }
             let mut values = self.stores.values(&keys).await.into_iter();
             for &index in &lookups {
@@ -226,6 +242,17 @@ impl<E: Runtime> Admission<E> {
                     .and_then(|bytes| welkin_types::decode::<Receipt>(&bytes).ok());
                 let nonce_used = values.next().flatten().is_some();
                 let authorized = match &tx.tx.sender {
+                    Sender::Key(_) if token_key(tx).is_some() => {
+                        let live = values.next().flatten().is_some_and(|bytes| {
+                            welkin_state::secrets::records::Token::decode(&bytes)
+                                .is_ok_and(|token| token.is_live(now_ms))
+                        });
+                        if live {
+                            Ok(())
+                        } else {
+                            Err(SubmitError::UnknownToken)
+                        }
+                    }
                     Sender::Key(_) => Ok(()),
                     Sender::Identifier { prefix, signers } => {
                         let value = values.next().flatten();

@@ -347,12 +347,14 @@ impl CeremonyNode {
 
 /// Runs the trusted-dealer ceremony over signed registrations: returns the genesis and one
 /// sealed share per node, in genesis order. Every registration is verified before anything is
-/// dealt. The dealer's secret polynomial exists only inside this function.
+/// dealt. The dealer's secret polynomial exists only inside this function. `root_token` is
+/// the public key of the secrets root token, if the cluster is to have one.
 pub fn deal(
     rng: &mut impl CryptoRng,
     mut infos: Vec<NodeInfo>,
     chain: ChainParams,
     genesis_time_ms: u64,
+    root_token: Option<welkin_types::PublicKey>,
 ) -> Result<(Genesis, Vec<SealedShare>), KeyError> {
     for info in &infos {
         info.verify_registration()
@@ -376,6 +378,7 @@ pub fn deal(
         polynomial: output.public().clone(),
         nodes: infos,
         genesis_time_ms,
+        root_token,
     };
     genesis
         .validate()
@@ -415,7 +418,8 @@ mod tests {
             .enumerate()
             .map(|(i, k)| registration(k, i))
             .collect();
-        let (genesis, sealed) = deal(&mut rng, nodes, ChainParams::default(), 0).expect("deals");
+        let (genesis, sealed) =
+            deal(&mut rng, nodes, ChainParams::default(), 0, None).expect("deals");
         (keys, genesis, sealed)
     }
 
@@ -475,7 +479,7 @@ mod tests {
         // The same swap handed to `deal` directly is refused before anything is dealt.
         let mut dealt = entries.clone();
         dealt[3].encryption_key = attacker.encryption_key().to_vec();
-        let error = deal(&mut rng, dealt, ChainParams::default(), 0)
+        let error = deal(&mut rng, dealt, ChainParams::default(), 0, None)
             .expect_err("refused")
             .to_string();
         assert!(error.contains("node node3"), "{error}");

@@ -14,6 +14,7 @@ use crate::{
     handle::NodeHandle,
     mempool::{Mempool, MempoolConfig},
     penalty::Penalties,
+    releases::{Releases, ReleasesConfig, actor::Releaser},
     store::Stores,
     timeline::{CertificateReporter, Timeline},
     waiters::{Waiters, WaitersConfig},
@@ -70,8 +71,10 @@ pub mod channel {
     pub const CHECKPOINT: u64 = 5;
     /// Mempool transaction gossip.
     pub const GOSSIP: u64 = 6;
+    /// Release envelopes: partials for committed secret reads, sealed to their readers.
+    pub const RELEASE: u64 = 7;
     /// Every channel, for registration.
-    pub const ALL: [u64; 7] = [
+    pub const ALL: [u64; 8] = [
         VOTE,
         CERTIFICATE,
         RESOLVER,
@@ -79,6 +82,7 @@ pub mod channel {
         BROADCAST,
         CHECKPOINT,
         GOSSIP,
+        RELEASE,
     ];
 
     /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
@@ -92,13 +96,14 @@ pub mod channel {
     /// - block broadcast: one block per view from its leader;
     /// - checkpoints: one partial per height, re-sends of uncertified heights (at most
     ///   [`crate::checkpoints::RESEND_BATCH`] every re-send tick) and certificates in reply;
-    /// - gossip: at most [`crate::gossip::GOSSIP_RATE`] batches a second on average.
+    /// - gossip: at most [`crate::gossip::GOSSIP_RATE`] batches a second on average;
+    /// - releases: one batch per block with reads.
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
         let per_second = match channel {
             VOTE | CERTIFICATE => NZU32!(512),
             RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
-            GOSSIP => NZU32!(512),
+            GOSSIP | RELEASE => NZU32!(512),
             BROADCAST => NZU32!(128),
             _ => NZU32!(64),
         };
@@ -152,6 +157,8 @@ pub struct EngineConfig {
     pub mempool: MempoolConfig,
     /// Limits on clients waiting for commits.
     pub waiters: WaitersConfig,
+    /// Limits on held secret releases.
+    pub releases: ReleasesConfig,
     /// Most transactions a proposer puts in one block.
     pub max_block_txs: usize,
     /// Least block time between a parent and the block this node proposes on it (at most
@@ -285,6 +292,7 @@ where
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
     let mut pairs = config_pairs(channels);
+    let release_net = pairs.pop().expect("release channel");
     let gossip_net = pairs.pop().expect("gossip channel");
     let checkpoint_net = pairs.pop().expect("checkpoint channel");
     let broadcast_net = pairs.pop().expect("broadcast channel");
@@ -334,6 +342,20 @@ where
         },
     )));
 
+    // Releaser: partials for the reads each block allowed, sealed to their readers.
+    let releases = Releases::new(config.releases);
+    let (grants_tx, grants_rx) = mpsc::channel(crate::releases::actor::GRANT_BACKLOG);
+    Releaser {
+        context: context.child("releaser"),
+        cluster_id,
+        share: config.share.clone(),
+        my_index: my_index as u32,
+        members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
+        releases: releases.clone(),
+        penalties: penalties.clone(),
+    }
+    .start(grants_rx, release_net);
+
     // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
     let (update_tx, update_rx) = mpsc::unbounded();
     let shared = executor::Shared::new(Waiters::new(config.waiters));
@@ -348,6 +370,8 @@ where
             shared: shared.clone(),
             penalties: penalties.clone(),
             timeline: timeline.clone(),
+            releases: releases.clone(),
+            grants: grants_tx,
         },
     )
     .await;
@@ -498,7 +522,7 @@ where
         context.child("gossip"),
         gossip_net,
         admission.clone(),
-        penalties,
+        penalties.clone(),
         timeline,
     );
 
@@ -515,6 +539,8 @@ where
         cosigner,
         witness,
         admission,
+        releases,
+        penalties,
     )
 }
 

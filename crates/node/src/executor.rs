@@ -12,6 +12,7 @@ use crate::{
     checkpoints::{Action, CheckpointMessage, Tracker, WitnessedCheckpoint},
     mempool::Mempool,
     penalty::{Offence, Penalties},
+    releases::{Releases, actor::Grants},
     store::Stores,
     timeline::{BlockStage, Timeline},
     waiters::Waiters,
@@ -108,7 +109,15 @@ pub(crate) struct ExecutorConfig<E: Spawner + Clock + Storage + Metrics> {
     pub penalties: Penalties,
     /// Where block steps and transaction stages are timed.
     pub timeline: Timeline,
+    /// Where secrets results and read grants are recorded.
+    pub releases: Releases,
+    /// Where this node's read grants go to be signed (see [`crate::releases::actor`]).
+    pub grants: mpsc::Sender<Grants>,
 }
+
+/// Reads older than this (block time against the local clock) are not released when their
+/// block is applied: it is being replayed while catching up, and its reader is long gone.
+const RELEASE_WINDOW_MS: u64 = 60_000;
 
 /// Applies finalized blocks and certifies checkpoints.
 pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
@@ -123,6 +132,8 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     members: Vec<PublicKey>,
     penalties: Penalties,
     timeline: Timeline,
+    releases: Releases,
+    grants: mpsc::Sender<Grants>,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
@@ -137,6 +148,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             shared,
             penalties,
             timeline,
+            releases,
+            grants,
         } = config;
         if stores.is_fresh().await {
             stores
@@ -176,6 +189,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
             penalties,
             timeline,
+            releases,
+            grants,
         }
     }
 
@@ -331,8 +346,17 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         }
         let ids: Vec<_> = block.txs.iter().map(|tx| tx.id()).collect();
         self.mempool.remove(ids.iter());
+        // Results before waking waiters: a woken API request reads its result at once.
+        let now = crate::application::now_ms(&self.context);
+        let grants = self.releases.commit(height, effects.secrets, now);
         self.shared.waiters.notify(&effects.receipts);
         ack.acknowledge();
+        if !grants.is_empty() && now.saturating_sub(block.timestamp_ms) <= RELEASE_WINDOW_MS {
+            use futures::SinkExt as _;
+            // Bounded: a releaser far behind holds the executor back rather than queueing
+            // without limit. It only fails if the releaser stopped, with the node.
+            let _ = self.grants.send(grants).await;
+        }
         self.timeline
             .applied(height, ids, crate::timeline::now(&self.context));
         debug!(height, txs = block.txs.len(), applied = effects.receipts.len(), %root, "applied block");

@@ -46,6 +46,8 @@ pub struct NodeHandle<E: Runtime> {
     witness: std::sync::Arc<welkin_keri::Signer>,
     cosigners: std::sync::Arc<Vec<welkin_note::CosignatureVerifier>>,
     admission: Admission<E>,
+    releases: crate::releases::Releases,
+    penalties: crate::penalty::Penalties,
 }
 
 impl<E: Runtime> Clone for NodeHandle<E> {
@@ -65,6 +67,8 @@ impl<E: Runtime> Clone for NodeHandle<E> {
             witness: self.witness.clone(),
             cosigners: self.cosigners.clone(),
             admission: self.admission.clone(),
+            releases: self.releases.clone(),
+            penalties: self.penalties.clone(),
         }
     }
 }
@@ -84,6 +88,8 @@ impl<E: Runtime> NodeHandle<E> {
         cosigner: std::sync::Arc<welkin_note::CosignatureSigner>,
         witness: std::sync::Arc<welkin_keri::Signer>,
         admission: Admission<E>,
+        releases: crate::releases::Releases,
+        penalties: crate::penalty::Penalties,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
@@ -102,6 +108,40 @@ impl<E: Runtime> NodeHandle<E> {
             witness,
             cosigners,
             admission,
+            releases,
+            penalties,
+        }
+    }
+
+    /// The node's clock.
+    pub(crate) fn clock(&self) -> &E {
+        &self.clock
+    }
+
+    /// What secrets request `id` did, if this node committed it recently.
+    pub fn secrets_result(&self, id: &TxId) -> Option<welkin_state::secrets::SecretsResult> {
+        self.releases.result(id)
+    }
+
+    /// What this node holds for read `id` (its grant and the envelopes received), and a
+    /// notifier that fires when that changes.
+    pub fn release(
+        &self,
+        id: &TxId,
+    ) -> Option<(crate::releases::Release, Arc<tokio::sync::Notify>)> {
+        self.releases.get(id)
+    }
+
+    /// Blocks the member at `index`, whose partial for a read did not verify.
+    pub(crate) fn block_member(&self, index: u32, reason: &str) {
+        if let Some(node) = self.genesis.nodes.get(index as usize)
+            && node.public_key != self.me
+        {
+            self.penalties.block(
+                node.public_key.clone(),
+                crate::penalty::Offence::Release,
+                reason,
+            );
         }
     }
 

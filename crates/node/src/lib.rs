@@ -22,6 +22,7 @@ mod handle;
 mod log;
 mod mempool;
 mod penalty;
+mod releases;
 pub mod run;
 mod store;
 mod timeline;
@@ -36,5 +37,11 @@ pub use engine::{Channels, EngineConfig, MAX_MESSAGE_BYTES, Timeouts, channel, s
 pub use gossip::Batch as GossipBatch;
 pub use handle::{NodeHandle, Submitted};
 pub use mempool::MempoolConfig;
+/// The release channel's wire format (simulations forge it to play byzantine nodes).
+pub use releases::ReleaseBatch;
+pub use releases::{
+    ReadGrant, Release, ReleasesConfig,
+    reader::{Opened, ReadError, ReadOpener},
+};
 pub use store::{ProvenValue, Runtime};
 pub use waiters::{Subscription, TooManyWaiters, WaitersConfig};

@@ -24,6 +24,8 @@ pub(crate) enum Offence {
     Checkpoint,
     /// A gossip batch that does not decode, or a transaction no honest node would relay.
     Gossip,
+    /// A release batch that does not decode, or a partial for a read that does not verify.
+    Release,
 }
 
 impl Offence {
@@ -31,6 +33,7 @@ impl Offence {
         match self {
             Offence::Checkpoint => "checkpoint",
             Offence::Gossip => "gossip",
+            Offence::Release => "release",
         }
     }
 }

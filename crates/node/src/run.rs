@@ -224,6 +224,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
                 .max_waiters
                 .unwrap_or(WaitersConfig::default().max),
         },
+        releases: Default::default(),
         max_block_txs: config
             .max_block_txs
             .unwrap_or(welkin_types::limits::MAX_BLOCK_TXS),

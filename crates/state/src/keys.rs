@@ -178,3 +178,53 @@ pub fn queue_tail(queue: &[u8]) -> Digest {
 pub fn queue_batch(queue: &[u8], seq: u64) -> Digest {
     hash_parts(&[b"expiry/batch", queue, &seq.to_be_bytes()])
 }
+
+/// The secrets engine mounted at `path`.
+pub fn secrets_mount(path: &str) -> Digest {
+    hash_parts(&[b"secrets/mount", path.as_bytes()])
+}
+
+/// The sorted list of mount paths.
+pub fn secrets_mounts() -> Digest {
+    hash_parts(&[b"secrets/mounts"])
+}
+
+/// A KV v2 secret's metadata, in the mount enabled with id `mount`.
+pub fn kv_meta(mount: &Digest, path: &str) -> Digest {
+    hash_parts(&[b"secrets/kv/meta", mount.as_ref(), path.as_bytes()])
+}
+
+/// One version of a KV v2 secret: its target and sealed value.
+pub fn kv_value(mount: &Digest, path: &str, version: u64) -> Digest {
+    hash_parts(&[
+        b"secrets/kv/value",
+        mount.as_ref(),
+        path.as_bytes(),
+        &version.to_be_bytes(),
+    ])
+}
+
+/// The entries of a KV v2 directory (`""` is the mount's top, else ends with `/`).
+pub fn kv_dir(mount: &Digest, dir: &str) -> Digest {
+    hash_parts(&[b"secrets/kv/dir", mount.as_ref(), dir.as_bytes()])
+}
+
+/// A token, by its public key.
+pub fn token(key: &welkin_types::PublicKey) -> Digest {
+    hash_parts(&[b"secrets/token", key.as_ref()])
+}
+
+/// The public key of the token with `accessor`.
+pub fn token_accessor(accessor: &str) -> Digest {
+    hash_parts(&[b"secrets/token-accessor", accessor.as_bytes()])
+}
+
+/// An ACL policy, by name (welkin-policy encoding).
+pub fn policy(name: &str) -> Digest {
+    hash_parts(&[b"secrets/policy", name.as_bytes()])
+}
+
+/// The sorted list of stored policy names.
+pub fn policies() -> Digest {
+    hash_parts(&[b"secrets/policies"])
+}

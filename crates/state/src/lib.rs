@@ -21,6 +21,7 @@ pub mod escrow;
 pub mod expiry;
 pub mod identity;
 pub mod keys;
+pub mod secrets;
 pub mod stored;
 pub mod system;
 
@@ -118,6 +119,9 @@ pub struct BlockEffects {
     pub log_entries: Vec<Vec<u8>>,
     /// The audit log size before this block.
     pub log_size_before: u64,
+    /// What each secrets request did, in block order: the node serves replies and releases
+    /// partials from these.
+    pub secrets: Vec<(TxId, secrets::SecretsResult)>,
 }
 
 /// The keys `apply` reads for `block` that can be named up front. The node fetches these into
@@ -133,6 +137,11 @@ pub fn reads(block: &Block) -> Vec<Digest> {
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
         if let Some(prefix) = tx.tx.sender.prefix() {
             keys.push(keys::id_state(prefix));
+        }
+        if let (welkin_types::Sender::Key(key), welkin_types::Payload::Secrets(_)) =
+            (&tx.tx.sender, &tx.tx.payload)
+        {
+            keys.push(keys::token(key));
         }
     }
     keys
@@ -216,7 +225,10 @@ pub fn apply(
             effects.duplicates += 1;
             continue;
         }
-        let executed = system::execute(env, &mut overlay, block, tx);
+        let mut executed = system::execute(env, &mut overlay, block, tx);
+        if let Some(result) = executed.secrets.take() {
+            effects.secrets.push((id, result));
+        }
         let detail = executed.detail.unwrap_or_default();
         if !detail.is_empty() {
             overlay.put(keys::outcome_detail(&id), detail.clone().into_bytes());

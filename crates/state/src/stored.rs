@@ -235,14 +235,14 @@ fn read_threshold(r: &mut Reader<'_>) -> Result<Threshold, StoredError> {
     }
 }
 
-fn write_list<T>(w: &mut Writer, items: &[T], mut each: impl FnMut(&mut Writer, &T)) {
+pub(crate) fn write_list<T>(w: &mut Writer, items: &[T], mut each: impl FnMut(&mut Writer, &T)) {
     w.u16(items.len());
     for item in items {
         each(w, item);
     }
 }
 
-fn read_list<T>(
+pub(crate) fn read_list<T>(
     r: &mut Reader<'_>,
     mut each: impl FnMut(&mut Reader<'_>) -> Result<T, StoredError>,
 ) -> Result<Vec<T>, StoredError> {

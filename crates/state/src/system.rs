@@ -30,6 +30,8 @@ pub(crate) struct Executed {
     pub(crate) detail: Option<String>,
     /// Escrowed key event transactions that the accepted event released, in order.
     pub(crate) released: Vec<SignedTransaction>,
+    /// What a secrets request did, for the node serving it.
+    pub(crate) secrets: Option<crate::secrets::SecretsResult>,
 }
 
 impl From<Outcome> for Executed {
@@ -38,6 +40,7 @@ impl From<Outcome> for Executed {
             outcome,
             detail: None,
             released: Vec::new(),
+            secrets: None,
         }
     }
 }
@@ -65,6 +68,7 @@ pub(crate) fn execute<S: Snapshot>(
                 outcome: Outcome::Rejected,
                 detail: Some(refusal.to_string()),
                 released: Vec::new(),
+                secrets: None,
             };
         }
     }
@@ -94,6 +98,27 @@ pub(crate) fn execute<S: Snapshot>(
                 outcome,
                 detail,
                 released,
+                secrets: None,
+            };
+        }
+        Payload::Secrets(op) => {
+            let result = crate::secrets::execute(state, block, signed, op);
+            let (outcome, detail) = match &result {
+                crate::secrets::SecretsResult::Refused { status, message } => (
+                    Outcome::Rejected,
+                    Some(if message.is_empty() {
+                        format!("{status}")
+                    } else {
+                        format!("{status}: {message}")
+                    }),
+                ),
+                _ => (Outcome::Applied, None),
+            };
+            return Executed {
+                outcome,
+                detail,
+                released: Vec::new(),
+                secrets: Some(result),
             };
         }
     }
@@ -116,6 +141,11 @@ pub fn genesis_writes(genesis: &Genesis) -> BTreeMap<Digest, Option<Vec<u8>>> {
         let mut member = node.public_key.as_ref().to_vec();
         member.extend_from_slice(node.failure_domain.as_bytes());
         writes.insert(keys::member(index as u32), Some(member));
+    }
+    for (key, value) in
+        crate::secrets::genesis_writes(genesis.genesis_time_ms, genesis.root_token.as_ref())
+    {
+        writes.insert(key, Some(value));
     }
     writes
 }

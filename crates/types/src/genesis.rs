@@ -96,6 +96,15 @@ pub struct Genesis {
     pub polynomial: Sharing,
     /// The timestamp of the genesis block (ms since the Unix epoch).
     pub genesis_time_ms: u64,
+    /// The public key of the secrets root token (see
+    /// [`crate::secrets::token_public_key`]), hex; absent if the cluster starts without one.
+    /// Whoever ran genesis holds the token, as `vault operator init` hands out Vault's.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::hexser::option"
+    )]
+    pub root_token: Option<PublicKey>,
 }
 
 mod sharing_hex {
@@ -235,6 +244,11 @@ impl Genesis {
             self.polynomial.encode().to_vec(),
             self.genesis_time_ms.to_be_bytes().to_vec(),
         ];
+        // Appended only when present, so that clusters made without one keep their id.
+        if let Some(root) = &self.root_token {
+            parts.push(b"root_token".to_vec());
+            parts.push(root.encode().to_vec());
+        }
         for node in &self.nodes {
             parts.push(node.name.as_bytes().to_vec());
             parts.push(node.public_key.encode().to_vec());

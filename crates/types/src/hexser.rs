@@ -39,3 +39,32 @@ pub mod bytes {
         hex::decode(text.trim()).map_err(|e| D::Error::custom(format!("invalid hex: {e}")))
     }
 }
+
+/// Hex for optional codec values (`null` or absent for `None`).
+pub mod option {
+    use commonware_codec::{Encode, Read};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Serializes `Some` as hex, `None` as null.
+    pub fn serialize<T: Encode, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => super::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Deserializes an optional codec value (with unit config) from hex or null.
+    pub fn deserialize<'de, T, D>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        T: Read<Cfg = ()>,
+        D: Deserializer<'de>,
+    {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) => super::decode_hex(&text).map(Some).map_err(D::Error::custom),
+            None => Ok(None),
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod log_entry;
 pub mod note;
 pub mod proof;
 pub mod receipt;
+pub mod secrets;
 mod tx;
 
 pub use block::{Block, BlockCfg};
@@ -79,6 +80,9 @@ pub mod namespace {
     pub const RELEASE: &[u8] = b"welkin/sealed/release/v1";
     /// Values sealed to named recipients' keys (HPKE `info` and both layers' associated data).
     pub const RECIPIENTS: &[u8] = b"welkin/sealed/recipients/v1";
+    /// The derivation of a secrets token's signing key from the token (see
+    /// [`crate::secrets::token_signing_key`]).
+    pub const TOKEN: &[u8] = b"welkin/token/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between
@@ -190,6 +194,11 @@ mod robustness {
         for bytes in mutations(&entry.encode(), &mut rng, 5_000) {
             check::<crate::LogEntry>(&bytes);
             let _ = crate::LogEntry::from_bytes(&bytes);
+        }
+        for op in crate::secrets::tests::every_op() {
+            for bytes in mutations(&op.encode(), &mut rng, 500) {
+                check::<crate::secrets::SecretsOp>(&bytes);
+            }
         }
         for bytes in mutations(&[0u8; 128], &mut rng, 2_000) {
             check::<CertifiedCheckpoint>(&bytes);
@@ -311,6 +320,7 @@ mod namespaces {
             SEAL,
             RELEASE,
             RECIPIENTS,
+            TOKEN,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -10,6 +10,7 @@
 //!              | 0x02 key (varint len, bytes) | value (varint len)   (Put)
 //!              | 0x03 media type (varint len) | content (varint len) (Record)
 //!              | 0x04 message (varint len, bytes)                    (KeyEvent)
+//!              | 0x05 SecretsOp (see crate::secrets)                  (Secrets)
 //! Signed      := Transaction | ed25519 signature [64] per key
 //! ```
 //!
@@ -92,12 +93,15 @@ pub enum Payload {
     /// [`MAX_KEY_EVENT_BYTES`]. The envelope's signer only submits it; the event carries its
     /// own signatures.
     KeyEvent(Vec<u8>),
+    /// A secrets request (see [`crate::secrets`]), sent by a token's key.
+    Secrets(Box<crate::secrets::SecretsOp>),
 }
 
 const TAG_MEMO: u8 = 1;
 const TAG_PUT: u8 = 2;
 const TAG_RECORD: u8 = 3;
 const TAG_KEY_EVENT: u8 = 4;
+const TAG_SECRETS: u8 = 5;
 
 impl Payload {
     /// A short name for logs and JSON.
@@ -107,6 +111,7 @@ impl Payload {
             Payload::Put { .. } => "put",
             Payload::Record { .. } => "record",
             Payload::KeyEvent(_) => "key_event",
+            Payload::Secrets(op) => op.kind(),
         }
     }
 }
@@ -140,6 +145,10 @@ impl Write for Payload {
                 TAG_KEY_EVENT.write(buf);
                 message.write(buf);
             }
+            Payload::Secrets(op) => {
+                TAG_SECRETS.write(buf);
+                op.write(buf);
+            }
         }
     }
 }
@@ -154,6 +163,7 @@ impl EncodeSize for Payload {
                 content,
             } => media_type.as_bytes().to_vec().encode_size() + content.encode_size(),
             Payload::KeyEvent(message) => message.encode_size(),
+            Payload::Secrets(op) => op.encode_size(),
         }
     }
 }
@@ -194,6 +204,9 @@ impl Read for Payload {
                 }
                 Ok(Payload::KeyEvent(message))
             }
+            TAG_SECRETS => Ok(Payload::Secrets(Box::new(crate::secrets::SecretsOp::read(
+                buf,
+            )?))),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }

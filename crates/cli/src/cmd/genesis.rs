@@ -47,12 +47,17 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
         name: args.name,
         ..ChainParams::default()
     };
+    let mut rng = commonware_utils::sys_rng();
+    let root_token = welkin_types::secrets::generate_token(&mut rng);
     let (genesis, shares) = ceremony::deal(
-        &mut commonware_utils::sys_rng(),
+        &mut rng,
         entries,
         chain,
         super::now_ms(),
+        Some(welkin_types::secrets::token_public_key(&root_token)),
     )?;
+    let root_token_path = args.out_dir.join("root-token");
+    super::write_secret(&root_token_path, &format!("{root_token}\n"))?;
     std::fs::create_dir_all(&shares_dir)
         .with_context(|| format!("cannot create {}", shares_dir.display()))?;
     for (node, share) in genesis.nodes.iter().zip(&shares) {
@@ -63,6 +68,11 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
     // The genesis file last: its presence means the ceremony finished.
     super::write_new(&genesis_path, &genesis.to_json(), 0o644)?;
     super::sync_dir(&args.out_dir)?;
+    println!(
+        "wrote the secrets root token to {} (readable by you only): keep it safe, it can do \
+         anything; create narrower tokens with it and revoke it when done",
+        root_token_path.display()
+    );
     println!(
         "verified {} signed node registrations; wrote {} and {} sealed shares in {}",
         genesis.nodes.len(),

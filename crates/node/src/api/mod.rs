@@ -17,8 +17,10 @@
 //! | `GET /v1/log/entries?start=S&end=E` | log entries (at most 256) |
 //! | `GET /v1/state/proof?key=K` (or `tx=`, `prefix=`, `owner=&kv=`) | a state value with its proof under a certified checkpoint (binary): see [`state`] |
 //! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
+//! | `GET /v1/release/{id}` | a committed secret read's grant and envelopes, for native readers (`welkin kv get`) |
 //! | `GET /v1/genesis` | the genesis file this node runs (check its cluster id before trusting it) |
 //! | `GET /v1/health` | liveness |
+//! | any other `/v1/...` | the Vault-compatible secrets API (KV v2, tokens, policies, mounts): see [`vault`] |
 //! | `GET /metrics` | Prometheus metrics: commonware's runtime metrics and the stage histograms of `tx_stage_seconds` and `block_stage_seconds` |
 //!
 //! Every error is `{"error": {"code": ..., "message": ...}}` with a stable code. Bodies are
@@ -27,6 +29,7 @@
 pub mod identity;
 pub mod server;
 pub mod state;
+mod vault;
 
 use crate::{
     handle::{NodeHandle, SubmitError, Submitted},
@@ -104,7 +107,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::Full(_) | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Invalid(TxError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             SubmitError::Replay { .. } => StatusCode::CONFLICT,
-            SubmitError::Unauthorized(_) => StatusCode::FORBIDDEN,
+            SubmitError::Unauthorized(_) | SubmitError::UnknownToken => StatusCode::FORBIDDEN,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, error.code(), error.to_string())
@@ -206,13 +209,9 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/health", get(health::<E>))
         .route("/metrics", get(metrics::<E>))
         .route("/v1/genesis", get(genesis::<E>))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; see /v1/status",
-            )
-        })
+        .route("/v1/release/{id}", get(release::<E>))
+        // Every other path is Vault's (its own 404 included), so Vault clients work unchanged.
+        .fallback(vault::dispatch::<E>)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(node)
 }
@@ -416,6 +415,46 @@ async fn submit_batch<E: Runtime>(
 }
 
 /// `GET /v1/genesis`: the genesis file this node runs.
+/// `GET /v1/release/{id}`: what this node holds for committed read `id`: its grant (version,
+/// target, the sealed value) and every member's envelope, sealed to the reader's one-time
+/// key. Only the reader can open the envelopes; it checks every partial itself.
+async fn release<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let Some((release, _)) = node.release(&id) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_release",
+            format!(
+                "this node holds no release for read {}: not committed yet, not allowed, or \
+                 expired (reads are kept for a minute)",
+                hex::encode(id)
+            ),
+        ));
+    };
+    let grant = release.grant.map(|grant| {
+        serde_json::json!({
+            "height": grant.height,
+            "version": grant.version,
+            "target": hex::encode(grant.target),
+            "reader": hex::encode(grant.reader),
+            "sealed": hex::encode(&grant.sealed),
+        })
+    });
+    let envelopes: serde_json::Map<String, serde_json::Value> = release
+        .envelopes
+        .iter()
+        .map(|(index, envelope)| (index.to_string(), hex::encode(envelope).into()))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "read": hex::encode(id),
+        "grant": grant,
+        "envelopes": envelopes,
+    })))
+}
+
 async fn genesis<E: Runtime>(State(node): State<NodeHandle<E>>) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -94,6 +94,7 @@ impl Fixture {
             threshold: output.public().required(),
             polynomial: output.public().clone(),
             genesis_time_ms: 0,
+            root_token: Some(welkin_types::secrets::token_public_key(ROOT_TOKEN)),
         };
         genesis.validate().expect("valid genesis");
         let shares = keys
@@ -280,6 +281,7 @@ pub(crate) async fn start_node_as(
         partition_prefix: format!("node{index}"),
         mempool: MempoolConfig::default(),
         waiters: Default::default(),
+        releases: Default::default(),
         max_block_txs: 512,
         timeouts: Timeouts::default(),
         min_block_interval: Duration::ZERO,
@@ -433,6 +435,9 @@ pub(crate) async fn commit(
         _ = context.sleep(patience) => None,
     }
 }
+
+/// The secrets root token of every simulated cluster.
+pub(crate) const ROOT_TOKEN: &str = "wlk.simulation-root";
 
 /// Transactions the simulated client submits every 100 ms.
 const TXS_PER_TICK: u64 = 10;

@@ -13,6 +13,7 @@
 //! times; about 20 s in a debug build); `WELKIN_SIM_SEED_BASE` moves the seeds.
 
 mod harness;
+mod secrets;
 mod skew;
 mod tamper;
 
@@ -731,6 +732,16 @@ fn junk_checkpoint_partials_do_not_delay_certification() {
         scenario(4, 21, Fault::JunkPartials, 40)
     });
     scenario(7, 21, Fault::JunkPartials, 30);
+}
+
+#[test]
+fn secret_reads_survive_false_partials_and_name_the_liar() {
+    secrets::secrets_scenario(31, secrets::Releaser::Wrong);
+}
+
+#[test]
+fn secret_reads_survive_a_silent_member() {
+    secrets::secrets_scenario(32, secrets::Releaser::Silent);
 }
 
 #[test]

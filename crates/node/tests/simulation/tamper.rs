@@ -7,8 +7,8 @@ use commonware_cryptography::bls12381::primitives::{group::Share, ops::threshold
 use commonware_p2p::{CheckedSender, LimitedSender, Recipients, simulated};
 use commonware_runtime::{IoBuf, IoBufs};
 use std::{sync::Arc, time::SystemTime};
-use welkin_node::{CheckpointMessage, GossipBatch as Batch, channel};
-use welkin_types::{PublicKey, Variant, namespace};
+use welkin_node::{CheckpointMessage, GossipBatch as Batch, ReleaseBatch, channel};
+use welkin_types::{Digest, PublicKey, TxId, Variant, namespace};
 
 use crate::harness::Ctx;
 
@@ -25,7 +25,23 @@ pub(crate) enum Lie {
     JunkPartials(Share),
     /// Every transaction it gossips carries a corrupted signature.
     BadGossip,
+    /// Its release envelopes hold partials signed over junk, sealed properly to the reader
+    /// (so only the partial's pairing check can tell). It learns each read's reader key and
+    /// target from the map, as a byzantine node learns them from the block.
+    WrongReleases {
+        /// Its own key share.
+        share: Share,
+        /// The cluster id, bound in every envelope.
+        cluster_id: Digest,
+        /// Read id to (reader key, target).
+        reads: Reads,
+    },
+    /// It sends no release envelopes at all.
+    SilentReleases,
 }
+
+/// What a byzantine releaser knows of each read: its reader key and target.
+pub(crate) type Reads = Arc<std::sync::Mutex<std::collections::BTreeMap<TxId, ([u8; 32], Digest)>>>;
 
 impl Lie {
     /// The channel the lie is told on, and how.
@@ -68,6 +84,39 @@ impl Lie {
                     }
                     Err(_) => bytes.to_vec(),
                 }),
+            ),
+            Lie::WrongReleases {
+                share,
+                cluster_id,
+                reads,
+            } => (
+                channel::RELEASE,
+                Arc::new(move |bytes: &[u8]| {
+                    let Ok(mut batch) = welkin_types::decode::<ReleaseBatch>(bytes) else {
+                        return bytes.to_vec();
+                    };
+                    let reads = reads.lock().expect("reads lock");
+                    let mut rng = commonware_utils::test_rng();
+                    for (id, envelope) in &mut batch.envelopes {
+                        let Some((reader, target)) = reads.get(id) else {
+                            continue;
+                        };
+                        let junk =
+                            welkin_sealed::partial(&share, &welkin_types::hash_parts(&[b"junk"]));
+                        let context = welkin_sealed::ReleaseContext {
+                            cluster_id,
+                            read_id: *id,
+                            target: *target,
+                        };
+                        *envelope = welkin_sealed::seal_partial(&mut rng, reader, &context, &junk)
+                            .expect("a valid reader key");
+                    }
+                    batch.encode().to_vec()
+                }),
+            ),
+            Lie::SilentReleases => (
+                channel::RELEASE,
+                Arc::new(|_: &[u8]| ReleaseBatch::default().encode().to_vec()),
             ),
         }
     }

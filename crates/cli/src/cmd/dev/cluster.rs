@@ -80,7 +80,22 @@ impl LocalCluster {
             name: "welkin-dev".into(),
             ..ChainParams::default()
         };
-        let (genesis, shares) = ceremony::deal(&mut rng, listing, chain, crate::cmd::now_ms())?;
+        let root_token = welkin_types::secrets::generate_token(&mut rng);
+        let (genesis, shares) = ceremony::deal(
+            &mut rng,
+            listing,
+            chain,
+            crate::cmd::now_ms(),
+            Some(welkin_types::secrets::token_public_key(&root_token)),
+        )?;
+        // Like `vault server -dev`: the root token once on the terminal, and in a file only
+        // this user can read.
+        let token_path = dir.join("root-token");
+        crate::cmd::write_secret(&token_path, &format!("{root_token}\n"))?;
+        eprintln!(
+            "secrets root token: {root_token}\n  (also in {}; export VAULT_TOKEN to use Vault clients)",
+            token_path.display()
+        );
         for (node, share) in genesis.nodes.iter().zip(&shares) {
             let node_dir = dir.join(&node.name);
             crate::cmd::write_secret(

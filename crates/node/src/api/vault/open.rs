@@ -1,0 +1,57 @@
+//! The serving node as the reader of a Vault client's read: waits for the envelopes, opens
+//! the value with [`ReadOpener`], and blocks every member whose envelope was false.
+
+use super::VaultError;
+use crate::{
+    handle::NodeHandle,
+    releases::{ReadGrant, reader::ReadOpener},
+    store::Runtime,
+};
+use std::time::Duration;
+use welkin_sealed::ReaderKey;
+use welkin_types::TxId;
+use zeroize::Zeroizing;
+
+/// Opens the value of committed read `id` with the partials sealed to `reader`.
+pub(crate) async fn open<E: Runtime>(
+    node: &NodeHandle<E>,
+    id: TxId,
+    reader: &ReaderKey,
+    timeout: Duration,
+) -> Result<(ReadGrant, Zeroizing<Vec<u8>>), VaultError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let sharing = &node.genesis().polynomial;
+    let mut opener = ReadOpener::new(sharing, node.cluster_id(), id, reader);
+    let mut blocked = 0;
+    loop {
+        let Some((_, changed)) = node.release(&id) else {
+            return Err(VaultError::internal(
+                "this node no longer holds the read's release (it expired); read again",
+            ));
+        };
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // Read after registering, so that a change in between is not missed.
+        let Some((release, _)) = node.release(&id) else {
+            continue;
+        };
+        let opened = opener.step(&release);
+        for (index, reason) in &opener.liars()[blocked..] {
+            node.block_member(*index, reason);
+        }
+        blocked = opener.liars().len();
+        match opened {
+            Ok(Some(opened)) => return Ok(opened),
+            Ok(None) => {}
+            Err(error) => return Err(VaultError::internal(error.to_string())),
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Err(VaultError::internal(format!(
+                "fewer than {} members released their partials within {} s",
+                sharing.required(),
+                timeout.as_secs()
+            )));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The reader's side of a release: opens each envelope with the one-time key, verifies each
+//! partial, and opens the value once t verified partials are held.
+//!
+//! f members may send partials that do not verify, envelopes that do not open, or nothing:
+//! each such member is named (the caller blocks it, or reports it) and its slot closed, and
+//! the value opens as soon as t honest members have answered.
+
+use super::{ReadGrant, Release};
+use std::collections::BTreeSet;
+use welkin_sealed::{Opener, ReaderKey, ReleaseContext, SealedValue};
+use welkin_types::{Digest, Sharing, TxId};
+use zeroize::Zeroizing;
+
+/// Why a read cannot be opened at all (as opposed to waiting for more envelopes).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    /// The committed value does not decode: the writer stored something that is not a
+    /// sealed value.
+    #[error("the stored value does not decode: {0}")]
+    NotSealed(String),
+    /// t verified partials do not open it: it was not sealed under its own target.
+    #[error("the value does not open: {0}")]
+    DoesNotOpen(String),
+}
+
+/// An opened read: its grant and the value.
+pub type Opened = (ReadGrant, Zeroizing<Vec<u8>>);
+
+/// Gathers one read's envelopes as they arrive.
+pub struct ReadOpener<'a> {
+    sharing: &'a Sharing,
+    cluster_id: Digest,
+    id: TxId,
+    reader: &'a ReaderKey,
+    seen: BTreeSet<u32>,
+    opener: Option<(Opener<'a>, ReadGrant, SealedValue)>,
+    liars: Vec<(u32, String)>,
+}
+
+impl<'a> ReadOpener<'a> {
+    /// An opener for read `id`, whose partials are sealed to `reader`.
+    pub fn new(sharing: &'a Sharing, cluster_id: Digest, id: TxId, reader: &'a ReaderKey) -> Self {
+        Self {
+            sharing,
+            cluster_id,
+            id,
+            reader,
+            seen: BTreeSet::new(),
+            opener: None,
+            liars: Vec::new(),
+        }
+    }
+
+    /// Takes in what a node holds for the read now; returns the grant and the value once
+    /// t verified partials open it. Envelopes already seen are skipped.
+    pub fn step(&mut self, release: &Release) -> Result<Option<Opened>, ReadError> {
+        if self.opener.is_none() {
+            let Some(grant) = release.grant.clone() else {
+                return Ok(None);
+            };
+            let sealed = welkin_types::decode::<SealedValue>(&grant.sealed)
+                .map_err(|e| ReadError::NotSealed(e.to_string()))?;
+            self.opener = Some((Opener::new(self.sharing, grant.target), grant, sealed));
+        }
+        let (opener, grant, sealed) = self.opener.as_mut().expect("set above");
+        let context = ReleaseContext {
+            cluster_id: self.cluster_id,
+            read_id: self.id,
+            target: grant.target,
+        };
+        for (&index, envelope) in &release.envelopes {
+            if !self.seen.insert(index) {
+                continue;
+            }
+            let partial = match self.reader.open_partial(&context, envelope) {
+                Ok(partial) if partial.index.get() == index => partial,
+                Ok(partial) => {
+                    self.liars.push((
+                        index,
+                        format!("sent a partial under index {}", partial.index.get()),
+                    ));
+                    continue;
+                }
+                Err(error) => {
+                    self.liars.push((
+                        index,
+                        format!("sent an envelope that does not open: {error}"),
+                    ));
+                    continue;
+                }
+            };
+            if let Err(error) = opener.add(partial) {
+                self.liars.push((index, error.to_string()));
+            }
+        }
+        if !opener.ready() {
+            return Ok(None);
+        }
+        let value = opener
+            .open(sealed)
+            .map_err(|e| ReadError::DoesNotOpen(e.to_string()))?;
+        Ok(Some((grant.clone(), value)))
+    }
+
+    /// Members whose envelope or partial was false, with what was wrong; each named once.
+    pub fn liars(&self) -> &[(u32, String)] {
+        &self.liars
+    }
+}

@@ -1,0 +1,512 @@
+//! The secrets module against an in-memory state: policies, tokens and KV v2 as Vault
+//! behaves, every refusal recorded in the log.
+
+use super::{SecretsResult, genesis_writes, kv};
+use crate::{Env, apply_to_map, keys};
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use std::collections::BTreeMap;
+use welkin_types::{
+    Block, ChainParams, Digest, LogEntry, Outcome, Payload, Sender, Transaction, hash_parts,
+    secrets::{SecretsOp, TokenRef, TokenSpec, token_public_key, token_signing_key},
+};
+
+const ROOT: &str = "wlk.root";
+
+struct Cluster {
+    env: Env,
+    state: BTreeMap<Digest, Vec<u8>>,
+    height: u64,
+    now: u64,
+    nonce: u64,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let mut state = BTreeMap::new();
+        for (key, value) in genesis_writes(0, Some(&token_public_key(ROOT))) {
+            state.insert(key, value);
+        }
+        Cluster {
+            env: Env {
+                cluster_id: hash_parts(&[b"secrets test"]),
+                params: ChainParams::default(),
+            },
+            state,
+            height: 0,
+            now: 1_000,
+            nonce: 0,
+        }
+    }
+
+    /// Runs one request by `token` in its own block; returns the result and the log entry.
+    fn run(&mut self, token: &str, op: SecretsOp) -> (SecretsResult, LogEntry) {
+        self.height += 1;
+        self.now += 1_000;
+        self.nonce += 1;
+        let tx = Transaction {
+            sender: Sender::Key(token_public_key(token)),
+            nonce: self.nonce,
+            expiry_ms: self.now + 60_000,
+            payload: Payload::Secrets(Box::new(op)),
+        }
+        .sign(&token_signing_key(token), &self.env.cluster_id);
+        let block = Block::new(hash_parts(&[b"p"]), self.height, self.now, vec![tx]);
+        let effects = apply_to_map(&self.env, &mut self.state, &block);
+        assert_eq!(effects.receipts.len(), 1, "one receipt per request");
+        let entry = welkin_types::decode::<LogEntry>(&effects.log_entries[0]).expect("decodes");
+        let (_, result) = effects
+            .secrets
+            .into_iter()
+            .next()
+            .expect("a secrets result");
+        match &result {
+            SecretsResult::Refused { .. } => assert_eq!(entry.outcome, Outcome::Rejected),
+            _ => assert_eq!(entry.outcome, Outcome::Applied),
+        }
+        (result, entry)
+    }
+
+    fn ok(&mut self, token: &str, op: SecretsOp) -> SecretsResult {
+        let (result, entry) = self.run(token, op);
+        assert!(
+            !matches!(result, SecretsResult::Refused { .. }),
+            "refused: {result:?} ({})",
+            entry.detail
+        );
+        result
+    }
+
+    fn status(&mut self, token: &str, op: SecretsOp) -> u16 {
+        match self.run(token, op) {
+            (SecretsResult::Refused { status, .. }, entry) => {
+                assert!(
+                    entry.detail.starts_with(&status.to_string()),
+                    "{}",
+                    entry.detail
+                );
+                status
+            }
+            (other, _) => panic!("not refused: {other:?}"),
+        }
+    }
+
+    fn policy(&mut self, name: &str, text: &str) {
+        let policy = welkin_policy::parse(name, text).expect("policy parses");
+        self.ok(
+            ROOT,
+            SecretsOp::PolicyWrite {
+                name: name.into(),
+                policy: policy.encode().to_vec(),
+            },
+        );
+    }
+
+    fn token(&mut self, parent: &str, token: &str, policies: &[&str], ttl_ms: u64, uses: u32) {
+        let mut policies: Vec<String> = policies.iter().map(|p| p.to_string()).collect();
+        policies.sort();
+        self.ok(
+            parent,
+            SecretsOp::TokenCreate(TokenSpec {
+                key: token_public_key(token),
+                policies,
+                ttl_ms,
+                renewable: true,
+                num_uses: uses,
+                display_name: "test".into(),
+                no_parent: false,
+                meta: vec![],
+            }),
+        );
+    }
+}
+
+fn write(path: &str, nonce: u8, cas: Option<u64>) -> SecretsOp {
+    SecretsOp::KvWrite {
+        mount: "secret".into(),
+        path: path.into(),
+        nonce: [nonce; 32],
+        sealed: vec![nonce; 8],
+        cas,
+    }
+}
+
+fn read(path: &str, version: u64) -> SecretsOp {
+    SecretsOp::KvRead {
+        mount: "secret".into(),
+        path: path.into(),
+        version,
+        reader: [7; 32],
+    }
+}
+
+#[test]
+fn writes_make_versions_and_reads_release_the_state_computed_target() {
+    let mut c = Cluster::new();
+    assert_eq!(
+        c.ok(ROOT, write("app/db", 1, None)),
+        SecretsResult::Written {
+            version: 1,
+            created_ms: 2_000
+        }
+    );
+    c.ok(ROOT, write("app/db", 2, None));
+    match c.ok(ROOT, read("app/db", 0)) {
+        SecretsResult::Released {
+            version,
+            target,
+            reader,
+            sealed,
+        } => {
+            assert_eq!(sealed, vec![2; 8]);
+            assert_eq!(version, 2);
+            assert_eq!(target, kv::target("secret", "app/db", &[2; 32]));
+            assert_eq!(reader, [7; 32]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match c.ok(ROOT, read("app/db", 1)) {
+        SecretsResult::Released { target, .. } => {
+            assert_eq!(target, kv::target("secret", "app/db", &[1; 32]))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.status(ROOT, read("app/db", 3)), 404);
+    assert_eq!(c.status(ROOT, read("app/missing", 0)), 404);
+}
+
+#[test]
+fn unknown_tokens_are_denied_and_the_denial_is_logged() {
+    let mut c = Cluster::new();
+    let (result, entry) = c.run("wlk.nobody", read("app/db", 0));
+    assert_eq!(
+        result,
+        SecretsResult::Refused {
+            status: 403,
+            message: "permission denied".into()
+        }
+    );
+    assert_eq!(entry.detail, "403: permission denied");
+    assert_eq!(entry.tx.tx.payload.kind(), "kv_read");
+}
+
+#[test]
+fn policies_decide_with_globs_and_deny() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("app/db", 1, None));
+    c.ok(ROOT, write("app/admin", 2, None));
+    c.policy(
+        "reader",
+        r#"
+        path "secret/data/app/*" { capabilities = ["read"] }
+        path "secret/data/app/admin" { capabilities = ["deny"] }
+        "#,
+    );
+    c.token(ROOT, "wlk.reader", &["default", "reader"], 0, 0);
+    assert!(matches!(
+        c.ok("wlk.reader", read("app/db", 0)),
+        SecretsResult::Released { .. }
+    ));
+    assert_eq!(c.status("wlk.reader", read("app/admin", 0)), 403);
+    assert_eq!(c.status("wlk.reader", write("app/db", 3, None)), 403);
+    // The default policy lets a token look itself up, and nothing more.
+    c.ok(
+        "wlk.reader",
+        SecretsOp::Check {
+            path: "auth/token/lookup-self".into(),
+            capabilities: welkin_policy::Capabilities::READ.bits(),
+        },
+    );
+    // A policy change applies from the next request on.
+    c.policy(
+        "reader",
+        r#"path "secret/data/other" { capabilities = ["read"] }"#,
+    );
+    assert_eq!(c.status("wlk.reader", read("app/db", 0)), 403);
+}
+
+#[test]
+fn check_and_set_is_enforced() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, Some(0)));
+    assert_eq!(c.status(ROOT, write("a", 2, Some(0))), 400);
+    c.ok(ROOT, write("a", 3, Some(1)));
+    c.ok(
+        ROOT,
+        SecretsOp::KvMetadataWrite {
+            mount: "secret".into(),
+            path: "a".into(),
+            max_versions: None,
+            cas_required: Some(true),
+            custom_metadata: None,
+        },
+    );
+    match c.run(ROOT, write("a", 4, None)).0 {
+        SecretsResult::Refused { status, message } => {
+            assert_eq!(status, 400);
+            assert_eq!(message, "check-and-set parameter required for this call");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn delete_undelete_and_destroy() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, None));
+    c.ok(ROOT, write("a", 2, None));
+    c.ok(
+        ROOT,
+        SecretsOp::KvDelete {
+            mount: "secret".into(),
+            path: "a".into(),
+            versions: vec![],
+        },
+    );
+    match c.run(ROOT, read("a", 0)).0 {
+        SecretsResult::Refused { status, message } => {
+            assert_eq!((status, &*message), (404, "deleted"))
+        }
+        other => panic!("{other:?}"),
+    }
+    c.ok(
+        ROOT,
+        SecretsOp::KvUndelete {
+            mount: "secret".into(),
+            path: "a".into(),
+            versions: vec![2],
+        },
+    );
+    assert!(matches!(
+        c.ok(ROOT, read("a", 0)),
+        SecretsResult::Released { version: 2, .. }
+    ));
+    let mount = super::mount(
+        &crate::Overlay {
+            snapshot: &c.state,
+            writes: BTreeMap::new(),
+            missing: Default::default(),
+            corrupt: Default::default(),
+            schedule: Default::default(),
+        },
+        "secret",
+    )
+    .expect("mounted")
+    .id;
+    assert!(c.state.contains_key(&keys::kv_value(&mount, "a", 1)));
+    c.ok(
+        ROOT,
+        SecretsOp::KvDestroy {
+            mount: "secret".into(),
+            path: "a".into(),
+            versions: vec![1],
+        },
+    );
+    assert!(
+        !c.state.contains_key(&keys::kv_value(&mount, "a", 1)),
+        "ciphertext gone"
+    );
+    match c.run(ROOT, read("a", 1)).0 {
+        SecretsResult::Refused { status, message } => {
+            assert_eq!((status, &*message), (404, "destroyed"))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Undelete cannot bring a destroyed version back.
+    c.ok(
+        ROOT,
+        SecretsOp::KvUndelete {
+            mount: "secret".into(),
+            path: "a".into(),
+            versions: vec![1],
+        },
+    );
+    assert_eq!(c.status(ROOT, read("a", 1)), 404);
+}
+
+#[test]
+fn old_versions_beyond_max_versions_are_dropped_with_their_ciphertext() {
+    let mut c = Cluster::new();
+    c.ok(
+        ROOT,
+        SecretsOp::KvConfigWrite {
+            mount: "secret".into(),
+            max_versions: Some(2),
+            cas_required: None,
+        },
+    );
+    for nonce in 1..=3 {
+        c.ok(ROOT, write("a", nonce, None));
+    }
+    assert_eq!(c.status(ROOT, read("a", 1)), 404);
+    assert!(matches!(
+        c.ok(ROOT, read("a", 2)),
+        SecretsResult::Released { .. }
+    ));
+}
+
+#[test]
+fn tokens_expire_run_out_of_uses_and_die_with_their_parent() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, None));
+    c.policy(
+        "all",
+        r#"path "secret/*" { capabilities = ["read", "create", "update"] }"#,
+    );
+    c.token(ROOT, "wlk.twice", &["all"], 0, 2);
+    c.ok("wlk.twice", read("a", 0));
+    c.ok("wlk.twice", read("a", 0));
+    assert_eq!(c.status("wlk.twice", read("a", 0)), 403, "uses exhausted");
+
+    c.token(ROOT, "wlk.short", &["all"], 5_000, 0);
+    c.ok("wlk.short", read("a", 0));
+    c.now += 10_000;
+    assert_eq!(c.status("wlk.short", read("a", 0)), 403, "expired");
+
+    c.token(ROOT, "wlk.parent", &["all", "default"], 0, 0);
+    c.policy("other", r#"path "secret/*" { capabilities = ["delete"] }"#);
+    // A child may not hold a policy its parent lacks.
+    assert_eq!(
+        c.status(
+            "wlk.parent",
+            SecretsOp::TokenCreate(TokenSpec {
+                key: token_public_key("wlk.child"),
+                policies: vec!["other".into()],
+                ttl_ms: 0,
+                renewable: false,
+                num_uses: 0,
+                display_name: String::new(),
+                no_parent: false,
+                meta: vec![],
+            })
+        ),
+        403,
+        "auth/token/create is not in the parent's policies"
+    );
+    c.policy(
+        "all",
+        r#"
+        path "secret/*" { capabilities = ["read", "create", "update"] }
+        path "auth/token/create" { capabilities = ["update"] }
+        "#,
+    );
+    c.token("wlk.parent", "wlk.child", &["all"], 0, 0);
+    c.ok("wlk.child", read("a", 0));
+    c.ok(
+        ROOT,
+        SecretsOp::TokenRevoke(TokenRef::Accessor(welkin_types::secrets::token_accessor(
+            &token_public_key("wlk.parent"),
+        ))),
+    );
+    assert_eq!(
+        c.status("wlk.child", read("a", 0)),
+        403,
+        "revoked with its parent"
+    );
+}
+
+#[test]
+fn directories_are_indexed_for_list() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a/b/c", 1, None));
+    c.ok(ROOT, write("a/d", 2, None));
+    c.ok(ROOT, write("e", 3, None));
+    let overlay = crate::Overlay {
+        snapshot: &c.state,
+        writes: BTreeMap::new(),
+        missing: Default::default(),
+        corrupt: Default::default(),
+        schedule: Default::default(),
+    };
+    let mount = super::mount(&overlay, "secret").expect("mounted").id;
+    assert_eq!(kv::list(&overlay, &mount, ""), vec!["a/", "e"]);
+    assert_eq!(kv::list(&overlay, &mount, "a/"), vec!["b/", "d"]);
+    drop(overlay);
+    c.ok(
+        ROOT,
+        SecretsOp::KvMetadataDelete {
+            mount: "secret".into(),
+            path: "a/b/c".into(),
+        },
+    );
+    let overlay = crate::Overlay {
+        snapshot: &c.state,
+        writes: BTreeMap::new(),
+        missing: Default::default(),
+        corrupt: Default::default(),
+        schedule: Default::default(),
+    };
+    assert_eq!(kv::list(&overlay, &mount, "a/"), vec!["d"]);
+    assert!(kv::list(&overlay, &mount, "a/b/").is_empty());
+}
+
+#[test]
+fn mounts_are_checked_and_a_new_mount_does_not_see_old_data() {
+    let mut c = Cluster::new();
+    assert_eq!(
+        c.status(
+            ROOT,
+            SecretsOp::MountEnable {
+                mount: "sys".into(),
+                description: String::new()
+            }
+        ),
+        400
+    );
+    let enable = SecretsOp::MountEnable {
+        mount: "team".into(),
+        description: "team secrets".into(),
+    };
+    c.ok(ROOT, enable.clone());
+    assert_eq!(c.status(ROOT, enable.clone()), 400, "in use");
+    let team_write = SecretsOp::KvWrite {
+        mount: "team".into(),
+        path: "x".into(),
+        nonce: [1; 32],
+        sealed: vec![1],
+        cas: None,
+    };
+    c.ok(ROOT, team_write);
+    let team_read = SecretsOp::KvRead {
+        mount: "team".into(),
+        path: "x".into(),
+        version: 0,
+        reader: [0; 32],
+    };
+    assert!(matches!(
+        c.ok(ROOT, team_read.clone()),
+        SecretsResult::Released { .. }
+    ));
+    c.ok(
+        ROOT,
+        SecretsOp::MountDisable {
+            mount: "team".into(),
+        },
+    );
+    assert_eq!(c.status(ROOT, team_read.clone()), 404);
+    c.ok(ROOT, enable);
+    assert_eq!(c.status(ROOT, team_read), 404, "a new mount starts empty");
+}
+
+#[test]
+fn identifiers_cannot_send_secrets_requests() {
+    let mut c = Cluster::new();
+    c.height += 1;
+    let key = welkin_types::PrivateKey::from_seed(5);
+    let tx = Transaction {
+        sender: Sender::Identifier {
+            prefix: "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4".into(),
+            signers: vec![welkin_types::IndexedKey {
+                index: 0,
+                key: key.public_key(),
+            }],
+        },
+        nonce: 1,
+        expiry_ms: 60_000,
+        payload: Payload::Secrets(Box::new(read("a", 0))),
+    }
+    .sign(&key, &c.env.cluster_id);
+    let block = Block::new(hash_parts(&[b"p"]), 1, 1_000, vec![tx]);
+    let effects = apply_to_map(&c.env, &mut c.state, &block);
+    assert_eq!(effects.receipts[0].1.outcome, Outcome::Rejected);
+}
