@@ -90,6 +90,14 @@ pub(crate) enum Command {
     /// (`POST /v3/kv/put`, a new key per request, 100-byte values), and prints one table with
     /// both sides and their ratio.
     Bench(BenchArgs),
+    /// List who read or changed which secret, and when, from the audit log.
+    ///
+    /// Every secrets request, allowed or refused, is a log entry. Each line shows the entry,
+    /// its height, the operation, the path, the token's accessor (tokens are never logged),
+    /// the outcome and the reason for a refusal, and "verified" once the entry's inclusion
+    /// proof leads to a checkpoint signed by the trusted cluster key. Secret values never
+    /// appear: the log holds only their ciphertext.
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -598,6 +606,23 @@ pub(crate) struct LogVerifyArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+    /// The first log entry to look at (default: the last --last entries).
+    #[arg(long)]
+    pub(crate) from: Option<u64>,
+    /// How many of the newest entries to look at, without --from.
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) last: u64,
+    /// Only requests whose Vault path starts with this, e.g. `secret/data/app/`.
+    #[arg(long)]
+    pub(crate) path: Option<String>,
 }
 
 #[derive(Debug, Args)]

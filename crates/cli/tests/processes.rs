@@ -1555,6 +1555,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let api0 = format!("http://127.0.0.1:{}", api_base());
     let api1 = format!("http://127.0.0.1:{}", api_base() + 1);
     secrets::vault_api(&api0, root_token);
+    secrets::audit(&dir, &api0);
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
 

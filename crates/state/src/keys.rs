@@ -228,3 +228,8 @@ pub fn policy(name: &str) -> Digest {
 pub fn policies() -> Digest {
     hash_parts(&[b"secrets/policies"])
 }
+
+/// A wrapped response, by its wrapping token's public key.
+pub fn wrapping(key: &welkin_types::PublicKey) -> Digest {
+    hash_parts(&[b"secrets/wrapping", key.as_ref()])
+}

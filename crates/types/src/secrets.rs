@@ -25,6 +25,8 @@
 //!            | 0x0f                                                                   TokenRevokeSelf
 //!            | 0x10 0x00 key [32] | 0x01 accessor                                     TokenRevoke
 //!            | 0x11 path | capabilities u16                                           Check
+//!            | 0x12 key [32] | ttl_ms u64 | path | nonce [32] | sealed (varint len)      WrapStore
+//!            | 0x13 reader [32]                                                       Unwrap
 //! strings are varint-length UTF-8; versions is a varint count then u64s
 //! ```
 
@@ -253,6 +255,26 @@ pub enum SecretsOp {
         /// The capabilities it needs.
         capabilities: u16,
     },
+    /// Keep a response sealed under a new single-use wrapping token (Vault's response
+    /// wrapping, `X-Vault-Wrap-TTL`).
+    WrapStore {
+        /// The wrapping token's public key.
+        key: PublicKey,
+        /// How long the wrapping token lives, in ms.
+        ttl_ms: u64,
+        /// The API path of the wrapped request (Vault's `creation_path`).
+        path: String,
+        /// The nonce that names the sealed response's target with the wrapping key.
+        nonce: [u8; 32],
+        /// The response, sealed to the cluster key (welkin-sealed encoding).
+        sealed: Vec<u8>,
+    },
+    /// Unwrap: sent by the wrapping token itself, which it uses up; releases the sealed
+    /// response to `reader`.
+    Unwrap {
+        /// The reader's one-time X25519 public key.
+        reader: [u8; 32],
+    },
 }
 
 const TAG_KV_WRITE: u8 = 0x01;
@@ -272,6 +294,8 @@ const TAG_TOKEN_RENEW_SELF: u8 = 0x0e;
 const TAG_TOKEN_REVOKE_SELF: u8 = 0x0f;
 const TAG_TOKEN_REVOKE: u8 = 0x10;
 const TAG_CHECK: u8 = 0x11;
+const TAG_WRAP_STORE: u8 = 0x12;
+const TAG_UNWRAP: u8 = 0x13;
 
 impl SecretsOp {
     /// A short name for logs, audit lines and JSON.
@@ -294,6 +318,8 @@ impl SecretsOp {
             SecretsOp::TokenRevokeSelf => "token_revoke_self",
             SecretsOp::TokenRevoke(_) => "token_revoke",
             SecretsOp::Check { .. } => "check",
+            SecretsOp::WrapStore { .. } => "wrap",
+            SecretsOp::Unwrap { .. } => "unwrap",
         }
     }
 }
@@ -579,6 +605,24 @@ impl Write for SecretsOp {
                 write_str(path, buf);
                 capabilities.write(buf);
             }
+            SecretsOp::WrapStore {
+                key,
+                ttl_ms,
+                path,
+                nonce,
+                sealed,
+            } => {
+                TAG_WRAP_STORE.write(buf);
+                key.write(buf);
+                ttl_ms.write(buf);
+                write_str(path, buf);
+                nonce.write(buf);
+                sealed.write(buf);
+            }
+            SecretsOp::Unwrap { reader } => {
+                TAG_UNWRAP.write(buf);
+                reader.write(buf);
+            }
         }
     }
 }
@@ -697,6 +741,16 @@ impl Read for SecretsOp {
                 path: read_str(buf, MAX_CHECK_PATH_BYTES, "path")?,
                 capabilities: u16::read(buf)?,
             },
+            TAG_WRAP_STORE => SecretsOp::WrapStore {
+                key: PublicKey::read(buf)?,
+                ttl_ms: u64::read(buf)?,
+                path: read_str(buf, MAX_CHECK_PATH_BYTES, "path")?,
+                nonce: <[u8; 32]>::read(buf)?,
+                sealed: read_bytes(buf, MAX_SEALED_BYTES)?,
+            },
+            TAG_UNWRAP => SecretsOp::Unwrap {
+                reader: <[u8; 32]>::read(buf)?,
+            },
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }
@@ -791,6 +845,14 @@ pub(crate) mod tests {
                 path: "secret/metadata/app".into(),
                 capabilities: 0x20,
             },
+            SecretsOp::WrapStore {
+                key: key(3),
+                ttl_ms: 300_000,
+                path: "secret/data/app/db".into(),
+                nonce: [5; 32],
+                sealed: vec![4, 5],
+            },
+            SecretsOp::Unwrap { reader: [6; 32] },
         ]
     }
 
@@ -859,7 +921,7 @@ pub(crate) mod tests {
         all.extend_from_slice(token_public_key("wlk.fixture").as_ref());
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "971d91bb0e3341587d9a398672a6e79273bc15db4cb7a56384ab3bde4f6e1b3a",
+            "06c53d52727de05f9bd5d43319740e795901e936ecdc93a25d720dc156382141",
             "secrets op encoding changed: add a new op tag or payload tag, then update the fixture"
         );
     }

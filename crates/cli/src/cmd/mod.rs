@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod audit;
 mod bench;
 mod dev;
 mod genesis;
@@ -30,6 +31,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(TxCommand::Status(args)) => query::tx_status(args),
         Command::Block(args) => query::block(args),
         Command::Bench(args) => bench::run(args),
+        Command::Audit(args) => audit::audit(args),
         Command::Log(LogCommand::Append(args)) => log::append(args),
         Command::Log(LogCommand::Verify(args)) => log::verify(args),
         Command::Log(LogCommand::Get(args)) => log::get(args),

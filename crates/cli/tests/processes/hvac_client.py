@@ -98,6 +98,17 @@ root.auth.token.revoke_accessor(accessor)
 revoked = hvac.Client(url=addr, token=renewable["auth"]["client_token"])
 assert not revoked.is_authenticated(), "a revoked token no longer authenticates"
 
+wrapped = root.auth.token.create(policies=["hvac-read"], ttl="1h", wrap_ttl="60s")
+assert wrapped["auth"] is None and wrapped["wrap_info"]["ttl"] == 60, wrapped
+unwrapped = root.sys.unwrap(token=wrapped["wrap_info"]["token"])
+new_token = unwrapped["auth"]["client_token"]
+assert hvac.Client(url=addr, token=new_token).is_authenticated(), unwrapped
+try:
+    root.sys.unwrap(token=wrapped["wrap_info"]["token"])
+    sys.exit("a wrapped response opened twice")
+except exceptions.InvalidRequest:
+    pass
+
 root.sys.enable_secrets_engine(backend_type="kv", path="hvac-kv", options={"version": "2"})
 assert "hvac-kv/" in root.sys.list_mounted_secrets_engines()["data"]
 root.secrets.kv.v2.create_or_update_secret(path="x", secret={"k": "v"}, mount_point="hvac-kv")

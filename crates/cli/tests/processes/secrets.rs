@@ -15,6 +15,18 @@ pub(crate) fn vault(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> (u16, serde_json::Value, String) {
+    vault_with(api, method, path, token, body, &[])
+}
+
+/// [`vault`] with extra headers.
+fn vault_with(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .allow_non_standard_methods(true)
@@ -25,6 +37,9 @@ pub(crate) fn vault(
         .uri(format!("{api}/v1/{path}"));
     if let Some(token) = token {
         request = request.header("X-Vault-Token", token);
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request
         .body(body.map(<[u8]>::to_vec).unwrap_or_default())
@@ -356,6 +371,53 @@ pub(crate) fn vault_api(api: &str, root: &str) {
     let (status, _, _) = vault(api, "POST", "secret/data/app/db", Some(root), Some(&big));
     assert_eq!(status, 413);
 
+    // Response wrapping: the read comes back as a single-use token that unwraps once.
+    let (status, wrapped, _) = vault_with(
+        api,
+        "GET",
+        "secret/data/app/db",
+        Some(root),
+        None,
+        &[("X-Vault-Wrap-TTL", "60s")],
+    );
+    assert_eq!(status, 200, "{wrapped}");
+    assert!(wrapped["data"].is_null(), "{wrapped}");
+    let wrapping = wrapped["wrap_info"]["token"]
+        .as_str()
+        .expect("wrapping token")
+        .to_string();
+    assert_eq!(wrapped["wrap_info"]["creation_path"], "secret/data/app/db");
+    let looked = expect(
+        api,
+        "POST",
+        "sys/wrapping/lookup",
+        root,
+        json!({"token": wrapping}),
+        200,
+    );
+    assert_eq!(looked["data"]["creation_ttl"], 60);
+    let unwrapped = expect(
+        api,
+        "POST",
+        "sys/wrapping/unwrap",
+        &wrapping,
+        json!(null),
+        200,
+    );
+    assert_eq!(unwrapped["data"]["data"]["password"], "p3", "{unwrapped}");
+    let again = expect(
+        api,
+        "POST",
+        "sys/wrapping/unwrap",
+        root,
+        json!({"token": wrapping}),
+        400,
+    );
+    assert_eq!(
+        again["errors"][0],
+        "wrapping token is not valid or does not exist"
+    );
+
     // Mounts: a second KV v2 engine, listed, and refused at a reserved path.
     let (status, _) = call(
         api,
@@ -509,5 +571,42 @@ pub(crate) fn hvac(api: &str, root: &str) {
         "hvac against the cluster failed:\n{}\n{}",
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// `welkin audit` lists the secrets requests, allowed and refused, each verified against a
+/// certified checkpoint.
+pub(crate) fn audit(dir: &Path, api: &str) {
+    let listed = super::run_ok(
+        super::welkin()
+            .args([
+                "audit",
+                "--json",
+                "--api",
+                api,
+                "--path",
+                "secret/data/app/",
+            ])
+            .arg("--genesis")
+            .arg(dir.join("genesis.json")),
+    );
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("audit --json");
+    let entries = listed["entries"].as_array().expect("entries");
+    assert!(entries.iter().all(|e| e["verified"] == true), "{listed}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["operation"] == "read" && e["outcome"] == "applied"),
+        "an allowed read is listed: {listed}"
+    );
+    assert!(
+        entries.iter().any(|e| e["path"] == "secret/data/app/admin"
+            && e["outcome"] == "rejected"
+            && e["detail"] == "403: permission denied"),
+        "the denied read is listed: {listed}"
+    );
+    assert!(
+        !listed.to_string().contains("hunter2") && !listed.to_string().contains("\"p3\""),
+        "no value appears"
     );
 }

@@ -22,7 +22,7 @@ pub mod records;
 mod tests;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
-use records::{Mount, Token, decode_names, encode_names};
+use records::{Mount, Token, Wrapped, decode_names, encode_names};
 use welkin_policy::{Acl, Capabilities, Policy};
 use welkin_types::{
     Block, Digest, PublicKey, Sender, SignedTransaction, TxId, hash_parts,
@@ -45,6 +45,22 @@ pub const MAX_MOUNTS: usize = 64;
 pub const MAX_POLICIES: usize = 1024;
 /// The most entries one KV directory may list.
 pub const MAX_DIR_ENTRIES: usize = 4096;
+/// The built-in policy of wrapping tokens: they can unwrap, and nothing else.
+pub const RESPONSE_WRAPPING: &str = "response-wrapping";
+/// The longest a wrapped response is kept (Vault's default maximum, 768 hours).
+pub const MAX_WRAP_TTL_MS: u64 = DEFAULT_TOKEN_TTL_MS;
+
+fn response_wrapping_policy() -> Policy {
+    Policy {
+        name: RESPONSE_WRAPPING.into(),
+        rules: vec![welkin_policy::PathRule {
+            pattern: "sys/wrapping/unwrap".into(),
+            capabilities: Capabilities::UPDATE,
+        }],
+        text: String::new(),
+    }
+}
+
 /// Mount paths that name API areas, not engines.
 const RESERVED_MOUNTS: &[&str] = &[
     "sys",
@@ -147,16 +163,27 @@ pub(crate) fn execute<S: Snapshot>(
     if !acl.allows(&path, needed) {
         return SecretsResult::denied();
     }
-    if token.uses_left > 0 {
+    let last_use = token.uses_left == 1;
+    if token.uses_left > 1 {
         token.uses_left -= 1;
-        if token.uses_left == 0 {
-            // Its last use: this request runs, and the token is gone.
-            revoke(state, key, 0);
-        } else {
-            state.put(token_key, token.encode());
-        }
+        state.put(token_key, token.encode());
     }
-    let id = signed.id();
+    let result = run(state, now, &signed.id(), key, op);
+    if last_use {
+        // Its last use: the request ran, and the token is gone.
+        revoke(state, key, 0);
+    }
+    result
+}
+
+/// Runs an authorised request.
+fn run<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    now: u64,
+    id: &TxId,
+    key: &PublicKey,
+    op: &SecretsOp,
+) -> SecretsResult {
     match op {
         SecretsOp::KvWrite { .. }
         | SecretsOp::KvRead { .. }
@@ -167,7 +194,7 @@ pub(crate) fn execute<S: Snapshot>(
         | SecretsOp::KvMetadataDelete { .. }
         | SecretsOp::KvConfigWrite { .. } => kv::execute(state, now, op),
         SecretsOp::MountEnable { mount, description } => {
-            enable_mount(state, now, &id, mount, description)
+            enable_mount(state, now, id, mount, description)
         }
         SecretsOp::MountDisable { mount } => disable_mount(state, mount),
         SecretsOp::PolicyWrite { name, policy } => write_policy(state, name, policy),
@@ -192,6 +219,30 @@ pub(crate) fn execute<S: Snapshot>(
             SecretsResult::Done
         }
         SecretsOp::Check { .. } => SecretsResult::Done,
+        SecretsOp::WrapStore {
+            key,
+            ttl_ms,
+            path,
+            nonce,
+            sealed,
+        } => wrap(state, now, key, *ttl_ms, path, nonce, sealed),
+        SecretsOp::Unwrap { reader } => {
+            let wrapped_key = keys::wrapping(key);
+            let Some(wrapped) = state.decoded(&wrapped_key, Wrapped::decode) else {
+                return SecretsResult::refused(
+                    400,
+                    "wrapping token is not valid or does not exist",
+                );
+            };
+            // Single use: the response is gone with this read (the token went with its use).
+            state.delete(wrapped_key);
+            SecretsResult::Released {
+                version: 0,
+                target: wrapped.target,
+                reader: *reader,
+                sealed: wrapped.sealed,
+            }
+        }
     }
 }
 
@@ -261,6 +312,8 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
         SecretsOp::Check { path, capabilities } => {
             (path.clone(), Capabilities::from_bits(*capabilities)?)
         }
+        SecretsOp::WrapStore { .. } => ("sys/wrapping/wrap".into(), Capabilities::UPDATE),
+        SecretsOp::Unwrap { .. } => ("sys/wrapping/unwrap".into(), Capabilities::UPDATE),
     })
 }
 
@@ -280,6 +333,7 @@ fn acl_of<S: Snapshot>(state: &Overlay<'_, S>, token: &Token) -> Acl {
                 Err(e) => state.corrupt(key, StoredError::new("policy", e.to_string())),
             },
             None if name == "default" => policies.push(welkin_policy::default_policy()),
+            None if name == RESPONSE_WRAPPING => policies.push(response_wrapping_policy()),
             None => {}
         }
     }
@@ -507,7 +561,7 @@ fn renew<S: Snapshot>(
 ) -> SecretsResult {
     let token_key = keys::token(key);
     let Some(mut token) = state.decoded(&token_key, Token::decode) else {
-        return SecretsResult::refused(400, "the token was revoked by this request's last use");
+        return SecretsResult::denied();
     };
     if token.expire_ms == 0 {
         return SecretsResult::Done;
@@ -534,6 +588,61 @@ fn renew<S: Snapshot>(
     SecretsResult::Done
 }
 
+/// Keeps a sealed response for a new single-use wrapping token.
+fn wrap<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    now: u64,
+    key: &PublicKey,
+    ttl_ms: u64,
+    path: &str,
+    nonce: &[u8; 32],
+    sealed: &[u8],
+) -> SecretsResult {
+    if ttl_ms == 0 || ttl_ms > MAX_WRAP_TTL_MS {
+        return SecretsResult::refused(
+            400,
+            format!("wrapping ttl must be between 1 ms and {MAX_WRAP_TTL_MS} ms"),
+        );
+    }
+    let token_key = keys::token(key);
+    if state.get(&token_key).is_some() {
+        return SecretsResult::refused(400, "a token with this key exists already");
+    }
+    let token = Token {
+        policies: vec![RESPONSE_WRAPPING.into()],
+        issued_ms: now,
+        expire_ms: now.saturating_add(ttl_ms),
+        ttl_ms,
+        renewable: false,
+        uses_left: 1,
+        num_uses: 1,
+        display_name: RESPONSE_WRAPPING.into(),
+        parent: None,
+        meta: Vec::new(),
+        children: Vec::new(),
+    };
+    state.put(token_key, token.encode());
+    state.put(
+        keys::token_accessor(&token_accessor(key)),
+        key.as_ref().to_vec(),
+    );
+    let wrapped = Wrapped {
+        target: wrap_target(key, nonce),
+        sealed: sealed.to_vec(),
+        path: path.to_string(),
+        created_ms: now,
+        ttl_ms,
+    };
+    state.put(keys::wrapping(key), wrapped.encode());
+    SecretsResult::Done
+}
+
+/// The target of a wrapped response: from the wrapping token's key and the wrapper's nonce
+/// (as `welkin_sealed::target(&[b"wrap", key], nonce)`).
+pub fn wrap_target(key: &PublicKey, nonce: &[u8; 32]) -> Digest {
+    hash_parts(&[b"welkin/sealed/target/v1", b"wrap", key.as_ref(), nonce])
+}
+
 /// How deep revocation follows children: a bound on the work one request can cause
 /// (256 children each, four levels).
 const MAX_REVOKE_DEPTH: usize = 4;
@@ -546,6 +655,8 @@ fn revoke<S: Snapshot>(state: &mut Overlay<'_, S>, key: &PublicKey, depth: usize
     };
     state.delete(token_key);
     state.delete(keys::token_accessor(&token_accessor(key)));
+    // A wrapping token that dies unused takes its response with it.
+    state.delete(keys::wrapping(key));
     if depth < MAX_REVOKE_DEPTH {
         for child in &token.children {
             revoke(state, child, depth + 1);

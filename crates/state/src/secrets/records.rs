@@ -11,6 +11,8 @@
 //! Token     := 0x01 | policies u16 str* | issued_ms u64 | expire_ms u64 (0: never) | ttl_ms u64
 //!              | renewable bool | uses_left u32 (0: unlimited) | num_uses u32 | display str
 //!              | parent (0 | 1 [32]) | meta u16 (str str)* | children u16 [32]*
+//! Wrapped   := 0x01 | target [32] | sealed (u32 len, bytes) | path str | created_ms u64
+//!              | ttl_ms u64
 //! str       := u16 length | UTF-8
 //! ```
 
@@ -231,6 +233,53 @@ impl Value {
     }
 }
 
+/// A response kept for a single-use wrapping token (Vault's response wrapping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wrapped {
+    /// The target that opens it: from the wrapping key and the wrapper's nonce.
+    pub target: Digest,
+    /// The response, sealed to the cluster key.
+    pub sealed: Vec<u8>,
+    /// The API path of the wrapped request.
+    pub path: String,
+    /// Block time of wrapping.
+    pub created_ms: u64,
+    /// The wrapping token's TTL.
+    pub ttl_ms: u64,
+}
+
+impl Wrapped {
+    /// The stored encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(VERSION);
+        w.raw(self.target.as_ref());
+        w.u32(self.sealed.len());
+        w.raw(&self.sealed);
+        w.str(&self.path);
+        w.u64(self.created_ms);
+        w.u64(self.ttl_ms);
+        w.0
+    }
+
+    /// Decodes a stored wrapped response.
+    pub fn decode(value: &[u8]) -> Result<Wrapped, StoredError> {
+        let mut r = Reader::new("wrapped response", value);
+        r.version(VERSION)?;
+        let target = Digest::from(r.bytes32()?);
+        let len = r.u32()?;
+        let wrapped = Wrapped {
+            target,
+            sealed: r.raw(len)?.to_vec(),
+            path: r.str()?,
+            created_ms: r.u64()?,
+            ttl_ms: r.u64()?,
+        };
+        r.end()?;
+        Ok(wrapped)
+    }
+}
+
 /// A token: what it may do, until when, and how often. Stored under its public key; the
 /// token itself is never stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -411,6 +460,14 @@ mod tests {
             );
         }
         assert!(decode_names(&encode_names(&["b".into(), "a".into()])).is_err());
+        let w = Wrapped {
+            target: hash_parts(&[b"w"]),
+            sealed: vec![9],
+            path: "secret/data/a".into(),
+            created_ms: 1,
+            ttl_ms: 2,
+        };
+        assert_eq!(Wrapped::decode(&w.encode()), Ok(w));
     }
 
     /// The stored encodings are consensus: a change here is a state-format change.

@@ -510,3 +510,35 @@ fn identifiers_cannot_send_secrets_requests() {
     let effects = apply_to_map(&c.env, &mut c.state, &block);
     assert_eq!(effects.receipts[0].1.outcome, Outcome::Rejected);
 }
+
+#[test]
+fn wrapped_responses_open_once_and_the_wrapping_token_does_nothing_else() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, None));
+    let wrap_key = token_public_key("wlk.wrap");
+    c.ok(
+        ROOT,
+        SecretsOp::WrapStore {
+            key: wrap_key.clone(),
+            ttl_ms: 60_000,
+            path: "secret/data/a".into(),
+            nonce: [3; 32],
+            sealed: vec![9; 4],
+        },
+    );
+    // The wrapping token may not read secrets: its one use stays.
+    assert_eq!(c.status("wlk.wrap", read("a", 0)), 403);
+    match c.ok("wlk.wrap", SecretsOp::Unwrap { reader: [1; 32] }) {
+        SecretsResult::Released { target, sealed, .. } => {
+            assert_eq!(target, super::wrap_target(&wrap_key, &[3; 32]));
+            assert_eq!(sealed, vec![9; 4]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.status("wlk.wrap", SecretsOp::Unwrap { reader: [1; 32] }),
+        403,
+        "single use"
+    );
+    assert!(!c.state.contains_key(&keys::wrapping(&wrap_key)));
+}

@@ -19,6 +19,7 @@ mod kv;
 mod open;
 mod sys;
 mod token;
+mod wrapping;
 
 use crate::{handle::NodeHandle, store::Runtime};
 use axum::{
@@ -274,11 +275,36 @@ async fn handle<E: Runtime>(node: NodeHandle<E>, request: Request) -> Result<Res
         token: token_of(&parts.headers),
         body,
     };
+    let wrap_ttl_ms = match parts.headers.get("x-vault-wrap-ttl") {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| VaultError::bad("invalid X-Vault-Wrap-TTL"))?;
+            Some(parse_duration(&Json::String(text.to_string()))?).filter(|ttl| *ttl > 0)
+        }
+        None => None,
+    };
+    if let Some(action) = request.path.strip_prefix("sys/wrapping/") {
+        return wrapping::handle(&node, &request, action, wrap_ttl_ms).await;
+    }
     let first = request.path.split('/').next().unwrap_or_default();
-    match first {
+    let response = match first {
         "sys" => sys::handle(&node, &request).await,
         "auth" => token::handle(&node, &request).await,
         _ => kv::handle(&node, &request).await,
+    }?;
+    // Response wrapping: what would have been answered is sealed under a new single-use
+    // token instead, and only that token goes back.
+    match (wrap_ttl_ms, request.token.as_deref()) {
+        (Some(ttl_ms), Some(token)) if response.status() == StatusCode::OK => {
+            let body = axum::body::to_bytes(response.into_body(), MAX_VAULT_BODY_BYTES)
+                .await
+                .map_err(|e| VaultError::internal(e.to_string()))?;
+            let body: Json =
+                serde_json::from_slice(&body).map_err(|e| VaultError::internal(e.to_string()))?;
+            wrapping::wrap(&node, token, &request.path, ttl_ms, &body).await
+        }
+        _ => Ok(response),
     }
 }
 
