@@ -6,7 +6,6 @@ use super::{
 };
 use crate::{handle::NodeHandle, store::Runtime};
 use axum::{http::StatusCode, response::Response};
-use commonware_codec::Encode as _;
 use serde_json::{Map, Value as Json, json};
 use welkin_policy::Capabilities;
 use welkin_state::{
@@ -333,36 +332,6 @@ async fn not_found_body<E: Runtime>(
     }
 }
 
-/// Seals `data` (a JSON object) under a fresh target for `mount`/`path`.
-fn seal(
-    node_key: &welkin_types::ClusterKey,
-    mount: &str,
-    path: &str,
-    data: &Map<String, Json>,
-) -> Result<([u8; 32], Vec<u8>), VaultError> {
-    let mut rng = commonware_utils::sys_rng();
-    let mut nonce = [0u8; 32];
-    rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
-    let plaintext = zeroize::Zeroizing::new(
-        serde_json::to_vec(data).map_err(|e| VaultError::internal(e.to_string()))?,
-    );
-    let target = welkin_sealed::target(&[b"kv2", mount.as_bytes(), path.as_bytes()], &nonce);
-    let sealed = welkin_sealed::seal(&mut rng, node_key, target, &plaintext)
-        .map_err(|e| VaultError::bad(e.to_string()))?;
-    let sealed = sealed.encode().to_vec();
-    if sealed.len() > welkin_types::secrets::MAX_SEALED_BYTES {
-        return Err(VaultError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the secret is {} bytes sealed; this cluster stores at most {} per version",
-                sealed.len(),
-                welkin_types::secrets::MAX_SEALED_BYTES
-            ),
-        ));
-    }
-    Ok((nonce, sealed))
-}
-
 async fn write_data<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
@@ -371,7 +340,12 @@ async fn write_data<E: Runtime>(
     data: &Map<String, Json>,
     cas: Option<u64>,
 ) -> Result<Response, VaultError> {
-    let (nonce, sealed) = seal(node.genesis().cluster_key(), mount, path, data)?;
+    let plaintext = serde_json::to_vec(data).map_err(|e| VaultError::internal(e.to_string()))?;
+    let (nonce, sealed) = super::seal(
+        node,
+        &[b"kv2", mount.as_bytes(), path.as_bytes()],
+        plaintext,
+    )?;
     let op = SecretsOp::KvWrite {
         mount: mount.into(),
         path: path.into(),

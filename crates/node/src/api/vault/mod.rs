@@ -402,6 +402,38 @@ pub(crate) async fn submit<E: Runtime>(
     }
 }
 
+/// Seals `plaintext` to the cluster key under a fresh target named by `name` and a random
+/// nonce; refuses with 413 what would not fit in a transaction.
+pub(crate) fn seal<E: Runtime>(
+    node: &NodeHandle<E>,
+    name: &[&[u8]],
+    plaintext: Vec<u8>,
+) -> Result<([u8; 32], Vec<u8>), VaultError> {
+    use commonware_codec::Encode as _;
+    let plaintext = zeroize::Zeroizing::new(plaintext);
+    let mut rng = commonware_utils::sys_rng();
+    let mut nonce = [0u8; 32];
+    rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
+    let target = welkin_sealed::target(name, &nonce);
+    let too_large = |bytes: usize| {
+        VaultError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{bytes} bytes sealed; this cluster keeps at most {} per value",
+                welkin_types::secrets::MAX_SEALED_BYTES
+            ),
+        )
+    };
+    let sealed = welkin_sealed::seal(&mut rng, node.genesis().cluster_key(), target, &plaintext)
+        .map_err(|_| too_large(plaintext.len()))?
+        .encode()
+        .to_vec();
+    if sealed.len() > welkin_types::secrets::MAX_SEALED_BYTES {
+        return Err(too_large(sealed.len()));
+    }
+    Ok((nonce, sealed))
+}
+
 /// Vault's response for a refusal the state machine gave.
 pub(crate) fn refusal(status: u16, message: String) -> VaultError {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);

@@ -8,7 +8,6 @@
 use super::{VaultError, VaultRequest, envelope, json_response, open, rfc3339, submit};
 use crate::{handle::NodeHandle, store::Runtime};
 use axum::{http::StatusCode, response::Response};
-use commonware_codec::Encode as _;
 use serde_json::{Value as Json, json};
 use welkin_state::{keys, secrets::records::Wrapped};
 use welkin_types::secrets::{SecretsOp, generate_token, token_accessor, token_public_key};
@@ -24,25 +23,11 @@ pub(super) async fn wrap<E: Runtime>(
 ) -> Result<Response, VaultError> {
     let wrapping = generate_token(&mut commonware_utils::sys_rng());
     let key = token_public_key(&wrapping);
-    let mut rng = commonware_utils::sys_rng();
-    let mut nonce = [0u8; 32];
-    rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
-    let target = welkin_sealed::target(&[b"wrap", key.as_ref()], &nonce);
-    let plaintext = zeroize::Zeroizing::new(response.to_string().into_bytes());
-    let sealed = welkin_sealed::seal(&mut rng, node.genesis().cluster_key(), target, &plaintext)
-        .map_err(|e| VaultError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()))?
-        .encode()
-        .to_vec();
-    if sealed.len() > welkin_types::secrets::MAX_SEALED_BYTES {
-        return Err(VaultError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the response is {} bytes sealed; a wrapped response holds at most {}",
-                sealed.len(),
-                welkin_types::secrets::MAX_SEALED_BYTES
-            ),
-        ));
-    }
+    let (nonce, sealed) = super::seal(
+        node,
+        &[b"wrap", key.as_ref()],
+        response.to_string().into_bytes(),
+    )?;
     let op = SecretsOp::WrapStore {
         key: key.clone(),
         ttl_ms,
