@@ -233,3 +233,8 @@ pub fn policies() -> Digest {
 pub fn wrapping(key: &welkin_types::PublicKey) -> Digest {
     hash_parts(&[b"secrets/wrapping", key.as_ref()])
 }
+
+/// The policies and TTL a KERI identifier's logins get.
+pub fn keri_role(prefix: &str) -> Digest {
+    hash_parts(&[b"secrets/keri-role", prefix.as_bytes()])
+}

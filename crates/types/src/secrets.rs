@@ -27,6 +27,8 @@
 //!            | 0x11 path | capabilities u16                                           Check
 //!            | 0x12 key [32] | ttl_ms u64 | path | nonce [32] | sealed (varint len)      WrapStore
 //!            | 0x13 reader [32]                                                       Unwrap
+//!            | 0x14 key [32] | ttl_ms u64                                             KeriLogin
+//!            | 0x15 prefix | policies (varint count, str*) | ttl_ms u64                 KeriRole
 //! strings are varint-length UTF-8; versions is a varint count then u64s
 //! ```
 
@@ -269,6 +271,26 @@ pub enum SecretsOp {
         /// The response, sealed to the cluster key (welkin-sealed encoding).
         sealed: Vec<u8>,
     },
+    /// Log in with a KERI identifier (`auth/keri/login`): sent by the identifier itself,
+    /// signed by its current keys meeting its threshold (the freshness of the challenge is
+    /// the transaction's nonce and expiry). Makes a token with `key`, bound to the
+    /// identifier's current key state: a rotation voids it.
+    KeriLogin {
+        /// The new token's public key; the client made the token and keeps it.
+        key: PublicKey,
+        /// The TTL asked for, in ms (0: the role's), capped by the role's.
+        ttl_ms: u64,
+    },
+    /// Map an identifier to the policies its logins get (`auth/keri/role/PREFIX`); no
+    /// policies removes the mapping.
+    KeriRole {
+        /// The identifier (qb64 prefix).
+        prefix: String,
+        /// Policy names, sorted and unique.
+        policies: Vec<String>,
+        /// The longest TTL its tokens get, in ms (0: one hour).
+        ttl_ms: u64,
+    },
     /// Unwrap: sent by the wrapping token itself, which it uses up; releases the sealed
     /// response to `reader`.
     Unwrap {
@@ -296,6 +318,8 @@ const TAG_TOKEN_REVOKE: u8 = 0x10;
 const TAG_CHECK: u8 = 0x11;
 const TAG_WRAP_STORE: u8 = 0x12;
 const TAG_UNWRAP: u8 = 0x13;
+const TAG_KERI_LOGIN: u8 = 0x14;
+const TAG_KERI_ROLE: u8 = 0x15;
 
 impl SecretsOp {
     /// A short name for logs, audit lines and JSON.
@@ -320,6 +344,8 @@ impl SecretsOp {
             SecretsOp::Check { .. } => "check",
             SecretsOp::WrapStore { .. } => "wrap",
             SecretsOp::Unwrap { .. } => "unwrap",
+            SecretsOp::KeriLogin { .. } => "keri_login",
+            SecretsOp::KeriRole { .. } => "keri_role",
         }
     }
 }
@@ -385,6 +411,30 @@ fn read_pairs(
     Ok(pairs)
 }
 
+/// A sorted, unique list of policy names.
+fn write_names(names: &[String], buf: &mut impl BufMut) {
+    commonware_codec::varint::UInt(names.len() as u32).write(buf);
+    for name in names {
+        write_str(name, buf);
+    }
+}
+
+fn read_names(buf: &mut impl Buf) -> Result<Vec<String>, CodecError> {
+    let count = commonware_codec::varint::UInt::<u32>::read(buf)?.0 as usize;
+    if count > MAX_TOKEN_POLICIES {
+        return Err(CodecError::InvalidLength(count));
+    }
+    let mut names: Vec<String> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = read_str(buf, MAX_POLICY_NAME_BYTES, "policy name")?;
+        if names.last().is_some_and(|last| *last >= name) {
+            return Err(CodecError::Invalid("policies", "not sorted and unique"));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
 fn write_versions(versions: &[u64], buf: &mut impl BufMut) {
     commonware_codec::varint::UInt(versions.len() as u32).write(buf);
     for version in versions {
@@ -409,10 +459,7 @@ fn read_mount_path(buf: &mut impl Buf) -> Result<(String, String), CodecError> {
 impl Write for TokenSpec {
     fn write(&self, buf: &mut impl BufMut) {
         self.key.write(buf);
-        commonware_codec::varint::UInt(self.policies.len() as u32).write(buf);
-        for policy in &self.policies {
-            write_str(policy, buf);
-        }
+        write_names(&self.policies, buf);
         self.ttl_ms.write(buf);
         self.renewable.write(buf);
         self.num_uses.write(buf);
@@ -623,6 +670,21 @@ impl Write for SecretsOp {
                 TAG_UNWRAP.write(buf);
                 reader.write(buf);
             }
+            SecretsOp::KeriLogin { key, ttl_ms } => {
+                TAG_KERI_LOGIN.write(buf);
+                key.write(buf);
+                ttl_ms.write(buf);
+            }
+            SecretsOp::KeriRole {
+                prefix,
+                policies,
+                ttl_ms,
+            } => {
+                TAG_KERI_ROLE.write(buf);
+                write_str(prefix, buf);
+                write_names(policies, buf);
+                ttl_ms.write(buf);
+            }
         }
     }
 }
@@ -751,6 +813,15 @@ impl Read for SecretsOp {
             TAG_UNWRAP => SecretsOp::Unwrap {
                 reader: <[u8; 32]>::read(buf)?,
             },
+            TAG_KERI_LOGIN => SecretsOp::KeriLogin {
+                key: PublicKey::read(buf)?,
+                ttl_ms: u64::read(buf)?,
+            },
+            TAG_KERI_ROLE => SecretsOp::KeriRole {
+                prefix: read_str(buf, crate::MAX_PREFIX_BYTES, "prefix")?,
+                policies: read_names(buf)?,
+                ttl_ms: u64::read(buf)?,
+            },
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }
@@ -853,6 +924,15 @@ pub(crate) mod tests {
                 sealed: vec![4, 5],
             },
             SecretsOp::Unwrap { reader: [6; 32] },
+            SecretsOp::KeriLogin {
+                key: key(4),
+                ttl_ms: 60_000,
+            },
+            SecretsOp::KeriRole {
+                prefix: "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4".into(),
+                policies: vec!["app".into()],
+                ttl_ms: 3_600_000,
+            },
         ]
     }
 
@@ -921,7 +1001,7 @@ pub(crate) mod tests {
         all.extend_from_slice(token_public_key("wlk.fixture").as_ref());
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "06c53d52727de05f9bd5d43319740e795901e936ecdc93a25d720dc156382141",
+            "4bfab28d75c273fe19eefb7b1420d4a758989508642d652ba786e83ef0a97ba2",
             "secrets op encoding changed: add a new op tag or payload tag, then update the fixture"
         );
     }

@@ -63,6 +63,11 @@ fn describe(op: &SecretsOp) -> (String, String) {
             ("wrap", format!("{path} -> {}", token_accessor(key)))
         }
         SecretsOp::Unwrap { .. } => ("unwrap", "sys/wrapping/unwrap".into()),
+        SecretsOp::KeriLogin { key, .. } => (
+            "login",
+            format!("auth/keri/login -> {}", token_accessor(key)),
+        ),
+        SecretsOp::KeriRole { prefix, .. } => ("role write", format!("auth/keri/role/{prefix}")),
     };
     (what.to_string(), path)
 }

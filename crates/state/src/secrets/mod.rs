@@ -22,7 +22,7 @@ pub mod records;
 mod tests;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
-use records::{Mount, Token, Wrapped, decode_names, encode_names};
+use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
 use welkin_policy::{Acl, Capabilities, Policy};
 use welkin_types::{
     Block, Digest, PublicKey, Sender, SignedTransaction, TxId, hash_parts,
@@ -143,11 +143,18 @@ pub(crate) fn execute<S: Snapshot>(
     op: &SecretsOp,
 ) -> SecretsResult {
     let now = block.timestamp_ms;
-    let Sender::Key(key) = &signed.tx.sender else {
-        return SecretsResult::refused(
-            403,
-            "secrets requests are signed by a token; log in with auth/keri/login for one",
-        );
+    let key = match (&signed.tx.sender, op) {
+        // The identifier's keys and threshold were checked before the payload runs.
+        (Sender::Identifier { prefix, .. }, SecretsOp::KeriLogin { key, ttl_ms }) => {
+            return keri_login(state, now, prefix, key, *ttl_ms);
+        }
+        (Sender::Key(key), _) => key,
+        _ => {
+            return SecretsResult::refused(
+                403,
+                "secrets requests are signed by a token; log in with auth/keri/login for one",
+            );
+        }
     };
     let token_key = keys::token(key);
     let Some(mut token) = state.decoded(&token_key, Token::decode) else {
@@ -155,6 +162,13 @@ pub(crate) fn execute<S: Snapshot>(
     };
     if !token.is_live(now) {
         return SecretsResult::denied();
+    }
+    // A login token dies with the keys that made it: any rotation since voids it.
+    if let Some((prefix, sn)) = &token.identity {
+        let current = crate::identity::key_state_of(state, prefix).map(|k| k.last_establishment_sn);
+        if current != Some(*sn) {
+            return SecretsResult::denied();
+        }
     }
     let acl = acl_of(state, &token);
     let Some((path, needed)) = required(state, op) else {
@@ -226,6 +240,27 @@ fn run<S: Snapshot>(
             nonce,
             sealed,
         } => wrap(state, now, key, *ttl_ms, path, nonce, sealed),
+        SecretsOp::KeriLogin { .. } => SecretsResult::refused(
+            400,
+            "auth/keri/login is sent by the identifier, not a token",
+        ),
+        SecretsOp::KeriRole {
+            prefix,
+            policies,
+            ttl_ms,
+        } => {
+            let key = keys::keri_role(prefix);
+            if policies.is_empty() {
+                state.delete(key);
+            } else {
+                let role = Role {
+                    policies: policies.clone(),
+                    ttl_ms: if *ttl_ms == 0 { KERI_TTL_MS } else { *ttl_ms },
+                };
+                state.put(key, role.encode());
+            }
+            SecretsResult::Done
+        }
         SecretsOp::Unwrap { reader } => {
             let wrapped_key = keys::wrapping(key);
             let Some(wrapped) = state.decoded(&wrapped_key, Wrapped::decode) else {
@@ -313,6 +348,11 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
             (path.clone(), Capabilities::from_bits(*capabilities)?)
         }
         SecretsOp::WrapStore { .. } => ("sys/wrapping/wrap".into(), Capabilities::UPDATE),
+        SecretsOp::KeriRole { prefix, .. } => {
+            (format!("auth/keri/role/{prefix}"), Capabilities::UPDATE)
+        }
+        // Only ever reached by a token sending it, which is refused below.
+        SecretsOp::KeriLogin { .. } => ("auth/keri/login".into(), Capabilities::UPDATE),
         SecretsOp::Unwrap { .. } => ("sys/wrapping/unwrap".into(), Capabilities::UPDATE),
     })
 }
@@ -540,6 +580,7 @@ fn create_token<S: Snapshot>(
         parent: (!spec.no_parent).then(|| parent_key.clone()),
         meta: spec.meta.clone(),
         children: Vec::new(),
+        identity: None,
     };
     state.put(key, token.encode());
     state.put(
@@ -588,6 +629,66 @@ fn renew<S: Snapshot>(
     SecretsResult::Done
 }
 
+/// The TTL of login tokens when the identifier's role does not say (one hour).
+pub const KERI_TTL_MS: u64 = 3_600_000;
+
+/// `auth/keri/login`: a token for `prefix`, whose current keys signed the request, with the
+/// policies its role maps it to.
+fn keri_login<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    now: u64,
+    prefix: &str,
+    key: &PublicKey,
+    ttl_ms: u64,
+) -> SecretsResult {
+    let Some(role) = state.decoded(&keys::keri_role(prefix), Role::decode) else {
+        return SecretsResult::refused(
+            403,
+            format!(
+                "permission denied: no role maps identifier {prefix}; an operator maps it with \
+                 auth/keri/role/{prefix}"
+            ),
+        );
+    };
+    let Some(key_state) = crate::identity::key_state_of(state, prefix) else {
+        return SecretsResult::denied();
+    };
+    let token_key = keys::token(key);
+    if state.get(&token_key).is_some() {
+        return SecretsResult::refused(400, "a token with this key exists already");
+    }
+    let ttl_ms = if ttl_ms == 0 {
+        role.ttl_ms
+    } else {
+        ttl_ms.min(role.ttl_ms)
+    };
+    let mut policies = role.policies.clone();
+    if !policies.iter().any(|p| p == "default") {
+        policies.push("default".into());
+        policies.sort();
+    }
+    let token = Token {
+        policies,
+        issued_ms: now,
+        expire_ms: now.saturating_add(ttl_ms),
+        ttl_ms,
+        renewable: false,
+        uses_left: 0,
+        num_uses: 0,
+        display_name: format!("keri-{prefix}"),
+        parent: None,
+        meta: vec![("identifier".into(), prefix.to_string())],
+        children: Vec::new(),
+        identity: Some((prefix.to_string(), key_state.last_establishment_sn)),
+    };
+    state.put(token_key, token.encode());
+    state.put(
+        keys::token_accessor(&token_accessor(key)),
+        key.as_ref().to_vec(),
+    );
+    SecretsResult::Done
+}
+
 /// Keeps a sealed response for a new single-use wrapping token.
 fn wrap<S: Snapshot>(
     state: &mut Overlay<'_, S>,
@@ -620,6 +721,7 @@ fn wrap<S: Snapshot>(
         parent: None,
         meta: Vec::new(),
         children: Vec::new(),
+        identity: None,
     };
     state.put(token_key, token.encode());
     state.put(
@@ -702,6 +804,7 @@ pub(crate) fn genesis_writes(
             parent: None,
             meta: Vec::new(),
             children: Vec::new(),
+            identity: None,
         };
         writes.push((keys::token(root), token.encode()));
         writes.push((

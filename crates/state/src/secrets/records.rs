@@ -11,6 +11,8 @@
 //! Token     := 0x01 | policies u16 str* | issued_ms u64 | expire_ms u64 (0: never) | ttl_ms u64
 //!              | renewable bool | uses_left u32 (0: unlimited) | num_uses u32 | display str
 //!              | parent (0 | 1 [32]) | meta u16 (str str)* | children u16 [32]*
+//!              | identity (0 | 1 prefix str | establishment sn u64)
+//! Role      := 0x01 | policies u16 str* | ttl_ms u64
 //! Wrapped   := 0x01 | target [32] | sealed (u32 len, bytes) | path str | created_ms u64
 //!              | ttl_ms u64
 //! str       := u16 length | UTF-8
@@ -280,6 +282,38 @@ impl Wrapped {
     }
 }
 
+/// What a KERI identifier's logins get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Policy names, sorted.
+    pub policies: Vec<String>,
+    /// The longest TTL of its tokens, in ms.
+    pub ttl_ms: u64,
+}
+
+impl Role {
+    /// The stored encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(VERSION);
+        write_list(&mut w, &self.policies, |w, p| w.str(p));
+        w.u64(self.ttl_ms);
+        w.0
+    }
+
+    /// Decodes a stored role.
+    pub fn decode(value: &[u8]) -> Result<Role, StoredError> {
+        let mut r = Reader::new("keri role", value);
+        r.version(VERSION)?;
+        let role = Role {
+            policies: read_list(&mut r, |r| r.str())?,
+            ttl_ms: r.u64()?,
+        };
+        r.end()?;
+        Ok(role)
+    }
+}
+
 /// A token: what it may do, until when, and how often. Stored under its public key; the
 /// token itself is never stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -306,6 +340,9 @@ pub struct Token {
     pub meta: Vec<(String, String)>,
     /// Tokens it created that are revoked with it.
     pub children: Vec<PublicKey>,
+    /// For a KERI login: the identifier and the sequence number of its establishment event
+    /// at login. The token works only while that is still the identifier's latest.
+    pub identity: Option<(String, u64)>,
 }
 
 impl Token {
@@ -343,6 +380,14 @@ impl Token {
             w.str(v);
         });
         write_list(&mut w, &self.children, |w, c| w.raw(c.as_ref()));
+        match &self.identity {
+            Some((prefix, sn)) => {
+                w.u8(1);
+                w.str(prefix);
+                w.u64(*sn);
+            }
+            None => w.u8(0),
+        }
         w.0
     }
 
@@ -371,6 +416,11 @@ impl Token {
             },
             meta: read_list(&mut r, |r| Ok((r.str()?, r.str()?)))?,
             children: read_list(&mut r, key)?,
+            identity: match r.u8()? {
+                0 => None,
+                1 => Some((r.str()?, r.u64()?)),
+                other => return Err(r.error(format!("identity tag {other}"))),
+            },
         };
         r.end()?;
         Ok(token)
@@ -396,6 +446,7 @@ mod tests {
             parent: Some(PrivateKey::from_seed(1).public_key()),
             meta: vec![("team".into(), "ops".into())],
             children: vec![PrivateKey::from_seed(2).public_key()],
+            identity: Some(("Eprefix".into(), 3)),
         }
     }
 
@@ -483,11 +534,24 @@ mod tests {
             mount().encode(),
             v.encode(),
             encode_names(&["a".into(), "b/".into()]),
+            Role {
+                policies: vec!["app".into()],
+                ttl_ms: 5,
+            }
+            .encode(),
+            Wrapped {
+                target: hash_parts(&[b"w"]),
+                sealed: vec![9],
+                path: "secret/data/a".into(),
+                created_ms: 1,
+                ttl_ms: 2,
+            }
+            .encode(),
         ]
         .concat();
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "f1537e4ac9329cca55f0b2bad59c4e2f3949ebaaf812786ec0e8ab43fd127aad",
+            "8f46fb8986094aabfe03f857fce335c68e49303a6ff2116cb9751222df06750b",
             "a secrets record encoding changed: bump its version, then update the fixture"
         );
     }

@@ -542,3 +542,127 @@ fn wrapped_responses_open_once_and_the_wrapping_token_does_nothing_else() {
     );
     assert!(!c.state.contains_key(&keys::wrapping(&wrap_key)));
 }
+
+#[test]
+fn keri_logins_get_their_roles_policies_until_the_identifier_rotates() {
+    use welkin_keri::{InceptionBuilder, RotationBuilder, Signer, Threshold, sign, signed};
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("app/db", 1, None));
+    c.policy(
+        "app-read",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }"#,
+    );
+    let (current, next) = (Signer::new(&[1; 32]), Signer::new(&[2; 32]));
+    let icp = InceptionBuilder::new(vec![current.verkey()])
+        .next(vec![next.verkey().next_digest()], Threshold::Simple(1))
+        .build();
+    let prefix = icp.prefix().qb64();
+    let sigs = sign(&icp, std::slice::from_ref(&current));
+    let submitter = welkin_types::PrivateKey::from_seed(9);
+    let event = |message: welkin_keri::Message, now: u64| -> welkin_types::SignedTransaction {
+        Transaction {
+            sender: Sender::Key(submitter.public_key()),
+            nonce: now,
+            expiry_ms: now + 60_000,
+            payload: Payload::KeyEvent(message.to_bytes().expect("encodes")),
+        }
+        .sign(&submitter, &hash_parts(&[b"secrets test"]))
+    };
+    let login = |c: &mut Cluster, seed: u8, token: &str| {
+        let key = welkin_types::decode::<welkin_types::PrivateKey>(&[seed; 32]).expect("seed");
+        c.height += 1;
+        c.now += 1_000;
+        c.nonce += 1;
+        let tx = Transaction {
+            sender: Sender::Identifier {
+                prefix: prefix.clone(),
+                signers: vec![welkin_types::IndexedKey {
+                    index: 0,
+                    key: key.public_key(),
+                }],
+            },
+            nonce: c.nonce,
+            expiry_ms: c.now + 60_000,
+            payload: Payload::Secrets(Box::new(SecretsOp::KeriLogin {
+                key: token_public_key(token),
+                ttl_ms: 0,
+            })),
+        }
+        .sign(&key, &c.env.cluster_id);
+        let block = Block::new(hash_parts(&[b"p"]), c.height, c.now, vec![tx]);
+        let effects = apply_to_map(&c.env, &mut c.state, &block);
+        effects.secrets.into_iter().next().map(|(_, r)| r)
+    };
+    c.height += 1;
+    let block = Block::new(
+        hash_parts(&[b"p"]),
+        c.height,
+        c.now,
+        vec![event(signed(icp, sigs), c.now)],
+    );
+    assert_eq!(
+        apply_to_map(&c.env, &mut c.state, &block).receipts[0]
+            .1
+            .outcome,
+        Outcome::Applied
+    );
+
+    // Without a role, a login is refused; an operator maps the identifier.
+    assert!(matches!(
+        login(&mut c, 1, "wlk.alice"),
+        Some(SecretsResult::Refused { status: 403, .. })
+    ));
+    c.ok(
+        ROOT,
+        SecretsOp::KeriRole {
+            prefix: prefix.clone(),
+            policies: vec!["app-read".into()],
+            ttl_ms: 0,
+        },
+    );
+    assert_eq!(login(&mut c, 1, "wlk.alice"), Some(SecretsResult::Done));
+    assert!(matches!(
+        c.ok("wlk.alice", read("app/db", 0)),
+        SecretsResult::Released { .. }
+    ));
+    assert_eq!(
+        c.status("wlk.alice", write("app/db", 2, None)),
+        403,
+        "read only"
+    );
+
+    // A rotation voids the token made with the old keys; a login with the new keys works.
+    let state =
+        crate::identity::stored_key_state(c.state.get(&keys::id_state(&prefix)).map(Vec::as_slice))
+            .expect("decodes")
+            .expect("incepted");
+    let rot = RotationBuilder::new(&state, vec![next.verkey()]).build();
+    let sigs = sign(&rot, std::slice::from_ref(&next));
+    c.height += 1;
+    let block = Block::new(
+        hash_parts(&[b"p"]),
+        c.height,
+        c.now,
+        vec![event(signed(rot, sigs), c.now)],
+    );
+    assert_eq!(
+        apply_to_map(&c.env, &mut c.state, &block).receipts[0]
+            .1
+            .outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        c.status("wlk.alice", read("app/db", 0)),
+        403,
+        "voided by the rotation"
+    );
+    assert!(
+        login(&mut c, 1, "wlk.alice-old").is_none(),
+        "old keys cannot log in"
+    );
+    assert_eq!(login(&mut c, 2, "wlk.alice-new"), Some(SecretsResult::Done));
+    assert!(matches!(
+        c.ok("wlk.alice-new", read("app/db", 0)),
+        SecretsResult::Released { .. }
+    ));
+}

@@ -15,6 +15,7 @@
 //!
 //! Errors are Vault's: `{"errors": [...]}` with 400, 403, 404, 405, 413, 429 or 500.
 
+mod keri;
 mod kv;
 mod open;
 mod sys;
@@ -290,6 +291,7 @@ async fn handle<E: Runtime>(node: NodeHandle<E>, request: Request) -> Result<Res
     let first = request.path.split('/').next().unwrap_or_default();
     let response = match first {
         "sys" => sys::handle(&node, &request).await,
+        "auth" if request.path.starts_with("auth/keri/") => keri::handle(&node, &request).await,
         "auth" => token::handle(&node, &request).await,
         _ => kv::handle(&node, &request).await,
     }?;
@@ -351,6 +353,14 @@ pub(crate) async fn submit<E: Runtime>(
         payload: Payload::Secrets(Box::new(op)),
     }
     .sign(&key, &node.cluster_id());
+    submit_signed(node, tx).await
+}
+
+/// Submits a signed secrets request, waits for it to commit, and returns what it did.
+pub(crate) async fn submit_signed<E: Runtime>(
+    node: &NodeHandle<E>,
+    tx: welkin_types::SignedTransaction,
+) -> Result<(TxId, SecretsResult), VaultError> {
     let id = tx.id();
     let submitted = node.submit(tx).await.map_err(|e| match e {
         crate::SubmitError::Full(_) | crate::SubmitError::Unavailable => {

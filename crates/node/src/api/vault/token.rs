@@ -122,7 +122,7 @@ async fn by_accessor<E: Runtime>(
     welkin_types::decode::<PublicKey>(&bytes).map_err(|e| VaultError::internal(e.to_string()))
 }
 
-fn strings(value: Option<&Json>, what: &str) -> Result<Vec<String>, VaultError> {
+pub(super) fn strings(value: Option<&Json>, what: &str) -> Result<Vec<String>, VaultError> {
     match value {
         None | Some(Json::Null) => Ok(Vec::new()),
         Some(Json::Array(items)) => items
