@@ -227,6 +227,35 @@ impl<'a> Opener<'a> {
     }
 }
 
+/// Opens `sealed` with t partials that have **not** been verified: the fast path of a reader.
+///
+/// The signature recovered from them opens the value only if it is the cluster's signature
+/// over the value's target (the data key's identity-based encryption and the AEAD check
+/// that), so a wrong partial among them makes this fail, never open something else. On
+/// failure, verify each partial ([`Opener::add`]) to find the liar, and open with the rest.
+/// Saves the two pairings per partial that verifying each costs when every sender is honest.
+pub fn open_unverified<'a>(
+    sharing: &Sharing,
+    partials: impl IntoIterator<Item = &'a PartialSignature<Variant>>,
+    sealed: &SealedValue,
+) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+    let partials: Vec<_> = partials.into_iter().collect();
+    let need = sharing.required() as usize;
+    if partials.len() < need {
+        return Err(OpenError::NotEnough {
+            have: partials.len(),
+            need,
+        });
+    }
+    let signature = threshold::recover::<Variant, _>(
+        sharing,
+        partials.into_iter().take(need),
+        &commonware_parallel::Sequential,
+    )
+    .map_err(|_| OpenError::Corrupt)?;
+    open_with(&signature, sealed)
+}
+
 /// Opens `sealed` with the cluster's signature over its target.
 pub fn open_with(
     signature: &welkin_types::ClusterSignature,

@@ -6,9 +6,10 @@
 //! the value opens as soon as t honest members have answered.
 
 use super::{ReadGrant, Release};
-use std::collections::BTreeSet;
+use commonware_cryptography::bls12381::primitives::variant::PartialSignature;
+use std::collections::{BTreeMap, BTreeSet};
 use welkin_sealed::{Opener, ReaderKey, ReleaseContext, SealedValue};
-use welkin_types::{Digest, Sharing, TxId};
+use welkin_types::{Digest, Sharing, TxId, Variant};
 use zeroize::Zeroizing;
 
 /// Why a read cannot be opened at all (as opposed to waiting for more envelopes).
@@ -34,6 +35,11 @@ pub struct ReadOpener<'a> {
     reader: &'a ReaderKey,
     seen: BTreeSet<u32>,
     opener: Option<(Opener<'a>, ReadGrant, SealedValue)>,
+    /// Opened envelopes whose partials are not verified yet (the fast path: recover from t
+    /// of them and open; only if that fails, verify each).
+    unverified: BTreeMap<u32, PartialSignature<Variant>>,
+    /// Whether the fast path failed once: from then on every partial is verified.
+    verifying: bool,
     liars: Vec<(u32, String)>,
 }
 
@@ -47,6 +53,8 @@ impl<'a> ReadOpener<'a> {
             reader,
             seen: BTreeSet::new(),
             opener: None,
+            unverified: BTreeMap::new(),
+            verifying: false,
             liars: Vec::new(),
         }
     }
@@ -89,8 +97,23 @@ impl<'a> ReadOpener<'a> {
                     continue;
                 }
             };
-            if let Err(error) = opener.add(partial) {
-                self.liars.push((index, error.to_string()));
+            self.unverified.insert(index, partial);
+        }
+        let need = self.sharing.required() as usize;
+        if !self.verifying && self.unverified.len() >= need {
+            if let Ok(value) =
+                welkin_sealed::open_unverified(self.sharing, self.unverified.values(), sealed)
+            {
+                return Ok(Some((grant.clone(), value)));
+            }
+            // Some partial among them is false: find it.
+            self.verifying = true;
+        }
+        if self.verifying {
+            for (index, partial) in std::mem::take(&mut self.unverified) {
+                if let Err(error) = opener.add(partial) {
+                    self.liars.push((index, error.to_string()));
+                }
             }
         }
         if !opener.ready() {
