@@ -20,6 +20,8 @@ use welkin_types::{
 
 #[path = "processes/hostile.rs"]
 mod hostile;
+#[path = "processes/kv_cli.rs"]
+mod kv_cli;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
@@ -1557,6 +1559,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     secrets::vault_api(&api0, root_token);
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
+    kv_cli::cli(&dir, &api1, root_token);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's
     // standard tlog cosignature both verify from the genesis alone.
