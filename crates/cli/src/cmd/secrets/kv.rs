@@ -203,6 +203,8 @@ fn put(args: KvPutArgs, patch: bool) -> anyhow::Result<()> {
         (Json::Object(changes), args.cas)
     };
     let (id, receipt) = native.write(&mount, &path, &data, cas)?;
+    // The receipt does not carry the version made: it is the current version in verified
+    // metadata at the write's height or later (a later write to the same path would show).
     let meta = native.metadata(&mount, &path, receipt.height)?;
     let version = meta.as_ref().map_or(0, |m| m.current);
     let metadata = version_json(meta.as_ref(), version);
