@@ -1,8 +1,12 @@
 //! Command-line flags, defined once as data. Each flag has a short help line (imperative, ends
 //! with a period) and, where useful, a longer explanation.
 
+mod secrets;
+
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+
+pub(crate) use secrets::*;
 
 /// The default API address of the first `welkin dev` node.
 pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:8700";
@@ -98,6 +102,26 @@ pub(crate) enum Command {
     /// proof leads to a checkpoint signed by the trusted cluster key. Secret values never
     /// appear: the log holds only their ciphertext.
     Audit(AuditArgs),
+    /// Secrets in KV version 2 engines, as `vault kv`: get, put, patch, delete, undelete,
+    /// destroy, list, metadata.
+    ///
+    /// `get`, `put` and `patch` are native: this command seals and opens the value itself, so
+    /// no node ever sees it. The others go through the node's Vault-compatible API (the same
+    /// token-signed, logged transaction underneath). Paths are `MOUNT/PATH`
+    /// (`secret/app/db`), or `PATH` with `-mount=MOUNT`. Vault's single-dash flags work too
+    /// (`-field=password`).
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// ACL policies, as `vault policy`: write, read, list, delete.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Tokens, as `vault token`: create, lookup, renew, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Save a token in ~/.vault-token, where later commands (and the vault CLI) find it.
+    ///
+    /// The token is checked first with a lookup of itself (auth/token/lookup-self).
+    Login(LoginArgs),
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,7 @@ mod output;
 use clap::Parser as _;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::vault_style(std::env::args_os()));
     output::init_logging(&cli);
     if let Err(error) = cmd::run(cli) {
         eprintln!("welkin: {error:#}");

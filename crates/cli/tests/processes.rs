@@ -20,6 +20,8 @@ use welkin_types::{
 
 #[path = "processes/hostile.rs"]
 mod hostile;
+#[path = "processes/kv_cli.rs"]
+mod kv_cli;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
@@ -1558,6 +1560,8 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     secrets::audit(&dir, &api0);
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
+    secrets::keri_login(&dir, &api0, root_token);
+    kv_cli::cli(&dir, &api1, root_token);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's
     // standard tlog cosignature both verify from the genesis alone.

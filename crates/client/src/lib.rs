@@ -321,6 +321,13 @@ impl Client {
         self.get(&format!("/v1/tx/{}", hex::encode(id)))
     }
 
+    /// What the node holds for committed secrets read `id` (`GET /v1/release/{id}`): the
+    /// grant and every member's envelope, as JSON. Unverified: only the reader can open the
+    /// envelopes, and it checks every partial itself.
+    pub fn release(&self, id: &Digest) -> Result<serde_json::Value, ClientError> {
+        self.get(&format!("/v1/release/{}", hex::encode(id)))
+    }
+
     /// A finalized block by height.
     pub fn block(&self, height: u64) -> Result<BlockInfo, ClientError> {
         self.get(&format!("/v1/block/{height}"))

@@ -8,6 +8,7 @@ mod id;
 mod key;
 mod log;
 mod query;
+mod secrets;
 mod signing;
 mod trust;
 mod tx;
@@ -47,6 +48,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Id(IdCommand::Delegate(args)) => id::delegate(args),
         Command::Id(IdCommand::Export(args)) => id::export(args),
         Command::Id(IdCommand::Verify(args)) => id::verify(args),
+        Command::Kv(command) => secrets::kv(command),
+        Command::Policy(command) => secrets::policy(command),
+        Command::Token(command) => secrets::token(command),
+        Command::Login(args) => secrets::login(args),
     }
 }
 

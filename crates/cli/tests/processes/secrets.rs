@@ -610,3 +610,91 @@ pub(crate) fn audit(dir: &Path, api: &str) {
         "no value appears"
     );
 }
+
+/// `welkin login --as NAME`: a KERI identifier logs in with its current keys and gets its
+/// role's policies; its rotation voids the token. An unmapped identifier gets nothing.
+pub(crate) fn keri_login(dir: &Path, api: &str, root: &str) {
+    use serde_json::json;
+    let keystore = dir.join("keystore.json");
+    let home = dir.join("keri-home");
+    std::fs::create_dir_all(&home).expect("home");
+    let with_keys = |command: &mut Command| {
+        command
+            .args(["--api", api, "--keystore"])
+            .arg(&keystore)
+            .env("WELKIN_PASSPHRASE", "correct horse battery staple")
+            .env("HOME", &home)
+            .env("WELKIN_GENESIS", dir.join("genesis.json"));
+    };
+    let mut incept = super::welkin();
+    incept.args(["id", "incept", "--name", "carla", "--json"]);
+    with_keys(&mut incept);
+    let incepted: serde_json::Value =
+        serde_json::from_str(&super::run_ok(&mut incept)).expect("json");
+    let prefix = incepted["state"]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string();
+    let login = || {
+        let mut command = super::welkin();
+        command.args(["login", "--as", "carla"]);
+        with_keys(&mut command);
+        command.output().expect("welkin runs")
+    };
+    let refused = login();
+    assert!(
+        !refused.status.success(),
+        "an unmapped identifier cannot log in"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("auth/keri/role"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let (status, _) = call(
+        api,
+        "POST",
+        &format!("auth/keri/role/{prefix}"),
+        root,
+        json!({"policies": ["app-read"], "ttl": "1h"}),
+    );
+    assert_eq!(status, 204);
+    let logged = login();
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    let token = std::fs::read_to_string(home.join(".vault-token")).expect("token saved");
+    let token = token.trim();
+    let me = expect(
+        api,
+        "GET",
+        "auth/token/lookup-self",
+        token,
+        json!(null),
+        200,
+    );
+    assert_eq!(me["data"]["meta"]["identifier"], prefix.as_str());
+    expect(api, "GET", "secret/data/app/db", token, json!(null), 200);
+    expect(
+        api,
+        "POST",
+        "secret/data/app/db",
+        token,
+        json!({"data": {"x": "y"}}),
+        403,
+    );
+    // Rotate carla: the token made with her old keys stops working.
+    let mut rotate = super::welkin();
+    rotate.args(["id", "rotate", "--name", "carla"]);
+    with_keys(&mut rotate);
+    super::run_ok(&mut rotate);
+    expect(api, "GET", "secret/data/app/db", token, json!(null), 403);
+    let again = login();
+    assert!(
+        again.status.success(),
+        "the new keys log in: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

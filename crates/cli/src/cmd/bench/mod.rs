@@ -7,6 +7,8 @@
 //! of the request that carried it (submit to commit, as the client sees it).
 
 mod compare;
+
+pub(crate) use compare::civil_from_days;
 mod etcd;
 mod floor;
 mod load;

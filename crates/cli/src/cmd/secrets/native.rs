@@ -1,0 +1,286 @@
+//! The native path: this process seals values to the cluster key, signs each request with the
+//! key its token derives, and opens reads with partials sealed to a one-time key. No node
+//! sees a value in the clear.
+
+use super::super::trust::{self, Trust};
+use anyhow::{Context as _, bail};
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use serde_json::Value as Json;
+use std::time::{Duration, Instant};
+use welkin_client::{Client, Trusted};
+use welkin_node::{ReadGrant, ReadOpener, Release};
+use welkin_sealed::ReaderKey;
+use welkin_state::secrets::records::{Meta, Mount};
+use welkin_types::{
+    Digest, Genesis, Payload, Receipt, Sender, Transaction, TxId,
+    secrets::{MAX_SEALED_BYTES, SecretsOp, token_signing_key},
+};
+use zeroize::Zeroizing;
+
+/// How long a request's transaction may wait to commit.
+const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Validity of the transactions signed here.
+const TX_TTL_MS: u64 = 60_000;
+/// How long a read waits for t partials.
+const RELEASE_WAIT: Duration = Duration::from_secs(20);
+/// Pause between polls of the nodes' releases and checkpoints.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A session with one node, for one token, trusting one cluster.
+pub(crate) struct Native {
+    client: Client,
+    trust: Trust,
+    token: String,
+}
+
+/// An opened read.
+pub(crate) struct Read {
+    /// The read transaction.
+    pub(crate) id: TxId,
+    /// What the cluster granted (version, height, target).
+    pub(crate) grant: ReadGrant,
+    /// The value, a JSON object.
+    pub(crate) data: Json,
+    /// Members whose envelope or partial was false, with what was wrong.
+    pub(crate) liars: Vec<(u32, String)>,
+}
+
+impl Native {
+    /// Connects to `api`, trusting the cluster of `genesis` (or the pinned one).
+    pub(crate) fn connect(
+        api: &str,
+        genesis: Option<&std::path::Path>,
+        token: String,
+    ) -> anyhow::Result<Self> {
+        let client = Client::new(api);
+        let trust = trust::cluster(&client, genesis)?;
+        Ok(Self {
+            client,
+            trust,
+            token,
+        })
+    }
+
+    /// Signs `op` with the token's key, submits it and waits for its receipt; a refusal is an
+    /// error carrying the state machine's reason (e.g. `403: permission denied`).
+    fn submit(&self, what: &str, op: SecretsOp) -> anyhow::Result<(TxId, Receipt)> {
+        let key = token_signing_key(&self.token);
+        let tx = Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce: welkin_node::ceremony::random_u64(),
+            expiry_ms: super::super::now_ms() + TX_TTL_MS,
+            payload: Payload::Secrets(Box::new(op)),
+        }
+        .sign(&key, &self.trust.trusted.cluster_id);
+        let id = tx.id();
+        let status = self
+            .client
+            .submit(&tx, Some(COMMIT_WAIT))
+            .with_context(|| format!("{what}: the node refused the request"))?;
+        let Some(receipt) = status.receipt else {
+            bail!(
+                "{what}: request {} was not committed within {} s; it may still commit (`welkin tx status {}`)",
+                hex::encode(id),
+                COMMIT_WAIT.as_secs(),
+                hex::encode(id)
+            );
+        };
+        if !receipt.outcome.is_applied() {
+            let detail = status
+                .detail
+                .unwrap_or_else(|| receipt.outcome.name().to_string());
+            bail!(
+                "{what} refused at height {}: {detail} (request {})",
+                receipt.height,
+                hex::encode(id)
+            );
+        }
+        Ok((id, receipt))
+    }
+
+    /// Seals `data` here to the cluster key and writes it as a new version of `mount`/`path`.
+    pub(crate) fn write(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &Json,
+        cas: Option<u64>,
+    ) -> anyhow::Result<(TxId, Receipt)> {
+        let mut rng = commonware_utils::sys_rng();
+        let mut nonce = [0u8; 32];
+        rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
+        let plaintext = Zeroizing::new(serde_json::to_vec(data)?);
+        let target = welkin_sealed::target(&[b"kv2", mount.as_bytes(), path.as_bytes()], &nonce);
+        let sealed = welkin_sealed::seal(
+            &mut rng,
+            &self.trust.trusted.cluster_key,
+            target,
+            &plaintext,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot seal the secret: {e}"))?
+        .encode()
+        .to_vec();
+        if sealed.len() > MAX_SEALED_BYTES {
+            bail!(
+                "the secret is {} bytes sealed; the cluster stores at most {MAX_SEALED_BYTES} per version",
+                sealed.len()
+            );
+        }
+        let op = SecretsOp::KvWrite {
+            mount: mount.into(),
+            path: path.into(),
+            nonce,
+            sealed,
+            cas,
+        };
+        self.submit(&format!("write of {mount}/{path}"), op)
+    }
+
+    /// Reads `mount`/`path` (`version` 0: the latest) and opens it here.
+    pub(crate) fn read(&self, mount: &str, path: &str, version: u64) -> anyhow::Result<Read> {
+        let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
+        let op = SecretsOp::KvRead {
+            mount: mount.into(),
+            path: path.into(),
+            version,
+            reader: reader.public(),
+        };
+        let (id, _) = self.submit(&format!("read of {mount}/{path}"), op)?;
+        let genesis = self.genesis()?;
+        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, &reader);
+        // The node asked first, then every other member, in turn, until t partials open it.
+        let mut nodes = vec![self.client.clone()];
+        nodes.extend(
+            genesis
+                .nodes
+                .iter()
+                .map(|n| Client::new(&format!("http://{}", n.api_address)))
+                .filter(|c| c.base() != self.client.base()),
+        );
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut errors = Vec::new();
+        loop {
+            for node in &nodes {
+                let release = match node
+                    .release(&id)
+                    .map_err(|e| e.to_string())
+                    .and_then(|j| parse_release(&j))
+                {
+                    Ok(release) => release,
+                    Err(error) => {
+                        errors.push(format!("{}: {error}", node.base()));
+                        continue;
+                    }
+                };
+                if let Some((grant, value)) = opener.step(&release)? {
+                    let data =
+                        serde_json::from_slice(&value).context("the opened value is not JSON")?;
+                    return Ok(Read {
+                        id,
+                        grant,
+                        data,
+                        liars: opener.liars().to_vec(),
+                    });
+                }
+            }
+            if Instant::now() >= deadline {
+                errors.truncate(4);
+                bail!(
+                    "read {} was allowed, but fewer than {} members released their partials within {} s (liars: {:?}; last errors: {})",
+                    hex::encode(id),
+                    genesis.polynomial.required(),
+                    RELEASE_WAIT.as_secs(),
+                    opener.liars(),
+                    errors.join("; ")
+                );
+            }
+            errors.clear();
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// The genesis: the file's, or the node's once it matches the trusted cluster.
+    fn genesis(&self) -> anyhow::Result<Genesis> {
+        if let Some(genesis) = &self.trust.genesis {
+            return Ok(genesis.clone());
+        }
+        let genesis = self.client.genesis()?;
+        if Trusted::from_genesis(&genesis) != self.trust.trusted {
+            bail!(
+                "the node at {} serves a genesis that is not the trusted cluster's ({})",
+                self.client.base(),
+                self.trust.source
+            );
+        }
+        Ok(genesis)
+    }
+
+    /// The secret's metadata, verified against the cluster key, from a certified checkpoint at
+    /// `height` or later (waiting for one up to the commit wait); `None` if it has none.
+    pub(crate) fn metadata(
+        &self,
+        mount: &str,
+        path: &str,
+        height: u64,
+    ) -> anyhow::Result<Option<Meta>> {
+        let trusted = &self.trust.trusted;
+        let Some(record) = self
+            .client
+            .verified_value(&welkin_state::keys::secrets_mount(mount), trusted)?
+        else {
+            return Ok(None);
+        };
+        let record =
+            Mount::decode(&record.value).map_err(|e| anyhow::anyhow!("bad mount record: {e}"))?;
+        let key: Digest = welkin_state::keys::kv_meta(&record.id, path);
+        let deadline = Instant::now() + COMMIT_WAIT;
+        loop {
+            let meta = self.client.verified_value(&key, trusted)?;
+            match meta {
+                Some(meta) if meta.checkpoint.checkpoint.height >= height => {
+                    return Meta::decode(&meta.value)
+                        .map(Some)
+                        .map_err(|e| anyhow::anyhow!("bad metadata record: {e}"));
+                }
+                _ if Instant::now() >= deadline => return Ok(None),
+                _ => std::thread::sleep(POLL),
+            }
+        }
+    }
+}
+
+/// `GET /v1/release/{id}`'s JSON as a [`Release`].
+fn parse_release(json: &Json) -> Result<Release, String> {
+    let hex_field = |value: &Json, name: &str| -> Result<Vec<u8>, String> {
+        hex::decode(value[name].as_str().ok_or(format!("no {name}"))?)
+            .map_err(|e| format!("{name}: {e}"))
+    };
+    let grant = match &json["grant"] {
+        Json::Null => None,
+        grant => Some(ReadGrant {
+            height: grant["height"].as_u64().ok_or("no height")?,
+            version: grant["version"].as_u64().ok_or("no version")?,
+            target: welkin_types::hexser::decode_hex::<Digest>(
+                grant["target"].as_str().ok_or("no target")?,
+            )
+            .map_err(|e| format!("target: {e}"))?,
+            reader: hex_field(grant, "reader")?
+                .try_into()
+                .map_err(|_| "reader is not 32 bytes".to_string())?,
+            sealed: hex_field(grant, "sealed")?,
+        }),
+    };
+    let mut envelopes = std::collections::BTreeMap::new();
+    if let Some(map) = json["envelopes"].as_object() {
+        for (index, envelope) in map {
+            let index: u32 = index
+                .parse()
+                .map_err(|_| format!("bad member index {index:?}"))?;
+            let envelope = hex::decode(envelope.as_str().ok_or("envelope is not a string")?)
+                .map_err(|e| format!("envelope: {e}"))?;
+            envelopes.insert(index, envelope);
+        }
+    }
+    Ok(Release { grant, envelopes })
+}
