@@ -160,9 +160,10 @@ impl Native {
         );
         let deadline = Instant::now() + RELEASE_WAIT;
         let mut errors = Vec::new();
+        let mut certified: Option<ReadGrant> = None;
         loop {
             for node in &nodes {
-                let release = match node
+                let mut release = match node
                     .release(&id)
                     .map_err(|e| e.to_string())
                     .and_then(|j| parse_release(&j))
@@ -173,6 +174,26 @@ impl Native {
                         continue;
                     }
                 };
+                // The grant (target and sealed value) is the serving node's word: take it only
+                // once it matches the certified state, so a lying node can neither feed a
+                // false value nor make honest members' envelopes look false.
+                if let Some(grant) = release.grant.take() {
+                    if certified.as_ref() == Some(&grant) {
+                        release.grant = Some(grant);
+                    } else {
+                        match self.grant_is_certified(mount, path, &grant) {
+                            Ok(true) => {
+                                certified = Some(grant.clone());
+                                release.grant = Some(grant);
+                            }
+                            Ok(false) => errors.push(format!(
+                                "{}: its grant does not match the certified state",
+                                node.base()
+                            )),
+                            Err(error) => errors.push(format!("{}: {error}", node.base())),
+                        }
+                    }
+                }
                 if let Some((grant, value)) = opener.step(&release)? {
                     let data =
                         serde_json::from_slice(&value).context("the opened value is not JSON")?;
@@ -196,6 +217,42 @@ impl Native {
                 );
             }
             errors.clear();
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Whether `grant` is the version the certified state holds: same target, same sealed
+    /// value (waiting briefly for a checkpoint that covers it).
+    fn grant_is_certified(
+        &self,
+        mount: &str,
+        path: &str,
+        grant: &ReadGrant,
+    ) -> anyhow::Result<bool> {
+        let trusted = &self.trust.trusted;
+        let Some(record) = self
+            .client
+            .verified_value(&welkin_state::keys::secrets_mount(mount), trusted)?
+        else {
+            return Ok(false);
+        };
+        let record =
+            Mount::decode(&record.value).map_err(|e| anyhow::anyhow!("bad mount record: {e}"))?;
+        let key = welkin_state::keys::kv_value(&record.id, path, grant.version);
+        let deadline = Instant::now() + COMMIT_WAIT;
+        loop {
+            if let Some(value) = self.client.verified_value(&key, trusted)? {
+                let value = welkin_state::secrets::records::Value::decode(&value.value)
+                    .map_err(|e| anyhow::anyhow!("bad value record: {e}"))?;
+                return Ok(value.target == grant.target && value.sealed == grant.sealed);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "version {} is not in the certified state (destroyed or trimmed since the \
+                     read?); read again",
+                    grant.version
+                );
+            }
             std::thread::sleep(POLL);
         }
     }
