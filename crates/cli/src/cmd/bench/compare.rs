@@ -317,7 +317,7 @@ fn print(comparison: &Comparison) {
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
-fn utc_now() -> String {
+pub(super) fn utc_now() -> String {
     let seconds = super::super::now_ms() / 1000;
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days);

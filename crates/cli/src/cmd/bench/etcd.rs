@@ -187,7 +187,7 @@ impl Drop for Etcd {
 }
 
 /// An HTTP agent that keeps its connection alive and reads error statuses as replies.
-fn agent(timeout: Duration) -> ureq::Agent {
+pub(super) fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)

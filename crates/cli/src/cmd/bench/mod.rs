@@ -1,5 +1,6 @@
 //! `welkin bench`: committed transactions per second and latency through the HTTP API, alone
-//! or side by side with etcd (`--compare etcd`).
+//! or side by side with etcd (`--compare etcd`); or KV v2 through the Vault HTTP API side by
+//! side with OpenBao (`--compare openbao`).
 //!
 //! Transactions are signed before the clock starts (signing is the client's cost, reported
 //! separately), then `concurrency` clients each submit requests with `wait=true` to the nodes
@@ -7,17 +8,20 @@
 //! of the request that carried it (submit to commit, as the client sees it).
 
 mod compare;
-
-pub(crate) use compare::civil_from_days;
+mod compare_openbao;
 mod etcd;
 mod floor;
 mod load;
+mod openbao;
 mod ports;
 mod stages;
+mod vault;
 mod welkin;
 
+pub(crate) use compare::civil_from_days;
+
 use super::dev;
-use crate::cli::{BenchArgs, Workload};
+use crate::cli::{BenchArgs, CompareWith, Workload};
 use anyhow::bail;
 use serde::Serialize;
 use std::{
@@ -115,7 +119,12 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if args.compare.is_some() {
         let duration = args.duration.unwrap_or(DEFAULT_COMPARE_DURATION);
-        return compare::run(&args, Duration::from_secs(duration));
+        return match args.compare {
+            Some(CompareWith::OpenBao) => {
+                compare_openbao::run(&args, Duration::from_secs(duration))
+            }
+            _ => compare::run(&args, Duration::from_secs(duration)),
+        };
     }
     let duration = args.duration.unwrap_or(DEFAULT_DURATION);
     let fresh = if args.api.is_empty() {

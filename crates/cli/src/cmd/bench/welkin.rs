@@ -66,6 +66,16 @@ impl FreshCluster {
     }
 }
 
+impl FreshCluster {
+    /// The cluster's secrets root token, which the dev ceremony wrote to `root-token`.
+    pub(super) fn root_token(&self) -> anyhow::Result<String> {
+        let path = self.dir.join("root-token");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Ok(text.trim().to_string())
+    }
+}
+
 /// `config` (TOML) with `settings` inserted before its first table, where top-level keys
 /// must go.
 fn with_top_level(config: &str, settings: &str) -> String {
