@@ -1,8 +1,8 @@
 //! The KV v2 load of `welkin bench --compare openbao`, in the Vault HTTP API that both Welkin
 //! and OpenBao serve: the same requests, bodies and checks on both sides.
 //!
-//! A write is `POST /v1/secret/data/bench/<key>` with `{"data": {"value": "<100 bytes>"}}` and
-//! counts when the reply is 200 with `data.version`; a read is `GET /v1/secret/data/bench/<key>`
+//! A write is `POST /v1/secret/data/<key>` with `{"data": {"value": "<100 bytes>"}}` and
+//! counts when the reply is 200 with `data.version`; a read is `GET /v1/secret/data/<key>`
 //! of a key written before the clock started, and counts when the reply is 200 with the value.
 
 use super::load::Sent;
@@ -47,7 +47,14 @@ pub(super) fn request(
     }
 }
 
-/// A load worker that writes a new key per request, `bench/<prefix>-<index>`, to the server at
+/// The key of write `index`: `bench/<prefix>/<index / 1000>/<index>`, a thousand keys a
+/// directory, as a real tree has them (Welkin indexes each directory for LIST, at most 4,096
+/// entries each).
+fn key(prefix: &str, index: usize) -> String {
+    format!("bench/{prefix}/{}/{index}", index / 1_000)
+}
+
+/// A load worker that writes a new key per request (see [`key`]) to the server at
 /// `addr` (`http://host:port`).
 pub(super) fn write_worker(
     addr: &str,
@@ -59,7 +66,7 @@ pub(super) fn write_worker(
     let (addr, token, prefix) = (addr.to_string(), token.to_string(), prefix.to_string());
     let body = serde_json::json!({"data": {"value": value.as_str()}});
     move |index| {
-        let url = format!("{addr}/v1/secret/data/bench/{prefix}-{index}");
+        let url = format!("{addr}/v1/secret/data/{}", key(&prefix, index));
         let counted = reply(&agent, "POST", &url, &token, &body).is_some_and(|r| is_written(&r));
         Some(Sent {
             items: 1,
@@ -68,7 +75,7 @@ pub(super) fn write_worker(
     }
 }
 
-/// A load worker that reads `bench/<prefix>-<index % keys>` from the server at `addr`; those
+/// A load worker that reads key `index % keys` (see [`key`]) from the server at `addr`; those
 /// keys must have been written with `value` before.
 pub(super) fn read_worker(
     addr: &str,
@@ -80,10 +87,7 @@ pub(super) fn read_worker(
     let agent = super::etcd::agent(REQUEST_TIMEOUT);
     let (addr, token, prefix) = (addr.to_string(), token.to_string(), prefix.to_string());
     move |index| {
-        let url = format!(
-            "{addr}/v1/secret/data/bench/{prefix}-{}",
-            index % keys.max(1)
-        );
+        let url = format!("{addr}/v1/secret/data/{}", key(&prefix, index % keys.max(1)));
         let counted = reply(&agent, "GET", &url, &token, &Value::Null)
             .is_some_and(|r| holds_value(&r, &value));
         Some(Sent {
