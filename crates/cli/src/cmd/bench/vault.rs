@@ -87,7 +87,10 @@ pub(super) fn read_worker(
     let agent = super::etcd::agent(REQUEST_TIMEOUT);
     let (addr, token, prefix) = (addr.to_string(), token.to_string(), prefix.to_string());
     move |index| {
-        let url = format!("{addr}/v1/secret/data/{}", key(&prefix, index % keys.max(1)));
+        let url = format!(
+            "{addr}/v1/secret/data/{}",
+            key(&prefix, index % keys.max(1))
+        );
         let counted = reply(&agent, "GET", &url, &token, &Value::Null)
             .is_some_and(|r| holds_value(&r, &value));
         Some(Sent {
