@@ -308,3 +308,42 @@ pub struct ExportedEvent {
     /// The log receipt of the transaction that carried it.
     pub receipt: LogReceipt,
 }
+
+/// Applies an RFC 7386 JSON merge patch to `target`: `null` removes a key, objects merge,
+/// anything else replaces (Vault's KV v2 `PATCH`).
+pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    let serde_json::Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = serde_json::Value::Object(serde_json::Map::new());
+    }
+    let object = target.as_object_mut().expect("made an object above");
+    for (key, value) in changes {
+        if value.is_null() {
+            object.remove(key);
+        } else {
+            merge_patch(
+                object.entry(key.clone()).or_insert(serde_json::Value::Null),
+                value,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut value = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut value, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(value, json!({"a": "z", "c": {"d": "e"}}));
+        let mut scalar = json!("x");
+        merge_patch(&mut scalar, &json!({"k": 1}));
+        assert_eq!(scalar, json!({"k": 1}));
+    }
+}

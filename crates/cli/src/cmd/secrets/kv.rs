@@ -197,7 +197,7 @@ fn put(args: KvPutArgs, patch: bool) -> anyhow::Result<()> {
     let (data, cas) = if patch {
         let current = native.read(&mount, &path, 0)?;
         let mut data = current.data;
-        merge_patch(&mut data, &Json::Object(changes));
+        welkin_types::api::merge_patch(&mut data, &Json::Object(changes));
         (data, Some(current.grant.version))
     } else {
         (Json::Object(changes), args.cas)
@@ -222,25 +222,6 @@ fn put(args: KvPutArgs, patch: bool) -> anyhow::Result<()> {
     );
     super::object_table(Some("Metadata"), &metadata);
     Ok(())
-}
-
-/// RFC 7386 JSON merge patch: `null` removes a key, objects merge, anything else replaces.
-fn merge_patch(target: &mut Json, patch: &Json) {
-    let Json::Object(changes) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Json::Object(Map::new());
-    }
-    let object = target.as_object_mut().expect("made an object above");
-    for (key, value) in changes {
-        if value.is_null() {
-            object.remove(key);
-        } else {
-            merge_patch(object.entry(key.clone()).or_insert(Json::Null), value);
-        }
-    }
 }
 
 fn versions(args: KvVersionsArgs, action: &str) -> anyhow::Result<()> {
@@ -405,12 +386,5 @@ mod tests {
             ("team".into(), "app/db".into())
         );
         assert!(split(&secret(None, "secret")).is_err());
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut value = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut value, &json!({"a": "z", "c": {"f": null}}));
-        assert_eq!(value, json!({"a": "z", "c": {"d": "e"}}));
     }
 }

@@ -11,7 +11,7 @@ use welkin_policy::Capabilities;
 use welkin_state::{
     keys,
     secrets::{
-        DEFAULT_MAX_VERSIONS, SecretsResult,
+        SecretsResult,
         records::{Meta, Mount, decode_names},
     },
 };
@@ -412,29 +412,11 @@ async fn patch<E: Runtime>(
     let (grant, value) = open::open(node, id, &reader, super::COMMIT_WAIT).await?;
     let mut current: Json = serde_json::from_slice(&value)
         .map_err(|e| VaultError::internal(format!("the stored value is not JSON: {e}")))?;
-    merge_patch(&mut current, &Json::Object(changes.clone()));
+    welkin_types::api::merge_patch(&mut current, &Json::Object(changes.clone()));
     let Json::Object(merged) = current else {
         return Err(VaultError::internal("the patched value is not an object"));
     };
     write_data(node, request, mount, path, &merged, Some(grant.version)).await
-}
-
-fn merge_patch(target: &mut Json, patch: &Json) {
-    let Json::Object(changes) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Json::Object(Map::new());
-    }
-    let object = target.as_object_mut().expect("made an object above");
-    for (key, value) in changes {
-        if value.is_null() {
-            object.remove(key);
-        } else {
-            merge_patch(object.entry(key.clone()).or_insert(Json::Null), value);
-        }
-    }
 }
 
 async fn read_metadata<E: Runtime>(
@@ -511,21 +493,4 @@ async fn list<E: Runtime>(
         StatusCode::OK,
         &envelope(json!({ "keys": keys })),
     ))
-}
-
-/// The versions a secret keeps when nothing else is set.
-#[allow(dead_code)]
-const _DEFAULT_KEPT: u32 = DEFAULT_MAX_VERSIONS;
-
-#[cfg(test)]
-mod tests {
-    use super::merge_patch;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut value = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut value, &json!({"a": "z", "c": {"f": null}}));
-        assert_eq!(value, json!({"a": "z", "c": {"d": "e"}}));
-    }
 }
