@@ -122,6 +122,11 @@ pub struct BlockEffects {
     /// What each secrets request did, in block order: the node serves replies and releases
     /// partials from these.
     pub secrets: Vec<(TxId, secrets::SecretsResult)>,
+    /// Values carried beside the log (see [`welkin_types::Detachable`]) that no state refers
+    /// to any more, by the transaction that carried them: versions destroyed or dropped,
+    /// responses unwrapped, and the values of transactions that were not applied. Every node
+    /// deletes their bytes once it has executed the block: that is the crypto-shredding.
+    pub shredded: Vec<TxId>,
 }
 
 /// The keys `apply` reads for `block` that can be named up front. The node fetches these into
@@ -192,6 +197,7 @@ pub fn apply(
         missing: RefCell::default(),
         corrupt: RefCell::default(),
         schedule: expiry::Scheduled::default(),
+        shredded: Vec::new(),
     };
     let now = block.timestamp_ms;
     expiry::sweep(
@@ -229,6 +235,10 @@ pub fn apply(
         if let Some(result) = executed.secrets.take() {
             effects.secrets.push((id, result));
         }
+        if executed.outcome != Outcome::Applied && tx.tx.payload.detachable().is_some() {
+            // Nothing refers to the value of a transaction that did not apply.
+            overlay.shredded.push(id);
+        }
         let detail = executed.detail.unwrap_or_default();
         if !detail.is_empty() {
             overlay.put(keys::outcome_detail(&id), detail.clone().into_bytes());
@@ -247,7 +257,8 @@ pub fn apply(
             index,
             outcome: executed.outcome,
             detail: LogEntry::bounded_detail(&detail),
-            tx: tx.clone(),
+            // The log keeps the committed form: a value beside the log stays destroyable.
+            tx: tx.detach(),
         };
         log(&mut effects, id, receipt, entry);
         // An escrowed event accepted now: its transaction's receipt moves to this entry,
@@ -273,6 +284,7 @@ pub fn apply(
             log(&mut effects, released_id, receipt, entry);
         }
     }
+    effects.shredded = std::mem::take(&mut overlay.shredded);
     let scheduled = std::mem::take(&mut overlay.schedule);
     let nonce_due = now.saturating_add(env.params.max_tx_ttl_ms);
     expiry::append(
@@ -327,6 +339,8 @@ pub struct Overlay<'a, S: Snapshot> {
     corrupt: RefCell<Option<(Digest, StoredError)>>,
     /// Expiring items this block creates.
     pub(crate) schedule: expiry::Scheduled,
+    /// Sealed values this block destroyed, by the transaction that carried them.
+    pub(crate) shredded: Vec<TxId>,
 }
 
 impl<S: Snapshot> Overlay<'_, S> {

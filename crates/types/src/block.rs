@@ -14,7 +14,7 @@ use crate::{
 };
 use bytes::BufMut;
 use commonware_codec::{
-    Buf, Encode, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt, Write, varint::UInt,
+    Buf, EncodeSize, Error as CodecError, FixedSize, Read, ReadExt, Write, varint::UInt,
 };
 use commonware_consensus::{BoundedBlock, Heightable, types::Height};
 use commonware_cryptography::{Digestible, Hasher as _};
@@ -81,12 +81,53 @@ impl Block {
             txs,
             digest: Digest::from([0u8; 32]),
         };
-        block.digest = Self::hash(&block.encode());
+        block.digest = block.committed_digest();
         block
     }
 
-    fn hash(encoded: &[u8]) -> Digest {
-        Hasher::hash(&[b"welkin/block/v1", encoded])
+    /// SHA-256 over the committed encoding: the encoding with every transaction's
+    /// [`crate::Detachable`] value as its digest (the same bytes as the encoding when no
+    /// value is attached), so a block keeps its digest when its values are dropped.
+    fn committed_digest(&self) -> Digest {
+        let mut hasher = Hasher::default();
+        hasher.update(b"welkin/block/v1");
+        let mut header = Vec::with_capacity(Digest::SIZE + 16 + 5);
+        self.parent.write(&mut header);
+        self.height.write(&mut header);
+        self.timestamp_ms.write(&mut header);
+        UInt(self.txs.len() as u32).write(&mut header);
+        hasher.update(&header);
+        for tx in &self.txs {
+            hasher.update(&tx.committed_encoding());
+        }
+        hasher.finalize().1
+    }
+
+    /// Whether every transaction carries its detachable value: a proposal must; a block
+    /// read back after a value was destroyed need not.
+    pub fn is_complete(&self) -> bool {
+        self.txs.iter().all(SignedTransaction::is_complete)
+    }
+
+    /// This block with every detachable value dropped (same digest): what the block
+    /// archive keeps.
+    pub fn detach(&self) -> Block {
+        Block {
+            parent: self.parent,
+            height: self.height,
+            timestamp_ms: self.timestamp_ms,
+            txs: self.txs.iter().map(SignedTransaction::detach).collect(),
+            digest: self.digest,
+        }
+    }
+
+    /// Attaches `value` to the transaction at `index` if it is the value that transaction
+    /// commits to; returns whether it was.
+    pub fn attach(&mut self, index: usize, value: Vec<u8>) -> bool {
+        self.txs
+            .get_mut(index)
+            .and_then(|tx| tx.tx.payload.detachable_mut())
+            .is_some_and(|slot| slot.attach(value))
     }
 }
 
@@ -169,7 +210,7 @@ impl BoundedBlock for Block {
 mod tests {
     use super::*;
     use crate::{Payload, PrivateKey, Transaction, hash_parts, tx::Sender};
-    use commonware_codec::DecodeExt as _;
+    use commonware_codec::{DecodeExt as _, Encode as _};
     use commonware_cryptography::Signer as _;
 
     fn tx(nonce: u64) -> SignedTransaction {
@@ -191,6 +232,36 @@ mod tests {
         assert_eq!(decoded.txs, block.txs);
         assert_eq!(decoded.height, 3);
         assert!(block.encode_size() <= Block::max_encode_size(&()));
+    }
+
+    #[test]
+    fn dropping_values_keeps_the_digest() {
+        let key = PrivateKey::from_seed(4);
+        let write = Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce: 1,
+            expiry_ms: 10,
+            payload: Payload::Secrets(Box::new(crate::secrets::SecretsOp::WrapStore {
+                key: key.public_key(),
+                ttl_ms: 1,
+                path: "p".into(),
+                nonce: [2; 32],
+                sealed: crate::Detachable::new(vec![5; 64]),
+            })),
+        }
+        .sign(&key, &hash_parts(&[b"c"]));
+        let block = Block::new(hash_parts(&[b"p"]), 3, 99, vec![tx(1), write]);
+        assert!(block.is_complete());
+        let detached = block.detach();
+        assert!(!detached.is_complete());
+        let decoded = Block::decode(detached.encode()).expect("decodes");
+        assert_eq!(decoded.digest(), block.digest());
+        let mut rejoined = decoded;
+        assert!(!rejoined.attach(0, vec![5; 64]), "a memo has no value");
+        assert!(!rejoined.attach(1, vec![6; 64]), "not the committed value");
+        assert!(rejoined.attach(1, vec![5; 64]));
+        assert!(rejoined.is_complete());
+        assert_eq!(rejoined.txs, block.txs);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod api;
 mod block;
 mod checkpoint;
+mod detachable;
 pub mod genesis;
 pub mod hexser;
 pub mod limits;
@@ -21,6 +22,7 @@ mod tx;
 
 pub use block::{Block, BlockCfg};
 pub use checkpoint::{CertifiedCheckpoint, Checkpoint};
+pub use detachable::Detachable;
 pub use genesis::{ChainParams, ClusterId, Genesis, NodeInfo};
 pub use log_entry::{LOG_ENTRY_VERSION, LogEntry, LogEntryError};
 pub use receipt::{Outcome, Receipt};

@@ -7,7 +7,7 @@
 //! key's public half, so no node can act with a token it has not been shown.
 //!
 //! ```text
-//! SecretsOp := 0x01 mount | path | nonce [32] | sealed (varint len) | cas (option u64)  KvWrite
+//! SecretsOp := 0x20 mount | path | nonce [32] | sealed Detachable | cas (option u64)   KvWrite
 //!            | 0x02 mount | path | version u64 | reader [32]                          KvRead
 //!            | 0x03 mount | path | versions                                           KvDelete
 //!            | 0x04 mount | path | versions                                           KvUndelete
@@ -25,14 +25,15 @@
 //!            | 0x0f                                                                   TokenRevokeSelf
 //!            | 0x10 0x00 key [32] | 0x01 accessor                                     TokenRevoke
 //!            | 0x11 path | capabilities u16                                           Check
-//!            | 0x12 key [32] | ttl_ms u64 | path | nonce [32] | sealed (varint len)      WrapStore
+//!            | 0x21 key [32] | ttl_ms u64 | path | nonce [32] | sealed Detachable       WrapStore
 //!            | 0x13 reader [32]                                                       Unwrap
 //!            | 0x14 key [32] | ttl_ms u64                                             KeriLogin
 //!            | 0x15 prefix | policies (varint count, str*) | ttl_ms u64                 KeriRole
-//! strings are varint-length UTF-8; versions is a varint count then u64s
+//! strings are varint-length UTF-8; versions is a varint count then u64s; 0x01 and 0x12
+//! (the same ops with the sealed bytes inline) are retired; see [`crate::Detachable`]
 //! ```
 
-use crate::{PrivateKey, PublicKey, hash_parts};
+use crate::{Detachable, PrivateKey, PublicKey, hash_parts};
 use bytes::BufMut;
 use commonware_codec::{Buf, EncodeSize, Error as CodecError, RangeCfg, Read, ReadExt, Write};
 
@@ -141,8 +142,9 @@ pub enum SecretsOp {
         path: String,
         /// The random nonce that, with mount and path, names the value's target.
         nonce: [u8; 32],
-        /// The value sealed to the cluster key under that target (welkin-sealed encoding).
-        sealed: Vec<u8>,
+        /// The value sealed to the cluster key under that target (welkin-sealed encoding),
+        /// committed to by digest so that destroying the version can destroy the bytes.
+        sealed: Detachable,
         /// Check-and-set: write only if the current version is this (0: only if none).
         cas: Option<u64>,
     },
@@ -268,8 +270,9 @@ pub enum SecretsOp {
         path: String,
         /// The nonce that names the sealed response's target with the wrapping key.
         nonce: [u8; 32],
-        /// The response, sealed to the cluster key (welkin-sealed encoding).
-        sealed: Vec<u8>,
+        /// The response, sealed to the cluster key (welkin-sealed encoding), committed to
+        /// by digest so that unwrapping can destroy the bytes.
+        sealed: Detachable,
     },
     /// Log in with a KERI identifier (`auth/keri/login`): sent by the identifier itself,
     /// signed by its current keys meeting its threshold (the freshness of the challenge is
@@ -299,7 +302,59 @@ pub enum SecretsOp {
     },
 }
 
-const TAG_KV_WRITE: u8 = 0x01;
+impl SecretsOp {
+    /// The value this op carries beside the log, if any (see [`Detachable`]).
+    pub fn detachable(&self) -> Option<&Detachable> {
+        match self {
+            SecretsOp::KvWrite { sealed, .. } | SecretsOp::WrapStore { sealed, .. } => Some(sealed),
+            _ => None,
+        }
+    }
+
+    /// This op with its detachable value (if any) dropped, without copying the value.
+    pub fn detach(&self) -> SecretsOp {
+        match self {
+            SecretsOp::KvWrite {
+                mount,
+                path,
+                nonce,
+                sealed,
+                cas,
+            } => SecretsOp::KvWrite {
+                mount: mount.clone(),
+                path: path.clone(),
+                nonce: *nonce,
+                sealed: sealed.detach(),
+                cas: *cas,
+            },
+            SecretsOp::WrapStore {
+                key,
+                ttl_ms,
+                path,
+                nonce,
+                sealed,
+            } => SecretsOp::WrapStore {
+                key: key.clone(),
+                ttl_ms: *ttl_ms,
+                path: path.clone(),
+                nonce: *nonce,
+                sealed: sealed.detach(),
+            },
+            other => other.clone(),
+        }
+    }
+
+    /// The value this op carries beside the log, to attach or detach it.
+    pub fn detachable_mut(&mut self) -> Option<&mut Detachable> {
+        match self {
+            SecretsOp::KvWrite { sealed, .. } | SecretsOp::WrapStore { sealed, .. } => Some(sealed),
+            _ => None,
+        }
+    }
+}
+
+/// Retired: `KvWrite` with its sealed value inline (now [`TAG_KV_WRITE`], detachable).
+const TAG_RETIRED_KV_WRITE: u8 = 0x01;
 const TAG_KV_READ: u8 = 0x02;
 const TAG_KV_DELETE: u8 = 0x03;
 const TAG_KV_UNDELETE: u8 = 0x04;
@@ -316,10 +371,13 @@ const TAG_TOKEN_RENEW_SELF: u8 = 0x0e;
 const TAG_TOKEN_REVOKE_SELF: u8 = 0x0f;
 const TAG_TOKEN_REVOKE: u8 = 0x10;
 const TAG_CHECK: u8 = 0x11;
-const TAG_WRAP_STORE: u8 = 0x12;
+/// Retired: `WrapStore` with its sealed response inline (now [`TAG_WRAP_STORE`], detachable).
+const TAG_RETIRED_WRAP_STORE: u8 = 0x12;
 const TAG_UNWRAP: u8 = 0x13;
 const TAG_KERI_LOGIN: u8 = 0x14;
 const TAG_KERI_ROLE: u8 = 0x15;
+const TAG_KV_WRITE: u8 = 0x20;
+const TAG_WRAP_STORE: u8 = 0x21;
 
 impl SecretsOp {
     /// A short name for logs, audit lines and JSON.
@@ -710,7 +768,7 @@ impl Read for SecretsOp {
                     mount,
                     path,
                     nonce: <[u8; 32]>::read(buf)?,
-                    sealed: read_bytes(buf, MAX_SEALED_BYTES)?,
+                    sealed: Detachable::read_cfg(buf, &MAX_SEALED_BYTES)?,
                     cas: Option::<u64>::read(buf)?,
                 }
             }
@@ -808,7 +866,7 @@ impl Read for SecretsOp {
                 ttl_ms: u64::read(buf)?,
                 path: read_str(buf, MAX_CHECK_PATH_BYTES, "path")?,
                 nonce: <[u8; 32]>::read(buf)?,
-                sealed: read_bytes(buf, MAX_SEALED_BYTES)?,
+                sealed: Detachable::read_cfg(buf, &MAX_SEALED_BYTES)?,
             },
             TAG_UNWRAP => SecretsOp::Unwrap {
                 reader: <[u8; 32]>::read(buf)?,
@@ -822,6 +880,12 @@ impl Read for SecretsOp {
                 policies: read_names(buf)?,
                 ttl_ms: u64::read(buf)?,
             },
+            TAG_RETIRED_KV_WRITE | TAG_RETIRED_WRAP_STORE => {
+                return Err(CodecError::Invalid(
+                    "SecretsOp",
+                    "retired op tag: sealed values now travel detachable (tags 0x20 and 0x21)",
+                ));
+            }
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }
@@ -846,7 +910,7 @@ pub(crate) mod tests {
                 mount: mount.clone(),
                 path: path.clone(),
                 nonce: [7; 32],
-                sealed: vec![1, 2, 3],
+                sealed: Detachable::new(vec![1, 2, 3]),
                 cas: Some(0),
             },
             SecretsOp::KvRead {
@@ -921,7 +985,7 @@ pub(crate) mod tests {
                 ttl_ms: 300_000,
                 path: "secret/data/app/db".into(),
                 nonce: [5; 32],
-                sealed: vec![4, 5],
+                sealed: Detachable::new(vec![4, 5]).detach(),
             },
             SecretsOp::Unwrap { reader: [6; 32] },
             SecretsOp::KeriLogin {
@@ -991,7 +1055,33 @@ pub(crate) mod tests {
         assert_eq!(token_accessor(&a).len(), 24);
     }
 
-    /// The encoding of every op is frozen: a change here is a wire-format change.
+    #[test]
+    fn retired_tags_are_refused_with_their_reason() {
+        for tag in [TAG_RETIRED_KV_WRITE, TAG_RETIRED_WRAP_STORE] {
+            let error = decode::<SecretsOp>(&[tag, 0, 0]).expect_err("retired");
+            assert!(error.to_string().contains("retired"), "{error}");
+        }
+    }
+
+    #[test]
+    fn detaching_keeps_everything_but_the_bytes() {
+        for op in every_op() {
+            let detached = op.detach();
+            match op.detachable() {
+                Some(value) => {
+                    let slot = detached.detachable().expect("same op");
+                    assert_eq!(slot.digest(), value.digest());
+                    assert!(!slot.is_attached());
+                }
+                None => assert_eq!(detached, op),
+            }
+            assert_eq!(detached.kind(), op.kind());
+        }
+    }
+
+    /// The encoding of every op is frozen: a change here is a wire-format change. (Changed
+    /// once, while issue 11 was still open and nothing had shipped: KvWrite and WrapStore
+    /// moved to tags 0x20 and 0x21 with detachable values; 0x01 and 0x12 are retired.)
     #[test]
     fn encoding_fixture() {
         let mut all = Vec::new();
@@ -1001,7 +1091,7 @@ pub(crate) mod tests {
         all.extend_from_slice(token_public_key("wlk.fixture").as_ref());
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "4bfab28d75c273fe19eefb7b1420d4a758989508642d652ba786e83ef0a97ba2",
+            "40b84860d1fa21738410d8a9577fb983863d5df7dbdc67803feebeae4953fc99",
             "secrets op encoding changed: add a new op tag or payload tag, then update the fixture"
         );
     }

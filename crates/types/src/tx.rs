@@ -114,6 +114,22 @@ impl Payload {
             Payload::Secrets(op) => op.kind(),
         }
     }
+
+    /// The value this payload carries beside the log, if any (see [`crate::Detachable`]).
+    pub fn detachable(&self) -> Option<&crate::Detachable> {
+        match self {
+            Payload::Secrets(op) => op.detachable(),
+            _ => None,
+        }
+    }
+
+    /// The value this payload carries beside the log, to attach or detach it.
+    pub fn detachable_mut(&mut self) -> Option<&mut crate::Detachable> {
+        match self {
+            Payload::Secrets(op) => op.detachable_mut(),
+            _ => None,
+        }
+    }
 }
 
 fn read_bytes(buf: &mut impl Buf, max: usize) -> Result<Vec<u8>, CodecError> {
@@ -390,17 +406,41 @@ impl Read for Transaction {
 }
 
 impl Transaction {
-    /// The transaction id: a hash of the unsigned encoding.
+    /// The transaction id: a hash of the committed encoding.
     pub fn id(&self) -> TxId {
-        hash_parts(&[b"welkin/txid/v1", &self.encode()])
+        hash_parts(&[b"welkin/txid/v1", &self.committed_encoding()])
     }
 
-    /// The bytes every signer signs: the cluster id, then the encoded transaction.
+    /// The bytes every signer signs: the cluster id, then the committed encoding.
     pub fn signing_message(&self, cluster_id: &Digest) -> Vec<u8> {
-        let mut message = Vec::with_capacity(32 + self.encode_size());
+        let committed = self.committed_encoding();
+        let mut message = Vec::with_capacity(32 + committed.len());
         message.extend_from_slice(cluster_id.as_ref());
-        message.extend_from_slice(&self.encode());
+        message.extend_from_slice(&committed);
         message
+    }
+
+    /// The encoding that ids, signatures, block digests and log leaves cover: the
+    /// transaction with its [`crate::Detachable`] value (if any) as its digest only, so that
+    /// dropping the bytes changes none of them.
+    pub fn committed_encoding(&self) -> Vec<u8> {
+        match self.payload.detachable() {
+            Some(value) if value.is_attached() => self.detach().encode().to_vec(),
+            _ => self.encode().to_vec(),
+        }
+    }
+
+    /// This transaction with its detachable value (if any) dropped.
+    pub fn detach(&self) -> Transaction {
+        Transaction {
+            sender: self.sender.clone(),
+            nonce: self.nonce,
+            expiry_ms: self.expiry_ms,
+            payload: match &self.payload {
+                Payload::Secrets(op) => Payload::Secrets(Box::new(op.detach())),
+                other => other.clone(),
+            },
+        }
     }
 
     /// Signs this transaction for the cluster `cluster_id` with the sender's one key.
@@ -475,6 +515,34 @@ impl SignedTransaction {
     /// The transaction id.
     pub fn id(&self) -> TxId {
         self.id
+    }
+
+    /// Whether the value it carries beside the log (if any) is attached: a transaction
+    /// that reaches the cluster must be complete; one read back from the archive or the log
+    /// after its value was destroyed is not.
+    pub fn is_complete(&self) -> bool {
+        self.tx
+            .payload
+            .detachable()
+            .is_none_or(crate::Detachable::is_attached)
+    }
+
+    /// This transaction with its detachable value dropped: what the audit log and the block
+    /// archive keep. The id and signatures are unchanged.
+    pub fn detach(&self) -> SignedTransaction {
+        Self {
+            tx: self.tx.detach(),
+            signatures: self.signatures.clone(),
+            id: self.id,
+        }
+    }
+
+    /// The encoding a block digest covers (see [`Transaction::committed_encoding`]).
+    pub fn committed_encoding(&self) -> Vec<u8> {
+        match self.tx.payload.detachable() {
+            Some(value) if value.is_attached() => self.detach().encode().to_vec(),
+            _ => self.encode().to_vec(),
+        }
     }
 
     /// Checks every signature for the cluster `cluster_id`. For an identifier sender this
@@ -628,6 +696,40 @@ mod tests {
         assert_eq!(decoded, signed);
         assert_eq!(decoded.id(), signed.id());
         decoded.verify(&cluster()).expect("verifies");
+    }
+
+    #[test]
+    fn detaching_the_value_keeps_id_and_signature() {
+        let key = PrivateKey::from_seed(8);
+        let signed = Transaction {
+            sender: Sender::Key(key.public_key()),
+            nonce: 3,
+            expiry_ms: 1_000,
+            payload: Payload::Secrets(Box::new(crate::secrets::SecretsOp::KvWrite {
+                mount: "secret".into(),
+                path: "app".into(),
+                nonce: [1; 32],
+                sealed: crate::Detachable::new(vec![9; 100]),
+                cas: None,
+            })),
+        }
+        .sign(&key, &cluster());
+        assert!(signed.is_complete());
+        let detached = signed.detach();
+        assert!(!detached.is_complete());
+        assert_eq!(detached.id(), signed.id());
+        assert_eq!(detached.committed_encoding(), signed.committed_encoding());
+        assert!(detached.encode().len() < signed.encode().len());
+        // Decoded from its (shorter) bytes, it keeps the id and still verifies.
+        let decoded = SignedTransaction::from_bytes(&detached.encode()).expect("decodes");
+        assert_eq!(decoded.id(), signed.id());
+        decoded.verify(&cluster()).expect("verifies without the value");
+        // Other bytes under the same digest do not attach.
+        let mut other = decoded.clone();
+        let slot = other.tx.payload.detachable_mut().expect("a value");
+        assert!(!slot.attach(vec![8; 100]));
+        assert!(slot.attach(vec![9; 100]));
+        assert_eq!(other, signed);
     }
 
     #[test]

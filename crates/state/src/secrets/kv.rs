@@ -7,11 +7,11 @@
 
 use super::{
     DEFAULT_MAX_VERSIONS, MAX_DIR_ENTRIES, MAX_KEPT_VERSIONS, SecretsResult,
-    records::{Meta, Value, VersionMeta, decode_names, encode_names},
+    records::{Meta, Value, ValueRef, VersionMeta, decode_names, encode_names},
 };
 use crate::{Overlay, Snapshot, keys};
 use welkin_types::{
-    Digest,
+    Digest, TxId,
     secrets::{MAX_SECRET_PATH_BYTES, SecretsOp},
 };
 
@@ -61,6 +61,7 @@ fn kept(meta: &Meta, mount_max: u32) -> usize {
 pub(super) fn execute<S: Snapshot>(
     state: &mut Overlay<'_, S>,
     now: u64,
+    id: &TxId,
     op: &SecretsOp,
 ) -> SecretsResult {
     let (mount_path, path) = match op {
@@ -137,7 +138,10 @@ pub(super) fn execute<S: Snapshot>(
             let version = meta.current + 1;
             let value = Value {
                 target: target(mount_path, path, nonce),
-                sealed: sealed.clone(),
+                sealed: ValueRef {
+                    tx: *id,
+                    digest: sealed.digest(),
+                },
             };
             state.put(keys::kv_value(&mount.id, path, version), value.encode());
             meta.current = version;
@@ -208,7 +212,7 @@ pub(super) fn execute<S: Snapshot>(
             for v in meta.versions.iter_mut() {
                 if versions.contains(&v.version) && !v.destroyed {
                     v.destroyed = true;
-                    state.delete(keys::kv_value(&mount.id, path, v.version));
+                    shred(state, keys::kv_value(&mount.id, path, v.version));
                 }
             }
             SecretsResult::Done
@@ -235,7 +239,7 @@ pub(super) fn execute<S: Snapshot>(
         }
         SecretsOp::KvMetadataDelete { .. } => {
             for v in &meta.versions {
-                state.delete(keys::kv_value(&mount.id, path, v.version));
+                shred(state, keys::kv_value(&mount.id, path, v.version));
             }
             state.delete(meta_key);
             unindex(state, &mount.id, path);
@@ -282,8 +286,16 @@ fn trim<S: Snapshot>(
     let keep = kept(meta, mount_max);
     while meta.versions.len() > keep {
         let dropped = meta.versions.remove(0);
-        state.delete(keys::kv_value(mount, path, dropped.version));
+        shred(state, keys::kv_value(mount, path, dropped.version));
     }
+}
+
+/// Deletes a version's value and marks its bytes for destruction on every node.
+fn shred<S: Snapshot>(state: &mut Overlay<'_, S>, key: Digest) {
+    if let Some(value) = state.decoded(&key, Value::decode) {
+        state.shredded.push(value.sealed.tx);
+    }
+    state.delete(key);
 }
 
 /// The directory chain of `path`: (`dir`, `entry`) from the leaf up, e.g. `a/b/c` gives

@@ -23,6 +23,7 @@ mod tests;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
 use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
+pub use records::ValueRef;
 use welkin_policy::{Acl, Capabilities, Policy};
 use welkin_types::{
     Block, Digest, PublicKey, Sender, SignedTransaction, TxId, hash_parts,
@@ -110,8 +111,8 @@ pub enum SecretsResult {
         target: Digest,
         /// The reader's one-time X25519 key.
         reader: [u8; 32],
-        /// The sealed value (welkin-sealed encoding), for the reader.
-        sealed: Vec<u8>,
+        /// Where the sealed value (welkin-sealed encoding) is, for the reader.
+        sealed: ValueRef,
     },
     /// Refused, with the HTTP status Vault gives and its message.
     Refused {
@@ -206,7 +207,7 @@ fn run<S: Snapshot>(
         | SecretsOp::KvDestroy { .. }
         | SecretsOp::KvMetadataWrite { .. }
         | SecretsOp::KvMetadataDelete { .. }
-        | SecretsOp::KvConfigWrite { .. } => kv::execute(state, now, op),
+        | SecretsOp::KvConfigWrite { .. } => kv::execute(state, now, id, op),
         SecretsOp::MountEnable { mount, description } => {
             enable_mount(state, now, id, mount, description)
         }
@@ -239,7 +240,13 @@ fn run<S: Snapshot>(
             path,
             nonce,
             sealed,
-        } => wrap(state, now, key, *ttl_ms, path, nonce, sealed),
+        } => {
+            let sealed = records::ValueRef {
+                tx: *id,
+                digest: sealed.digest(),
+            };
+            wrap(state, now, key, *ttl_ms, path, nonce, sealed)
+        }
         SecretsOp::KeriLogin { .. } => SecretsResult::refused(
             400,
             "auth/keri/login is sent by the identifier, not a token",
@@ -269,8 +276,10 @@ fn run<S: Snapshot>(
                     "wrapping token is not valid or does not exist",
                 );
             };
-            // Single use: the response is gone with this read (the token went with its use).
+            // Single use: the response is gone with this read (the token went with its use),
+            // and its bytes with it on every node.
             state.delete(wrapped_key);
+            state.shredded.push(wrapped.sealed.tx);
             SecretsResult::Released {
                 version: 0,
                 target: wrapped.target,
@@ -697,7 +706,7 @@ fn wrap<S: Snapshot>(
     ttl_ms: u64,
     path: &str,
     nonce: &[u8; 32],
-    sealed: &[u8],
+    sealed: records::ValueRef,
 ) -> SecretsResult {
     if ttl_ms == 0 || ttl_ms > MAX_WRAP_TTL_MS {
         return SecretsResult::refused(
@@ -730,7 +739,7 @@ fn wrap<S: Snapshot>(
     );
     let wrapped = Wrapped {
         target: wrap_target(key, nonce),
-        sealed: sealed.to_vec(),
+        sealed,
         path: path.to_string(),
         created_ms: now,
         ttl_ms,

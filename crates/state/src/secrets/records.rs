@@ -1,4 +1,5 @@
-//! What the secrets module stores, in its stored encodings (version 1 each).
+//! What the secrets module stores, in its stored encodings (version 1 each, but Value and
+//! Wrapped, version 2: their sealed bytes moved beside the log).
 //!
 //! ```text
 //! Mount     := 0x01 | kind u8 (1 = kv v2) | id [32] | description str | max_versions u32
@@ -7,21 +8,25 @@
 //! Meta      := 0x01 | current u64 | max_versions u32 | cas_required bool | created_ms u64
 //!              | updated_ms u64 | custom u16 (str str)* | versions u16 VersionMeta*
 //! VersionMeta := version u64 | created_ms u64 | deleted_ms u64 (0: not deleted) | destroyed bool
-//! Value     := 0x01 | target [32] | sealed (u32 len, bytes)
+//! Value     := 0x02 | target [32] | ValueRef
+//! ValueRef  := tx [32] | digest [32]
 //! Token     := 0x01 | policies u16 str* | issued_ms u64 | expire_ms u64 (0: never) | ttl_ms u64
 //!              | renewable bool | uses_left u32 (0: unlimited) | num_uses u32 | display str
 //!              | parent (0 | 1 [32]) | meta u16 (str str)* | children u16 [32]*
 //!              | identity (0 | 1 prefix str | establishment sn u64)
 //! Role      := 0x01 | policies u16 str* | ttl_ms u64
-//! Wrapped   := 0x01 | target [32] | sealed (u32 len, bytes) | path str | created_ms u64
+//! Wrapped   := 0x02 | target [32] | ValueRef | path str | created_ms u64
 //!              | ttl_ms u64
 //! str       := u16 length | UTF-8
 //! ```
 
 use crate::stored::{Reader, StoredError, Writer, read_list, write_list};
-use welkin_types::{Digest, PublicKey};
+use welkin_types::{Digest, PublicKey, TxId};
 
 const VERSION: u8 = 1;
+/// The version of [`Value`] and [`Wrapped`]: 2 since their sealed bytes moved beside the
+/// log (version 1 held them inline).
+const VALUE_VERSION: u8 = 2;
 /// The only engine kind so far: KV version 2.
 pub const KIND_KV2: u8 = 1;
 
@@ -202,34 +207,58 @@ impl Meta {
     }
 }
 
-/// A stored secret version: its target and its sealed value (welkin-sealed encoding).
+/// Where a sealed value's bytes are: every node keeps them beside its block archive under
+/// the id of the transaction that carried them, and they hash to `digest` (see
+/// [`welkin_types::Detachable`]). State holds only this, so destroying the bytes on every
+/// node destroys the value and changes no state root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueRef {
+    /// The transaction that carried the bytes.
+    pub tx: TxId,
+    /// Their digest ([`welkin_types::Detachable::digest_of`]).
+    pub digest: Digest,
+}
+
+impl ValueRef {
+    fn write(&self, w: &mut Writer) {
+        w.raw(self.tx.as_ref());
+        w.raw(self.digest.as_ref());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<ValueRef, StoredError> {
+        Ok(ValueRef {
+            tx: Digest::from(r.bytes32()?),
+            digest: Digest::from(r.bytes32()?),
+        })
+    }
+}
+
+/// A stored secret version: its target and where its sealed value is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Value {
     /// The target the cluster signs to open it; computed by the state machine from mount,
     /// path and the writer's nonce, never taken from the sealed bytes.
     pub target: Digest,
-    /// The sealed value.
-    pub sealed: Vec<u8>,
+    /// Where the sealed value (welkin-sealed encoding) is.
+    pub sealed: ValueRef,
 }
 
 impl Value {
     /// The stored encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u8(VERSION);
+        w.u8(VALUE_VERSION);
         w.raw(self.target.as_ref());
-        w.u32(self.sealed.len());
-        w.raw(&self.sealed);
+        self.sealed.write(&mut w);
         w.0
     }
 
     /// Decodes a stored value.
     pub fn decode(value: &[u8]) -> Result<Value, StoredError> {
         let mut r = Reader::new("secret value", value);
-        r.version(VERSION)?;
+        r.version(VALUE_VERSION)?;
         let target = Digest::from(r.bytes32()?);
-        let len = r.u32()?;
-        let sealed = r.raw(len)?.to_vec();
+        let sealed = ValueRef::read(&mut r)?;
         r.end()?;
         Ok(Value { target, sealed })
     }
@@ -240,8 +269,8 @@ impl Value {
 pub struct Wrapped {
     /// The target that opens it: from the wrapping key and the wrapper's nonce.
     pub target: Digest,
-    /// The response, sealed to the cluster key.
-    pub sealed: Vec<u8>,
+    /// Where the response, sealed to the cluster key, is.
+    pub sealed: ValueRef,
     /// The API path of the wrapped request.
     pub path: String,
     /// Block time of wrapping.
@@ -254,10 +283,9 @@ impl Wrapped {
     /// The stored encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
-        w.u8(VERSION);
+        w.u8(VALUE_VERSION);
         w.raw(self.target.as_ref());
-        w.u32(self.sealed.len());
-        w.raw(&self.sealed);
+        self.sealed.write(&mut w);
         w.str(&self.path);
         w.u64(self.created_ms);
         w.u64(self.ttl_ms);
@@ -267,12 +295,11 @@ impl Wrapped {
     /// Decodes a stored wrapped response.
     pub fn decode(value: &[u8]) -> Result<Wrapped, StoredError> {
         let mut r = Reader::new("wrapped response", value);
-        r.version(VERSION)?;
+        r.version(VALUE_VERSION)?;
         let target = Digest::from(r.bytes32()?);
-        let len = r.u32()?;
         let wrapped = Wrapped {
             target,
-            sealed: r.raw(len)?.to_vec(),
+            sealed: ValueRef::read(&mut r)?,
             path: r.str()?,
             created_ms: r.u64()?,
             ttl_ms: r.u64()?,
@@ -486,6 +513,13 @@ mod tests {
         }
     }
 
+    fn value_ref() -> ValueRef {
+        ValueRef {
+            tx: hash_parts(&[b"tx"]),
+            digest: hash_parts(&[b"digest"]),
+        }
+    }
+
     #[test]
     fn records_round_trip_and_refuse_trailing_bytes() {
         let t = token();
@@ -496,7 +530,7 @@ mod tests {
         assert_eq!(Mount::decode(&mo.encode()), Ok(mo.clone()));
         let v = Value {
             target: hash_parts(&[b"t"]),
-            sealed: vec![1, 2, 3],
+            sealed: value_ref(),
         };
         assert_eq!(Value::decode(&v.encode()), Ok(v.clone()));
         let names = vec!["a".to_string(), "b/".to_string()];
@@ -513,7 +547,7 @@ mod tests {
         assert!(decode_names(&encode_names(&["b".into(), "a".into()])).is_err());
         let w = Wrapped {
             target: hash_parts(&[b"w"]),
-            sealed: vec![9],
+            sealed: value_ref(),
             path: "secret/data/a".into(),
             created_ms: 1,
             ttl_ms: 2,
@@ -526,7 +560,7 @@ mod tests {
     fn secrets_records_are_frozen() {
         let v = Value {
             target: hash_parts(&[b"t"]),
-            sealed: vec![1, 2, 3],
+            sealed: value_ref(),
         };
         let all = [
             token().encode(),
@@ -541,7 +575,7 @@ mod tests {
             .encode(),
             Wrapped {
                 target: hash_parts(&[b"w"]),
-                sealed: vec![9],
+                sealed: value_ref(),
                 path: "secret/data/a".into(),
                 created_ms: 1,
                 ttl_ms: 2,
@@ -551,7 +585,7 @@ mod tests {
         .concat();
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "8f46fb8986094aabfe03f857fce335c68e49303a6ff2116cb9751222df06750b",
+            "d5100e32627d50eb6eaad1acefc0332506f1ec3b5003e5724ab30703627e5e50",
             "a secrets record encoding changed: bump its version, then update the fixture"
         );
     }

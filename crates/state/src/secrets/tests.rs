@@ -7,7 +7,8 @@ use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
 use std::collections::BTreeMap;
 use welkin_types::{
-    Block, ChainParams, Digest, LogEntry, Outcome, Payload, Sender, Transaction, hash_parts,
+    Block, ChainParams, Detachable, Digest, LogEntry, Outcome, Payload, Sender, Transaction, TxId,
+    hash_parts,
     secrets::{SecretsOp, TokenRef, TokenSpec, token_public_key, token_signing_key},
 };
 
@@ -19,6 +20,10 @@ struct Cluster {
     height: u64,
     now: u64,
     nonce: u64,
+    /// The id of the last request run.
+    last_id: TxId,
+    /// The values the last request's block destroyed.
+    shredded: Vec<TxId>,
 }
 
 impl Cluster {
@@ -36,6 +41,8 @@ impl Cluster {
             height: 0,
             now: 1_000,
             nonce: 0,
+            last_id: hash_parts(&[b"none"]),
+            shredded: Vec::new(),
         }
     }
 
@@ -51,10 +58,17 @@ impl Cluster {
             payload: Payload::Secrets(Box::new(op)),
         }
         .sign(&token_signing_key(token), &self.env.cluster_id);
+        self.last_id = tx.id();
         let block = Block::new(hash_parts(&[b"p"]), self.height, self.now, vec![tx]);
         let effects = apply_to_map(&self.env, &mut self.state, &block);
         assert_eq!(effects.receipts.len(), 1, "one receipt per request");
+        self.shredded = effects.shredded.clone();
         let entry = welkin_types::decode::<LogEntry>(&effects.log_entries[0]).expect("decodes");
+        assert_eq!(entry.tx.id(), self.last_id);
+        assert!(
+            entry.tx.tx.payload.detachable().is_none_or(|v| !v.is_attached()),
+            "the log never holds a value's bytes"
+        );
         let (_, result) = effects
             .secrets
             .into_iter()
@@ -126,7 +140,7 @@ fn write(path: &str, nonce: u8, cas: Option<u64>) -> SecretsOp {
         mount: "secret".into(),
         path: path.into(),
         nonce: [nonce; 32],
-        sealed: vec![nonce; 8],
+        sealed: Detachable::new(vec![nonce; 8]),
         cas,
     }
 }
@@ -158,7 +172,7 @@ fn writes_make_versions_and_reads_release_the_state_computed_target() {
             reader,
             sealed,
         } => {
-            assert_eq!(sealed, vec![2; 8]);
+            assert_eq!(sealed.digest, Detachable::digest_of(&[2; 8]));
             assert_eq!(version, 2);
             assert_eq!(target, kv::target("secret", "app/db", &[2; 32]));
             assert_eq!(reader, [7; 32]);
@@ -288,6 +302,7 @@ fn delete_undelete_and_destroy() {
             missing: Default::default(),
             corrupt: Default::default(),
             schedule: Default::default(),
+            shredded: Vec::new(),
         },
         "secret",
     )
@@ -417,6 +432,7 @@ fn directories_are_indexed_for_list() {
         missing: Default::default(),
         corrupt: Default::default(),
         schedule: Default::default(),
+        shredded: Vec::new(),
     };
     let mount = super::mount(&overlay, "secret").expect("mounted").id;
     assert_eq!(kv::list(&overlay, &mount, ""), vec!["a/", "e"]);
@@ -435,6 +451,7 @@ fn directories_are_indexed_for_list() {
         missing: Default::default(),
         corrupt: Default::default(),
         schedule: Default::default(),
+        shredded: Vec::new(),
     };
     assert_eq!(kv::list(&overlay, &mount, "a/"), vec!["d"]);
     assert!(kv::list(&overlay, &mount, "a/b/").is_empty());
@@ -463,7 +480,7 @@ fn mounts_are_checked_and_a_new_mount_does_not_see_old_data() {
         mount: "team".into(),
         path: "x".into(),
         nonce: [1; 32],
-        sealed: vec![1],
+        sealed: Detachable::new(vec![1]),
         cas: None,
     };
     c.ok(ROOT, team_write);
@@ -523,7 +540,7 @@ fn wrapped_responses_open_once_and_the_wrapping_token_does_nothing_else() {
             ttl_ms: 60_000,
             path: "secret/data/a".into(),
             nonce: [3; 32],
-            sealed: vec![9; 4],
+            sealed: Detachable::new(vec![9; 4]),
         },
     );
     // The wrapping token may not read secrets: its one use stays.
@@ -531,7 +548,7 @@ fn wrapped_responses_open_once_and_the_wrapping_token_does_nothing_else() {
     match c.ok("wlk.wrap", SecretsOp::Unwrap { reader: [1; 32] }) {
         SecretsResult::Released { target, sealed, .. } => {
             assert_eq!(target, super::wrap_target(&wrap_key, &[3; 32]));
-            assert_eq!(sealed, vec![9; 4]);
+            assert_eq!(sealed.digest, Detachable::digest_of(&[9; 4]));
         }
         other => panic!("{other:?}"),
     }
@@ -665,4 +682,79 @@ fn keri_logins_get_their_roles_policies_until_the_identifier_rotates() {
         c.ok("wlk.alice-new", read("app/db", 0)),
         SecretsResult::Released { .. }
     ));
+}
+
+#[test]
+fn destroyed_dropped_unwrapped_and_refused_values_are_shredded() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, None));
+    let first = c.last_id;
+    assert!(c.shredded.is_empty(), "a write keeps its value");
+    c.ok(ROOT, write("a", 2, None));
+    let second = c.last_id;
+    // Reading, soft-deleting and undeleting keep the bytes.
+    c.ok(ROOT, read("a", 1));
+    let versions = |v: u64| (("secret".to_string(), "a".to_string()), vec![v]);
+    let ((mount, path), v) = versions(1);
+    c.ok(
+        ROOT,
+        SecretsOp::KvDelete {
+            mount: mount.clone(),
+            path: path.clone(),
+            versions: v.clone(),
+        },
+    );
+    assert!(c.shredded.is_empty(), "a soft delete can be undone");
+    c.ok(
+        ROOT,
+        SecretsOp::KvDestroy {
+            mount: mount.clone(),
+            path: path.clone(),
+            versions: v.clone(),
+        },
+    );
+    assert_eq!(c.shredded, vec![first], "destroy shreds the version's bytes");
+    c.ok(
+        ROOT,
+        SecretsOp::KvDestroy {
+            mount: mount.clone(),
+            path: path.clone(),
+            versions: v,
+        },
+    );
+    assert!(c.shredded.is_empty(), "nothing is left to shred twice");
+    // A refused write (CAS mismatch) leaves nothing to keep.
+    assert_eq!(c.status(ROOT, write("a", 3, Some(7))), 400);
+    assert_eq!(c.shredded, vec![c.last_id]);
+    // max_versions drops the oldest version, and its bytes.
+    c.ok(
+        ROOT,
+        SecretsOp::KvMetadataWrite {
+            mount: mount.clone(),
+            path: path.clone(),
+            max_versions: Some(1),
+            cas_required: None,
+            custom_metadata: None,
+        },
+    );
+    c.ok(ROOT, write("a", 4, None));
+    assert_eq!(c.shredded, vec![second], "the version beyond max_versions");
+    let fourth = c.last_id;
+    c.ok(ROOT, SecretsOp::KvMetadataDelete { mount, path });
+    assert_eq!(c.shredded, vec![fourth], "deleting the metadata shreds every version");
+    // An unwrapped response is shredded with its single use.
+    let wrap_key = token_public_key("wlk.wrap");
+    c.ok(
+        ROOT,
+        SecretsOp::WrapStore {
+            key: wrap_key,
+            ttl_ms: 60_000,
+            path: "secret/data/a".into(),
+            nonce: [3; 32],
+            sealed: Detachable::new(vec![9; 4]),
+        },
+    );
+    let wrapped = c.last_id;
+    c.ok("wlk.wrap", SecretsOp::Unwrap { reader: [1; 32] });
+    assert_eq!(c.shredded, vec![wrapped]);
 }
