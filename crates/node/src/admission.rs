@@ -77,6 +77,7 @@ impl SubmitError {
             SubmitError::Invalid(TxError::TooLarge(_)) => "too_large",
             SubmitError::Invalid(TxError::UnsupportedVersion(_)) => "unsupported_version",
             SubmitError::Invalid(TxError::Malformed(_)) => "malformed",
+            SubmitError::Invalid(TxError::MissingValue) => "missing_value",
             SubmitError::Expired { .. } => "expired",
             SubmitError::TtlTooLong { .. } => "ttl_too_long",
             SubmitError::Replay { .. } => "replay",
@@ -199,6 +200,8 @@ impl<E: Runtime> Admission<E> {
                 Some(Err(TxError::BadSignature(tx.tx.sender.to_string()).into()))
             } else if size > MAX_TX_BYTES {
                 Some(Err(TxError::TooLarge(size).into()))
+            } else if !tx.is_complete() {
+                Some(Err(TxError::MissingValue.into()))
             } else if tx.tx.expiry_ms < now_ms {
                 Some(Err(SubmitError::Expired {
                     expiry_ms: tx.tx.expiry_ms,

@@ -155,6 +155,11 @@ impl App {
                 block.timestamp_ms
             ));
         }
+        // Values travel whole until the block is archived: a proposal without one would
+        // commit a write that no node can ever read.
+        if let Some(index) = block.txs.iter().position(|tx| !tx.is_complete()) {
+            return Err(format!("transaction {index} lacks its value"));
+        }
         let mut seen = HashSet::with_capacity(block.txs.len());
         if !block.txs.iter().all(|tx| seen.insert(tx.id())) {
             return Err("duplicate transaction in block".into());

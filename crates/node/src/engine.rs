@@ -226,7 +226,7 @@ impl Reporter for UpdateForwarder {
     }
 }
 
-fn archive_config<C>(
+pub(crate) fn archive_config<C>(
     prefix: &str,
     name: &str,
     page_cache: &CacheRef,
@@ -425,6 +425,9 @@ where
     )
     .await
     .expect("block archive must open; is the data directory intact?");
+    // Blocks are archived without their sealed values, which are kept beside them so that
+    // destroying a secret destroys its bytes (see `crate::values`).
+    let blocks = crate::values::BlockArchive::new(blocks, stores.values.clone());
     let genesis_block = genesis.block();
     let genesis_digest = genesis_block.digest();
     let epocher = FixedEpocher::new(NZU64!(1 << 62));

@@ -336,6 +336,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         let root = self.stores.commit(effects.writes, height).await;
         self.timeline
             .block_step(BlockStage::StateCommit, started.elapsed());
+        // Crypto-shredding: the state no longer refers to these values, so their bytes go.
+        // After the commit, so that a crash in between replays the block and shreds again;
+        // executing a block never needs a value's bytes, only its digest.
+        if let Err(error) = self.stores.values.shred(&effects.shredded).await {
+            error!(height, %error, "halting: cannot destroy shredded values");
+            panic!("halting: cannot destroy the values block {height} shredded: {error}");
+        }
         self.applied = height;
         self.applied_height.store(height, Ordering::Release);
         {

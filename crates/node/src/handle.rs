@@ -132,6 +132,19 @@ impl<E: Runtime> NodeHandle<E> {
         self.releases.get(id)
     }
 
+    /// The bytes of a sealed value this node keeps beside its archive, if it holds them (a
+    /// destroyed value is gone). Checked against the reference's digest.
+    pub async fn sealed_value(
+        &self,
+        value: &welkin_state::secrets::ValueRef,
+    ) -> Result<Option<Vec<u8>>, String> {
+        self.stores
+            .values
+            .get(&value.tx, &value.digest)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// Blocks the member at `index`, whose partial for a read did not verify.
     pub(crate) fn block_member(&self, index: u32, reason: &str) {
         if let Some(node) = self.genesis.nodes.get(index as usize)

@@ -26,6 +26,7 @@ mod releases;
 pub mod run;
 mod store;
 mod timeline;
+mod values;
 mod waiters;
 
 pub use admission::SubmitError;

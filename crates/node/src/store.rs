@@ -12,6 +12,7 @@
 //! the read lock for at most [`READ_CHUNK`] keys at a time; the lock is fair, so a waiting
 //! commit gets in after the chunk in progress, never after a whole long read.
 
+use crate::values::Values;
 use crate::{checkpoints::WitnessedCheckpoint, log::LogStore};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
@@ -125,6 +126,8 @@ pub(crate) struct Stores<E: Spawner + Clock + Storage + Metrics> {
     state: Arc<RwLock<Option<State<E>>>>,
     log: Arc<RwLock<Option<LogStore<E>>>>,
     certs: Arc<RwLock<Option<CertArchive<E>>>>,
+    /// Sealed values beside the block archive (see [`crate::values`]).
+    pub(crate) values: Values<E>,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics> Clone for Stores<E> {
@@ -133,6 +136,7 @@ impl<E: Spawner + Clock + Storage + Metrics> Clone for Stores<E> {
             state: self.state.clone(),
             log: self.log.clone(),
             certs: self.certs.clone(),
+            values: self.values.clone(),
         }
     }
 }
@@ -177,6 +181,7 @@ impl<E: Spawner + Clock + Storage + Metrics> Stores<E> {
             state: Arc::new(RwLock::new(Some(State { db, height }))),
             log: Arc::new(RwLock::new(None)),
             certs: Arc::new(RwLock::new(Some(certs))),
+            values: Values::new(context.child("values"), prefix),
         }
     }
 

@@ -66,6 +66,12 @@ pub enum TxError {
     /// A signature does not verify under the sender's key for this cluster.
     #[error("signature does not verify for sender {0} on this cluster")]
     BadSignature(String),
+    /// The transaction carries only the digest of a value it must carry whole (see
+    /// [`crate::Detachable`]): only the log and the archive hold values detached.
+    #[error(
+        "transaction carries its value's digest but not the value; send the value with it"
+    )]
+    MissingValue,
 }
 
 /// What a transaction asks the state machine to do.

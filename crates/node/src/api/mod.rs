@@ -416,7 +416,7 @@ async fn submit_batch<E: Runtime>(
 
 /// `GET /v1/genesis`: the genesis file this node runs.
 /// `GET /v1/release/{id}`: what this node holds for committed read `id`: its grant (version,
-/// target, the sealed value) and every member's envelope, sealed to the reader's one-time
+/// target, where the sealed value is and its bytes) and every member's envelope, sealed to the reader's one-time
 /// key. Only the reader can open the envelopes; it checks every partial itself.
 async fn release<E: Runtime>(
     State(node): State<NodeHandle<E>>,
@@ -434,15 +434,25 @@ async fn release<E: Runtime>(
             ),
         ));
     };
-    let grant = release.grant.map(|grant| {
-        serde_json::json!({
-            "height": grant.height,
-            "version": grant.version,
-            "target": hex::encode(grant.target),
-            "reader": hex::encode(grant.reader),
-            "sealed": hex::encode(&grant.sealed),
-        })
-    });
+    let grant = match release.grant {
+        None => None,
+        Some(grant) => {
+            let sealed = node
+                .sealed_value(&grant.sealed)
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e))?;
+            Some(serde_json::json!({
+                "height": grant.height,
+                "version": grant.version,
+                "target": hex::encode(grant.target),
+                "reader": hex::encode(grant.reader),
+                "value_tx": hex::encode(grant.sealed.tx),
+                "value_digest": hex::encode(grant.sealed.digest),
+                // Absent once the value is destroyed on this node.
+                "sealed": sealed.map(hex::encode),
+            }))
+        }
+    };
     let envelopes: serde_json::Map<String, serde_json::Value> = release
         .envelopes
         .iter()

@@ -24,7 +24,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use welkin_state::secrets::SecretsResult;
+use welkin_state::secrets::{SecretsResult, ValueRef};
 use welkin_types::{Digest, TxId};
 
 /// Limits of the release registry.
@@ -59,8 +59,9 @@ pub struct ReadGrant {
     pub target: Digest,
     /// The reader's one-time X25519 key.
     pub reader: [u8; 32],
-    /// The sealed value (welkin-sealed encoding).
-    pub sealed: Vec<u8>,
+    /// Where the sealed value (welkin-sealed encoding) is: this node's value store holds
+    /// its bytes under the transaction that wrote it.
+    pub sealed: ValueRef,
 }
 
 /// What a node holds for one read: the grant once committed here, and the envelopes
@@ -151,7 +152,7 @@ impl Releases {
                         version: *version,
                         target: *target,
                         reader: *reader,
-                        sealed: sealed.clone(),
+                        sealed: *sealed,
                     };
                     self.entry(&mut inner, id, None, now_ms);
                     let entry = inner.entries.get_mut(&id).expect("just inserted");
@@ -269,7 +270,10 @@ mod tests {
                 version: 1,
                 target: hash_parts(&[b"t", &[n]]),
                 reader: [n; 32],
-                sealed: vec![7],
+                sealed: ValueRef {
+                    tx: hash_parts(&[b"w", &[n]]),
+                    digest: hash_parts(&[b"d", &[n]]),
+                },
             },
         )
     }
@@ -285,7 +289,10 @@ mod tests {
         let grants = releases.commit(5, vec![released(1)], 0);
         assert_eq!(grants.len(), 1);
         let (release, _) = releases.get(&id(1)).expect("held");
-        assert_eq!(release.grant.expect("granted").sealed, vec![7]);
+        assert_eq!(
+            release.grant.expect("granted").sealed.tx,
+            hash_parts(&[b"w", &[1]])
+        );
         assert_eq!(release.envelopes.get(&2), Some(&vec![1]));
     }
 

@@ -59,14 +59,16 @@ impl<'a> ReadOpener<'a> {
         }
     }
 
-    /// Takes in what a node holds for the read now; returns the grant and the value once
-    /// t verified partials open it. Envelopes already seen are skipped.
-    pub fn step(&mut self, release: &Release) -> Result<Option<Opened>, ReadError> {
+    /// Takes in what a node holds for the read now and the sealed value its grant names
+    /// (the caller fetches it once the grant is there, and checks it against the grant's
+    /// digest); returns the grant and the value once t verified partials open it. Envelopes
+    /// already seen are skipped.
+    pub fn step(&mut self, release: &Release, sealed: &[u8]) -> Result<Option<Opened>, ReadError> {
         if self.opener.is_none() {
             let Some(grant) = release.grant.clone() else {
                 return Ok(None);
             };
-            let sealed = welkin_types::decode::<SealedValue>(&grant.sealed)
+            let sealed = welkin_types::decode::<SealedValue>(sealed)
                 .map_err(|e| ReadError::NotSealed(e.to_string()))?;
             self.opener = Some((Opener::new(self.sharing, grant.target), grant, sealed));
         }

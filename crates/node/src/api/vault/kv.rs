@@ -15,7 +15,7 @@ use welkin_state::{
         records::{Meta, Mount, decode_names},
     },
 };
-use welkin_types::secrets::SecretsOp;
+use welkin_types::{Detachable, secrets::SecretsOp};
 
 /// The mount a path falls under: the longest enabled mount that is the path or a prefix of
 /// it at a `/`. Returns the mount path, its record and the rest of the path.
@@ -350,7 +350,7 @@ async fn write_data<E: Runtime>(
         mount: mount.into(),
         path: path.into(),
         nonce,
-        sealed,
+        sealed: Detachable::new(sealed),
         cas,
     };
     let (_, result) = submit(node, request.token()?, op).await?;

@@ -23,6 +23,7 @@ pub(crate) async fn open<E: Runtime>(
     let sharing = &node.genesis().polynomial;
     let mut opener = ReadOpener::new(sharing, node.cluster_id(), id, reader);
     let mut blocked = 0;
+    let mut sealed: Option<Vec<u8>> = None;
     loop {
         let Some((_, changed)) = node.release(&id) else {
             return Err(VaultError::internal(
@@ -36,7 +37,24 @@ pub(crate) async fn open<E: Runtime>(
         let Some((release, _)) = node.release(&id) else {
             continue;
         };
-        let opened = opener.step(&release);
+        if sealed.is_none()
+            && let Some(grant) = &release.grant
+        {
+            sealed = Some(
+                node.sealed_value(&grant.sealed)
+                    .await
+                    .map_err(VaultError::internal)?
+                    .ok_or_else(|| {
+                        VaultError::internal(
+                            "this node does not hold the value the read names (destroyed since?)",
+                        )
+                    })?,
+            );
+        }
+        let opened = match &sealed {
+            Some(bytes) => opener.step(&release, bytes),
+            None => Ok(None),
+        };
         for (index, reason) in &opener.liars()[blocked..] {
             node.block_member(*index, reason);
         }

@@ -10,7 +10,10 @@ use crate::{handle::NodeHandle, store::Runtime};
 use axum::{http::StatusCode, response::Response};
 use serde_json::{Value as Json, json};
 use welkin_state::{keys, secrets::records::Wrapped};
-use welkin_types::secrets::{SecretsOp, generate_token, token_accessor, token_public_key};
+use welkin_types::{
+    Detachable,
+    secrets::{SecretsOp, generate_token, token_accessor, token_public_key},
+};
 
 /// Wraps `response` (a Vault response body) for `ttl_ms` under a new token, as the sender of
 /// `request`; answers with Vault's `wrap_info`.
@@ -33,7 +36,7 @@ pub(super) async fn wrap<E: Runtime>(
         ttl_ms,
         path: path.to_string(),
         nonce,
-        sealed,
+        sealed: Detachable::new(sealed),
     };
     submit(node, token, op).await?;
     let created = node
