@@ -446,7 +446,10 @@ where
                 partition_prefix: format!("{prefix}-marshal"),
                 mailbox_size: NZUsize!(1024),
                 view_retention: ViewDelta::new(16),
-                prunable_items_per_section: NZU64!(1 << 12),
+                // Small sections: marshal's cache holds whole blocks (sealed values included)
+                // until their section falls behind the retained views, and a destroyed
+                // secret's ciphertext must not outlive its destruction by long.
+                prunable_items_per_section: NZU64!(64),
                 page_cache: page_cache.clone(),
                 replay_buffer: NZUsize!(1 << 16),
                 key_write_buffer: NZUsize!(1 << 16),

@@ -447,13 +447,13 @@ pub(crate) fn vault_api(api: &str, root: &str) {
     );
 }
 
-/// The stored ciphertext of a value, read with its proof under a certified checkpoint.
-fn stored_sealed(
+/// Where a version's sealed value is, read with its proof under a certified checkpoint.
+fn stored_ref(
     api: &str,
     genesis: &Genesis,
     path: &str,
     version: u64,
-) -> welkin_sealed::SealedValue {
+) -> welkin_state::secrets::ValueRef {
     let mount = hash_parts(&[b"welkin/secrets/mount-id/v1", b"genesis", b"secret"]);
     let key = welkin_state::keys::kv_value(&mount, path, version);
     let trusted = Trusted::from_genesis(genesis);
@@ -462,8 +462,46 @@ fn stored_sealed(
         .expect("the value verifies")
         .expect("the value exists")
         .value;
-    let value = welkin_state::secrets::records::Value::decode(&value).expect("a stored value");
-    welkin_types::decode::<welkin_sealed::SealedValue>(&value.sealed).expect("sealed")
+    welkin_state::secrets::records::Value::decode(&value)
+        .expect("a stored value")
+        .sealed
+}
+
+/// The sealed value's bytes as `node` keeps them on disk beside its block archive, found by
+/// their digest (the file may have a storage header before them).
+fn sealed_on_disk(node: &Path, value: &welkin_state::secrets::ValueRef) -> Option<Vec<u8>> {
+    let dir = node.join("welkin-values");
+    for file in std::fs::read_dir(&dir).ok()? {
+        let bytes = std::fs::read(file.ok()?.path()).ok()?;
+        for start in 0..bytes.len().min(64) {
+            if welkin_types::Detachable::digest_of(&bytes[start..]) == value.digest {
+                return Some(bytes[start..].to_vec());
+            }
+        }
+    }
+    None
+}
+
+/// The files under `dir` that contain `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
 }
 
 /// With one node's whole data directory and share, or f shares together, a stored value
@@ -481,7 +519,10 @@ pub(crate) fn confidentiality(dir: &Path, api: &str, root: &str, genesis: &Genes
         200,
     );
     let version = written["data"]["version"].as_u64().expect("version");
-    let sealed = stored_sealed(api, genesis, "vault/marker", version);
+    let value = stored_ref(api, genesis, "vault/marker", version);
+    // One node's whole data directory holds the ciphertext (beside its block archive).
+    let bytes = sealed_on_disk(&dir.join("node0"), &value).expect("node0 keeps the value");
+    let sealed = welkin_types::decode::<welkin_sealed::SealedValue>(&bytes).expect("sealed");
     for node in 0..4 {
         let found = Command::new("grep")
             .args(["-r", "-l", "-a", marker])
@@ -526,6 +567,59 @@ pub(crate) fn confidentiality(dir: &Path, api: &str, root: &str, genesis: &Genes
         serde_json::from_slice::<serde_json::Value>(&plaintext).expect("json"),
         json!({"m": marker})
     );
+    shredding(dir, api, root, &bytes, version);
+}
+
+/// Crypto-shredding: destroying the version destroys its ciphertext on every node, so even
+/// t shares (above, they opened it) have nothing left to open.
+fn shredding(dir: &Path, api: &str, root: &str, sealed: &[u8], version: u64) {
+    use serde_json::json;
+    // The AEAD ciphertext and tag: what the shares would need besides themselves.
+    let needle = &sealed[sealed.len() - 48..];
+    for node in 0..4 {
+        assert!(
+            !files_holding(&dir.join(format!("node{node}/welkin-values")), needle).is_empty(),
+            "node{node} keeps the value before it is destroyed"
+        );
+    }
+    expect(
+        api,
+        "POST",
+        "secret/destroy/vault/marker",
+        root,
+        json!({"versions": [version]}),
+        204,
+    );
+    // Every node shreds as it executes the destroy; marshal's cache of recent blocks lets
+    // go of the whole block once consensus has moved a section of views on, so write until
+    // it has (each write is a block).
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut left: Vec<String>;
+    let mut writes = 0;
+    loop {
+        left = (0..4)
+            .flat_map(|node| files_holding(&dir.join(format!("node{node}")), needle))
+            .collect();
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            break;
+        }
+        for _ in 0..10 {
+            writes += 1;
+            expect(
+                api,
+                "POST",
+                "secret/data/vault/filler",
+                root,
+                json!({"data": {"n": writes}}),
+                200,
+            );
+        }
+    }
+    assert!(
+        left.is_empty(),
+        "the destroyed ciphertext is still on disk after {writes} more blocks: {left:?}"
+    );
+    expect(api, "GET", "secret/data/vault/marker", root, json!(null), 404);
 }
 
 /// hvac, the Python Vault client, installed from PyPI, drives KV v2, tokens and policies

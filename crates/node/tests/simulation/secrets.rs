@@ -62,8 +62,16 @@ async fn read_through(
     let mut value = None;
     while context.current() < deadline {
         let release: Release = node.release(&id).map(|(r, _)| r).unwrap_or_default();
+        let sealed = match &release.grant {
+            Some(grant) => node
+                .sealed_value(&grant.sealed)
+                .await
+                .expect("the value store reads")
+                .expect("the node keeps the value it granted"),
+            None => Vec::new(),
+        };
         if let Some((_, opened)) = opener
-            .step(&release)
+            .step(&release, &sealed)
             .expect("the value is sealed correctly")
         {
             value.get_or_insert(opened.to_vec());
@@ -129,7 +137,7 @@ pub(crate) fn secrets_scenario(seed: u64, releaser: Releaser) {
                 mount: "secret".into(),
                 path: "app/db".into(),
                 nonce: value_nonce,
-                sealed: sealed.encode().to_vec(),
+                sealed: welkin_types::Detachable::new(sealed.encode().to_vec()),
                 cas: None,
             },
         );

@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 use welkin_client::{Client, Trusted};
 use welkin_node::{ReadGrant, ReadOpener, Release};
 use welkin_sealed::ReaderKey;
-use welkin_state::secrets::records::{Meta, Mount};
+use welkin_state::secrets::{
+    ValueRef,
+    records::{Meta, Mount},
+};
 use welkin_types::{
-    Digest, Genesis, Payload, Receipt, Sender, Transaction, TxId,
+    Detachable, Digest, Genesis, Payload, Receipt, Sender, Transaction, TxId,
     secrets::{MAX_SEALED_BYTES, SecretsOp, token_signing_key},
 };
 use zeroize::Zeroizing;
@@ -131,7 +134,7 @@ impl Native {
             mount: mount.into(),
             path: path.into(),
             nonce,
-            sealed,
+            sealed: Detachable::new(sealed),
             cas,
         };
         self.submit(&format!("write of {mount}/{path}"), op)
@@ -161,9 +164,10 @@ impl Native {
         let deadline = Instant::now() + RELEASE_WAIT;
         let mut errors = Vec::new();
         let mut certified: Option<ReadGrant> = None;
+        let mut sealed: Option<Vec<u8>> = None;
         loop {
             for node in &nodes {
-                let mut release = match node
+                let (mut release, bytes) = match node
                     .release(&id)
                     .map_err(|e| e.to_string())
                     .and_then(|j| parse_release(&j))
@@ -194,7 +198,17 @@ impl Native {
                         }
                     }
                 }
-                if let Some((grant, value)) = opener.step(&release)? {
+                // The value's bytes, from any node, once they hash to the certified digest.
+                if sealed.is_none()
+                    && let (Some(grant), Some(bytes)) = (&certified, bytes)
+                    && Detachable::digest_of(&bytes) == grant.sealed.digest
+                {
+                    sealed = Some(bytes);
+                }
+                let Some(bytes) = &sealed else {
+                    continue;
+                };
+                if let Some((grant, value)) = opener.step(&release, bytes)? {
                     let data =
                         serde_json::from_slice(&value).context("the opened value is not JSON")?;
                     return Ok(Read {
@@ -307,8 +321,9 @@ impl Native {
     }
 }
 
-/// `GET /v1/release/{id}`'s JSON as a [`Release`].
-fn parse_release(json: &Json) -> Result<Release, String> {
+/// `GET /v1/release/{id}`'s JSON as a [`Release`] and the sealed value's bytes (absent
+/// where the node no longer holds them).
+fn parse_release(json: &Json) -> Result<(Release, Option<Vec<u8>>), String> {
     let hex_field = |value: &Json, name: &str| -> Result<Vec<u8>, String> {
         hex::decode(value[name].as_str().ok_or(format!("no {name}"))?)
             .map_err(|e| format!("{name}: {e}"))
@@ -325,8 +340,21 @@ fn parse_release(json: &Json) -> Result<Release, String> {
             reader: hex_field(grant, "reader")?
                 .try_into()
                 .map_err(|_| "reader is not 32 bytes".to_string())?,
-            sealed: hex_field(grant, "sealed")?,
+            sealed: ValueRef {
+                tx: welkin_types::hexser::decode_hex::<Digest>(
+                    grant["value_tx"].as_str().ok_or("no value_tx")?,
+                )
+                .map_err(|e| format!("value_tx: {e}"))?,
+                digest: welkin_types::hexser::decode_hex::<Digest>(
+                    grant["value_digest"].as_str().ok_or("no value_digest")?,
+                )
+                .map_err(|e| format!("value_digest: {e}"))?,
+            },
         }),
+    };
+    let bytes = match &json["grant"]["sealed"] {
+        Json::String(_) => Some(hex_field(&json["grant"], "sealed")?),
+        _ => None,
     };
     let mut envelopes = std::collections::BTreeMap::new();
     if let Some(map) = json["envelopes"].as_object() {
@@ -339,5 +367,5 @@ fn parse_release(json: &Json) -> Result<Release, String> {
             envelopes.insert(index, envelope);
         }
     }
-    Ok(Release { grant, envelopes })
+    Ok((Release { grant, envelopes }, bytes))
 }
