@@ -4,8 +4,9 @@
 //! Block := parent [32] | height u64 | timestamp_ms u64 | count varint | SignedTransaction*
 //! ```
 //!
-//! The digest is SHA-256 over the encoding and is computed once, when the block is built or
-//! decoded. The decoder enforces [`MAX_BLOCK_TXS`] and [`MAX_BLOCK_TX_BYTES`], so
+//! The digest is SHA-256 over the committed encoding (the encoding with every
+//! [`crate::Detachable`] value as its digest: the same bytes when no value is attached) and
+//! is computed once, when the block is built or decoded; dropping a block's values keeps it. The decoder enforces [`MAX_BLOCK_TXS`] and [`MAX_BLOCK_TX_BYTES`], so
 //! [`BoundedBlock::max_encode_size`] is a true bound.
 
 use crate::{

@@ -14,9 +14,11 @@
 //! Signed      := Transaction | ed25519 signature [64] per key
 //! ```
 //!
-//! Every signature covers the cluster id followed by the encoded transaction, under the
-//! [`namespace::TX`](crate::namespace::TX) namespace, so a transaction signed for one cluster
-//! is worthless on another. The transaction id is the hash of the unsigned encoding: two
+//! Every signature covers the cluster id followed by the committed encoding of the
+//! transaction (its encoding with a [`crate::Detachable`] value, if any, as the value's
+//! digest), under the [`namespace::TX`](crate::namespace::TX) namespace, so a transaction
+//! signed for one cluster is worthless on another, and dropping its value (crypto-shredding)
+//! leaves it verifiable. The transaction id is the hash of the unsigned committed encoding: two
 //! signatures over the same transaction (ed25519 signatures are malleable under ZIP-215) give
 //! the same id, and replay protection rests on the (sender, nonce) pair, not on the id.
 //!
