@@ -381,7 +381,9 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
         }
         // Only ever reached by a token sending it, which is refused below.
         SecretsOp::KeriLogin { .. } => ("auth/keri/login".into(), Capabilities::UPDATE),
-        SecretsOp::EncryptionKey { .. } => ("auth/keri/encryption-key".into(), Capabilities::UPDATE),
+        SecretsOp::EncryptionKey { .. } => {
+            ("auth/keri/encryption-key".into(), Capabilities::UPDATE)
+        }
         SecretsOp::Unwrap { .. } => ("sys/wrapping/unwrap".into(), Capabilities::UPDATE),
     })
 }

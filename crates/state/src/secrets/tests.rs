@@ -103,7 +103,14 @@ impl Cluster {
         );
     }
 
-    pub(super) fn token(&mut self, parent: &str, token: &str, policies: &[&str], ttl_ms: u64, uses: u32) {
+    pub(super) fn token(
+        &mut self,
+        parent: &str,
+        token: &str,
+        policies: &[&str],
+        ttl_ms: u64,
+        uses: u32,
+    ) {
         let mut policies: Vec<String> = policies.iter().map(|p| p.to_string()).collect();
         policies.sort();
         self.ok(

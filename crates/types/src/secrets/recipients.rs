@@ -198,7 +198,12 @@ mod tests {
         for op in every_op() {
             let bytes = op.encode();
             assert_eq!(bytes.len(), op.encode_size(), "{}", op.kind());
-            assert_eq!(decode::<SecretsOp>(&bytes).ok(), Some(op.clone()), "{}", op.kind());
+            assert_eq!(
+                decode::<SecretsOp>(&bytes).ok(),
+                Some(op.clone()),
+                "{}",
+                op.kind()
+            );
         }
     }
 
@@ -223,7 +228,10 @@ mod tests {
     /// The encoding of the recipient ops is frozen: a change here is a wire-format change.
     #[test]
     fn recipient_ops_encoding_fixture() {
-        let all: Vec<u8> = every_op().iter().flat_map(|op| op.encode().to_vec()).collect();
+        let all: Vec<u8> = every_op()
+            .iter()
+            .flat_map(|op| op.encode().to_vec())
+            .collect();
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
             "1b53507b3ae2b47b91f9c0022db8e14501041ca2727dab51cd942fd8894b3401",

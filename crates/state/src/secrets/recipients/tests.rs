@@ -140,7 +140,10 @@ fn key_event(c: &mut Cluster, message: welkin_keri::Message) {
 /// registered encryption keys.
 fn setup() -> (Cluster, Identity, Identity, Identity) {
     let mut c = Cluster::new();
-    c.policy("reader", r#"path "secret/data/*" { capabilities = ["read"] }"#);
+    c.policy(
+        "reader",
+        r#"path "secret/data/*" { capabilities = ["read"] }"#,
+    );
     let alice = Identity::incept(&mut c, 10);
     let bob = Identity::incept(&mut c, 20);
     let carol = Identity::incept(&mut c, 30);
@@ -232,13 +235,16 @@ fn an_encryption_key_counts_until_the_identifier_rotates() {
     alice.rotate(&mut c);
     assert_eq!(current(&c, &alice.prefix), None, "voided by the rotation");
     assert!(matches!(
-        c.ok(ROOT, SecretsOp::KvWrite {
-            mount: "secret".into(),
-            path: "other".into(),
-            nonce: [1; 32],
-            sealed: vec![1],
-            cas: None,
-        }),
+        c.ok(
+            ROOT,
+            SecretsOp::KvWrite {
+                mount: "secret".into(),
+                path: "other".into(),
+                nonce: [1; 32],
+                sealed: vec![1],
+                cas: None,
+            }
+        ),
         SecretsResult::Written { .. }
     ));
     assert_eq!(
@@ -264,7 +270,10 @@ fn a_seal_needs_current_keys_and_an_envelope_to_exactly_them() {
     );
     assert_eq!(entry.tx.tx.payload.kind(), "kv_seal");
     assert_eq!(
-        c.status(ROOT, seal_op(&[&alice, &bob], Some(vec![alice.public(), carol.public()]))),
+        c.status(
+            ROOT,
+            seal_op(&[&alice, &bob], Some(vec![alice.public(), carol.public()]))
+        ),
         400,
         "an envelope to another key"
     );
@@ -276,7 +285,10 @@ fn a_seal_needs_current_keys_and_an_envelope_to_exactly_them() {
         "an envelope in another order"
     );
     assert_eq!(
-        c.status(ROOT, seal_op(&[&alice], Some(vec![alice.public(), bob.public()]))),
+        c.status(
+            ROOT,
+            seal_op(&[&alice], Some(vec![alice.public(), bob.public()]))
+        ),
         400,
         "an envelope to one key more"
     );
