@@ -14,7 +14,7 @@ use welkin_state::{
     keys,
     secrets::{
         recipients::records::{EncryptionKey, Recipients},
-        records::Value,
+        records::{Meta, Value},
     },
 };
 use welkin_types::secrets::{KvReseal, KvSeal, MAX_ENVELOPE_BYTES, SecretsOp};
@@ -179,14 +179,25 @@ pub(crate) fn seal(args: KvSealArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The version asked for, or the latest certified one.
-fn version_of(native: &Native, mount: &str, path: &str, asked: Option<u64>) -> anyhow::Result<u64> {
-    if let Some(version) = asked.filter(|v| *v != 0) {
-        return Ok(version);
-    }
-    match native.metadata(mount, path, 0)? {
-        Some(meta) if meta.current != 0 => Ok(meta.current),
-        _ => bail!("no secret at {mount}/{path} in the certified state"),
+/// The version asked for (0 or none: the latest), with the secret's certified metadata,
+/// which must list it: then the version's records are in the certified state too.
+fn version_of(
+    native: &Native,
+    mount: &str,
+    path: &str,
+    asked: Option<u64>,
+) -> anyhow::Result<(u64, Meta)> {
+    let Some(meta) = native.metadata(mount, path, 0)? else {
+        bail!("no secret at {mount}/{path} in the certified state");
+    };
+    let version = asked.filter(|v| *v != 0).unwrap_or(meta.current);
+    match meta.version(version) {
+        Some(v) if !v.destroyed && v.deleted_ms == 0 => Ok((version, meta)),
+        Some(_) => bail!("version {version} of {mount}/{path} is deleted or destroyed"),
+        None => bail!(
+            "version {version} of {mount}/{path} is not in the certified state (trimmed, or not \
+             certified yet: try again in a moment)"
+        ),
     }
 }
 
@@ -204,7 +215,7 @@ pub(crate) fn open(args: KvOpenArgs) -> anyhow::Result<()> {
         args.trust.genesis.as_deref(),
         super::token_of(&args.vault).ok(),
     )?;
-    let version = version_of(&native, &mount, &path, args.version)?;
+    let (version, meta) = version_of(&native, &mount, &path, args.version)?;
     let Some(mount_id) = native.mount_id(&mount)? else {
         bail!("no secrets engine is mounted at {mount}/ in the certified state");
     };
@@ -273,8 +284,7 @@ pub(crate) fn open(args: KvOpenArgs) -> anyhow::Result<()> {
             (read.data, how)
         }
     };
-    let meta = native.metadata(&mount, &path, 0)?;
-    let metadata = version_json(meta.as_ref(), version);
+    let metadata = version_json(Some(&meta), version);
     show(
         &args.vault,
         args.field.as_deref(),
@@ -290,7 +300,7 @@ pub(crate) fn reseal(args: KvResealArgs) -> anyhow::Result<()> {
     let (mount, path) = split(&args.secret)?;
     let recipients = sorted(&args.to.recipients);
     let native = Native::with_token(&args.vault, &args.trust)?;
-    let version = version_of(&native, &mount, &path, args.version)?;
+    let (version, _) = version_of(&native, &mount, &path, args.version)?;
     let op = SecretsOp::KvReseal(KvReseal {
         mount: mount.clone(),
         path: path.clone(),
