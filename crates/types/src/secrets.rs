@@ -35,6 +35,8 @@
 
 mod recipients;
 
+#[cfg(test)]
+pub(crate) use recipients::tests as recipients_tests;
 pub use recipients::{KvReseal, KvSeal, MAX_ENVELOPE_BYTES, MAX_RECIPIENTS};
 
 use crate::{PrivateKey, PublicKey, hash_parts};

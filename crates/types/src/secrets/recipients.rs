@@ -158,7 +158,7 @@ fn recipients_size(recipients: &[String]) -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{decode, hash_parts, secrets::SecretsOp};
     use commonware_codec::Encode as _;
@@ -166,7 +166,8 @@ mod tests {
     const ALICE: &str = "EKYLUMmNPZeEs77Zvclf0bSN5IN-mLfLpx2ySb-HDlk4";
     const BOB: &str = "ELq1pTiBq0bO4b4mKz0EkGQBwfV3n8TwLx6ZNnDnvvXE";
 
-    fn every_op() -> Vec<SecretsOp> {
+    /// One of every recipient op.
+    pub(crate) fn every_op() -> Vec<SecretsOp> {
         vec![
             SecretsOp::EncryptionKey { key: [4; 32] },
             SecretsOp::KvSeal(KvSeal {
