@@ -196,7 +196,10 @@ mod robustness {
             let _ = crate::LogEntry::from_bytes(&bytes);
         }
         let recipient_ops = crate::secrets::recipients_tests::every_op();
-        for op in crate::secrets::tests::every_op().into_iter().chain(recipient_ops) {
+        for op in crate::secrets::tests::every_op()
+            .into_iter()
+            .chain(recipient_ops)
+        {
             for bytes in mutations(&op.encode(), &mut rng, 500) {
                 check::<crate::secrets::SecretsOp>(&bytes);
             }

@@ -45,7 +45,12 @@ impl Person {
     fn incept(dir: &Path, api: &str, name: &'static str) -> Person {
         let home = dir.join(format!("home-{name}"));
         std::fs::create_dir_all(&home).expect("home");
-        let out = ok(dir, api, &[], &["id", "incept", "--name", name, "--json"]);
+        let out = ok(
+            dir,
+            api,
+            &[],
+            &["id", "incept", "--api", api, "--name", name, "--json"],
+        );
         let incepted: serde_json::Value = serde_json::from_str(&out).expect("json");
         Person {
             name,
