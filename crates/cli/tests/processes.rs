@@ -22,6 +22,8 @@ use welkin_types::{
 mod hostile;
 #[path = "processes/kv_cli.rs"]
 mod kv_cli;
+#[path = "processes/recipients.rs"]
+mod recipients;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
@@ -1561,6 +1563,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
     secrets::keri_login(&dir, &api0, root_token);
+    recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's

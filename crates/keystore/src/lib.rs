@@ -122,6 +122,10 @@ pub struct Identity {
     /// Seeds committed to by a rotation that was submitted but not yet confirmed.
     #[serde(with = "seeds", default)]
     pub pending_next: Vec<[u8; 32]>,
+    /// X25519 secret keys for values sealed to this identifier, newest last (the newest is
+    /// the one registered with the cluster; older ones still open what was sealed to them).
+    #[serde(with = "seeds", default)]
+    pub encryption: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -131,6 +135,7 @@ impl std::fmt::Debug for Identity {
             .field("current", &self.current.len())
             .field("next", &self.next.len())
             .field("pending_next", &self.pending_next.len())
+            .field("encryption", &self.encryption.len())
             .finish()
     }
 }
@@ -441,6 +446,7 @@ mod tests {
             current: vec![[1; 32]],
             next: vec![[2; 32]],
             pending_next: vec![],
+            encryption: vec![[3; 32]],
         }
     }
 
@@ -467,6 +473,10 @@ mod tests {
         );
         let reopened = Keystore::open_or_create(&path, "correct horse").expect("opens");
         assert_eq!(reopened.get("alice").expect("alice").current, vec![[1; 32]]);
+        assert_eq!(
+            reopened.get("alice").expect("alice").encryption,
+            vec![[3; 32]]
+        );
         assert!(matches!(
             reopened.get("bob"),
             Err(KeystoreError::Unknown { .. })
@@ -620,6 +630,10 @@ mod tests {
         let alice = store.get("alice").expect("alice").clone();
         assert_eq!((alice.current.len(), alice.next.len()), (1, 1));
         assert_ne!(alice.current, alice.next);
+        assert!(
+            alice.encryption.is_empty(),
+            "written before encryption keys"
+        );
         assert!(matches!(
             Keystore::open_or_create(&path, "wrong"),
             Err(KeystoreError::Decrypt { .. })

@@ -42,7 +42,7 @@ mod value;
 
 pub use recipients::{
     MAX_RECIPIENTS, RECIPIENTS_VERSION, RecipientError, RecipientSealed, open_as_recipient,
-    seal_to_recipients,
+    recipient_public_key, seal_to_recipients,
 };
 pub use release::{
     ENVELOPE_VERSION, EnvelopeError, MAX_ENVELOPE_BYTES, ReaderKey, ReleaseContext, seal_partial,

@@ -31,8 +31,8 @@ use zeroize::Zeroizing;
 
 /// The version of the [`RecipientSealed`] encoding.
 pub const RECIPIENTS_VERSION: u8 = 1;
-/// The most recipients one value is sealed to.
-pub const MAX_RECIPIENTS: usize = 64;
+/// The most recipients one value is sealed to (the secrets requests' limit too).
+pub const MAX_RECIPIENTS: usize = welkin_types::secrets::MAX_RECIPIENTS;
 
 /// A value only its recipients can open: what state stores.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +137,12 @@ pub fn seal_to_recipients(
         nonce,
         ciphertext,
     })
+}
+
+/// The X25519 public key of a recipient's secret key (any 32 bytes are one, as
+/// [`open_as_recipient`] takes it): what the recipient registers for values sealed to it.
+pub fn recipient_public_key(secret: &[u8; KEY_BYTES]) -> [u8; KEY_BYTES] {
+    suite::public(&suite::secret_from_bytes(secret))
 }
 
 /// Opens `sealed` with a recipient's X25519 secret key (32 bytes, as

@@ -238,3 +238,18 @@ pub fn wrapping(key: &welkin_types::PublicKey) -> Digest {
 pub fn keri_role(prefix: &str) -> Digest {
     hash_parts(&[b"secrets/keri-role", prefix.as_bytes()])
 }
+
+/// A KERI identifier's registered X25519 encryption key, for values sealed to it.
+pub fn encryption_key(prefix: &str) -> Digest {
+    hash_parts(&[b"secrets/encryption-key", prefix.as_bytes()])
+}
+
+/// The recipients of a recipient-sealed KV v2 version and their envelope.
+pub fn kv_recipients(mount: &Digest, path: &str, version: u64) -> Digest {
+    hash_parts(&[
+        b"secrets/kv/recipients",
+        mount.as_ref(),
+        path.as_bytes(),
+        &version.to_be_bytes(),
+    ])
+}

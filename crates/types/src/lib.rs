@@ -197,7 +197,11 @@ mod robustness {
             check::<crate::LogEntry>(&bytes);
             let _ = crate::LogEntry::from_bytes(&bytes);
         }
-        for op in crate::secrets::tests::every_op() {
+        let recipient_ops = crate::secrets::recipients_tests::every_op();
+        for op in crate::secrets::tests::every_op()
+            .into_iter()
+            .chain(recipient_ops)
+        {
             for bytes in mutations(&op.encode(), &mut rng, 500) {
                 check::<crate::secrets::SecretsOp>(&bytes);
             }

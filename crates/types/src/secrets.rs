@@ -29,9 +29,16 @@
 //!            | 0x13 reader [32]                                                       Unwrap
 //!            | 0x14 key [32] | ttl_ms u64                                             KeriLogin
 //!            | 0x15 prefix | policies (varint count, str*) | ttl_ms u64                 KeriRole
+//!            | 0x16 .. 0x19: values sealed to named recipients, see [`recipients`]
 //! strings are varint-length UTF-8; versions is a varint count then u64s; 0x01 and 0x12
 //! (the same ops with the sealed bytes inline) are retired; see [`crate::Detachable`]
 //! ```
+
+mod recipients;
+
+#[cfg(test)]
+pub(crate) use recipients::tests as recipients_tests;
+pub use recipients::{KvReseal, KvSeal, MAX_ENVELOPE_BYTES, MAX_RECIPIENTS};
 
 use crate::{Detachable, PrivateKey, PublicKey, hash_parts};
 use bytes::BufMut;
@@ -300,6 +307,31 @@ pub enum SecretsOp {
         /// The reader's one-time X25519 public key.
         reader: [u8; 32],
     },
+    /// Register the sender's X25519 public key for values sealed to it: sent by a KERI
+    /// identifier itself, signed by its current keys meeting its threshold (as `KeriLogin`).
+    /// The key counts while the identifier's key state stays the one that signed: a
+    /// rotation voids it until the identifier registers again.
+    EncryptionKey {
+        /// The X25519 public key.
+        key: [u8; 32],
+    },
+    /// Write a version sealed to the cluster key and to named identifiers' encryption keys.
+    KvSeal(KvSeal),
+    /// A logged cluster read of a recipient-sealed version, by a token bound to one of its
+    /// recipients: releases partials to `reader` as `KvRead` does.
+    KvOpen {
+        /// The KV v2 mount.
+        mount: String,
+        /// The secret's path below the mount.
+        path: String,
+        /// The version; 0 for the latest.
+        version: u64,
+        /// The reader's one-time X25519 public key.
+        reader: [u8; 32],
+    },
+    /// Replace the recipients of a recipient-sealed version (who may open it through the
+    /// cluster from now on).
+    KvReseal(KvReseal),
 }
 
 impl SecretsOp {
@@ -307,6 +339,7 @@ impl SecretsOp {
     pub fn detachable(&self) -> Option<&Detachable> {
         match self {
             SecretsOp::KvWrite { sealed, .. } | SecretsOp::WrapStore { sealed, .. } => Some(sealed),
+            SecretsOp::KvSeal(seal) => Some(&seal.sealed),
             _ => None,
         }
     }
@@ -340,6 +373,15 @@ impl SecretsOp {
                 nonce: *nonce,
                 sealed: sealed.detach(),
             },
+            SecretsOp::KvSeal(seal) => SecretsOp::KvSeal(KvSeal {
+                mount: seal.mount.clone(),
+                path: seal.path.clone(),
+                nonce: seal.nonce,
+                sealed: seal.sealed.detach(),
+                cas: seal.cas,
+                recipients: seal.recipients.clone(),
+                envelope: seal.envelope.clone(),
+            }),
             other => other.clone(),
         }
     }
@@ -348,6 +390,7 @@ impl SecretsOp {
     pub fn detachable_mut(&mut self) -> Option<&mut Detachable> {
         match self {
             SecretsOp::KvWrite { sealed, .. } | SecretsOp::WrapStore { sealed, .. } => Some(sealed),
+            SecretsOp::KvSeal(seal) => Some(&mut seal.sealed),
             _ => None,
         }
     }
@@ -376,6 +419,10 @@ const TAG_RETIRED_WRAP_STORE: u8 = 0x12;
 const TAG_UNWRAP: u8 = 0x13;
 const TAG_KERI_LOGIN: u8 = 0x14;
 const TAG_KERI_ROLE: u8 = 0x15;
+const TAG_ENCRYPTION_KEY: u8 = 0x16;
+const TAG_KV_SEAL: u8 = 0x17;
+const TAG_KV_OPEN: u8 = 0x18;
+const TAG_KV_RESEAL: u8 = 0x19;
 const TAG_KV_WRITE: u8 = 0x20;
 const TAG_WRAP_STORE: u8 = 0x21;
 
@@ -404,6 +451,10 @@ impl SecretsOp {
             SecretsOp::Unwrap { .. } => "unwrap",
             SecretsOp::KeriLogin { .. } => "keri_login",
             SecretsOp::KeriRole { .. } => "keri_role",
+            SecretsOp::EncryptionKey { .. } => "encryption_key",
+            SecretsOp::KvSeal(_) => "kv_seal",
+            SecretsOp::KvOpen { .. } => "kv_open",
+            SecretsOp::KvReseal(_) => "kv_reseal",
         }
     }
 }
@@ -743,6 +794,30 @@ impl Write for SecretsOp {
                 write_names(policies, buf);
                 ttl_ms.write(buf);
             }
+            SecretsOp::EncryptionKey { key } => {
+                TAG_ENCRYPTION_KEY.write(buf);
+                key.write(buf);
+            }
+            SecretsOp::KvSeal(seal) => {
+                TAG_KV_SEAL.write(buf);
+                seal.write(buf);
+            }
+            SecretsOp::KvOpen {
+                mount,
+                path,
+                version,
+                reader,
+            } => {
+                TAG_KV_OPEN.write(buf);
+                write_str(mount, buf);
+                write_str(path, buf);
+                version.write(buf);
+                reader.write(buf);
+            }
+            SecretsOp::KvReseal(reseal) => {
+                TAG_KV_RESEAL.write(buf);
+                reseal.write(buf);
+            }
         }
     }
 }
@@ -886,6 +961,20 @@ impl Read for SecretsOp {
                     "retired op tag: sealed values now travel detachable (tags 0x20 and 0x21)",
                 ));
             }
+            TAG_ENCRYPTION_KEY => SecretsOp::EncryptionKey {
+                key: <[u8; 32]>::read(buf)?,
+            },
+            TAG_KV_SEAL => SecretsOp::KvSeal(KvSeal::read(buf)?),
+            TAG_KV_OPEN => {
+                let (mount, path) = read_mount_path(buf)?;
+                SecretsOp::KvOpen {
+                    mount,
+                    path,
+                    version: u64::read(buf)?,
+                    reader: <[u8; 32]>::read(buf)?,
+                }
+            }
+            TAG_KV_RESEAL => SecretsOp::KvReseal(KvReseal::read(buf)?),
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }

@@ -61,6 +61,102 @@ pub(crate) enum KvCommand {
     /// Read or change a secret's metadata (versions, limits, custom metadata).
     #[command(subcommand)]
     Metadata(KvMetadataCommand),
+    /// Register an X25519 key of a KERI identity, so that values can be sealed to it.
+    ///
+    /// The secret key is made here and kept in the identity's keystore entry; the public key
+    /// goes to the cluster in a request signed by the identity's current keys (meeting its
+    /// threshold). The cluster binds it to the identity's key state: after a rotation it no
+    /// longer counts, and values cannot be sealed to the identity until it registers again.
+    /// Registering again re-registers the newest key; --new makes another (older keys stay
+    /// in the keystore to open what was sealed to them).
+    RegisterKey(KvRegisterKeyArgs),
+    /// Write a new version sealed to named KERI identifiers as well as to the cluster key.
+    ///
+    /// The value is sealed here twice: to the cluster key, as `kv put` does, and to each
+    /// recipient's registered encryption key, read from certified state. Each recipient opens
+    /// the second copy offline with `kv open`; the cluster releases the first only to
+    /// recipients, through a logged read. No node sees the value. Needs `create` or `update`
+    /// on MOUNT/data/PATH, as a write does.
+    Seal(KvSealArgs),
+    /// Open a version sealed to recipients, as one of them (a KERI identity in the keystore).
+    ///
+    /// Offline first: the envelope is read from certified state and opened here with the
+    /// identity's X25519 key, with no request. A recipient added after the seal has no
+    /// envelope of its own: it opens through a logged threshold read instead, which the cluster
+    /// allows only to a token bound to a recipient (`welkin login --as NAME`), with partials
+    /// sealed to a one-time key made here.
+    Open(KvOpenArgs),
+    /// Change who may open a version sealed to recipients through the cluster.
+    ///
+    /// New recipients need a registered encryption key; they open through a logged threshold
+    /// read, so no node sees the value. Removed recipients' reads are refused from then on;
+    /// an envelope they could open before stays in the log, so removal cannot take back what
+    /// they may have read. Needs `update` on MOUNT/data/PATH.
+    Reseal(KvResealArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KvRegisterKeyArgs {
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+    /// Register the key of this KERI identity from the keystore.
+    #[arg(long = "as", value_name = "NAME")]
+    pub(crate) identity: String,
+    /// Make a new key instead of registering the newest one again.
+    #[arg(long)]
+    pub(crate) new: bool,
+    #[command(flatten)]
+    pub(crate) keystore: crate::cli::KeystoreArgs,
+}
+
+/// The identifiers a value is sealed to.
+#[derive(Debug, Args)]
+pub(crate) struct RecipientsArgs {
+    /// Seal to this identifier (a qb64 prefix; repeatable, or comma-separated); for `reseal`,
+    /// the whole new list.
+    #[arg(
+        long = "to",
+        value_name = "PREFIX",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub(crate) recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KvSealArgs {
+    #[command(flatten)]
+    pub(crate) to: RecipientsArgs,
+    #[command(flatten)]
+    pub(crate) put: KvPutArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KvOpenArgs {
+    /// Open as this KERI identity from the keystore.
+    #[arg(long = "as", value_name = "NAME")]
+    pub(crate) identity: String,
+    #[command(flatten)]
+    pub(crate) keystore: crate::cli::KeystoreArgs,
+    #[command(flatten)]
+    pub(crate) get: KvGetArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KvResealArgs {
+    #[command(flatten)]
+    pub(crate) vault: VaultArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+    #[command(flatten)]
+    pub(crate) to: RecipientsArgs,
+    /// Re-seal this version [default: the latest certified one].
+    #[arg(long)]
+    pub(crate) version: Option<u64>,
+    #[command(flatten)]
+    pub(crate) secret: SecretPath,
 }
 
 #[derive(Debug, Args)]

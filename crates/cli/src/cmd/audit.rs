@@ -68,6 +68,33 @@ fn describe(op: &SecretsOp) -> (String, String) {
             format!("auth/keri/login -> {}", token_accessor(key)),
         ),
         SecretsOp::KeriRole { prefix, .. } => ("role write", format!("auth/keri/role/{prefix}")),
+        SecretsOp::EncryptionKey { .. } => ("encryption key", "auth/keri/encryption-key".into()),
+        SecretsOp::KvSeal(seal) => (
+            "seal",
+            format!(
+                "{} -> {}",
+                kv(&seal.mount, "data", &seal.path),
+                seal.recipients.join(",")
+            ),
+        ),
+        SecretsOp::KvOpen {
+            mount,
+            path,
+            version,
+            ..
+        } => (
+            "open",
+            format!("{}?version={version}", kv(mount, "data", path)),
+        ),
+        SecretsOp::KvReseal(reseal) => (
+            "reseal",
+            format!(
+                "{}?version={} -> {}",
+                kv(&reseal.mount, "data", &reseal.path),
+                reseal.version,
+                reseal.recipients.join(",")
+            ),
+        ),
     };
     (what.to_string(), path)
 }

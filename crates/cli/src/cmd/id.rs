@@ -150,6 +150,7 @@ pub(crate) fn incept(args: IdInceptArgs) -> anyhow::Result<()> {
             current: vec![*current],
             next: vec![*next],
             pending_next: vec![],
+            encryption: vec![],
         },
     )?;
     keystore.save()?;

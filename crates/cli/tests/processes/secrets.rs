@@ -62,7 +62,8 @@ fn vault_with(
     (status, json, content_type)
 }
 
-fn call(
+/// One Vault request with a JSON body (`null`: none); returns the status and the body.
+pub(crate) fn call(
     api: &str,
     method: &str,
     path: &str,

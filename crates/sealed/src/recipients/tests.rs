@@ -42,6 +42,15 @@ fn each_recipient_opens_it_and_nobody_else_does() {
 }
 
 #[test]
+fn the_public_key_of_a_secret_is_x25519s() {
+    let mut rng = test_rng();
+    let (secrets, publics) = recipients(&mut rng, 4);
+    for (secret, public) in secrets.iter().zip(&publics) {
+        assert_eq!(&recipient_public_key(secret), public);
+    }
+}
+
+#[test]
 fn other_associated_data_is_refused() {
     let mut rng = test_rng();
     let (secrets, publics) = recipients(&mut rng, 2);

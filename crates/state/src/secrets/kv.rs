@@ -47,6 +47,56 @@ pub(super) fn exists<S: Snapshot>(state: &Overlay<'_, S>, mount: &str, path: &st
     super::mount(state, mount).is_some_and(|m| state.get(&keys::kv_meta(&m.id, path)).is_some())
 }
 
+/// A version a read may release: its mount's id, its number (0 resolved to the latest) and
+/// its stored value.
+pub(super) struct Readable {
+    /// The id of the mount enabled at the path's mount.
+    pub(super) mount: Digest,
+    /// The version.
+    pub(super) version: u64,
+    /// Its target and sealed value.
+    pub(super) value: Value,
+}
+
+/// The version a read of `mount_path`/`path` at `version` (0: the latest) finds, or Vault's
+/// refusal: 404 for a missing mount, secret or version, or a deleted or destroyed one.
+pub(super) fn readable<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    mount_path: &str,
+    path: &str,
+    version: u64,
+) -> Result<Readable, SecretsResult> {
+    let Some(mount) = super::mount(state, mount_path) else {
+        return Err(SecretsResult::refused(
+            404,
+            format!("no secrets engine is mounted at {mount_path}/"),
+        ));
+    };
+    valid_path(path).map_err(|reason| SecretsResult::refused(400, reason))?;
+    let Some(meta) = state.decoded(&keys::kv_meta(&mount.id, path), Meta::decode) else {
+        return Err(SecretsResult::refused(404, ""));
+    };
+    let version = if version == 0 { meta.current } else { version };
+    let Some(found) = meta.version(version) else {
+        return Err(SecretsResult::refused(404, ""));
+    };
+    if found.destroyed {
+        return Err(SecretsResult::refused(404, "destroyed"));
+    }
+    if found.deleted_ms != 0 {
+        return Err(SecretsResult::refused(404, "deleted"));
+    }
+    let Some(value) = state.decoded(&keys::kv_value(&mount.id, path, version), Value::decode)
+    else {
+        return Err(SecretsResult::refused(404, ""));
+    };
+    Ok(Readable {
+        mount: mount.id,
+        version,
+        value,
+    })
+}
+
 fn kept(meta: &Meta, mount_max: u32) -> usize {
     let max = if meta.max_versions != 0 {
         meta.max_versions
@@ -64,9 +114,36 @@ pub(super) fn execute<S: Snapshot>(
     id: &TxId,
     op: &SecretsOp,
 ) -> SecretsResult {
+    if let SecretsOp::KvRead {
+        mount,
+        path,
+        version,
+        reader,
+    } = op
+    {
+        return match readable(state, mount, path, *version) {
+            Ok(found) if super::recipients::sealed_to_recipients(state, &found, path) => {
+                SecretsResult::refused(
+                    400,
+                    format!(
+                        "version {} of {mount}/{path} is sealed to recipients: a recipient opens \
+                         it with `welkin kv open` (a node reading it for you would see it)",
+                        found.version
+                    ),
+                )
+            }
+            // A read changes nothing: no metadata write.
+            Ok(found) => SecretsResult::Released {
+                version: found.version,
+                target: found.value.target,
+                reader: *reader,
+                sealed: found.value.sealed,
+            },
+            Err(refusal) => refusal,
+        };
+    }
     let (mount_path, path) = match op {
         SecretsOp::KvWrite { mount, path, .. }
-        | SecretsOp::KvRead { mount, path, .. }
         | SecretsOp::KvDelete { mount, path, .. }
         | SecretsOp::KvUndelete { mount, path, .. }
         | SecretsOp::KvDestroy { mount, path, .. }
@@ -114,7 +191,6 @@ pub(super) fn execute<S: Snapshot>(
             }
             Meta::new(now)
         }
-        (None, SecretsOp::KvRead { .. }) => return SecretsResult::refused(404, ""),
         (None, _) => return SecretsResult::Done,
     };
     let result = match op {
@@ -157,36 +233,6 @@ pub(super) fn execute<S: Snapshot>(
                 created_ms: now,
             }
         }
-        SecretsOp::KvRead {
-            version, reader, ..
-        } => {
-            let version = if *version == 0 {
-                meta.current
-            } else {
-                *version
-            };
-            let Some(found) = meta.version(version) else {
-                return SecretsResult::refused(404, "");
-            };
-            if found.destroyed {
-                return SecretsResult::refused(404, "destroyed");
-            }
-            if found.deleted_ms != 0 {
-                return SecretsResult::refused(404, "deleted");
-            }
-            let Some(value) =
-                state.decoded(&keys::kv_value(&mount.id, path, version), Value::decode)
-            else {
-                return SecretsResult::refused(404, "");
-            };
-            // A read changes nothing: no metadata write.
-            return SecretsResult::Released {
-                version,
-                target: value.target,
-                reader: *reader,
-                sealed: value.sealed,
-            };
-        }
         SecretsOp::KvDelete { versions, .. } => {
             let versions = if versions.is_empty() {
                 vec![meta.current]
@@ -213,6 +259,7 @@ pub(super) fn execute<S: Snapshot>(
                 if versions.contains(&v.version) && !v.destroyed {
                     v.destroyed = true;
                     shred(state, keys::kv_value(&mount.id, path, v.version));
+                    state.delete(keys::kv_recipients(&mount.id, path, v.version));
                 }
             }
             SecretsResult::Done
@@ -240,6 +287,7 @@ pub(super) fn execute<S: Snapshot>(
         SecretsOp::KvMetadataDelete { .. } => {
             for v in &meta.versions {
                 shred(state, keys::kv_value(&mount.id, path, v.version));
+                state.delete(keys::kv_recipients(&mount.id, path, v.version));
             }
             state.delete(meta_key);
             unindex(state, &mount.id, path);
@@ -287,6 +335,7 @@ fn trim<S: Snapshot>(
     while meta.versions.len() > keep {
         let dropped = meta.versions.remove(0);
         shred(state, keys::kv_value(mount, path, dropped.version));
+        state.delete(keys::kv_recipients(mount, path, dropped.version));
     }
 }
 

@@ -17,6 +17,7 @@
 //! to another path is released under that path's target, which does not open it.
 
 pub mod kv;
+pub mod recipients;
 pub mod records;
 #[cfg(test)]
 mod tests;
@@ -149,6 +150,9 @@ pub(crate) fn execute<S: Snapshot>(
         (Sender::Identifier { prefix, .. }, SecretsOp::KeriLogin { key, ttl_ms }) => {
             return keri_login(state, now, prefix, key, *ttl_ms);
         }
+        (Sender::Identifier { prefix, .. }, SecretsOp::EncryptionKey { key }) => {
+            return recipients::register(state, now, prefix, key);
+        }
         (Sender::Key(key), _) => key,
         _ => {
             return SecretsResult::refused(
@@ -183,7 +187,13 @@ pub(crate) fn execute<S: Snapshot>(
         token.uses_left -= 1;
         state.put(token_key, token.encode());
     }
-    let result = run(state, now, &signed.id(), key, op);
+    let result = match op {
+        SecretsOp::KvSeal(_) | SecretsOp::KvOpen { .. } | SecretsOp::KvReseal(_) => {
+            let identity = token.identity.as_ref().map(|(prefix, _)| prefix.as_str());
+            recipients::execute(state, now, &signed.id(), identity, op)
+        }
+        _ => run(state, now, &signed.id(), key, op),
+    };
     if last_use {
         // Its last use: the request ran, and the token is gone.
         revoke(state, key, 0);
@@ -251,6 +261,13 @@ fn run<S: Snapshot>(
             400,
             "auth/keri/login is sent by the identifier, not a token",
         ),
+        SecretsOp::EncryptionKey { .. } => SecretsResult::refused(
+            400,
+            "an encryption key is registered by the identifier itself, not a token",
+        ),
+        SecretsOp::KvSeal(_) | SecretsOp::KvOpen { .. } | SecretsOp::KvReseal(_) => {
+            unreachable!("recipient requests run in recipients::execute")
+        }
         SecretsOp::KeriRole {
             prefix,
             policies,
@@ -305,9 +322,20 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
             let exists = kv::exists(state, mount, path);
             (format!("{mount}/data/{path}"), create_or_update(exists))
         }
-        SecretsOp::KvRead { mount, path, .. } => {
+        SecretsOp::KvRead { mount, path, .. } | SecretsOp::KvOpen { mount, path, .. } => {
             (format!("{mount}/data/{path}"), Capabilities::READ)
         }
+        SecretsOp::KvSeal(seal) => {
+            let exists = kv::exists(state, &seal.mount, &seal.path);
+            (
+                format!("{}/data/{}", seal.mount, seal.path),
+                create_or_update(exists),
+            )
+        }
+        SecretsOp::KvReseal(reseal) => (
+            format!("{}/data/{}", reseal.mount, reseal.path),
+            Capabilities::UPDATE,
+        ),
         SecretsOp::KvDelete {
             mount,
             path,
@@ -362,6 +390,9 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
         }
         // Only ever reached by a token sending it, which is refused below.
         SecretsOp::KeriLogin { .. } => ("auth/keri/login".into(), Capabilities::UPDATE),
+        SecretsOp::EncryptionKey { .. } => {
+            ("auth/keri/encryption-key".into(), Capabilities::UPDATE)
+        }
         SecretsOp::Unwrap { .. } => ("sys/wrapping/unwrap".into(), Capabilities::UPDATE),
     })
 }

@@ -12,22 +12,23 @@ use welkin_types::{
     secrets::{SecretsOp, TokenRef, TokenSpec, token_public_key, token_signing_key},
 };
 
-const ROOT: &str = "wlk.root";
+pub(super) const ROOT: &str = "wlk.root";
 
-struct Cluster {
-    env: Env,
-    state: BTreeMap<Digest, Vec<u8>>,
-    height: u64,
-    now: u64,
-    nonce: u64,
+/// An in-memory cluster state, one block per request (shared with the recipients tests).
+pub(super) struct Cluster {
+    pub(super) env: Env,
+    pub(super) state: BTreeMap<Digest, Vec<u8>>,
+    pub(super) height: u64,
+    pub(super) now: u64,
+    pub(super) nonce: u64,
     /// The id of the last request run.
-    last_id: TxId,
+    pub(super) last_id: TxId,
     /// The values the last request's block destroyed.
-    shredded: Vec<TxId>,
+    pub(super) shredded: Vec<TxId>,
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    pub(super) fn new() -> Cluster {
         let mut state = BTreeMap::new();
         for (key, value) in genesis_writes(0, Some(&token_public_key(ROOT))) {
             state.insert(key, value);
@@ -47,7 +48,7 @@ impl Cluster {
     }
 
     /// Runs one request by `token` in its own block; returns the result and the log entry.
-    fn run(&mut self, token: &str, op: SecretsOp) -> (SecretsResult, LogEntry) {
+    pub(super) fn run(&mut self, token: &str, op: SecretsOp) -> (SecretsResult, LogEntry) {
         self.height += 1;
         self.now += 1_000;
         self.nonce += 1;
@@ -64,7 +65,7 @@ impl Cluster {
         assert_eq!(effects.receipts.len(), 1, "one receipt per request");
         self.shredded = effects.shredded.clone();
         let entry = welkin_types::decode::<LogEntry>(&effects.log_entries[0]).expect("decodes");
-        assert_eq!(entry.tx.id(), self.last_id);
+        assert_eq!(entry.tx.id(), self.last_id, "{}", entry.tx.tx.payload.kind());
         assert!(
             entry.tx.tx.payload.detachable().is_none_or(|v| !v.is_attached()),
             "the log never holds a value's bytes"
@@ -81,7 +82,7 @@ impl Cluster {
         (result, entry)
     }
 
-    fn ok(&mut self, token: &str, op: SecretsOp) -> SecretsResult {
+    pub(super) fn ok(&mut self, token: &str, op: SecretsOp) -> SecretsResult {
         let (result, entry) = self.run(token, op);
         assert!(
             !matches!(result, SecretsResult::Refused { .. }),
@@ -91,7 +92,7 @@ impl Cluster {
         result
     }
 
-    fn status(&mut self, token: &str, op: SecretsOp) -> u16 {
+    pub(super) fn status(&mut self, token: &str, op: SecretsOp) -> u16 {
         match self.run(token, op) {
             (SecretsResult::Refused { status, .. }, entry) => {
                 assert!(
@@ -105,7 +106,7 @@ impl Cluster {
         }
     }
 
-    fn policy(&mut self, name: &str, text: &str) {
+    pub(super) fn policy(&mut self, name: &str, text: &str) {
         let policy = welkin_policy::parse(name, text).expect("policy parses");
         self.ok(
             ROOT,
@@ -116,7 +117,14 @@ impl Cluster {
         );
     }
 
-    fn token(&mut self, parent: &str, token: &str, policies: &[&str], ttl_ms: u64, uses: u32) {
+    pub(super) fn token(
+        &mut self,
+        parent: &str,
+        token: &str,
+        policies: &[&str],
+        ttl_ms: u64,
+        uses: u32,
+    ) {
         let mut policies: Vec<String> = policies.iter().map(|p| p.to_string()).collect();
         policies.sort();
         self.ok(

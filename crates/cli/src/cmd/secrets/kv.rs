@@ -26,6 +26,10 @@ pub(crate) fn kv(command: KvCommand) -> anyhow::Result<()> {
         KvCommand::Undelete(args) => versions(args, "undelete"),
         KvCommand::Destroy(args) => versions(args, "destroy"),
         KvCommand::List(args) => list(args),
+        KvCommand::RegisterKey(args) => super::recipients::register_key(args),
+        KvCommand::Seal(args) => super::recipients::seal(args),
+        KvCommand::Open(args) => super::recipients::open(args),
+        KvCommand::Reseal(args) => super::recipients::reseal(args),
         KvCommand::Metadata(KvMetadataCommand::Get(args)) => metadata_get(args),
         KvCommand::Metadata(KvMetadataCommand::Put(args)) => metadata_put(args),
         KvCommand::Metadata(KvMetadataCommand::Delete(args)) => {
@@ -44,7 +48,7 @@ pub(crate) fn kv(command: KvCommand) -> anyhow::Result<()> {
 
 /// The mount and the path below it: `-mount` and the whole path, or the path's first segment
 /// and the rest.
-fn split(secret: &SecretPath) -> anyhow::Result<(String, String)> {
+pub(super) fn split(secret: &SecretPath) -> anyhow::Result<(String, String)> {
     let path = secret.path.trim_matches('/');
     if let Some(mount) = &secret.mount {
         return Ok((mount.trim_matches('/').to_string(), path.to_string()));
@@ -61,7 +65,7 @@ fn split(secret: &SecretPath) -> anyhow::Result<(String, String)> {
 }
 
 /// The data of `kv put`: `KEY=VALUE` pairs, `KEY=@FILE`, or `-` (a JSON object on stdin).
-fn parse_data(
+pub(super) fn parse_data(
     items: &[String],
     stdin: &mut impl std::io::Read,
 ) -> anyhow::Result<Map<String, Json>> {
@@ -105,22 +109,46 @@ fn parse_data(
 
 fn get(args: KvGetArgs) -> anyhow::Result<()> {
     let (mount, path) = split(&args.secret)?;
-    let native = Native::connect(
-        &super::api(&args.vault),
-        args.trust.genesis.as_deref(),
-        super::token_of(&args.vault)?,
-    )?;
+    let native = Native::with_token(&args.vault, &args.trust)?;
     let read = native.read(&mount, &path, args.version.unwrap_or(0))?;
     for (index, reason) in &read.liars {
         eprintln!("welkin: member {index} sent a false partial: {reason}");
     }
     let meta = native.metadata(&mount, &path, read.grant.height)?;
     let metadata = version_json(meta.as_ref(), read.grant.version);
-    if let Some(field) = &args.field {
-        let Some(value) = read.data.get(field) else {
+    if args.vault.json && args.field.is_none() {
+        return output::json(&response(&read, metadata));
+    }
+    let how = format!(
+        "opened here; read {} at height {}",
+        hex::encode(read.id),
+        read.grant.height
+    );
+    show(
+        &args.vault,
+        args.field.as_deref(),
+        (&mount, &path),
+        &how,
+        &read.data,
+        metadata,
+    )
+}
+
+/// Prints an opened value: one field's value, Vault's JSON, or the metadata and data tables
+/// under a header saying `how` it was opened.
+pub(super) fn show(
+    vault: &crate::cli::VaultArgs,
+    field: Option<&str>,
+    (mount, path): (&str, &str),
+    how: &str,
+    data: &Json,
+    metadata: Json,
+) -> anyhow::Result<()> {
+    if let Some(field) = field {
+        let Some(value) = data.get(field) else {
             bail!(
                 "no field {field:?} in {mount}/{path} (fields: {})",
-                keys(&read.data)
+                keys(data)
             );
         };
         match value {
@@ -129,18 +157,17 @@ fn get(args: KvGetArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if args.vault.json {
-        return output::json(&response(&read, metadata));
+    if vault.json {
+        return output::json(&json!({
+            "data": { "data": data, "metadata": metadata },
+            "opened": how,
+        }));
     }
     println!("{}", "=".repeat(7 + mount.len() + path.len()));
-    println!(
-        "Secret Path: {mount}/data/{path}  (opened here; read {} at height {})",
-        hex::encode(read.id),
-        read.grant.height
-    );
+    println!("Secret Path: {mount}/data/{path}  ({how})");
     super::object_table(Some("Metadata"), &metadata);
     println!();
-    super::object_table(Some("Data"), &read.data);
+    super::object_table(Some("Data"), data);
     Ok(())
 }
 
@@ -166,7 +193,7 @@ fn response(read: &Read, metadata: Json) -> Json {
 }
 
 /// One version's metadata as Vault shows it.
-fn version_json(meta: Option<&Meta>, version: u64) -> Json {
+pub(super) fn version_json(meta: Option<&Meta>, version: u64) -> Json {
     let entry = meta.and_then(|m| m.version(version));
     let custom = match meta {
         Some(m) if !m.custom.is_empty() => Json::Object(
@@ -189,11 +216,7 @@ fn version_json(meta: Option<&Meta>, version: u64) -> Json {
 fn put(args: KvPutArgs, patch: bool) -> anyhow::Result<()> {
     let (mount, path) = split(&args.secret)?;
     let changes = parse_data(&args.data, &mut std::io::stdin().lock())?;
-    let native = Native::connect(
-        &super::api(&args.vault),
-        args.trust.genesis.as_deref(),
-        super::token_of(&args.vault)?,
-    )?;
+    let native = Native::with_token(&args.vault, &args.trust)?;
     let (data, cas) = if patch {
         let current = native.read(&mount, &path, 0)?;
         let mut data = current.data;

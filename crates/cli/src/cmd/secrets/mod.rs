@@ -4,6 +4,7 @@
 mod admin;
 mod kv;
 mod native;
+mod recipients;
 
 pub(crate) use admin::{login, policy, token};
 pub(crate) use kv::kv;

@@ -30,11 +30,22 @@ const RELEASE_WAIT: Duration = Duration::from_secs(20);
 /// Pause between polls of the nodes' releases and checkpoints.
 const POLL: Duration = Duration::from_millis(100);
 
-/// A session with one node, for one token, trusting one cluster.
+/// A session with one node, for one token (if any: reading certified state needs none),
+/// trusting one cluster.
 pub(crate) struct Native {
     client: Client,
     trust: Trust,
-    token: String,
+    token: Option<String>,
+}
+
+/// A value sealed here to the cluster key, as a KV write carries it.
+pub(crate) struct Sealed {
+    /// The nonce that, with mount and path, names its target.
+    pub(crate) nonce: [u8; 32],
+    /// Its target.
+    pub(crate) target: Digest,
+    /// The sealed value (welkin-sealed encoding).
+    pub(crate) sealed: Vec<u8>,
 }
 
 /// An opened read.
@@ -54,7 +65,7 @@ impl Native {
     pub(crate) fn connect(
         api: &str,
         genesis: Option<&std::path::Path>,
-        token: String,
+        token: Option<String>,
     ) -> anyhow::Result<Self> {
         let client = Client::new(api);
         let trust = trust::cluster(&client, genesis)?;
@@ -65,10 +76,28 @@ impl Native {
         })
     }
 
+    /// Connects as `--api` and the token of `vault` say, trusting the cluster `trust` names.
+    pub(crate) fn with_token(
+        vault: &crate::cli::VaultArgs,
+        trust: &crate::cli::TrustArgs,
+    ) -> anyhow::Result<Self> {
+        Self::connect(
+            &super::api(vault),
+            trust.genesis.as_deref(),
+            Some(super::token_of(vault)?),
+        )
+    }
+
     /// Signs `op` with the token's key, submits it and waits for its receipt; a refusal is an
     /// error carrying the state machine's reason (e.g. `403: permission denied`).
-    fn submit(&self, what: &str, op: SecretsOp) -> anyhow::Result<(TxId, Receipt)> {
-        let key = token_signing_key(&self.token);
+    pub(crate) fn submit(&self, what: &str, op: SecretsOp) -> anyhow::Result<(TxId, Receipt)> {
+        let Some(token) = &self.token else {
+            bail!(
+                "{what} needs a token: pass --token, set VAULT_TOKEN, or run `welkin login` \
+                 (`welkin login --as NAME` for a KERI identity)"
+            );
+        };
+        let key = token_signing_key(token);
         let tx = Transaction {
             sender: Sender::Key(key.public_key()),
             nonce: welkin_node::ceremony::random_u64(),
@@ -76,6 +105,16 @@ impl Native {
             payload: Payload::Secrets(Box::new(op)),
         }
         .sign(&key, &self.trust.trusted.cluster_id);
+        self.submit_signed(what, tx)
+    }
+
+    /// Submits a signed transaction and waits for its receipt; a refusal is an error carrying
+    /// the state machine's reason.
+    pub(crate) fn submit_signed(
+        &self,
+        what: &str,
+        tx: welkin_types::SignedTransaction,
+    ) -> anyhow::Result<(TxId, Receipt)> {
         let id = tx.id();
         let status = self
             .client
@@ -110,46 +149,62 @@ impl Native {
         data: &Json,
         cas: Option<u64>,
     ) -> anyhow::Result<(TxId, Receipt)> {
+        let plaintext = Zeroizing::new(serde_json::to_vec(data)?);
+        let sealed = self.seal(mount, path, &plaintext)?;
+        let op = SecretsOp::KvWrite {
+            mount: mount.into(),
+            path: path.into(),
+            nonce: sealed.nonce,
+            sealed: Detachable::new(sealed.sealed),
+            cas,
+        };
+        self.submit(&format!("write of {mount}/{path}"), op)
+    }
+
+    /// Seals `plaintext` here to the cluster key under a fresh target of `mount`/`path`.
+    pub(crate) fn seal(&self, mount: &str, path: &str, plaintext: &[u8]) -> anyhow::Result<Sealed> {
         let mut rng = commonware_utils::sys_rng();
         let mut nonce = [0u8; 32];
         rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
-        let plaintext = Zeroizing::new(serde_json::to_vec(data)?);
         let target = welkin_sealed::target(&[b"kv2", mount.as_bytes(), path.as_bytes()], &nonce);
-        let sealed = welkin_sealed::seal(
-            &mut rng,
-            &self.trust.trusted.cluster_key,
-            target,
-            &plaintext,
-        )
-        .map_err(|e| anyhow::anyhow!("cannot seal the secret: {e}"))?
-        .encode()
-        .to_vec();
+        let sealed =
+            welkin_sealed::seal(&mut rng, &self.trust.trusted.cluster_key, target, plaintext)
+                .map_err(|e| anyhow::anyhow!("cannot seal the secret: {e}"))?
+                .encode()
+                .to_vec();
         if sealed.len() > MAX_SEALED_BYTES {
             bail!(
                 "the secret is {} bytes sealed; the cluster stores at most {MAX_SEALED_BYTES} per version",
                 sealed.len()
             );
         }
-        let op = SecretsOp::KvWrite {
-            mount: mount.into(),
-            path: path.into(),
+        Ok(Sealed {
             nonce,
-            sealed: Detachable::new(sealed),
-            cas,
-        };
-        self.submit(&format!("write of {mount}/{path}"), op)
+            target,
+            sealed,
+        })
     }
 
     /// Reads `mount`/`path` (`version` 0: the latest) and opens it here.
     pub(crate) fn read(&self, mount: &str, path: &str, version: u64) -> anyhow::Result<Read> {
-        let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
-        let op = SecretsOp::KvRead {
+        self.cluster_read(mount, path, |reader| SecretsOp::KvRead {
             mount: mount.into(),
             path: path.into(),
             version,
-            reader: reader.public(),
-        };
-        let (id, _) = self.submit(&format!("read of {mount}/{path}"), op)?;
+            reader,
+        })
+    }
+
+    /// A logged threshold read of `mount`/`path`: submits the read `op` makes for a fresh
+    /// one-time key, then opens the value here with the partials released to that key.
+    pub(crate) fn cluster_read(
+        &self,
+        mount: &str,
+        path: &str,
+        op: impl FnOnce([u8; 32]) -> SecretsOp,
+    ) -> anyhow::Result<Read> {
+        let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
+        let (id, _) = self.submit(&format!("read of {mount}/{path}"), op(reader.public()))?;
         let genesis = self.genesis()?;
         let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, &reader);
         // The node asked first, then every other member, in turn, until t partials open it.
@@ -244,15 +299,10 @@ impl Native {
         grant: &ReadGrant,
     ) -> anyhow::Result<bool> {
         let trusted = &self.trust.trusted;
-        let Some(record) = self
-            .client
-            .verified_value(&welkin_state::keys::secrets_mount(mount), trusted)?
-        else {
+        let Some(mount_id) = self.mount_id(mount)? else {
             return Ok(false);
         };
-        let record =
-            Mount::decode(&record.value).map_err(|e| anyhow::anyhow!("bad mount record: {e}"))?;
-        let key = welkin_state::keys::kv_value(&record.id, path, grant.version);
+        let key = welkin_state::keys::kv_value(&mount_id, path, grant.version);
         let deadline = Instant::now() + COMMIT_WAIT;
         loop {
             if let Some(value) = self.client.verified_value(&key, trusted)? {
@@ -269,6 +319,30 @@ impl Native {
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// The id of the trusted cluster, which transactions are signed for.
+    pub(crate) fn cluster_id(&self) -> Digest {
+        self.trust.trusted.cluster_id
+    }
+
+    /// The id of the mount enabled at `mount`, from certified state (`None`: no such mount).
+    pub(crate) fn mount_id(&self, mount: &str) -> anyhow::Result<Option<Digest>> {
+        let Some(record) = self.certified(&welkin_state::keys::secrets_mount(mount))? else {
+            return Ok(None);
+        };
+        let record =
+            Mount::decode(&record.value).map_err(|e| anyhow::anyhow!("bad mount record: {e}"))?;
+        Ok(Some(record.id))
+    }
+
+    /// The value at `key` in the latest certified state, its proof checked against the trusted
+    /// cluster key (`None`: absent).
+    pub(crate) fn certified(
+        &self,
+        key: &Digest,
+    ) -> anyhow::Result<Option<welkin_client::Verified<Vec<u8>>>> {
+        Ok(self.client.verified_value(key, &self.trust.trusted)?)
     }
 
     /// The genesis: the file's, or the node's once it matches the trusted cluster.
@@ -296,15 +370,10 @@ impl Native {
         height: u64,
     ) -> anyhow::Result<Option<Meta>> {
         let trusted = &self.trust.trusted;
-        let Some(record) = self
-            .client
-            .verified_value(&welkin_state::keys::secrets_mount(mount), trusted)?
-        else {
+        let Some(mount_id) = self.mount_id(mount)? else {
             return Ok(None);
         };
-        let record =
-            Mount::decode(&record.value).map_err(|e| anyhow::anyhow!("bad mount record: {e}"))?;
-        let key: Digest = welkin_state::keys::kv_meta(&record.id, path);
+        let key: Digest = welkin_state::keys::kv_meta(&mount_id, path);
         let deadline = Instant::now() + COMMIT_WAIT;
         loop {
             let meta = self.client.verified_value(&key, trusted)?;
