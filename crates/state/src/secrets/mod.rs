@@ -16,6 +16,7 @@
 //! the target is computed here from mount, path and the writer's nonce, so a ciphertext copied
 //! to another path is released under that path's target, which does not open it.
 
+pub mod dir;
 pub mod kv;
 pub mod records;
 #[cfg(test)]

@@ -148,7 +148,7 @@ impl Native {
         };
         let (id, _) = self.submit(&format!("read of {mount}/{path}"), op)?;
         let genesis = self.genesis()?;
-        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, &reader);
+        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, reader);
         // The node asked first, then every other member, in turn, until t partials open it.
         let mut nodes = vec![self.client.clone()];
         nodes.extend(
