@@ -209,6 +209,8 @@ impl<'d> Dir<'d> {
                         encode_page(names),
                     );
                 }
+                // The head says pages from now on, even if the change finds nothing to do.
+                state.put(keys::kv_dir(mount, dir), Head::encode(names.len()));
                 names.len()
             }
         };
