@@ -18,16 +18,10 @@
 //! write makes honest nodes store its bytes again (it must hold them to do so).
 
 use crate::store::Runtime;
-use commonware_consensus::{
-    marshal::store::Blocks,
-    types::Height,
-};
+use commonware_consensus::{marshal::store::Blocks, types::Height};
 use commonware_runtime::{Blob as _, Handle, ReadOptions, WriteOptions};
 use commonware_storage::archive::{self, Identifier, immutable};
-use std::{
-    collections::HashMap,
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 use tokio::sync::Mutex;
 use welkin_types::{Block, Detachable, Digest, TxId};
 
@@ -142,7 +136,11 @@ impl<E: Runtime> Values<E> {
         for tx in txs {
             // Dropping a pending handle first: removal must not race a later sync of it.
             inner.pending.remove(tx);
-            match self.context.remove(&self.partition, Some(&blob_name(tx))).await {
+            match self
+                .context
+                .remove(&self.partition, Some(&blob_name(tx)))
+                .await
+            {
                 Ok(()) | Err(commonware_runtime::Error::BlobMissing(_, _)) => {}
                 Err(error) => return Err(error),
             }
@@ -160,7 +158,10 @@ pub(crate) struct BlockArchive<E: Runtime> {
 
 impl<E: Runtime> BlockArchive<E> {
     /// Wraps `blocks`, keeping values in `values`.
-    pub(crate) fn new(blocks: immutable::Archive<E, Digest, Arc<Block>>, values: Values<E>) -> Self {
+    pub(crate) fn new(
+        blocks: immutable::Archive<E, Digest, Arc<Block>>,
+        values: Values<E>,
+    ) -> Self {
         Self { blocks, values }
     }
 }
@@ -175,9 +176,12 @@ impl<E: Runtime> Blocks for BlockArchive<E> {
                 self.values.put(tx.id(), bytes).await?;
             }
         }
-        let stored = if block.is_complete() && block.txs.iter().all(|tx| {
-            tx.tx.payload.detachable().is_none()
-        }) {
+        let stored = if block.is_complete()
+            && block
+                .txs
+                .iter()
+                .all(|tx| tx.tx.payload.detachable().is_none())
+        {
             block.clone()
         } else {
             Arc::new(block.detach())
@@ -251,9 +255,7 @@ mod tests {
         Runner as _, Storage as _, Supervisor as _, buffer::paged::CacheRef, deterministic,
     };
     use commonware_utils::{NZU16, NZUsize};
-    use welkin_types::{
-        Payload, PrivateKey, Sender, Transaction, hash_parts, secrets::SecretsOp,
-    };
+    use welkin_types::{Payload, PrivateKey, Sender, Transaction, hash_parts, secrets::SecretsOp};
 
     fn write(nonce: u64, value: &[u8]) -> welkin_types::SignedTransaction {
         let key = PrivateKey::from_seed(nonce);

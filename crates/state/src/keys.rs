@@ -209,6 +209,26 @@ pub fn kv_dir(mount: &Digest, dir: &str) -> Digest {
     hash_parts(&[b"secrets/kv/dir", mount.as_ref(), dir.as_bytes()])
 }
 
+/// Page `page` of a KV v2 directory's entries (see `secrets::dir`).
+pub fn kv_dir_page(mount: &Digest, dir: &str, page: u32) -> Digest {
+    hash_parts(&[
+        b"secrets/kv/dir-page",
+        mount.as_ref(),
+        dir.as_bytes(),
+        &page.to_be_bytes(),
+    ])
+}
+
+/// Where `entry` sits in the pages of a KV v2 directory (see `secrets::dir`).
+pub fn kv_dir_slot(mount: &Digest, dir: &str, entry: &str) -> Digest {
+    hash_parts(&[
+        b"secrets/kv/dir-slot",
+        mount.as_ref(),
+        dir.as_bytes(),
+        entry.as_bytes(),
+    ])
+}
+
 /// A token, by its public key.
 pub fn token(key: &welkin_types::PublicKey) -> Digest {
     hash_parts(&[b"secrets/token", key.as_ref()])

@@ -182,6 +182,9 @@ mod tests {
             format!("00{}", hex::encode(attached.digest())),
             "detachable encoding changed: add a new tag instead"
         );
-        assert_eq!(hex::encode(attached.digest()), "f7f8a1285e584166acdaf0a0e218bca64fc52d5dcf1ed6ef806ce6217b9fe466");
+        assert_eq!(
+            hex::encode(attached.digest()),
+            "f7f8a1285e584166acdaf0a0e218bca64fc52d5dcf1ed6ef806ce6217b9fe466"
+        );
     }
 }

@@ -70,9 +70,7 @@ pub enum TxError {
     BadSignature(String),
     /// The transaction carries only the digest of a value it must carry whole (see
     /// [`crate::Detachable`]): only the log and the archive hold values detached.
-    #[error(
-        "transaction carries its value's digest but not the value; send the value with it"
-    )]
+    #[error("transaction carries its value's digest but not the value; send the value with it")]
     MissingValue,
 }
 
@@ -731,7 +729,9 @@ mod tests {
         // Decoded from its (shorter) bytes, it keeps the id and still verifies.
         let decoded = SignedTransaction::from_bytes(&detached.encode()).expect("decodes");
         assert_eq!(decoded.id(), signed.id());
-        decoded.verify(&cluster()).expect("verifies without the value");
+        decoded
+            .verify(&cluster())
+            .expect("verifies without the value");
         // Other bytes under the same digest do not attach.
         let mut other = decoded.clone();
         let slot = other.tx.payload.detachable_mut().expect("a value");

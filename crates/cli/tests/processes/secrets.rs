@@ -620,7 +620,14 @@ fn shredding(dir: &Path, api: &str, root: &str, sealed: &[u8], version: u64) {
         left.is_empty(),
         "the destroyed ciphertext is still on disk after {writes} more blocks: {left:?}"
     );
-    expect(api, "GET", "secret/data/vault/marker", root, json!(null), 404);
+    expect(
+        api,
+        "GET",
+        "secret/data/vault/marker",
+        root,
+        json!(null),
+        404,
+    );
 }
 
 /// hvac, the Python Vault client, installed from PyPI, drives KV v2, tokens and policies

@@ -28,32 +28,39 @@ pub enum ReadError {
 pub type Opened = (ReadGrant, Zeroizing<Vec<u8>>);
 
 /// Gathers one read's envelopes as they arrive.
-pub struct ReadOpener<'a> {
-    sharing: &'a Sharing,
+///
+/// It owns what it needs (the sharing, copied, and the one-time key), so that a caller can
+/// move it into a blocking task for each [`Self::step`]: the HPKE opens and the recovery are
+/// milliseconds of CPU that must not hold an async worker.
+pub struct ReadOpener {
+    sharing: Sharing,
     cluster_id: Digest,
     id: TxId,
-    reader: &'a ReaderKey,
+    reader: ReaderKey,
     seen: BTreeSet<u32>,
-    opener: Option<(Opener<'a>, ReadGrant, SealedValue)>,
+    grant: Option<(ReadGrant, SealedValue)>,
     /// Opened envelopes whose partials are not verified yet (the fast path: recover from t
     /// of them and open; only if that fails, verify each).
     unverified: BTreeMap<u32, PartialSignature<Variant>>,
+    /// Partials checked against their sender's share commitment (the slow path).
+    verified: BTreeMap<u32, PartialSignature<Variant>>,
     /// Whether the fast path failed once: from then on every partial is verified.
     verifying: bool,
     liars: Vec<(u32, String)>,
 }
 
-impl<'a> ReadOpener<'a> {
+impl ReadOpener {
     /// An opener for read `id`, whose partials are sealed to `reader`.
-    pub fn new(sharing: &'a Sharing, cluster_id: Digest, id: TxId, reader: &'a ReaderKey) -> Self {
+    pub fn new(sharing: &Sharing, cluster_id: Digest, id: TxId, reader: ReaderKey) -> Self {
         Self {
-            sharing,
+            sharing: sharing.clone(),
             cluster_id,
             id,
             reader,
             seen: BTreeSet::new(),
-            opener: None,
+            grant: None,
             unverified: BTreeMap::new(),
+            verified: BTreeMap::new(),
             verifying: false,
             liars: Vec::new(),
         }
@@ -64,15 +71,15 @@ impl<'a> ReadOpener<'a> {
     /// digest); returns the grant and the value once t verified partials open it. Envelopes
     /// already seen are skipped.
     pub fn step(&mut self, release: &Release, sealed: &[u8]) -> Result<Option<Opened>, ReadError> {
-        if self.opener.is_none() {
+        if self.grant.is_none() {
             let Some(grant) = release.grant.clone() else {
                 return Ok(None);
             };
             let sealed = welkin_types::decode::<SealedValue>(sealed)
                 .map_err(|e| ReadError::NotSealed(e.to_string()))?;
-            self.opener = Some((Opener::new(self.sharing, grant.target), grant, sealed));
+            self.grant = Some((grant, sealed));
         }
-        let (opener, grant, sealed) = self.opener.as_mut().expect("set above");
+        let (grant, sealed) = self.grant.as_ref().expect("set above");
         let context = ReleaseContext {
             cluster_id: self.cluster_id,
             read_id: self.id,
@@ -104,7 +111,7 @@ impl<'a> ReadOpener<'a> {
         let need = self.sharing.required() as usize;
         if !self.verifying && self.unverified.len() >= need {
             if let Ok(value) =
-                welkin_sealed::open_unverified(self.sharing, self.unverified.values(), sealed)
+                welkin_sealed::open_unverified(&self.sharing, self.unverified.values(), sealed)
             {
                 return Ok(Some((grant.clone(), value)));
             }
@@ -112,17 +119,23 @@ impl<'a> ReadOpener<'a> {
             self.verifying = true;
         }
         if self.verifying {
+            // Each sender's envelope is opened once (`seen`), so each partial reaches this
+            // check once: a fresh checker per step needs no memory of earlier ones.
+            let mut checker = Opener::new(&self.sharing, grant.target);
             for (index, partial) in std::mem::take(&mut self.unverified) {
-                if let Err(error) = opener.add(partial) {
-                    self.liars.push((index, error.to_string()));
+                match checker.add(partial.clone()) {
+                    Ok(()) => {
+                        self.verified.insert(index, partial);
+                    }
+                    Err(error) => self.liars.push((index, error.to_string())),
                 }
             }
         }
-        if !opener.ready() {
+        if self.verified.len() < need {
             return Ok(None);
         }
-        let value = opener
-            .open(sealed)
+        // Every partial here verified, so recovering from them is the checked path.
+        let value = welkin_sealed::open_unverified(&self.sharing, self.verified.values(), sealed)
             .map_err(|e| ReadError::DoesNotOpen(e.to_string()))?;
         Ok(Some((grant.clone(), value)))
     }

@@ -49,7 +49,7 @@ async fn read_through(
     fixture: &Fixture,
     node: &Node,
     id: Digest,
-    reader: &ReaderKey,
+    reader: ReaderKey,
     patience: Duration,
 ) -> (Option<Vec<u8>>, Vec<u32>) {
     let mut opener = ReadOpener::new(
@@ -170,8 +170,7 @@ pub(crate) fn secrets_scenario(seed: u64, releaser: Releaser) {
                 .await
                 .expect("committed");
             assert_eq!(receipt.outcome, Outcome::Applied);
-            let (value, liars) =
-                read_through(&context, &fixture, node, id, &reader, patience).await;
+            let (value, liars) = read_through(&context, &fixture, node, id, reader, patience).await;
             assert_eq!(value.as_deref(), Some(&plaintext[..]), "the read opens");
             match releaser {
                 Releaser::Wrong => assert_eq!(liars, vec![liar as u32], "the liar is named"),

@@ -2,12 +2,13 @@
 //! following Vault's KV v2 engine.
 //!
 //! A secret's metadata lists its kept versions; each version's sealed value is stored under
-//! its own key. Directories are indexed (a sorted entry list per directory, subdirectories
-//! ending in `/`) so that LIST needs no scan.
+//! its own key. Directories are indexed (see [`super::dir`]: pages of entries per directory,
+//! subdirectories ending in `/`) so that LIST needs no scan.
 
 use super::{
-    DEFAULT_MAX_VERSIONS, MAX_DIR_ENTRIES, MAX_KEPT_VERSIONS, SecretsResult,
-    records::{Meta, Value, ValueRef, VersionMeta, decode_names, encode_names},
+    DEFAULT_MAX_VERSIONS, MAX_KEPT_VERSIONS, SecretsResult,
+    dir::{index, unindex},
+    records::{Meta, Value, ValueRef, VersionMeta},
 };
 use crate::{Overlay, Snapshot, keys};
 use welkin_types::{
@@ -347,109 +348,7 @@ fn shred<S: Snapshot>(state: &mut Overlay<'_, S>, key: Digest) {
     state.delete(key);
 }
 
-/// The directory chain of `path`: (`dir`, `entry`) from the leaf up, e.g. `a/b/c` gives
-/// (`a/b/`, `c`), (`a/`, `b/`), (``, `a/`).
-fn chain(path: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = path;
-    let mut entry = match rest.rfind('/') {
-        Some(at) => {
-            let e = rest[at + 1..].to_string();
-            rest = &rest[..at];
-            out.push((format!("{rest}/"), e));
-            format!("{}/", rest.rsplit('/').next().unwrap_or(rest))
-        }
-        None => {
-            out.push((String::new(), rest.to_string()));
-            return out;
-        }
-    };
-    loop {
-        match rest.rfind('/') {
-            Some(at) => {
-                rest = &rest[..at];
-                out.push((format!("{rest}/"), entry));
-                entry = format!("{}/", rest.rsplit('/').next().unwrap_or(rest));
-            }
-            None => {
-                out.push((String::new(), entry));
-                return out;
-            }
-        }
-    }
-}
-
-/// Adds a new secret to its directory and each parent directory.
-fn index<S: Snapshot>(
-    state: &mut Overlay<'_, S>,
-    mount: &Digest,
-    path: &str,
-) -> Result<(), SecretsResult> {
-    let links = chain(path);
-    let mut updates = Vec::new();
-    for (dir, entry) in &links {
-        let key = keys::kv_dir(mount, dir);
-        let mut entries = state.decoded(&key, decode_names).unwrap_or_default();
-        match entries.binary_search(entry) {
-            // The parents above hold their entries already.
-            Ok(_) => break,
-            Err(at) => {
-                if entries.len() >= MAX_DIR_ENTRIES {
-                    return Err(SecretsResult::refused(
-                        400,
-                        format!("directory {dir:?} holds {MAX_DIR_ENTRIES} entries, the limit"),
-                    ));
-                }
-                entries.insert(at, entry.clone());
-                updates.push((key, encode_names(&entries)));
-            }
-        }
-    }
-    for (key, value) in updates {
-        state.put(key, value);
-    }
-    Ok(())
-}
-
-/// Removes a deleted secret from its directory, and empty directories from their parents.
-fn unindex<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Digest, path: &str) {
-    for (dir, entry) in chain(path) {
-        let key = keys::kv_dir(mount, &dir);
-        let mut entries = state.decoded(&key, decode_names).unwrap_or_default();
-        if let Ok(at) = entries.binary_search(&entry) {
-            entries.remove(at);
-        }
-        if entries.is_empty() {
-            state.delete(key);
-            // The directory is gone: remove its entry from the parent too.
-            continue;
-        }
-        state.put(key, encode_names(&entries));
-        break;
-    }
-}
-
 /// The entries of directory `dir` (`""` or ending in `/`) of a mount, for LIST.
 pub fn list<S: Snapshot>(state: &Overlay<'_, S>, mount: &Digest, dir: &str) -> Vec<String> {
-    state
-        .decoded(&keys::kv_dir(mount, dir), decode_names)
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chain;
-
-    #[test]
-    fn chains_walk_from_the_leaf_to_the_top() {
-        assert_eq!(chain("a"), vec![(String::new(), "a".to_string())]);
-        assert_eq!(
-            chain("a/b/c"),
-            vec![
-                ("a/b/".to_string(), "c".to_string()),
-                ("a/".to_string(), "b/".to_string()),
-                (String::new(), "a/".to_string()),
-            ]
-        );
-    }
+    super::dir::list(state, mount, dir)
 }

@@ -16,6 +16,7 @@
 //! the target is computed here from mount, path and the writer's nonce, so a ciphertext copied
 //! to another path is released under that path's target, which does not open it.
 
+pub mod dir;
 pub mod kv;
 pub mod recipients;
 pub mod records;
@@ -23,8 +24,8 @@ pub mod records;
 mod tests;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
-use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
 pub use records::ValueRef;
+use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
 use welkin_policy::{Acl, Capabilities, Policy};
 use welkin_types::{
     Block, Digest, PublicKey, Sender, SignedTransaction, TxId, hash_parts,

@@ -65,9 +65,19 @@ impl Cluster {
         assert_eq!(effects.receipts.len(), 1, "one receipt per request");
         self.shredded = effects.shredded.clone();
         let entry = welkin_types::decode::<LogEntry>(&effects.log_entries[0]).expect("decodes");
-        assert_eq!(entry.tx.id(), self.last_id, "{}", entry.tx.tx.payload.kind());
+        assert_eq!(
+            entry.tx.id(),
+            self.last_id,
+            "{}",
+            entry.tx.tx.payload.kind()
+        );
         assert!(
-            entry.tx.tx.payload.detachable().is_none_or(|v| !v.is_attached()),
+            entry
+                .tx
+                .tx
+                .payload
+                .detachable()
+                .is_none_or(|v| !v.is_attached()),
             "the log never holds a value's bytes"
         );
         let (_, result) = effects
@@ -721,7 +731,11 @@ fn destroyed_dropped_unwrapped_and_refused_values_are_shredded() {
             versions: v.clone(),
         },
     );
-    assert_eq!(c.shredded, vec![first], "destroy shreds the version's bytes");
+    assert_eq!(
+        c.shredded,
+        vec![first],
+        "destroy shreds the version's bytes"
+    );
     c.ok(
         ROOT,
         SecretsOp::KvDestroy {
@@ -749,7 +763,11 @@ fn destroyed_dropped_unwrapped_and_refused_values_are_shredded() {
     assert_eq!(c.shredded, vec![second], "the version beyond max_versions");
     let fourth = c.last_id;
     c.ok(ROOT, SecretsOp::KvMetadataDelete { mount, path });
-    assert_eq!(c.shredded, vec![fourth], "deleting the metadata shreds every version");
+    assert_eq!(
+        c.shredded,
+        vec![fourth],
+        "deleting the metadata shreds every version"
+    );
     // An unwrapped response is shredded with its single use.
     let wrap_key = token_public_key("wlk.wrap");
     c.ok(

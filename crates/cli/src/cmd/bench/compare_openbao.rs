@@ -9,7 +9,7 @@
 
 use super::{
     compare::utc_now,
-    cores, interrupted,
+    cores, crypto_cost, interrupted,
     load::{self, LoadResult},
     openbao, vault, welkin,
 };
@@ -62,6 +62,10 @@ struct Row {
     clients: usize,
     welkin: LoadResult,
     openbao: LoadResult,
+    /// Measured: CPU milliseconds (user and system) all of a side's server processes spent
+    /// per operation counted during the load; absent for a cluster given with --api.
+    welkin_cpu_ms_per_op: Option<f64>,
+    openbao_cpu_ms_per_op: Option<f64>,
     /// Welkin's operations per second over OpenBao's.
     ratio: Option<f64>,
     /// Welkin's p50 and p99 latency over OpenBao's.
@@ -88,6 +92,8 @@ struct Comparison {
     duration_per_load_s: u64,
     routing: &'static str,
     loads: Vec<Row>,
+    /// The crypto of a write and a read, measured in the same run, and the ceiling it implies.
+    crypto: crypto_cost::CryptoCosts,
 }
 
 pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
@@ -102,35 +108,48 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
         )
     };
     let bao = openbao::ensure_installed()?;
+    // Measured first, while no cluster runs, so that the figures are the steps' own.
+    eprintln!("measuring the crypto of a write and a read (a few seconds)");
+    let crypto = crypto_cost::measure(cores())?;
     let openbao = {
         let cluster = openbao::OpenBao::start(&bao)?;
-        run_side("openbao", &cluster.addrs, &cluster.token, duration)?
+        run_side(
+            "openbao",
+            &cluster.addrs,
+            &cluster.token,
+            &cluster.pids(),
+            duration,
+        )?
     };
     let (welkin_nodes, welkin) = match external_token {
         Some(token) => (
             args.api.len(),
-            run_side("welkin", &args.api, &token, duration)?,
+            run_side("welkin", &args.api, &token, &[], duration)?,
         ),
         None => {
             let cluster = welkin::FreshCluster::start()?;
             let token = cluster.root_token()?;
-            let results = run_side("welkin", &cluster.apis, &token, duration)?;
+            let results = run_side("welkin", &cluster.apis, &token, &cluster.pids(), duration)?;
             (cluster.apis.len(), results)
         }
     };
     let loads = LOADS
         .iter()
         .zip(welkin.into_iter().zip(openbao))
-        .map(|(&(op, clients), (welkin, openbao))| Row {
-            load: name(op, clients),
-            op,
-            clients,
-            ratio: ratio(welkin.per_s, openbao.per_s),
-            p50_ratio: ratio(welkin.latency_ms.p50, openbao.latency_ms.p50),
-            p99_ratio: ratio(welkin.latency_ms.p99, openbao.latency_ms.p99),
-            welkin,
-            openbao,
-        })
+        .map(
+            |(&(op, clients), ((welkin, welkin_cpu), (openbao, openbao_cpu)))| Row {
+                load: name(op, clients),
+                welkin_cpu_ms_per_op: welkin_cpu,
+                openbao_cpu_ms_per_op: openbao_cpu,
+                op,
+                clients,
+                ratio: ratio(welkin.per_s, openbao.per_s),
+                p50_ratio: ratio(welkin.latency_ms.p50, openbao.latency_ms.p50),
+                p99_ratio: ratio(welkin.latency_ms.p99, openbao.latency_ms.p99),
+                welkin,
+                openbao,
+            },
+        )
         .collect();
     let comparison = Comparison {
         date: utc_now(),
@@ -146,6 +165,7 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
         duration_per_load_s: duration.as_secs(),
         routing: ROUTING_NOTE,
         loads,
+        crypto,
     };
     print(&comparison);
     std::fs::write(&args.out, serde_json::to_string_pretty(&comparison)?)?;
@@ -171,13 +191,15 @@ fn name(op: Op, clients: usize) -> String {
 }
 
 /// Runs every load against the servers at `addrs` with `token`; returns each load's figures
-/// in the order of [`LOADS`].
+/// in the order of [`LOADS`], with the CPU milliseconds the processes `pids` spent per
+/// operation counted (none without pids).
 fn run_side(
     side: &str,
     addrs: &[String],
     token: &str,
+    pids: &[u32],
     duration: Duration,
-) -> anyhow::Result<Vec<LoadResult>> {
+) -> anyhow::Result<Vec<(LoadResult, Option<f64>)>> {
     let value = vault::value();
     first_write(side, &addrs[0], token)?;
     load::drive(
@@ -195,6 +217,7 @@ fn run_side(
             prewritten = true;
         }
         let label = format!("{side} {}", name(op, clients));
+        let cpu_before = cpu_seconds(pids);
         let result = match op {
             Op::Write => load::drive(&label, clients, duration, interrupted, |w| {
                 let prefix = format!("c{clients}");
@@ -213,9 +236,43 @@ fn run_side(
         if interrupted() {
             bail!("interrupted");
         }
-        results.push(result);
+        let cpu = match (cpu_before, cpu_seconds(pids)) {
+            (Some(before), Some(after)) if result.committed > 0 => {
+                Some((after - before) * 1_000.0 / result.committed as f64)
+            }
+            _ => None,
+        };
+        results.push((result, cpu));
     }
     Ok(results)
+}
+
+/// Linux reports process CPU time in ticks of `USER_HZ`, which is 100 on every architecture
+/// the kernel exposes to user space this way (`getconf CLK_TCK`).
+const USER_HZ: f64 = 100.0;
+
+/// User and system CPU seconds spent so far by the processes `pids` (all their threads), from
+/// `/proc/PID/stat`; `None` without pids or where that is unreadable.
+fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        ticks += process_ticks(&stat)?;
+    }
+    Some(ticks as f64 / USER_HZ)
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line; the command name (field 2)
+/// is in parentheses and may hold spaces, so fields are counted after its closing one.
+fn process_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Writes one key, retrying until it counts: a fresh side answers before it can commit.
@@ -320,6 +377,47 @@ fn print(comparison: &Comparison) {
             x(row.p99_ratio)
         );
     }
+    let heaviest = |op: Op| {
+        comparison
+            .loads
+            .iter()
+            .filter(|r| r.op == op)
+            .max_by_key(|r| r.clients)
+            .map(|r| r.welkin.per_s)
+    };
+    let cpu = |r: Option<f64>| r.map_or("-".to_string(), |ms| format!("{ms:.2}"));
+    println!(
+        "\nserver CPU per operation, measured (user + system time of all servers over the \
+         load, per operation counted):"
+    );
+    println!("{:<18} {:>12} {:>12}", "load", "Welkin ms", "OpenBao ms");
+    for row in &comparison.loads {
+        println!(
+            "{:<18} {:>12} {:>12}",
+            row.load,
+            cpu(row.welkin_cpu_ms_per_op),
+            cpu(row.openbao_cpu_ms_per_op)
+        );
+    }
+    crypto_cost::print(&comparison.crypto, heaviest(Op::Write), heaviest(Op::Read));
+    for (op, crypto_ms) in [
+        (Op::Write, comparison.crypto.write_cluster_ms),
+        (Op::Read, comparison.crypto.read_cluster_ms),
+    ] {
+        let heaviest = comparison
+            .loads
+            .iter()
+            .filter(|r| r.op == op)
+            .max_by_key(|r| r.clients);
+        if let Some((row, cpu)) = heaviest.and_then(|r| Some((r, r.welkin_cpu_ms_per_op?))) {
+            println!(
+                "measured: Welkin's nodes spent {cpu:.2} ms of CPU per operation in {}; the \
+                 crypto above is {:.0}% of it",
+                row.load,
+                100.0 * crypto_ms / cpu
+            );
+        }
+    }
     for row in comparison.loads.iter().filter(|r| r.op == Op::Write) {
         let met = row.ratio.is_some_and(|r| r >= WRITE_RATIO_GOAL);
         println!(
@@ -356,5 +454,16 @@ mod tests {
         );
         let first_read = LOADS.iter().position(|&(op, _)| op == Op::Read);
         assert_eq!(first_read, Some(2));
+    }
+
+    #[test]
+    fn process_cpu_is_user_plus_system_time_after_the_name() {
+        // A command name with a space and a parenthesis, as the kernel writes it.
+        let stat = "4242 (bao (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9";
+        assert_eq!(process_ticks(stat), Some(325));
+        assert_eq!(process_ticks("4242 (cut short) S 1 2"), None);
+        // This process's own figure reads.
+        assert!(cpu_seconds(&[std::process::id()]).is_some());
+        assert_eq!(cpu_seconds(&[]), None);
     }
 }

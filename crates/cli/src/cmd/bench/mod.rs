@@ -9,6 +9,7 @@
 
 mod compare;
 mod compare_openbao;
+mod crypto_cost;
 mod etcd;
 mod floor;
 mod load;

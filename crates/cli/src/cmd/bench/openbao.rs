@@ -114,6 +114,11 @@ pub(super) struct OpenBao {
 }
 
 impl OpenBao {
+    /// The server processes' ids.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.servers.iter().map(Child::id).collect()
+    }
+
     /// Starts three servers on free ports from empty data directories in a new temporary
     /// directory; initialises the first with one unseal key, unseals it, joins the other two
     /// to it and unseals them, waits until all three are unsealed Raft voters, and mounts

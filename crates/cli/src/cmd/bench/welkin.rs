@@ -67,6 +67,14 @@ impl FreshCluster {
 }
 
 impl FreshCluster {
+    /// The node processes' ids.
+    pub(super) fn pids(&self) -> Vec<u32> {
+        self.processes
+            .as_ref()
+            .map(|p| p.pids().into_iter().map(|(_, pid)| pid).collect())
+            .unwrap_or_default()
+    }
+
     /// The cluster's secrets root token, which the dev ceremony wrote to `root-token`.
     pub(super) fn root_token(&self) -> anyhow::Result<String> {
         let path = self.dir.join("root-token");

@@ -204,7 +204,7 @@ impl Processes {
     }
 
     /// Each node's name and process id.
-    pub(super) fn pids(&self) -> Vec<(String, u32)> {
+    pub(crate) fn pids(&self) -> Vec<(String, u32)> {
         self.children
             .iter()
             .map(|(name, child)| (name.clone(), child.id()))

@@ -206,7 +206,7 @@ impl Native {
         let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
         let (id, _) = self.submit(&format!("read of {mount}/{path}"), op(reader.public()))?;
         let genesis = self.genesis()?;
-        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, &reader);
+        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, reader);
         // The node asked first, then every other member, in turn, until t partials open it.
         let mut nodes = vec![self.client.clone()];
         nodes.extend(

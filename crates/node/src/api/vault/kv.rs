@@ -12,10 +12,11 @@ use welkin_state::{
     keys,
     secrets::{
         SecretsResult,
+        dir::{self, Head},
         records::{Meta, Mount, decode_names},
     },
 };
-use welkin_types::{Detachable, secrets::SecretsOp};
+use welkin_types::{Detachable, Digest, secrets::SecretsOp};
 
 /// The mount a path falls under: the longest enabled mount that is the path or a prefix of
 /// it at a `/`. Returns the mount path, its record and the rest of the path.
@@ -44,9 +45,9 @@ pub(super) async fn handle<E: Runtime>(
     let (area, path) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
     let method = request.method.as_str();
     match (area, method) {
-        ("data", "GET") => read(node, request, &mount, path).await,
-        ("data", "PUT" | "POST") => write(node, request, &mount, path).await,
-        ("data", "PATCH") => patch(node, request, &mount, path).await,
+        ("data", "GET") => read(node, request, &mount, &record, path).await,
+        ("data", "PUT" | "POST") => write(node, request, &mount, &record, path).await,
+        ("data", "PATCH") => patch(node, request, &mount, &record, path).await,
         ("data", "DELETE") => {
             simple(
                 node,
@@ -264,10 +265,14 @@ fn version_json(meta: Option<&Meta>, version: u64) -> Json {
     })
 }
 
+/// A logged read: the read transaction, the value opened from the cluster's partials, and the
+/// version's metadata (one state read: the mount was resolved before the request was sent,
+/// and a mount's id never changes while it exists).
 async fn read<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
     mount: &str,
+    record: &Mount,
     path: &str,
 ) -> Result<Response, VaultError> {
     let version = match request.query("version") {
@@ -286,20 +291,17 @@ async fn read<E: Runtime>(
     let (id, result) = match submit(node, request.token()?, op).await {
         Ok(done) => done,
         Err(error) if error.status == StatusCode::NOT_FOUND => {
-            return Err(not_found_body(node, mount, path, version).await);
+            return Err(not_found_body(node, record, path, version).await);
         }
         Err(error) => return Err(error),
     };
     let SecretsResult::Released { .. } = result else {
         return Err(VaultError::internal("the read was not released"));
     };
-    let (grant, value) = open::open(node, id, &reader, super::COMMIT_WAIT).await?;
+    let (grant, value) = open::open(node, id, reader, super::COMMIT_WAIT).await?;
     let data: Json = serde_json::from_slice(&value)
         .map_err(|e| VaultError::internal(format!("the stored value is not JSON: {e}")))?;
-    let (_, record, _) = resolve(node, mount)
-        .await
-        .ok_or_else(VaultError::not_found)?;
-    let meta = meta(node, &record, path).await;
+    let meta = meta(node, record, path).await;
     ok(json!({
         "data": data,
         "metadata": version_json(meta.as_ref(), grant.version),
@@ -309,14 +311,11 @@ async fn read<E: Runtime>(
 /// Vault's 404 for a version that is deleted or destroyed: the metadata, no data.
 async fn not_found_body<E: Runtime>(
     node: &NodeHandle<E>,
-    mount: &str,
+    record: &Mount,
     path: &str,
     version: u64,
 ) -> VaultError {
-    let Some((_, record, _)) = resolve(node, mount).await else {
-        return VaultError::not_found();
-    };
-    let Some(meta) = meta(node, &record, path).await else {
+    let Some(meta) = meta(node, record, path).await else {
         return VaultError::not_found();
     };
     let version = if version == 0 { meta.current } else { version };
@@ -336,6 +335,7 @@ async fn write_data<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
     mount: &str,
+    record: &Mount,
     path: &str,
     data: &Map<String, Json>,
     cas: Option<u64>,
@@ -345,7 +345,8 @@ async fn write_data<E: Runtime>(
         node,
         &[b"kv2", mount.as_bytes(), path.as_bytes()],
         plaintext,
-    )?;
+    )
+    .await?;
     let op = SecretsOp::KvWrite {
         mount: mount.into(),
         path: path.into(),
@@ -361,10 +362,7 @@ async fn write_data<E: Runtime>(
     else {
         return Err(VaultError::internal("the write made no version"));
     };
-    let meta = match resolve(node, mount).await {
-        Some((_, record, _)) => meta(node, &record, path).await,
-        None => None,
-    };
+    let meta = meta(node, record, path).await;
     let mut answer = version_json(meta.as_ref(), version);
     answer["created_time"] = Json::String(rfc3339(created_ms));
     ok(answer)
@@ -374,6 +372,7 @@ async fn write<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
     mount: &str,
+    record: &Mount,
     path: &str,
 ) -> Result<Response, VaultError> {
     let Some(data) = request.body.get("data").and_then(Json::as_object) else {
@@ -387,7 +386,7 @@ async fn write<E: Runtime>(
             c.as_u64()
                 .or_else(|| c.as_str().and_then(|s| s.parse().ok()))
         });
-    write_data(node, request, mount, path, data, cas).await
+    write_data(node, request, mount, record, path, data, cas).await
 }
 
 /// PATCH: a logged read of the latest version, a JSON merge patch (RFC 7386), and a write
@@ -396,6 +395,7 @@ async fn patch<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
     mount: &str,
+    record: &Mount,
     path: &str,
 ) -> Result<Response, VaultError> {
     let Some(changes) = request.body.get("data").and_then(Json::as_object) else {
@@ -409,14 +409,23 @@ async fn patch<E: Runtime>(
         reader: reader.public(),
     };
     let (id, _) = submit(node, request.token()?, op).await?;
-    let (grant, value) = open::open(node, id, &reader, super::COMMIT_WAIT).await?;
+    let (grant, value) = open::open(node, id, reader, super::COMMIT_WAIT).await?;
     let mut current: Json = serde_json::from_slice(&value)
         .map_err(|e| VaultError::internal(format!("the stored value is not JSON: {e}")))?;
     welkin_types::api::merge_patch(&mut current, &Json::Object(changes.clone()));
     let Json::Object(merged) = current else {
         return Err(VaultError::internal("the patched value is not an object"));
     };
-    write_data(node, request, mount, path, &merged, Some(grant.version)).await
+    write_data(
+        node,
+        request,
+        mount,
+        record,
+        path,
+        &merged,
+        Some(grant.version),
+    )
+    .await
 }
 
 async fn read_metadata<E: Runtime>(
@@ -482,15 +491,49 @@ async fn list<E: Runtime>(
         Capabilities::LIST,
     )
     .await?;
-    let keys = match node.value(keys::kv_dir(&record.id, &dir)).await {
-        Some(bytes) => decode_names(&bytes).map_err(|e| VaultError::internal(e.to_string()))?,
-        None => Vec::new(),
-    };
+    let keys = directory(node, &record.id, &dir).await?;
     if keys.is_empty() {
         return Err(VaultError::not_found());
     }
     Ok(json_response(
         StatusCode::OK,
         &envelope(json!({ "keys": keys })),
+    ))
+}
+
+/// Tries to read a directory's head and pages as of one height before giving up.
+const LIST_ATTEMPTS: usize = 4;
+
+/// The sorted entries of directory `dir` of a mount: its head, then the head again with its
+/// pages in one read of the state, so that all come from the same height (a commit between
+/// the two reads shows as a changed head, and the read is made again).
+async fn directory<E: Runtime>(
+    node: &NodeHandle<E>,
+    mount: &Digest,
+    dir: &str,
+) -> Result<Vec<String>, VaultError> {
+    let head_key = keys::kv_dir(mount, dir);
+    for _ in 0..LIST_ATTEMPTS {
+        let Some(head) = node.value(head_key).await else {
+            return Ok(Vec::new());
+        };
+        let decoded = Head::decode(&head).map_err(|e| VaultError::internal(e.to_string()))?;
+        let pages = match &decoded {
+            Head::Listed(_) => Vec::new(),
+            Head::Paged(count) => dir::page_keys(mount, dir, *count),
+        };
+        let mut wanted = vec![head_key];
+        wanted.extend(pages);
+        let mut values = node.values(wanted).await.into_iter();
+        if values.next().flatten().as_deref() != Some(head.as_slice()) {
+            continue;
+        }
+        let pages: Vec<Option<Vec<u8>>> = values.collect();
+        return dir::entries(decoded, pages.iter().map(Option::as_deref))
+            .map_err(|e| VaultError::internal(e.to_string()));
+    }
+    Err(VaultError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("directory {dir:?} changed during each of {LIST_ATTEMPTS} reads; list again"),
     ))
 }

@@ -414,17 +414,32 @@ pub(crate) async fn submit_signed<E: Runtime>(
 
 /// Seals `plaintext` to the cluster key under a fresh target named by `name` and a random
 /// nonce; refuses with 413 what would not fit in a transaction.
-pub(crate) fn seal<E: Runtime>(
+///
+/// The identity-based encryption inside costs about a millisecond of CPU (a pairing), so it
+/// runs on tokio's blocking pool, not on an async worker that other requests need.
+pub(crate) async fn seal<E: Runtime>(
     node: &NodeHandle<E>,
     name: &[&[u8]],
     plaintext: Vec<u8>,
 ) -> Result<([u8; 32], Vec<u8>), VaultError> {
-    use commonware_codec::Encode as _;
     let plaintext = zeroize::Zeroizing::new(plaintext);
-    let mut rng = commonware_utils::sys_rng();
     let mut nonce = [0u8; 32];
-    rand_core::Rng::fill_bytes(&mut rng, &mut nonce);
+    rand_core::Rng::fill_bytes(&mut commonware_utils::sys_rng(), &mut nonce);
     let target = welkin_sealed::target(name, &nonce);
+    let cluster_key = *node.genesis().cluster_key();
+    let sealed =
+        tokio::task::spawn_blocking(move || seal_blocking(&cluster_key, target, &plaintext))
+            .await
+            .map_err(|e| VaultError::internal(format!("sealing failed: {e}")))??;
+    Ok((nonce, sealed))
+}
+
+fn seal_blocking(
+    cluster_key: &welkin_types::ClusterKey,
+    target: welkin_types::Digest,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, VaultError> {
+    use commonware_codec::Encode as _;
     let too_large = |bytes: usize| {
         VaultError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -434,14 +449,19 @@ pub(crate) fn seal<E: Runtime>(
             ),
         )
     };
-    let sealed = welkin_sealed::seal(&mut rng, node.genesis().cluster_key(), target, &plaintext)
-        .map_err(|_| too_large(plaintext.len()))?
-        .encode()
-        .to_vec();
+    let sealed = welkin_sealed::seal(
+        &mut commonware_utils::sys_rng(),
+        cluster_key,
+        target,
+        plaintext,
+    )
+    .map_err(|_| too_large(plaintext.len()))?
+    .encode()
+    .to_vec();
     if sealed.len() > welkin_types::secrets::MAX_SEALED_BYTES {
         return Err(too_large(sealed.len()));
     }
-    Ok((nonce, sealed))
+    Ok(sealed)
 }
 
 /// Vault's response for a refusal the state machine gave.

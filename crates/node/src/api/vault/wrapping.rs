@@ -30,7 +30,8 @@ pub(super) async fn wrap<E: Runtime>(
         node,
         &[b"wrap", key.as_ref()],
         response.to_string().into_bytes(),
-    )?;
+    )
+    .await?;
     let op = SecretsOp::WrapStore {
         key: key.clone(),
         ttl_ms,
@@ -86,7 +87,7 @@ async fn unwrap_json<E: Runtime>(node: &NodeHandle<E>, wrapping: &str) -> Result
             error
         }
     })?;
-    let (_, value) = open::open(node, id, &reader, super::COMMIT_WAIT).await?;
+    let (_, value) = open::open(node, id, reader, super::COMMIT_WAIT).await?;
     serde_json::from_slice(&value)
         .map_err(|e| VaultError::internal(format!("the wrapped response is not JSON: {e}")))
 }
