@@ -336,6 +336,17 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         let root = self.stores.commit(effects.writes, height).await;
         self.timeline
             .block_step(BlockStage::StateCommit, started.elapsed());
+        // A read this block allowed of a value it also destroyed (an unwrap): its reader
+        // gets the bytes from memory, for as long as the release is held.
+        let mut held = Vec::new();
+        for (id, result) in &effects.secrets {
+            if let welkin_state::secrets::SecretsResult::Released { sealed, .. } = result
+                && effects.shredded.contains(&sealed.tx)
+                && let Ok(Some(bytes)) = self.stores.values.get(&sealed.tx, &sealed.digest).await
+            {
+                held.push((*id, bytes));
+            }
+        }
         // Crypto-shredding: the state no longer refers to these values, so their bytes go.
         // After the commit, so that a crash in between replays the block and shreds again;
         // executing a block never needs a value's bytes, only its digest.
@@ -356,6 +367,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         // Results before waking waiters: a woken API request reads its result at once.
         let now = crate::application::now_ms(&self.context);
         let grants = self.releases.commit(height, effects.secrets, now);
+        for (id, bytes) in held {
+            self.releases.hold_value(&id, bytes);
+        }
         self.shared.waiters.notify(&effects.receipts);
         ack.acknowledge();
         if !grants.is_empty() && now.saturating_sub(block.timestamp_ms) <= RELEASE_WINDOW_MS {

@@ -469,14 +469,32 @@ fn stored_ref(
 }
 
 /// The sealed value's bytes as `node` keeps them on disk beside its block archive, found by
-/// their digest (the file may have a storage header before them).
+/// their digest (the file has a storage header before them).
 fn sealed_on_disk(node: &Path, value: &welkin_state::secrets::ValueRef) -> Option<Vec<u8>> {
-    let dir = node.join("welkin-values");
+    let dir = values_dir(node)?;
     for file in std::fs::read_dir(&dir).ok()? {
         let bytes = std::fs::read(file.ok()?.path()).ok()?;
-        for start in 0..bytes.len().min(64) {
+        // The runtime puts a header page before the bytes.
+        for start in 0..bytes.len() {
             if welkin_types::Detachable::digest_of(&bytes[start..]) == value.digest {
                 return Some(bytes[start..].to_vec());
+            }
+        }
+    }
+    None
+}
+
+/// The `welkin-values` partition directory somewhere under a node's data directory.
+fn values_dir(node: &Path) -> Option<std::path::PathBuf> {
+    let mut pending = vec![node.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "welkin-values") {
+                    return Some(path);
+                }
+                pending.push(path);
             }
         }
     }
@@ -579,7 +597,8 @@ fn shredding(dir: &Path, api: &str, root: &str, sealed: &[u8], version: u64) {
     let needle = &sealed[sealed.len() - 48..];
     for node in 0..4 {
         assert!(
-            !files_holding(&dir.join(format!("node{node}/welkin-values")), needle).is_empty(),
+            values_dir(&dir.join(format!("node{node}")))
+                .is_some_and(|values| !files_holding(&values, needle).is_empty()),
             "node{node} keeps the value before it is destroyed"
         );
     }

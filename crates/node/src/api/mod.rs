@@ -437,10 +437,13 @@ async fn release<E: Runtime>(
     let grant = match release.grant {
         None => None,
         Some(grant) => {
-            let sealed = node
-                .sealed_value(&grant.sealed)
-                .await
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e))?;
+            let sealed = match release.value {
+                Some(bytes) => Some(bytes),
+                None => node
+                    .sealed_value(&grant.sealed)
+                    .await
+                    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage", e))?,
+            };
             Some(serde_json::json!({
                 "height": grant.height,
                 "version": grant.version,

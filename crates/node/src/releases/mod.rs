@@ -72,6 +72,10 @@ pub struct Release {
     pub grant: Option<ReadGrant>,
     /// One envelope per member that sent one.
     pub envelopes: BTreeMap<u32, Vec<u8>>,
+    /// The sealed value's bytes, held in memory when the block that allowed the read also
+    /// destroyed them (an unwrap uses its response up): the files are gone at once, and the
+    /// reader still gets the value for as long as the release is held.
+    pub value: Option<Vec<u8>>,
 }
 
 struct Entry {
@@ -240,6 +244,14 @@ impl Releases {
             .entries
             .get(id)
             .map(|e| (e.release.clone(), e.changed.clone()))
+    }
+
+    /// Keeps `bytes` for read `id`'s reader (see [`Release::value`]).
+    pub(crate) fn hold_value(&self, id: &TxId, bytes: Vec<u8>) {
+        if let Some(entry) = self.lock().entries.get_mut(id) {
+            entry.release.value = Some(bytes);
+            entry.changed.notify_waiters();
+        }
     }
 
     /// The secrets result of transaction `id`, if this node committed it recently.

@@ -436,5 +436,12 @@ fn parse_release(json: &Json) -> Result<(Release, Option<Vec<u8>>), String> {
             envelopes.insert(index, envelope);
         }
     }
-    Ok((Release { grant, envelopes }, bytes))
+    Ok((
+        Release {
+            grant,
+            envelopes,
+            value: None,
+        },
+        bytes,
+    ))
 }

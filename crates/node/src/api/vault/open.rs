@@ -41,6 +41,9 @@ pub(crate) async fn open<E: Runtime>(
         let Some((release, _)) = node.release(&id) else {
             continue;
         };
+        if sealed.is_none() {
+            sealed.clone_from(&release.value);
+        }
         if sealed.is_none()
             && let Some(grant) = &release.grant
         {
