@@ -32,6 +32,12 @@
 //!    The state machine can compute the same [`PublicKeys`] from the committed round-1
 //!    packages alone with [`public_keys`], so the log commits a value nobody chose.
 //!
+//! What the caller must add: the log keeps the first round-1 package from each sender; a
+//! round-2 package travels in an envelope that names its key generation, so a package from
+//! another run is never checked against this one's commitments (that would blame an honest
+//! sender); and the key is used only once every participant has reported finishing with the
+//! same [`PublicKeys`], since one recipient can fail while the others finish.
+//!
 //! What it guarantees: the group secret is the sum of every participant's constant term; as
 //! long as one participant is honest, nobody (not even `t - 1` colluders) knows it, and the
 //! proofs of knowledge stop a participant from choosing its contribution as a function of the
