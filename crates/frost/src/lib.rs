@@ -118,17 +118,19 @@ pub type Index = u16;
 /// DKG's work small, well above any cluster this project runs.
 pub const MAX_PARTICIPANTS: u16 = 256;
 
-/// The longest message that can be signed (64 KiB). The message is committed to the log with
-/// the sign request and sent to every chosen signer, so it is bounded like any log entry;
-/// larger inputs are hashed by the caller first.
+/// The longest message that can be signed (64 KiB), a bound of this project's: the message is
+/// committed to the log with the sign request and sent to every chosen signer, so it is
+/// bounded like any log entry. A longer input is refused, not hashed: a pure Ed25519 signature
+/// covers the message itself, and a hash of it would verify as a signature of the hash.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The most unused nonces a signer holds for one coordinator (128). A coordinator can start
 /// this many sessions per signer before it must ask for more commitments; at the transit goal
 /// of 1,000 signatures per second for the whole cluster and a refill at least every 100 ms,
-/// 128 is never the limit. Memory stays bounded: 128 nonces for each of at most
-/// [`MAX_PARTICIPANTS`] coordinators, about 200 bytes each (under 7 MiB in the worst case).
-/// Issuing past the bound drops the oldest unused nonce of that coordinator.
+/// 128 is never the limit. Memory stays bounded: 128 nonces for each coordinator, about 420
+/// bytes each, so about 0.5 MiB in a 10-node cluster and under 14 MiB with
+/// [`MAX_PARTICIPANTS`] coordinators. Issuing past the bound drops the oldest unused nonce of
+/// that coordinator.
 pub const NONCE_POOL: usize = 128;
 
 /// The length of an Ed25519 signature.

@@ -395,3 +395,9 @@ fn messages_over_the_limit_are_refused() {
         Err(CoordinatorError::NotAParticipant(9))
     );
 }
+
+#[test]
+fn a_pooled_nonce_is_as_small_as_the_pool_bound_says() {
+    // NONCE_POOL's memory figure assumes about 420 bytes per entry (nonce, id, map slack).
+    assert!(std::mem::size_of::<SigningNonces>() + std::mem::size_of::<u64>() <= 420);
+}
