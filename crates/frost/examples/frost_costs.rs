@@ -107,11 +107,11 @@ fn main() {
             sign_us += start.elapsed().as_secs_f64() * 1e6 / f64::from(t);
             let start = Instant::now();
             for (&index, share) in &sig_shares {
-                session.verify_share(&public, index, share).expect("valid");
+                session.verify_share(index, share).expect("valid");
             }
             verify_us += start.elapsed().as_secs_f64() * 1e6 / f64::from(t);
             let start = Instant::now();
-            session.aggregate(&public, &sig_shares).expect("aggregates");
+            session.aggregate(&sig_shares).expect("aggregates");
             aggregate_us += start.elapsed().as_secs_f64() * 1e6;
         }
         let mean = |total: f64| total / f64::from(rounds);

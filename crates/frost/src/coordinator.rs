@@ -103,6 +103,10 @@ impl Coordinator {
         message: &[u8],
         exclude: &BTreeSet<Index>,
     ) -> Result<Session, CoordinatorError> {
+        // Checked before any commitment leaves its pool.
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(CoordinatorError::MessageTooLong(message.len()));
+        }
         let threshold = keys.threshold();
         let chosen: Vec<Index> = keys
             .participants()
@@ -132,11 +136,13 @@ impl Coordinator {
     }
 }
 
-/// One attempt at a signature: the request sent to the chosen signers.
+/// One attempt at a signature: the request sent to the chosen signers, and the key whose
+/// verifying shares judge their answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
     request: SignRequest,
     package: SigningPackage,
+    keys: PublicKeys,
 }
 
 impl Session {
@@ -167,7 +173,11 @@ impl Session {
             signers,
         };
         let package = request.package();
-        Ok(Self { request, package })
+        Ok(Self {
+            request,
+            package,
+            keys: keys.clone(),
+        })
     }
 
     /// The request to send to each signer.
@@ -184,10 +194,10 @@ impl Session {
     /// does not verify under the signer's verifying share.
     pub fn verify_share(
         &self,
-        keys: &PublicKeys,
         signer: Index,
         share: &SignatureShare,
     ) -> Result<(), AggregateError> {
+        let keys = &self.keys;
         let verifying = ident::identifier(signer)
             .filter(|_| self.request.signers.contains_key(&signer))
             .and_then(|id| Some((id, *keys.inner.verifying_shares().get(&id)?)));
@@ -208,9 +218,9 @@ impl Session {
     /// signature, checked under the group key; or names the signers whose shares are invalid.
     pub fn aggregate(
         &self,
-        keys: &PublicKeys,
         shares: &BTreeMap<Index, SignatureShare>,
     ) -> Result<[u8; SIGNATURE_BYTES], AggregateError> {
+        let keys = &self.keys;
         let strangers: Vec<Index> = shares
             .keys()
             .copied()

@@ -164,7 +164,7 @@ fn a_bad_round_two_share_is_named_by_its_recipient_and_the_honest_three_then_agr
         .session(&public, message, &Default::default())
         .expect("session");
     let sig_shares = shares_for(&session, 0, &shares, &mut signers, message);
-    let signature = session.aggregate(&public, &sig_shares).expect("aggregates");
+    let signature = session.aggregate(&sig_shares).expect("aggregates");
     assert!(dalek_verifies(&public.group_key(), message, &signature));
 }
 

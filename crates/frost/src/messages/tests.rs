@@ -366,9 +366,7 @@ fn a_decoded_key_share_still_signs() {
         .session(&decoded_public, b"restored", &Default::default())
         .expect("session");
     let sig_shares = shares_for(&session, 1, &restored, &mut signers, b"restored");
-    let signature = session
-        .aggregate(&decoded_public, &sig_shares)
-        .expect("aggregates");
+    let signature = session.aggregate(&sig_shares).expect("aggregates");
     assert!(crate::test_support::dalek_verifies(
         &public.group_key(),
         b"restored",

@@ -62,9 +62,9 @@ fn any_three_of_four_sign_and_an_independent_verifier_accepts() {
         assert_eq!(session.signers().collect::<Vec<_>>(), subset);
         let sig_shares = shares_for(&session, 1, &shares, &mut signers, message);
         for (&index, share) in &sig_shares {
-            assert_eq!(session.verify_share(&public, index, share), Ok(()));
+            assert_eq!(session.verify_share(index, share), Ok(()));
         }
-        let signature = session.aggregate(&public, &sig_shares).expect("aggregates");
+        let signature = session.aggregate(&sig_shares).expect("aggregates");
         assert!(
             dalek_verifies(&public.group_key(), message, &signature),
             "{subset:?}"
@@ -180,7 +180,7 @@ fn two_shares_cannot_make_a_signature() {
     let mut sig_shares = shares_for(&session, 2, &shares, &mut signers, message);
     sig_shares.remove(&2);
     assert_eq!(
-        session.aggregate(&public, &sig_shares),
+        session.aggregate(&sig_shares),
         Err(AggregateError::Missing(vec![2]))
     );
 }
@@ -206,12 +206,12 @@ fn a_lying_signer_is_named_and_a_second_session_without_it_completes() {
         .expect("signs the other");
     sig_shares.insert(1, lie);
     assert_eq!(
-        first.verify_share(&public, 1, &lie),
+        first.verify_share(1, &lie),
         Err(AggregateError::InvalidShares(vec![1]))
     );
-    assert_eq!(first.verify_share(&public, 0, &sig_shares[&0]), Ok(()));
+    assert_eq!(first.verify_share(0, &sig_shares[&0]), Ok(()));
     assert_eq!(
-        first.aggregate(&public, &sig_shares),
+        first.aggregate(&sig_shares),
         Err(AggregateError::InvalidShares(vec![1]))
     );
     // Node 2 also stays silent in a retry that included it: exclude both and it fails for
@@ -235,7 +235,7 @@ fn a_lying_signer_is_named_and_a_second_session_without_it_completes() {
         assert_ne!(Some(second.request().signers()[&index].id()), used, "fresh");
     }
     let sig_shares = shares_for(&second, 3, &shares, &mut signers, message);
-    let signature = second.aggregate(&public, &sig_shares).expect("aggregates");
+    let signature = second.aggregate(&sig_shares).expect("aggregates");
     assert!(dalek_verifies(&public.group_key(), message, &signature));
 }
 
@@ -379,6 +379,19 @@ fn pools_are_bounded_and_drop_their_oldest() {
 fn messages_over_the_limit_are_refused() {
     let (_, public, mut rng, mut signers) = setup(28);
     let long = vec![7u8; MAX_MESSAGE_BYTES + 1];
+    let mut coordinator = Coordinator::new();
+    for (&index, signer) in signers.iter_mut() {
+        let issued = signer.issue(1, 1, &mut rng).expect("issue");
+        coordinator.add(index, &issued).expect("add");
+    }
+    assert_eq!(
+        coordinator.session(&public, &long, &BTreeSet::new()),
+        Err(CoordinatorError::MessageTooLong(MAX_MESSAGE_BYTES + 1))
+    );
+    assert!(
+        ALL.iter().all(|&i| coordinator.available(i) == 1),
+        "none used"
+    );
     let session = session_of(&public, &mut signers, 0, &[0, 1, 2], b"short", &mut rng);
     assert_eq!(
         Session::new(&public, &long, session.request().signers().clone()),
