@@ -38,10 +38,11 @@
 //! sender); and the key is used only once every participant has reported finishing with the
 //! same [`PublicKeys`], since one recipient can fail while the others finish.
 //!
-//! What it guarantees: the group secret is the sum of every participant's constant term; as
-//! long as one participant is honest, nobody (not even `t - 1` colluders) knows it, and the
-//! proofs of knowledge stop a participant from choosing its contribution as a function of the
-//! others' (a rogue key). Every honest participant that finishes holds a share of the same
+//! What it guarantees: the group secret is the sum of every participant's constant term; with
+//! one honest participant, fewer than `t` participants together learn nothing about it (`t`
+//! of them can sign: that is the threshold), and the proofs of knowledge stop a participant
+//! from choosing its contribution as a function of the others' (a rogue key that would make
+//! the group key one it alone knows). Every honest participant that finishes holds a share of the same
 //! key. What it does not guarantee: completion. A participant that sends a bad share makes the
 //! DKG fail with that sender named; a silent one stalls it. The caller then runs a new DKG
 //! without the culprit (a new [`DkgConfig`]). A recipient could also accuse an honest sender
@@ -65,10 +66,12 @@
 //!   the one it issued. It removes the nonce before computing anything, so a nonce is never
 //!   used twice, not even for the same message; an unknown or spent id gets
 //!   [`SignError::UnknownCommitment`].
-//! - The coordinator checks each [`SignatureShare`] ([`Session::verify_share`]) and
-//!   aggregates ([`Session::aggregate`]) into the standard 64-byte signature, after checking it
-//!   under the group key; an invalid share names its signer. A liar or a silent signer is
-//!   excluded and a new session starts with other signers' fresh commitments.
+//! - The coordinator aggregates the [`SignatureShare`]s ([`Session::aggregate`]) into the
+//!   standard 64-byte signature and checks it under the group key; only if that fails does it
+//!   check every share, naming the signers whose shares are invalid. [`Session::verify_share`]
+//!   checks one share on its own as it arrives (it costs about as much as an aggregation). A
+//!   liar or a silent signer is excluded and a new session starts with other signers' fresh
+//!   commitments.
 //!
 //! What it guarantees: fewer than `t` signers cannot make a signature; a signer never signs
 //! with a nonce twice; a bad share is attributed to its signer. What it does not: that a
