@@ -140,6 +140,7 @@ pub fn reads(block: &Block) -> Vec<Digest> {
     keys.push(keys::log_size());
     keys.extend(expiry::reads());
     keys.push(keys::id_escrow_total());
+    keys.push(keys::secrets_teardown());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
@@ -216,6 +217,7 @@ pub fn apply(
         },
     );
     escrow::sweep(&mut overlay, now);
+    secrets::teardown::sweep(&mut overlay);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;
