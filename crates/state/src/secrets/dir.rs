@@ -414,7 +414,8 @@ pub(super) fn tail<S: Snapshot>(
     n: usize,
 ) -> Option<Tail> {
     let key = keys::kv_dir(mount, dir);
-    if !ready(state, [key]) {
+    // The first page with the head: all of a small directory in one round.
+    if !ready(state, [key, keys::kv_dir_page(mount, dir, 0)]) {
         return None;
     }
     let count = match state.decoded(&key, Head::decode) {
@@ -494,7 +495,7 @@ pub(super) fn truncate<S: Snapshot>(
     for page in keep.div_ceil(PAGE)..tail.count.div_ceil(PAGE) {
         state.delete(keys::kv_dir_page(mount, dir, page as u32));
     }
-    if keep % PAGE != 0 {
+    if !keep.is_multiple_of(PAGE) {
         let page = keep / PAGE;
         let names = &tail.entries[page * PAGE - tail.start..keep - tail.start];
         state.put(
@@ -510,13 +511,16 @@ pub(super) fn truncate<S: Snapshot>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::secrets::records::encode_names;
     use std::collections::BTreeMap;
     use welkin_types::hash_parts;
 
-    fn overlay(state: &BTreeMap<Digest, Vec<u8>>) -> Overlay<'_, BTreeMap<Digest, Vec<u8>>> {
+    /// An overlay over a whole state, with nothing written yet.
+    pub(in crate::secrets) fn overlay(
+        state: &BTreeMap<Digest, Vec<u8>>,
+    ) -> Overlay<'_, BTreeMap<Digest, Vec<u8>>> {
         Overlay {
             snapshot: state,
             writes: BTreeMap::new(),

@@ -193,6 +193,14 @@ fn walk<S: Snapshot>(
     cursor: &mut String,
     budget: &mut Budget,
 ) -> bool {
+    // The directories the walk may leave to, with their first pages, in one round.
+    let mut up = Vec::new();
+    let mut dir = cursor.clone();
+    while !dir.is_empty() && up.len() < 2 * budget.moves {
+        dir = parent(&dir);
+        up.extend([keys::kv_dir(mount, &dir), keys::kv_dir_page(mount, &dir, 0)]);
+    }
+    state.prefetch(up);
     loop {
         // One entry beyond the secrets the budget allows: the directory the walk enters next.
         let Some(tail) = dir::tail(state, mount, cursor, budget.secrets + 1) else {
@@ -214,7 +222,7 @@ fn walk<S: Snapshot>(
             .count
             .saturating_sub(budget.secrets + 1)
             .max(tail.start());
-        prefetch(state, mount, cursor, &tail, window, budget.moves / 2);
+        prefetch_dirs(state, mount, cursor, &tail, window, budget.moves / 2);
         let mut keep = tail.count;
         let stop = loop {
             if keep == window {
@@ -230,9 +238,10 @@ fn walk<S: Snapshot>(
                 if state.get(&head).is_some() {
                     break Stop::Enter(path);
                 }
-            } else if budget.secrets == 0 || !remove_secret(state, mount, &path) {
+            } else if budget.secrets == 0 {
                 break Stop::Wait;
             } else {
+                remove_secret(state, mount, &path);
                 budget.secrets -= 1;
             }
             keep -= 1;
@@ -250,38 +259,30 @@ fn walk<S: Snapshot>(
     }
 }
 
-/// Asks at once for what the walk through `window..` of `tail` will read: the metadata of its
-/// secrets, their versions' records once the metadata is known, and the head and first page
-/// of up to `dirs` subdirectories it may enter. So a block needs a few rounds of reads, not
-/// one per secret.
-fn prefetch<S: Snapshot>(
+/// Asks at once for the head and first page (all of a small directory) of up to `dirs`
+/// subdirectories among `window..` of `tail`, which the walk may enter in this block: the
+/// walk then enters each without a round of reads of its own.
+fn prefetch_dirs<S: Snapshot>(
     state: &Overlay<'_, S>,
     mount: &Digest,
     cursor: &str,
     tail: &dir::Tail,
     window: usize,
-    mut dirs: usize,
+    dirs: usize,
 ) {
-    let mut wanted = Vec::new();
-    for slot in (window..tail.count).rev() {
-        let entry = tail.entry(slot);
-        let path = format!("{cursor}{entry}");
-        if entry.ends_with('/') {
-            if dirs > 0 {
-                dirs -= 1;
-                wanted.push(keys::kv_dir(mount, &path));
-                wanted.push(keys::kv_dir_page(mount, &path, 0));
-            }
-            continue;
-        }
-        let meta_key = keys::kv_meta(mount, &path);
-        if !state.is_known(&meta_key) {
-            wanted.push(meta_key);
-        } else if let Some(meta) = state.decoded(&meta_key, Meta::decode) {
-            wanted.extend(version_keys(mount, &path, &meta));
-        }
-    }
-    state.prefetch(wanted);
+    let subdirs = (window..tail.count)
+        .rev()
+        .map(|slot| tail.entry(slot))
+        .filter(|entry| entry.ends_with('/'))
+        .take(dirs)
+        .flat_map(|entry| {
+            let path = format!("{cursor}{entry}");
+            [
+                keys::kv_dir(mount, &path),
+                keys::kv_dir_page(mount, &path, 0),
+            ]
+        });
+    state.prefetch(subdirs.collect::<Vec<_>>());
 }
 
 /// The value and recipient record keys of the versions of a secret not yet destroyed (a
@@ -299,19 +300,21 @@ fn version_keys<'a>(
     })
 }
 
-/// Deletes the secret at `path` and shreds its values; `false` while keys are still to be
-/// fetched.
-fn remove_secret<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Digest, path: &str) -> bool {
+/// Deletes the secret at `path` and shreds its values. While its keys are still to be
+/// fetched it asks for them and goes on as if it were gone: that round's writes are
+/// discarded, and the walk reaches the secrets after it (and asks for their keys) in the same
+/// round, so a block needs a few rounds of reads, not one per secret.
+fn remove_secret<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Digest, path: &str) {
     let meta_key = keys::kv_meta(mount, path);
     if !ready(state, [meta_key]) {
-        return false;
+        return;
     }
     // An index entry without metadata leaves nothing else to delete.
     let Some(meta) = state.decoded(&meta_key, Meta::decode) else {
-        return true;
+        return;
     };
     if !ready(state, version_keys(mount, path, &meta)) {
-        return false;
+        return;
     }
     for version in meta.versions.iter().filter(|v| !v.destroyed) {
         kv::shred(state, keys::kv_value(mount, path, version.version));
@@ -321,7 +324,6 @@ fn remove_secret<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Digest, path: 
         }
     }
     state.delete(meta_key);
-    true
 }
 
 /// The parent of directory `dir` (`a/b/` gives `a/`, `a/` gives `""`).
