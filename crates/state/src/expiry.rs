@@ -2,12 +2,18 @@
 //!
 //! A block that creates expiring state (a used nonce, an escrowed key event) appends its
 //! items to the queue in batches of at most [`MAX_BATCH_ITEMS`], each with the block time
-//! after which they are due. Block times never go backwards and every item of a queue lives
+//! after which they are due. Block times never go backwards and every item of a queue waits
 //! equally long, so batches are in due order and each block sweeps from the head, before its
 //! transactions run: at most [`MAX_SWEEP_BATCHES`] due batches, twice what the largest block
 //! appends, so the queue never falls behind for long. A sweep reads the head batch first and
 //! the following ones only once the head is due, so a block pays for one small read while
 //! nothing is due.
+//!
+//! Tokens live as long as their TTL says, and renewal moves their end, so they wait in
+//! [`Tier`]s: a token is checked after the longest tier delay that does not pass its end
+//! (a minute, an hour or a day), and a check that finds it still live queues it again. A
+//! token is thus forgotten at most a minute after it expired, after one check per day of its
+//! life and at most 24 + 60 in its last day.
 //!
 //! ```text
 //! Batch := 0x01 | due_ms u64 | count u32 | (u16 length | item)*
@@ -38,6 +44,9 @@ pub enum Queue {
     Nonces,
     /// Escrowed key events (items: sequence number u64 and prefix), due when they expire.
     Escrow,
+    /// Secrets tokens that expire (items: the token's public key), due for a check after
+    /// their tier's delay.
+    Tokens(Tier),
 }
 
 impl Queue {
@@ -45,7 +54,49 @@ impl Queue {
         match self {
             Queue::Nonces => b"nonces",
             Queue::Escrow => b"escrow",
+            Queue::Tokens(Tier::Minute) => b"tokens/minute",
+            Queue::Tokens(Tier::Hour) => b"tokens/hour",
+            Queue::Tokens(Tier::Day) => b"tokens/day",
         }
+    }
+}
+
+/// How long an item of a [`Queue::Tokens`] queue waits before it is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// One minute: tokens with less than an hour left.
+    Minute,
+    /// One hour: tokens with less than a day left.
+    Hour,
+    /// One day.
+    Day,
+}
+
+impl Tier {
+    /// Every tier, shortest first.
+    pub const ALL: [Tier; 3] = [Tier::Minute, Tier::Hour, Tier::Day];
+
+    /// How long its items wait.
+    pub const fn delay_ms(self) -> u64 {
+        match self {
+            Tier::Minute => 60_000,
+            Tier::Hour => 3_600_000,
+            Tier::Day => 86_400_000,
+        }
+    }
+
+    /// The tier for an item with `remaining_ms` to live: the longest delay that does not
+    /// pass its end, or a minute.
+    pub fn for_remaining(remaining_ms: u64) -> Tier {
+        Tier::ALL
+            .into_iter()
+            .rev()
+            .find(|tier| tier.delay_ms() <= remaining_ms)
+            .unwrap_or(Tier::Minute)
+    }
+
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -54,6 +105,16 @@ impl Queue {
 pub(crate) struct Scheduled {
     pub(crate) nonces: Vec<Vec<u8>>,
     pub(crate) escrow: Vec<Vec<u8>>,
+    /// Token keys per [`Tier`], in the order of [`Tier::ALL`].
+    pub(crate) tokens: [Vec<Vec<u8>>; 3],
+}
+
+impl Scheduled {
+    /// Schedules a check of the token `key` that expires at `expire_ms` (now: `now_ms`).
+    pub(crate) fn token(&mut self, now_ms: u64, expire_ms: u64, key: Vec<u8>) {
+        let tier = Tier::for_remaining(expire_ms.saturating_sub(now_ms));
+        self.tokens[tier.index()].push(key);
+    }
 }
 
 /// One batch of a queue.
@@ -157,19 +218,30 @@ pub(crate) fn append<S: Snapshot>(
 }
 
 /// The keys a sweep or an append reads first (the node fetches them up front).
-pub(crate) fn reads() -> [welkin_types::Digest; 4] {
-    let [nonces, escrow] = [Queue::Nonces.name(), Queue::Escrow.name()];
-    [
-        keys::queue_head(nonces),
-        keys::queue_tail(nonces),
-        keys::queue_head(escrow),
-        keys::queue_tail(escrow),
-    ]
+pub(crate) fn reads() -> impl Iterator<Item = welkin_types::Digest> {
+    [Queue::Nonces, Queue::Escrow]
+        .into_iter()
+        .chain(Tier::ALL.map(Queue::Tokens))
+        .flat_map(|queue| {
+            let name = queue.name();
+            [keys::queue_head(name), keys::queue_tail(name)]
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_wait_in_the_longest_tier_that_does_not_pass_their_end() {
+        assert_eq!(Tier::for_remaining(0), Tier::Minute);
+        assert_eq!(Tier::for_remaining(59_999), Tier::Minute);
+        assert_eq!(Tier::for_remaining(3_599_999), Tier::Minute);
+        assert_eq!(Tier::for_remaining(3_600_000), Tier::Hour);
+        assert_eq!(Tier::for_remaining(86_399_999), Tier::Hour);
+        assert_eq!(Tier::for_remaining(86_400_000), Tier::Day);
+        assert_eq!(Tier::for_remaining(u64::MAX), Tier::Day);
+    }
 
     #[test]
     fn batches_round_trip_and_refuse_other_bytes() {

@@ -179,8 +179,10 @@ pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
 /// need together, so that a block needs a small number of rounds whatever it holds). A
 /// stored value that does not decode gives [`ApplyError::Corrupt`].
 ///
-/// Before the transactions run, used nonces and escrowed events whose time has passed are
-/// forgotten (see [`expiry`]).
+/// Before the transactions run, used nonces, escrowed events and secrets tokens whose time
+/// has passed are forgotten (see [`expiry`]).
+/// Disabled secrets mounts are torn down a bounded amount per block (see
+/// [`secrets::teardown`]).
 ///
 /// # Panics
 /// Panics if `signature_ok` does not have one entry per transaction.
@@ -217,6 +219,7 @@ pub fn apply(
         },
     );
     escrow::sweep(&mut overlay, now);
+    secrets::sweep_tokens(&mut overlay, now);
     secrets::teardown::sweep(&mut overlay);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
@@ -305,6 +308,10 @@ pub fn apply(
         escrow_due,
         scheduled.escrow,
     );
+    for (tier, items) in expiry::Tier::ALL.into_iter().zip(scheduled.tokens) {
+        let due = now.saturating_add(tier.delay_ms());
+        expiry::append(&mut overlay, expiry::Queue::Tokens(tier), due, items);
+    }
     if log_size != log_size_before {
         overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
         overlay.put(

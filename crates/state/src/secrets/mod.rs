@@ -25,6 +25,7 @@ pub mod teardown;
 mod tests;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
+use commonware_codec::Encode as _;
 pub use records::ValueRef;
 use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
 use welkin_policy::{Acl, Capabilities, Policy};
@@ -635,6 +636,7 @@ fn create_token<S: Snapshot>(
         keys::token_accessor(&token_accessor(&spec.key)),
         spec.key.as_ref().to_vec(),
     );
+    schedule_expiry(state, now, &spec.key, &token);
     if !spec.no_parent {
         parent.children.push(spec.key.clone());
         state.put(parent_state_key, parent.encode());
@@ -734,6 +736,7 @@ fn keri_login<S: Snapshot>(
         keys::token_accessor(&token_accessor(key)),
         key.as_ref().to_vec(),
     );
+    schedule_expiry(state, now, key, &token);
     SecretsResult::Done
 }
 
@@ -776,6 +779,7 @@ fn wrap<S: Snapshot>(
         keys::token_accessor(&token_accessor(key)),
         key.as_ref().to_vec(),
     );
+    schedule_expiry(state, now, key, &token);
     let wrapped = Wrapped {
         target: wrap_target(key, nonce),
         sealed,
@@ -805,12 +809,69 @@ fn revoke<S: Snapshot>(state: &mut Overlay<'_, S>, key: &PublicKey, depth: usize
     };
     state.delete(token_key);
     state.delete(keys::token_accessor(&token_accessor(key)));
-    // A wrapping token that dies unused takes its response with it.
-    state.delete(keys::wrapping(key));
+    // A wrapping token that dies unused takes its response with it, bytes and all.
+    let wrapping_key = keys::wrapping(key);
+    if let Some(wrapped) = state.decoded(&wrapping_key, Wrapped::decode) {
+        state.delete(wrapping_key);
+        state.shredded.push(wrapped.sealed.tx);
+    }
+    // Its parent no longer counts it against MAX_TOKEN_CHILDREN (in a cascade, the parent
+    // is going too).
+    if depth == 0
+        && let Some(parent_key) = &token.parent
+    {
+        let parent_state_key = keys::token(parent_key);
+        if let Some(mut parent) = state.decoded(&parent_state_key, Token::decode) {
+            parent.children.retain(|child| child != key);
+            state.put(parent_state_key, parent.encode());
+        }
+    }
     if depth < MAX_REVOKE_DEPTH {
         for child in &token.children {
             revoke(state, child, depth + 1);
         }
+    }
+}
+
+/// Queues a check of a new token that expires (see [`crate::expiry::Tier`]).
+fn schedule_expiry<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    now: u64,
+    key: &PublicKey,
+    token: &Token,
+) {
+    if token.expire_ms != 0 {
+        state
+            .schedule
+            .token(now, token.expire_ms, key.encode().to_vec());
+    }
+}
+
+/// Checks the tokens whose tier delay has passed: an expired token is revoked as
+/// `revoke-self` would (its children and unused wrapped response go with it); a renewed one
+/// waits again. Runs before the block's transactions, so expired tokens do not pile up in
+/// state whether or not anyone uses them again.
+pub(crate) fn sweep_tokens<S: Snapshot>(state: &mut Overlay<'_, S>, now: u64) {
+    for tier in crate::expiry::Tier::ALL {
+        let queue = crate::expiry::Queue::Tokens(tier);
+        crate::expiry::sweep(state, queue, now, |state, item| {
+            let Ok(key) = welkin_types::decode::<PublicKey>(item) else {
+                state.corrupt(
+                    keys::queue_head(queue.name()),
+                    StoredError::new("token queue item", "not a public key"),
+                );
+                return;
+            };
+            let Some(token) = state.decoded(&keys::token(&key), Token::decode) else {
+                // Revoked already, or a read the node fetches for the next round.
+                return;
+            };
+            if token.is_live(now) {
+                schedule_expiry(state, now, &key, &token);
+            } else {
+                revoke(state, &key, 0);
+            }
+        });
     }
 }
 

@@ -4,7 +4,7 @@
 //! Disabling a mount removes it at once: its secrets are unreachable, since every key of its
 //! data includes the mount's id, which a new mount at the same path does not share. The
 //! disable also queues the id here (unless the mount holds nothing). Each block, before its
-//! transactions run, [`sweep`] walks the directory index (see [`super::dir`]) of the queue's
+//! transactions run, the sweep walks the directory index (see [`super::dir`]) of the queue's
 //! head, depth first from the last entry of each directory. A secret's metadata, its version
 //! records and their recipient records are deleted, and every value still referenced is
 //! shredded, as `metadata delete` does; a directory left empty is deleted and its entry popped

@@ -784,3 +784,116 @@ fn destroyed_dropped_unwrapped_and_refused_values_are_shredded() {
     c.ok("wlk.wrap", SecretsOp::Unwrap { reader: [1; 32] });
     assert_eq!(c.shredded, vec![wrapped]);
 }
+
+impl Cluster {
+    /// Applies an empty block `advance_ms` after the last; returns what it shredded.
+    fn idle(&mut self, advance_ms: u64) -> Vec<TxId> {
+        self.height += 1;
+        self.now += advance_ms;
+        let block = Block::new(hash_parts(&[b"p"]), self.height, self.now, vec![]);
+        apply_to_map(&self.env, &mut self.state, &block).shredded
+    }
+
+    fn has_token(&self, token: &str) -> bool {
+        let key = token_public_key(token);
+        let held = self.state.contains_key(&keys::token(&key));
+        let accessor = keys::token_accessor(&welkin_types::secrets::token_accessor(&key));
+        assert_eq!(
+            held,
+            self.state.contains_key(&accessor),
+            "a token and its accessor go together"
+        );
+        held
+    }
+
+    fn children_of(&self, token: &str) -> usize {
+        let bytes = &self.state[&keys::token(&token_public_key(token))];
+        super::records::Token::decode(bytes)
+            .expect("token decodes")
+            .children
+            .len()
+    }
+}
+
+#[test]
+fn expired_tokens_and_wrapped_responses_are_swept_from_state_and_shredded() {
+    let mut c = Cluster::new();
+    c.ok(ROOT, write("a", 1, None));
+    c.policy(
+        "all",
+        r#"
+        path "secret/*" { capabilities = ["read"] }
+        path "auth/token/create" { capabilities = ["update"] }
+        "#,
+    );
+    c.token(ROOT, "wlk.brief", &["all"], 30_000, 0);
+    c.token(ROOT, "wlk.parent", &["all", "default"], 2 * 3_600_000, 0);
+    c.token("wlk.parent", "wlk.kid", &["all"], 600_000, 0);
+    c.token(ROOT, "wlk.renewed", &["default"], 90 * 60_000, 0);
+    c.ok(
+        ROOT,
+        SecretsOp::WrapStore {
+            key: token_public_key("wlk.wrap"),
+            ttl_ms: 90_000,
+            path: "secret/data/a".into(),
+            nonce: [3; 32],
+            sealed: Detachable::new(vec![9; 4]),
+        },
+    );
+    let wrapped = c.last_id;
+    assert_eq!(c.children_of("wlk.parent"), 1);
+
+    // Nobody uses them again: a few minutes of empty blocks.
+    let mut shredded = Vec::new();
+    for _ in 0..3 {
+        shredded.extend(c.idle(60_000));
+    }
+    assert!(!c.has_token("wlk.brief"), "expired 30 s after it was made");
+    assert!(
+        !c.has_token("wlk.wrap"),
+        "the wrapping token expired unused"
+    );
+    assert!(
+        !c.state
+            .contains_key(&keys::wrapping(&token_public_key("wlk.wrap"))),
+        "its response went with it"
+    );
+    assert_eq!(shredded, vec![wrapped], "and so did the response's bytes");
+    assert!(c.has_token("wlk.kid") && c.has_token("wlk.parent"));
+
+    // At 80 minutes the renewable token renews for another 90.
+    for _ in 0..8 {
+        c.idle(600_000);
+    }
+    assert!(!c.has_token("wlk.kid"), "expired after 10 minutes");
+    assert_eq!(
+        c.children_of("wlk.parent"),
+        0,
+        "an expired child no longer counts against its parent's limit"
+    );
+    c.ok("wlk.renewed", SecretsOp::TokenRenewSelf { increment_ms: 0 });
+    // 2 h 10 min: the parent is gone; the renewed token lives to about 2 h 50 min.
+    for _ in 0..5 {
+        c.idle(600_000);
+    }
+    assert!(!c.has_token("wlk.parent"));
+    assert!(c.has_token("wlk.renewed"), "a renewal moves its end");
+    for _ in 0..5 {
+        c.idle(600_000);
+    }
+    assert!(!c.has_token("wlk.renewed"));
+    assert!(c.has_token(ROOT), "the root token never expires");
+    for _ in 0..3 {
+        c.idle(86_400_000);
+    }
+    let queued: Vec<u64> = crate::expiry::Tier::ALL
+        .into_iter()
+        .map(|tier| {
+            let name = crate::expiry::Queue::Tokens(tier).name();
+            let head = crate::read_u64(c.state.get(&keys::queue_head(name)).map(Vec::as_slice));
+            let tail = crate::read_u64(c.state.get(&keys::queue_tail(name)).map(Vec::as_slice));
+            tail - head
+        })
+        .collect();
+    assert_eq!(queued, vec![0, 0, 0], "every check has been made");
+}
