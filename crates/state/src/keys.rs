@@ -189,6 +189,11 @@ pub fn secrets_mounts() -> Digest {
     hash_parts(&[b"secrets/mounts"])
 }
 
+/// Disabled mounts whose data is still to be deleted (see `secrets::teardown`).
+pub fn secrets_teardown() -> Digest {
+    hash_parts(&[b"secrets/teardown"])
+}
+
 /// A KV v2 secret's metadata, in the mount enabled with id `mount`.
 pub fn kv_meta(mount: &Digest, path: &str) -> Digest {
     hash_parts(&[b"secrets/kv/meta", mount.as_ref(), path.as_bytes()])

@@ -140,6 +140,7 @@ pub fn reads(block: &Block) -> Vec<Digest> {
     keys.push(keys::log_size());
     keys.extend(expiry::reads());
     keys.push(keys::id_escrow_total());
+    keys.push(keys::secrets_teardown());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
@@ -180,6 +181,8 @@ pub fn check_signatures(cluster_id: &Digest, block: &Block) -> Vec<bool> {
 ///
 /// Before the transactions run, used nonces, escrowed events and secrets tokens whose time
 /// has passed are forgotten (see [`expiry`]).
+/// Disabled secrets mounts are torn down a bounded amount per block (see
+/// [`secrets::teardown`]).
 ///
 /// # Panics
 /// Panics if `signature_ok` does not have one entry per transaction.
@@ -217,6 +220,7 @@ pub fn apply(
     );
     escrow::sweep(&mut overlay, now);
     secrets::sweep_tokens(&mut overlay, now);
+    secrets::teardown::sweep(&mut overlay);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;

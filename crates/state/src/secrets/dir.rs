@@ -16,7 +16,8 @@
 //!
 //! Version 1 of the head was the whole directory as one sorted name list
 //! ([`super::records::encode_names`]), rewritten on every new secret. A directory still in
-//! that form is listed as it is and converted to pages when it next changes.
+//! that form is listed as it is and converted to pages when it next changes (a teardown, see
+//! [`super::teardown`], only shortens it, from the end, as it shortens pages).
 
 use super::{MAX_DIR_ENTRIES, SecretsResult, records::decode_names};
 use crate::{
@@ -367,14 +368,159 @@ pub(super) fn unindex<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Digest, p
     }
 }
 
+/// Whether every key of `keys` is known to the overlay; asks for those that are not, so that
+/// a walk stops where the snapshot ends and [`crate::apply`] fetches the rest in one round.
+pub(super) fn ready<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    keys: impl IntoIterator<Item = Digest>,
+) -> bool {
+    let unknown: Vec<Digest> = keys.into_iter().filter(|k| !state.is_known(k)).collect();
+    let ready = unknown.is_empty();
+    state.prefetch(unknown);
+    ready
+}
+
+/// The end of a directory, for a teardown that removes entries from the last slot back: no
+/// entry moves, so the pages stay dense and only the last page is rewritten.
+pub(super) struct Tail {
+    /// Entries in the directory (0: it does not exist).
+    pub(super) count: usize,
+    /// The slot of `entries[0]`: the start of a page.
+    start: usize,
+    /// The entries of slots `start..count` (of a version 1 list: all of it, sorted).
+    entries: Vec<String>,
+    /// Whether the directory is a version 1 list.
+    listed: bool,
+}
+
+impl Tail {
+    /// The first slot this tail holds.
+    pub(super) fn start(&self) -> usize {
+        self.start
+    }
+
+    /// The entry in `slot`, from [`Tail::start`] to `count - 1`.
+    pub(super) fn entry(&self, slot: usize) -> &str {
+        &self.entries[slot - self.start]
+    }
+}
+
+/// The last `n` (or more) entries of `dir` with its count; `None` while keys are still to be
+/// fetched or a page is corrupt (recorded, so that the block fails).
+pub(super) fn tail<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    mount: &Digest,
+    dir: &str,
+    n: usize,
+) -> Option<Tail> {
+    let key = keys::kv_dir(mount, dir);
+    // The first page with the head: all of a small directory in one round.
+    if !ready(state, [key, keys::kv_dir_page(mount, dir, 0)]) {
+        return None;
+    }
+    let count = match state.decoded(&key, Head::decode) {
+        None => 0,
+        Some(Head::Listed(names)) => {
+            return Some(Tail {
+                count: names.len(),
+                start: 0,
+                entries: names,
+                listed: true,
+            });
+        }
+        Some(Head::Paged(count)) => count,
+    };
+    let first = count.saturating_sub(n) / PAGE;
+    let pages: Vec<Digest> = (first..count.div_ceil(PAGE))
+        .map(|page| keys::kv_dir_page(mount, dir, page as u32))
+        .collect();
+    if !ready(state, pages.iter().copied()) {
+        return None;
+    }
+    let mut entries = Vec::with_capacity(count - first * PAGE);
+    for (page, page_key) in (first..).zip(&pages) {
+        let names = state.decoded(page_key, decode_page).unwrap_or_default();
+        let expected = (count - page * PAGE).min(PAGE);
+        if names.len() != expected {
+            state.corrupt(
+                *page_key,
+                StoredError::new(
+                    "directory page",
+                    format!(
+                        "{} entries, the head of {dir:?} says {expected}",
+                        names.len()
+                    ),
+                ),
+            );
+            return None;
+        }
+        entries.extend(names);
+    }
+    Some(Tail {
+        count,
+        start: first * PAGE,
+        entries,
+        listed: false,
+    })
+}
+
+/// Cuts directory `dir` to its first `keep` entries (`tail.start() <= keep <= tail.count`):
+/// the slot records of the entries cut, the pages left empty, the head when nothing is left.
+pub(super) fn truncate<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    mount: &Digest,
+    dir: &str,
+    tail: &Tail,
+    keep: usize,
+) {
+    assert!(
+        tail.start <= keep && keep <= tail.count,
+        "a teardown cuts only entries it has read"
+    );
+    if keep == tail.count {
+        return;
+    }
+    let head = keys::kv_dir(mount, dir);
+    if tail.listed {
+        if keep == 0 {
+            state.delete(head);
+        } else {
+            state.put(head, super::records::encode_names(&tail.entries[..keep]));
+        }
+        return;
+    }
+    for entry in &tail.entries[keep - tail.start..] {
+        state.delete(keys::kv_dir_slot(mount, dir, entry));
+    }
+    for page in keep.div_ceil(PAGE)..tail.count.div_ceil(PAGE) {
+        state.delete(keys::kv_dir_page(mount, dir, page as u32));
+    }
+    if !keep.is_multiple_of(PAGE) {
+        let page = keep / PAGE;
+        let names = &tail.entries[page * PAGE - tail.start..keep - tail.start];
+        state.put(
+            keys::kv_dir_page(mount, dir, page as u32),
+            encode_page(names),
+        );
+    }
+    if keep == 0 {
+        state.delete(head);
+    } else {
+        state.put(head, Head::encode(keep));
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::secrets::records::encode_names;
     use std::collections::BTreeMap;
     use welkin_types::hash_parts;
 
-    fn overlay(state: &BTreeMap<Digest, Vec<u8>>) -> Overlay<'_, BTreeMap<Digest, Vec<u8>>> {
+    /// An overlay over a whole state, with nothing written yet.
+    pub(in crate::secrets) fn overlay(
+        state: &BTreeMap<Digest, Vec<u8>>,
+    ) -> Overlay<'_, BTreeMap<Digest, Vec<u8>>> {
         Overlay {
             snapshot: state,
             writes: BTreeMap::new(),

@@ -341,7 +341,7 @@ fn trim<S: Snapshot>(
 }
 
 /// Deletes a version's value and marks its bytes for destruction on every node.
-fn shred<S: Snapshot>(state: &mut Overlay<'_, S>, key: Digest) {
+pub(super) fn shred<S: Snapshot>(state: &mut Overlay<'_, S>, key: Digest) {
     if let Some(value) = state.decoded(&key, Value::decode) {
         state.shredded.push(value.sealed.tx);
     }

@@ -20,6 +20,7 @@ pub mod dir;
 pub mod kv;
 pub mod recipients;
 pub mod records;
+pub mod teardown;
 #[cfg(test)]
 mod tests;
 
@@ -496,13 +497,19 @@ fn enable_mount<S: Snapshot>(
 }
 
 /// Disables a mount. Its secrets become unreachable at once (their keys include the
-/// mount's id, which a new mount at the same path does not share).
+/// mount's id, which a new mount at the same path does not share), and are deleted and their
+/// values shredded over the next blocks (see [`teardown`]).
 fn disable_mount<S: Snapshot>(state: &mut Overlay<'_, S>, path: &str) -> SecretsResult {
     let list_key = keys::secrets_mounts();
     let mut mounts = names(state, &list_key);
     let before = mounts.len();
     mounts.retain(|m| m != path);
     if mounts.len() != before {
+        if let Some(disabled) = mount(state, path)
+            && let Err(refusal) = teardown::queue(state, path, &disabled.id)
+        {
+            return refusal;
+        }
         state.delete(keys::secrets_mount(path));
         state.put(list_key, encode_names(&mounts));
     }

@@ -23,7 +23,7 @@
 
 pub mod records;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 use super::{SecretsResult, kv};
 use crate::{Overlay, Snapshot, keys};

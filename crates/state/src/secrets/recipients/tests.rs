@@ -23,8 +23,8 @@ use welkin_types::{
 const VALUE: &[u8] = br#"{"password":"hunter2"}"#;
 
 /// A KERI identifier with one signing key and one pre-rotated key, and an X25519 secret.
-struct Identity {
-    prefix: String,
+pub(in crate::secrets) struct Identity {
+    pub(in crate::secrets) prefix: String,
     /// The seed of the current signing key (the next one after a rotation).
     seed: u8,
     next: Signer,
@@ -33,7 +33,7 @@ struct Identity {
 
 impl Identity {
     /// Incepts an identifier whose keys come from `seed` and `seed + 1`.
-    fn incept(c: &mut Cluster, seed: u8) -> Identity {
+    pub(in crate::secrets) fn incept(c: &mut Cluster, seed: u8) -> Identity {
         let (current, next) = (Signer::new(&[seed; 32]), Signer::new(&[seed + 1; 32]));
         let icp = InceptionBuilder::new(vec![current.verkey()])
             .next(vec![next.verkey().next_digest()], Threshold::Simple(1))
@@ -49,7 +49,7 @@ impl Identity {
         }
     }
 
-    fn public(&self) -> [u8; 32] {
+    pub(in crate::secrets) fn public(&self) -> [u8; 32] {
         recipient_public_key(&self.x25519)
     }
 
@@ -93,7 +93,7 @@ impl Identity {
         effects.secrets.into_iter().next().map(|(_, r)| r)
     }
 
-    fn register(&self, c: &mut Cluster) {
+    pub(in crate::secrets) fn register(&self, c: &mut Cluster) {
         assert_eq!(
             self.send(c, SecretsOp::EncryptionKey { key: self.public() }),
             Some(SecretsResult::Done)
