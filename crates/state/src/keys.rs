@@ -259,6 +259,16 @@ pub fn wrapping(key: &welkin_types::PublicKey) -> Digest {
     hash_parts(&[b"secrets/wrapping", key.as_ref()])
 }
 
+/// A transit key, in the mount enabled with id `mount`.
+pub fn transit_key(mount: &Digest, name: &str) -> Digest {
+    hash_parts(&[b"secrets/transit/key", mount.as_ref(), name.as_bytes()])
+}
+
+/// The sorted names of a transit mount's keys.
+pub fn transit_keys(mount: &Digest) -> Digest {
+    hash_parts(&[b"secrets/transit/keys", mount.as_ref()])
+}
+
 /// The policies and TTL a KERI identifier's logins get.
 pub fn keri_role(prefix: &str) -> Digest {
     hash_parts(&[b"secrets/keri-role", prefix.as_bytes()])

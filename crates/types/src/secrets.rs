@@ -16,7 +16,7 @@
 //!                   | custom_metadata (option pairs)                                   KvMetadataWrite
 //!            | 0x07 mount | path                                                      KvMetadataDelete
 //!            | 0x08 mount | max_versions (option u32) | cas_required (option bool)      KvConfigWrite
-//!            | 0x09 mount | description                                               MountEnable
+//!            | 0x22 mount | description | kind u8 (0x01 kv v2, 0x02 transit)       MountEnable
 //!            | 0x0a mount                                                             MountDisable
 //!            | 0x0b name | policy (varint len, welkin-policy encoding)                 PolicyWrite
 //!            | 0x0c name                                                              PolicyDelete
@@ -30,15 +30,53 @@
 //!            | 0x14 key [32] | ttl_ms u64                                             KeriLogin
 //!            | 0x15 prefix | policies (varint count, str*) | ttl_ms u64                 KeriRole
 //!            | 0x16 .. 0x19: values sealed to named recipients, see [`recipients`]
+//!            | 0x30 TransitOp                                                          Transit
 //! strings are varint-length UTF-8; versions is a varint count then u64s; 0x01 and 0x12
-//! (the same ops with the sealed bytes inline) are retired; see [`crate::Detachable`]
+//! (the same ops with the sealed bytes inline) are retired, see [`crate::Detachable`];
+//! 0x09 (MountEnable without a kind) is retired
 //! ```
 
 mod recipients;
+pub mod transit;
 
 #[cfg(test)]
 pub(crate) use recipients::tests as recipients_tests;
 pub use recipients::{KvReseal, KvSeal, MAX_ENVELOPE_BYTES, MAX_RECIPIENTS};
+pub use transit::TransitOp;
+
+/// The engine a mount runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MountKind {
+    /// KV version 2 secrets.
+    Kv2,
+    /// Transit keys: encryption, signing and MACs as a service.
+    Transit,
+}
+
+impl MountKind {
+    /// Its one-byte code, in requests and in the stored mount record.
+    pub fn code(self) -> u8 {
+        match self {
+            MountKind::Kv2 => 0x01,
+            MountKind::Transit => 0x02,
+        }
+    }
+
+    /// The kind with code `code`.
+    pub fn from_code(code: u8) -> Option<MountKind> {
+        [MountKind::Kv2, MountKind::Transit]
+            .into_iter()
+            .find(|kind| kind.code() == code)
+    }
+
+    /// Vault's name for it (`type` in `sys/mounts`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MountKind::Kv2 => "kv",
+            MountKind::Transit => "transit",
+        }
+    }
+}
 
 use crate::{Detachable, PrivateKey, PublicKey, hash_parts};
 use bytes::BufMut;
@@ -222,12 +260,14 @@ pub enum SecretsOp {
         /// Whether writes must carry `cas`.
         cas_required: Option<bool>,
     },
-    /// Enable a KV version 2 engine at `mount` (`POST sys/mounts/mount`).
+    /// Enable an engine at `mount` (`POST sys/mounts/mount`).
     MountEnable {
         /// The mount path, without slashes at either end.
         mount: String,
         /// Free text.
         description: String,
+        /// The engine.
+        kind: MountKind,
     },
     /// Disable a mount and delete everything in it.
     MountDisable {
@@ -332,6 +372,8 @@ pub enum SecretsOp {
     /// Replace the recipients of a recipient-sealed version (who may open it through the
     /// cluster from now on).
     KvReseal(KvReseal),
+    /// A transit request (keys, decryption, MACs, signatures).
+    Transit(TransitOp),
 }
 
 impl SecretsOp {
@@ -405,7 +447,8 @@ const TAG_KV_DESTROY: u8 = 0x05;
 const TAG_KV_METADATA_WRITE: u8 = 0x06;
 const TAG_KV_METADATA_DELETE: u8 = 0x07;
 const TAG_KV_CONFIG_WRITE: u8 = 0x08;
-const TAG_MOUNT_ENABLE: u8 = 0x09;
+/// Retired: `MountEnable` without an engine kind (now [`TAG_MOUNT_ENABLE`]).
+const TAG_RETIRED_MOUNT_ENABLE: u8 = 0x09;
 const TAG_MOUNT_DISABLE: u8 = 0x0a;
 const TAG_POLICY_WRITE: u8 = 0x0b;
 const TAG_POLICY_DELETE: u8 = 0x0c;
@@ -425,6 +468,8 @@ const TAG_KV_OPEN: u8 = 0x18;
 const TAG_KV_RESEAL: u8 = 0x19;
 const TAG_KV_WRITE: u8 = 0x20;
 const TAG_WRAP_STORE: u8 = 0x21;
+const TAG_MOUNT_ENABLE: u8 = 0x22;
+const TAG_TRANSIT: u8 = 0x30;
 
 impl SecretsOp {
     /// A short name for logs, audit lines and JSON.
@@ -455,6 +500,7 @@ impl SecretsOp {
             SecretsOp::KvSeal(_) => "kv_seal",
             SecretsOp::KvOpen { .. } => "kv_open",
             SecretsOp::KvReseal(_) => "kv_reseal",
+            SecretsOp::Transit(op) => op.kind(),
         }
     }
 }
@@ -716,10 +762,15 @@ impl Write for SecretsOp {
                 max_versions.write(buf);
                 cas_required.write(buf);
             }
-            SecretsOp::MountEnable { mount, description } => {
+            SecretsOp::MountEnable {
+                mount,
+                description,
+                kind,
+            } => {
                 TAG_MOUNT_ENABLE.write(buf);
                 write_str(mount, buf);
                 write_str(description, buf);
+                kind.code().write(buf);
             }
             SecretsOp::MountDisable { mount } => {
                 TAG_MOUNT_DISABLE.write(buf);
@@ -818,6 +869,10 @@ impl Write for SecretsOp {
                 TAG_KV_RESEAL.write(buf);
                 reseal.write(buf);
             }
+            SecretsOp::Transit(op) => {
+                TAG_TRANSIT.write(buf);
+                op.write(buf);
+            }
         }
     }
 }
@@ -911,7 +966,15 @@ impl Read for SecretsOp {
             TAG_MOUNT_ENABLE => SecretsOp::MountEnable {
                 mount: read_str(buf, MAX_MOUNT_BYTES, "mount")?,
                 description: read_str(buf, MAX_TOKEN_STRING_BYTES, "description")?,
+                kind: MountKind::from_code(u8::read(buf)?)
+                    .ok_or(CodecError::Invalid("MountEnable", "unknown engine kind"))?,
             },
+            TAG_RETIRED_MOUNT_ENABLE => {
+                return Err(CodecError::Invalid(
+                    "SecretsOp",
+                    "retired op tag: MountEnable now names its engine (tag 0x22)",
+                ));
+            }
             TAG_MOUNT_DISABLE => SecretsOp::MountDisable {
                 mount: read_str(buf, MAX_MOUNT_BYTES, "mount")?,
             },
@@ -975,6 +1038,7 @@ impl Read for SecretsOp {
                 }
             }
             TAG_KV_RESEAL => SecretsOp::KvReseal(KvReseal::read(buf)?),
+            TAG_TRANSIT => SecretsOp::Transit(TransitOp::read(buf)?),
             other => return Err(CodecError::InvalidEnum(other)),
         })
     }
@@ -1042,6 +1106,7 @@ pub(crate) mod tests {
             SecretsOp::MountEnable {
                 mount: "team".into(),
                 description: "team secrets".into(),
+                kind: MountKind::Kv2,
             },
             SecretsOp::MountDisable { mount },
             SecretsOp::PolicyWrite {
@@ -1086,7 +1151,19 @@ pub(crate) mod tests {
                 policies: vec!["app".into()],
                 ttl_ms: 3_600_000,
             },
+            SecretsOp::MountEnable {
+                mount: "transit".into(),
+                description: String::new(),
+                kind: MountKind::Transit,
+            },
         ]
+        .into_iter()
+        .chain(
+            transit::tests::every_op()
+                .into_iter()
+                .map(SecretsOp::Transit),
+        )
+        .collect()
     }
 
     #[test]
@@ -1146,7 +1223,11 @@ pub(crate) mod tests {
 
     #[test]
     fn retired_tags_are_refused_with_their_reason() {
-        for tag in [TAG_RETIRED_KV_WRITE, TAG_RETIRED_WRAP_STORE] {
+        for tag in [
+            TAG_RETIRED_KV_WRITE,
+            TAG_RETIRED_WRAP_STORE,
+            TAG_RETIRED_MOUNT_ENABLE,
+        ] {
             let error = decode::<SecretsOp>(&[tag, 0, 0]).expect_err("retired");
             assert!(error.to_string().contains("retired"), "{error}");
         }
@@ -1169,8 +1250,9 @@ pub(crate) mod tests {
     }
 
     /// The encoding of every op is frozen: a change here is a wire-format change. (Changed
-    /// once, while issue 11 was still open and nothing had shipped: KvWrite and WrapStore
-    /// moved to tags 0x20 and 0x21 with detachable values; 0x01 and 0x12 are retired.)
+    /// twice before anything shipped: in issue 11, KvWrite and WrapStore moved to tags 0x20
+    /// and 0x21 with detachable values, 0x01 and 0x12 retired; in issue 12, MountEnable moved
+    /// to 0x22 with its engine kind, 0x09 retired, and the transit ops joined the list.)
     #[test]
     fn encoding_fixture() {
         let mut all = Vec::new();
@@ -1180,7 +1262,7 @@ pub(crate) mod tests {
         all.extend_from_slice(token_public_key("wlk.fixture").as_ref());
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "40b84860d1fa21738410d8a9577fb983863d5df7dbdc67803feebeae4953fc99",
+            "9bffc7f90a9f79673a2343b962b51e541002693e423acd9e0a327ea1f070c4c9",
             "secrets op encoding changed: add a new op tag or payload tag, then update the fixture"
         );
     }

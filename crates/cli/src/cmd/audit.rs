@@ -95,6 +95,7 @@ fn describe(op: &SecretsOp) -> (String, String) {
                 reseal.recipients.join(",")
             ),
         ),
+        SecretsOp::Transit(op) => (op.kind().trim_start_matches("transit_"), op.vault_path()),
     };
     (what.to_string(), path)
 }

@@ -45,7 +45,7 @@ pub fn target(mount: &str, path: &str, nonce: &[u8; 32]) -> Digest {
 
 /// Whether a secret exists at `path` (for create-versus-update).
 pub(super) fn exists<S: Snapshot>(state: &Overlay<'_, S>, mount: &str, path: &str) -> bool {
-    super::mount(state, mount).is_some_and(|m| state.get(&keys::kv_meta(&m.id, path)).is_some())
+    super::kv_mount(state, mount).is_some_and(|m| state.get(&keys::kv_meta(&m.id, path)).is_some())
 }
 
 /// A version a read may release: its mount's id, its number (0 resolved to the latest) and
@@ -67,10 +67,10 @@ pub(super) fn readable<S: Snapshot>(
     path: &str,
     version: u64,
 ) -> Result<Readable, SecretsResult> {
-    let Some(mount) = super::mount(state, mount_path) else {
+    let Some(mount) = super::kv_mount(state, mount_path) else {
         return Err(SecretsResult::refused(
             404,
-            format!("no secrets engine is mounted at {mount_path}/"),
+            format!("no KV version 2 engine is mounted at {mount_path}/"),
         ));
     };
     valid_path(path).map_err(|reason| SecretsResult::refused(400, reason))?;
@@ -153,10 +153,10 @@ pub(super) fn execute<S: Snapshot>(
         SecretsOp::KvConfigWrite { mount, .. } => (mount, None),
         _ => unreachable!("kv::execute is called for KV requests only"),
     };
-    let Some(mut mount) = super::mount(state, mount_path) else {
+    let Some(mut mount) = super::kv_mount(state, mount_path) else {
         return SecretsResult::refused(
             404,
-            format!("no secrets engine is mounted at {mount_path}/"),
+            format!("no KV version 2 engine is mounted at {mount_path}/"),
         );
     };
     let Some(path) = path else {

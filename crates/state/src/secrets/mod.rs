@@ -23,6 +23,7 @@ pub mod records;
 pub mod teardown;
 #[cfg(test)]
 mod tests;
+pub mod transit;
 
 use crate::{Overlay, Snapshot, keys, stored::StoredError};
 use commonware_codec::Encode as _;
@@ -31,7 +32,7 @@ use records::{Mount, Role, Token, Wrapped, decode_names, encode_names};
 use welkin_policy::{Acl, Capabilities, Policy};
 use welkin_types::{
     Block, Digest, PublicKey, Sender, SignedTransaction, TxId, hash_parts,
-    secrets::{SecretsOp, TokenRef, TokenSpec, token_accessor},
+    secrets::{MountKind, SecretsOp, TokenRef, TokenSpec, TransitOp, token_accessor},
 };
 
 /// The mount every cluster starts with, as `vault server -dev` has it.
@@ -117,6 +118,14 @@ pub enum SecretsResult {
         reader: [u8; 32],
         /// Where the sealed value (welkin-sealed encoding) is, for the reader.
         sealed: ValueRef,
+    },
+    /// A transit decryption or MAC was allowed: partials over each target, in the request's
+    /// order, go to `reader` (which holds the ciphertexts or inputs itself).
+    ReleasedTargets {
+        /// The targets.
+        targets: Vec<Digest>,
+        /// The reader's one-time X25519 key.
+        reader: [u8; 32],
     },
     /// Refused, with the HTTP status Vault gives and its message.
     Refused {
@@ -221,9 +230,11 @@ fn run<S: Snapshot>(
         | SecretsOp::KvMetadataWrite { .. }
         | SecretsOp::KvMetadataDelete { .. }
         | SecretsOp::KvConfigWrite { .. } => kv::execute(state, now, id, op),
-        SecretsOp::MountEnable { mount, description } => {
-            enable_mount(state, now, id, mount, description)
-        }
+        SecretsOp::MountEnable {
+            mount,
+            description,
+            kind,
+        } => enable_mount(state, now, id, mount, description, *kind),
         SecretsOp::MountDisable { mount } => disable_mount(state, mount),
         SecretsOp::PolicyWrite { name, policy } => write_policy(state, name, policy),
         SecretsOp::PolicyDelete { name } => delete_policy(state, name),
@@ -271,6 +282,7 @@ fn run<S: Snapshot>(
         SecretsOp::KvSeal(_) | SecretsOp::KvOpen { .. } | SecretsOp::KvReseal(_) => {
             unreachable!("recipient requests run in recipients::execute")
         }
+        SecretsOp::Transit(op) => transit::execute(state, now, id, op),
         SecretsOp::KeriRole {
             prefix,
             policies,
@@ -397,6 +409,16 @@ fn required<S: Snapshot>(state: &Overlay<'_, S>, op: &SecretsOp) -> Option<(Stri
             ("auth/keri/encryption-key".into(), Capabilities::UPDATE)
         }
         SecretsOp::Unwrap { .. } => ("sys/wrapping/unwrap".into(), Capabilities::UPDATE),
+        SecretsOp::Transit(op) => {
+            let needed = match op {
+                TransitOp::KeyCreate { mount, name, .. } => {
+                    create_or_update(transit::exists(state, mount, name))
+                }
+                TransitOp::KeyDelete { .. } => Capabilities::DELETE,
+                _ => Capabilities::UPDATE,
+            };
+            (op.vault_path(), needed)
+        }
     })
 }
 
@@ -449,6 +471,11 @@ pub fn valid_mount(mount: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The KV version 2 mount at `path`, if enabled.
+pub fn kv_mount<S: Snapshot>(state: &Overlay<'_, S>, path: &str) -> Option<Mount> {
+    mount(state, path).filter(|mount| mount.kind == MountKind::Kv2)
+}
+
 /// The mount at `path`, if enabled.
 pub fn mount<S: Snapshot>(state: &Overlay<'_, S>, path: &str) -> Option<Mount> {
     state.decoded(&keys::secrets_mount(path), Mount::decode)
@@ -464,6 +491,7 @@ fn enable_mount<S: Snapshot>(
     id: &TxId,
     path: &str,
     description: &str,
+    kind: MountKind,
 ) -> SecretsResult {
     if let Err(reason) = valid_mount(path) {
         return SecretsResult::refused(400, reason);
@@ -482,7 +510,7 @@ fn enable_mount<S: Snapshot>(
         );
     }
     let record = Mount {
-        kind: records::KIND_KV2,
+        kind,
         id: hash_parts(&[b"welkin/secrets/mount-id/v1", id.as_ref()]),
         description: description.to_string(),
         max_versions: 0,
@@ -505,10 +533,16 @@ fn disable_mount<S: Snapshot>(state: &mut Overlay<'_, S>, path: &str) -> Secrets
     let before = mounts.len();
     mounts.retain(|m| m != path);
     if mounts.len() != before {
-        if let Some(disabled) = mount(state, path)
-            && let Err(refusal) = teardown::queue(state, path, &disabled.id)
-        {
-            return refusal;
+        match mount(state, path) {
+            Some(disabled) if disabled.kind == MountKind::Transit => {
+                transit::delete_all(state, &disabled);
+            }
+            Some(disabled) => {
+                if let Err(refusal) = teardown::queue(state, path, &disabled.id) {
+                    return refusal;
+                }
+            }
+            None => {}
         }
         state.delete(keys::secrets_mount(path));
         state.put(list_key, encode_names(&mounts));
@@ -882,7 +916,7 @@ pub(crate) fn genesis_writes(
     root_token: Option<&PublicKey>,
 ) -> Vec<(Digest, Vec<u8>)> {
     let mount = Mount {
-        kind: records::KIND_KV2,
+        kind: MountKind::Kv2,
         id: hash_parts(&[
             b"welkin/secrets/mount-id/v1",
             b"genesis",

@@ -2,7 +2,7 @@
 //! Wrapped, version 2: their sealed bytes moved beside the log).
 //!
 //! ```text
-//! Mount     := 0x01 | kind u8 (1 = kv v2) | id [32] | description str | max_versions u32
+//! Mount     := 0x01 | kind u8 (1 = kv v2, 2 = transit) | id [32] | description str | max_versions u32
 //!              | cas_required bool | created_ms u64
 //! Names     := 0x01 | count u16 | str*                            (sorted, unique)
 //! Meta      := 0x01 | current u64 | max_versions u32 | cas_required bool | created_ms u64
@@ -21,20 +21,18 @@
 //! ```
 
 use crate::stored::{Reader, StoredError, Writer, read_list, write_list};
-use welkin_types::{Digest, PublicKey, TxId};
+use welkin_types::{Digest, PublicKey, TxId, secrets::MountKind};
 
 const VERSION: u8 = 1;
 /// The version of [`Value`] and [`Wrapped`]: 2 since their sealed bytes moved beside the
 /// log (version 1 held them inline).
 const VALUE_VERSION: u8 = 2;
-/// The only engine kind so far: KV version 2.
-pub const KIND_KV2: u8 = 1;
 
 /// An enabled secrets engine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
-    /// The engine (only [`KIND_KV2`]).
-    pub kind: u8,
+    /// The engine.
+    pub kind: MountKind,
     /// Unique per enablement: every key of the mount's data includes it, so data of a
     /// disabled mount is unreachable from a new mount at the same path.
     pub id: Digest,
@@ -53,7 +51,7 @@ impl Mount {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.u8(VERSION);
-        w.u8(self.kind);
+        w.u8(self.kind.code());
         w.raw(self.id.as_ref());
         w.str(&self.description);
         w.u32(self.max_versions as usize);
@@ -66,11 +64,12 @@ impl Mount {
     pub fn decode(value: &[u8]) -> Result<Mount, StoredError> {
         let mut r = Reader::new("secrets mount", value);
         r.version(VERSION)?;
+        let code = r.u8()?;
+        let Some(kind) = MountKind::from_code(code) else {
+            return Err(r.error(format!("unknown engine kind {code}")));
+        };
         let mount = Mount {
-            kind: match r.u8()? {
-                KIND_KV2 => KIND_KV2,
-                other => return Err(r.error(format!("unknown engine kind {other}"))),
-            },
+            kind,
             id: Digest::from(r.bytes32()?),
             description: r.str()?,
             max_versions: r.u32()? as u32,
@@ -504,7 +503,7 @@ mod tests {
 
     fn mount() -> Mount {
         Mount {
-            kind: KIND_KV2,
+            kind: MountKind::Kv2,
             id: hash_parts(&[b"m"]),
             description: "d".into(),
             max_versions: 3,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use welkin_types::{
     Block, ChainParams, Detachable, Digest, LogEntry, Outcome, Payload, Sender, Transaction, TxId,
     hash_parts,
-    secrets::{SecretsOp, TokenRef, TokenSpec, token_public_key, token_signing_key},
+    secrets::{MountKind, SecretsOp, TokenRef, TokenSpec, token_public_key, token_signing_key},
 };
 
 pub(super) const ROOT: &str = "wlk.root";
@@ -483,7 +483,8 @@ fn mounts_are_checked_and_a_new_mount_does_not_see_old_data() {
             ROOT,
             SecretsOp::MountEnable {
                 mount: "sys".into(),
-                description: String::new()
+                description: String::new(),
+                kind: MountKind::Kv2,
             }
         ),
         400
@@ -491,6 +492,7 @@ fn mounts_are_checked_and_a_new_mount_does_not_see_old_data() {
     let enable = SecretsOp::MountEnable {
         mount: "team".into(),
         description: "team secrets".into(),
+        kind: MountKind::Kv2,
     };
     c.ok(ROOT, enable.clone());
     assert_eq!(c.status(ROOT, enable.clone()), 400, "in use");

@@ -10,7 +10,7 @@ use welkin_state::{
     keys,
     secrets::records::{Mount, decode_names},
 };
-use welkin_types::secrets::SecretsOp;
+use welkin_types::secrets::{MountKind, SecretsOp};
 
 pub(super) async fn handle<E: Runtime>(
     node: &NodeHandle<E>,
@@ -85,8 +85,13 @@ fn seal_status<E: Runtime>(node: &NodeHandle<E>) -> Response {
 }
 
 fn mount_json(record: &Mount) -> Json {
+    let kind = record.kind.name();
+    let options = match record.kind {
+        MountKind::Kv2 => json!({ "version": "2" }),
+        MountKind::Transit => Json::Null,
+    };
     json!({
-        "accessor": format!("kv_{}", &hex::encode(record.id)[..8]),
+        "accessor": format!("{kind}_{}", &hex::encode(record.id)[..8]),
         "config": {
             "default_lease_ttl": 0,
             "max_lease_ttl": 0,
@@ -95,11 +100,11 @@ fn mount_json(record: &Mount) -> Json {
         "description": record.description,
         "external_entropy_access": false,
         "local": false,
-        "options": { "version": "2" },
+        "options": options,
         "plugin_version": "",
         "running_plugin_version": "",
         "seal_wrap": false,
-        "type": "kv",
+        "type": kind,
         "uuid": hex::encode(&record.id.as_ref()[..16]),
     })
 }
@@ -147,20 +152,23 @@ async fn mounts<E: Runtime>(
                         .map(str::to_string)
                         .unwrap_or_else(|| v.to_string())
                 });
-            match (kind, version.as_deref()) {
-                ("kv-v2", _) | ("kv", Some("2")) => {}
+            let kind = match (kind, version.as_deref()) {
+                ("kv-v2", _) | ("kv", Some("2")) => MountKind::Kv2,
                 ("kv", _) => {
                     return Err(VaultError::bad(
                         "only KV version 2 is offered: set options.version to \"2\"",
                     ));
                 }
+                ("transit", _) => MountKind::Transit,
                 (other, _) => {
                     return Err(VaultError::bad(format!(
-                        "plugin not found in the catalog: {other} (this cluster offers kv version 2)"
+                        "plugin not found in the catalog: {other} (this cluster offers kv \
+                         version 2 and transit)"
                     )));
                 }
-            }
+            };
             let op = SecretsOp::MountEnable {
+                kind,
                 mount: mount.to_string(),
                 description: request
                     .str_field("description")

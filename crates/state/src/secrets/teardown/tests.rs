@@ -62,6 +62,7 @@ impl Scenario {
         self.ok(SecretsOp::MountEnable {
             mount: MOUNT.into(),
             description: String::new(),
+            kind: welkin_types::secrets::MountKind::Kv2,
         });
     }
 
