@@ -252,14 +252,24 @@ async fn handle<E: Runtime>(node: NodeHandle<E>, request: Request) -> Result<Res
         return Err(VaultError::not_found());
     };
     let query = parse_query(parts.uri.query());
+    let too_large = || {
+        VaultError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body exceeds {MAX_VAULT_BODY_BYTES} bytes"),
+        )
+    };
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_VAULT_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
     let body = axum::body::to_bytes(body, MAX_VAULT_BODY_BYTES)
         .await
-        .map_err(|_| {
-            VaultError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds {MAX_VAULT_BODY_BYTES} bytes"),
-            )
-        })?;
+        .map_err(|_| too_large())?;
     let body = parse_body(&body)?;
     let listing = query
         .iter()
