@@ -18,11 +18,19 @@
 //!            | 0x05 mount | name | purpose u8 | ciphertexts | reader [32]          Decrypt
 //!            | 0x06 mount | name | purpose u8 | version u64 | digests | reader [32] Mac
 //!            | 0x07 mount | name | version u64 | digests                           Sign
+//!            | 0x08 mount | name | key_id [32] | version u64 | attempt u32
+//!                   | package (varint len, welkin-frost Round1Package)               DkgRound1
+//!            | 0x09 mount | name | key_id [32] | version u64 | attempt u32
+//!                   | (0x01 public_keys [32] | 0x02 culprit u16)                     DkgResult
 //! ciphertexts := varint count (1..=256) | (version u64 | nonce [32])*
 //! digests     := varint count (1..=256) | digest [32]*
 //! kind: 0x01 chacha20-poly1305, 0x02 ed25519, 0x03 hmac
 //! purpose (Decrypt): 0x01 decrypt, 0x02 rewrap; (Mac): 0x01 hmac, 0x02 verify
 //! ```
+//!
+//! `DkgRound1` and `DkgResult` are sent by the cluster's nodes themselves (signed with their
+//! node keys), not by tokens: they are the steps of the key generation that makes a signing
+//! key's version without any node holding it (see `welkin_state::secrets::transit`).
 
 use super::{MAX_MOUNT_BYTES, read_str, str_size, write_str};
 use bytes::BufMut;
@@ -30,6 +38,25 @@ use commonware_codec::{Buf, EncodeSize, Error as CodecError, Read, ReadExt, Writ
 
 /// Longest transit key name, in bytes.
 pub const MAX_KEY_NAME_BYTES: usize = 128;
+/// Largest round-1 package of a key generation (welkin-frost's bound for 256 participants).
+pub const MAX_DKG_PACKAGE_BYTES: usize = 8_448;
+
+/// What a node reports at the end of its part of a key generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DkgOutcome {
+    /// It holds its share; `public_keys` is the SHA-256 of the group's public keys as it
+    /// computed them (welkin-frost `PublicKeys` encoding), which must be the log's.
+    Done {
+        /// The digest.
+        public_keys: [u8; 32],
+    },
+    /// The round-2 share from node `culprit` did not match its committed polynomial.
+    Failed {
+        /// The node it accuses.
+        culprit: u16,
+    },
+}
+
 /// Most items one request may name (Vault's `batch_input`): bounds the partials one
 /// committed request makes every node compute.
 pub const MAX_BATCH_ITEMS: usize = 256;
@@ -199,6 +226,36 @@ pub enum TransitOp {
         /// SHA-256 of each message, in `batch_input` order.
         digests: Vec<[u8; 32]>,
     },
+    /// A node's round-1 package for the key generation of a signing key's version.
+    DkgRound1 {
+        /// The transit mount.
+        mount: String,
+        /// The key's name.
+        name: String,
+        /// The key's id (a key deleted and made again is another key).
+        key_id: crate::Digest,
+        /// The version being generated.
+        version: u64,
+        /// Which attempt (each restart without a culprit is the next).
+        attempt: u32,
+        /// The welkin-frost `Round1Package` encoding.
+        package: Vec<u8>,
+    },
+    /// A node's result for the key generation of a signing key's version.
+    DkgResult {
+        /// The transit mount.
+        mount: String,
+        /// The key's name.
+        name: String,
+        /// The key's id.
+        key_id: crate::Digest,
+        /// The version being generated.
+        version: u64,
+        /// Which attempt.
+        attempt: u32,
+        /// What it found.
+        outcome: DkgOutcome,
+    },
 }
 
 const TAG_KEY_CREATE: u8 = 0x01;
@@ -208,6 +265,8 @@ const TAG_KEY_DELETE: u8 = 0x04;
 const TAG_DECRYPT: u8 = 0x05;
 const TAG_MAC: u8 = 0x06;
 const TAG_SIGN: u8 = 0x07;
+const TAG_DKG_ROUND1: u8 = 0x08;
+const TAG_DKG_RESULT: u8 = 0x09;
 
 impl TransitOp {
     /// The transit mount it acts on.
@@ -219,7 +278,9 @@ impl TransitOp {
             | TransitOp::KeyDelete { mount, .. }
             | TransitOp::Decrypt { mount, .. }
             | TransitOp::Mac { mount, .. }
-            | TransitOp::Sign { mount, .. } => mount,
+            | TransitOp::Sign { mount, .. }
+            | TransitOp::DkgRound1 { mount, .. }
+            | TransitOp::DkgResult { mount, .. } => mount,
         }
     }
 
@@ -232,7 +293,9 @@ impl TransitOp {
             | TransitOp::KeyDelete { name, .. }
             | TransitOp::Decrypt { name, .. }
             | TransitOp::Mac { name, .. }
-            | TransitOp::Sign { name, .. } => name,
+            | TransitOp::Sign { name, .. }
+            | TransitOp::DkgRound1 { name, .. }
+            | TransitOp::DkgResult { name, .. } => name,
         }
     }
 
@@ -260,6 +323,8 @@ impl TransitOp {
                 ..
             } => "transit_verify_hmac",
             TransitOp::Sign { .. } => "transit_sign",
+            TransitOp::DkgRound1 { .. } => "transit_dkg_round1",
+            TransitOp::DkgResult { .. } => "transit_dkg_result",
         }
     }
 
@@ -268,7 +333,10 @@ impl TransitOp {
     pub fn vault_path(&self) -> String {
         let (mount, name) = (self.mount(), self.name());
         let area = match self {
-            TransitOp::KeyCreate { .. } | TransitOp::KeyDelete { .. } => "keys",
+            TransitOp::KeyCreate { .. }
+            | TransitOp::KeyDelete { .. }
+            | TransitOp::DkgRound1 { .. }
+            | TransitOp::DkgResult { .. } => "keys",
             TransitOp::KeyConfig { .. } => return format!("{mount}/keys/{name}/config"),
             TransitOp::KeyRotate { .. } => return format!("{mount}/keys/{name}/rotate"),
             TransitOp::Decrypt {
@@ -404,6 +472,45 @@ impl Write for TransitOp {
                 version.write(buf);
                 write_digests(digests, buf);
             }
+            TransitOp::DkgRound1 {
+                mount,
+                name,
+                key_id,
+                version,
+                attempt,
+                package,
+            } => {
+                TAG_DKG_ROUND1.write(buf);
+                write_mount_name(mount, name, buf);
+                key_id.write(buf);
+                version.write(buf);
+                attempt.write(buf);
+                package.write(buf);
+            }
+            TransitOp::DkgResult {
+                mount,
+                name,
+                key_id,
+                version,
+                attempt,
+                outcome,
+            } => {
+                TAG_DKG_RESULT.write(buf);
+                write_mount_name(mount, name, buf);
+                key_id.write(buf);
+                version.write(buf);
+                attempt.write(buf);
+                match outcome {
+                    DkgOutcome::Done { public_keys } => {
+                        0x01u8.write(buf);
+                        public_keys.write(buf);
+                    }
+                    DkgOutcome::Failed { culprit } => {
+                        0x02u8.write(buf);
+                        culprit.write(buf);
+                    }
+                }
+            }
         }
     }
 }
@@ -433,6 +540,15 @@ impl EncodeSize for TransitOp {
                     1 + 8 + count(digests.len()) + digests.len() * 32 + 32
                 }
                 TransitOp::Sign { digests, .. } => 8 + count(digests.len()) + digests.len() * 32,
+                TransitOp::DkgRound1 { package, .. } => 32 + 8 + 4 + package.encode_size(),
+                TransitOp::DkgResult { outcome, .. } => {
+                    32 + 8
+                        + 4
+                        + match outcome {
+                            DkgOutcome::Done { .. } => 1 + 32,
+                            DkgOutcome::Failed { .. } => 1 + 2,
+                        }
+                }
             }
     }
 }
@@ -502,6 +618,30 @@ impl Read for TransitOp {
                 name,
                 version: u64::read(buf)?,
                 digests: read_digests(buf)?,
+            },
+            TAG_DKG_ROUND1 => TransitOp::DkgRound1 {
+                mount,
+                name,
+                key_id: crate::Digest::read(buf)?,
+                version: u64::read(buf)?,
+                attempt: u32::read(buf)?,
+                package: super::read_bytes(buf, MAX_DKG_PACKAGE_BYTES)?,
+            },
+            TAG_DKG_RESULT => TransitOp::DkgResult {
+                mount,
+                name,
+                key_id: crate::Digest::read(buf)?,
+                version: u64::read(buf)?,
+                attempt: u32::read(buf)?,
+                outcome: match u8::read(buf)? {
+                    0x01 => DkgOutcome::Done {
+                        public_keys: <[u8; 32]>::read(buf)?,
+                    },
+                    0x02 => DkgOutcome::Failed {
+                        culprit: u16::read(buf)?,
+                    },
+                    _ => return Err(CodecError::Invalid("transit dkg result", "unknown outcome")),
+                },
             },
             other => return Err(CodecError::InvalidEnum(other)),
         })
@@ -576,9 +716,70 @@ pub(crate) mod tests {
         ]
     }
 
+    /// One of each key generation step (their own fixture: they came after the others).
+    fn dkg_ops() -> Vec<TransitOp> {
+        let step = |attempt: u32, outcome: Option<DkgOutcome>| {
+            let (mount, name, key_id, version) = (
+                "transit".to_string(),
+                "signer".to_string(),
+                crate::hash_parts(&[b"key"]),
+                2,
+            );
+            match outcome {
+                None => TransitOp::DkgRound1 {
+                    mount,
+                    name,
+                    key_id,
+                    version,
+                    attempt,
+                    package: vec![1, 2, 3],
+                },
+                Some(outcome) => TransitOp::DkgResult {
+                    mount,
+                    name,
+                    key_id,
+                    version,
+                    attempt,
+                    outcome,
+                },
+            }
+        };
+        vec![
+            step(0, None),
+            step(
+                1,
+                Some(DkgOutcome::Done {
+                    public_keys: [4; 32],
+                }),
+            ),
+            step(2, Some(DkgOutcome::Failed { culprit: 3 })),
+        ]
+    }
+
+    #[test]
+    fn key_generation_steps_are_frozen() {
+        let mut all = Vec::new();
+        for op in dkg_ops() {
+            all.extend_from_slice(&op.encode());
+        }
+        assert_eq!(
+            hex::encode(hash_parts(&[&all])),
+            "49924a2db690cdb544b67c5eb1a2c5d08d091a55ecca8d6f19ef786bd89ca261",
+            "transit key generation encoding changed: add a new op tag, then update the fixture"
+        );
+        let mut big = dkg_ops()[0].clone();
+        if let TransitOp::DkgRound1 { package, .. } = &mut big {
+            *package = vec![0; MAX_DKG_PACKAGE_BYTES + 1];
+        }
+        assert!(
+            decode::<TransitOp>(&big.encode()).is_err(),
+            "an oversized package"
+        );
+    }
+
     #[test]
     fn every_op_round_trips_and_sizes_match() {
-        for op in every_op() {
+        for op in every_op().into_iter().chain(dkg_ops()) {
             let bytes = op.encode();
             assert_eq!(bytes.len(), op.encode_size(), "{}", op.kind());
             assert_eq!(decode::<TransitOp>(&bytes).expect("decodes"), op);
