@@ -181,6 +181,8 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             env: Env {
                 cluster_id: genesis.cluster_id(),
                 params: genesis.chain.clone(),
+                members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
+                threshold: u16::try_from(genesis.threshold).unwrap_or(u16::MAX),
             },
             mempool,
             applied,

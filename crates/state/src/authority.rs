@@ -146,6 +146,8 @@ mod tests {
         Env {
             cluster_id: hash_parts(&[b"cluster"]),
             params: ChainParams::default(),
+            members: Vec::new(),
+            threshold: 0,
         }
     }
 

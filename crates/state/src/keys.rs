@@ -264,6 +264,21 @@ pub fn transit_key(mount: &Digest, name: &str) -> Digest {
     hash_parts(&[b"secrets/transit/key", mount.as_ref(), name.as_bytes()])
 }
 
+/// The key generation in progress for `version` of the transit key with id `key`.
+pub fn transit_dkg(key: &Digest, version: u64) -> Digest {
+    hash_parts(&[b"secrets/transit/dkg", key.as_ref(), &version.to_be_bytes()])
+}
+
+/// The group public keys (welkin-frost encoding) of `version` of the signing key with id
+/// `key`: what a coordinator checks signature shares against.
+pub fn transit_public_keys(key: &Digest, version: u64) -> Digest {
+    hash_parts(&[
+        b"secrets/transit/public-keys",
+        key.as_ref(),
+        &version.to_be_bytes(),
+    ])
+}
+
 /// The sorted names of a transit mount's keys.
 pub fn transit_keys(mount: &Digest) -> Digest {
     hash_parts(&[b"secrets/transit/keys", mount.as_ref()])

@@ -103,6 +103,11 @@ pub struct Env {
     pub cluster_id: Digest,
     /// Chain parameters from genesis.
     pub params: ChainParams,
+    /// The cluster's nodes, in genesis order: node `i` takes part in key generations as
+    /// index `i`.
+    pub members: Vec<welkin_types::PublicKey>,
+    /// Signatures needed to act with a key the nodes hold together (2f+1).
+    pub threshold: u16,
 }
 
 /// The effect of one block.

@@ -102,7 +102,7 @@ pub(crate) fn execute<S: Snapshot>(
             };
         }
         Payload::Secrets(op) => {
-            let result = crate::secrets::execute(state, block, signed, op);
+            let result = crate::secrets::execute(env, state, block, signed, op);
             let (outcome, detail) = match &result {
                 crate::secrets::SecretsResult::Refused { status, message } => (
                     Outcome::Rejected,
@@ -164,6 +164,8 @@ mod tests {
         Env {
             cluster_id: hash_parts(&[b"cluster"]),
             params: ChainParams::default(),
+            members: Vec::new(),
+            threshold: 0,
         }
     }
 

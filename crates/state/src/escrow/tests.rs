@@ -13,6 +13,8 @@ fn env() -> Env {
     Env {
         cluster_id: hash_parts(&[b"cluster"]),
         params: ChainParams::default(),
+        members: Vec::new(),
+        threshold: 0,
     }
 }
 

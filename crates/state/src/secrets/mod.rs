@@ -151,12 +151,26 @@ impl SecretsResult {
 
 /// Runs one secrets request; the caller has checked expiry and the nonce.
 pub(crate) fn execute<S: Snapshot>(
+    env: &crate::Env,
     state: &mut Overlay<'_, S>,
     block: &Block,
     signed: &SignedTransaction,
     op: &SecretsOp,
 ) -> SecretsResult {
     let now = block.timestamp_ms;
+    if let (
+        Sender::Key(key),
+        SecretsOp::Transit(step @ (TransitOp::DkgRound1 { .. } | TransitOp::DkgResult { .. })),
+    ) = (&signed.tx.sender, op)
+    {
+        // Key generation steps come from the nodes themselves, never from a token.
+        return match env.members.iter().position(|member| member == key) {
+            Some(index) => transit::dkg::step(state, index as u16, step),
+            None => {
+                SecretsResult::refused(403, "only the cluster's nodes take part in key generation")
+            }
+        };
+    }
     let key = match (&signed.tx.sender, op) {
         // The identifier's keys and threshold were checked before the payload runs.
         (Sender::Identifier { prefix, .. }, SecretsOp::KeriLogin { key, ttl_ms }) => {
@@ -204,7 +218,7 @@ pub(crate) fn execute<S: Snapshot>(
             let identity = token.identity.as_ref().map(|(prefix, _)| prefix.as_str());
             recipients::execute(state, now, &signed.id(), identity, op)
         }
-        _ => run(state, now, &signed.id(), key, op),
+        _ => run(env, state, now, &signed.id(), key, op),
     };
     if last_use {
         // Its last use: the request ran, and the token is gone.
@@ -215,6 +229,7 @@ pub(crate) fn execute<S: Snapshot>(
 
 /// Runs an authorised request.
 fn run<S: Snapshot>(
+    env: &crate::Env,
     state: &mut Overlay<'_, S>,
     now: u64,
     id: &TxId,
@@ -282,7 +297,7 @@ fn run<S: Snapshot>(
         SecretsOp::KvSeal(_) | SecretsOp::KvOpen { .. } | SecretsOp::KvReseal(_) => {
             unreachable!("recipient requests run in recipients::execute")
         }
-        SecretsOp::Transit(op) => transit::execute(state, now, id, op),
+        SecretsOp::Transit(op) => transit::execute(env, state, now, id, op),
         SecretsOp::KeriRole {
             prefix,
             policies,

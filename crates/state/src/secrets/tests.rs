@@ -37,6 +37,8 @@ impl Cluster {
             env: Env {
                 cluster_id: hash_parts(&[b"secrets test"]),
                 params: ChainParams::default(),
+                members: Vec::new(),
+                threshold: 0,
             },
             state,
             height: 0,
