@@ -137,7 +137,9 @@ impl ReaderKey {
         let decoded = Envelope::read_versioned(&mut buf, TARGETS_ENVELOPE_VERSION, MAX_PLAINTEXT)
             .map_err(malformed)?;
         if buf.remaining() > 0 {
-            return Err(malformed(commonware_codec::Error::ExtraData(buf.remaining())));
+            return Err(malformed(commonware_codec::Error::ExtraData(
+                buf.remaining(),
+            )));
         }
         if decoded.reader != self.public {
             return Err(EnvelopeError::OtherReader {

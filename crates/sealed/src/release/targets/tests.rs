@@ -23,7 +23,10 @@ fn a_batch_envelope_opens_to_the_partials_in_order() {
     let reader = ReaderKey::generate(&mut rng);
     let sent: Vec<_> = targets.iter().map(|t| partial(&shares[1], t)).collect();
     let envelope = seal_partials(&mut rng, &reader.public(), &context, &sent).expect("seals");
-    assert_eq!(reader.open_partials(&context, &envelope).expect("opens"), sent);
+    assert_eq!(
+        reader.open_partials(&context, &envelope).expect("opens"),
+        sent
+    );
 }
 
 #[test]
@@ -62,7 +65,10 @@ fn wrong_counts_are_refused_on_both_sides() {
     let context = context(&targets);
     let mut rng = TestRng::new(6);
     let reader = ReaderKey::generate(&mut rng);
-    let two: Vec<_> = targets[..2].iter().map(|t| partial(&shares[0], t)).collect();
+    let two: Vec<_> = targets[..2]
+        .iter()
+        .map(|t| partial(&shares[0], t))
+        .collect();
     assert!(matches!(
         seal_partials(&mut rng, &reader.public(), &context, &two),
         Err(EnvelopeError::WrongCount {
