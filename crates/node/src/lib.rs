@@ -41,8 +41,9 @@ pub use mempool::MempoolConfig;
 /// The release channel's wire format (simulations forge it to play byzantine nodes).
 pub use releases::ReleaseBatch;
 pub use releases::{
-    ReadGrant, Release, ReleasesConfig,
+    Grant, ReadGrant, Release, ReleasesConfig, TargetsGrant,
     reader::{Opened, ReadError, ReadOpener},
+    targets::{OpenedTargets, TargetsOpener, is_cluster_signature},
 };
 pub use store::{ProvenValue, Runtime};
 pub use waiters::{Subscription, TooManyWaiters, WaitersConfig};

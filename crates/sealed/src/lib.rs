@@ -45,7 +45,9 @@ pub use recipients::{
     recipient_public_key, seal_to_recipients,
 };
 pub use release::{
-    ENVELOPE_VERSION, EnvelopeError, MAX_ENVELOPE_BYTES, ReaderKey, ReleaseContext, seal_partial,
+    ENVELOPE_VERSION, EnvelopeError, MAX_ENVELOPE_BYTES, MAX_TARGETS, MAX_TARGETS_ENVELOPE_BYTES,
+    ReaderKey, ReleaseContext, TARGETS_ENVELOPE_VERSION, TargetsContext, seal_partial,
+    seal_partials,
 };
 
 /// The version of the [`SealedValue`] encoding.

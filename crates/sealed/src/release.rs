@@ -206,6 +206,17 @@ pub enum EnvelopeError {
     /// It opened, but what is inside is not a partial signature (its sender is faulty).
     #[error("envelope holds no partial signature: {0}")]
     BadPartial(CodecError),
+    /// A batch envelope holds another number of partials than the request has targets.
+    #[error("envelope holds {found} partials for {expected} targets")]
+    WrongCount {
+        /// Partials in the envelope.
+        found: usize,
+        /// Targets of the request.
+        expected: usize,
+    },
+    /// More targets than one envelope may carry.
+    #[error("{0} targets are over the limit of {MAX_TARGETS}")]
+    TooManyTargets(usize),
 }
 
 /// Seals `partial` to the reader's one-time key `reader_public` for `context`.
@@ -232,12 +243,43 @@ pub fn seal_partial(
     Ok(envelope.encode().to_vec())
 }
 
-/// The decoded envelope.
+/// The decoded envelope (one partial, or a batch's: see [`targets`]).
 struct Envelope {
     reader: [u8; KEY_BYTES],
     context: Digest,
     encapped: [u8; KEY_BYTES],
     ciphertext: Vec<u8>,
+}
+
+impl Envelope {
+    fn write_versioned(&self, version: u8, buf: &mut impl BufMut) {
+        version.write(buf);
+        self.reader.write(buf);
+        self.context.write(buf);
+        self.encapped.write(buf);
+        self.ciphertext.write(buf);
+    }
+
+    /// Reads an envelope of `version` whose ciphertext holds at most `max_plaintext` bytes.
+    fn read_versioned(
+        buf: &mut impl Buf,
+        version: u8,
+        max_plaintext: usize,
+    ) -> Result<Self, CodecError> {
+        let found = u8::read(buf)?;
+        if found != version {
+            return Err(CodecError::InvalidEnum(found));
+        }
+        Ok(Self {
+            reader: <[u8; KEY_BYTES]>::read(buf)?,
+            context: Digest::read(buf)?,
+            encapped: <[u8; KEY_BYTES]>::read(buf)?,
+            ciphertext: Vec::<u8>::read_cfg(
+                buf,
+                &((TAG_BYTES + 1..=TAG_BYTES + max_plaintext).into(), ()),
+            )?,
+        })
+    }
 }
 
 impl Write for Envelope {
@@ -275,6 +317,13 @@ impl Read for Envelope {
         })
     }
 }
+
+mod targets;
+
+pub use targets::{
+    MAX_TARGETS, MAX_TARGETS_ENVELOPE_BYTES, TARGETS_ENVELOPE_VERSION, TargetsContext,
+    seal_partials,
+};
 
 #[cfg(test)]
 mod tests;

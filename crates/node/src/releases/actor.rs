@@ -5,7 +5,10 @@
 //! block's grants and never waits on it beyond a bounded channel (see [`GRANT_BACKLOG`]);
 //! signing and sealing happen here.
 
-use super::{ReadGrant, ReleaseBatch, Releases};
+use super::{
+    Grant, ReleaseBatch, Releases,
+    wire::{MAX_BATCH, MAX_BATCH_BYTES},
+};
 use crate::penalty::{Offence, Penalties};
 use commonware_codec::{DecodeExt as _, Encode as _};
 use commonware_cryptography::bls12381::primitives::group::Share;
@@ -14,14 +17,14 @@ use commonware_runtime::{Clock, Metrics, Spawner};
 use futures::{StreamExt as _, channel::mpsc};
 use rand_core::CryptoRng;
 use tracing::{debug, warn};
-use welkin_sealed::ReleaseContext;
+use welkin_sealed::{ReleaseContext, TargetsContext};
 use welkin_types::{Digest, PublicKey, TxId};
 
 /// Blocks of grants the executor may queue before it waits for the releaser.
 pub(crate) const GRANT_BACKLOG: usize = 64;
 
 /// One block's grants, from the executor.
-pub(crate) type Grants = Vec<(TxId, ReadGrant)>;
+pub(crate) type Grants = Vec<(TxId, Grant)>;
 
 /// The releaser's fixed inputs.
 pub(crate) struct Releaser<E> {
@@ -60,8 +63,7 @@ impl<E: Spawner + Clock + Metrics + CryptoRng> Releaser<E> {
             commonware_macros::select! {
                 block = grants.next() => {
                     let Some(block) = block else { return };
-                    let batch = self.release(block);
-                    if !batch.envelopes.is_empty() {
+                    for batch in self.release(block) {
                         sender.send(Recipients::All, batch.encode(), false);
                     }
                 },
@@ -73,31 +75,72 @@ impl<E: Spawner + Clock + Metrics + CryptoRng> Releaser<E> {
         }
     }
 
-    /// Signs and seals this node's partial for each grant; keeps its own envelopes.
-    fn release(&mut self, grants: Grants) -> ReleaseBatch {
+    /// Signs and seals this node's partials for each grant; keeps its own envelopes. Returns
+    /// the envelopes in batches of at most [`MAX_BATCH_BYTES`] (transit batches are large).
+    fn release(&mut self, grants: Grants) -> Vec<ReleaseBatch> {
         let now = crate::application::now_ms(&self.context);
-        let mut batch = ReleaseBatch::default();
+        let mut batches = vec![ReleaseBatch::default()];
+        let mut bytes = 0usize;
         for (id, grant) in grants {
-            let partial = welkin_sealed::partial(&self.share, &grant.target);
-            let context = ReleaseContext {
-                cluster_id: self.cluster_id,
-                read_id: id,
-                target: grant.target,
+            let sealed = match &grant {
+                Grant::Read(grant) => {
+                    let partial = welkin_sealed::partial(&self.share, &grant.target);
+                    let context = ReleaseContext {
+                        cluster_id: self.cluster_id,
+                        read_id: id,
+                        target: grant.target,
+                    };
+                    welkin_sealed::seal_partial(
+                        &mut self.context,
+                        &grant.reader,
+                        &context,
+                        &partial,
+                    )
+                }
+                Grant::Targets(grant) => {
+                    let partials: Vec<_> = grant
+                        .targets
+                        .iter()
+                        .map(|target| welkin_sealed::partial(&self.share, target))
+                        .collect();
+                    let context = TargetsContext {
+                        cluster_id: self.cluster_id,
+                        read_id: id,
+                        targets: &grant.targets,
+                    };
+                    welkin_sealed::seal_partials(
+                        &mut self.context,
+                        &grant.reader,
+                        &context,
+                        &partials,
+                    )
+                }
             };
-            match welkin_sealed::seal_partial(&mut self.context, &grant.reader, &context, &partial)
-            {
+            match sealed {
                 Ok(envelope) => {
                     let _ = self
                         .releases
                         .add_envelope(id, self.my_index, envelope.clone(), now);
-                    batch.envelopes.push((id, envelope));
+                    let last = batches.last().expect("never empty");
+                    if bytes + envelope.len() > MAX_BATCH_BYTES || last.envelopes.len() >= MAX_BATCH
+                    {
+                        batches.push(ReleaseBatch::default());
+                        bytes = 0;
+                    }
+                    bytes += envelope.len() + id.len();
+                    batches
+                        .last_mut()
+                        .expect("never empty")
+                        .envelopes
+                        .push((id, envelope));
                 }
                 // The reader's key is not a usable X25519 key: the reader chose it and
                 // loses its read; nothing to send.
                 Err(error) => debug!(read = %hex::encode(id), %error, "cannot seal to reader"),
             }
         }
-        batch
+        batches.retain(|batch| !batch.envelopes.is_empty());
+        batches
     }
 
     /// Keeps a peer's envelopes; blocks a peer whose batch does not decode.

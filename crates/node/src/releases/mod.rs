@@ -15,6 +15,7 @@
 
 pub(crate) mod actor;
 pub(crate) mod reader;
+pub(crate) mod targets;
 mod wire;
 
 pub use wire::ReleaseBatch;
@@ -64,12 +65,36 @@ pub struct ReadGrant {
     pub sealed: ValueRef,
 }
 
+/// A committed, allowed transit request (a decryption or a MAC): partials over each target,
+/// in the request's order, go to the reader in one envelope per member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetsGrant {
+    /// The height it committed at.
+    pub height: u64,
+    /// The targets, as the state machine computed them (at most
+    /// [`welkin_sealed::MAX_TARGETS`]).
+    pub targets: Vec<Digest>,
+    /// The reader's one-time X25519 key.
+    pub reader: [u8; 32],
+}
+
+/// What this node releases for one committed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// A KV read: one target, one sealed value.
+    Read(ReadGrant),
+    /// A transit request: several targets, the reader holds what they open.
+    Targets(TargetsGrant),
+}
+
 /// What a node holds for one read: the grant once committed here, and the envelopes
 /// received, by member index.
 #[derive(Clone, Debug, Default)]
 pub struct Release {
     /// The grant, once this node has committed the read.
     pub grant: Option<ReadGrant>,
+    /// The grant of a transit request, once this node has committed it.
+    pub targets: Option<TargetsGrant>,
     /// One envelope per member that sent one.
     pub envelopes: BTreeMap<u32, Vec<u8>>,
     /// The sealed value's bytes, held in memory when the block that allowed the read also
@@ -139,35 +164,45 @@ impl Releases {
         height: u64,
         results: Vec<(TxId, SecretsResult)>,
         now_ms: u64,
-    ) -> Vec<(TxId, ReadGrant)> {
+    ) -> Vec<(TxId, Grant)> {
         let mut inner = self.lock();
         let mut grants = Vec::new();
         for (id, result) in results {
-            if let SecretsResult::Released {
-                version,
-                target,
-                reader,
-                sealed,
-            } = &result
-            {
-                {
-                    let grant = ReadGrant {
+            let grant = match &result {
+                SecretsResult::Released {
+                    version,
+                    target,
+                    reader,
+                    sealed,
+                } => Some(Grant::Read(ReadGrant {
+                    height,
+                    version: *version,
+                    target: *target,
+                    reader: *reader,
+                    sealed: *sealed,
+                })),
+                SecretsResult::ReleasedTargets { targets, reader } => {
+                    Some(Grant::Targets(TargetsGrant {
                         height,
-                        version: *version,
-                        target: *target,
+                        targets: targets.clone(),
                         reader: *reader,
-                        sealed: *sealed,
-                    };
-                    self.entry(&mut inner, id, None, now_ms);
-                    let entry = inner.entries.get_mut(&id).expect("just inserted");
-                    entry.release.grant = Some(grant.clone());
-                    let early_by = entry.early_by.take();
-                    entry.changed.notify_waiters();
-                    if let Some(peer) = early_by {
-                        release_quota(&mut inner, peer);
-                    }
-                    grants.push((id, grant));
+                    }))
                 }
+                _ => None,
+            };
+            if let Some(grant) = grant {
+                self.entry(&mut inner, id, None, now_ms);
+                let entry = inner.entries.get_mut(&id).expect("just inserted");
+                match &grant {
+                    Grant::Read(read) => entry.release.grant = Some(read.clone()),
+                    Grant::Targets(targets) => entry.release.targets = Some(targets.clone()),
+                }
+                let early_by = entry.early_by.take();
+                entry.changed.notify_waiters();
+                if let Some(peer) = early_by {
+                    release_quota(&mut inner, peer);
+                }
+                grants.push((id, grant));
             }
             if inner.results.insert(id, result).is_none() {
                 inner.results_order.push_back(id);
@@ -300,12 +335,33 @@ mod tests {
         );
         let grants = releases.commit(5, vec![released(1)], 0);
         assert_eq!(grants.len(), 1);
+        assert!(matches!(grants[0].1, Grant::Read(_)));
         let (release, _) = releases.get(&id(1)).expect("held");
         assert_eq!(
             release.grant.expect("granted").sealed.tx,
             hash_parts(&[b"w", &[1]])
         );
         assert_eq!(release.envelopes.get(&2), Some(&vec![1]));
+    }
+
+    #[test]
+    fn transit_results_grant_their_targets_in_order() {
+        let releases = Releases::new(ReleasesConfig::default());
+        let targets = vec![hash_parts(&[b"a"]), hash_parts(&[b"b"])];
+        let result = SecretsResult::ReleasedTargets {
+            targets: targets.clone(),
+            reader: [4; 32],
+        };
+        let grants = releases.commit(7, vec![(id(3), result)], 0);
+        let expected = TargetsGrant {
+            height: 7,
+            targets,
+            reader: [4; 32],
+        };
+        assert_eq!(grants, vec![(id(3), Grant::Targets(expected.clone()))]);
+        let (release, _) = releases.get(&id(3)).expect("held");
+        assert_eq!(release.targets, Some(expected));
+        assert!(release.grant.is_none());
     }
 
     #[test]

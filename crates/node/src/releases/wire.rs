@@ -13,8 +13,12 @@ use welkin_types::TxId;
 const VERSION: u8 = 1;
 /// Most envelopes in one batch: a block's transactions at most.
 pub(crate) const MAX_BATCH: usize = welkin_types::limits::MAX_BLOCK_TXS;
-/// Largest envelope (an HPKE-sealed partial signature is about 150 bytes).
-pub(crate) const MAX_ENVELOPE_BYTES: usize = 512;
+/// Largest envelope: a transit request's batch envelope (a KV read's, an HPKE-sealed partial
+/// signature, is about 150 bytes).
+pub(crate) const MAX_ENVELOPE_BYTES: usize = welkin_sealed::MAX_TARGETS_ENVELOPE_BYTES;
+/// Most bytes of envelopes the releaser puts in one message, well under the channel's
+/// [`crate::MAX_MESSAGE_BYTES`]: a block of large transit batches goes out in several.
+pub(crate) const MAX_BATCH_BYTES: usize = crate::MAX_MESSAGE_BYTES as usize / 2;
 
 /// A node's envelopes for a batch of reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -80,6 +84,13 @@ mod tests {
             envelopes: vec![(hash_parts(&[b"a"]), vec![1, 2, 3])],
         };
         assert_eq!(decode::<ReleaseBatch>(&batch.encode()).ok(), Some(batch));
+        let transit = ReleaseBatch {
+            envelopes: vec![(hash_parts(&[b"a"]), vec![7; 13_000])],
+        };
+        assert_eq!(
+            decode::<ReleaseBatch>(&transit.encode()).ok(),
+            Some(transit)
+        );
         let big = ReleaseBatch {
             envelopes: vec![(hash_parts(&[b"a"]), vec![0; MAX_ENVELOPE_BYTES + 1])],
         };
