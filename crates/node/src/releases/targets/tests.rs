@@ -144,7 +144,7 @@ fn an_item_the_cluster_signature_does_not_pass_blames_no_member() {
     );
     let mut opener = TargetsOpener::new(&sharing, cluster_id(), ID.into(), reader);
     // Item 1 is, say, a ciphertext the client altered: nothing opens it.
-    let mut check = |at: usize, _: &ClusterSignature| (at != 1).then_some(at);
+    let mut check = |at: usize, _: &Digest, _: &ClusterSignature| (at != 1).then_some(at);
     let (_, results) = opener.step(&release, &mut check).expect("t partials");
     assert_eq!(results, vec![Some(0), None, Some(2)]);
     assert!(opener.liars().is_empty());
