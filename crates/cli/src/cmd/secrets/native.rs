@@ -441,6 +441,7 @@ fn parse_release(json: &Json) -> Result<(Release, Option<Vec<u8>>), String> {
             grant,
             envelopes,
             value: None,
+            targets: None,
         },
         bytes,
     ))
