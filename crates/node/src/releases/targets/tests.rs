@@ -68,11 +68,10 @@ fn release(
 
 fn mac_check(
     sharing: &Sharing,
-) -> impl FnMut(usize, &ClusterSignature) -> Option<ClusterSignature> {
+) -> impl FnMut(usize, &Digest, &ClusterSignature) -> Option<ClusterSignature> {
     let sharing = sharing.clone();
-    let targets = targets();
-    move |at, signature| {
-        is_cluster_signature(&sharing, &targets[at], signature).then_some(*signature)
+    move |_, target, signature| {
+        is_cluster_signature(&sharing, target, signature).then_some(*signature)
     }
 }
 

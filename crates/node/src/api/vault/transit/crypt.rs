@@ -163,8 +163,9 @@ async fn decrypt_items<E: Runtime>(
     let parsed: Vec<Result<Parsed, String>> = items.iter().map(parse_ciphertext).collect();
     let good: Vec<&Parsed> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
     if good.is_empty() {
-        let first = parsed.into_iter().next().expect("at least one item");
-        return Err(VaultError::bad(first.err().expect("no good item")));
+        // No item is good: every one failed, and the first failure answers.
+        let first = parsed.into_iter().find_map(Result::err);
+        return Err(VaultError::bad(first.expect("every item failed")));
     }
     let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
     let op = TransitOp::Decrypt {

@@ -110,8 +110,9 @@ pub(super) async fn hmac<E: Runtime>(
         .collect();
     let digests: Vec<[u8; 32]> = inputs.iter().filter_map(|d| d.clone().ok()).collect();
     if digests.is_empty() {
-        let first = inputs.into_iter().next().expect("at least one item");
-        return Err(VaultError::bad(first.err().expect("no good item")));
+        // No item is good: every one failed, and the first failure answers.
+        let first = inputs.into_iter().find_map(Result::err);
+        return Err(VaultError::bad(first.expect("every item failed")));
     }
     let mut macs = macs(
         node,

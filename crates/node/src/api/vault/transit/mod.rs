@@ -182,7 +182,7 @@ async fn list_keys<E: Runtime>(
     let token = token_public_key(request.token()?);
     let now = crate::application::now_ms(node.clock());
     let path = format!("{mount}/keys");
-    let names = ask(node, |state| -> Result<Vec<String>, SecretsResult> {
+    let names = ask(node, |state| -> Result<Vec<String>, VaultError> {
         secrets::allowed(state, now, &token, &path, Capabilities::LIST)?;
         let Some(mount) = transit::transit_mount(state, mount) else {
             return Ok(Vec::new());
@@ -232,13 +232,11 @@ pub(super) async fn authorized_key<E: Runtime>(
 ) -> Result<Option<TransitKey>, VaultError> {
     let token = token_public_key(request.token()?);
     let now = crate::application::now_ms(node.clock());
-    Ok(
-        ask(node, |state| -> Result<Option<TransitKey>, SecretsResult> {
-            secrets::allowed(state, now, &token, path, needed)?;
-            Ok(transit::key(state, mount, name).map(|(_, key)| key))
-        })
-        .await??,
-    )
+    ask(node, |state| -> Result<Option<TransitKey>, VaultError> {
+        secrets::allowed(state, now, &token, path, needed)?;
+        Ok(transit::key(state, mount, name).map(|(_, key)| key))
+    })
+    .await?
 }
 
 /// The key `name` of `mount` at the latest state (public data; a logged request that follows
