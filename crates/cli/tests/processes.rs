@@ -27,6 +27,8 @@ mod recipients;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
+#[path = "processes/transit.rs"]
+mod transit;
 
 const NODES: usize = 4;
 
@@ -1580,6 +1582,9 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
     secrets::keri_login(&dir, &api0, root_token);
+    transit::transit_api(&api0, root_token);
+    transit::confidentiality(&dir, &api1, root_token);
+    transit::hvac(&api1, root_token);
     recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
 

@@ -346,6 +346,35 @@ pub fn read_u64(value: Option<&[u8]>) -> u64 {
     })
 }
 
+/// Runs a read-only question `ask` over `snapshot` (outside any block: the node's checks of
+/// requests that are not logged, such as a transit encryption's authorisation).
+///
+/// As with [`apply`], keys the snapshot does not hold give [`ApplyError::NeedReads`]: the
+/// caller fetches them and asks again; a stored value that does not decode gives
+/// [`ApplyError::Corrupt`].
+pub fn view<S: Snapshot, T>(
+    snapshot: &S,
+    ask: impl FnOnce(&Overlay<'_, S>) -> T,
+) -> Result<T, ApplyError> {
+    let overlay = Overlay {
+        snapshot,
+        writes: BTreeMap::new(),
+        missing: RefCell::default(),
+        corrupt: RefCell::default(),
+        schedule: expiry::Scheduled::default(),
+        shredded: Vec::new(),
+    };
+    let answer = ask(&overlay);
+    if let Some((key, error)) = overlay.corrupt.into_inner() {
+        return Err(ApplyError::Corrupt { key, error });
+    }
+    let missing = overlay.missing.into_inner();
+    if !missing.is_empty() {
+        return Err(ApplyError::NeedReads(missing.into_iter().collect()));
+    }
+    Ok(answer)
+}
+
 /// Reads through the writes made so far in this block, then the snapshot; remembers the
 /// keys the snapshot did not hold.
 pub struct Overlay<'a, S: Snapshot> {

@@ -500,7 +500,7 @@ fn values_dir(node: &Path) -> Option<std::path::PathBuf> {
 }
 
 /// The files under `dir` that contain `needle`.
-fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {

@@ -59,12 +59,12 @@ impl TargetsOpener {
     }
 
     /// Takes in what a node holds for the request now; once t members' partials pass,
-    /// returns each target's result of `check` (called with the target's index and the
-    /// recovered signature). Envelopes already seen are skipped.
+    /// returns each target's result of `check` (called with the target's index, the target
+    /// and the recovered signature). Envelopes already seen are skipped.
     pub fn step<T>(
         &mut self,
         release: &Release,
-        check: &mut impl FnMut(usize, &ClusterSignature) -> Option<T>,
+        check: &mut impl FnMut(usize, &Digest, &ClusterSignature) -> Option<T>,
     ) -> Option<OpenedTargets<T>> {
         if self.grant.is_none() {
             self.grant = Some(release.targets.clone()?);
@@ -139,7 +139,7 @@ impl TargetsOpener {
         &self,
         grant: &TargetsGrant,
         partials: &BTreeMap<u32, Vec<PartialSignature<Variant>>>,
-        check: &mut impl FnMut(usize, &ClusterSignature) -> Option<T>,
+        check: &mut impl FnMut(usize, &Digest, &ClusterSignature) -> Option<T>,
     ) -> Vec<Option<T>> {
         let need = self.sharing.required() as usize;
         (0..grant.targets.len())
@@ -150,7 +150,7 @@ impl TargetsOpener {
                     &commonware_parallel::Sequential,
                 )
                 .ok()?;
-                check(at, &signature)
+                check(at, &grant.targets[at], &signature)
             })
             .collect()
     }

@@ -188,20 +188,9 @@ pub(crate) fn execute<S: Snapshot>(
         }
     };
     let token_key = keys::token(key);
-    let Some(mut token) = state.decoded(&token_key, Token::decode) else {
+    let Some((mut token, acl)) = live_token(state, now, key) else {
         return SecretsResult::denied();
     };
-    if !token.is_live(now) {
-        return SecretsResult::denied();
-    }
-    // A login token dies with the keys that made it: any rotation since voids it.
-    if let Some((prefix, sn)) = &token.identity {
-        let current = crate::identity::key_state_of(state, prefix).map(|k| k.last_establishment_sn);
-        if current != Some(*sn) {
-            return SecretsResult::denied();
-        }
-    }
-    let acl = acl_of(state, &token);
     let Some((path, needed)) = required(state, op) else {
         return SecretsResult::refused(400, "unknown capability bits in a check");
     };
@@ -225,6 +214,60 @@ pub(crate) fn execute<S: Snapshot>(
         revoke(state, key, 0);
     }
     result
+}
+
+/// The token of `key` with its ACL, if it is live at `now` and its identity (for a login
+/// token) has not rotated its keys since.
+fn live_token<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    now: u64,
+    key: &PublicKey,
+) -> Option<(Token, Acl)> {
+    let token = state.decoded(&keys::token(key), Token::decode)?;
+    if !token.is_live(now) {
+        return None;
+    }
+    // A login token dies with the keys that made it: any rotation since voids it.
+    if let Some((prefix, sn)) = &token.identity {
+        let current = crate::identity::key_state_of(state, prefix).map(|k| k.last_establishment_sn);
+        if current != Some(*sn) {
+            return None;
+        }
+    }
+    let acl = acl_of(state, &token);
+    Some((token, acl))
+}
+
+/// Whether the token of `key` may do `needed` on the Vault `path` at block-like time `now`,
+/// decided exactly as [`execute`] decides for a logged request, for the requests that are
+/// **not** logged: those that use only public data (a transit encryption, a key read, random
+/// bytes, a hash). Nothing is written.
+///
+/// A token limited to a number of uses is refused here rather than counted: counting a use
+/// is a write, which needs the log, and not counting would let a one-use token encrypt
+/// without limit. Such a token spends its uses on logged requests only.
+pub fn allowed<S: Snapshot>(
+    state: &Overlay<'_, S>,
+    now: u64,
+    key: &PublicKey,
+    path: &str,
+    needed: Capabilities,
+) -> Result<(), SecretsResult> {
+    let Some((token, acl)) = live_token(state, now, key) else {
+        return Err(SecretsResult::denied());
+    };
+    if token.uses_left != 0 {
+        return Err(SecretsResult::refused(
+            403,
+            "permission denied: a token limited to a number of uses cannot make requests that \
+             are not logged (transit encryption, key reads, random, hash)",
+        ));
+    }
+    if acl.allows(path, needed) {
+        Ok(())
+    } else {
+        Err(SecretsResult::denied())
+    }
 }
 
 /// Runs an authorised request.

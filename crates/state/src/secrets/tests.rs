@@ -901,3 +901,46 @@ fn expired_tokens_and_wrapped_responses_are_swept_from_state_and_shredded() {
         .collect();
     assert_eq!(queued, vec![0, 0, 0], "every check has been made");
 }
+
+#[test]
+fn unlogged_requests_are_allowed_as_logged_ones_and_never_use_a_token_up() {
+    use welkin_policy::Capabilities;
+    let mut cluster = Cluster::new();
+    cluster.policy(
+        "enc",
+        r#"path "transit/encrypt/app" { capabilities = ["update"] }"#,
+    );
+    cluster.token(ROOT, "wlk.enc", &["enc"], 60_000, 0);
+    cluster.token(ROOT, "wlk.once", &["enc"], 60_000, 1);
+    let ask = |cluster: &Cluster, token: &str, path: &str, now: u64| {
+        crate::view(&cluster.state, |state| {
+            super::allowed(
+                state,
+                now,
+                &token_public_key(token),
+                path,
+                Capabilities::UPDATE,
+            )
+        })
+        .expect("every key is in memory")
+    };
+    let now = cluster.now;
+    assert_eq!(ask(&cluster, "wlk.enc", "transit/encrypt/app", now), Ok(()));
+    assert_eq!(
+        ask(&cluster, "wlk.enc", "transit/encrypt/other", now),
+        Err(SecretsResult::denied())
+    );
+    assert!(matches!(
+        ask(&cluster, "wlk.once", "transit/encrypt/app", now),
+        Err(SecretsResult::Refused { status: 403, .. })
+    ));
+    assert_eq!(
+        ask(&cluster, "wlk.enc", "transit/encrypt/app", now + 120_000),
+        Err(SecretsResult::denied()),
+        "expired"
+    );
+    assert_eq!(
+        ask(&cluster, "wlk.unknown", "transit/encrypt/app", now),
+        Err(SecretsResult::denied())
+    );
+}

@@ -443,6 +443,7 @@ fn parse_release(json: &Json) -> Result<(Release, Option<Vec<u8>>), String> {
             targets: None,
             envelopes,
             value: None,
+            targets: None,
         },
         bytes,
     ))

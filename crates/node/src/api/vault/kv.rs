@@ -42,6 +42,9 @@ pub(super) async fn handle<E: Runtime>(
     let Some((mount, record, rest)) = resolve(node, &request.path).await else {
         return Err(VaultError::not_found());
     };
+    if record.kind == welkin_types::secrets::MountKind::Transit {
+        return super::transit::handle(node, request, &mount, &rest).await;
+    }
     let (area, path) = rest.split_once('/').unwrap_or((rest.as_str(), ""));
     let method = request.method.as_str();
     match (area, method) {

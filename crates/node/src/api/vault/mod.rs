@@ -20,6 +20,7 @@ mod kv;
 mod open;
 mod sys;
 mod token;
+mod transit;
 mod wrapping;
 
 use crate::{handle::NodeHandle, store::Runtime};
@@ -81,6 +82,11 @@ impl VaultError {
 
     pub(crate) fn unsupported() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
+    }
+
+    /// The messages, joined (for an item of a batch).
+    pub(crate) fn message(&self) -> String {
+        self.errors.join("; ")
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
@@ -444,7 +450,7 @@ pub(crate) async fn seal<E: Runtime>(
     Ok((nonce, sealed))
 }
 
-fn seal_blocking(
+pub(crate) fn seal_blocking(
     cluster_key: &welkin_types::ClusterKey,
     target: welkin_types::Digest,
     plaintext: &[u8],
