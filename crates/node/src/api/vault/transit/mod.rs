@@ -119,6 +119,14 @@ fn create_op(request: &VaultRequest, mount: String, name: String) -> Result<Tran
         })?,
         Some(other) => return Err(VaultError::bad(format!("invalid type {other}"))),
     };
+    if kind.signs() {
+        // The state machine can run the generation through the log, but no node drives it
+        // yet: a key made now would wait for round-1 packages forever.
+        return Err(VaultError::bad(
+            "key type \"ed25519\" is not offered yet: the nodes do not run their joint key \
+             generation yet, and no node may hold a signing key alone",
+        ));
+    }
     for refused in [
         "derived",
         "convergent_encryption",
