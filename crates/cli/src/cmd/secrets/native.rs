@@ -439,8 +439,6 @@ fn parse_release(json: &Json) -> Result<(Release, Option<Vec<u8>>), String> {
     Ok((
         Release {
             grant,
-            // A KV read: no transit targets.
-            targets: None,
             envelopes,
             value: None,
             targets: None,
