@@ -74,6 +74,38 @@ async fn seal_all(
     .map_err(|e| VaultError::internal(format!("sealing failed: {e}")))
 }
 
+/// An item ready to seal: its key version and plaintext, or why it was refused.
+type Prepared = Result<(u64, Zeroizing<Vec<u8>>), String>;
+
+/// Seals the items that were prepared (version and plaintext) and answers every item in the
+/// request's order, a refused item with its error (encrypt and rewrap).
+async fn seal_in_order(
+    cluster_key: ClusterKey,
+    key_id: welkin_types::Digest,
+    batch: bool,
+    prepared: Vec<Prepared>,
+) -> Result<Response, VaultError> {
+    let mut results: Vec<Result<Json, String>> = Vec::with_capacity(prepared.len());
+    let mut plaintexts = Vec::new();
+    for item in prepared {
+        match item {
+            Ok(item) => {
+                plaintexts.push(item);
+                results.push(Ok(Json::Null));
+            }
+            Err(error) => results.push(Err(error)),
+        }
+    }
+    let versions: Vec<u64> = plaintexts.iter().map(|(v, _)| *v).collect();
+    let sealed = seal_all(cluster_key, key_id, plaintexts).await?;
+    let mut sealed = sealed.into_iter().zip(versions);
+    for result in results.iter_mut().filter(|r| r.is_ok()) {
+        let (ciphertext, version) = sealed.next().expect("one per prepared item");
+        *result = ciphertext.map(|c| json!({ "ciphertext": c, "key_version": version }));
+    }
+    respond(batch, results)
+}
+
 /// A key that encrypts, or Vault's 400.
 fn encrypting(key: Option<TransitKey>, name: &str) -> Result<TransitKey, VaultError> {
     let key = key.ok_or_else(|| key_not_found(name))?;
@@ -97,29 +129,15 @@ pub(super) async fn encrypt<E: Runtime>(
     let path = format!("{mount}/encrypt/{name}");
     let key = authorized_key(node, request, &path, Capabilities::UPDATE, mount, name).await?;
     let key = encrypting(key, name)?;
-    let mut results: Vec<Result<Json, String>> = Vec::with_capacity(items.len());
-    let mut plaintexts = Vec::new();
+    let mut prepared_items = Vec::with_capacity(items.len());
     for item in &items {
         let prepared = base64_field(item, "plaintext").and_then(|plaintext| {
             let version = encryption_version(&key, item_u64(item, "key_version")?)?;
             Ok((version, Zeroizing::new(plaintext)))
         });
-        match prepared {
-            Ok(prepared) => {
-                plaintexts.push(prepared);
-                results.push(Ok(Json::Null));
-            }
-            Err(error) => results.push(Err(error)),
-        }
+        prepared_items.push(prepared);
     }
-    let versions: Vec<u64> = plaintexts.iter().map(|(v, _)| *v).collect();
-    let sealed = seal_all(*node.genesis().cluster_key(), key.id, plaintexts).await?;
-    let mut sealed = sealed.into_iter().zip(versions);
-    for result in results.iter_mut().filter(|r| r.is_ok()) {
-        let (ciphertext, version) = sealed.next().expect("one per prepared item");
-        *result = ciphertext.map(|c| json!({ "ciphertext": c, "key_version": version }));
-    }
-    respond(batch, results)
+    seal_in_order(*node.genesis().cluster_key(), key.id, batch, prepared_items).await
 }
 
 /// A ciphertext from the client: what the request names and what opens.
@@ -233,8 +251,7 @@ pub(super) async fn rewrap<E: Runtime>(
     let (items, batch) = items(request)?;
     let opened = decrypt_items(node, request, mount, name, DecryptPurpose::Rewrap, &items).await?;
     let key = encrypting(current_key(node, mount, name).await.ok(), name)?;
-    let mut results: Vec<Result<Json, String>> = Vec::with_capacity(items.len());
-    let mut plaintexts = Vec::new();
+    let mut prepared_items = Vec::with_capacity(items.len());
     for (item, opened) in items.iter().zip(opened) {
         let prepared = opened.and_then(|(_, plaintext)| {
             Ok((
@@ -242,22 +259,9 @@ pub(super) async fn rewrap<E: Runtime>(
                 plaintext,
             ))
         });
-        match prepared {
-            Ok(prepared) => {
-                plaintexts.push(prepared);
-                results.push(Ok(Json::Null));
-            }
-            Err(error) => results.push(Err(error)),
-        }
+        prepared_items.push(prepared);
     }
-    let versions: Vec<u64> = plaintexts.iter().map(|(v, _)| *v).collect();
-    let sealed = seal_all(*node.genesis().cluster_key(), key.id, plaintexts).await?;
-    let mut sealed = sealed.into_iter().zip(versions);
-    for result in results.iter_mut().filter(|r| r.is_ok()) {
-        let (ciphertext, version) = sealed.next().expect("one per prepared item");
-        *result = ciphertext.map(|c| json!({ "ciphertext": c, "key_version": version }));
-    }
-    respond(batch, results)
+    seal_in_order(*node.genesis().cluster_key(), key.id, batch, prepared_items).await
 }
 
 /// `datakey/plaintext/:name` and `datakey/wrapped/:name`: a fresh random key (`bits` 128,
