@@ -47,6 +47,10 @@ pub enum Queue {
     /// Secrets tokens that expire (items: the token's public key), due for a check after
     /// their tier's delay.
     Tokens(Tier),
+    /// Attempts of transit key generations (items: key id, version u64, attempt u32), due
+    /// when the attempt has run [`crate::secrets::transit::dkg::ATTEMPT_MS`]: the nodes that
+    /// have not done their part by then are left out.
+    Dkg,
 }
 
 impl Queue {
@@ -57,6 +61,7 @@ impl Queue {
             Queue::Tokens(Tier::Minute) => b"tokens/minute",
             Queue::Tokens(Tier::Hour) => b"tokens/hour",
             Queue::Tokens(Tier::Day) => b"tokens/day",
+            Queue::Dkg => b"transit/dkg",
         }
     }
 }
@@ -107,6 +112,8 @@ pub(crate) struct Scheduled {
     pub(crate) escrow: Vec<Vec<u8>>,
     /// Token keys per [`Tier`], in the order of [`Tier::ALL`].
     pub(crate) tokens: [Vec<Vec<u8>>; 3],
+    /// Key generation attempts that started.
+    pub(crate) dkg: Vec<Vec<u8>>,
 }
 
 impl Scheduled {
@@ -219,7 +226,7 @@ pub(crate) fn append<S: Snapshot>(
 
 /// The keys a sweep or an append reads first (the node fetches them up front).
 pub(crate) fn reads() -> impl Iterator<Item = welkin_types::Digest> {
-    [Queue::Nonces, Queue::Escrow]
+    [Queue::Nonces, Queue::Escrow, Queue::Dkg]
         .into_iter()
         .chain(Tier::ALL.map(Queue::Tokens))
         .flat_map(|queue| {

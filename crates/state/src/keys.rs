@@ -279,6 +279,12 @@ pub fn transit_public_keys(key: &Digest, version: u64) -> Digest {
     ])
 }
 
+/// The key generations the nodes have to run (see
+/// [`crate::secrets::transit::dkg::Open`]): every open one, oldest first.
+pub fn transit_dkgs_open() -> Digest {
+    hash_parts(&[b"secrets/transit/dkgs-open"])
+}
+
 /// The sorted names of a transit mount's keys.
 pub fn transit_keys(mount: &Digest) -> Digest {
     hash_parts(&[b"secrets/transit/keys", mount.as_ref()])

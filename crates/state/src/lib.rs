@@ -226,6 +226,7 @@ pub fn apply(
     escrow::sweep(&mut overlay, now);
     secrets::sweep_tokens(&mut overlay, now);
     secrets::teardown::sweep(&mut overlay);
+    secrets::transit::dkg::sweep(&mut overlay, now);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;
@@ -317,6 +318,8 @@ pub fn apply(
         let due = now.saturating_add(tier.delay_ms());
         expiry::append(&mut overlay, expiry::Queue::Tokens(tier), due, items);
     }
+    let dkg_due = now.saturating_add(secrets::transit::dkg::ATTEMPT_MS);
+    expiry::append(&mut overlay, expiry::Queue::Dkg, dkg_due, scheduled.dkg);
     if log_size != log_size_before {
         overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
         overlay.put(

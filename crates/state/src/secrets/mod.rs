@@ -127,6 +127,17 @@ pub enum SecretsResult {
         /// The reader's one-time X25519 key.
         reader: [u8; 32],
     },
+    /// A signature was allowed: the nodes holding shares of version `version` of the key
+    /// `key_id` sign a message whose SHA-256 is one of `digests` (in the request's order), for
+    /// the node that serves the request and coordinates them.
+    Signing {
+        /// The key's id.
+        key_id: Digest,
+        /// The key version (resolved: never 0).
+        version: u64,
+        /// SHA-256 of each message.
+        digests: Vec<[u8; 32]>,
+    },
     /// Refused, with the HTTP status Vault gives and its message.
     Refused {
         /// 400, 403 or 404.

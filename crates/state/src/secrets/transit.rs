@@ -239,7 +239,7 @@ pub(super) fn execute<S: Snapshot>(
             // Vault answers a create of an existing key with success and changes nothing.
             return SecretsResult::Done;
         }
-        return create(env, state, now, id, &mount, name, *kind);
+        return create(env, state, now, id, (mount_path, &mount), name, *kind);
     }
     let Some(mut key) = stored else {
         return SecretsResult::refused(400, format!("encryption key not found: {name:?}"));
@@ -293,16 +293,24 @@ pub(super) fn execute<S: Snapshot>(
                     format!("the key has {MAX_KEY_VERSIONS} versions, the limit"),
                 );
             }
+            if key.kind.signs()
+                && let Err(refused) = dkg::check_room(state)
+            {
+                return refused;
+            }
             key.versions.push(KeyVersion {
                 created_ms: now,
                 public_key: None,
             });
             if key.kind.signs() {
                 // The nodes generate the new version's key together.
-                let dkg = dkg::Dkg::start(env);
-                state.put(
-                    keys::transit_dkg(&key.id, key.latest_version()),
-                    dkg.encode(),
+                dkg::open(
+                    state,
+                    env,
+                    (mount_path, mount.id),
+                    name,
+                    key.id,
+                    key.latest_version(),
                 );
             }
             state.put(key_state, key.encode());
@@ -313,6 +321,9 @@ pub(super) fn execute<S: Snapshot>(
                 return SecretsResult::refused(400, "deletion is not allowed for this key");
             }
             state.delete(key_state);
+            if key.kind.signs() {
+                dkg::forget_key(state, &key.id, key.latest_version());
+            }
             let list = keys::transit_keys(&mount.id);
             let mut names = super::names(state, &list);
             names.retain(|n| n != name);
@@ -367,7 +378,9 @@ pub(super) fn execute<S: Snapshot>(
         TransitOp::DkgRound1 { .. } | TransitOp::DkgResult { .. } => {
             unreachable!("key generation steps are sent by nodes and run in dkg::step")
         }
-        TransitOp::Sign { version, .. } => {
+        TransitOp::Sign {
+            version, digests, ..
+        } => {
             if !key.kind.signs() {
                 return SecretsResult::refused(
                     400,
@@ -393,13 +406,11 @@ pub(super) fn execute<S: Snapshot>(
                     ),
                 );
             }
-            // Threshold signing sessions between the nodes (welkin-frost's coordinator and
-            // signers over p2p) are the next step; until then, refuse rather than pretend.
-            SecretsResult::refused(
-                400,
-                "the nodes do not sign with transit keys yet: threshold signing sessions are \
-                 not wired",
-            )
+            SecretsResult::Signing {
+                key_id: key.id,
+                version,
+                digests: digests.clone(),
+            }
         }
     }
 }
@@ -409,7 +420,7 @@ fn create<S: Snapshot>(
     state: &mut Overlay<'_, S>,
     now: u64,
     id: &TxId,
-    mount: &Mount,
+    (op_mount, mount): (&str, &Mount),
     name: &str,
     kind: KeyKind,
 ) -> SecretsResult {
@@ -450,7 +461,10 @@ fn create<S: Snapshot>(
         }],
     };
     if kind.signs() {
-        state.put(keys::transit_dkg(&key.id, 1), dkg::Dkg::start(env).encode());
+        if let Err(refused) = dkg::check_room(state) {
+            return refused;
+        }
+        dkg::open(state, env, (op_mount, mount.id), name, key.id, 1);
     }
     state.put(keys::transit_key(&mount.id, name), key.encode());
     SecretsResult::Done
@@ -464,6 +478,7 @@ pub(super) fn delete_all<S: Snapshot>(state: &mut Overlay<'_, S>, mount: &Mount)
         state.delete(keys::transit_key(&mount.id, &name));
     }
     state.delete(list);
+    dkg::forget_mount(state, &mount.id);
 }
 
 pub mod dkg;

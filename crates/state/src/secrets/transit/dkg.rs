@@ -16,7 +16,13 @@
 //!
 //! A bad round-1 package, a wrong digest, or an accusation restarts the generation (the next
 //! attempt) without the node at fault; when fewer than the threshold remain, it has failed
-//! and says who was excluded. An accusation cannot be checked here, so a lying node can make
+//! and says who was excluded. An attempt lasts at most [`ATTEMPT_MS`] of block time: the
+//! nodes that have not sent their round-1 package (or, after round 1, reported) by then are
+//! left out of the next one, so a crashed node cannot stall a generation. A node that lost
+//! its secret state in a restart accuses itself and leaves.
+//!
+//! The nodes find the generations they have to run in one list ([`open_list`], at most
+//! [`MAX_OPEN`]), so that a node polls one value rather than every key. An accusation cannot be checked here, so a lying node can make
 //! an honest one leave: a cost in liveness only, never a key someone alone knows (settling
 //! accusations from revealed, signed shares is future work).
 //!
@@ -41,6 +47,217 @@ use welkin_types::{
 };
 
 const VERSION: u8 = 1;
+
+/// Most key generations open at once: a signing key's creation or rotation is refused
+/// beyond it (each open one costs every node a little work on every poll).
+pub const MAX_OPEN: usize = 64;
+
+/// Block time one attempt may take before the nodes that have not done their part are left
+/// out (30 s: a round trip through the log and one p2p exchange take well under a second).
+pub const ATTEMPT_MS: u64 = 30_000;
+
+/// An open key generation, as the nodes find it in [`open_list`]: what their steps name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Open {
+    /// The transit mount's path.
+    pub mount: String,
+    /// The mount's id (unique per enablement).
+    pub mount_id: Digest,
+    /// The key's name.
+    pub name: String,
+    /// The key's id.
+    pub key_id: Digest,
+    /// The version being generated.
+    pub version: u64,
+}
+
+const OPEN_VERSION: u8 = 1;
+
+/// Encodes the open list:
+/// `0x01 | count u16 | (mount str | mount_id [32] | name str | key_id [32] | version u64)*`.
+fn encode_open(list: &[Open]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(OPEN_VERSION);
+    write_list(&mut w, list, |w, open| {
+        w.str(&open.mount);
+        w.raw(open.mount_id.as_ref());
+        w.str(&open.name);
+        w.raw(open.key_id.as_ref());
+        w.u64(open.version);
+    });
+    w.0
+}
+
+/// Decodes the open list (the value at [`keys::transit_dkgs_open`]).
+pub fn decode_open(value: &[u8]) -> Result<Vec<Open>, StoredError> {
+    let mut r = Reader::new("open key generations", value);
+    r.version(OPEN_VERSION)?;
+    let list = read_list(&mut r, |r| {
+        Ok(Open {
+            mount: r.str()?,
+            mount_id: Digest::from(r.bytes32()?),
+            name: r.str()?,
+            key_id: Digest::from(r.bytes32()?),
+            version: r.u64()?,
+        })
+    })?;
+    r.end()?;
+    Ok(list)
+}
+
+fn open_list<S: Snapshot>(state: &Overlay<'_, S>) -> Vec<Open> {
+    state
+        .decoded(&keys::transit_dkgs_open(), decode_open)
+        .unwrap_or_default()
+}
+
+/// Refuses a new key generation when [`MAX_OPEN`] are running.
+pub(in crate::secrets) fn check_room<S: Snapshot>(
+    state: &Overlay<'_, S>,
+) -> Result<(), SecretsResult> {
+    if open_list(state).len() >= MAX_OPEN {
+        return Err(SecretsResult::refused(
+            400,
+            format!(
+                "{MAX_OPEN} key generations are running, the limit: try again once they have \
+                 finished (each takes a few seconds)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens the generation of `version` of the signing key `key_id` among `env`'s nodes (the
+/// caller checked [`check_room`]).
+pub(in crate::secrets) fn open<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    env: &Env,
+    (mount, mount_id): (&str, Digest),
+    name: &str,
+    key_id: Digest,
+    version: u64,
+) {
+    let dkg = Dkg::start(env);
+    schedule(state, &key_id, version, dkg.attempt);
+    state.put(keys::transit_dkg(&key_id, version), dkg.encode());
+    let mut list = open_list(state);
+    list.push(Open {
+        mount: mount.to_string(),
+        mount_id,
+        name: name.to_string(),
+        key_id,
+        version,
+    });
+    state.put(keys::transit_dkgs_open(), encode_open(&list));
+}
+
+/// Takes the generations of `key_id` (every version) off the open list and deletes them:
+/// the key is gone.
+pub(in crate::secrets) fn forget_key<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    key_id: &Digest,
+    versions: u64,
+) {
+    for version in 1..=versions {
+        state.delete(keys::transit_dkg(key_id, version));
+    }
+    close(state, |open| open.key_id == *key_id);
+}
+
+/// Takes the generations of a disabled mount's keys off the open list, deleting them.
+pub(in crate::secrets) fn forget_mount<S: Snapshot>(state: &mut Overlay<'_, S>, mount_id: &Digest) {
+    for open in open_list(state)
+        .iter()
+        .filter(|open| open.mount_id == *mount_id)
+    {
+        state.delete(keys::transit_dkg(&open.key_id, open.version));
+    }
+    close(state, |open| open.mount_id == *mount_id);
+}
+
+/// Removes the open generations `which` selects from the list.
+fn close<S: Snapshot>(state: &mut Overlay<'_, S>, which: impl Fn(&Open) -> bool) {
+    let mut list = open_list(state);
+    let before = list.len();
+    list.retain(|open| !which(open));
+    if list.len() != before {
+        state.put(keys::transit_dkgs_open(), encode_open(&list));
+    }
+}
+
+/// Schedules the deadline of an attempt.
+fn schedule<S: Snapshot>(state: &mut Overlay<'_, S>, key_id: &Digest, version: u64, attempt: u32) {
+    let mut item = key_id.as_ref().to_vec();
+    item.extend_from_slice(&version.to_be_bytes());
+    item.extend_from_slice(&attempt.to_be_bytes());
+    state.schedule.dkg.push(item);
+}
+
+/// Leaves out the nodes of every attempt past its deadline that have not done their part.
+pub(crate) fn sweep<S: Snapshot>(state: &mut Overlay<'_, S>, now: u64) {
+    crate::expiry::sweep(state, crate::expiry::Queue::Dkg, now, |state, item| {
+        if item.len() != 32 + 8 + 4 {
+            let queue = crate::expiry::Queue::Dkg.name();
+            let error =
+                StoredError::new("key generation deadline", format!("{} bytes", item.len()));
+            state.corrupt(keys::queue_head(queue), error);
+            return;
+        }
+        let key_id = Digest::from(<[u8; 32]>::try_from(&item[..32]).expect("32 bytes"));
+        let version = u64::from_be_bytes(item[32..40].try_into().expect("8 bytes"));
+        let attempt = u32::from_be_bytes(item[40..].try_into().expect("4 bytes"));
+        let dkg_key = keys::transit_dkg(&key_id, version);
+        let Some(mut dkg) = state.decoded(&dkg_key, Dkg::decode) else {
+            return;
+        };
+        if dkg.attempt != attempt || dkg.failed {
+            return;
+        }
+        let (silent, stage): (Vec<Index>, _) = match dkg.public {
+            None => (
+                dkg.participants
+                    .iter()
+                    .copied()
+                    .filter(|i| !dkg.round1.contains_key(i))
+                    .collect(),
+                "its round-1 package",
+            ),
+            Some(_) => (
+                dkg.participants
+                    .iter()
+                    .copied()
+                    .filter(|i| !dkg.done.contains(i))
+                    .collect(),
+                "its result",
+            ),
+        };
+        if silent.is_empty() {
+            return;
+        }
+        let reason = format!(
+            "sent no {stage} within {} s of block time in attempt {attempt}",
+            ATTEMPT_MS / 1_000
+        );
+        for index in silent {
+            dkg.exclude(index, reason.clone());
+        }
+        // One next attempt for all of them.
+        dkg.attempt = attempt + 1;
+        next_attempt(state, &key_id, version, &dkg);
+        state.put(dkg_key, dkg.encode());
+    });
+}
+
+/// After an exclusion: the next attempt's deadline, or off the open list if it failed.
+fn next_attempt<S: Snapshot>(state: &mut Overlay<'_, S>, key_id: &Digest, version: u64, dkg: &Dkg) {
+    if dkg.failed {
+        close(state, |open| {
+            open.key_id == *key_id && open.version == version
+        });
+    } else {
+        schedule(state, key_id, version, dkg.attempt);
+    }
+}
 
 /// A key generation in progress (or failed) for one version of a signing key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,10 +436,15 @@ pub(in crate::secrets) fn step<S: Snapshot>(
                 });
             if let Err(reason) = checked {
                 dkg.exclude(from, format!("bad round-1 package: {reason}"));
+                next_attempt(state, &key_id, version, &dkg);
             } else {
                 dkg.round1.insert(from, package.clone());
                 if dkg.round1.len() == dkg.participants.len() {
+                    let attempt = dkg.attempt;
                     finish_round1(&mut dkg, &config);
+                    if dkg.attempt != attempt || dkg.failed {
+                        next_attempt(state, &key_id, version, &dkg);
+                    }
                 }
             }
         }
@@ -233,6 +455,7 @@ pub(in crate::secrets) fn step<S: Snapshot>(
             (DkgOutcome::Done { public_keys }, Some(public)) => {
                 if *public_keys != public_keys_digest(public) {
                     dkg.exclude(from, "reported other public keys than the log's".into());
+                    next_attempt(state, &key_id, version, &dkg);
                 } else if !dkg.done.contains(&from) {
                     dkg.done.push(from);
                     if dkg.done.len() == dkg.participants.len() {
@@ -249,11 +472,17 @@ pub(in crate::secrets) fn step<S: Snapshot>(
                 }
             }
             (DkgOutcome::Failed { culprit }, Some(_)) => {
-                if *culprit == from || !dkg.participants.contains(culprit) {
+                if *culprit == from {
+                    dkg.exclude(
+                        from,
+                        "withdrew: it lost its secret state (a restart)".into(),
+                    );
+                } else if !dkg.participants.contains(culprit) {
                     dkg.exclude(from, format!("accused node {culprit}, not a participant"));
                 } else {
                     dkg.exclude(*culprit, format!("node {from} found its round-2 share bad"));
                 }
+                next_attempt(state, &key_id, version, &dkg);
             }
         },
         _ => unreachable!("only key generation steps come here"),
@@ -304,6 +533,10 @@ fn activate<S: Snapshot>(
     slot.public_key = Some(group);
     state.put(keys::transit_public_keys(&key.id, version), public.clone());
     state.delete(dkg_key);
+    let key_id = key.id;
+    close(state, |open| {
+        open.key_id == key_id && open.version == version
+    });
     state.put(key_state, key.encode());
     SecretsResult::Done
 }

@@ -275,3 +275,128 @@ fn generations_round_trip_in_storage() {
         assert!(Dkg::decode(&bytes[..cut]).is_err());
     }
 }
+
+fn open(c: &Cluster) -> Vec<super::Open> {
+    c.state
+        .get(&keys::transit_dkgs_open())
+        .map(|bytes| super::decode_open(bytes).expect("open list decodes"))
+        .unwrap_or_default()
+}
+
+/// An empty block at `now`: only the sweeps run.
+fn tick(c: &mut Cluster, now: u64) {
+    c.height += 1;
+    c.now = now;
+    let block = Block::new(hash_parts(&[b"p"]), c.height, c.now, vec![]);
+    apply_to_map(&c.env, &mut c.state, &block);
+}
+
+#[test]
+fn the_open_list_names_each_running_generation_until_it_finishes() {
+    let mut c = cluster();
+    let listed = open(&c);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].mount.as_str(),
+            listed[0].name.as_str(),
+            listed[0].version
+        ),
+        ("transit", "signer", 1)
+    );
+    assert_eq!(listed[0].key_id, key(&c).id);
+    run_attempt(&mut c, 0, &[0, 1, 2, 3], None).expect("completes");
+    assert!(open(&c).is_empty(), "a finished generation leaves the list");
+
+    // Rotation opens version 2; deleting the key forgets it.
+    c.ok(
+        ROOT,
+        SecretsOp::Transit(TransitOp::KeyRotate {
+            mount: "transit".into(),
+            name: "signer".into(),
+        }),
+    );
+    assert_eq!(
+        open(&c).iter().map(|o| o.version).collect::<Vec<_>>(),
+        vec![2]
+    );
+    c.ok(
+        ROOT,
+        SecretsOp::Transit(TransitOp::KeyConfig {
+            mount: "transit".into(),
+            name: "signer".into(),
+            min_decryption_version: None,
+            min_encryption_version: None,
+            deletion_allowed: Some(true),
+        }),
+    );
+    let id = key(&c).id;
+    c.ok(
+        ROOT,
+        SecretsOp::Transit(TransitOp::KeyDelete {
+            mount: "transit".into(),
+            name: "signer".into(),
+        }),
+    );
+    assert!(open(&c).is_empty());
+    assert!(!c.state.contains_key(&keys::transit_dkg(&id, 2)));
+}
+
+#[test]
+fn nodes_silent_past_the_deadline_are_left_out_and_the_rest_complete() {
+    let mut c = cluster();
+    let id = key(&c).id;
+    let started = c.now;
+    // Node 2 never sends its round-1 package.
+    let config = DkgConfig::new([0, 1, 2, 3], 3).expect("config");
+    for node in [0u16, 1, 3] {
+        let mut rng = ChaCha20Rng::from_seed([node as u8 + 90; 32]);
+        let (_, package) = DkgRound1::start(&config, node, &mut rng).expect("starts");
+        from_node(&mut c, node, round1(id, 0, package.encode()));
+    }
+    tick(&mut c, started + super::ATTEMPT_MS - 1_000);
+    assert_eq!(dkg(&c).expect("open").attempt, 0, "not yet due");
+    tick(&mut c, started + super::ATTEMPT_MS + 1_000);
+    let next = dkg(&c).expect("open");
+    assert_eq!(
+        (next.attempt, next.participants.clone()),
+        (1, vec![0, 1, 3])
+    );
+    assert!(
+        next.excluded[0].1.contains("round-1"),
+        "{}",
+        next.excluded[0].1
+    );
+    let group = run_attempt(&mut c, 1, &[0, 1, 3], None).expect("the three complete");
+    assert_eq!(key(&c).versions[0].public_key, Some(group));
+    // The finished attempt's deadline passes without effect.
+    let later = c.now + 2 * super::ATTEMPT_MS;
+    tick(&mut c, later);
+    assert_eq!(key(&c).versions[0].public_key, Some(group));
+}
+
+#[test]
+fn a_node_that_lost_its_state_withdraws_and_silence_can_fail_a_generation() {
+    let mut c = cluster();
+    let id = key(&c).id;
+    let config = DkgConfig::new([0, 1, 2, 3], 3).expect("config");
+    for node in 0..NODES {
+        let mut rng = ChaCha20Rng::from_seed([node as u8 + 70; 32]);
+        let (_, package) = DkgRound1::start(&config, node, &mut rng).expect("starts");
+        from_node(&mut c, node, round1(id, 0, package.encode()));
+    }
+    from_node(&mut c, 1, result(id, 0, DkgOutcome::Failed { culprit: 1 }));
+    let after = dkg(&c).expect("open");
+    assert_eq!(after.participants, vec![0, 2, 3]);
+    assert!(
+        after.excluded[0].1.contains("withdrew"),
+        "{}",
+        after.excluded[0].1
+    );
+    // Nobody sends anything in attempt 1: all three are left out, and it fails for good.
+    let due = c.now + super::ATTEMPT_MS + 1_000;
+    tick(&mut c, due);
+    let failed = dkg(&c).expect("kept, to say why");
+    assert!(failed.failed);
+    assert!(open(&c).is_empty(), "a failed generation leaves the list");
+}
