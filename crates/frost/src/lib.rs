@@ -141,3 +141,19 @@ pub const SIGNATURE_BYTES: usize = 64;
 
 /// The length of an Ed25519 public key.
 pub const PUBLIC_KEY_BYTES: usize = 32;
+
+/// Whether `signature` is a valid Ed25519 signature of `message` under `public_key` (the
+/// group key of a FROST key, or any Ed25519 key): what a verifier needs, no share involved.
+pub fn verify_signature(
+    public_key: &[u8; PUBLIC_KEY_BYTES],
+    message: &[u8],
+    signature: &[u8; SIGNATURE_BYTES],
+) -> bool {
+    let Ok(key) = frost_ed25519::VerifyingKey::deserialize(public_key) else {
+        return false;
+    };
+    let Ok(signature) = frost_ed25519::Signature::deserialize(signature) else {
+        return false;
+    };
+    key.verify(message, &signature).is_ok()
+}

@@ -64,6 +64,9 @@ pub enum SubmitError {
     /// refused before the log, since anyone can make up tokens.
     #[error("permission denied: the token is unknown, revoked or expired")]
     UnknownToken,
+    /// A key generation step from a key that is not one of the cluster's nodes.
+    #[error("permission denied: only the cluster's nodes send key generation steps")]
+    NotANode,
     /// The node is shutting down.
     #[error("node is shutting down")]
     Unavailable,
@@ -84,6 +87,7 @@ impl SubmitError {
             SubmitError::Unauthorized(_) => "unauthorized",
             SubmitError::Full(_) => "mempool_full",
             SubmitError::UnknownToken => "unknown_token",
+            SubmitError::NotANode => "not_a_node",
             SubmitError::Unavailable => "unavailable",
         }
     }
@@ -111,12 +115,26 @@ impl SubmitError {
     }
 }
 
-/// The token key of a secrets request (whose sender is a token's key).
+/// The token key of a secrets request (whose sender is a token's key); not a node's key
+/// generation step.
 fn token_key(tx: &SignedTransaction) -> Option<&welkin_types::PublicKey> {
     match (&tx.tx.sender, &tx.tx.payload) {
+        (Sender::Key(_), _) if is_node_step(tx) => None,
         (Sender::Key(key), welkin_types::Payload::Secrets(_)) => Some(key),
         _ => None,
     }
+}
+
+/// Whether `tx` is a transit key generation step, which only the cluster's nodes send.
+fn is_node_step(tx: &SignedTransaction) -> bool {
+    use welkin_types::secrets::{SecretsOp, TransitOp};
+    matches!(
+        &tx.tx.payload,
+        welkin_types::Payload::Secrets(op) if matches!(
+            op.as_ref(),
+            SecretsOp::Transit(TransitOp::DkgRound1 { .. } | TransitOp::DkgResult { .. })
+        )
+    )
 }
 
 /// What admission did with a transaction that passed it.
@@ -135,6 +153,7 @@ pub(crate) enum Admitted {
 pub(crate) struct Admission<E: Runtime> {
     cluster_id: Digest,
     params: ChainParams,
+    members: std::sync::Arc<Vec<welkin_types::PublicKey>>,
     mempool: Mempool,
     stores: Stores<E>,
     timeline: Timeline,
@@ -145,6 +164,7 @@ impl<E: Runtime> Clone for Admission<E> {
         Self {
             cluster_id: self.cluster_id,
             params: self.params.clone(),
+            members: self.members.clone(),
             mempool: self.mempool.clone(),
             stores: self.stores.clone(),
             timeline: self.timeline.clone(),
@@ -158,6 +178,7 @@ impl<E: Runtime> Admission<E> {
     pub(crate) fn new(
         cluster_id: Digest,
         params: ChainParams,
+        members: Vec<welkin_types::PublicKey>,
         mempool: Mempool,
         stores: Stores<E>,
         timeline: Timeline,
@@ -165,6 +186,7 @@ impl<E: Runtime> Admission<E> {
         Self {
             cluster_id,
             params,
+            members: std::sync::Arc::new(members),
             mempool,
             stores,
             timeline,
@@ -254,6 +276,13 @@ impl<E: Runtime> Admission<E> {
                             Ok(())
                         } else {
                             Err(SubmitError::UnknownToken)
+                        }
+                    }
+                    Sender::Key(key) if is_node_step(tx) => {
+                        if self.members.contains(key) {
+                            Ok(())
+                        } else {
+                            Err(SubmitError::NotANode)
                         }
                     }
                     Sender::Key(_) => Ok(()),

@@ -73,8 +73,10 @@ pub mod channel {
     pub const GOSSIP: u64 = 6;
     /// Release envelopes: partials for committed secret reads, sealed to their readers.
     pub const RELEASE: u64 = 7;
+    /// Transit keys: key generation shares and threshold signing.
+    pub const TRANSIT: u64 = 8;
     /// Every channel, for registration.
-    pub const ALL: [u64; 8] = [
+    pub const ALL: [u64; 9] = [
         VOTE,
         CERTIFICATE,
         RESOLVER,
@@ -83,6 +85,7 @@ pub mod channel {
         CHECKPOINT,
         GOSSIP,
         RELEASE,
+        TRANSIT,
     ];
 
     /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
@@ -97,13 +100,16 @@ pub mod channel {
     /// - checkpoints: one partial per height, re-sends of uncertified heights (at most
     ///   [`crate::checkpoints::RESEND_BATCH`] every re-send tick) and certificates in reply;
     /// - gossip: at most [`crate::gossip::GOSSIP_RATE`] batches a second on average;
-    /// - releases: one batch per block with reads.
+    /// - releases: one batch per block with reads;
+    /// - transit: per signature a request and an answer each way, nonce asks and answers
+    ///   every 250 ms at most, key generation shares every 2 s while one runs.
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
         let per_second = match channel {
             VOTE | CERTIFICATE => NZU32!(512),
             RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
             GOSSIP | RELEASE => NZU32!(512),
+            TRANSIT => NZU32!(4096),
             BROADCAST => NZU32!(128),
             _ => NZU32!(64),
         };
@@ -292,6 +298,7 @@ where
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
     let mut pairs = config_pairs(channels);
+    let transit_net = pairs.pop().expect("transit channel");
     let release_net = pairs.pop().expect("release channel");
     let gossip_net = pairs.pop().expect("gossip channel");
     let checkpoint_net = pairs.pop().expect("checkpoint channel");
@@ -357,6 +364,12 @@ where
     .start(grants_rx, release_net);
 
     // Executor: applies finalized blocks to the authenticated state and certifies checkpoints.
+    // Transit: key generation and threshold signing (started once the handle exists).
+    let (sign_grants_tx, sign_grants_rx) = mpsc::channel(crate::releases::actor::GRANT_BACKLOG);
+    let (transit, sign_jobs) = crate::transit::TransitHandle::new();
+    let transit_shares =
+        crate::transit::shares::Shares::open(context.child("transit_shares"), &prefix).await;
+
     let (update_tx, update_rx) = mpsc::unbounded();
     let shared = executor::Shared::new(Waiters::new(config.waiters));
     let executor = Executor::init(
@@ -372,6 +385,7 @@ where
             timeline: timeline.clone(),
             releases: releases.clone(),
             grants: grants_tx,
+            sign_grants: sign_grants_tx,
         },
     )
     .await;
@@ -520,6 +534,7 @@ where
     let admission = Admission::new(
         cluster_id,
         genesis.chain.clone(),
+        genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
         mempool.clone(),
         stores.clone(),
         timeline.clone(),
@@ -532,7 +547,7 @@ where
         timeline,
     );
 
-    NodeHandle::new(
+    let handle = NodeHandle::new(
         context.child("handle"),
         genesis,
         me,
@@ -546,8 +561,25 @@ where
         witness,
         admission,
         releases,
+        penalties.clone(),
+        transit,
+    );
+    crate::transit::actor::TransitActor {
+        context: context.child("transit"),
+        me: my_index as welkin_frost::Index,
+        key: config.signer.clone(),
+        members: handle
+            .genesis()
+            .nodes
+            .iter()
+            .map(|n| n.public_key.clone())
+            .collect(),
+        handle: handle.clone(),
         penalties,
-    )
+        shares: transit_shares,
+    }
+    .start(sign_jobs, sign_grants_rx, transit_net);
+    handle
 }
 
 fn config_pairs<S, R>(channels: Channels<S, R>) -> Vec<(S, R)> {

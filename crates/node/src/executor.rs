@@ -113,6 +113,8 @@ pub(crate) struct ExecutorConfig<E: Spawner + Clock + Storage + Metrics> {
     pub releases: Releases,
     /// Where this node's read grants go to be signed (see [`crate::releases::actor`]).
     pub grants: mpsc::Sender<Grants>,
+    /// Where this node's signature grants go (see [`crate::transit`]).
+    pub sign_grants: mpsc::Sender<Vec<(welkin_types::TxId, crate::transit::SignGrant)>>,
 }
 
 /// Reads older than this (block time against the local clock) are not released when their
@@ -134,6 +136,7 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     timeline: Timeline,
     releases: Releases,
     grants: mpsc::Sender<Grants>,
+    sign_grants: mpsc::Sender<Vec<(welkin_types::TxId, crate::transit::SignGrant)>>,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
@@ -150,6 +153,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             timeline,
             releases,
             grants,
+            sign_grants,
         } = config;
         if stores.is_fresh().await {
             stores
@@ -193,6 +197,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             timeline,
             releases,
             grants,
+            sign_grants,
         }
     }
 
@@ -368,6 +373,25 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         self.mempool.remove(ids.iter());
         // Results before waking waiters: a woken API request reads its result at once.
         let now = crate::application::now_ms(&self.context);
+        let signs: Vec<_> = effects
+            .secrets
+            .iter()
+            .filter_map(|(id, result)| match result {
+                welkin_state::secrets::SecretsResult::Signing {
+                    key_id,
+                    version,
+                    digests,
+                } => Some((
+                    *id,
+                    crate::transit::SignGrant {
+                        key_id: *key_id,
+                        version: *version,
+                        digests: digests.clone(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
         let grants = self.releases.commit(height, effects.secrets, now);
         for (id, bytes) in held {
             self.releases.hold_value(&id, bytes);
@@ -379,6 +403,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             // Bounded: a releaser far behind holds the executor back rather than queueing
             // without limit. It only fails if the releaser stopped, with the node.
             let _ = self.grants.send(grants).await;
+        }
+        if !signs.is_empty() && now.saturating_sub(block.timestamp_ms) <= RELEASE_WINDOW_MS {
+            use futures::SinkExt as _;
+            // Bounded like the read grants; signers need them before a coordinator asks.
+            let _ = self.sign_grants.send(signs).await;
         }
         self.timeline
             .applied(height, ids, crate::timeline::now(&self.context));

@@ -48,6 +48,7 @@ pub struct NodeHandle<E: Runtime> {
     admission: Admission<E>,
     releases: crate::releases::Releases,
     penalties: crate::penalty::Penalties,
+    transit: crate::transit::TransitHandle,
 }
 
 impl<E: Runtime> Clone for NodeHandle<E> {
@@ -69,6 +70,7 @@ impl<E: Runtime> Clone for NodeHandle<E> {
             admission: self.admission.clone(),
             releases: self.releases.clone(),
             penalties: self.penalties.clone(),
+            transit: self.transit.clone(),
         }
     }
 }
@@ -90,6 +92,7 @@ impl<E: Runtime> NodeHandle<E> {
         admission: Admission<E>,
         releases: crate::releases::Releases,
         penalties: crate::penalty::Penalties,
+        transit: crate::transit::TransitHandle,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
@@ -110,7 +113,21 @@ impl<E: Runtime> NodeHandle<E> {
             admission,
             releases,
             penalties,
+            transit,
         }
+    }
+
+    /// Signs `messages` with `version` of the transit key `key_id` for the committed,
+    /// allowed sign request `id`, coordinating the nodes that hold its shares; every
+    /// signature is checked under the key's committed group key.
+    pub async fn transit_sign(
+        &self,
+        id: TxId,
+        key_id: Digest,
+        version: u64,
+        messages: Vec<Vec<u8>>,
+    ) -> Result<Vec<[u8; 64]>, crate::transit::SignFailure> {
+        self.transit.sign(id, key_id, version, messages).await
     }
 
     /// The node's clock.

@@ -26,6 +26,7 @@ mod releases;
 pub mod run;
 mod store;
 mod timeline;
+mod transit;
 mod values;
 mod waiters;
 
@@ -46,4 +47,5 @@ pub use releases::{
     targets::{OpenedTargets, TargetsOpener, is_cluster_signature},
 };
 pub use store::{ProvenValue, Runtime};
+pub use transit::{SessionId, SignFailure, TransitMessage};
 pub use waiters::{Subscription, TooManyWaiters, WaitersConfig};

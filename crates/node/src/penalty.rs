@@ -26,6 +26,8 @@ pub(crate) enum Offence {
     Gossip,
     /// A release batch that does not decode, or a partial for a read that does not verify.
     Release,
+    /// A transit message that does not decode, or a signature share that does not verify.
+    Transit,
 }
 
 impl Offence {
@@ -34,6 +36,7 @@ impl Offence {
             Offence::Checkpoint => "checkpoint",
             Offence::Gossip => "gossip",
             Offence::Release => "release",
+            Offence::Transit => "transit",
         }
     }
 }

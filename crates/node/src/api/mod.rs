@@ -107,7 +107,9 @@ impl From<SubmitError> for ApiError {
             SubmitError::Full(_) | SubmitError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             SubmitError::Invalid(TxError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             SubmitError::Replay { .. } => StatusCode::CONFLICT,
-            SubmitError::Unauthorized(_) | SubmitError::UnknownToken => StatusCode::FORBIDDEN,
+            SubmitError::Unauthorized(_) | SubmitError::UnknownToken | SubmitError::NotANode => {
+                StatusCode::FORBIDDEN
+            }
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, error.code(), error.to_string())

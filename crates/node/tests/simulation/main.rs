@@ -16,6 +16,7 @@ mod harness;
 mod secrets;
 mod skew;
 mod tamper;
+mod transit;
 
 use commonware_cryptography::Signer as _;
 use commonware_runtime::{Clock as _, Runner as _, deterministic};
@@ -742,6 +743,16 @@ fn secret_reads_survive_false_partials_and_name_the_liar() {
 #[test]
 fn secret_reads_survive_a_silent_member() {
     secrets::secrets_scenario(32, secrets::Releaser::Silent);
+}
+
+#[test]
+fn transit_key_generation_leaves_out_a_node_that_sends_bad_shares() {
+    transit::transit_scenario(41, transit::Liar::KeyShares);
+}
+
+#[test]
+fn transit_signatures_survive_bad_signature_shares_and_block_the_liar() {
+    transit::transit_scenario(42, transit::Liar::SignatureShares);
 }
 
 #[test]

@@ -25,7 +25,7 @@ pub(crate) enum Releaser {
     Silent,
 }
 
-fn request(
+pub(crate) fn request(
     context: &Ctx,
     fixture: &Fixture,
     token: &str,

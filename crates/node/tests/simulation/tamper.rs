@@ -7,7 +7,7 @@ use commonware_cryptography::bls12381::primitives::{group::Share, ops::threshold
 use commonware_p2p::{CheckedSender, LimitedSender, Recipients, simulated};
 use commonware_runtime::{IoBuf, IoBufs};
 use std::{sync::Arc, time::SystemTime};
-use welkin_node::{CheckpointMessage, GossipBatch as Batch, ReleaseBatch, channel};
+use welkin_node::{CheckpointMessage, GossipBatch as Batch, ReleaseBatch, TransitMessage, channel};
 use welkin_types::{Digest, PublicKey, TxId, Variant, namespace};
 
 use crate::harness::Ctx;
@@ -38,6 +38,19 @@ pub(crate) enum Lie {
     },
     /// It sends no release envelopes at all.
     SilentReleases,
+    /// Its key generation shares (round-2 packages) are a wrong, well-formed scalar.
+    BadKeyShares,
+    /// Its signature shares are a wrong, well-formed scalar.
+    BadSignatureShares,
+}
+
+/// A well-formed welkin-frost scalar encoding (version 1, the scalar one) that is not the
+/// share the protocol asks for.
+fn wrong_scalar() -> Vec<u8> {
+    let mut bytes = vec![0u8; 33];
+    bytes[0] = 1;
+    bytes[1] = 1;
+    bytes
 }
 
 /// What a byzantine releaser knows of each read: its reader key and target.
@@ -117,6 +130,43 @@ impl Lie {
             Lie::SilentReleases => (
                 channel::RELEASE,
                 Arc::new(|_: &[u8]| ReleaseBatch::default().encode().to_vec()),
+            ),
+            Lie::BadKeyShares => (
+                channel::TRANSIT,
+                Arc::new(
+                    |bytes: &[u8]| match welkin_types::decode::<TransitMessage>(bytes) {
+                        Ok(TransitMessage::Round2 {
+                            key_id,
+                            version,
+                            attempt,
+                            ..
+                        }) => TransitMessage::Round2 {
+                            key_id,
+                            version,
+                            attempt,
+                            package: wrong_scalar(),
+                        }
+                        .encode()
+                        .to_vec(),
+                        _ => bytes.to_vec(),
+                    },
+                ),
+            ),
+            Lie::BadSignatureShares => (
+                channel::TRANSIT,
+                Arc::new(
+                    |bytes: &[u8]| match welkin_types::decode::<TransitMessage>(bytes) {
+                        Ok(TransitMessage::SignShare { session, .. }) => {
+                            TransitMessage::SignShare {
+                                session,
+                                share: wrong_scalar(),
+                            }
+                            .encode()
+                            .to_vec()
+                        }
+                        _ => bytes.to_vec(),
+                    },
+                ),
             ),
         }
     }

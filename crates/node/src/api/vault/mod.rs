@@ -382,7 +382,7 @@ pub(crate) async fn submit_signed<E: Runtime>(
         crate::SubmitError::Full(_) | crate::SubmitError::Unavailable => {
             VaultError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
         }
-        crate::SubmitError::UnknownToken => VaultError::denied(),
+        crate::SubmitError::UnknownToken | crate::SubmitError::NotANode => VaultError::denied(),
         other => VaultError::bad(other.to_string()),
     })?;
     if !matches!(submitted, crate::Submitted::Committed(_)) && node.receipt(id).await.is_none() {

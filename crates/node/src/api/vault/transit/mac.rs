@@ -139,7 +139,7 @@ pub(super) async fn hmac<E: Runtime>(
     respond(batch, results)
 }
 
-/// `verify/:name[/:algorithm]` with `hmac` (a signature is refused until signing keys exist).
+/// `verify/:name[/:algorithm]` with `hmac` (signatures go to `super::sign::verify`).
 pub(super) async fn verify<E: Runtime>(
     node: &NodeHandle<E>,
     request: &VaultRequest,
@@ -148,9 +148,6 @@ pub(super) async fn verify<E: Runtime>(
 ) -> Result<Response, VaultError> {
     let (name, algorithm) = tail.split_once('/').unwrap_or((tail, ""));
     check_algorithm(algorithm, request, "hash_algorithm")?;
-    if request.body.get("signature").is_some_and(|s| !s.is_null()) {
-        return Err(super::signing_not_offered());
-    }
     if request
         .body
         .get("batch_input")

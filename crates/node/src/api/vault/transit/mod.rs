@@ -12,6 +12,7 @@
 mod crypt;
 mod mac;
 mod open;
+mod sign;
 mod tools;
 
 use super::{VaultError, VaultRequest, no_content, ok, submit};
@@ -54,8 +55,12 @@ pub(in crate::api::vault) async fn handle<E: Runtime>(
         ("rewrap", _) if write => crypt::rewrap(node, request, mount, tail).await,
         ("datakey", _) if write => crypt::datakey(node, request, mount, tail).await,
         ("hmac", _) if write => mac::hmac(node, request, mount, tail).await,
+        ("verify", _) if write && verifies_signatures(request) => {
+            let name = tail.split_once('/').map_or(tail, |(name, _)| name);
+            sign::verify(node, request, mount, name).await
+        }
         ("verify", _) if write => mac::verify(node, request, mount, tail).await,
-        ("sign", _) if write => Err(signing_not_offered()),
+        ("sign", _) if write => sign::sign(node, request, mount, tail).await,
         ("random", _) if write => tools::random(node, request, mount, tail).await,
         ("hash", _) if write => tools::hash(node, request, mount, tail).await,
         (
@@ -67,12 +72,15 @@ pub(in crate::api::vault) async fn handle<E: Runtime>(
     }
 }
 
-/// The 400 for signatures, until the nodes generate signing keys together.
-fn signing_not_offered() -> VaultError {
-    VaultError::bad(
-        "signing keys are not offered yet: ed25519 transit keys come with the nodes' joint key \
-         generation (FROST), so that no node ever holds one; use hmac for authentication tags",
-    )
+/// Whether a verify request checks signatures (rather than hmacs).
+fn verifies_signatures(request: &VaultRequest) -> bool {
+    let has = |item: &Json| item.get("signature").is_some_and(|s| !s.is_null());
+    has(&request.body)
+        || request
+            .body
+            .get("batch_input")
+            .and_then(Json::as_array)
+            .is_some_and(|items| items.iter().any(has))
 }
 
 /// `keys/:name`, `keys/:name/config`, `keys/:name/rotate`.
@@ -112,21 +120,12 @@ fn create_op(request: &VaultRequest, mount: String, name: String) -> Result<Tran
         Some(Json::String(text)) => KeyKind::from_name(text).ok_or_else(|| {
             VaultError::bad(format!(
                 "key type {text:?} is not offered: this cluster offers chacha20-poly1305 \
-                 (encryption) and hmac keys, held by no node; types only one process could \
-                 hold (aes, rsa, ecdsa) are not offered, and ed25519 comes with the nodes' \
-                 joint key generation"
+                 (encryption), ed25519 (signing) and hmac keys, held by no node; types only \
+                 one process could hold (aes, rsa, ecdsa) are not offered"
             ))
         })?,
         Some(other) => return Err(VaultError::bad(format!("invalid type {other}"))),
     };
-    if kind.signs() {
-        // The state machine can run the generation through the log, but no node drives it
-        // yet: a key made now would wait for round-1 packages forever.
-        return Err(VaultError::bad(
-            "key type \"ed25519\" is not offered yet: the nodes do not run their joint key \
-             generation yet, and no node may hold a signing key alone",
-        ));
-    }
     for refused in [
         "derived",
         "convergent_encryption",
@@ -158,7 +157,18 @@ async fn read_key<E: Runtime>(
         .versions
         .iter()
         .enumerate()
-        .map(|(i, v)| ((i + 1).to_string(), json!(v.created_ms / 1_000)))
+        .map(|(i, v)| {
+            let entry = match (key.kind.signs(), v.public_key) {
+                // Vault's shape for asymmetric keys: the public key and creation time.
+                (true, public_key) => json!({
+                    "name": key.kind.name(),
+                    "public_key": public_key.map(|k| base64(&k)).unwrap_or_default(),
+                    "creation_time": crate::api::vault::rfc3339(v.created_ms),
+                }),
+                (false, _) => json!(v.created_ms / 1_000),
+            };
+            ((i + 1).to_string(), entry)
+        })
         .collect();
     ok(json!({
         "name": name,
