@@ -671,6 +671,8 @@ pub(crate) fn hvac(api: &str, root: &str) {
             "--quiet",
             "--disable-pip-version-check",
             "hvac==2.4.0",
+            // An independent Ed25519 verifier for transit signatures.
+            "pynacl==1.5.0",
         ])
         .output()
         .expect("pip runs");

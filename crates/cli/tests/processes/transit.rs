@@ -82,15 +82,14 @@ pub(crate) fn transit_api(api: &str, root: &str) {
         400,
     );
     assert!(error(&refused).contains("chacha20-poly1305"), "{refused}");
-    let refused = expect(
+    expect(
         api,
         "POST",
         "transit/keys/ed",
         root,
         json!({"type": "ed25519"}),
-        400,
+        204,
     );
-    assert!(error(&refused).contains("ed25519"), "{refused}");
     let key = expect(api, "GET", "transit/keys/app", root, json!(null), 200);
     assert_eq!(key["data"]["type"], "chacha20-poly1305", "{key}");
     assert_eq!(key["data"]["latest_version"], 1, "{key}");
@@ -105,7 +104,7 @@ pub(crate) fn transit_api(api: &str, root: &str) {
     );
     for (method, path) in [("LIST", "transit/keys"), ("GET", "transit/keys?list=true")] {
         let list = expect(api, method, path, root, json!(null), 200);
-        assert_eq!(list["data"]["keys"], json!(["app", "tag"]), "{list}");
+        assert_eq!(list["data"]["keys"], json!(["app", "ed", "tag"]), "{list}");
     }
 
     // Encrypt and decrypt, single and batch.
@@ -280,7 +279,7 @@ pub(crate) fn transit_api(api: &str, root: &str) {
         400,
     );
     assert!(
-        error(&refused).contains("signing keys are not offered"),
+        error(&refused).contains("does not support verification"),
         "{refused}"
     );
     expect(
@@ -407,6 +406,7 @@ pub(crate) fn transit_api(api: &str, root: &str) {
     );
     expect(api, "DELETE", "transit/keys/tag", root, json!(null), 204);
     expect(api, "GET", "transit/keys/tag", root, json!(null), 404);
+    signing(api, root);
 }
 
 /// A plaintext encrypted (and decrypted) through transit is on no node's disk: the log holds
@@ -421,6 +421,178 @@ pub(crate) fn confidentiality(dir: &Path, api: &str, root: &str) {
     );
     let found = files_holding(dir, marker);
     assert!(found.is_empty(), "the plaintext is on disk: {found:?}");
+}
+
+/// The public key of `version` of signing key `name`, once the nodes have generated it
+/// together.
+fn public_key(api: &str, root: &str, name: &str, version: u64) -> Vec<u8> {
+    for _ in 0..600 {
+        let key = expect(
+            api,
+            "GET",
+            &format!("transit/keys/{name}"),
+            root,
+            json!(null),
+            200,
+        );
+        let entry = &key["data"]["keys"][version.to_string()];
+        if let Some(text) = entry["public_key"].as_str().filter(|t| !t.is_empty()) {
+            assert_eq!(entry["name"], "ed25519", "{key}");
+            return unb64(&json!(text));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the nodes did not generate version {version} of {name} within 60 s");
+}
+
+fn sign(api: &str, root: &str, name: &str, body: Json) -> Json {
+    expect(
+        api,
+        "POST",
+        &format!("transit/sign/{name}"),
+        root,
+        body,
+        200,
+    )
+}
+
+fn verify(api: &str, root: &str, name: &str, input: &[u8], signature: &Json) -> (u16, Json) {
+    call(
+        api,
+        "POST",
+        &format!("transit/verify/{name}"),
+        root,
+        json!({"input": b64(input), "signature": signature}),
+    )
+}
+
+/// Ed25519 signatures by the nodes together: sign, verify, batches, rotation, the minimum
+/// version, and Vault's refusals.
+fn signing(api: &str, root: &str) {
+    let first = public_key(api, root, "ed", 1);
+    assert_eq!(first.len(), 32);
+    let signed = sign(api, root, "ed", json!({"input": b64(b"release 1.0")}));
+    let signature = &signed["data"]["signature"];
+    assert!(
+        signature
+            .as_str()
+            .is_some_and(|s| s.starts_with("vault:v1:")),
+        "{signed}"
+    );
+    assert_eq!(signed["data"]["key_version"], 1, "{signed}");
+    let (status, valid) = verify(api, root, "ed", b"release 1.0", signature);
+    assert_eq!(
+        (status, &valid["data"]["valid"]),
+        (200, &json!(true)),
+        "{valid}"
+    );
+    let (status, valid) = verify(api, root, "ed", b"release 1.1", signature);
+    assert_eq!(
+        (status, &valid["data"]["valid"]),
+        (200, &json!(false)),
+        "{valid}"
+    );
+
+    // Batches, both ways.
+    let batch = sign(
+        api,
+        root,
+        "ed",
+        json!({"batch_input": [{"input": b64(b"a")}, {"input": b64(b"b")}]}),
+    );
+    let results = batch["data"]["batch_results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{batch}");
+    let checked = expect(
+        api,
+        "POST",
+        "transit/verify/ed",
+        root,
+        json!({"batch_input": [
+            {"input": b64(b"a"), "signature": results[0]["signature"]},
+            {"input": b64(b"a"), "signature": results[1]["signature"]},
+        ]}),
+        200,
+    );
+    let valid: Vec<&Json> = checked["data"]["batch_results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| &r["valid"])
+        .collect();
+    assert_eq!(valid, [&json!(true), &json!(false)], "{checked}");
+
+    // Refusals: bad base64 (400), a malformed signature (400), prehashed, an unknown key.
+    let (status, refused) = call(
+        api,
+        "POST",
+        "transit/sign/ed",
+        root,
+        json!({"input": "not base64!"}),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(error(&refused).contains("base64"), "{refused}");
+    let (status, refused) = verify(api, root, "ed", b"x", &json!("vault:v1:!!"));
+    assert_eq!(status, 400, "{refused}");
+    let (status, refused) = verify(api, root, "ed", b"x", &json!("vault:v1:AAAA"));
+    assert_eq!(status, 400, "{refused}");
+    assert!(error(&refused).contains("not 64"), "{refused}");
+    let (status, refused) = call(
+        api,
+        "POST",
+        "transit/sign/ed",
+        root,
+        json!({"input": b64(b"x"), "prehashed": true}),
+    );
+    assert_eq!(status, 400, "{refused}");
+    let (status, _) = call(
+        api,
+        "POST",
+        "transit/sign/nope",
+        root,
+        json!({"input": b64(b"x")}),
+    );
+    assert_eq!(status, 400, "an unknown key is Vault's 400");
+
+    // Rotation: the nodes generate version 2; version 1's signatures still verify until
+    // min_decryption_version passes them.
+    expect(api, "POST", "transit/keys/ed/rotate", root, json!({}), 204);
+    let second = public_key(api, root, "ed", 2);
+    assert_ne!(first, second, "a new version is a new key");
+    let signed = sign(api, root, "ed", json!({"input": b64(b"release 2.0")}));
+    assert!(
+        signed["data"]["signature"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("vault:v2:")),
+        "{signed}"
+    );
+    let (status, valid) = verify(api, root, "ed", b"release 1.0", signature);
+    assert_eq!(
+        (status, &valid["data"]["valid"]),
+        (200, &json!(true)),
+        "{valid}"
+    );
+    expect(
+        api,
+        "POST",
+        "transit/keys/ed/config",
+        root,
+        json!({"min_decryption_version": 2}),
+        204,
+    );
+    let (status, refused) = verify(api, root, "ed", b"release 1.0", signature);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        error(&refused).contains("min_decryption_version"),
+        "{refused}"
+    );
+    let (status, refused) = call(
+        api,
+        "POST",
+        "transit/sign/ed",
+        root,
+        json!({"input": b64(b"x"), "key_version": 1}),
+    );
+    assert_eq!(status, 400, "version 1 no longer signs: {refused}");
 }
 
 /// hvac drives transit unchanged (see `transit_client.py`); `secrets::hvac` installed it.

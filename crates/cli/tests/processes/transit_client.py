@@ -50,4 +50,28 @@ assert valid["data"]["valid"] is True, valid
 forged = transit.verify_signed_data(name="hvac-key", hash_input=b64("other"), hmac=mac)
 assert forged["data"]["valid"] is False, forged
 
+# Signing keys the nodes generate together; PyNaCl, an independent verifier, accepts the
+# signatures.
+import time
+
+import nacl.signing
+
+transit.create_key(name="hvac-signer", key_type="ed25519")
+public_key = ""
+for _ in range(600):
+    public_key = transit.read_key(name="hvac-signer")["data"]["keys"]["1"]["public_key"]
+    if public_key:
+        break
+    time.sleep(0.1)
+assert public_key, "the nodes generate the signing key"
+message = "signed by no single node"
+signature = transit.sign_data(name="hvac-signer", hash_input=b64(message))["data"]["signature"]
+assert signature.startswith("vault:v1:"), signature
+raw = base64.b64decode(signature.split(":", 2)[2])
+nacl.signing.VerifyKey(base64.b64decode(public_key)).verify(message.encode(), raw)
+valid = transit.verify_signed_data(name="hvac-signer", hash_input=b64(message), signature=signature)
+assert valid["data"]["valid"] is True, valid
+forged = transit.verify_signed_data(name="hvac-signer", hash_input=b64("other"), signature=signature)
+assert forged["data"]["valid"] is False, forged
+
 print("hvac transit: all steps passed")
