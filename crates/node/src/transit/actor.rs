@@ -221,7 +221,7 @@ impl<E: Runtime + CryptoRng> State<E> {
 
     async fn tick(&mut self, sender: &mut impl Sender<PublicKey = PublicKey>) {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % POLL_EVERY == 0 {
+        if self.ticks.is_multiple_of(POLL_EVERY) {
             self.poll_keygens(sender).await;
         }
         self.refill_nonces(sender);
@@ -423,7 +423,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         let keygen = self.keygens.get_mut(&slot).expect("present");
         if now.saturating_sub(keygen.last_submit_ms) >= RESUBMIT_MS {
             keygen.last_submit_ms = now;
-            let outcome = keygen.outcome.clone().expect("set above");
+            let outcome = keygen.outcome.expect("set above");
             self.submit(step(open, dkg.attempt, outcome)).await;
         }
     }
