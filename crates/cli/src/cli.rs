@@ -411,6 +411,9 @@ pub(crate) enum CompareWith {
     /// OpenBao 2.7.2, three servers with integrated Raft on 127.0.0.1 (KV v2 loads).
     #[value(name = "openbao")]
     OpenBao,
+    /// OpenBao 2.7.2 as above, with transit loads: encrypt, decrypt and sign.
+    #[value(name = "openbao-transit")]
+    OpenBaoTransit,
 }
 
 /// The transactions `welkin bench` sends.

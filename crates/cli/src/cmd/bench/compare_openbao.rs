@@ -174,7 +174,7 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
 }
 
 /// `welkin / openbao`, if OpenBao's figure is positive.
-fn ratio(welkin: f64, openbao: f64) -> Option<f64> {
+pub(super) fn ratio(welkin: f64, openbao: f64) -> Option<f64> {
     (openbao > 0.0).then(|| welkin / openbao)
 }
 
@@ -253,7 +253,7 @@ const USER_HZ: f64 = 100.0;
 
 /// User and system CPU seconds spent so far by the processes `pids` (all their threads), from
 /// `/proc/PID/stat`; `None` without pids or where that is unreadable.
-fn cpu_seconds(pids: &[u32]) -> Option<f64> {
+pub(super) fn cpu_seconds(pids: &[u32]) -> Option<f64> {
     if pids.is_empty() {
         return None;
     }

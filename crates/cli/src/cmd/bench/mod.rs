@@ -1,6 +1,7 @@
 //! `welkin bench`: committed transactions per second and latency through the HTTP API, alone
 //! or side by side with etcd (`--compare etcd`); or KV v2 through the Vault HTTP API side by
-//! side with OpenBao (`--compare openbao`).
+//! side with OpenBao (`--compare openbao`); or transit encrypt, decrypt and sign side by side
+//! with OpenBao (`--compare openbao-transit`).
 //!
 //! Transactions are signed before the clock starts (signing is the client's cost, reported
 //! separately), then `concurrency` clients each submit requests with `wait=true` to the nodes
@@ -9,6 +10,7 @@
 
 mod compare;
 mod compare_openbao;
+mod compare_transit;
 mod crypto_cost;
 mod etcd;
 mod floor;
@@ -123,6 +125,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         return match args.compare {
             Some(CompareWith::OpenBao) => {
                 compare_openbao::run(&args, Duration::from_secs(duration))
+            }
+            Some(CompareWith::OpenBaoTransit) => {
+                compare_transit::run(&args, Duration::from_secs(duration))
             }
             _ => compare::run(&args, Duration::from_secs(duration)),
         };
