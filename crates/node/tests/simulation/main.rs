@@ -751,6 +751,11 @@ fn transit_key_generation_leaves_out_a_node_that_sends_bad_shares() {
 }
 
 #[test]
+fn transit_key_generation_completes_without_a_silent_node() {
+    transit::transit_scenario(43, transit::Liar::Absent);
+}
+
+#[test]
 fn transit_signatures_survive_bad_signature_shares_and_block_the_liar() {
     transit::transit_scenario(42, transit::Liar::SignatureShares);
 }

@@ -20,6 +20,9 @@ use welkin_types::{
 pub(crate) enum Liar {
     KeyShares,
     SignatureShares,
+    /// Runs no node code at all (commonware's conflicter on the vote channel): silent in key
+    /// generation and signing.
+    Absent,
 }
 
 /// The key `name` of mount `transit` on `node`, once it exists.
@@ -35,14 +38,15 @@ pub(crate) fn transit_scenario(seed: u64, liar_kind: Liar) {
         let net = Net::start(&context, &fixture).await;
         net.connect_all(&link(20, 100)).await;
         let liar = 0;
-        let lie = match liar_kind {
-            Liar::KeyShares => Lie::BadKeyShares,
-            Liar::SignatureShares => Lie::BadSignatureShares,
+        let liar_role = match liar_kind {
+            Liar::KeyShares => Role::Lying(Lie::BadKeyShares),
+            Liar::SignatureShares => Role::Lying(Lie::BadSignatureShares),
+            Liar::Absent => Role::Conflicter,
         };
         let roles: Vec<Role> = (0..n)
             .map(|i| {
                 if i == liar {
-                    Role::Lying(lie.clone())
+                    liar_role.clone()
                 } else {
                     Role::Honest(0)
                 }
@@ -100,10 +104,10 @@ pub(crate) fn transit_scenario(seed: u64, liar_kind: Liar) {
         .expect("decodes");
         assert_eq!(public.group_key(), group);
         match liar_kind {
-            Liar::KeyShares => assert_eq!(
+            Liar::KeyShares | Liar::Absent => assert_eq!(
                 public.participants(),
                 &[1, 2, 3],
-                "the node whose shares were bad is left out"
+                "the node whose shares were bad, or that sent nothing, is left out"
             ),
             Liar::SignatureShares => assert_eq!(public.participants(), &[0, 1, 2, 3]),
         }
