@@ -2,11 +2,13 @@
 //! with a period) and, where useful, a longer explanation.
 
 mod secrets;
+mod transit;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub(crate) use secrets::*;
+pub(crate) use transit::*;
 
 /// The default API address of the first `welkin dev` node.
 pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:8700";
@@ -118,6 +120,15 @@ pub(crate) enum Command {
     /// Tokens, as `vault token`: create, lookup, renew, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Vault's transit engine with keys no node holds: create keys, encrypt, decrypt, rewrap,
+    /// sign, verify and MAC, as `vault write transit/...` does.
+    ///
+    /// Every command speaks the node's Vault-compatible API with your token (--token,
+    /// VAULT_TOKEN, or `welkin login`, also as a KERI identity with `welkin login --as NAME`);
+    /// `--json` prints Vault's response. `verify --signature` checks the signature here
+    /// against a certified public key, trusting no node.
+    #[command(subcommand)]
+    Transit(TransitCommand),
     /// Save a token in ~/.vault-token, where later commands (and the vault CLI) find it.
     ///
     /// The token is checked first with a lookup of itself (auth/token/lookup-self).

@@ -1585,6 +1585,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     transit::transit_api(&api0, root_token);
     transit::confidentiality(&dir, &api1, root_token);
     transit::hvac(&api1, root_token);
+    transit::cli(&dir, &api0, root_token);
     recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
 

@@ -52,6 +52,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(command) => secrets::policy(command),
         Command::Token(command) => secrets::token(command),
         Command::Login(args) => secrets::login(args),
+        Command::Transit(command) => secrets::transit(command),
     }
 }
 

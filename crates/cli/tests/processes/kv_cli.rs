@@ -6,7 +6,12 @@ use std::{io::Write as _, path::Path, process::Stdio};
 
 /// Runs `welkin ARGS` against `api` with `token` (and `stdin`); returns success, stdout and
 /// stderr.
-fn run(api: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub(crate) fn run(
+    api: &str,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut command = super::welkin();
     command
         .args(args)
@@ -29,13 +34,13 @@ fn run(api: &str, token: &str, args: &[&str], stdin: Option<&str>) -> (bool, Str
     )
 }
 
-fn ok(api: &str, token: &str, args: &[&str], stdin: Option<&str>) -> String {
+pub(crate) fn ok(api: &str, token: &str, args: &[&str], stdin: Option<&str>) -> String {
     let (success, stdout, stderr) = run(api, token, args, stdin);
     assert!(success, "welkin {args:?} failed:\n{stdout}\n{stderr}");
     stdout
 }
 
-fn json(text: &str) -> serde_json::Value {
+pub(crate) fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 

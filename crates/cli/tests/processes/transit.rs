@@ -595,6 +595,119 @@ fn signing(api: &str, root: &str) {
     assert_eq!(status, 400, "version 1 no longer signs: {refused}");
 }
 
+/// `welkin transit` end to end: keys, encryption through standard input, signatures checked
+/// locally against the certified public key, MACs, and refusals that exit non-zero.
+pub(crate) fn cli(dir: &Path, api: &str, root: &str) {
+    use super::kv_cli::{json, ok, run};
+    let genesis = dir.join("genesis.json");
+    let genesis = genesis.to_str().expect("utf-8 path");
+    ok(api, root, &["transit", "create", "cli-enc"], None);
+    ok(
+        api,
+        root,
+        &["transit", "create", "cli-signer", "--type", "ed25519"],
+        None,
+    );
+    let keys = ok(api, root, &["transit", "keys", "--json"], None);
+    let keys = json(&keys);
+    assert!(
+        keys["data"]["keys"]
+            .as_array()
+            .is_some_and(|k| k.contains(&json!("cli-enc")) && k.contains(&json!("cli-signer"))),
+        "{keys}"
+    );
+    let ciphertext = ok(
+        api,
+        root,
+        &["transit", "encrypt", "cli-enc", "-"],
+        Some("piped secret"),
+    );
+    assert!(ciphertext.starts_with("vault:v1:"), "{ciphertext}");
+    let plaintext = ok(
+        api,
+        root,
+        &["transit", "decrypt", "cli-enc", ciphertext.trim()],
+        None,
+    );
+    assert_eq!(plaintext.trim(), "piped secret");
+    let encrypted = json(&ok(
+        api,
+        root,
+        &["transit", "encrypt", "cli-enc", "x", "--json"],
+        None,
+    ));
+    assert_eq!(encrypted["data"]["key_version"], 1, "{encrypted}");
+
+    public_key(api, root, "cli-signer", 1);
+    let shown = ok(api, root, &["transit", "show", "cli-signer"], None);
+    assert!(
+        shown.contains("ed25519") && shown.contains("Public key"),
+        "{shown}"
+    );
+    let signature = ok(
+        api,
+        root,
+        &["transit", "sign", "cli-signer", "ship it"],
+        None,
+    );
+    let signature = signature.trim();
+    assert!(signature.starts_with("vault:v1:"), "{signature}");
+    let verify = |input: &str| {
+        run(
+            api,
+            root,
+            &[
+                "transit",
+                "verify",
+                "cli-signer",
+                input,
+                "--signature",
+                signature,
+                "--genesis",
+                genesis,
+            ],
+            None,
+        )
+    };
+    // The key record reaches a certified checkpoint within a few seconds.
+    let mut verified = String::new();
+    for _ in 0..100 {
+        let (success, stdout, _) = verify("ship it");
+        if success {
+            verified = stdout;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(verified.starts_with("verified"), "{verified}");
+    let (success, stdout, _) = verify("do not ship");
+    assert!(!success && stdout.starts_with("invalid"), "{stdout}");
+    let mac = ok(api, root, &["transit", "hmac", "cli-enc", "tagged"], None);
+    let valid = ok(
+        api,
+        root,
+        &[
+            "transit",
+            "verify",
+            "cli-enc",
+            "tagged",
+            "--hmac",
+            mac.trim(),
+        ],
+        None,
+    );
+    assert_eq!(valid.trim(), "valid");
+    let (success, _, stderr) = run(
+        api,
+        root,
+        &["transit", "decrypt", "cli-enc", "vault:v1:AAAA"],
+        None,
+    );
+    assert!(!success && stderr.contains("400"), "{stderr}");
+    let (success, _, stderr) = run(api, root, &["transit", "config", "cli-enc"], None);
+    assert!(!success && stderr.contains("nothing to change"), "{stderr}");
+}
+
 /// hvac drives transit unchanged (see `transit_client.py`); `secrets::hvac` installed it.
 pub(crate) fn hvac(api: &str, root: &str) {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/processes");

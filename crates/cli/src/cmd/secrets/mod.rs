@@ -5,9 +5,11 @@ mod admin;
 mod kv;
 mod native;
 mod recipients;
+mod transit;
 
 pub(crate) use admin::{login, policy, token};
 pub(crate) use kv::kv;
+pub(crate) use transit::transit;
 
 use crate::cli::{DEFAULT_API, VaultArgs, vault_token_file};
 use anyhow::{Context as _, bail};
