@@ -64,6 +64,9 @@ const NONCE_BATCH: u16 = (NONCE_POOL / 2) as u16;
 /// A coordinator asks one signer at most this often; a signer answers one coordinator at
 /// most this often (an ask costs the signer two scalar multiplications per nonce).
 const NONCE_ASK_MS: u64 = 250;
+/// How long a signer that timed out or lied is passed over by new sessions (while enough
+/// others remain), so that a crashed node does not cost every signature a timeout.
+const SUSPECT_MS: u64 = 30_000;
 /// Public keys cached.
 const MAX_CACHED_KEYS: usize = 256;
 
@@ -136,6 +139,8 @@ struct State<E: Runtime + CryptoRng> {
     early: VecDeque<(u64, Index, SessionId, Vec<u8>)>,
     jobs: BTreeMap<TxId, Job>,
     keys: BTreeMap<(Digest, u64), PublicKeys>,
+    /// Signers passed over until the given time.
+    suspects: BTreeMap<Index, u64>,
     ticks: u32,
 }
 
@@ -164,6 +169,7 @@ impl<E: Runtime + CryptoRng> TransitActor<E> {
             early: VecDeque::new(),
             jobs: BTreeMap::new(),
             keys: BTreeMap::new(),
+            suspects: BTreeMap::new(),
             ticks: 0,
         };
         context.spawn(move |_| state.run(jobs, grants, network));
@@ -677,10 +683,24 @@ impl<E: Runtime + CryptoRng> State<E> {
             ));
             return;
         }
-        let session = match self
-            .coordinator
-            .session(&job.key, &entry.message, &entry.exclude)
-        {
+        // Recent suspects too, unless that leaves too few signers.
+        let mut avoid = entry.exclude.clone();
+        avoid.extend(
+            self.suspects
+                .iter()
+                .filter(|(_, until)| **until > now)
+                .map(|(signer, _)| *signer),
+        );
+        let attempt = match self.coordinator.session(&job.key, &entry.message, &avoid) {
+            Err(welkin_frost::CoordinatorError::NotEnoughSigners { .. })
+                if avoid != entry.exclude =>
+            {
+                self.coordinator
+                    .session(&job.key, &entry.message, &entry.exclude)
+            }
+            other => other,
+        };
+        let session = match attempt {
             Ok(session) => session,
             Err(welkin_frost::CoordinatorError::NotEnoughSigners {
                 available,
@@ -743,6 +763,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         sender: &mut impl Sender<PublicKey = PublicKey>,
     ) {
         let item = usize::from(session.item);
+        let now = self.now();
         let Some(job) = self.jobs.get_mut(&session.id) else {
             return;
         };
@@ -765,6 +786,7 @@ impl<E: Runtime + CryptoRng> State<E> {
                 Err(error) => {
                     entry.exclude.insert(from);
                     entry.session = None;
+                    self.suspects.insert(from, now + SUSPECT_MS);
                     self.block(from, &format!("undecodable signature share: {error}"));
                     self.new_session(session.id, item, sender);
                     return;
@@ -785,6 +807,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         if running.session.verify_share(from, &share).is_err() {
             entry.exclude.insert(from);
             entry.session = None;
+            self.suspects.insert(from, now + SUSPECT_MS);
             self.block(from, "a signature share that does not verify");
             self.new_session(session.id, item, sender);
             return;
@@ -851,6 +874,7 @@ impl<E: Runtime + CryptoRng> State<E> {
                         for signer in running.session.signers() {
                             if !running.shares.contains_key(&signer) {
                                 item.exclude.insert(signer);
+                                self.suspects.insert(signer, now + SUSPECT_MS);
                             }
                         }
                         item.session = None;
@@ -877,6 +901,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         }
         self.early
             .retain(|(arrived, ..)| now.saturating_sub(*arrived) < EARLY_MS);
+        self.suspects.retain(|_, until| *until > now);
     }
 
     // ---- messages -------------------------------------------------------------------

@@ -756,6 +756,11 @@ fn transit_key_generation_completes_without_a_silent_node() {
 }
 
 #[test]
+fn transit_signatures_survive_a_signer_that_never_answers() {
+    transit::transit_scenario(44, transit::Liar::SilentSigner);
+}
+
+#[test]
 fn transit_signatures_survive_bad_signature_shares_and_block_the_liar() {
     transit::transit_scenario(42, transit::Liar::SignatureShares);
 }

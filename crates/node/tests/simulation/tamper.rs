@@ -42,6 +42,9 @@ pub(crate) enum Lie {
     BadKeyShares,
     /// Its signature shares are a wrong, well-formed scalar.
     BadSignatureShares,
+    /// It never answers a sign request (each share it would send becomes a harmless
+    /// request for one nonce), so coordinators must time it out.
+    SilentSignatures,
 }
 
 /// A well-formed welkin-frost scalar encoding (version 1, the scalar one) that is not the
@@ -148,6 +151,17 @@ impl Lie {
                         }
                         .encode()
                         .to_vec(),
+                        _ => bytes.to_vec(),
+                    },
+                ),
+            ),
+            Lie::SilentSignatures => (
+                channel::TRANSIT,
+                Arc::new(
+                    |bytes: &[u8]| match welkin_types::decode::<TransitMessage>(bytes) {
+                        Ok(TransitMessage::SignShare { .. }) => {
+                            TransitMessage::NonceAsk { count: 1 }.encode().to_vec()
+                        }
                         _ => bytes.to_vec(),
                     },
                 ),

@@ -20,6 +20,8 @@ use welkin_types::{
 pub(crate) enum Liar {
     KeyShares,
     SignatureShares,
+    /// Takes part in key generation but never answers a sign request.
+    SilentSigner,
     /// Runs no node code at all (commonware's conflicter on the vote channel): silent in key
     /// generation and signing.
     Absent,
@@ -41,6 +43,7 @@ pub(crate) fn transit_scenario(seed: u64, liar_kind: Liar) {
         let liar_role = match liar_kind {
             Liar::KeyShares => Role::Lying(Lie::BadKeyShares),
             Liar::SignatureShares => Role::Lying(Lie::BadSignatureShares),
+            Liar::SilentSigner => Role::Lying(Lie::SilentSignatures),
             Liar::Absent => Role::Conflicter,
         };
         let roles: Vec<Role> = (0..n)
@@ -109,7 +112,9 @@ pub(crate) fn transit_scenario(seed: u64, liar_kind: Liar) {
                 &[1, 2, 3],
                 "the node whose shares were bad, or that sent nothing, is left out"
             ),
-            Liar::SignatureShares => assert_eq!(public.participants(), &[0, 1, 2, 3]),
+            Liar::SignatureShares | Liar::SilentSigner => {
+                assert_eq!(public.participants(), &[0, 1, 2, 3])
+            }
         }
         // Every participant holds its own share; none holds the key (welkin-frost's tests
         // show t - 1 shares sign nothing).
@@ -146,10 +151,23 @@ pub(crate) fn transit_scenario(seed: u64, liar_kind: Liar) {
             else {
                 panic!("the request is allowed: {:?}", node.secrets_result(&id));
             };
+            let started = context.current();
             let signatures = node
                 .transit_sign(id, key_id, version, messages.clone())
                 .await
                 .expect("t honest nodes sign");
+            if let (Liar::SilentSigner, 1..) = (liar_kind, round) {
+                // Simulated time: the first signature waited out the silent signer's
+                // session; later ones pass it over instead of waiting again.
+                let took = context
+                    .current()
+                    .duration_since(started)
+                    .expect("time runs on");
+                assert!(
+                    took < Duration::from_secs(2),
+                    "round {round} waited {took:?} for a known-silent signer"
+                );
+            }
             let verifier =
                 ed25519_dalek::VerifyingKey::from_bytes(&group).expect("a valid Ed25519 key");
             for (message, signature) in messages.iter().zip(&signatures) {
