@@ -1581,11 +1581,12 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     secrets::audit(&dir, &api0);
     secrets::confidentiality(&dir, &api1, root_token, &genesis_now);
     secrets::hvac(&api1, root_token);
-    secrets::keri_login(&dir, &api0, root_token);
+    let carla = secrets::keri_login(&dir, &api0, root_token);
     transit::transit_api(&api0, root_token);
     transit::confidentiality(&dir, &api1, root_token);
     transit::hvac(&api1, root_token);
     transit::cli(&dir, &api0, root_token);
+    transit::identity(&dir, &api1, root_token, &carla);
     recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
 

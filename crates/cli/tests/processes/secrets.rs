@@ -734,7 +734,8 @@ pub(crate) fn audit(dir: &Path, api: &str) {
 
 /// `welkin login --as NAME`: a KERI identifier logs in with its current keys and gets its
 /// role's policies; its rotation voids the token. An unmapped identifier gets nothing.
-pub(crate) fn keri_login(dir: &Path, api: &str, root: &str) {
+/// Returns the identifier's prefix (it can log in again with the keystore in `dir`).
+pub(crate) fn keri_login(dir: &Path, api: &str, root: &str) -> String {
     use serde_json::json;
     let keystore = dir.join("keystore.json");
     let home = dir.join("keri-home");
@@ -818,6 +819,7 @@ pub(crate) fn keri_login(dir: &Path, api: &str, root: &str) {
         "the new keys log in: {}",
         String::from_utf8_lossy(&again.stderr)
     );
+    prefix
 }
 
 /// The status a node answers to a write declaring a 2 MiB body, read before any of the body

@@ -708,6 +708,80 @@ pub(crate) fn cli(dir: &Path, api: &str, root: &str) {
     assert!(!success && stderr.contains("nothing to change"), "{stderr}");
 }
 
+/// A KERI identity owns a signing key: a policy names its keys, the identifier's role grants
+/// the policy, and `welkin transit sign` works after `welkin login --as` (Sky's enclave
+/// signing); keys the policy does not name are refused.
+pub(crate) fn identity(dir: &Path, api: &str, root: &str, prefix: &str) {
+    let policy = r#"path "transit/sign/carla-*" { capabilities = ["update"] }"#;
+    let (status, body) = call(
+        api,
+        "PUT",
+        "sys/policies/acl/carla-transit",
+        root,
+        json!({"policy": policy}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = call(
+        api,
+        "POST",
+        &format!("auth/keri/role/{prefix}"),
+        root,
+        json!({"policies": ["carla-transit"], "ttl": "1h"}),
+    );
+    assert_eq!(status, 204, "{body}");
+    expect(
+        api,
+        "POST",
+        "transit/keys/carla-release",
+        root,
+        json!({"type": "ed25519"}),
+        204,
+    );
+    let public = public_key(api, root, "carla-release", 1);
+    let home = dir.join("keri-home");
+    let welkin = |args: &[&str]| {
+        let mut command = super::welkin();
+        command
+            .args(args)
+            .args(["--api", api])
+            .env("WELKIN_PASSPHRASE", "correct horse battery staple")
+            .env("HOME", &home)
+            .env("WELKIN_GENESIS", dir.join("genesis.json"))
+            .env_remove("VAULT_TOKEN");
+        command.output().expect("welkin runs")
+    };
+    let keystore = dir.join("keystore.json");
+    let keystore = keystore.to_str().expect("utf-8 path");
+    let logged = welkin(&["login", "--as", "carla", "--keystore", keystore]);
+    assert!(
+        logged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&logged.stderr)
+    );
+    let signed = welkin(&["transit", "sign", "carla-release", "carla's release"]);
+    let stdout = String::from_utf8_lossy(&signed.stdout);
+    assert!(
+        signed.status.success() && stdout.starts_with("vault:v1:"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signature = unb64(&json!(stdout.trim().trim_start_matches("vault:v1:")));
+    let signature: [u8; 64] = signature.try_into().expect("64 bytes");
+    let public: [u8; 32] = public.try_into().expect("32 bytes");
+    assert!(welkin_frost::verify_signature(
+        &public,
+        b"carla's release",
+        &signature
+    ));
+    let refused = welkin(&["transit", "sign", "cli-signer", "not hers"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
 /// hvac drives transit unchanged (see `transit_client.py`); `secrets::hvac` installed it.
 pub(crate) fn hvac(api: &str, root: &str) {
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/processes");
