@@ -85,6 +85,11 @@ pub mod namespace {
     /// The derivation of a secrets token's signing key from the token (see
     /// [`crate::secrets::token_signing_key`]).
     pub const TOKEN: &[u8] = b"welkin/token/v1";
+    /// A node's signed reading of its clock over a batch of client nonces (ed25519).
+    pub const TIME_READING: &[u8] = b"welkin/time-reading/v1";
+    /// Time certificates: BLS threshold partials over an agreed interval, and the recovered
+    /// signature.
+    pub const TIME: &[u8] = b"welkin/time-certificate/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between
@@ -327,6 +332,8 @@ mod namespaces {
             RELEASE,
             RECIPIENTS,
             TOKEN,
+            TIME_READING,
+            TIME,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
