@@ -75,8 +75,10 @@ pub mod channel {
     pub const RELEASE: u64 = 7;
     /// Transit keys: key generation shares and threshold signing.
     pub const TRANSIT: u64 = 8;
+    /// Time: clock readings and certificate partials.
+    pub const TIME: u64 = 9;
     /// Every channel, for registration.
-    pub const ALL: [u64; 9] = [
+    pub const ALL: [u64; 10] = [
         VOTE,
         CERTIFICATE,
         RESOLVER,
@@ -86,6 +88,7 @@ pub mod channel {
         GOSSIP,
         RELEASE,
         TRANSIT,
+        TIME,
     ];
 
     /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
@@ -102,14 +105,16 @@ pub mod channel {
     /// - gossip: at most [`crate::gossip::GOSSIP_RATE`] batches a second on average;
     /// - releases: one batch per block with reads;
     /// - transit: per signature a request and an answer each way, nonce asks and answers
-    ///   every 250 ms at most, key generation shares every 2 s while one runs.
+    ///   every 250 ms at most, key generation shares every 2 s while one runs;
+    /// - time: per certificate round an ask, a reading, a certify request and a partial;
+    ///   rounds batch client nonces, so a coordinator runs at most a few hundred a second.
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
         let per_second = match channel {
             VOTE | CERTIFICATE => NZU32!(512),
             RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
             GOSSIP | RELEASE => NZU32!(512),
-            TRANSIT => NZU32!(4096),
+            TRANSIT | TIME => NZU32!(4096),
             BROADCAST => NZU32!(128),
             _ => NZU32!(64),
         };
@@ -176,6 +181,8 @@ pub struct EngineConfig {
     pub idle_wait: Duration,
     /// Consensus timing.
     pub timeouts: Timeouts,
+    /// How the node bounds its clock's error (for time certificates).
+    pub clock: crate::time::ClockConfig,
 }
 
 impl EngineConfig {
@@ -298,6 +305,7 @@ where
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
     let mut pairs = config_pairs(channels);
+    let time_net = pairs.pop().expect("time channel");
     let transit_net = pairs.pop().expect("transit channel");
     let release_net = pairs.pop().expect("release channel");
     let gossip_net = pairs.pop().expect("gossip channel");
@@ -367,6 +375,11 @@ where
     // Transit: key generation and threshold signing (started once the handle exists).
     let (sign_grants_tx, sign_grants_rx) = mpsc::channel(crate::releases::actor::GRANT_BACKLOG);
     let (transit, sign_jobs) = crate::transit::TransitHandle::new();
+    let time_status = Arc::new(Mutex::new(
+        crate::time::actor::TimeActor::<E>::initial_status(my_index as u32, genesis.nodes.len()),
+    ));
+    let (time, time_requests) =
+        crate::time::TimeHandle::new(time_status.clone(), config.clock.drift_ppm);
     let transit_shares =
         crate::transit::shares::Shares::open(context.child("transit_shares"), &prefix).await;
 
@@ -563,7 +576,26 @@ where
         releases,
         penalties.clone(),
         transit,
+        time,
     );
+    crate::time::actor::TimeActor {
+        context: context.child("time"),
+        me: my_index as u32,
+        key: config.signer.clone(),
+        share: config.share.clone(),
+        sharing: handle.genesis().polynomial.clone(),
+        cluster_id,
+        members: handle
+            .genesis()
+            .nodes
+            .iter()
+            .map(|n| n.public_key.clone())
+            .collect(),
+        penalties: penalties.clone(),
+        clock: config.clock.clone(),
+        status: time_status,
+    }
+    .start(time_requests, time_net);
     crate::transit::actor::TransitActor {
         context: context.child("transit"),
         me: my_index as welkin_frost::Index,

@@ -49,6 +49,7 @@ pub struct NodeHandle<E: Runtime> {
     releases: crate::releases::Releases,
     penalties: crate::penalty::Penalties,
     transit: crate::transit::TransitHandle,
+    time: crate::time::TimeHandle,
 }
 
 impl<E: Runtime> Clone for NodeHandle<E> {
@@ -71,6 +72,7 @@ impl<E: Runtime> Clone for NodeHandle<E> {
             releases: self.releases.clone(),
             penalties: self.penalties.clone(),
             transit: self.transit.clone(),
+            time: self.time.clone(),
         }
     }
 }
@@ -93,6 +95,7 @@ impl<E: Runtime> NodeHandle<E> {
         releases: crate::releases::Releases,
         penalties: crate::penalty::Penalties,
         transit: crate::transit::TransitHandle,
+        time: crate::time::TimeHandle,
     ) -> Self {
         let cluster_id = genesis.cluster_id();
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
@@ -114,7 +117,36 @@ impl<E: Runtime> NodeHandle<E> {
             releases,
             penalties,
             transit,
+            time,
         }
+    }
+
+    /// Certified time: the cluster's signed interval over `nonce` (batched with other
+    /// clients'), or why the clocks would not agree.
+    pub async fn certify_time(
+        &self,
+        nonce: [u8; 32],
+    ) -> Result<welkin_time::CertifiedTime, crate::time::TimeFailure> {
+        self.time.certify(nonce).await
+    }
+
+    /// The time service: status, and the certified interval at a given clock value.
+    pub fn time(&self) -> &crate::time::TimeHandle {
+        &self.time
+    }
+
+    /// This node's clock now, in ns since the Unix epoch.
+    pub fn clock_ns(&self) -> u64 {
+        self.clock
+            .current()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// The certified interval true time lies in now, from this node's latest certificate
+    /// (`None` when it has none from the last few seconds).
+    pub fn certified_now(&self) -> Option<(u64, u64)> {
+        self.time.certified_now(self.clock_ns())
     }
 
     /// Signs `messages` with `version` of the transit key `key_id` for the committed,

@@ -25,6 +25,7 @@ mod penalty;
 mod releases;
 pub mod run;
 mod store;
+pub mod time;
 mod timeline;
 mod transit;
 mod values;
@@ -47,5 +48,6 @@ pub use releases::{
     targets::{OpenedTargets, TargetsOpener, is_cluster_signature},
 };
 pub use store::{ProvenValue, Runtime};
+pub use time::{TimeHandle, TimeMessage};
 pub use transit::{SessionId, SignFailure, TransitMessage};
 pub use waiters::{Subscription, TooManyWaiters, WaitersConfig};

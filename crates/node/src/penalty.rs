@@ -28,6 +28,9 @@ pub(crate) enum Offence {
     Release,
     /// A transit message that does not decode, or a signature share that does not verify.
     Transit,
+    /// A time message that does not decode, a reading signed by another, or a partial that
+    /// does not verify.
+    Time,
 }
 
 impl Offence {
@@ -37,6 +40,7 @@ impl Offence {
             Offence::Gossip => "gossip",
             Offence::Release => "release",
             Offence::Transit => "transit",
+            Offence::Time => "time",
         }
     }
 }

@@ -238,6 +238,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
             .idle_wait_ms
             .map(Duration::from_millis)
             .unwrap_or(crate::application::IDLE_WAIT),
+        clock: Default::default(),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
     let serve = config.api.serve_config();

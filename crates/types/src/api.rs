@@ -347,3 +347,85 @@ mod tests {
         assert_eq!(scalar, json!({"k": 1}));
     }
 }
+
+/// `GET /v1/time?nonce=HEX`: a time certificate over the client's nonce. Only
+/// `certificate` is evidence: a client decodes it (`welkin_time::CertifiedTime`) and checks
+/// it with the cluster key; the other fields repeat it for reading.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeResponse {
+    /// The certified time, hex of its binary encoding.
+    pub certificate: String,
+    /// The nonce it answers, hex.
+    pub nonce: String,
+    /// The earliest instant true time may be, in ns since the Unix epoch.
+    pub earliest_ns: u64,
+    /// The latest instant.
+    pub latest_ns: u64,
+    /// The interval's midpoint.
+    pub midpoint_ns: u64,
+    /// Half the interval's width.
+    pub radius_ns: u64,
+    /// The earliest instant, RFC 3339 (UTC).
+    pub earliest: String,
+    /// The latest instant, RFC 3339 (UTC).
+    pub latest: String,
+    /// The names of the nodes whose clocks agreed.
+    pub agreed: Vec<String>,
+    /// How many nonces the certificate's batch held.
+    pub batch_size: u32,
+}
+
+/// A node's clock reading in [`TimeStatusResponse`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockReadingInfo {
+    /// The clock's value, ns since the Unix epoch.
+    pub midpoint_ns: u64,
+    /// How far true time may be from it.
+    pub radius_ns: u64,
+    /// Whether the host is synchronised (the kernel bounds the radius).
+    pub synced: bool,
+}
+
+/// One node's clock as the answering node sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeClockInfo {
+    /// The node's name.
+    pub name: String,
+    /// Its reading's midpoint minus the certified midpoint, in ns (last round).
+    pub offset_ns: i64,
+    /// The radius it claimed.
+    pub radius_ns: u64,
+    /// Whether its host said it is synchronised.
+    pub synced: bool,
+    /// `unknown`, `agreeing`, `disagreeing`, `quarantined` or `silent`.
+    pub state: String,
+    /// Disagreements in a row (agreements in a row while quarantined).
+    pub streak: u32,
+    /// Rounds in which its reading lay outside the agreed interval.
+    pub disagreements: u64,
+    /// When its last reading arrived (answering node's clock, ms since the epoch).
+    pub last_heard_ms: Option<u64>,
+}
+
+/// `GET /v1/time/status`: every clock as one node sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeStatusResponse {
+    /// The answering node's name.
+    pub node: String,
+    /// Its own clock now.
+    pub reading: ClockReadingInfo,
+    /// The certified interval at this instant (from its latest certificate), if recent.
+    pub certified_earliest_ns: Option<u64>,
+    /// Its latest end.
+    pub certified_latest_ns: Option<u64>,
+    /// Certificates this node coordinated.
+    pub certificates: u64,
+    /// Rounds it coordinated that ended without one.
+    pub refused: u64,
+    /// Every node's clock, in genesis order.
+    pub nodes: Vec<NodeClockInfo>,
+}

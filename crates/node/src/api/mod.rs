@@ -18,6 +18,7 @@
 //! | `GET /v1/state/proof?key=K` (or `tx=`, `prefix=`, `owner=&kv=`) | a state value with its proof under a certified checkpoint (binary): see [`state`] |
 //! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
 //! | `GET /v1/release/{id}` | a committed secret read's grant and envelopes, for native readers (`welkin kv get`) |
+//! | `GET /v1/time`, `/v1/time/status`, `/v1/time/stream` | certified time: see [`time`] |
 //! | `GET /v1/genesis` | the genesis file this node runs (check its cluster id before trusting it) |
 //! | `GET /v1/health` | liveness |
 //! | any other `/v1/...` | the Vault-compatible secrets API (KV v2, tokens, policies, mounts): see [`vault`] |
@@ -29,6 +30,7 @@
 pub mod identity;
 pub mod server;
 pub mod state;
+pub mod time;
 mod vault;
 
 use crate::{
@@ -212,6 +214,9 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/metrics", get(metrics::<E>))
         .route("/v1/genesis", get(genesis::<E>))
         .route("/v1/release/{id}", get(release::<E>))
+        .route("/v1/time", get(time::now::<E>))
+        .route("/v1/time/status", get(time::status::<E>))
+        .route("/v1/time/stream", get(time::stream::<E>))
         // Every other path is Vault's (its own 404 included), so Vault clients work unchanged.
         .fallback(vault::dispatch::<E>)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -217,6 +217,9 @@ impl Net {
     }
 }
 
+/// The error bound every synchronised simulated host claims (honest ones keep within it).
+pub(crate) const HOST_RADIUS_MS: u64 = 5;
+
 /// What a simulated node is.
 #[derive(Clone)]
 pub(crate) enum Role {
@@ -229,12 +232,15 @@ pub(crate) enum Role {
     /// Runs the node code with its clock off by this many milliseconds, beyond what the chain
     /// tolerates: its blocks are invalid to the others.
     BrokenClock(i64),
+    /// Runs the node code with its clock off by this many milliseconds and a host that is not
+    /// synchronised: its time readings start wide and narrow as it agrees with the cluster.
+    Unsynced(i64),
 }
 
 impl Role {
     /// Whether the node counts in the invariants.
     pub(crate) fn is_honest(&self) -> bool {
-        matches!(self, Role::Honest(_))
+        matches!(self, Role::Honest(_) | Role::Unsynced(_))
     }
 }
 
@@ -263,7 +269,7 @@ pub(crate) async fn start_node_as(
         _ => None,
     };
     let offset = match role {
-        Role::Honest(offset) | Role::BrokenClock(offset) => *offset,
+        Role::Honest(offset) | Role::BrokenClock(offset) | Role::Unsynced(offset) => *offset,
         Role::Conflicter | Role::Lying(_) => 0,
     };
     let mut pairs = Vec::new();
@@ -286,6 +292,15 @@ pub(crate) async fn start_node_as(
         timeouts: Timeouts::default(),
         min_block_interval: Duration::ZERO,
         idle_wait: Duration::from_millis(250),
+        clock: welkin_node::time::ClockConfig {
+            host: std::sync::Arc::new(welkin_node::time::FixedHost(match role {
+                Role::Unsynced(_) => welkin_node::time::HostSync::Unsynced,
+                _ => welkin_node::time::HostSync::Synced {
+                    max_error: Duration::from_millis(HOST_RADIUS_MS),
+                },
+            })),
+            ..Default::default()
+        },
     };
     config.validate().expect("valid config");
     let manager = net.oracle.manager();

@@ -16,6 +16,7 @@ mod harness;
 mod secrets;
 mod skew;
 mod tamper;
+mod time;
 mod transit;
 
 use commonware_cryptography::Signer as _;
@@ -763,6 +764,16 @@ fn transit_signatures_survive_a_signer_that_never_answers() {
 #[test]
 fn transit_signatures_survive_bad_signature_shares_and_block_the_liar() {
     transit::transit_scenario(42, transit::Liar::SignatureShares);
+}
+
+#[test]
+fn time_certificates_hold_true_time_with_f_lying_clocks_and_quarantine_the_liars() {
+    time::time_with_f_liars(41);
+}
+
+#[test]
+fn time_certificates_are_refused_with_more_than_f_lying_clocks() {
+    time::time_with_too_many_liars(42);
 }
 
 #[test]

@@ -7,7 +7,9 @@ use commonware_cryptography::bls12381::primitives::{group::Share, ops::threshold
 use commonware_p2p::{CheckedSender, LimitedSender, Recipients, simulated};
 use commonware_runtime::{IoBuf, IoBufs};
 use std::{sync::Arc, time::SystemTime};
-use welkin_node::{CheckpointMessage, GossipBatch as Batch, ReleaseBatch, TransitMessage, channel};
+use welkin_node::{
+    CheckpointMessage, GossipBatch as Batch, ReleaseBatch, TimeMessage, TransitMessage, channel,
+};
 use welkin_types::{Digest, PublicKey, TxId, Variant, namespace};
 
 use crate::harness::Ctx;
@@ -16,6 +18,8 @@ use crate::harness::Ctx;
 type Inner = simulated::Sender<PublicKey, Ctx>;
 /// Rewrites an outgoing message.
 type Rewrite = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+/// Rewrites an outgoing message for its recipients.
+type RewriteFor = Arc<dyn Fn(&[PublicKey], &[u8]) -> Vec<u8> + Send + Sync>;
 
 /// What a byzantine node lies about.
 #[derive(Clone)]
@@ -45,6 +49,16 @@ pub(crate) enum Lie {
     /// It never answers a sign request (each share it would send becomes a harmless
     /// request for one nonce), so coordinators must time it out.
     SilentSignatures,
+    /// Its time readings tell each coordinator another time: 700 ms more per position of
+    /// the recipient, properly signed (so only the other clocks can tell).
+    TimePerPeer {
+        /// Its own identity key, to sign the lies.
+        key: Box<welkin_types::PrivateKey>,
+        /// The cluster id, bound in every reading.
+        cluster_id: Digest,
+        /// The members, in genesis order.
+        members: Vec<PublicKey>,
+    },
 }
 
 /// A well-formed welkin-frost scalar encoding (version 1, the scalar one) that is not the
@@ -60,9 +74,50 @@ fn wrong_scalar() -> Vec<u8> {
 pub(crate) type Reads = Arc<std::sync::Mutex<std::collections::BTreeMap<TxId, ([u8; 32], Digest)>>>;
 
 impl Lie {
+    /// The channel the lie is told on, and how, knowing the recipients.
+    fn rewrite_for(&self) -> (u64, RewriteFor) {
+        if let Lie::TimePerPeer {
+            key,
+            cluster_id,
+            members,
+        } = self.clone()
+        {
+            return (
+                channel::TIME,
+                Arc::new(move |to: &[PublicKey], bytes: &[u8]| {
+                    let Ok(TimeMessage::Reading(mut reading)) =
+                        welkin_types::decode::<TimeMessage>(bytes)
+                    else {
+                        return bytes.to_vec();
+                    };
+                    let Some(position) =
+                        to.first().and_then(|k| members.iter().position(|m| m == k))
+                    else {
+                        return bytes.to_vec();
+                    };
+                    reading.reading.midpoint_ns += 700_000_000 * (position as u64 + 1);
+                    let lie = welkin_time::SignedReading::sign(
+                        &key,
+                        &cluster_id,
+                        reading.signer,
+                        reading.root,
+                        reading.reading,
+                    );
+                    TimeMessage::Reading(lie).encode().to_vec()
+                }),
+            );
+        }
+        let (ch, rewrite) = self.rewrite();
+        (
+            ch,
+            Arc::new(move |_: &[PublicKey], bytes: &[u8]| rewrite(bytes)),
+        )
+    }
+
     /// The channel the lie is told on, and how.
     fn rewrite(&self) -> (u64, Rewrite) {
         match self.clone() {
+            Lie::TimePerPeer { .. } => unreachable!("told per recipient by rewrite_for"),
             Lie::JunkPartials(share) => (
                 channel::CHECKPOINT,
                 Arc::new(move |bytes: &[u8]| {
@@ -190,14 +245,14 @@ impl Lie {
 #[derive(Clone)]
 pub(crate) struct Tampered {
     inner: Inner,
-    rewrite: Option<Rewrite>,
+    rewrite: Option<RewriteFor>,
 }
 
 impl Tampered {
     /// Wraps the sender of channel `ch`; it lies if `lie` is told on that channel.
     pub(crate) fn new(inner: Inner, ch: u64, lie: Option<&Lie>) -> Self {
         let rewrite = lie
-            .map(Lie::rewrite)
+            .map(Lie::rewrite_for)
             .filter(|(on, _)| *on == ch)
             .map(|(_, rewrite)| rewrite);
         Self { inner, rewrite }
@@ -221,7 +276,7 @@ impl LimitedSender for Tampered {
 /// A checked send that may be rewritten.
 pub(crate) struct TamperedChecked<'a> {
     inner: <Inner as LimitedSender>::Checked<'a>,
-    rewrite: Option<Rewrite>,
+    rewrite: Option<RewriteFor>,
 }
 
 impl CheckedSender for TamperedChecked<'_> {
@@ -236,8 +291,9 @@ impl CheckedSender for TamperedChecked<'_> {
             None => self.inner.send(message, priority),
             Some(rewrite) => {
                 let bytes: IoBuf = message.into().coalesce();
+                let to = self.inner.recipients();
                 self.inner
-                    .send(IoBuf::from(rewrite(bytes.as_ref())), priority)
+                    .send(IoBuf::from(rewrite(&to, bytes.as_ref())), priority)
             }
         }
     }
