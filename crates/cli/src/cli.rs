@@ -2,12 +2,14 @@
 //! with a period) and, where useful, a longer explanation.
 
 mod secrets;
+mod time;
 mod transit;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 pub(crate) use secrets::*;
+pub(crate) use time::*;
 pub(crate) use transit::*;
 
 /// The default API address of the first `welkin dev` node.
@@ -129,6 +131,10 @@ pub(crate) enum Command {
     /// against a certified public key, trusting no node.
     #[command(subcommand)]
     Transit(TransitCommand),
+    /// Certified time: an interval signed by the cluster key that holds true time while at
+    /// most f clocks lie, and the clocks of every node.
+    #[command(subcommand)]
+    Time(TimeCommand),
     /// Save a token in ~/.vault-token, where later commands (and the vault CLI) find it.
     ///
     /// The token is checked first with a lookup of itself (auth/token/lookup-self).

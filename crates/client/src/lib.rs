@@ -203,6 +203,17 @@ impl Client {
         self.decode(&url, response)
     }
 
+    /// A time certificate over `nonce` (unverified: check its `certificate` with
+    /// `welkin_time::CertifiedTime::verify_for` and the trusted cluster key).
+    pub fn time(&self, nonce: &[u8; 32]) -> Result<welkin_types::api::TimeResponse, ClientError> {
+        self.get(&format!("/v1/time?nonce={}", hex::encode(nonce)))
+    }
+
+    /// Every node's clock as the node sees it.
+    pub fn time_status(&self) -> Result<welkin_types::api::TimeStatusResponse, ClientError> {
+        self.get("/v1/time/status")
+    }
+
     /// A certified checkpoint as a C2SP signed note (unverified text): the latest, or the
     /// first whose log has `size` entries, or the one at `height`. Check it with
     /// [`verify_checkpoint_note`].

@@ -10,6 +10,7 @@ mod log;
 mod query;
 mod secrets;
 mod signing;
+mod time;
 mod trust;
 mod tx;
 
@@ -53,6 +54,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(command) => secrets::token(command),
         Command::Login(args) => secrets::login(args),
         Command::Transit(command) => secrets::transit(command),
+        Command::Time(command) => time::run(command),
     }
 }
 

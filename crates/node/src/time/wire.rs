@@ -233,7 +233,10 @@ mod tests {
             );
             assert_eq!(message.root(), root);
             for cut in 0..bytes.len() {
-                assert!(welkin_types::decode::<TimeMessage>(&bytes[..cut]).is_err(), "prefix {cut}");
+                assert!(
+                    welkin_types::decode::<TimeMessage>(&bytes[..cut]).is_err(),
+                    "prefix {cut}"
+                );
             }
         }
         assert!(welkin_types::decode::<TimeMessage>(&[1u8, 9]).is_err());
