@@ -1,7 +1,8 @@
 //! Flags of `welkin time`: certified time and the cluster's clocks.
 
-use super::{ApiArgs, TrustArgs};
+use super::{ApiArgs, SignerArgs, TrustArgs};
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TimeCommand {
@@ -15,8 +16,20 @@ pub(crate) enum TimeCommand {
     /// answer. When the clocks do not agree, the cluster refuses rather than guesses, and the
     /// command says why.
     Now(TimeNowArgs),
-    /// Check a certificate printed by `welkin time now --json` (its `certificate` field),
-    /// offline, against the trusted cluster key.
+    /// Timestamp a file: prove its SHA-256 existed before a certified time, and log the proof.
+    ///
+    /// The file's digest is the nonce of a time certificate, so the nodes signed their clock
+    /// readings after seeing it: the file existed before the interval's latest instant. The
+    /// certificate is checked here, then appended to the audit log as a record of type
+    /// `application/vnd.welkin.time-stamp`, signed by the sender; the log receipt (written to
+    /// FILE.stamp.json) holds both. Check it later, offline, with `welkin time verify
+    /// FILE.stamp.json --file FILE --genesis genesis.json`.
+    Stamp(TimeStampArgs),
+    /// Check a time certificate or a timestamp, offline, against the trusted cluster key.
+    ///
+    /// Takes the `--json` output of `welkin time now` (or its `certificate` field), or the
+    /// receipt `welkin time stamp` wrote: then the log receipt is checked too, and with
+    /// --file, that the certificate is over that file's SHA-256.
     Verify(TimeVerifyArgs),
     /// Show every node's clock as one node sees it: offset from the certified time, radius,
     /// whether its host is synchronised, and its state (agreeing, disagreeing, quarantined
@@ -33,6 +46,21 @@ pub(crate) struct TimeNowArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct TimeStampArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+    #[command(flatten)]
+    pub(crate) signer: SignerArgs,
+    /// The file to timestamp (only its SHA-256 leaves this machine).
+    pub(crate) file: PathBuf,
+    /// Write the receipt here (default: FILE.stamp.json).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct TimeVerifyArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
@@ -43,6 +71,9 @@ pub(crate) struct TimeVerifyArgs {
     pub(crate) certificate: String,
     /// The nonce you asked with (64 hex characters): the check then also proves the answer
     /// is for your request.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     pub(crate) nonce: Option<String>,
+    /// The file a timestamp is for: the certificate's nonce must be its SHA-256.
+    #[arg(long)]
+    pub(crate) file: Option<PathBuf>,
 }

@@ -2,16 +2,24 @@
 
 use super::trust;
 use crate::{
-    cli::{ApiArgs, TimeCommand, TimeNowArgs, TimeVerifyArgs},
+    cli::{ApiArgs, TimeCommand, TimeNowArgs, TimeStampArgs, TimeVerifyArgs},
     output,
 };
 use anyhow::{Context as _, bail};
+use commonware_codec::Encode as _;
+use std::time::Duration;
 use welkin_client::Client;
 use welkin_time::{CertifiedTime, rfc3339};
+use welkin_types::{Payload, api::LogReceipt};
+
+/// The media type of a timestamp record: its content is a [`CertifiedTime`] encoding whose
+/// nonce is the stamped file's SHA-256.
+const STAMP_MEDIA_TYPE: &str = "application/vnd.welkin.time-stamp";
 
 pub(crate) fn run(command: TimeCommand) -> anyhow::Result<()> {
     match command {
         TimeCommand::Now(args) => now(args),
+        TimeCommand::Stamp(args) => stamp(args),
         TimeCommand::Verify(args) => verify(args),
         TimeCommand::Status(args) => status(args),
     }
@@ -134,6 +142,117 @@ fn now(args: TimeNowArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of a file.
+fn file_digest(path: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use commonware_cryptography::Hasher as _;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(welkin_types::Hasher::hash(&[&bytes]).0)
+}
+
+fn stamp(args: TimeStampArgs) -> anyhow::Result<()> {
+    let signing = super::signing::Signing::load(&args.signer)?;
+    let digest = file_digest(&args.file)?;
+    let client = Client::new(&args.api.api);
+    let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
+    let response = client.time(&digest)?;
+    let certified = decode(&response.certificate)?;
+    certified
+        .verify_for(
+            &digest,
+            &trust.trusted.cluster_id,
+            &trust.trusted.cluster_key,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the time from {} does not verify against the trusted cluster ({}): {e}",
+                client.base(),
+                trust.source
+            )
+        })?;
+    let tx = signing.sign(
+        &trust.trusted.cluster_id,
+        welkin_node::ceremony::random_u64(),
+        super::now_ms() + 300_000,
+        Payload::Record {
+            media_type: STAMP_MEDIA_TYPE.into(),
+            content: certified.encode().to_vec(),
+        },
+    );
+    client.submit(&tx, Some(Duration::from_secs(30)))?;
+    let receipt = super::log::certified_receipt(&client, &tx.id())?;
+    let out = args.out.unwrap_or_else(|| {
+        let mut name = args.file.clone().into_os_string();
+        name.push(".stamp.json");
+        name.into()
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&receipt)?)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if args.api.json {
+        return output::json(&serde_json::json!({
+            "verified": true,
+            "file": args.file.display().to_string(),
+            "sha256": hex::encode(digest),
+            "earliest_ns": certified.certificate.earliest_ns,
+            "latest_ns": certified.certificate.latest_ns,
+            "log_index": receipt.log_index,
+            "receipt": out.display().to_string(),
+        }));
+    }
+    println!(
+        "verified: {} (sha256 {}) existed before {}",
+        args.file.display(),
+        hex::encode(digest),
+        rfc3339(certified.certificate.latest_ns)
+    );
+    println!(
+        "interval  {} .. {}, certified by the cluster key of {}",
+        rfc3339(certified.certificate.earliest_ns),
+        rfc3339(certified.certificate.latest_ns),
+        trust.source
+    );
+    println!("logged    entry {} of the audit log", receipt.log_index);
+    println!(
+        "receipt   {} (check it with `welkin time verify {} --file {} --genesis genesis.json`)",
+        out.display(),
+        out.display(),
+        args.file.display()
+    );
+    Ok(())
+}
+
+/// A timestamp receipt's certificate, after checking the receipt, and a line saying where
+/// it is logged.
+fn stamped(receipt: &LogReceipt, trust: &trust::Trust) -> anyhow::Result<(CertifiedTime, String)> {
+    let (certified, entry) = welkin_client::verify_applied_log_receipt(
+        receipt,
+        &trust.trusted.cluster_id,
+        &trust.trusted.cluster_key,
+    )
+    .map_err(|e| anyhow::anyhow!("the log receipt does not verify: {e}"))?;
+    let Payload::Record {
+        media_type,
+        content,
+    } = &entry.tx.tx.payload
+    else {
+        bail!(
+            "the receipt's entry is a {} transaction, not a timestamp",
+            entry.tx.tx.payload.kind()
+        );
+    };
+    if media_type != STAMP_MEDIA_TYPE {
+        bail!("the receipt's record is {media_type}, not a timestamp ({STAMP_MEDIA_TYPE})");
+    }
+    let time = welkin_types::decode::<CertifiedTime>(content)
+        .map_err(|e| anyhow::anyhow!("the timestamp record does not decode: {e}"))?;
+    Ok((
+        time,
+        format!(
+            "logged    entry {} of the log of {} entries certified at height {}",
+            receipt.log_index, certified.checkpoint.log_size, certified.checkpoint.height
+        ),
+    ))
+}
+
 fn verify(args: TimeVerifyArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api.api);
     let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
@@ -143,19 +262,34 @@ fn verify(args: TimeVerifyArgs) -> anyhow::Result<()> {
     } else {
         args.certificate.clone()
     };
-    let hex_text = match serde_json::from_str::<serde_json::Value>(&text) {
+    let mut logged = None;
+    let certified = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value)
+            if value.get("kind").and_then(|k| k.as_str())
+                == Some(welkin_types::api::LOG_RECEIPT_KIND) =>
+        {
+            let receipt: LogReceipt =
+                serde_json::from_value(value).context("the log receipt is malformed")?;
+            let (certified, line) = stamped(&receipt, &trust)?;
+            logged = Some(line);
+            certified
+        }
         Ok(value) => match value.get("certificate").and_then(|c| c.as_str()) {
-            Some(hex_text) => hex_text.to_string(),
-            None => {
-                bail!("the JSON has no \"certificate\" field; pass `welkin time now --json` output")
-            }
+            Some(hex_text) => decode(hex_text)?,
+            None => bail!(
+                "the JSON is neither a timestamp receipt nor `welkin time now --json` output (it has no certificate field)"
+            ),
         },
-        Err(_) => text,
+        Err(_) => decode(&text)?,
     };
-    let certified = decode(&hex_text)?;
-    let checked = match args.nonce.as_deref() {
+    let nonce = match (&args.nonce, &args.file) {
+        (Some(nonce), _) => Some(parse_nonce(nonce)?),
+        (None, Some(file)) => Some(file_digest(file)?),
+        (None, None) => None,
+    };
+    let checked = match nonce {
         Some(nonce) => certified.verify_for(
-            &parse_nonce(nonce)?,
+            &nonce,
             &trust.trusted.cluster_id,
             &trust.trusted.cluster_key,
         ),
@@ -181,7 +315,16 @@ fn verify(args: TimeVerifyArgs) -> anyhow::Result<()> {
         }));
     }
     print(&certified, &agreed, &trust.source, None);
-    if args.nonce.is_none() {
+    if let Some(line) = logged {
+        println!("{line}");
+    }
+    if let Some(file) = &args.file {
+        println!(
+            "file      {} existed before {}",
+            file.display(),
+            rfc3339(certified.certificate.latest_ns)
+        );
+    } else if args.nonce.is_none() {
         println!(
             "nonce     {} (pass --nonce to check it is yours)",
             hex::encode(certified.nonce)
