@@ -27,6 +27,8 @@ mod recipients;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
+#[path = "processes/time_clients.rs"]
+mod time_clients;
 #[path = "processes/transit.rs"]
 mod transit;
 
