@@ -1,5 +1,5 @@
 //! The UDP loop: wait for a request, drain those already waiting (up to [`MAX_BATCH`]), read
-//! the time on receipt and again just before replying, answer each, repeat.
+//! the time on receipt and again just before each reply, answer each, repeat.
 
 use std::{
     io,
@@ -39,9 +39,10 @@ pub async fn serve(
     loop {
         batch.recv(&socket).await?;
         let received = source.now();
-        let transmit = source.now();
         let quarantine = quarantined.load(Relaxed);
         for (packet, peer) in batch.packets() {
+            // Read again for each reply: the transmit timestamp is the last thing set.
+            let transmit = source.now();
             let Some(reply) = respond(packet, received, transmit, quarantine, &config, &counters)
             else {
                 continue;

@@ -176,3 +176,35 @@ proptest! {
         let _ = verify_response(&sent, &reply, &public);
     }
 }
+
+/// How fast `respond` answers, one request at a time and in full batches (no sockets):
+/// `cargo test -p welkin-roughtime --release -- --ignored --nocapture timing_respond`.
+#[test]
+#[ignore]
+fn timing_respond() {
+    use std::time::Instant;
+
+    const REQUESTS: usize = 64 * 200;
+    let mut keys = keys();
+    let requests: Vec<Vec<u8>> = (0..REQUESTS)
+        .map(|i| request(Version::Rfc1, &[i as u8; 32], None))
+        .collect();
+    let mut figures = Vec::new();
+    for batch_size in [1usize, 8, 64] {
+        let counters = Counters::default();
+        let start = Instant::now();
+        for chunk in requests.chunks(batch_size) {
+            let batch: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            let replies = respond(&batch, Some(NOW), &mut keys, &counters);
+            assert!(replies.iter().all(Option::is_some));
+        }
+        let per_second = REQUESTS as f64 / start.elapsed().as_secs_f64();
+        println!("batch {batch_size:>2}: {per_second:.0} requests/s");
+        figures.push(format!(
+            "{{\"batch\": {batch_size}, \"requests_per_second\": {per_second:.0}}}"
+        ));
+    }
+    let path = std::env::temp_dir().join("welkin-roughtime-respond.json");
+    std::fs::write(&path, format!("[{}]\n", figures.join(", "))).expect("figures written");
+    println!("written to {}", path.display());
+}

@@ -327,6 +327,8 @@ pub(crate) fn rust_roughtime_reads(addr: SocketAddr, public_key: &[u8; 32], prot
 fn chronyd() -> PathBuf {
     let path = PathBuf::from("/usr/sbin/chronyd");
     if !path.exists() {
+        // A fresh machine may have no package lists yet.
+        install(Command::new("apt-get").arg("update"));
         install(
             Command::new("apt-get")
                 .args(["install", "-y", "chrony"])
