@@ -29,6 +29,8 @@ mod secrets;
 mod support;
 #[path = "processes/time_clients.rs"]
 mod time_clients;
+#[path = "processes/time_throughput.rs"]
+mod time_throughput;
 #[path = "processes/transit.rs"]
 mod transit;
 

@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{
-        Arc, OnceLock,
+        Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicBool, Ordering::Relaxed},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -54,19 +54,19 @@ impl TimeSource for Offset {
 }
 
 /// The Roughtime and NTP servers on loopback; dropping this stops them.
-struct Servers {
+pub(crate) struct Servers {
     runtime: tokio::runtime::Runtime,
-    roughtime: SocketAddr,
-    ntp: SocketAddr,
-    public_key: VerifyingKey,
-    roughtime_counters: Arc<welkin_roughtime::Counters>,
-    ntp_counters: Arc<welkin_ntp::Counters>,
-    quarantined: Arc<AtomicBool>,
+    pub(crate) roughtime: SocketAddr,
+    pub(crate) ntp: SocketAddr,
+    pub(crate) public_key: VerifyingKey,
+    pub(crate) roughtime_counters: Arc<welkin_roughtime::Counters>,
+    pub(crate) ntp_counters: Arc<welkin_ntp::Counters>,
+    pub(crate) quarantined: Arc<AtomicBool>,
 }
 
 impl Servers {
     /// Serves a clock `offset_ns` ahead of the system's, or no certified time at all.
-    fn start(offset_ns: Option<i64>) -> Self {
+    pub(crate) fn start(offset_ns: Option<i64>) -> Self {
         struct NoTime;
         impl TimeSource for NoTime {
             fn now(&self) -> Option<Reading> {
@@ -117,7 +117,7 @@ impl Servers {
 pub(crate) struct Running(Option<Child>);
 
 impl Running {
-    fn spawn(command: &mut Command) -> Self {
+    pub(crate) fn spawn(command: &mut Command) -> Self {
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -152,7 +152,7 @@ impl Drop for Running {
 }
 
 /// The directory that caches the clients across runs (beside the other test tools).
-fn tools() -> PathBuf {
+pub(crate) fn tools() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target directory")
@@ -160,7 +160,7 @@ fn tools() -> PathBuf {
 }
 
 /// Runs an install step, which must succeed.
-fn install(command: &mut Command) {
+pub(crate) fn install(command: &mut Command) {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
@@ -253,27 +253,29 @@ pub(crate) fn pyroughtime_reads(addr: SocketAddr, public_key: &[u8; 32]) -> Read
         .reading
 }
 
-/// The `roughenough_client` binary, installed once from crates.io.
+/// `binary` of the crates.io package `package` at exactly `version`, installed once (with
+/// its own lock file) under the target directory. Cargo puts the binary in place only once
+/// it is built, so an interrupted install is redone.
+pub(crate) fn cargo_binary(package: &str, version: &str, binary: &str) -> PathBuf {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
+    let root = tools().join(format!("{package}-{version}"));
+    let path = root.join("bin").join(binary);
+    if !path.exists() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        install(
+            Command::new(cargo)
+                .args(["install", "--quiet", "--locked", "--root"])
+                .arg(&root)
+                .args(["--version", &format!("={version}"), package]),
+        );
+    }
+    path
+}
+
+/// The `roughenough_client` binary from crates.io.
 fn roughenough_client() -> PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY
-        .get_or_init(|| {
-            let root = tools().join(format!("roughenough-client-{ROUGHENOUGH}"));
-            let binary = root.join("bin/roughenough_client");
-            if !binary.exists() {
-                // cargo install puts the binary in place only once it is built.
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                install(
-                    Command::new(cargo)
-                        .args(["install", "--quiet", "--locked", "--root"])
-                        .arg(&root)
-                        .args(["--version", &format!("={ROUGHENOUGH}")])
-                        .arg("roughenough-client"),
-                );
-            }
-            binary
-        })
-        .clone()
+    cargo_binary("roughenough-client", ROUGHENOUGH, "roughenough_client")
 }
 
 /// Starts roughenough-client querying `addr` once, offering `protocol` ("1" for RFC 10049
