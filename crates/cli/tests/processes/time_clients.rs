@@ -327,6 +327,8 @@ pub(crate) fn rust_roughtime_reads(addr: SocketAddr, public_key: &[u8; 32], prot
 
 /// chronyd, installed from Debian if missing.
 fn chronyd() -> PathBuf {
+    static INSTALLING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
     let path = PathBuf::from("/usr/sbin/chronyd");
     if !path.exists() {
         // A fresh machine may have no package lists yet.
@@ -460,30 +462,40 @@ fn roughenough_client_verifies_rfc_and_draft_replies() {
 /// batch, so that the clients must follow a Merkle path of several levels.
 #[test]
 fn real_clients_verify_replies_from_a_shared_batch() {
-    let key = SigningKey::from_bytes(&[0x77; 32]);
-    let mut keys = Keys::new(key.clone());
+    // Install both clients first: neither may wait on an install past its own timeout.
+    pyroughtime_python();
+    roughenough_client();
+    let mut keys = Keys::new(SigningKey::from_bytes(&[0x77; 32]));
     let public = keys.public_key();
     let server = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = server.local_addr().expect("address");
     server
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
-    let python = pyroughtime_spawn(addr, public.as_bytes());
-    let rust = rust_roughtime_spawn(addr, public.as_bytes(), "1");
     let ours = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let ours_addr = ours.local_addr().expect("address");
     let extra = 6;
     for i in 0..extra {
         let version = [Version::Draft07, Version::Rfc1][i % 2];
         let request = welkin_roughtime::request(version, &[i as u8; 32], None);
         ours.send_to(&request, addr).expect("send");
     }
-    // Wait for both clients' requests, then answer all eight at once.
+    // Collect ours and pyroughtime's, then start roughenough-client (so that neither client
+    // waits for the other's start-up past its own timeout), then answer all eight at once.
     let mut batch = Vec::new();
     let mut buffer = [0u8; 2048];
-    while batch.len() < extra + 2 {
-        let (len, peer) = server.recv_from(&mut buffer).expect("a request");
-        batch.push((buffer[..len].to_vec(), peer));
-    }
+    let mut collect = |clients: usize, batch: &mut Vec<(Vec<u8>, SocketAddr)>| {
+        while batch.iter().filter(|(_, peer)| *peer != ours_addr).count() < clients
+            || batch.len() < extra + clients
+        {
+            let (len, peer) = server.recv_from(&mut buffer).expect("a request");
+            batch.push((buffer[..len].to_vec(), peer));
+        }
+    };
+    let python = pyroughtime_spawn(addr, public.as_bytes());
+    collect(1, &mut batch);
+    let rust = rust_roughtime_spawn(addr, public.as_bytes(), "1");
+    collect(2, &mut batch);
     let packets: Vec<&[u8]> = batch.iter().map(|(p, _)| p.as_slice()).collect();
     let now = Offset(0).now();
     let counters = welkin_roughtime::Counters::default();
@@ -507,9 +519,9 @@ fn chrony_reads_the_certified_time_over_ntp() {
     let offset = 250_000_000;
     let servers = Servers::start(Some(offset));
     let measured = chrony_offset(servers.ntp);
-    // Loopback delay is microseconds; 10 ms leaves room for a loaded machine.
+    // Loopback delay is microseconds; 20 ms leaves room for a loaded machine.
     assert!(
-        (measured - 0.25).abs() < 0.01,
+        (measured - 0.25).abs() < 0.02,
         "chrony measured {measured} s against a server 0.25 s ahead"
     );
     assert!(servers.ntp_counters.answered.load(Relaxed) >= 1);
