@@ -27,6 +27,10 @@ mod recipients;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
+#[path = "processes/time_clients.rs"]
+mod time_clients;
+#[path = "processes/time_throughput.rs"]
+mod time_throughput;
 #[path = "processes/transit.rs"]
 mod transit;
 
