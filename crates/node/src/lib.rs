@@ -26,6 +26,7 @@ mod releases;
 pub mod run;
 mod store;
 pub mod time;
+pub mod time_servers;
 mod timeline;
 mod transit;
 mod values;

@@ -20,6 +20,13 @@
 //! header_timeout_ms = 10000    # to send headers, or idle between requests
 //! body_timeout_ms = 30000
 //! max_waiters = 50000          # clients waiting for commits (wait=true)
+//!
+//! [time]                       # optional, every field too
+//! roughtime_address = "127.0.0.1:2002"   # serve Roughtime (UDP); off when absent
+//! ntp_address = "127.0.0.1:1123"         # serve SNTPv4 (UDP); off when absent
+//! drift_ppm = 500              # the clock's worst-case drift
+//! initial_radius_ms = 1000     # a free-running clock's radius before it first agrees
+//! kernel = true                # take the radius from the kernel when the host is synchronised
 //! ```
 
 use crate::{
@@ -116,6 +123,9 @@ pub struct NodeFileConfig {
     /// HTTP API limits.
     #[serde(default)]
     pub api: ApiFileConfig,
+    /// Time readings and the Roughtime and NTP servers.
+    #[serde(default)]
+    pub time: crate::time_servers::TimeFileConfig,
 }
 
 /// The `[api]` table of the node config: the HTTP API's threads and limits.
@@ -168,6 +178,7 @@ pub struct Prepared {
     worker_threads: usize,
     api_threads: usize,
     serve: ServeConfig,
+    time: crate::time_servers::TimeFileConfig,
 }
 
 impl Prepared {
@@ -238,7 +249,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
             .idle_wait_ms
             .map(Duration::from_millis)
             .unwrap_or(crate::application::IDLE_WAIT),
-        clock: Default::default(),
+        clock: config.time.clock(),
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
     let serve = config.api.serve_config();
@@ -251,6 +262,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         worker_threads: config.worker_threads.unwrap_or(2).max(1),
         api_threads: config.api.threads.unwrap_or(2).max(1),
         serve,
+        time: config.time.clone(),
     })
 }
 
@@ -264,6 +276,7 @@ pub fn run(prepared: Prepared) {
         worker_threads,
         api_threads,
         serve,
+        time,
     } = prepared;
     // The API gets threads of its own: a flood of requests (and the signature checks of the
     // transactions they carry) then competes with consensus for CPU only, never for the
@@ -287,6 +300,7 @@ pub fn run(prepared: Prepared) {
     let api = api_runtime.handle().clone();
     cw_tokio::Runner::new(runtime).start(|context| async move {
         let genesis = engine_config.genesis.clone();
+        let identity = engine_config.signer.clone();
         let handshake = Cups::<_, ChaCha20Poly1305>::new(
             Sake {
                 signer: engine_config.signer.clone(),
@@ -330,6 +344,12 @@ pub fn run(prepared: Prepared) {
                 std::process::exit(1);
             }
         };
+        // Roughtime and NTP run on the API's threads: they are front ends too.
+        if let Err(message) = crate::time_servers::start(&api, &handle, &identity, &time) {
+            error!(%message, "cannot start the time servers");
+            eprintln!("welkin: {message}");
+            std::process::exit(1);
+        }
         let router = api::router(handle.clone());
         api.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
@@ -338,8 +358,13 @@ pub fn run(prepared: Prepared) {
             }
         });
         info!(%api_address, %p2p_address, height = handle.status().height, "node ready");
+        let udp = |what: &str, address: Option<SocketAddr>| {
+            address.map_or(String::new(), |a| format!(" {what} udp://{a}"))
+        };
         println!(
-            "welkin node ready: api http://{api_address} p2p {p2p_address} height {}",
+            "welkin node ready: api http://{api_address} p2p {p2p_address}{}{} height {}",
+            udp("roughtime", time.roughtime_address),
+            udp("ntp", time.ntp_address),
             handle.status().height
         );
         shutdown_signal().await;
