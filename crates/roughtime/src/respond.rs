@@ -32,6 +32,9 @@ pub struct Counters {
     pub other_server: AtomicU64,
     /// Well-formed requests left unanswered because there was no certified time.
     pub no_time: AtomicU64,
+    /// Signed responses made: one per version present in a batch, so `answered / signatures`
+    /// is the mean number of requests a signature covers.
+    pub signatures: AtomicU64,
 }
 
 impl Counters {
@@ -96,6 +99,7 @@ pub fn respond(
         let srep = times.srep(version, &tree.root());
         let signed = [version.response_context(), &srep].concat();
         let signature = online.key.sign(&signed).to_bytes();
+        counters.signatures.fetch_add(1, Relaxed);
         for (index, &i) in members.iter().enumerate() {
             let request = requests[i].as_ref().expect("a member");
             let reply = reply(version, request, &tree, index, &srep, &signature, online);

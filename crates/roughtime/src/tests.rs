@@ -36,6 +36,8 @@ fn a_mixed_batch_is_answered_each_in_its_own_version() {
     let counters = Counters::default();
     let replies = respond(&batch, Some(NOW), &mut keys, &counters);
     assert_eq!(counters.answered.load(Relaxed), 13);
+    // One signature per version in the batch.
+    assert_eq!(counters.signatures.load(Relaxed), 3);
     for (i, (request, reply)) in requests.iter().zip(&replies).enumerate() {
         let reply = reply.as_ref().expect("a reply");
         assert!(reply.len() <= request.len());

@@ -12,6 +12,7 @@ use std::{
     net::{SocketAddr, UdpSocket},
     path::PathBuf,
     process::Command,
+    sync::atomic::Ordering::Relaxed,
     time::{Duration, Instant},
 };
 
@@ -105,6 +106,9 @@ fn roughtime_throughput() {
     welkin_roughtime::verify_response(&requests[0], &reply, &ours.public_key)
         .expect("our reply verifies");
     let welkin = replies_per_second(ours.roughtime, &requests);
+    let counters = &ours.roughtime_counters;
+    let per_signature =
+        counters.answered.load(Relaxed) as f64 / counters.signatures.load(Relaxed) as f64;
     drop(ours);
 
     let port = UdpSocket::bind("127.0.0.1:0")
@@ -127,10 +131,11 @@ fn roughtime_throughput() {
     let roughenough = replies_per_second(reference_addr, &requests);
     drop(reference);
 
-    println!("welkin-roughtime:        {welkin:.0} replies/s");
+    println!("welkin-roughtime:        {welkin:.0} replies/s, {per_signature:.1} per signature");
     println!("roughenough-server {REFERENCE}: {roughenough:.0} replies/s");
     let json = format!(
         "{{\"load_seconds\": {}, \"window\": {WINDOW}, \"welkin_roughtime\": {welkin:.0}, \
+         \"welkin_replies_per_signature\": {per_signature:.1}, \
          \"roughenough_server_{}\": {roughenough:.0}}}\n",
         LOAD.as_secs(),
         REFERENCE.replace('.', "_")
