@@ -27,6 +27,8 @@ mod recipients;
 #[path = "processes/secrets.rs"]
 mod secrets;
 mod support;
+#[path = "processes/time.rs"]
+mod time;
 #[path = "processes/time_clients.rs"]
 mod time_clients;
 #[path = "processes/time_throughput.rs"]
@@ -39,8 +41,11 @@ const NODES: usize = 4;
 /// The first API port: node i serves its API on `api_base() + i` and p2p on
 /// `p2p_base() + i`, all chosen once per run among free ports.
 fn api_base() -> u16 {
-    static BASE: std::sync::LazyLock<u16> =
-        std::sync::LazyLock::new(|| support::free_base(&[0, 1, 2, 3, 100, 101, 102, 103]));
+    static BASE: std::sync::LazyLock<u16> = std::sync::LazyLock::new(|| {
+        support::free_base(&[
+            0, 1, 2, 3, 100, 101, 102, 103, 200, 201, 202, 203, 300, 301, 302, 303,
+        ])
+    });
     *BASE
 }
 
@@ -160,7 +165,8 @@ impl Cluster {
             std::fs::write(
                 node_dir.join("node.toml"),
                 "data_dir = \"data\"\nkey_file = \"node.key\"\nshare_file = \"../shares/node{i}.share\"\ngenesis_file = \"../genesis.json\"\n"
-                    .replace("{i}", &i.to_string()),
+                    .replace("{i}", &i.to_string())
+                    + &time::config_table(api_base(), i),
             )
             .expect("node config");
         }
@@ -1591,6 +1597,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     transit::hvac(&api1, root_token);
     transit::cli(&dir, &api0, root_token);
     transit::identity(&dir, &api1, root_token, &carla);
+    time::certified(&dir, &api0, api_base());
     recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
 

@@ -10,10 +10,15 @@ use welkin_client::Client;
 use welkin_node::ceremony::{self, NodeKey};
 use welkin_types::{ChainParams, Genesis};
 
-/// The config of every node of a local cluster. Every client of a local cluster connects from
-/// 127.0.0.1, so the per-address rate limit would count them all as one (and throttle
-/// `welkin bench`): it is raised out of the way here; every other API limit keeps its default.
-const DEV_NODE_CONFIG: &str = "data_dir = \"data\"
+/// The config of node `i` of a local cluster whose first API port is `base`. Every client of a
+/// local cluster connects from 127.0.0.1, so the per-address rate limit would count them all as
+/// one (and throttle `welkin bench`): it is raised out of the way here; every other API limit
+/// keeps its default. Roughtime is served on UDP port base+200+i and NTP on base+300+i.
+fn dev_node_config(base: u16, i: usize) -> String {
+    let roughtime = base as usize + 200 + i;
+    let ntp = base as usize + 300 + i;
+    format!(
+        "data_dir = \"data\"
 key_file = \"node.key\"
 share_file = \"node.share\"
 genesis_file = \"../genesis.json\"
@@ -21,7 +26,13 @@ genesis_file = \"../genesis.json\"
 [api]
 rate_per_second = 1000000
 rate_burst = 1000000
-";
+
+[time]
+roughtime_address = \"127.0.0.1:{roughtime}\"
+ntp_address = \"127.0.0.1:{ntp}\"
+"
+    )
+}
 
 /// A local cluster's files: `genesis.json` and `node<i>/{node.key, node.share, node.toml, data/}`.
 pub(crate) struct LocalCluster {
@@ -58,7 +69,7 @@ impl LocalCluster {
         if !(1..=64).contains(&nodes) {
             bail!("--nodes must be between 1 and 64, got {nodes}");
         }
-        if base_port as usize + 100 + nodes > u16::MAX as usize {
+        if base_port as usize + 300 + nodes > u16::MAX as usize {
             bail!("--base-port {base_port} leaves no room for {nodes} nodes");
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -98,11 +109,13 @@ impl LocalCluster {
         );
         for (node, share) in genesis.nodes.iter().zip(&shares) {
             let node_dir = dir.join(&node.name);
+            // Genesis lists nodes by key: number the time ports as the API ports are.
+            let i = usize::from(node.api_address.port() - base_port);
             crate::cmd::write_secret(
                 &node_dir.join("node.share"),
                 &serde_json::to_string_pretty(share)?,
             )?;
-            std::fs::write(node_dir.join("node.toml"), DEV_NODE_CONFIG)?;
+            std::fs::write(node_dir.join("node.toml"), dev_node_config(base_port, i))?;
         }
         crate::cmd::write_new(&genesis_path, &genesis.to_json(), 0o644)?;
         Ok(Self {

@@ -13,6 +13,20 @@ use control::Request;
 
 /// Nodes of a new cluster unless --nodes says otherwise.
 const DEFAULT_NODES: usize = 4;
+/// Where a node serves Roughtime and NTP, from its config (`None` if it serves neither).
+fn time_servers(config: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let config: welkin_node::run::NodeFileConfig = toml::from_str(&text).ok()?;
+    let mut parts = Vec::new();
+    if let Some(address) = config.time.roughtime_address {
+        parts.push(format!("roughtime udp {address}"));
+    }
+    if let Some(address) = config.time.ntp_address {
+        parts.push(format!("ntp udp {address}"));
+    }
+    (!parts.is_empty()).then(|| parts.join("  "))
+}
+
 /// First API port of a new cluster unless --base-port says otherwise.
 const DEFAULT_BASE_PORT: u16 = 8700;
 
@@ -102,6 +116,9 @@ fn banner(cluster: &LocalCluster, args: &DevArgs, processes: &cluster::Processes
             node.p2p_address,
             args.data_dir.join(&node.name).join("node.log").display()
         );
+        if let Some(time) = time_servers(&args.data_dir.join(&node.name).join("node.toml")) {
+            println!("         {time}");
+        }
     }
     let dir = args.data_dir.display();
     println!();
