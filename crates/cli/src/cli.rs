@@ -397,6 +397,15 @@ pub(crate) struct BenchArgs {
     /// issue's goals (writes at 3x OpenBao, reads at 2,000/s with p50 under 50 ms) as met or
     /// not. --out gets the same as JSON. --concurrency, --batch, --transactions and --workload
     /// do not apply.
+    ///
+    /// `roughenough`: time. A fresh 4-node cluster serves time certificates
+    /// (`GET /v1/time?nonce=...`, each a fresh nonce, counted at 200 with a certificate; one
+    /// is checked against the cluster key first) at 1, 16 and 64 clients, with latency and the
+    /// certified radius; then, while the cluster runs, one node's Roughtime port and
+    /// roughenough-server 2.2.0 (from crates.io, `cargo install`ed once into
+    /// `~/.cache/welkin`, one thread, batches of 64) each get one client keeping 64 RFC
+    /// requests in flight, and replies per second are compared. The goals (a certificate in
+    /// under 20 ms p50; Roughtime at least the reference's rate) are reported as met or not.
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub(crate) compare: Option<CompareWith>,
     /// Measure the consensus floor instead of a load: a fresh cluster whose leaders propose
@@ -431,6 +440,9 @@ pub(crate) enum CompareWith {
     /// OpenBao 2.7.2 as above, with transit loads: encrypt, decrypt and sign.
     #[value(name = "openbao-transit")]
     OpenBaoTransit,
+    /// Time: certificates per second and latency, and Roughtime replies per second from one
+    /// node against roughenough-server 2.2.0 (the reference Roughtime server on crates.io).
+    Roughenough,
 }
 
 /// The transactions `welkin bench` sends.

@@ -10,6 +10,7 @@
 
 mod compare;
 mod compare_openbao;
+mod compare_time;
 mod compare_transit;
 mod crypto_cost;
 mod etcd;
@@ -128,6 +129,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             Some(CompareWith::OpenBaoTransit) => {
                 compare_transit::run(&args, Duration::from_secs(duration))
+            }
+            Some(CompareWith::Roughenough) => {
+                compare_time::run(&args, Duration::from_secs(duration))
             }
             _ => compare::run(&args, Duration::from_secs(duration)),
         };

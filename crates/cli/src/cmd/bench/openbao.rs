@@ -48,7 +48,7 @@ pub(super) fn ensure_installed() -> anyhow::Result<PathBuf> {
 }
 
 /// `$XDG_CACHE_HOME/welkin`, or `~/.cache/welkin`.
-fn cache_dir() -> anyhow::Result<PathBuf> {
+pub(super) fn cache_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

@@ -30,6 +30,8 @@ pub(super) struct FreshCluster {
     processes: Option<super::dev::Processes>,
     /// Each node's API URL.
     pub(super) apis: Vec<String>,
+    /// The first API port: node `i` (by port) serves Roughtime on UDP `base + 200 + i`.
+    pub(super) base: u16,
 }
 
 impl FreshCluster {
@@ -45,11 +47,14 @@ impl FreshCluster {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        let base = free_base(&[0, 1, 2, 3, 100, 101, 102, 103])?;
+        let base = free_base(&[
+            0, 1, 2, 3, 100, 101, 102, 103, 200, 201, 202, 203, 300, 301, 302, 303,
+        ])?;
         let mut fresh = Self {
             dir: dir.clone(),
             processes: None,
             apis: Vec::new(),
+            base,
         };
         let cluster = LocalCluster::create_or_load(&dir, 4, base)?;
         if !settings.is_empty() {
@@ -73,6 +78,11 @@ impl FreshCluster {
             .as_ref()
             .map(|p| p.pids().into_iter().map(|(_, pid)| pid).collect())
             .unwrap_or_default()
+    }
+
+    /// The cluster's genesis file.
+    pub(super) fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.json")
     }
 
     /// The cluster's secrets root token, which the dev ceremony wrote to `root-token`.
