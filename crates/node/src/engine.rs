@@ -594,6 +594,7 @@ where
         penalties: penalties.clone(),
         clock: config.clock.clone(),
         status: time_status,
+        handle: handle.clone(),
     }
     .start(time_requests, time_net);
     crate::transit::actor::TransitActor {

@@ -345,7 +345,13 @@ pub fn run(prepared: Prepared) {
             }
         };
         // Roughtime and NTP run on the API's threads: they are front ends too.
-        if let Err(message) = crate::time_servers::start(&api, &handle, &identity, &time) {
+        if let Err(message) = crate::time_servers::start(
+            &api,
+            &context.child("time_servers"),
+            &handle,
+            &identity,
+            &time,
+        ) {
             error!(%message, "cannot start the time servers");
             eprintln!("welkin: {message}");
             std::process::exit(1);

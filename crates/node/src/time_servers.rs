@@ -13,7 +13,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -79,10 +79,75 @@ pub struct TimeServerCounters {
     pub ntp: Option<Arc<welkin_ntp::Counters>>,
 }
 
-/// Binds and starts the configured servers on `runtime`, or says which address could not be
-/// bound.
+/// The label set of the `time_server_packets` counter: the server and what became of a packet.
+type Label = [(&'static str, &'static str); 2];
+
+impl TimeServerCounters {
+    /// Every counter by (server, outcome).
+    fn all(&self) -> Vec<(Label, &AtomicU64)> {
+        let mut all = Vec::new();
+        if let Some(c) = &self.roughtime {
+            for (outcome, counter) in [
+                ("answered", &c.answered),
+                ("malformed", &c.malformed),
+                ("too_small", &c.too_small),
+                ("unsupported_version", &c.unsupported_version),
+                ("other_server", &c.other_server),
+                ("no_time", &c.no_time),
+            ] {
+                all.push(([("server", "roughtime"), ("outcome", outcome)], counter));
+            }
+        }
+        if let Some(c) = &self.ntp {
+            for (outcome, counter) in [
+                ("answered", &c.answered),
+                ("unsynchronized", &c.unsynchronized),
+                ("kissed", &c.kissed),
+                ("too_small", &c.too_small),
+                ("malformed", &c.malformed),
+                ("unsupported_version", &c.unsupported_version),
+                ("not_client", &c.not_client),
+            ] {
+                all.push(([("server", "ntp"), ("outcome", outcome)], counter));
+            }
+        }
+        all
+    }
+}
+
+/// Copies the servers' counters into the node's metrics (`time_server_packets`, by server and
+/// outcome) once a second.
+fn export(
+    metrics: &impl commonware_runtime::Metrics,
+    runtime: &tokio::runtime::Handle,
+    counters: TimeServerCounters,
+) {
+    use commonware_runtime::telemetry::metrics::{CounterFamily, MetricsExt as _};
+    let family: CounterFamily<Label> = metrics.family(
+        "time_server_packets",
+        "Roughtime and NTP packets received, by server and by what became of them",
+    );
+    runtime.spawn(async move {
+        let mut copied: Vec<u64> = Vec::new();
+        loop {
+            for (i, (label, counter)) in counters.all().into_iter().enumerate() {
+                let now = counter.load(Relaxed);
+                if copied.len() <= i {
+                    copied.push(0);
+                }
+                family.get_or_create(&label).inc_by(now - copied[i]);
+                copied[i] = now;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+/// Binds and starts the configured servers on `runtime`, counting their packets in
+/// `metrics`, or says which address could not be bound.
 pub(crate) fn start<E: Runtime>(
     runtime: &tokio::runtime::Handle,
+    metrics: &impl commonware_runtime::Metrics,
     node: &NodeHandle<E>,
     identity: &welkin_types::PrivateKey,
     config: &TimeFileConfig,
@@ -135,6 +200,7 @@ pub(crate) fn start<E: Runtime>(
         });
         info!(%address, "serving NTP");
     }
+    export(metrics, runtime, counters.clone());
     Ok(counters)
 }
 

@@ -13,6 +13,8 @@ pub struct Agreement {
     pub latest_ns: u64,
     /// Bit `i` is set when node `i`'s reading overlaps the interval.
     pub agreed: u128,
+    /// How much each reading's latest end was moved (the collection window).
+    pub window_ns: u64,
 }
 
 /// Why no interval could be agreed.
@@ -124,6 +126,7 @@ pub fn agree(
         earliest_ns,
         latest_ns,
         agreed,
+        window_ns,
     })
 }
 

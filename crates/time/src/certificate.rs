@@ -28,38 +28,41 @@ pub struct Certificate {
     pub latest_ns: u64,
     /// Bit `i` is set when node `i`'s reading agreed with the interval.
     pub agreed: u128,
+    /// How much each reading's latest end was moved before agreeing (the collection window),
+    /// so that anyone can recompute which readings agreed.
+    pub window_ns: u64,
     /// The cluster's signature over [`Certificate::message`].
     pub signature: ClusterSignature,
 }
 
 impl Certificate {
-    /// The signed message: version, cluster id, root, earliest, latest and who agreed.
-    pub fn message(
-        cluster_id: &Digest,
-        root: &Digest,
-        earliest_ns: u64,
-        latest_ns: u64,
-        agreed: u128,
-    ) -> Vec<u8> {
-        let mut message = Vec::with_capacity(1 + 32 + 32 + 8 + 8 + 16);
+    /// The signed message: version, cluster id, root, earliest, latest, who agreed and the
+    /// collection window.
+    pub fn message(cluster_id: &Digest, root: &Digest, agreement: &crate::Agreement) -> Vec<u8> {
+        let mut message = Vec::with_capacity(1 + 32 + 32 + 8 + 8 + 16 + 8);
         CERTIFICATE_VERSION.write(&mut message);
         message.extend_from_slice(cluster_id.as_ref());
         message.extend_from_slice(root.as_ref());
-        earliest_ns.write(&mut message);
-        latest_ns.write(&mut message);
-        agreed.write(&mut message);
+        agreement.earliest_ns.write(&mut message);
+        agreement.latest_ns.write(&mut message);
+        agreement.agreed.write(&mut message);
+        agreement.window_ns.write(&mut message);
         message
+    }
+
+    /// The agreement this certificate signs.
+    pub fn agreement(&self) -> crate::Agreement {
+        crate::Agreement {
+            earliest_ns: self.earliest_ns,
+            latest_ns: self.latest_ns,
+            agreed: self.agreed,
+            window_ns: self.window_ns,
+        }
     }
 
     /// Checks the signature against the cluster key of `cluster_id`.
     pub fn verify(&self, cluster_id: &Digest, cluster_key: &ClusterKey) -> bool {
-        let message = Self::message(
-            cluster_id,
-            &self.root,
-            self.earliest_ns,
-            self.latest_ns,
-            self.agreed,
-        );
+        let message = Self::message(cluster_id, &self.root, &self.agreement());
         ops::verify_message::<Variant>(cluster_key, namespace::TIME, &message, &self.signature)
             .is_ok()
     }
@@ -85,12 +88,13 @@ impl Write for Certificate {
         self.earliest_ns.write(buf);
         self.latest_ns.write(buf);
         self.agreed.write(buf);
+        self.window_ns.write(buf);
         self.signature.write(buf);
     }
 }
 
 impl FixedSize for Certificate {
-    const SIZE: usize = 1 + Digest::SIZE + 8 + 8 + 16 + ClusterSignature::SIZE;
+    const SIZE: usize = 1 + Digest::SIZE + 8 + 8 + 16 + 8 + ClusterSignature::SIZE;
 }
 
 impl Read for Certificate {
@@ -105,6 +109,7 @@ impl Read for Certificate {
             earliest_ns: u64::read(buf)?,
             latest_ns: u64::read(buf)?,
             agreed: u128::read(buf)?,
+            window_ns: u64::read(buf)?,
             signature: ClusterSignature::read(buf)?,
         };
         if certificate.earliest_ns > certificate.latest_ns {
@@ -299,7 +304,13 @@ mod tests {
             deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
         let cluster = hash_parts(&[b"cluster"]);
         let root = batch_root(nonces);
-        let message = Certificate::message(&cluster, &root, 100, 300, 0b1011);
+        let agreement = crate::Agreement {
+            earliest_ns: 100,
+            latest_ns: 300,
+            agreed: 0b1011,
+            window_ns: 0,
+        };
+        let message = Certificate::message(&cluster, &root, &agreement);
         let partials: Vec<_> = shares[1..]
             .iter()
             .map(|s| threshold::sign_message::<Variant>(s, namespace::TIME, &message))
@@ -312,6 +323,7 @@ mod tests {
             earliest_ns: 100,
             latest_ns: 300,
             agreed: 0b1011,
+            window_ns: 0,
             signature,
         };
         (sharing, cluster, certificate)
@@ -410,9 +422,12 @@ mod tests {
         let message = Certificate::message(
             &cluster,
             &root,
-            1_700_000_000_000_000_000,
-            1_700_000_000_010_000_000,
-            0b111,
+            &crate::Agreement {
+                earliest_ns: 1_700_000_000_000_000_000,
+                latest_ns: 1_700_000_000_010_000_000,
+                agreed: 0b111,
+                window_ns: 2_000_000,
+            },
         );
         let reading = crate::Reading {
             midpoint_ns: 1_700_000_000_005_000_000,
@@ -437,10 +452,208 @@ mod tests {
             ],
             [
                 "ba8d94b7fbcecae7b81c4c80574fe24734a6917bf9c1ecd66ff3e0c34ead4620",
-                "218c8937a33078c7afe428854af17f74d4a9f07f4ce4bcb963c968d81615ae4d",
+                "2c3649f7042ad467f20f050f45db5418ea1e53e5d8f1998ee09291f85a1ca3d1",
                 "1c60ee52a377c2ec0f30e332d0b94fa6d0dea59ce3934bfa4f5f928baa16de91",
                 "f907902b6d2f22e04c0cc7f9ce82604c0541ace01b987730b6796171ce83628c",
             ]
+        );
+    }
+}
+
+/// The media type of a clock-fault record in the audit log: its content is a [`ClockFault`].
+pub const CLOCK_FAULT_MEDIA_TYPE: &str = "application/vnd.welkin.clock-fault";
+
+/// Evidence that a node's clock disagreed with the cluster: its signed reading for a batch
+/// and the batch's certificate, whose interval the reading does not overlap (after the
+/// reading's latest end is moved by the certificate's collection window).
+/// Anyone holding the genesis file can check it: the reading under the node's key, the
+/// certificate under the cluster key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClockFault {
+    /// The faulty node's reading.
+    pub reading: crate::SignedReading,
+    /// The certificate of the same batch.
+    pub certificate: Certificate,
+}
+
+/// Why a clock fault does not stand.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// The reading names a node the cluster does not have.
+    #[error("the reading is signed as node {0}, which is not a member")]
+    UnknownNode(u32),
+    /// The reading's signature is not that node's.
+    #[error("the reading's signature is not node {0}'s")]
+    BadReading(u32),
+    /// The certificate is not the cluster's.
+    #[error("the certificate's signature does not verify under the cluster key")]
+    BadCertificate,
+    /// The reading and the certificate are about different batches.
+    #[error("the reading and the certificate are for different batches")]
+    OtherBatch,
+    /// The reading overlaps the certified interval: no fault.
+    #[error("the reading overlaps the certified interval: no fault")]
+    Agrees,
+}
+
+impl ClockFault {
+    /// Checks the evidence and returns how far outside the certified interval the reading
+    /// lay, in nanoseconds (positive: ahead, negative: behind).
+    pub fn verify(
+        &self,
+        cluster_id: &Digest,
+        cluster_key: &ClusterKey,
+        members: &[welkin_types::PublicKey],
+    ) -> Result<i64, FaultError> {
+        let signer = self.reading.signer;
+        let key = members
+            .get(signer as usize)
+            .ok_or(FaultError::UnknownNode(signer))?;
+        if !self.reading.verify(cluster_id, key) {
+            return Err(FaultError::BadReading(signer));
+        }
+        if self.reading.root != self.certificate.root {
+            return Err(FaultError::OtherBatch);
+        }
+        if !self.certificate.verify(cluster_id, cluster_key) {
+            return Err(FaultError::BadCertificate);
+        }
+        let reading = self.reading.reading;
+        let latest = reading
+            .latest_ns()
+            .saturating_add(self.certificate.window_ns);
+        if reading.earliest_ns() > self.certificate.latest_ns {
+            let by = reading.earliest_ns() - self.certificate.latest_ns;
+            Ok(i64::try_from(by).unwrap_or(i64::MAX))
+        } else if latest < self.certificate.earliest_ns {
+            let by = self.certificate.earliest_ns - latest;
+            Ok(-i64::try_from(by).unwrap_or(i64::MAX))
+        } else {
+            Err(FaultError::Agrees)
+        }
+    }
+}
+
+impl Write for ClockFault {
+    fn write(&self, buf: &mut impl BufMut) {
+        CERTIFICATE_VERSION.write(buf);
+        self.reading.write(buf);
+        self.certificate.write(buf);
+    }
+}
+
+impl EncodeSize for ClockFault {
+    fn encode_size(&self) -> usize {
+        1 + self.reading.encode_size() + Certificate::SIZE
+    }
+}
+
+impl Read for ClockFault {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        if u8::read(buf)? != CERTIFICATE_VERSION {
+            return Err(CodecError::Invalid("ClockFault", "unknown version"));
+        }
+        Ok(Self {
+            reading: crate::SignedReading::read(buf)?,
+            certificate: Certificate::read(buf)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+    use commonware_codec::Encode as _;
+    use commonware_cryptography::{
+        Signer as _,
+        bls12381::{
+            dkg::feldman_desmedt::deal_anonymous,
+            primitives::{ops::threshold, sharing::Mode},
+        },
+    };
+    use commonware_utils::{N3f1, NZU32, test_rng};
+    use welkin_types::{PrivateKey, hash_parts};
+
+    #[test]
+    fn a_reading_outside_the_certified_interval_is_evidence_and_one_inside_is_not() {
+        let (sharing, shares) =
+            deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
+        let cluster = hash_parts(&[b"cluster"]);
+        let root = batch_root(&[[1; 32]]);
+        let (earliest, latest) = (10_000_000_000, 10_020_000_000);
+        let agreement = crate::Agreement {
+            earliest_ns: earliest,
+            latest_ns: latest,
+            agreed: 0b0111,
+            window_ns: 3_000_000,
+        };
+        let message = Certificate::message(&cluster, &root, &agreement);
+        let partials: Vec<_> = shares[..3]
+            .iter()
+            .map(|s| threshold::sign_message::<Variant>(s, namespace::TIME, &message))
+            .collect();
+        let signature =
+            threshold::recover::<Variant, _>(&sharing, &partials, &commonware_parallel::Sequential)
+                .expect("recovers");
+        let certificate = Certificate {
+            root,
+            earliest_ns: earliest,
+            latest_ns: latest,
+            agreed: 0b0111,
+            window_ns: 3_000_000,
+            signature,
+        };
+        let keys: Vec<PrivateKey> = (0..4).map(PrivateKey::from_seed).collect();
+        let members: Vec<_> = keys.iter().map(|k| k.public_key()).collect();
+        let reading = |midpoint_ns| crate::Reading {
+            midpoint_ns,
+            radius_ns: 5_000_000,
+            synced: true,
+        };
+        let ahead = ClockFault {
+            reading: crate::SignedReading::sign(
+                &keys[3],
+                &cluster,
+                3,
+                root,
+                reading(12_000_000_000),
+            ),
+            certificate: certificate.clone(),
+        };
+        let by = ahead
+            .verify(&cluster, sharing.public(), &members)
+            .expect("a fault");
+        assert_eq!(by, 12_000_000_000 - 5_000_000 - latest as i64);
+        let decoded: ClockFault = welkin_types::decode(&ahead.encode()).expect("decodes");
+        assert_eq!(decoded, ahead);
+
+        let inside = ClockFault {
+            reading: crate::SignedReading::sign(
+                &keys[1],
+                &cluster,
+                1,
+                root,
+                reading(10_010_000_000),
+            ),
+            certificate: certificate.clone(),
+        };
+        assert_eq!(
+            inside.verify(&cluster, sharing.public(), &members),
+            Err(FaultError::Agrees)
+        );
+        let mut forged = ahead.clone();
+        forged.reading.signer = 2;
+        assert_eq!(
+            forged.verify(&cluster, sharing.public(), &members),
+            Err(FaultError::BadReading(2))
+        );
+        let mut other = ahead;
+        other.certificate.latest_ns += 1;
+        assert_eq!(
+            other.verify(&cluster, sharing.public(), &members),
+            Err(FaultError::BadCertificate)
         );
     }
 }

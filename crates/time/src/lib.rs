@@ -22,8 +22,8 @@ mod reading;
 
 pub use agreement::{Agreement, MAX_WINDOW_NS, Refusal, agree};
 pub use certificate::{
-    CERTIFICATE_VERSION, Certificate, CertificateError, CertifiedTime, MAX_BATCH, batch_paths,
-    batch_root,
+    CERTIFICATE_VERSION, CLOCK_FAULT_MEDIA_TYPE, Certificate, CertificateError, CertifiedTime,
+    ClockFault, FaultError, MAX_BATCH, batch_paths, batch_root,
 };
 pub use reading::{READING_VERSION, Reading, SignedReading};
 

@@ -30,7 +30,9 @@ use welkin_time::{
     Agreement, Certificate, CertifiedTime, MAX_BATCH, MAX_WINDOW_NS, SignedReading, agree,
     batch_paths, batch_root,
 };
-use welkin_types::{Digest, PrivateKey, PublicKey, Variant, namespace};
+use welkin_types::{
+    Digest, Payload, PrivateKey, PublicKey, Sender as TxSender, Transaction, Variant, namespace,
+};
 
 /// Rounds this node coordinates at once; further requests wait and go in the next batch.
 const MAX_ROUNDS: usize = 4;
@@ -64,6 +66,8 @@ enum Phase {
     Signing {
         agreement: Agreement,
         message: Vec<u8>,
+        /// Readings of clocks this round quarantined: evidence to log once certified.
+        flags: Vec<SignedReading>,
         partials: BTreeMap<u32, PartialSignature<Variant>>,
         refusals: BTreeMap<u32, String>,
     },
@@ -89,6 +93,8 @@ pub(crate) struct TimeActor<E: Runtime + CryptoRng> {
     pub(crate) penalties: Penalties,
     pub(crate) clock: ClockConfig,
     pub(crate) status: Arc<Mutex<TimeStatus>>,
+    /// The node, to log clock faults through.
+    pub(crate) handle: crate::handle::NodeHandle<E>,
 }
 
 struct State<E: Runtime + CryptoRng> {
@@ -97,7 +103,9 @@ struct State<E: Runtime + CryptoRng> {
     faults: usize,
     pending: VecDeque<TimeRequest>,
     rounds: BTreeMap<Digest, Round>,
-    seen: BTreeMap<Digest, SystemTime>,
+    /// Roots this node gave a reading for: when, and whether it has answered a certify
+    /// request for it (each root is signed for once).
+    seen: BTreeMap<Digest, (SystemTime, bool)>,
     seen_order: VecDeque<Digest>,
     nodes: Vec<NodeClock>,
     last_certified: SystemTime,
@@ -421,14 +429,12 @@ impl<E: Runtime + CryptoRng> State<E> {
                 return;
             }
         };
-        self.note_readings(&readings, Some(&agreement), window_ns, now);
-        let message = Certificate::message(
-            &self.inputs.cluster_id,
-            &root,
-            agreement.earliest_ns,
-            agreement.latest_ns,
-            agreement.agreed,
-        );
+        let quarantined = self.note_readings(&readings, Some(&agreement), window_ns, now);
+        let flags: Vec<SignedReading> = quarantined
+            .iter()
+            .filter_map(|i| readings.get(i).cloned())
+            .collect();
+        let message = Certificate::message(&self.inputs.cluster_id, &root, &agreement);
         let mut partials = BTreeMap::new();
         let mut refusals = BTreeMap::new();
         match self.own_check(root, &agreement, now) {
@@ -460,6 +466,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         round.phase = Phase::Signing {
             agreement,
             message,
+            flags,
             partials,
             refusals,
         };
@@ -610,8 +617,14 @@ impl<E: Runtime + CryptoRng> State<E> {
             earliest_ns: agreement.earliest_ns,
             latest_ns: agreement.latest_ns,
             agreed: agreement.agreed,
+            window_ns: agreement.window_ns,
             signature,
         };
+        if let Phase::Signing { flags, .. } = &round.phase {
+            for reading in flags {
+                self.log_fault(reading.clone(), certificate.clone());
+            }
+        }
         let paths = batch_paths(&round.nonces);
         let size = u32::try_from(round.nonces.len()).expect("batches are at most MAX_BATCH");
         let mut last = None;
@@ -661,6 +674,50 @@ impl<E: Runtime + CryptoRng> State<E> {
         self.publish();
     }
 
+    /// Appends the evidence that a clock was quarantined to the audit log (a record signed
+    /// by this node), in a task of its own so that rounds never wait on admission.
+    fn log_fault(&mut self, reading: SignedReading, certificate: Certificate) {
+        let fault = welkin_time::ClockFault {
+            reading,
+            certificate,
+        };
+        let by = match fault.verify(
+            &self.inputs.cluster_id,
+            self.inputs.sharing.public(),
+            &self.inputs.members,
+        ) {
+            Ok(by) => by,
+            Err(error) => return debug!(%error, "no clock fault to log"),
+        };
+        warn!(
+            node = fault.reading.signer,
+            by_ns = by,
+            "logging a clock fault"
+        );
+        let now_ms = ns(self.now()) / 1_000_000;
+        let handle = self.inputs.handle.clone();
+        let tx = Transaction {
+            sender: TxSender::Key(commonware_cryptography::Signer::public_key(
+                &self.inputs.key,
+            )),
+            nonce: self.inputs.context.next_u64(),
+            expiry_ms: now_ms.saturating_add(handle.genesis().chain.max_tx_ttl_ms.min(60_000)),
+            payload: Payload::Record {
+                media_type: welkin_time::CLOCK_FAULT_MEDIA_TYPE.into(),
+                content: fault.encode().to_vec(),
+            },
+        }
+        .sign(&self.inputs.key, &self.inputs.cluster_id);
+        self.inputs
+            .context
+            .child("clock_fault")
+            .spawn(move |_| async move {
+                if let Err(error) = handle.submit(tx).await {
+                    debug!(%error, "clock fault not admitted");
+                }
+            });
+    }
+
     fn fail(&mut self, root: Digest, reason: String) {
         let Some(round) = self.rounds.remove(&root) else {
             return;
@@ -682,7 +739,8 @@ impl<E: Runtime + CryptoRng> State<E> {
         agreement: Option<&Agreement>,
         window_ns: u64,
         now: SystemTime,
-    ) {
+    ) -> Vec<u32> {
+        let mut quarantined = Vec::new();
         let now_ms = ns(now) / 1_000_000;
         for node in &mut self.nodes {
             let Some(reading) = readings.get(&node.index) else {
@@ -724,12 +782,14 @@ impl<E: Runtime + CryptoRng> State<E> {
                         radius_ns = node.radius_ns,
                         "clock quarantined: it disagreed with the cluster {QUARANTINE_STRIKES} times in a row"
                     );
+                    quarantined.push(node.index);
                     (ClockState::Quarantined, 0)
                 }
                 (ClockState::Disagreeing, false) => (ClockState::Disagreeing, node.streak + 1),
                 (_, false) => (ClockState::Disagreeing, 1),
             };
         }
+        quarantined
     }
 
     /// Shares the current status with the API.
@@ -763,14 +823,14 @@ impl<E: Runtime + CryptoRng> State<E> {
         {
             self.seen.remove(&oldest);
         }
-        self.seen.insert(root, now);
+        self.seen.insert(root, (now, false));
         self.seen_order.push_back(root);
     }
 
     fn expire_seen(&mut self, now: SystemTime) {
         while let Some(oldest) = self.seen_order.front() {
             match self.seen.get(oldest) {
-                Some(at) if *at + SEEN > now => break,
+                Some((at, _)) if *at + SEEN > now => break,
                 _ => {
                     let oldest = *oldest;
                     self.seen.remove(&oldest);
@@ -793,7 +853,7 @@ impl<E: Runtime + CryptoRng> State<E> {
         let age = self
             .seen
             .get(&root)
-            .map_or(0, |seen| ns(now).saturating_sub(ns(*seen)));
+            .map_or(0, |(seen, _)| ns(now).saturating_sub(ns(*seen)));
         let earliest = reading.earliest_ns().saturating_sub(age);
         let latest = reading.latest_ns();
         if earliest <= agreement.latest_ns && latest >= agreement.earliest_ns {
@@ -821,6 +881,21 @@ impl<E: Runtime + CryptoRng> State<E> {
         readings: Vec<SignedReading>,
         sender: &mut impl Sender<PublicKey = PublicKey>,
     ) {
+        // Only for a batch this node gave a reading for, and once: a peer cannot make it
+        // check readings (n signature checks) more often than it asks for readings.
+        match self.seen.get_mut(&root) {
+            Some((_, answered)) if !*answered => *answered = true,
+            Some(_) => return,
+            None => {
+                let reason = "this node gave no reading for that batch".to_string();
+                self.send(sender, from, &TimeMessage::Refuse { root, reason });
+                return;
+            }
+        }
+        if readings.len() > self.inputs.members.len() {
+            self.block(from, "certify request with more readings than nodes");
+            return;
+        }
         for reading in &readings {
             let valid = reading.root == root
                 && self
@@ -848,13 +923,7 @@ impl<E: Runtime + CryptoRng> State<E> {
                     TimeMessage::Refuse { root, reason }
                 }
                 Ok(()) => {
-                    let message = Certificate::message(
-                        &self.inputs.cluster_id,
-                        &root,
-                        agreement.earliest_ns,
-                        agreement.latest_ns,
-                        agreement.agreed,
-                    );
+                    let message = Certificate::message(&self.inputs.cluster_id, &root, &agreement);
                     TimeMessage::Partial {
                         root,
                         partial: threshold::sign_message::<Variant>(

@@ -138,6 +138,56 @@ pub(crate) fn time_with_f_liars(seed: u64) {
                 "node {i}: [{earliest}, {latest}] misses {now}"
             );
         }
+        // The quarantines are in the audit log as evidence anyone can check with the genesis
+        // file: each liar's own signed reading and a certificate it misses.
+        let members: Vec<_> = fixture.keys.iter().map(|k| k.public_key()).collect();
+        let node = &honest[0].1;
+        let mut flagged = std::collections::BTreeMap::<u32, u32>::new();
+        let deadline = context.current() + Duration::from_secs(10);
+        while flagged.len() < 2 {
+            assert!(
+                context.current() < deadline,
+                "both liars are flagged in the log: {flagged:?}"
+            );
+            context.sleep(Duration::from_millis(500)).await;
+            let size = node.status().log_size;
+            if size == 0 {
+                continue;
+            }
+            flagged.clear();
+            for bytes in node.log_entries(0, size).await.expect("entries") {
+                let entry = welkin_types::LogEntry::from_bytes(&bytes).expect("an entry");
+                let welkin_types::Payload::Record {
+                    media_type,
+                    content,
+                } = &entry.tx.tx.payload
+                else {
+                    continue;
+                };
+                if media_type != welkin_time::CLOCK_FAULT_MEDIA_TYPE {
+                    continue;
+                }
+                let fault: welkin_time::ClockFault =
+                    welkin_types::decode(content).expect("a clock fault decodes");
+                let by = fault
+                    .verify(
+                        &fixture.genesis.cluster_id(),
+                        fixture.genesis.cluster_key(),
+                        &members,
+                    )
+                    .expect("logged evidence checks out");
+                assert!(
+                    by.unsigned_abs() > 100_000_000,
+                    "a liar is off by more than 100 ms: {by}"
+                );
+                *flagged.entry(fault.reading.signer).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            flagged.keys().copied().collect::<Vec<_>>(),
+            vec![steady_liar as u32, two_faced as u32],
+            "only the liars are flagged"
+        );
         // The free-running node learned its error from its certificates: far below its
         // initial second.
         let unsynced = &honest

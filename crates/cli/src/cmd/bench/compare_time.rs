@@ -66,9 +66,8 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
     let reference = reference_server()?;
     let cluster = FreshCluster::start()?;
     let api = cluster.apis[0].clone();
-    let genesis = welkin_types::Genesis::from_json(&std::fs::read_to_string(
-        cluster.genesis_path(),
-    )?)?;
+    let genesis =
+        welkin_types::Genesis::from_json(&std::fs::read_to_string(cluster.genesis_path())?)?;
     first_certificate(&api, &genesis)?;
     let mut certificates = Vec::new();
     for clients in LOADS {
@@ -95,7 +94,8 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
     }
     let status = welkin_client::Client::new(&api).time_status()?;
     let offsets: Vec<i64> = status.nodes.iter().map(|n| n.offset_ns).collect();
-    let spread = offsets.iter().max().copied().unwrap_or(0) - offsets.iter().min().copied().unwrap_or(0);
+    let spread =
+        offsets.iter().max().copied().unwrap_or(0) - offsets.iter().min().copied().unwrap_or(0);
 
     // Roughtime: the node whose API is the first port, and the reference, loaded alike while
     // the cluster runs (both compete with it for the same cores).
@@ -107,7 +107,12 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
     let reference_addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut child = ReferenceServer(
         Command::new(&reference)
-            .args(["--insecure-zero-seed", "--quiet", "--interface", "127.0.0.1"])
+            .args([
+                "--insecure-zero-seed",
+                "--quiet",
+                "--interface",
+                "127.0.0.1",
+            ])
             .args(["--port", &port.to_string(), "--num-threads", "1"])
             .args(["--batch-size", "64"])
             .stdout(Stdio::null())
@@ -125,7 +130,11 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
         welkin_nodes: cluster.apis.len(),
         duration_per_load_s: duration.as_secs(),
         certificates,
-        node_radius_ms: status.nodes.iter().map(|n| n.radius_ns as f64 / 1e6).collect(),
+        node_radius_ms: status
+            .nodes
+            .iter()
+            .map(|n| n.radius_ns as f64 / 1e6)
+            .collect(),
         hosts_synced: status.nodes.iter().all(|n| n.synced),
         node_spread_ms: spread as f64 / 1e6,
         roughtime_welkin_per_s: welkin_per_s,
@@ -226,7 +235,11 @@ fn wait_for_answer(addr: SocketAddr, request: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Replies per second from `addr` to one client keeping [`WINDOW`] requests in flight.
-fn replies_per_second(addr: SocketAddr, requests: &[Vec<u8>], duration: Duration) -> anyhow::Result<f64> {
+fn replies_per_second(
+    addr: SocketAddr,
+    requests: &[Vec<u8>],
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut next = 0usize;
@@ -270,9 +283,15 @@ fn reference_server() -> anyhow::Result<PathBuf> {
     let status = Command::new("cargo")
         .args(["install", "--quiet", "--locked", "--root"])
         .arg(&root)
-        .args(["--version", &format!("={REFERENCE_VERSION}"), "roughenough-server"])
+        .args([
+            "--version",
+            &format!("={REFERENCE_VERSION}"),
+            "roughenough-server",
+        ])
         .status()
-        .context("cannot run cargo to install roughenough-server; is a Rust toolchain on the PATH?")?;
+        .context(
+            "cannot run cargo to install roughenough-server; is a Rust toolchain on the PATH?",
+        )?;
     if !status.success() || !binary.exists() {
         bail!("cargo install roughenough-server {REFERENCE_VERSION} failed ({status})");
     }
@@ -353,7 +372,11 @@ fn print(comparison: &Comparison) {
     let bound = comparison.node_spread_ms + single.result.latency_ms.p50;
     println!(
         "goal: radius no wider than the nodes' spread plus one round trip ({bound:.1} ms): {} ({:.1} ms){}",
-        if single.radius_p50_ms <= bound { "met" } else { "not met" },
+        if single.radius_p50_ms <= bound {
+            "met"
+        } else {
+            "not met"
+        },
         single.radius_p50_ms,
         if comparison.hosts_synced {
             ""
