@@ -232,15 +232,16 @@ pub(crate) enum Role {
     /// Runs the node code with its clock off by this many milliseconds, beyond what the chain
     /// tolerates: its blocks are invalid to the others.
     BrokenClock(i64),
-    /// Runs the node code with its clock off by this many milliseconds and a host that is not
+    /// Runs the node code with its clock off by this many milliseconds, gaining this many
+    /// millionths (within the 500 ppm the node assumes at worst), on a host that is not
     /// synchronised: its time readings start wide and narrow as it agrees with the cluster.
-    Unsynced(i64),
+    Drifting(i64, i64),
 }
 
 impl Role {
     /// Whether the node counts in the invariants.
     pub(crate) fn is_honest(&self) -> bool {
-        matches!(self, Role::Honest(_) | Role::Unsynced(_))
+        matches!(self, Role::Honest(_) | Role::Drifting(..))
     }
 }
 
@@ -269,8 +270,12 @@ pub(crate) async fn start_node_as(
         _ => None,
     };
     let offset = match role {
-        Role::Honest(offset) | Role::BrokenClock(offset) | Role::Unsynced(offset) => *offset,
+        Role::Honest(offset) | Role::BrokenClock(offset) | Role::Drifting(offset, _) => *offset,
         Role::Conflicter | Role::Lying(_) => 0,
+    };
+    let drift_ppm = match role {
+        Role::Drifting(_, ppm) => *ppm,
+        _ => 0,
     };
     let mut pairs = Vec::new();
     for ch in channel::ALL {
@@ -294,7 +299,7 @@ pub(crate) async fn start_node_as(
         idle_wait: Duration::from_millis(250),
         clock: welkin_node::time::ClockConfig {
             host: std::sync::Arc::new(welkin_node::time::FixedHost(match role {
-                Role::Unsynced(_) => welkin_node::time::HostSync::Unsynced,
+                Role::Drifting(..) => welkin_node::time::HostSync::Unsynced,
                 _ => welkin_node::time::HostSync::Synced {
                     max_error: Duration::from_millis(HOST_RADIUS_MS),
                 },
@@ -311,7 +316,7 @@ pub(crate) async fn start_node_as(
         .with_attribute("life", life)
         .spawn(move |context| async move {
             let node = welkin_node::start(
-                Skewed::new(context, offset),
+                Skewed::drifting(context, offset, drift_ppm),
                 config,
                 Channels { pairs },
                 manager,

@@ -1,6 +1,8 @@
-//! One node's clock off by a fixed amount: a runtime context that reads the deterministic
-//! runtime's clock plus an offset and delegates everything else. Sleeps are unchanged (a
-//! skewed clock still ticks at the same rate); deadlines are translated back to real time.
+//! One node's clock off by an amount, fixed or drifting: a runtime context that reads the
+//! deterministic runtime's clock plus an offset (plus `ppm` millionths of the time since the
+//! node started) and delegates everything else. Sleeps are unchanged (the rate error of a
+//! drifting clock over one sleep is below a nanosecond per millisecond); deadlines are turned
+//! into sleeps from now.
 
 use commonware_runtime::{
     BlobVersion, Clock, Error, Handle, Metrics, Spawner, Storage, Supervisor, deterministic,
@@ -12,28 +14,55 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-/// A deterministic context whose clock reads `offset_ms` off the simulation's.
+/// How a node's clock errs: a fixed offset, and a drift from when the node started.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClockError {
+    /// Milliseconds off at the start (negative: behind).
+    pub(crate) offset_ms: i64,
+    /// Millionths gained per unit of time (negative: loses).
+    pub(crate) drift_ppm: i64,
+    /// When (simulation time) the drift started.
+    origin: SystemTime,
+}
+
+/// A deterministic context whose clock reads off the simulation's by a [`ClockError`].
 pub(crate) struct Skewed {
     inner: deterministic::Context,
-    offset_ms: i64,
+    error: ClockError,
 }
 
 impl Skewed {
-    /// `inner` with its clock moved by `offset_ms` (negative: behind).
-    pub(crate) fn new(inner: deterministic::Context, offset_ms: i64) -> Self {
-        Self { inner, offset_ms }
+    /// `inner` with its clock moved by `offset_ms` (negative: behind) and gaining
+    /// `drift_ppm` millionths from now on (0: a fixed offset).
+    pub(crate) fn drifting(inner: deterministic::Context, offset_ms: i64, drift_ppm: i64) -> Self {
+        let origin = inner.current();
+        Self {
+            inner,
+            error: ClockError {
+                offset_ms,
+                drift_ppm,
+                origin,
+            },
+        }
     }
 
     fn wrap(&self, inner: deterministic::Context) -> Self {
-        Self::new(inner, self.offset_ms)
+        Self {
+            inner,
+            error: self.error,
+        }
     }
 
-    fn shift(&self, time: SystemTime, sign: i64) -> SystemTime {
-        let offset = Duration::from_millis(self.offset_ms.unsigned_abs());
-        if self.offset_ms * sign >= 0 {
-            time + offset
+    /// The skewed reading of simulation time `time`.
+    fn skew(&self, time: SystemTime) -> SystemTime {
+        let elapsed = time.duration_since(self.error.origin).unwrap_or_default();
+        let drift_ns = elapsed.as_nanos() as i128 * i128::from(self.error.drift_ppm) / 1_000_000;
+        let total_ns = i128::from(self.error.offset_ms) * 1_000_000 + drift_ns;
+        let by = Duration::from_nanos(u64::try_from(total_ns.unsigned_abs()).unwrap_or(u64::MAX));
+        if total_ns >= 0 {
+            time + by
         } else {
-            time.checked_sub(offset).unwrap_or(SystemTime::UNIX_EPOCH)
+            time.checked_sub(by).unwrap_or(SystemTime::UNIX_EPOCH)
         }
     }
 }
@@ -48,20 +77,29 @@ impl Supervisor for Skewed {
     }
 
     fn with_attribute(self, key: &'static str, value: impl std::fmt::Display) -> Self {
-        let offset_ms = self.offset_ms;
-        Self::new(self.inner.with_attribute(key, value), offset_ms)
+        let error = self.error;
+        Self {
+            inner: self.inner.with_attribute(key, value),
+            error,
+        }
     }
 }
 
 impl Spawner for Skewed {
     fn shared(self, blocking: bool) -> Self {
-        let offset_ms = self.offset_ms;
-        Self::new(self.inner.shared(blocking), offset_ms)
+        let error = self.error;
+        Self {
+            inner: self.inner.shared(blocking),
+            error,
+        }
     }
 
     fn dedicated(self) -> Self {
-        let offset_ms = self.offset_ms;
-        Self::new(self.inner.dedicated(), offset_ms)
+        let error = self.error;
+        Self {
+            inner: self.inner.dedicated(),
+            error,
+        }
     }
 
     fn spawn<F, Fut, T>(self, f: F) -> Handle<T>
@@ -70,9 +108,8 @@ impl Spawner for Skewed {
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
     {
-        let offset_ms = self.offset_ms;
-        self.inner
-            .spawn(move |inner| f(Self::new(inner, offset_ms)))
+        let error = self.error;
+        self.inner.spawn(move |inner| f(Self { inner, error }))
     }
 
     fn stop(
@@ -105,7 +142,7 @@ impl Metrics for Skewed {
 
 impl Clock for Skewed {
     fn current(&self) -> SystemTime {
-        self.shift(self.inner.current(), 1)
+        self.skew(self.inner.current())
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static + use<> {
@@ -116,7 +153,10 @@ impl Clock for Skewed {
         &self,
         deadline: SystemTime,
     ) -> impl Future<Output = ()> + Send + 'static + use<> {
-        self.inner.sleep_until(self.shift(deadline, -1))
+        let remaining = deadline
+            .duration_since(self.current())
+            .unwrap_or(Duration::ZERO);
+        self.inner.sleep(remaining)
     }
 }
 

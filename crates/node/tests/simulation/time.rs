@@ -1,6 +1,6 @@
 //! Certified time on the deterministic runtime, with per-node clocks: honest clocks skewed
-//! within their radius (one free-running, with no host synchronisation), and liars. True
-//! time is the simulation's own clock.
+//! within their radius (one free-running, with no host synchronisation, and drifting), and
+//! liars. True time is the simulation's own clock.
 //!
 //! - With `f` liars (one consistently 2 s ahead with a 5 ms radius, one telling each
 //!   coordinator a different time), every certificate any honest node gets contains true
@@ -77,8 +77,9 @@ pub(crate) fn time_with_f_liars(seed: u64) {
                 1 => Role::Honest(2),
                 2 => Role::Honest(0),
                 3 => Role::Honest(4),
-                // Free-running: no kernel bound, so its first readings are a second wide.
-                4 => Role::Unsynced(40),
+                // Free-running and drifting (300 ppm): no kernel bound, so its first readings
+                // are a second wide, and later ones grow at 500 ppm between agreements.
+                4 => Role::Drifting(40, 300),
                 // Claims a 5 ms radius while 2 s ahead.
                 5 => Role::BrokenClock(2_000),
                 _ => Role::Lying(Lie::TimePerPeer {
