@@ -200,6 +200,10 @@ pub(crate) fn start<E: Runtime>(
         });
         info!(%address, "serving NTP");
     }
+    node.time().set_servers(crate::time::UdpServers {
+        roughtime: config.roughtime_address,
+        ntp: config.ntp_address,
+    });
     export(metrics, runtime, counters.clone());
     Ok(counters)
 }

@@ -428,4 +428,11 @@ pub struct TimeStatusResponse {
     pub refused: u64,
     /// Every node's clock, in genesis order.
     pub nodes: Vec<NodeClockInfo>,
+    /// Where this node serves Roughtime (UDP), if it does.
+    pub roughtime_address: Option<String>,
+    /// Where this node serves NTP (UDP), if it does.
+    pub ntp_address: Option<String>,
+    /// The Roughtime long-term public key: this node's ed25519 identity key, base64 (as
+    /// Roughtime clients take it).
+    pub roughtime_public_key: String,
 }

@@ -360,6 +360,15 @@ fn status(args: ApiArgs) -> anyhow::Result<()> {
         ),
         _ => println!("certified now: none recent (the clocks have not agreed in the last 10 s)"),
     }
+    if let Some(address) = &status.roughtime_address {
+        println!(
+            "roughtime: udp {address}, public key {} (base64)",
+            status.roughtime_public_key
+        );
+    }
+    if let Some(address) = &status.ntp_address {
+        println!("ntp: udp {address}");
+    }
     println!(
         "{:<12} {:<12} {:>12} {:>12} {:<8} {:>14}",
         "NODE", "STATE", "OFFSET", "RADIUS", "HOST", "DISAGREEMENTS"

@@ -102,6 +102,22 @@ pub(crate) fn certified(dir: &Path, api: &str, api_base: u16) {
     for node in status["nodes"].as_array().expect("nodes") {
         assert_eq!(node["state"], "agreeing", "{node}");
     }
+    // It says where it serves Roughtime and with which key (its genesis identity key).
+    let (roughtime0, ntp0) = udp_addresses(api_base, 0);
+    assert_eq!(status["roughtime_address"], roughtime0.to_string());
+    assert_eq!(status["ntp_address"], ntp0.to_string());
+    let node0 = genesis
+        .nodes
+        .iter()
+        .find(|n| n.api_address.port() == api_base)
+        .expect("node 0");
+    {
+        use base64::Engine as _;
+        assert_eq!(
+            status["roughtime_public_key"],
+            base64::engine::general_purpose::STANDARD.encode(node0.public_key.encode())
+        );
+    }
 
     // A logged timestamp, checked offline; another file does not match it.
     let file = dir.join("report.txt");

@@ -113,6 +113,12 @@ pub(crate) async fn status<E: Runtime>(
     let status = node.time().status();
     let names = &node.genesis().nodes;
     let certified = node.certified_now();
+    let servers = node.time().servers();
+    let public_key = {
+        use base64::Engine as _;
+        use commonware_codec::Encode as _;
+        base64::engine::general_purpose::STANDARD.encode(node.public_key().encode())
+    };
     let name = |i: u32| {
         names
             .get(i as usize)
@@ -144,6 +150,9 @@ pub(crate) async fn status<E: Runtime>(
                 last_heard_ms: n.last_heard_ms,
             })
             .collect(),
+        roughtime_address: servers.roughtime.map(|a| a.to_string()),
+        ntp_address: servers.ntp.map(|a| a.to_string()),
+        roughtime_public_key: public_key,
     })
 }
 

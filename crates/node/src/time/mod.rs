@@ -162,6 +162,16 @@ pub struct TimeHandle {
     requests: mpsc::Sender<TimeRequest>,
     status: Arc<Mutex<TimeStatus>>,
     drift_ppm: u32,
+    servers: Arc<Mutex<UdpServers>>,
+}
+
+/// Where this node serves Roughtime and NTP (set once the servers are bound).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpServers {
+    /// The Roughtime address.
+    pub roughtime: Option<std::net::SocketAddr>,
+    /// The NTP address.
+    pub ntp: Option<std::net::SocketAddr>,
 }
 
 impl TimeHandle {
@@ -175,6 +185,7 @@ impl TimeHandle {
                 requests,
                 status,
                 drift_ppm,
+                servers: Arc::default(),
             },
             receiver,
         )
@@ -191,6 +202,16 @@ impl TimeHandle {
         }
         let _ = requests.flush().await;
         answer.await.map_err(|_| TimeFailure::Stopped)?
+    }
+
+    /// Records where this node serves Roughtime and NTP.
+    pub fn set_servers(&self, servers: UdpServers) {
+        *self.servers.lock().expect("time servers lock") = servers;
+    }
+
+    /// Where this node serves Roughtime and NTP.
+    pub fn servers(&self) -> UdpServers {
+        *self.servers.lock().expect("time servers lock")
     }
 
     /// A snapshot of what this node knows about every clock.
