@@ -31,8 +31,6 @@ mod support;
 mod time;
 #[path = "processes/time_clients.rs"]
 mod time_clients;
-#[path = "processes/time_throughput.rs"]
-mod time_throughput;
 #[path = "processes/transit.rs"]
 mod transit;
 

@@ -100,6 +100,27 @@ fn print(certified: &CertifiedTime, agreed: &[String], source: &str, local: Opti
     }
 }
 
+/// The certificate in `response`, after checking it answers `nonce` under the trusted
+/// cluster key.
+fn checked(
+    client: &Client,
+    trust: &trust::Trust,
+    response: &welkin_types::api::TimeResponse,
+    nonce: &[u8; 32],
+) -> anyhow::Result<CertifiedTime> {
+    let certified = decode(&response.certificate)?;
+    certified
+        .verify_for(nonce, &trust.trusted.cluster_id, &trust.trusted.cluster_key)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the time from {} does not verify against the trusted cluster ({}): {e}",
+                client.base(),
+                trust.source
+            )
+        })?;
+    Ok(certified)
+}
+
 fn now(args: TimeNowArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api.api);
     let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
@@ -108,20 +129,7 @@ fn now(args: TimeNowArgs) -> anyhow::Result<()> {
     let asked = local_ns();
     let response = client.time(&nonce)?;
     let answered = local_ns();
-    let certified = decode(&response.certificate)?;
-    certified
-        .verify_for(
-            &nonce,
-            &trust.trusted.cluster_id,
-            &trust.trusted.cluster_key,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the time from {} does not verify against the trusted cluster ({}): {e}",
-                client.base(),
-                trust.source
-            )
-        })?;
+    let certified = checked(&client, &trust, &response, &nonce)?;
     let agreed = names(trust.genesis.as_ref(), &certified);
     if args.api.json {
         let mut value = serde_json::to_value(&response)?;
@@ -155,20 +163,7 @@ fn stamp(args: TimeStampArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.api.api);
     let trust = trust::cluster(&client, args.trust.genesis.as_deref())?;
     let response = client.time(&digest)?;
-    let certified = decode(&response.certificate)?;
-    certified
-        .verify_for(
-            &digest,
-            &trust.trusted.cluster_id,
-            &trust.trusted.cluster_key,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the time from {} does not verify against the trusted cluster ({}): {e}",
-                client.base(),
-                trust.source
-            )
-        })?;
+    let certified = checked(&client, &trust, &response, &digest)?;
     let tx = signing.sign(
         &trust.trusted.cluster_id,
         welkin_node::ceremony::random_u64(),
