@@ -187,6 +187,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 params: genesis.chain.clone(),
                 members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
                 threshold: u16::try_from(genesis.threshold).unwrap_or(u16::MAX),
+                domains: genesis
+                    .nodes
+                    .iter()
+                    .map(|n| n.failure_domain.clone())
+                    .collect(),
             },
             mempool,
             applied,

@@ -148,6 +148,7 @@ mod tests {
             params: ChainParams::default(),
             members: Vec::new(),
             threshold: 0,
+            domains: Vec::new(),
         }
     }
 

@@ -51,6 +51,10 @@ pub enum Queue {
     /// when the attempt has run [`crate::secrets::transit::dkg::ATTEMPT_MS`]: the nodes that
     /// have not done their part by then are left out.
     Dkg,
+    /// Object uploads (items: the object id), due [`crate::storage::UPLOAD_WINDOW_MS`] after
+    /// their manifest was committed: an object not stored by then is settled (see
+    /// [`crate::storage`]).
+    Uploads,
 }
 
 impl Queue {
@@ -62,6 +66,7 @@ impl Queue {
             Queue::Tokens(Tier::Hour) => b"tokens/hour",
             Queue::Tokens(Tier::Day) => b"tokens/day",
             Queue::Dkg => b"transit/dkg",
+            Queue::Uploads => b"storage/uploads",
         }
     }
 }
@@ -114,6 +119,8 @@ pub(crate) struct Scheduled {
     pub(crate) tokens: [Vec<Vec<u8>>; 3],
     /// Key generation attempts that started.
     pub(crate) dkg: Vec<Vec<u8>>,
+    /// Objects whose manifest was committed.
+    pub(crate) uploads: Vec<Vec<u8>>,
 }
 
 impl Scheduled {
@@ -226,7 +233,7 @@ pub(crate) fn append<S: Snapshot>(
 
 /// The keys a sweep or an append reads first (the node fetches them up front).
 pub(crate) fn reads() -> impl Iterator<Item = welkin_types::Digest> {
-    [Queue::Nonces, Queue::Escrow, Queue::Dkg]
+    [Queue::Nonces, Queue::Escrow, Queue::Dkg, Queue::Uploads]
         .into_iter()
         .chain(Tier::ALL.map(Queue::Tokens))
         .flat_map(|queue| {

@@ -309,3 +309,54 @@ pub fn kv_recipients(mount: &Digest, path: &str, version: u64) -> Digest {
         &version.to_be_bytes(),
     ])
 }
+
+/// A member's storage space: its offer and what it holds or has reserved (see
+/// [`crate::storage`]).
+pub fn storage_node(member: u32) -> Digest {
+    hash_parts(&[b"storage/node", &member.to_be_bytes()])
+}
+
+/// An object's record: its manifest, owner, placement and which shards are stored.
+pub fn object(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/object", id.as_ref()])
+}
+
+/// The number of objects an owner has.
+pub fn owned_count(owner: &welkin_types::PublicKey) -> Digest {
+    hash_parts(&[b"storage/owned-count", owner.as_ref()])
+}
+
+/// The object in slot `slot` of an owner's list.
+pub fn owned_at(owner: &welkin_types::PublicKey, slot: u64) -> Digest {
+    hash_parts(&[b"storage/owned", owner.as_ref(), &slot.to_be_bytes()])
+}
+
+/// The slot of an object in its owner's list.
+pub fn owned_slot(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/owned-slot", id.as_ref()])
+}
+
+/// The number of shards a member holds (acknowledged).
+pub fn held_count(member: u32) -> Digest {
+    hash_parts(&[b"storage/held-count", &member.to_be_bytes()])
+}
+
+/// The shard (object id and index) in slot `slot` of a member's list.
+pub fn held_at(member: u32, slot: u64) -> Digest {
+    hash_parts(&[b"storage/held", &member.to_be_bytes(), &slot.to_be_bytes()])
+}
+
+/// The slot of a shard in its holder's list.
+pub fn held_slot(member: u32, id: &Digest, shard: u16) -> Digest {
+    hash_parts(&[
+        b"storage/held-slot",
+        &member.to_be_bytes(),
+        id.as_ref(),
+        &shard.to_be_bytes(),
+    ])
+}
+
+/// The cluster's storage totals (objects, bytes).
+pub fn storage_totals() -> Digest {
+    hash_parts(&[b"storage/totals"])
+}

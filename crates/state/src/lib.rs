@@ -25,6 +25,7 @@ pub mod keys;
 // it is built once per request, so boxing it buys nothing measurable.
 #[allow(clippy::result_large_err)]
 pub mod secrets;
+pub mod storage;
 pub mod stored;
 pub mod system;
 
@@ -108,6 +109,9 @@ pub struct Env {
     pub members: Vec<welkin_types::PublicKey>,
     /// Signatures needed to act with a key the nodes hold together (2f+1).
     pub threshold: u16,
+    /// Each member's failure domain from genesis, in the order of `members` (storage
+    /// placement puts an object's shards in different domains while there are enough).
+    pub domains: Vec<String>,
 }
 
 /// The effect of one block.
@@ -135,6 +139,9 @@ pub struct BlockEffects {
     /// responses unwrapped, and the values of transactions that were not applied. Every node
     /// deletes their bytes once it has executed the block: that is the crypto-shredding.
     pub shredded: Vec<TxId>,
+    /// Objects deleted, or given up on because too few of their shards were stored in time:
+    /// every node removes its shards of these (their keys were destroyed with `shredded`).
+    pub objects_removed: Vec<Digest>,
 }
 
 /// The keys `apply` reads for `block` that can be named up front. The node fetches these into
@@ -209,6 +216,7 @@ pub fn apply(
         corrupt: RefCell::default(),
         schedule: expiry::Scheduled::default(),
         shredded: Vec::new(),
+        objects_removed: Vec::new(),
     };
     let now = block.timestamp_ms;
     expiry::sweep(
@@ -227,6 +235,7 @@ pub fn apply(
     secrets::sweep_tokens(&mut overlay, now);
     secrets::teardown::sweep(&mut overlay);
     secrets::transit::dkg::sweep(&mut overlay, now);
+    storage::sweep(&mut overlay, now);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;
@@ -299,6 +308,7 @@ pub fn apply(
         }
     }
     effects.shredded = std::mem::take(&mut overlay.shredded);
+    effects.objects_removed = std::mem::take(&mut overlay.objects_removed);
     let scheduled = std::mem::take(&mut overlay.schedule);
     let nonce_due = now.saturating_add(env.params.max_tx_ttl_ms);
     expiry::append(
@@ -320,6 +330,13 @@ pub fn apply(
     }
     let dkg_due = now.saturating_add(secrets::transit::dkg::ATTEMPT_MS);
     expiry::append(&mut overlay, expiry::Queue::Dkg, dkg_due, scheduled.dkg);
+    let upload_due = now.saturating_add(storage::UPLOAD_WINDOW_MS);
+    expiry::append(
+        &mut overlay,
+        expiry::Queue::Uploads,
+        upload_due,
+        scheduled.uploads,
+    );
     if log_size != log_size_before {
         overlay.put(keys::log_size(), log_size.to_be_bytes().to_vec());
         overlay.put(
@@ -366,6 +383,7 @@ pub fn view<S: Snapshot, T>(
         corrupt: RefCell::default(),
         schedule: expiry::Scheduled::default(),
         shredded: Vec::new(),
+        objects_removed: Vec::new(),
     };
     let answer = ask(&overlay);
     if let Some((key, error)) = overlay.corrupt.into_inner() {
@@ -390,6 +408,8 @@ pub struct Overlay<'a, S: Snapshot> {
     pub(crate) schedule: expiry::Scheduled,
     /// Sealed values this block destroyed, by the transaction that carried them.
     pub(crate) shredded: Vec<TxId>,
+    /// Objects this block deleted or gave up on.
+    pub(crate) objects_removed: Vec<Digest>,
 }
 
 impl<S: Snapshot> Overlay<'_, S> {

@@ -101,6 +101,16 @@ pub(crate) fn execute<S: Snapshot>(
                 secrets: None,
             };
         }
+        Payload::Storage(op) => {
+            if let Err(reason) = crate::storage::execute(env, state, block, signed, op) {
+                return Executed {
+                    outcome: Outcome::Rejected,
+                    detail: Some(reason),
+                    released: Vec::new(),
+                    secrets: None,
+                };
+            }
+        }
         Payload::Secrets(op) => {
             let result = crate::secrets::execute(env, state, block, signed, op);
             let (outcome, detail) = match &result {
@@ -166,6 +176,7 @@ mod tests {
             params: ChainParams::default(),
             members: Vec::new(),
             threshold: 0,
+            domains: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod note;
 pub mod proof;
 pub mod receipt;
 pub mod secrets;
+pub mod storage;
 mod tx;
 
 pub use block::{Block, BlockCfg};

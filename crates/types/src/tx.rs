@@ -101,6 +101,9 @@ pub enum Payload {
     KeyEvent(Vec<u8>),
     /// A secrets request (see [`crate::secrets`]), sent by a token's key.
     Secrets(Box<crate::secrets::SecretsOp>),
+    /// A storage request (see [`crate::storage`]): an object's manifest, a node's offer or
+    /// acknowledgement, a deletion.
+    Storage(Box<crate::storage::StorageOp>),
 }
 
 const TAG_MEMO: u8 = 1;
@@ -108,6 +111,7 @@ const TAG_PUT: u8 = 2;
 const TAG_RECORD: u8 = 3;
 const TAG_KEY_EVENT: u8 = 4;
 const TAG_SECRETS: u8 = 5;
+const TAG_STORAGE: u8 = 6;
 
 impl Payload {
     /// A short name for logs and JSON.
@@ -118,6 +122,7 @@ impl Payload {
             Payload::Record { .. } => "record",
             Payload::KeyEvent(_) => "key_event",
             Payload::Secrets(op) => op.kind(),
+            Payload::Storage(op) => op.kind(),
         }
     }
 
@@ -125,6 +130,7 @@ impl Payload {
     pub fn detachable(&self) -> Option<&crate::Detachable> {
         match self {
             Payload::Secrets(op) => op.detachable(),
+            Payload::Storage(op) => op.detachable(),
             _ => None,
         }
     }
@@ -133,6 +139,7 @@ impl Payload {
     pub fn detachable_mut(&mut self) -> Option<&mut crate::Detachable> {
         match self {
             Payload::Secrets(op) => op.detachable_mut(),
+            Payload::Storage(op) => op.detachable_mut(),
             _ => None,
         }
     }
@@ -171,6 +178,10 @@ impl Write for Payload {
                 TAG_SECRETS.write(buf);
                 op.write(buf);
             }
+            Payload::Storage(op) => {
+                TAG_STORAGE.write(buf);
+                op.write(buf);
+            }
         }
     }
 }
@@ -186,6 +197,7 @@ impl EncodeSize for Payload {
             } => media_type.as_bytes().to_vec().encode_size() + content.encode_size(),
             Payload::KeyEvent(message) => message.encode_size(),
             Payload::Secrets(op) => op.encode_size(),
+            Payload::Storage(op) => op.encode_size(),
         }
     }
 }
@@ -227,6 +239,9 @@ impl Read for Payload {
                 Ok(Payload::KeyEvent(message))
             }
             TAG_SECRETS => Ok(Payload::Secrets(Box::new(crate::secrets::SecretsOp::read(
+                buf,
+            )?))),
+            TAG_STORAGE => Ok(Payload::Storage(Box::new(crate::storage::StorageOp::read(
                 buf,
             )?))),
             other => Err(CodecError::InvalidEnum(other)),
@@ -444,6 +459,13 @@ impl Transaction {
             expiry_ms: self.expiry_ms,
             payload: match &self.payload {
                 Payload::Secrets(op) => Payload::Secrets(Box::new(op.detach())),
+                Payload::Storage(op) => {
+                    let mut op = op.as_ref().clone();
+                    if let Some(value) = op.detachable_mut() {
+                        *value = value.detach();
+                    }
+                    Payload::Storage(Box::new(op))
+                }
                 other => other.clone(),
             },
         }

@@ -15,6 +15,7 @@ fn env() -> Env {
         params: ChainParams::default(),
         members: Vec::new(),
         threshold: 0,
+        domains: Vec::new(),
     }
 }
 

@@ -528,6 +528,7 @@ pub(super) mod tests {
             corrupt: Default::default(),
             schedule: Default::default(),
             shredded: Vec::new(),
+            objects_removed: Vec::new(),
         }
     }
 

@@ -39,6 +39,7 @@ impl Cluster {
                 params: ChainParams::default(),
                 members: Vec::new(),
                 threshold: 0,
+                domains: Vec::new(),
             },
             state,
             height: 0,
@@ -323,6 +324,7 @@ fn delete_undelete_and_destroy() {
             corrupt: Default::default(),
             schedule: Default::default(),
             shredded: Vec::new(),
+            objects_removed: Vec::new(),
         },
         "secret",
     )
@@ -453,6 +455,7 @@ fn directories_are_indexed_for_list() {
         corrupt: Default::default(),
         schedule: Default::default(),
         shredded: Vec::new(),
+        objects_removed: Vec::new(),
     };
     let mount = super::mount(&overlay, "secret").expect("mounted").id;
     assert_eq!(kv::list(&overlay, &mount, ""), vec!["a/", "e"]);
@@ -472,6 +475,7 @@ fn directories_are_indexed_for_list() {
         corrupt: Default::default(),
         schedule: Default::default(),
         shredded: Vec::new(),
+        objects_removed: Vec::new(),
     };
     assert_eq!(kv::list(&overlay, &mount, "a/"), vec!["d"]);
     assert!(kv::list(&overlay, &mount, "a/b/").is_empty());

@@ -218,6 +218,7 @@ fn current(c: &Cluster, prefix: &str) -> Option<[u8; 32]> {
         corrupt: Default::default(),
         schedule: Default::default(),
         shredded: Vec::new(),
+        objects_removed: Vec::new(),
     };
     current_key(&overlay, prefix)
 }
