@@ -436,3 +436,119 @@ pub struct TimeStatusResponse {
     /// Roughtime clients take it).
     pub roughtime_public_key: String,
 }
+
+/// One shard of an object, as `GET /v1/objects/{id}` describes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// Its index: `0..k` hold data blocks, `k..k+m` parity.
+    pub index: u16,
+    /// The Merkle root of its block hashes (hex).
+    pub root: String,
+    /// The member it is placed on (genesis order).
+    pub member: u32,
+    /// That node's name.
+    pub node: String,
+    /// That node's API address.
+    pub api_address: String,
+    /// Whether the node acknowledged it.
+    pub stored: bool,
+}
+
+/// `GET /v1/objects/{id}`: an object's manifest and where its shards are.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectInfo {
+    /// The object id (hex): it hashes the manifest's sizes, layout and shard roots, so the
+    /// manifest below can be checked against it.
+    pub id: String,
+    /// The owner's key (hex).
+    pub owner: String,
+    /// The owner's label.
+    pub label: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Data blocks per segment.
+    pub k: u16,
+    /// Parity blocks per segment.
+    pub m: u16,
+    /// Plaintext bytes per segment.
+    pub segment_bytes: u32,
+    /// Bytes each shard takes on its node.
+    pub shard_bytes: u64,
+    /// `pending`, `stored` or `degraded`.
+    pub status: String,
+    /// The height its manifest was committed at.
+    pub height: u64,
+    /// The transaction that committed it (hex).
+    pub put_tx: String,
+    /// Its shards.
+    pub shards: Vec<ShardInfo>,
+    /// The manifest (hex of its binary encoding) with the sealed key attached if this node
+    /// still holds it.
+    pub manifest: String,
+}
+
+/// `GET /v1/objects?owner=KEY`: an owner's objects.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectList {
+    /// The owner (hex).
+    pub owner: String,
+    /// How many objects the owner has in all.
+    pub total: u64,
+    /// The objects from `offset`, at most `limit` of them, in the owner's list order.
+    pub objects: Vec<ObjectInfo>,
+}
+
+/// One node's storage space, as the state records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpaceInfo {
+    /// The member (genesis order).
+    pub member: u32,
+    /// Its name.
+    pub node: String,
+    /// Its failure domain.
+    pub failure_domain: String,
+    /// Bytes it offered.
+    pub capacity: u64,
+    /// Bytes of shards it acknowledged.
+    pub used: u64,
+    /// Bytes placed on it and not acknowledged yet.
+    pub reserved: u64,
+    /// Bytes a new object may still take on it (capacity kept for repairs excluded).
+    pub free_for_puts: u64,
+    /// Shards it acknowledged.
+    pub shards: u64,
+}
+
+/// What a node's own shard store holds (it is not replicated state: each node reports its own).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalStoreInfo {
+    /// Shards on disk.
+    pub shards: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Shards found corrupt (never served; awaiting repair).
+    pub corrupt: Vec<String>,
+    /// Where the shards are.
+    pub directory: String,
+}
+
+/// `GET /v1/storage`: every node's space, the cluster's totals, and this node's own store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageStatus {
+    /// The answering node's name.
+    pub node: String,
+    /// Objects with a manifest.
+    pub objects: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// Every node's space, in genesis order.
+    pub nodes: Vec<NodeSpaceInfo>,
+    /// The answering node's store, if it runs one.
+    pub local: Option<LocalStoreInfo>,
+}

@@ -91,6 +91,8 @@ pub mod namespace {
     /// Time certificates: BLS threshold partials over an agreed interval, and the recovered
     /// signature.
     pub const TIME: &[u8] = b"welkin/time-certificate/v1";
+    /// A client's signature over a shard upload or download request (ed25519).
+    pub const OBJECT_REQUEST: &[u8] = b"welkin/object-request/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between

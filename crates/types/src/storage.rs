@@ -366,6 +366,138 @@ impl Read for StorageOp {
     }
 }
 
+/// The HTTP header that carries a [`RequestSignature`].
+pub const REQUEST_HEADER: &str = "welkin-signature";
+/// How far ahead a request signature's expiry may be (5 minutes).
+pub const MAX_REQUEST_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// A client's signature over one shard request: who asks, until when, for which method and
+/// path, on which cluster. Sent as `welkin-signature: KEY.EXPIRY_MS.SIGNATURE` (hex, decimal,
+/// hex). A node serves or accepts a shard only for the object's owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestSignature {
+    /// The signer.
+    pub key: crate::PublicKey,
+    /// When the signature stops being accepted (ms since the epoch).
+    pub expiry_ms: u64,
+    /// The ed25519 signature under [`crate::namespace::OBJECT_REQUEST`].
+    pub signature: crate::Signature,
+}
+
+/// Why a request signature was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestSignatureError {
+    /// The header is not `KEY.EXPIRY_MS.SIGNATURE`.
+    #[error("malformed welkin-signature header ({0}); expected KEY.EXPIRY_MS.SIGNATURE")]
+    Malformed(&'static str),
+    /// The expiry has passed.
+    #[error("request signature expired at {expiry_ms} ms (now {now_ms}); sign the request again")]
+    Expired {
+        /// The expiry.
+        expiry_ms: u64,
+        /// The node's clock.
+        now_ms: u64,
+    },
+    /// The expiry is too far ahead.
+    #[error("request signature expiry is more than 5 minutes ahead")]
+    TooFarAhead,
+    /// The signature does not verify.
+    #[error("request signature does not verify for this cluster, method and path")]
+    Invalid,
+}
+
+fn request_message(cluster_id: &Digest, method: &str, path: &str, expiry_ms: u64) -> Vec<u8> {
+    let mut message = cluster_id.as_ref().to_vec();
+    message.extend_from_slice(&expiry_ms.to_be_bytes());
+    message.extend_from_slice(&(method.len() as u32).to_be_bytes());
+    message.extend_from_slice(method.as_bytes());
+    message.extend_from_slice(path.as_bytes());
+    message
+}
+
+impl RequestSignature {
+    /// Signs `method path` (the path without its query) for `cluster_id` until `expiry_ms`.
+    pub fn sign(
+        key: &crate::PrivateKey,
+        cluster_id: &Digest,
+        method: &str,
+        path: &str,
+        expiry_ms: u64,
+    ) -> RequestSignature {
+        use commonware_cryptography::Signer as _;
+        let message = request_message(cluster_id, method, path, expiry_ms);
+        RequestSignature {
+            key: key.public_key(),
+            expiry_ms,
+            signature: key.sign(crate::namespace::OBJECT_REQUEST, &message),
+        }
+    }
+
+    /// The header value.
+    pub fn to_header(&self) -> String {
+        use commonware_codec::Encode as _;
+        format!(
+            "{}.{}.{}",
+            hex::encode(self.key.encode()),
+            self.expiry_ms,
+            hex::encode(self.signature.encode())
+        )
+    }
+
+    /// Parses a header value.
+    pub fn parse(header: &str) -> Result<RequestSignature, RequestSignatureError> {
+        let mut parts = header.trim().split('.');
+        let (Some(key), Some(expiry), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(RequestSignatureError::Malformed(
+                "three parts separated by dots",
+            ));
+        };
+        let key = crate::hexser::decode_hex::<crate::PublicKey>(key)
+            .map_err(|_| RequestSignatureError::Malformed("the key is not 64 hex characters"))?;
+        let expiry_ms = expiry
+            .parse()
+            .map_err(|_| RequestSignatureError::Malformed("the expiry is not a number"))?;
+        let signature = crate::hexser::decode_hex::<crate::Signature>(signature).map_err(|_| {
+            RequestSignatureError::Malformed("the signature is not 128 hex characters")
+        })?;
+        Ok(RequestSignature {
+            key,
+            expiry_ms,
+            signature,
+        })
+    }
+
+    /// Checks the signature for `method path` on `cluster_id` at `now_ms`.
+    pub fn verify(
+        &self,
+        cluster_id: &Digest,
+        method: &str,
+        path: &str,
+        now_ms: u64,
+    ) -> Result<(), RequestSignatureError> {
+        use commonware_cryptography::Verifier as _;
+        if self.expiry_ms < now_ms {
+            return Err(RequestSignatureError::Expired {
+                expiry_ms: self.expiry_ms,
+                now_ms,
+            });
+        }
+        if self.expiry_ms > now_ms.saturating_add(MAX_REQUEST_TTL_MS) {
+            return Err(RequestSignatureError::TooFarAhead);
+        }
+        let message = request_message(cluster_id, method, path, self.expiry_ms);
+        if !self
+            .key
+            .verify(crate::namespace::OBJECT_REQUEST, &message, &self.signature)
+        {
+            return Err(RequestSignatureError::Invalid);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +612,50 @@ mod tests {
         assert_eq!((m.segments(), m.shard_bytes()), (1, 64));
         m.size = 2 * 1024 * 1024;
         assert_eq!((m.segments(), m.shard_bytes()), (2, 2 * 524_352));
+    }
+
+    #[test]
+    fn request_signatures_bind_cluster_method_path_and_time() {
+        use commonware_cryptography::Signer as _;
+        let key = crate::PrivateKey::from_seed(3);
+        let cluster = hash_parts(&[b"cluster"]);
+        let path = "/v1/objects/ab/shards/0";
+        let expiry = MAX_REQUEST_TTL_MS + 10_000;
+        let signed = RequestSignature::sign(&key, &cluster, "PUT", path, expiry);
+        let parsed = RequestSignature::parse(&signed.to_header()).expect("parses");
+        assert_eq!(parsed, signed);
+        assert_eq!(parsed.verify(&cluster, "PUT", path, expiry - 1_000), Ok(()));
+        assert_eq!(
+            parsed.verify(&cluster, "GET", path, expiry - 1_000),
+            Err(RequestSignatureError::Invalid)
+        );
+        assert_eq!(
+            parsed.verify(&cluster, "PUT", "/v1/objects/ab/shards/1", expiry - 1_000),
+            Err(RequestSignatureError::Invalid)
+        );
+        assert_eq!(
+            parsed.verify(&hash_parts(&[b"other"]), "PUT", path, expiry - 1_000),
+            Err(RequestSignatureError::Invalid)
+        );
+        assert!(matches!(
+            parsed.verify(&cluster, "PUT", path, expiry + 1),
+            Err(RequestSignatureError::Expired { .. })
+        ));
+        assert_eq!(
+            parsed.verify(&cluster, "PUT", path, expiry - MAX_REQUEST_TTL_MS - 1),
+            Err(RequestSignatureError::TooFarAhead)
+        );
+        for bad in [
+            "",
+            "a.b",
+            "zz.1.00",
+            &format!("{}.x.00", hex::encode(key.public_key())),
+        ] {
+            assert!(matches!(
+                RequestSignature::parse(bad),
+                Err(RequestSignatureError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

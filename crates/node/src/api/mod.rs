@@ -19,6 +19,7 @@
 //! | `GET /v1/id/...`, `GET /oobi/{prefix}` | KERI identifiers: see [`identity`] |
 //! | `GET /v1/release/{id}` | a committed secret read's grant and envelopes, for native readers (`welkin kv get`) |
 //! | `GET /v1/time`, `/v1/time/status`, `/v1/time/stream` | certified time: see [`time`] |
+//! | `GET /v1/objects/...`, `PUT`/`GET /v1/objects/{id}/shards/{i}`, `GET /v1/storage` | stored objects: see [`objects`] |
 //! | `GET /v1/genesis` | the genesis file this node runs (check its cluster id before trusting it) |
 //! | `GET /v1/health` | liveness |
 //! | any other `/v1/...` | the Vault-compatible secrets API (KV v2, tokens, policies, mounts): see [`vault`] |
@@ -28,6 +29,7 @@
 //! capped; nothing a client sends can panic the node.
 
 pub mod identity;
+pub mod objects;
 pub mod server;
 pub mod state;
 pub mod time;
@@ -217,6 +219,8 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/time", get(time::now::<E>))
         .route("/v1/time/status", get(time::status::<E>))
         .route("/v1/time/stream", get(time::stream::<E>))
+        .route("/v1/objects", get(objects::list::<E>))
+        .route("/v1/objects/{id}", get(objects::object::<E>))
         // Every other path is Vault's (its own 404 included), so Vault clients work unchanged.
         .fallback(vault::dispatch::<E>)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
