@@ -1,0 +1,457 @@
+//! The store: its index, accounting, verified reads and deletion.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs::{self, File},
+    io,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use crate::{
+    OpenReport, ShardId, StoreLimits,
+    dirs::{Dirs, sync_dir},
+    hash::{block_hash, shard_root},
+    header::{Geometry, HASH_LEN, Header},
+};
+
+/// A node's shards on disk. Cheap to share between threads (`&self` everywhere); every
+/// method blocks on file I/O, so an async caller runs it on a blocking task.
+#[derive(Debug, Clone)]
+pub struct ShardStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// What the store and its writers share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dirs: Dirs,
+    pub(crate) limits: StoreLimits,
+    pub(crate) state: Mutex<State>,
+    pub(crate) opened: OpenReport,
+    /// Held locked for the store's life so no second store opens the directory.
+    pub(crate) _lock: File,
+}
+
+/// The in-memory index and accounting. Its size is bounded by the files on disk: an entry is
+/// a few hundred bytes per shard file (or per shard being written, at most
+/// `max_open_writers`), never per block.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Stored shards whose header and hash list passed their checks.
+    pub(crate) shards: BTreeMap<ShardId, Entry>,
+    /// Shards being written; each has its bytes in `reserved`.
+    pub(crate) writing: BTreeSet<ShardId>,
+    /// Shards lost to corruption since the store opened, until written again or deleted.
+    pub(crate) corrupt: BTreeSet<ShardId>,
+    /// Bytes of the files in `shards`.
+    pub(crate) used: u64,
+    /// Bytes promised to writers.
+    pub(crate) reserved: u64,
+    /// Tells a shard from a later one of the same id, so a slow reader of a replaced file
+    /// never blames the new one.
+    pub(crate) next_generation: u64,
+}
+
+/// One stored shard in the index.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) header: Header,
+    pub(crate) generation: u64,
+}
+
+impl State {
+    pub(crate) fn insert(&mut self, header: Header) {
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        self.used += header.geometry.file_len();
+        self.corrupt.remove(&header.id);
+        let previous = self.shards.insert(header.id, Entry { header, generation });
+        assert!(previous.is_none(), "a shard is indexed once: create refuses duplicates");
+    }
+
+    fn remove(&mut self, id: &ShardId) -> Option<Entry> {
+        let entry = self.shards.remove(id)?;
+        self.used -= entry.header.geometry.file_len();
+        Some(entry)
+    }
+}
+
+/// The store's occupancy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// The configured capacity in bytes.
+    pub capacity: u64,
+    /// Bytes of stored shard files.
+    pub used: u64,
+    /// Bytes reserved by shards being written.
+    pub reserved: u64,
+    /// Stored shards.
+    pub shards: u64,
+}
+
+impl StoreUsage {
+    /// Bytes a new shard may still reserve (zero when a lowered capacity is already exceeded).
+    pub fn free(&self) -> u64 {
+        self.capacity.saturating_sub(self.used + self.reserved)
+    }
+}
+
+/// What the store knows of one stored shard without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardInfo {
+    /// The Merkle root of its block hashes.
+    pub root: [u8; 32],
+    /// Blocks, one per segment.
+    pub block_count: u32,
+    /// Length of every block but the last.
+    pub block_len: u32,
+    /// Length of the last block.
+    pub final_block_len: u32,
+    /// Bytes of its file, as counted against capacity.
+    pub file_bytes: u64,
+}
+
+/// Why a block or hash list was not returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The store does not hold the shard.
+    #[error("shard {id} is not stored")]
+    NotFound {
+        /// The shard asked for.
+        id: ShardId,
+    },
+    /// The store held the shard, found it corrupt and quarantined it; repair must restore it.
+    #[error("shard {id} was quarantined as corrupt")]
+    Quarantined {
+        /// The shard asked for.
+        id: ShardId,
+    },
+    /// A segment past the shard's last block.
+    #[error("segment {segment} is out of range for shard {id} of {count} blocks")]
+    OutOfRange {
+        /// The shard asked for.
+        id: ShardId,
+        /// The segment asked for.
+        segment: u32,
+        /// The shard's blocks.
+        count: u32,
+    },
+    /// The block on disk does not match its hash (or is missing): it was not returned and the
+    /// shard is now quarantined and listed by [`ShardStore::corrupt_shards`].
+    #[error("block {segment} of shard {id} is corrupt; the shard is quarantined")]
+    Corrupt {
+        /// The shard asked for.
+        id: ShardId,
+        /// The corrupt block.
+        segment: u32,
+    },
+    /// The hash list on disk no longer matches the root; the shard is quarantined.
+    #[error("hash list of shard {id} is corrupt; the shard is quarantined")]
+    CorruptHashes {
+        /// The shard asked for.
+        id: ShardId,
+    },
+    /// The file could not be read (not a corruption: the disk or the system failed).
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The shard file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// Why a shard was not deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// Neither stored nor quarantined.
+    #[error("shard {id} is not stored")]
+    NotFound {
+        /// The shard asked for.
+        id: ShardId,
+    },
+    /// The file or its directory could not be changed.
+    #[error("cannot delete {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// What [`ShardStore::retain`] did.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Stored shards the caller was asked about.
+    pub examined: u64,
+    /// Shards removed.
+    pub removed: u64,
+    /// Bytes those shards' files held.
+    pub freed_bytes: u64,
+    /// Shards that should have gone but could not be removed (they stay indexed).
+    pub failed: u64,
+    /// The first failures, at most `max_reported_files` of them.
+    pub errors: Vec<DeleteError>,
+}
+
+/// A block read back: verified, or something that is not the block.
+enum Fetched {
+    Verified(Vec<u8>),
+    Bad,
+}
+
+impl Inner {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent before anything can panic, so a
+        // panic elsewhere while the lock was held leaves nothing to repair.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The index entry of a stored shard.
+    fn entry(&self, id: &ShardId) -> Result<Entry, ReadError> {
+        let state = self.state();
+        match state.shards.get(id) {
+            Some(entry) => Ok(*entry),
+            None if state.corrupt.contains(id) => Err(ReadError::Quarantined { id: *id }),
+            None => Err(ReadError::NotFound { id: *id }),
+        }
+    }
+
+    /// Takes a shard found corrupt out of service: out of the index, its file into the
+    /// quarantine, its id into the corrupt list. False when the entry is no longer the one
+    /// that was read (deleted or replaced meanwhile), which is then not to blame.
+    fn mark_corrupt(&self, id: &ShardId, generation: u64) -> bool {
+        let mut state = self.state();
+        if state.shards.get(id).map(|entry| entry.generation) != Some(generation) {
+            return false;
+        }
+        state.remove(id);
+        state.corrupt.insert(*id);
+        // Moved under the lock: once the entry is gone a writer may put a new file at this
+        // path, and it must not be the one moved.
+        let moved = self.dirs.quarantine(&self.dirs.shard(id));
+        drop(state);
+        match moved {
+            Ok(to) => {
+                tracing::warn!(shard = %id, to = %to.display(), "corrupt shard quarantined");
+                for dir in [&self.dirs.shards, &self.dirs.quarantine] {
+                    if let Err(error) = sync_dir(dir) {
+                        tracing::warn!(dir = %dir.display(), %error, "cannot sync directory");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(shard = %id, %error, "corrupt shard not quarantined"),
+        }
+        true
+    }
+
+    /// Unlinks a stored shard's file and drops it from the index; the caller syncs the
+    /// directory. Returns the bytes freed.
+    fn unlink(&self, id: &ShardId) -> Result<u64, DeleteError> {
+        let mut state = self.state();
+        if !state.shards.contains_key(id) {
+            return match state.corrupt.remove(id) {
+                true => Ok(0),
+                false => Err(DeleteError::NotFound { id: *id }),
+            };
+        }
+        let path = self.dirs.shard(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(DeleteError::Io { path, source }),
+        }
+        let entry = state.remove(id).expect("checked above under the same lock");
+        Ok(entry.header.geometry.file_len())
+    }
+}
+
+impl ShardStore {
+    /// Reads block `segment` of a shard with positioned reads and returns it only if it
+    /// matches its hash. A block that does not (or a file that is gone or short) takes the
+    /// shard out of service: it is quarantined, listed by [`ShardStore::corrupt_shards`] for
+    /// repair, and the read fails with [`ReadError::Corrupt`].
+    pub fn read_block(&self, id: &ShardId, segment: u32) -> Result<Vec<u8>, ReadError> {
+        // A second pass only when the shard was replaced between the lookup and the check.
+        for _ in 0..2 {
+            let entry = self.inner.entry(id)?;
+            let geometry = entry.header.geometry;
+            if segment >= geometry.block_count {
+                let count = geometry.block_count;
+                return Err(ReadError::OutOfRange { id: *id, segment, count });
+            }
+            let path = self.inner.dirs.shard(id);
+            match fetch_block(&path, &geometry, segment) {
+                Ok(Fetched::Verified(block)) => return Ok(block),
+                Ok(Fetched::Bad) if self.inner.mark_corrupt(id, entry.generation) => {
+                    return Err(ReadError::Corrupt { id: *id, segment });
+                }
+                Ok(Fetched::Bad) => continue,
+                Err(source) => return Err(ReadError::Io { path, source }),
+            }
+        }
+        Err(ReadError::NotFound { id: *id })
+    }
+
+    /// A shard's block hashes, read from disk and checked against its root (a mismatch
+    /// quarantines the shard like a corrupt block does).
+    pub fn block_hashes(&self, id: &ShardId) -> Result<Vec<[u8; 32]>, ReadError> {
+        for _ in 0..2 {
+            let entry = self.inner.entry(id)?;
+            let path = self.inner.dirs.shard(id);
+            let hashes = match read_hashes(&path, &entry.header.geometry) {
+                Ok(hashes) => Some(hashes),
+                Err(error) if is_damage(&error) => None,
+                Err(source) => return Err(ReadError::Io { path, source }),
+            };
+            match hashes {
+                Some(hashes) if shard_root(&hashes) == Some(entry.header.root) => {
+                    return Ok(hashes);
+                }
+                _ if self.inner.mark_corrupt(id, entry.generation) => {
+                    return Err(ReadError::CorruptHashes { id: *id });
+                }
+                _ => continue,
+            }
+        }
+        Err(ReadError::NotFound { id: *id })
+    }
+
+    /// Whether the store holds a shard (finished and not found corrupt).
+    pub fn contains(&self, id: &ShardId) -> bool {
+        self.inner.state().shards.contains_key(id)
+    }
+
+    /// What the store knows of a stored shard without reading it.
+    pub fn info(&self, id: &ShardId) -> Option<ShardInfo> {
+        let entry = *self.inner.state().shards.get(id)?;
+        let Geometry { block_count, block_len, final_block_len } = entry.header.geometry;
+        let file_bytes = entry.header.geometry.file_len();
+        Some(ShardInfo { root: entry.header.root, block_count, block_len, final_block_len, file_bytes })
+    }
+
+    /// Every stored shard, in order.
+    pub fn list(&self) -> Vec<ShardId> {
+        self.inner.state().shards.keys().copied().collect()
+    }
+
+    /// Shards found corrupt (when the store opened or on a read) and quarantined, in order;
+    /// each stays listed until it is written again, deleted or not retained.
+    pub fn corrupt_shards(&self) -> Vec<ShardId> {
+        self.inner.state().corrupt.iter().copied().collect()
+    }
+
+    /// Capacity, bytes used and reserved, and the number of stored shards.
+    pub fn usage(&self) -> StoreUsage {
+        let state = self.inner.state();
+        StoreUsage {
+            capacity: self.inner.limits.capacity_bytes,
+            used: state.used,
+            reserved: state.reserved,
+            shards: state.shards.len() as u64,
+        }
+    }
+
+    /// What the store found when it opened.
+    pub fn opened(&self) -> &OpenReport {
+        &self.inner.opened
+    }
+
+    /// Deletes a shard: unlinks its file, syncs the directory so the deletion survives a
+    /// crash, and returns the bytes freed. Deleting a quarantined shard clears it from
+    /// [`ShardStore::corrupt_shards`] and frees nothing.
+    ///
+    /// This is the node's part of crypto-shredding, and it overwrites nothing on purpose:
+    /// every block is ciphertext under a per-object key, and shredding destroys that key in
+    /// replicated state. Without the key the bytes cannot be decrypted whether or not they
+    /// linger in free disk blocks (or in the quarantine directory), and overwriting would not
+    /// reach copies in SSD remapping or filesystem journals anyway.
+    pub fn delete(&self, id: &ShardId) -> Result<u64, DeleteError> {
+        let freed = self.inner.unlink(id)?;
+        let dir = &self.inner.dirs.shards;
+        sync_dir(dir).map_err(|source| DeleteError::Io { path: dir.clone(), source })?;
+        Ok(freed)
+    }
+
+    /// Garbage collection: removes every stored shard for which `keep` is false (the node
+    /// passes "some committed manifest names it") and forgets quarantined ids that are not
+    /// kept. One directory sync covers all the removals. `keep` runs without the store's
+    /// lock held, so it may call the store.
+    pub fn retain(&self, mut keep: impl FnMut(&ShardId) -> bool) -> GcReport {
+        let (stored, corrupt) = {
+            let state = self.inner.state();
+            let stored: Vec<ShardId> = state.shards.keys().copied().collect();
+            (stored, state.corrupt.iter().copied().collect::<Vec<_>>())
+        };
+        let mut report = GcReport { examined: stored.len() as u64, ..GcReport::default() };
+        let max_errors = self.inner.limits.max_reported_files;
+        let note_error = |report: &mut GcReport, error: DeleteError| {
+            report.failed += 1;
+            if report.errors.len() < max_errors {
+                report.errors.push(error);
+            }
+        };
+        for id in stored.iter().filter(|id| !keep(id)) {
+            match self.inner.unlink(id) {
+                Ok(freed) => {
+                    report.removed += 1;
+                    report.freed_bytes += freed;
+                }
+                // Deleted by someone else meanwhile: the goal is met.
+                Err(DeleteError::NotFound { .. }) => {}
+                Err(error) => note_error(&mut report, error),
+            }
+        }
+        let forget: Vec<ShardId> = corrupt.into_iter().filter(|id| !keep(id)).collect();
+        self.inner.state().corrupt.retain(|id| !forget.contains(id));
+        if report.removed > 0 {
+            let dir = &self.inner.dirs.shards;
+            if let Err(source) = sync_dir(dir) {
+                note_error(&mut report, DeleteError::Io { path: dir.clone(), source });
+            }
+        }
+        report
+    }
+}
+
+/// Whether a read error means the file is damaged (gone or shorter than its header says)
+/// rather than that the system failed.
+fn is_damage(error: &io::Error) -> bool {
+    matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof)
+}
+
+/// Reads one block and its hash and compares them.
+fn fetch_block(path: &Path, geometry: &Geometry, segment: u32) -> io::Result<Fetched> {
+    let read = || -> io::Result<Fetched> {
+        let file = File::open(path)?;
+        let mut hash = [0u8; HASH_LEN];
+        file.read_exact_at(&mut hash, geometry.hash_offset(segment))?;
+        // Bounded by the format: a block is at most MAX_BLOCK_LEN bytes.
+        let mut block = vec![0u8; geometry.len_of(segment) as usize];
+        file.read_exact_at(&mut block, geometry.block_offset(segment))?;
+        Ok(match block_hash(&block) == hash {
+            true => Fetched::Verified(block),
+            false => Fetched::Bad,
+        })
+    };
+    match read() {
+        Err(error) if is_damage(&error) => Ok(Fetched::Bad),
+        other => other,
+    }
+}
+
+/// Reads a shard's hash list.
+fn read_hashes(path: &Path, geometry: &Geometry) -> io::Result<Vec<[u8; 32]>> {
+    read_hashes_from(&File::open(path)?, geometry)
+}
+
+/// Reads the hash list from an open shard file: at most MAX_BLOCKS hashes (32 MiB), and the
+/// caller has checked that the file is as long as its geometry says.
+pub(crate) fn read_hashes_from(file: &File, geometry: &Geometry) -> io::Result<Vec<[u8; 32]>> {
+    let mut hashes = vec![[0u8; HASH_LEN]; geometry.block_count as usize];
+    file.read_exact_at(hashes.as_flattened_mut(), geometry.hash_offset(0))?;
+    Ok(hashes)
+}

@@ -1,0 +1,365 @@
+//! Writing a shard: checked blocks streamed to a temporary file, made durable, then renamed
+//! into place and indexed.
+
+use std::{
+    fs::{self, File},
+    io::{self, Write},
+    path::PathBuf,
+    sync::Arc,
+};
+
+use crate::{
+    ShardId, ShardStore,
+    dirs::sync_dir,
+    hash::{block_hash, shard_root},
+    header::{Geometry, GeometryError, Header},
+    store::Inner,
+};
+
+/// Why a shard could not start being written.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A shape the format does not allow.
+    #[error("shard {id}: {source}")]
+    Geometry {
+        /// The shard.
+        id: ShardId,
+        /// What is wrong with its shape.
+        source: GeometryError,
+    },
+    /// The shard's file would exceed `max_shard_bytes`.
+    #[error("shard {id} needs {bytes} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// The shard.
+        id: ShardId,
+        /// Bytes its file needs.
+        bytes: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The block hashes do not form the root the manifest names.
+    #[error(
+        "block hashes of shard {id} have root {}, not {}",
+        hex::encode(computed),
+        hex::encode(root)
+    )]
+    RootMismatch {
+        /// The shard.
+        id: ShardId,
+        /// The root given.
+        root: [u8; 32],
+        /// The root of the hashes given.
+        computed: [u8; 32],
+    },
+    /// The store already holds or is already writing this shard.
+    #[error("shard {id} is already stored or being written")]
+    Duplicate {
+        /// The shard.
+        id: ShardId,
+    },
+    /// As many shards are being written as the limit allows.
+    #[error("{max} shards are already being written, the limit")]
+    TooManyWriters {
+        /// The limit.
+        max: usize,
+    },
+    /// Not enough capacity left for the shard.
+    #[error("shard {id} needs {needed} bytes but only {free} are free")]
+    NoSpace {
+        /// The shard.
+        id: ShardId,
+        /// Bytes its file needs.
+        needed: u64,
+        /// Bytes free: capacity less stored and reserved bytes.
+        free: u64,
+    },
+    /// The temporary file could not be created or written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The temporary file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// Why a block was refused. A refused block is not written and the writer stays usable:
+/// the caller may send the right block (from another source) or drop the writer.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Every block has arrived already.
+    #[error("shard {id} has all its {count} blocks; no more are accepted")]
+    TooManyBlocks {
+        /// The shard.
+        id: ShardId,
+        /// Its blocks.
+        count: u32,
+    },
+    /// The block is not the length its position requires.
+    #[error("block {segment} of shard {id} is {actual} bytes, not {expected}")]
+    Length {
+        /// The shard.
+        id: ShardId,
+        /// The block's position.
+        segment: u32,
+        /// Bytes a block at that position has.
+        expected: u32,
+        /// Bytes received.
+        actual: usize,
+    },
+    /// The block does not match its hash.
+    #[error(
+        "block {segment} of shard {id} hashes to {}, not {}",
+        hex::encode(actual),
+        hex::encode(expected)
+    )]
+    Hash {
+        /// The shard.
+        id: ShardId,
+        /// The block's position.
+        segment: u32,
+        /// The hash the hash list gives.
+        expected: [u8; 32],
+        /// The hash of what arrived.
+        actual: [u8; 32],
+    },
+    /// An earlier write failed, so the file's contents are unknown.
+    #[error("shard {id} failed an earlier write and accepts nothing more")]
+    Failed {
+        /// The shard.
+        id: ShardId,
+    },
+    /// The temporary file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The temporary file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// Why a written shard was not stored. Nothing of it is left: no file, no reservation.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    /// Blocks are missing.
+    #[error("shard {id} received {received} of its {expected} blocks")]
+    Incomplete {
+        /// The shard.
+        id: ShardId,
+        /// Blocks received.
+        received: u32,
+        /// Blocks it has.
+        expected: u32,
+    },
+    /// An earlier write failed.
+    #[error("shard {id} failed an earlier write and cannot be finished")]
+    Failed {
+        /// The shard.
+        id: ShardId,
+    },
+    /// Syncing, renaming or syncing the directory failed.
+    #[error("cannot store {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+}
+
+/// Bytes a writer holds against capacity, and its id in the store's `writing` set; released
+/// when dropped unless [`Reservation::commit`] turned it into a stored shard.
+#[derive(Debug)]
+struct Reservation {
+    inner: Arc<Inner>,
+    id: ShardId,
+    bytes: u64,
+    held: bool,
+}
+
+impl Reservation {
+    /// Takes `bytes` for `id`, or says why not.
+    fn take(inner: &Arc<Inner>, id: ShardId, bytes: u64) -> Result<Self, CreateError> {
+        let mut state = inner.state();
+        if state.shards.contains_key(&id) || state.writing.contains(&id) {
+            return Err(CreateError::Duplicate { id });
+        }
+        let max = inner.limits.max_open_writers.get();
+        if state.writing.len() >= max {
+            return Err(CreateError::TooManyWriters { max });
+        }
+        let free = inner.limits.capacity_bytes.saturating_sub(state.used + state.reserved);
+        if bytes > free {
+            return Err(CreateError::NoSpace { id, needed: bytes, free });
+        }
+        state.writing.insert(id);
+        state.reserved += bytes;
+        Ok(Self { inner: inner.clone(), id, bytes, held: true })
+    }
+
+    /// Indexes the finished shard and turns the reservation into used bytes, in one critical
+    /// section so no duplicate can slip between them.
+    fn commit(&mut self, header: Header) {
+        let mut state = self.inner.state();
+        state.reserved -= self.bytes;
+        state.writing.remove(&self.id);
+        state.insert(header);
+        self.held = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.held {
+            let mut state = self.inner.state();
+            state.reserved -= self.bytes;
+            state.writing.remove(&self.id);
+        }
+    }
+}
+
+/// A shard being written. Send its blocks in segment order with
+/// [`ShardWriter::write_block`], then call [`ShardWriter::finish`]. Dropping it unfinished
+/// (an error, a client that went away) removes the temporary file and frees the reservation.
+#[derive(Debug)]
+pub struct ShardWriter {
+    header: Header,
+    hashes: Vec<[u8; 32]>,
+    file: File,
+    tmp: PathBuf,
+    next: u32,
+    failed: bool,
+    /// Set once the temporary file no longer exists under its name.
+    renamed: bool,
+    /// Dropped after `drop` has removed the temporary file, so a new writer for the same
+    /// shard cannot create that file before the old one is gone.
+    reservation: Reservation,
+}
+
+impl ShardStore {
+    /// Starts writing a shard whose manifest gives `root`: checks the shape and that `hashes`
+    /// (one per block, in segment order) form `root`, refuses a duplicate, a shard over the
+    /// size limit or beyond the free capacity, and too many writers at once; then reserves
+    /// the bytes and writes the header and hash list to a temporary file.
+    pub fn create(
+        &self,
+        id: ShardId,
+        root: [u8; 32],
+        block_len: u32,
+        final_block_len: u32,
+        hashes: Vec<[u8; 32]>,
+    ) -> Result<ShardWriter, CreateError> {
+        let geometry = Geometry::new(hashes.len() as u64, block_len, final_block_len)
+            .map_err(|source| CreateError::Geometry { id, source })?;
+        let bytes = geometry.file_len();
+        let max = self.inner.limits.max_shard_bytes.get();
+        if bytes > max {
+            return Err(CreateError::TooLarge { id, bytes, max });
+        }
+        let computed = shard_root(&hashes).expect("a valid geometry has a block");
+        if computed != root {
+            return Err(CreateError::RootMismatch { id, root, computed });
+        }
+        let reservation = Reservation::take(&self.inner, id, bytes)?;
+        let tmp = self.inner.dirs.temp(&id);
+        // Truncating is safe: the reservation makes this the only writer of `id`, and the
+        // store's lock file the only store in the directory.
+        let file = File::create(&tmp).map_err(|source| CreateError::Io { path: tmp.clone(), source })?;
+        let header = Header { id, geometry, root };
+        let mut writer = ShardWriter {
+            header,
+            hashes,
+            file,
+            tmp,
+            next: 0,
+            failed: false,
+            renamed: false,
+            reservation,
+        };
+        let written = writer
+            .file
+            .write_all(&header.encode())
+            .and_then(|()| writer.file.write_all(writer.hashes.as_flattened()));
+        written.map_err(|source| CreateError::Io { path: writer.tmp.clone(), source })?;
+        Ok(writer)
+    }
+}
+
+impl ShardWriter {
+    /// The shard being written.
+    pub fn id(&self) -> ShardId {
+        self.header.id
+    }
+
+    /// Blocks accepted so far; the next block written is this segment's.
+    pub fn blocks_written(&self) -> u32 {
+        self.next
+    }
+
+    /// Checks the next block's length and hash and appends it to the temporary file.
+    pub fn write_block(&mut self, block: &[u8]) -> Result<(), WriteError> {
+        let id = self.header.id;
+        let geometry = self.header.geometry;
+        if self.failed {
+            return Err(WriteError::Failed { id });
+        }
+        let segment = self.next;
+        if segment >= geometry.block_count {
+            return Err(WriteError::TooManyBlocks { id, count: geometry.block_count });
+        }
+        let expected = geometry.len_of(segment);
+        if block.len() != expected as usize {
+            return Err(WriteError::Length { id, segment, expected, actual: block.len() });
+        }
+        let actual = block_hash(block);
+        let expected = self.hashes[segment as usize];
+        if actual != expected {
+            return Err(WriteError::Hash { id, segment, expected, actual });
+        }
+        if let Err(source) = self.file.write_all(block) {
+            self.failed = true;
+            return Err(WriteError::Io { path: self.tmp.clone(), source });
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Stores the shard durably and indexes it: checks every block arrived, syncs the file,
+    /// renames it into the shards directory and syncs that directory. Only then does the
+    /// shard count as stored; on any failure nothing of it remains.
+    pub fn finish(mut self) -> Result<ShardId, FinishError> {
+        let id = self.header.id;
+        if self.failed {
+            return Err(FinishError::Failed { id });
+        }
+        let expected = self.header.geometry.block_count;
+        if self.next != expected {
+            return Err(FinishError::Incomplete { id, received: self.next, expected });
+        }
+        let tmp = self.tmp.clone();
+        self.file.sync_all().map_err(|source| FinishError::Io { path: tmp.clone(), source })?;
+        let inner = self.reservation.inner.clone();
+        let path = inner.dirs.shard(&id);
+        fs::rename(&tmp, &path).map_err(|source| FinishError::Io { path: tmp, source })?;
+        self.renamed = true;
+        if let Err(source) = sync_dir(&inner.dirs.shards) {
+            // Whether the rename survives a crash is unknown: take it back, so the shard is
+            // either stored for certain or not at all.
+            let _ = fs::remove_file(&path);
+            return Err(FinishError::Io { path: inner.dirs.shards.clone(), source });
+        }
+        self.reservation.commit(self.header);
+        Ok(id)
+    }
+}
+
+impl Drop for ShardWriter {
+    fn drop(&mut self) {
+        if !self.renamed {
+            // Best effort: a file that cannot be removed now is removed when the store next
+            // opens, and it holds no reservation meanwhile.
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
