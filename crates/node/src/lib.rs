@@ -23,6 +23,7 @@ mod log;
 mod mempool;
 mod penalty;
 mod releases;
+pub mod objects;
 pub mod run;
 mod store;
 pub mod time;

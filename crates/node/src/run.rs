@@ -126,6 +126,9 @@ pub struct NodeFileConfig {
     /// Time readings and the Roughtime and NTP servers.
     #[serde(default)]
     pub time: crate::time_servers::TimeFileConfig,
+    /// Object shards this node keeps for the cluster.
+    #[serde(default)]
+    pub storage: crate::objects::StorageFileConfig,
 }
 
 /// The `[api]` table of the node config: the HTTP API's threads and limits.
@@ -179,6 +182,7 @@ pub struct Prepared {
     api_threads: usize,
     serve: ServeConfig,
     time: crate::time_servers::TimeFileConfig,
+    storage: crate::objects::StorageFileConfig,
 }
 
 impl Prepared {
@@ -263,6 +267,10 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         api_threads: config.api.threads.unwrap_or(2).max(1),
         serve,
         time: config.time.clone(),
+        storage: crate::objects::StorageFileConfig {
+            directory: config.storage.directory.as_deref().map(resolve),
+            ..config.storage.clone()
+        },
     })
 }
 
@@ -277,6 +285,7 @@ pub fn run(prepared: Prepared) {
         api_threads,
         serve,
         time,
+        storage,
     } = prepared;
     // The API gets threads of its own: a flood of requests (and the signature checks of the
     // transactions they carry) then competes with consensus for CPU only, never for the
@@ -294,7 +303,7 @@ pub fn run(prepared: Prepared) {
         }
     };
     let runtime = cw_tokio::Config::new()
-        .with_storage_directory(data_dir)
+        .with_storage_directory(data_dir.clone())
         .with_worker_threads(worker_threads)
         .with_catch_panics(false);
     let api = api_runtime.handle().clone();
@@ -356,7 +365,21 @@ pub fn run(prepared: Prepared) {
             eprintln!("welkin: {message}");
             std::process::exit(1);
         }
-        let router = api::router(handle.clone());
+        let shards = match crate::objects::Shards::start(
+            &api,
+            handle.clone(),
+            identity.clone(),
+            &storage,
+            &data_dir,
+        ) {
+            Ok(shards) => shards,
+            Err(message) => {
+                error!(%message, "cannot start the shard service");
+                eprintln!("welkin: {message}");
+                std::process::exit(1);
+            }
+        };
+        let router = api::router_with_shards(handle.clone(), shards);
         api.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => api::server::serve(listener, router, serve).await,

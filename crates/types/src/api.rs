@@ -552,3 +552,17 @@ pub struct StorageStatus {
     /// The answering node's store, if it runs one.
     pub local: Option<LocalStoreInfo>,
 }
+
+/// `PUT /v1/objects/{id}/shards/{i}`: what an upload did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardUploadReply {
+    /// The object (hex).
+    pub object: String,
+    /// The shard.
+    pub shard: u16,
+    /// Bytes of blocks received (0 if the node already held the shard).
+    pub bytes: u64,
+    /// The acknowledgement transaction the node submitted, if it did.
+    pub ack_tx: Option<String>,
+}

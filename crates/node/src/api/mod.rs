@@ -77,7 +77,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -187,7 +187,27 @@ impl WaitParams {
     }
 }
 
-/// Builds the router over a node handle.
+/// Builds the router over a node handle and its shard service.
+pub fn router_with_shards<E: Runtime>(
+    node: NodeHandle<E>,
+    shards: crate::objects::Shards<E>,
+) -> Router {
+    use crate::objects;
+    Router::new()
+        .route(
+            "/v1/objects/{id}/shards/{shard}",
+            axum::routing::put(objects::upload::<E>).get(objects::download::<E>),
+        )
+        .route(
+            "/v1/objects/{id}/shards/{shard}/hashes",
+            get(objects::download_hashes::<E>),
+        )
+        .route("/v1/storage", get(objects::storage::<E>))
+        .with_state(shards)
+        .merge(router(node))
+}
+
+/// Builds the router over a node handle (without the shard routes).
 pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
     Router::new()
         .route("/v1/tx", post(submit_one::<E>))

@@ -1,0 +1,303 @@
+//! The node's shard service: the front end that receives, keeps and serves object shards.
+//!
+//! Like the HTTP API, it lives outside the consensus core and talks to it through the
+//! [`NodeHandle`]: it reads committed state (manifests, placement) and submits transactions
+//! signed with the node's key (its storage offer, acknowledgements of shards it holds). It
+//! never holds up block execution. Shards live in a [`welkin_shards::ShardStore`] on local
+//! disk (temporary file, fsync, rename, directory fsync), every block checked against the
+//! manifest's shard root on the way in and on every read.
+//!
+//! A background pass every few seconds keeps the store and the state in step:
+//! - it offers the configured capacity while the committed offer differs;
+//! - it acknowledges shards it holds that the state does not yet count (an acknowledgement
+//!   lost to a crash or a full mempool is sent again);
+//! - it removes shards no committed manifest places here (deleted objects, uploads given up
+//!   on, shards of an interrupted repair).
+
+mod http;
+
+pub use http::{download, download_hashes, storage, upload};
+
+use crate::{handle::NodeHandle, store::Runtime};
+use serde::Deserialize;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tracing::{debug, info, warn};
+use welkin_shards::{ShardId, ShardStore, StoreLimits};
+use welkin_state::{keys, storage::records::ObjectRecord, storage::records::NodeSpace};
+use welkin_types::{
+    Digest, Payload, PrivateKey, Sender, Transaction,
+    storage::StorageOp,
+};
+
+/// How often the background pass runs.
+const PASS_INTERVAL: Duration = Duration::from_secs(3);
+/// Least time between two submissions of the same acknowledgement or offer.
+const RESUBMIT_MS: u64 = 20_000;
+/// Most shards one pass looks up in state (the rest wait for the next pass).
+const MAX_PASS_SHARDS: usize = 4096;
+/// Local store bytes beyond the offered capacity, for shard headers and hash lists (32 bytes
+/// per block, under 0.01% of a shard) and a margin.
+const STORE_OVERHEAD: u64 = 64 * 1024 * 1024;
+
+/// The `[storage]` table of the node config.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageFileConfig {
+    /// Bytes of shards this node offers the cluster (default 0: it stores none).
+    pub capacity_bytes: Option<u64>,
+    /// Where shards are kept (default `<data_dir>/shards`).
+    pub directory: Option<PathBuf>,
+    /// Most shard uploads this node takes at once (default 16).
+    pub max_uploads: Option<usize>,
+}
+
+/// The shard service, shared by the API handlers and the background pass.
+pub struct Shards<E: Runtime> {
+    pub(crate) node: NodeHandle<E>,
+    pub(crate) store: ShardStore,
+    pub(crate) key: PrivateKey,
+    /// This node's position in the membership.
+    pub(crate) member: u32,
+    pub(crate) capacity: u64,
+    pub(crate) directory: PathBuf,
+    /// When each acknowledgement or offer was last submitted (ms), to space resubmissions.
+    submitted: Arc<Mutex<BTreeMap<ShardId, u64>>>,
+    last_offer_ms: Arc<Mutex<u64>>,
+    /// Uploads running now (bounded by `max_uploads`).
+    pub(crate) uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl<E: Runtime> Clone for Shards<E> {
+    fn clone(&self) -> Self {
+        Shards {
+            node: self.node.clone(),
+            store: self.store.clone(),
+            key: self.key.clone(),
+            member: self.member,
+            capacity: self.capacity,
+            directory: self.directory.clone(),
+            submitted: self.submitted.clone(),
+            last_offer_ms: self.last_offer_ms.clone(),
+            uploads: self.uploads.clone(),
+        }
+    }
+}
+
+impl<E: Runtime> Shards<E> {
+    /// Opens the store (removing temporaries of interrupted writes and quarantining files
+    /// that fail their checks) and starts the background pass on `runtime`.
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        node: NodeHandle<E>,
+        key: PrivateKey,
+        config: &StorageFileConfig,
+        data_dir: &Path,
+    ) -> Result<Shards<E>, String> {
+        let me = commonware_cryptography::Signer::public_key(&key);
+        let member = node
+            .genesis()
+            .nodes
+            .iter()
+            .position(|n| n.public_key == me)
+            .ok_or("this node is not in the genesis file")? as u32;
+        let capacity = config.capacity_bytes.unwrap_or(0);
+        let directory = config
+            .directory
+            .clone()
+            .unwrap_or_else(|| data_dir.join("shards"));
+        let store = ShardStore::open(
+            &directory,
+            StoreLimits::with_capacity(capacity.saturating_add(STORE_OVERHEAD)),
+        )
+        .map_err(|e| format!("cannot open the shard store: {e}"))?;
+        let report = store.opened();
+        info!(
+            directory = %directory.display(),
+            report = ?report,
+            "shard store opened"
+        );
+        let shards = Shards {
+            node,
+            store,
+            key,
+            member,
+            capacity,
+            directory,
+            submitted: Arc::default(),
+            last_offer_ms: Arc::default(),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.max_uploads.unwrap_or(16).max(1),
+            )),
+        };
+        let background = shards.clone();
+        runtime.spawn(async move {
+            loop {
+                background.pass().await;
+                tokio::time::sleep(PASS_INTERVAL).await;
+            }
+        });
+        Ok(shards)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.node.clock_ns() / 1_000_000
+    }
+
+    /// One pass of the background work (see the module docs).
+    async fn pass(&self) {
+        self.offer().await;
+        let store = self.store.clone();
+        let Ok(local) = tokio::task::spawn_blocking(move || store.list()).await else {
+            return;
+        };
+        let mut by_object: BTreeMap<[u8; 32], Vec<u16>> = BTreeMap::new();
+        for id in local.into_iter().take(MAX_PASS_SHARDS) {
+            by_object.entry(id.object).or_default().push(id.index);
+        }
+        let mut unplaced = Vec::new();
+        for (object, indices) in by_object {
+            let digest = Digest::from(object);
+            let record = self
+                .node
+                .value(keys::object(&digest))
+                .await
+                .and_then(|bytes| ObjectRecord::decode(&bytes).ok());
+            let Some(record) = record else {
+                unplaced.extend(indices.iter().map(|&index| ShardId { object, index }));
+                continue;
+            };
+            let mut unacknowledged = Vec::new();
+            for index in indices {
+                let id = ShardId { object, index };
+                match record.placement.get(usize::from(index)) {
+                    Some(member) if *member == self.member => {
+                        if !record.is_stored(usize::from(index)) {
+                            unacknowledged.push(index);
+                        }
+                    }
+                    _ => unplaced.push(id),
+                }
+            }
+            if !unacknowledged.is_empty() {
+                self.acknowledge(digest, unacknowledged, false).await;
+            }
+        }
+        if !unplaced.is_empty() {
+            let store = self.store.clone();
+            let removed = tokio::task::spawn_blocking(move || {
+                let unplaced: std::collections::BTreeSet<ShardId> =
+                    unplaced.into_iter().collect();
+                store.retain(|id| !unplaced.contains(id))
+            })
+            .await;
+            if let Ok(report) = removed
+                && report.removed > 0
+            {
+                info!(
+                    removed = report.removed,
+                    freed = report.freed_bytes,
+                    "removed shards no manifest places here"
+                );
+            }
+        }
+    }
+
+    /// Offers the configured capacity if the committed offer differs.
+    async fn offer(&self) {
+        let committed = self
+            .node
+            .value(keys::storage_node(self.member))
+            .await
+            .and_then(|bytes| NodeSpace::decode(&bytes).ok())
+            .unwrap_or_default();
+        if committed.capacity == self.capacity {
+            return;
+        }
+        let now = self.now_ms();
+        {
+            let mut last = self.last_offer_ms.lock().expect("not poisoned");
+            if now.saturating_sub(*last) < RESUBMIT_MS {
+                return;
+            }
+            *last = now;
+        }
+        info!(
+            capacity = self.capacity,
+            committed = committed.capacity,
+            "offering storage"
+        );
+        self.submit(StorageOp::Offer {
+            capacity_bytes: self.capacity,
+        })
+        .await;
+    }
+
+    /// Submits an acknowledgement of `shards` of `object` (unless one went out recently and
+    /// `now` is false). Returns the transaction id if one was submitted.
+    pub(crate) async fn acknowledge(
+        &self,
+        object: Digest,
+        shards: Vec<u16>,
+        now: bool,
+    ) -> Option<String> {
+        let time = self.now_ms();
+        {
+            let mut submitted = self.submitted.lock().expect("not poisoned");
+            let mut object_bytes = [0u8; 32];
+            object_bytes.copy_from_slice(object.as_ref());
+            let due = shards.iter().any(|&index| {
+                let id = ShardId {
+                    object: object_bytes,
+                    index,
+                };
+                now || submitted
+                    .get(&id)
+                    .is_none_or(|at| time.saturating_sub(*at) >= RESUBMIT_MS)
+            });
+            if !due {
+                return None;
+            }
+            // Forget entries that are long past, so the map stays bounded by recent work.
+            submitted.retain(|_, at| time.saturating_sub(*at) < 10 * RESUBMIT_MS);
+            for &index in &shards {
+                submitted.insert(
+                    ShardId {
+                        object: object_bytes,
+                        index,
+                    },
+                    time,
+                );
+            }
+        }
+        debug!(object = %hex::encode(object), ?shards, "acknowledging shards");
+        self.submit(StorageOp::Stored { object, shards }).await
+    }
+
+    /// Signs `op` with the node's key and submits it; returns the transaction id.
+    async fn submit(&self, op: StorageOp) -> Option<String> {
+        let params = self.node.genesis().chain.clone();
+        let nonce = rand_core::Rng::next_u64(&mut commonware_utils::sys_rng());
+        let tx = Transaction {
+            sender: Sender::Key(commonware_cryptography::Signer::public_key(&self.key)),
+            nonce,
+            expiry_ms: self
+                .now_ms()
+                .saturating_add(params.max_tx_ttl_ms.min(60_000)),
+            payload: Payload::Storage(Box::new(op)),
+        }
+        .sign(&self.key, &self.node.cluster_id());
+        let id = hex::encode(tx.id());
+        match self.node.submit(tx).await {
+            Ok(_) => Some(id),
+            Err(error) => {
+                warn!(%error, "storage transaction not admitted; it is sent again later");
+                None
+            }
+        }
+    }
+}
