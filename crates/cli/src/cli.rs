@@ -1,6 +1,7 @@
 //! Command-line flags, defined once as data. Each flag has a short help line (imperative, ends
 //! with a period) and, where useful, a longer explanation.
 
+mod obj;
 mod secrets;
 mod time;
 mod transit;
@@ -8,6 +9,7 @@ mod transit;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+pub(crate) use obj::*;
 pub(crate) use secrets::*;
 pub(crate) use time::*;
 pub(crate) use transit::*;
@@ -135,6 +137,10 @@ pub(crate) enum Command {
     /// most f clocks lie, and the clocks of every node.
     #[command(subcommand)]
     Time(TimeCommand),
+    /// Objects stored across the nodes: encrypted here, erasure-coded, one shard per node,
+    /// audited and repaired by the cluster.
+    #[command(subcommand)]
+    Obj(ObjCommand),
     /// Save a token in ~/.vault-token, where later commands (and the vault CLI) find it.
     ///
     /// The token is checked first with a lookup of itself (auth/token/lookup-self).
@@ -213,9 +219,19 @@ pub(crate) struct DevStartArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
-    /// Read the node config (TOML) from this file.
-    #[arg(long)]
-    pub(crate) config: PathBuf,
+    /// Read the node config (TOML) from this file (to run a node).
+    #[arg(long, required_unless_present = "command")]
+    pub(crate) config: Option<PathBuf>,
+    /// Ask a running node instead of running one.
+    #[command(subcommand)]
+    pub(crate) command: Option<NodeCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Show storage: every node's offered capacity, used and reserved bytes, shards, and the
+    /// answering node's own shard store (its directory and any corrupt shards).
+    Storage(ApiArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+pub mod objects;
 mod verified;
 
 pub use verified::{BlockError, BlockProof, KvOwner, Trusted, Verified, verify_block};

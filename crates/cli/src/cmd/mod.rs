@@ -7,6 +7,7 @@ mod genesis;
 mod id;
 mod key;
 mod log;
+mod obj;
 mod query;
 mod secrets;
 mod signing;
@@ -20,11 +21,16 @@ use crate::cli::{Cli, Command, IdCommand, KeyCommand, LogCommand, TxCommand};
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args),
-        Command::Node(args) => {
-            let prepared = welkin_node::run::prepare(&args.config)?;
-            welkin_node::run::run(prepared);
-            Ok(())
-        }
+        Command::Node(args) => match (args.command, args.config) {
+            (Some(crate::cli::NodeCommand::Storage(api)), _) => obj::node_storage(api),
+            (None, Some(config)) => {
+                let prepared = welkin_node::run::prepare(&config)?;
+                welkin_node::run::run(prepared);
+                Ok(())
+            }
+            (None, None) => anyhow::bail!("say which node config to run: --config FILE"),
+        },
+        Command::Obj(command) => obj::run(command),
         Command::Key(KeyCommand::New(args)) => key::new(args),
         Command::Key(KeyCommand::Register(args)) => key::register(args),
         Command::Genesis(args) => genesis::run(args),

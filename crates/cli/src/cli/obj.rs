@@ -1,0 +1,117 @@
+//! Flags of `welkin obj`: encrypted, erasure-coded objects stored across the nodes.
+
+use super::ApiArgs;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ObjCommand {
+    /// Store a file: encrypt it here, erasure-code it, and send one shard to each node.
+    ///
+    /// The file is encrypted with a fresh key in segments (ChaCha20-Poly1305, each segment
+    /// bound to its position and to whether it is the last), each segment is split into k
+    /// data and m parity blocks (Reed-Solomon), and every block is hashed (BLAKE3) into one
+    /// Merkle tree per shard. The cluster commits the manifest (sizes, layout, shard roots,
+    /// the key sealed to you and any --to recipients) and places each shard on a node of a
+    /// different failure domain; each node checks every block it receives against the
+    /// committed root and acknowledges it in the log. No node ever sees the plaintext or the
+    /// key, and any k of the k+m shards rebuild the file. Prints the object id.
+    ///
+    /// The file is read twice (once to learn the roots, once to send), with a few segments in
+    /// memory whatever its size.
+    Put(ObjPutArgs),
+    /// Read an object back: fetch the manifest, check it against the id, open the key, and
+    /// decode from any k shards, checking every block before it is used.
+    ///
+    /// With --range A-B only the segments holding bytes A..B (B excluded) are fetched. A node
+    /// that is down or serves a bad block is replaced by another shard's node.
+    Get(ObjGetArgs),
+    /// Show an object's manifest, status and where its shards are.
+    Inspect(ObjInspectArgs),
+    /// List the objects of a key (yours with --key, anyone's with --owner).
+    List(ObjListArgs),
+    /// Delete an object: the cluster destroys its sealed key and every node removes its
+    /// shards, so nothing can rebuild it afterwards (crypto-shredding).
+    Delete(ObjDeleteArgs),
+}
+
+/// The owner's key file.
+#[derive(Debug, Args)]
+pub(crate) struct OwnerKeyArgs {
+    /// The owner's ed25519 key file (from `welkin key new`): signs the manifest and shard
+    /// requests, and opens the object's key.
+    #[arg(long, env = "WELKIN_KEY", value_name = "FILE")]
+    pub(crate) key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjPutArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) owner: OwnerKeyArgs,
+    /// The file to store.
+    pub(crate) file: PathBuf,
+    /// Data shards: any k shards rebuild the file (default: 2 on 4 nodes; see docs/storage.md).
+    #[arg(long)]
+    pub(crate) k: Option<u16>,
+    /// Parity shards: the object survives the loss of m shards (default: 2 on 4 nodes).
+    #[arg(long)]
+    pub(crate) m: Option<u16>,
+    /// Plaintext bytes per segment: a multiple of 64 KiB from 64 KiB to 4 MiB (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) segment_size: Option<u32>,
+    /// A name for listings (public: it is in the log). Default: the file name.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Also seal the object's key to this X25519 public key (64 hex characters); repeat for
+    /// several recipients.
+    #[arg(long = "to", value_name = "KEY")]
+    pub(crate) recipients: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjGetArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) owner: OwnerKeyArgs,
+    /// The object id (64 hex characters).
+    pub(crate) id: String,
+    /// Write here (use - for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Only bytes A to B (B excluded), e.g. 1000-2000.
+    #[arg(long, value_name = "A-B")]
+    pub(crate) range: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjInspectArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The object id (64 hex characters).
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjListArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// List the objects of the key in this file.
+    #[arg(long, env = "WELKIN_KEY", value_name = "FILE", conflicts_with = "owner")]
+    pub(crate) key: Option<PathBuf>,
+    /// List the objects of this public key (64 hex characters).
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjDeleteArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) owner: OwnerKeyArgs,
+    /// The object id (64 hex characters).
+    pub(crate) id: String,
+}

@@ -1,0 +1,607 @@
+//! Storing and reading objects: the client's side of the data path.
+//!
+//! **Put.** The client reads the file twice and holds a few segments in memory whatever its
+//! size. The first pass encrypts and erasure-codes every segment (see [`welkin_object`]) only
+//! to learn each shard's Merkle root; the client then commits the manifest (the roots, the
+//! layout and the object key sealed to the owner and any recipients) and learns from the
+//! committed state which node each shard is placed on. The second pass encodes again (the
+//! same key gives the same bytes) and streams shard `i` straight to its node, which checks
+//! every block against the committed root. The put ends when every node has acknowledged
+//! its shard in the log.
+//!
+//! **Get.** The client fetches the manifest from any node and checks it against the object
+//! id, opens the object key with the owner's (or a recipient's) secret, reads each shard's
+//! block hashes and checks them against the manifest's roots, then streams blocks from `k`
+//! shards (data shards first) and decodes segment by segment, checking every block before it
+//! is used. A node that fails or serves a bad block is replaced by another shard's holder for
+//! the remaining segments. Range reads fetch only the segments they need.
+
+use crate::{Client, ClientError};
+use commonware_codec::{Encode as _, Read as _};
+use std::{
+    io::{Read, Write},
+    sync::mpsc,
+    time::Duration,
+};
+use welkin_object::{Encoder, Layout, ObjectKey};
+use welkin_types::{
+    Digest, Payload, PrivateKey, Sender, Transaction,
+    api::{ObjectInfo, ShardUploadReply},
+    storage::{ObjectManifest, REQUEST_HEADER, RequestSignature},
+};
+
+/// What an object operation failed on.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// The node API refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The data path refused (layout, encoding, a shard that cannot be read).
+    #[error("{0}")]
+    Data(String),
+    /// The cluster refused the manifest.
+    #[error("the cluster refused the object: {0}")]
+    Refused(String),
+}
+
+fn data(error: impl std::fmt::Display) -> ObjectError {
+    ObjectError::Data(error.to_string())
+}
+
+/// The X25519 secret an ed25519 owner key opens its objects' keys with: derived from the
+/// key's seed, so one key file serves both.
+pub fn owner_secret(owner: &PrivateKey) -> [u8; 32] {
+    let seed = owner.encode();
+    blake3::derive_key("welkin/object-owner-x25519/v1", &seed)
+}
+
+/// The X25519 public key objects are sealed to for `owner`.
+pub fn owner_public(owner: &PrivateKey) -> [u8; 32] {
+    welkin_sealed::recipient_public_key(&owner_secret(owner))
+}
+
+fn key_aad(id: &Digest) -> Vec<u8> {
+    let mut aad = b"welkin/object-key/v1".to_vec();
+    aad.extend_from_slice(id.as_ref());
+    aad
+}
+
+/// How a put goes.
+pub struct PutOptions<'a> {
+    /// k, m and the segment size.
+    pub layout: Layout,
+    /// A public name for listings.
+    pub label: String,
+    /// X25519 keys besides the owner's that may open the object.
+    pub recipients: Vec<[u8; 32]>,
+    /// Called with (bytes done, bytes in all, phase) as the put goes.
+    pub progress: &'a (dyn Fn(u64, u64, &str) + Sync),
+}
+
+/// What a put did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PutOutcome {
+    /// The object id (hex).
+    pub id: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// The manifest's transaction (hex).
+    pub put_tx: String,
+    /// Bytes sent to nodes (shards and block hashes).
+    pub uploaded_bytes: u64,
+    /// Its status when the put returned.
+    pub status: String,
+}
+
+/// A second connection profile for bulk transfers: no overall deadline, only limits on
+/// connecting and on silence.
+fn bulk_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(None)
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_recv_body(Some(Duration::from_secs(120)))
+        .timeout_send_body(Some(Duration::from_secs(120)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
+    reader.read_exact(buf)
+}
+
+/// Encodes the object from `open()` segment by segment, calling `each` with every encoded
+/// segment; returns the shard summaries.
+fn encode_pass(
+    layout: &Layout,
+    key: &ObjectKey,
+    size: u64,
+    mut reader: impl Read,
+    mut each: impl FnMut(welkin_object::EncodedSegment) -> Result<(), ObjectError>,
+    progress: &(dyn Fn(u64, u64, &str) + Sync),
+    phase: &str,
+) -> Result<Vec<welkin_object::ShardSummary>, ObjectError> {
+    let mut encoder = Encoder::new(*layout, key, size).map_err(data)?;
+    let segments = layout.segments(size);
+    let mut buf = vec![0u8; layout.segment_bytes as usize];
+    let mut done = 0u64;
+    for segment in 0..segments {
+        let len = layout.segment_len(size, segment).map_err(data)? as usize;
+        read_full(&mut reader, &mut buf[..len]).map_err(|e| {
+            ObjectError::Data(format!(
+                "cannot read segment {segment} of the file ({e}); did it change while being stored?"
+            ))
+        })?;
+        let encoded = encoder.encode_segment(&buf[..len]).map_err(data)?;
+        each(encoded)?;
+        done += len as u64;
+        progress(done, size, phase);
+    }
+    encoder.finish().map_err(data)
+}
+
+/// A `Read` over blocks sent through a channel: the body of one shard upload.
+struct ChannelReader {
+    receiver: mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    offset: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.offset == self.current.len() {
+            match self.receiver.recv() {
+                Ok(next) => {
+                    self.current = next;
+                    self.offset = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.offset);
+        out[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
+        self.offset += n;
+        Ok(n)
+    }
+}
+
+fn signed_header(client_key: &PrivateKey, cluster: &Digest, method: &str, path: &str) -> String {
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+        + 4 * 60 * 1000;
+    RequestSignature::sign(client_key, cluster, method, path, expiry).to_header()
+}
+
+impl Client {
+    /// An object's manifest and placement as this node sees it (unchecked: see
+    /// [`checked_manifest`]).
+    pub fn object(&self, id: &Digest) -> Result<ObjectInfo, ClientError> {
+        self.get(&format!("/v1/objects/{}", hex::encode(id)))
+    }
+
+    /// An owner's objects, from `offset`.
+    pub fn objects(
+        &self,
+        owner: &welkin_types::PublicKey,
+        offset: u64,
+    ) -> Result<welkin_types::api::ObjectList, ClientError> {
+        self.get(&format!(
+            "/v1/objects?owner={}&offset={offset}",
+            hex::encode(owner.encode())
+        ))
+    }
+
+    /// Every node's storage space and this node's own store.
+    pub fn storage(&self) -> Result<welkin_types::api::StorageStatus, ClientError> {
+        self.get("/v1/storage")
+    }
+
+    /// Stores the `size` bytes `open()` reads (called twice: see the module docs) as an
+    /// object owned by `owner`.
+    pub fn put_object<R: Read>(
+        &self,
+        owner: &PrivateKey,
+        size: u64,
+        open: impl Fn() -> std::io::Result<R>,
+        options: &PutOptions<'_>,
+    ) -> Result<PutOutcome, ObjectError> {
+        let layout = options.layout;
+        layout.validate_size(size).map_err(data)?;
+        let genesis = self.genesis()?;
+        let cluster = genesis.cluster_id();
+        let key = ObjectKey::generate(&mut commonware_utils::sys_rng());
+        let summaries = encode_pass(
+            &layout,
+            &key,
+            size,
+            open()?,
+            |_| Ok(()),
+            options.progress,
+            "hashing",
+        )?;
+        let mut manifest = ObjectManifest {
+            size,
+            k: layout.k,
+            m: layout.m,
+            segment_bytes: layout.segment_bytes,
+            roots: summaries.iter().map(|s| Digest::from(s.root)).collect(),
+            sealed_key: welkin_types::Detachable::new(vec![0]),
+            label: options.label.clone(),
+        };
+        let id = manifest.id();
+        let mut recipients = vec![owner_public(owner)];
+        recipients.extend(options.recipients.iter().copied());
+        let sealed = welkin_sealed::seal_to_recipients(
+            &mut commonware_utils::sys_rng(),
+            &recipients,
+            &key_aad(&id),
+            key.expose(),
+        )
+        .map_err(data)?;
+        manifest.sealed_key = welkin_types::Detachable::new(sealed.encode().to_vec());
+        manifest.check().map_err(data)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let tx = Transaction {
+            sender: Sender::Key(commonware_cryptography::Signer::public_key(owner)),
+            nonce: rand_core::Rng::next_u64(&mut commonware_utils::sys_rng()),
+            expiry_ms: now + 60_000,
+            payload: Payload::Storage(Box::new(welkin_types::storage::StorageOp::Put(
+                Box::new(manifest),
+            ))),
+        }
+        .sign(owner, &cluster);
+        let put_tx = tx.id();
+        let status = self.submit(&tx, true)?;
+        let receipt = status
+            .receipt
+            .ok_or_else(|| ObjectError::Refused("the manifest was not committed in time".into()))?;
+        if !receipt.outcome.is_applied() {
+            return Err(ObjectError::Refused(
+                status.detail.unwrap_or_else(|| receipt.outcome.to_string()),
+            ));
+        }
+        let info = self.object(&id)?;
+        let shard_count = layout.shards();
+        let agent = bulk_agent();
+        let hashes: Vec<Vec<u8>> = summaries
+            .iter()
+            .map(|s| s.block_hashes.as_flattened().to_vec())
+            .collect();
+        let uploaded = std::thread::scope(|scope| -> Result<u64, ObjectError> {
+            let mut senders = Vec::with_capacity(shard_count);
+            let mut uploads = Vec::with_capacity(shard_count);
+            for (index, shard) in info.shards.iter().enumerate() {
+                let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(4);
+                sender
+                    .send(hashes[index].clone())
+                    .expect("the receiver is alive");
+                senders.push(sender);
+                let path = format!("/v1/objects/{}/shards/{index}", info.id);
+                let url = format!("http://{}{path}", shard.api_address);
+                let header = signed_header(owner, &cluster, "PUT", &path);
+                let agent = agent.clone();
+                let length = hashes[index].len() as u64 + layout.shard_bytes(size);
+                uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
+                    let reader = ChannelReader {
+                        receiver,
+                        current: Vec::new(),
+                        offset: 0,
+                    };
+                    let response = agent
+                        .put(&url)
+                        .header(REQUEST_HEADER, &header)
+                        .header("content-length", length.to_string())
+                        .send(ureq::SendBody::from_owned_reader(reader));
+                    let text = self.text(&url, response)?;
+                    let _reply: ShardUploadReply = crate::parse_reply(&text)?;
+                    Ok(length)
+                }));
+            }
+            let encoded = encode_pass(
+                &layout,
+                &key,
+                size,
+                open()?,
+                |segment| {
+                    for (sender, block) in senders.iter().zip(segment.blocks) {
+                        // A failed upload closes its channel; its error is reported below.
+                        let _ = sender.send(block);
+                    }
+                    Ok(())
+                },
+                options.progress,
+                "uploading",
+            );
+            drop(senders);
+            let mut total = 0;
+            let mut failures = Vec::new();
+            for (index, upload) in uploads.into_iter().enumerate() {
+                match upload.join() {
+                    Ok(Ok(bytes)) => total += bytes,
+                    Ok(Err(error)) => failures.push(format!("shard {index}: {error}")),
+                    Err(_) => failures.push(format!("shard {index}: the upload thread failed")),
+                }
+            }
+            let summaries_again = encoded?;
+            if summaries_again
+                .iter()
+                .zip(&summaries)
+                .any(|(a, b)| a.root != b.root)
+            {
+                return Err(ObjectError::Data(
+                    "the file changed between the two passes; put it again".into(),
+                ));
+            }
+            if failures.len() > usize::from(layout.m) {
+                return Err(ObjectError::Data(format!(
+                    "too few shards stored: {}",
+                    failures.join("; ")
+                )));
+            }
+            if !failures.is_empty() {
+                (options.progress)(size, size, &format!("degraded: {}", failures.join("; ")));
+            }
+            Ok(total)
+        })?;
+        // The nodes acknowledge through the log: wait until the state counts them.
+        let mut status = String::new();
+        for _ in 0..120 {
+            status = self.object(&id)?.status;
+            if status == "stored" {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Ok(PutOutcome {
+            id: hex::encode(id),
+            size,
+            put_tx: hex::encode(put_tx),
+            uploaded_bytes: uploaded,
+            status,
+        })
+    }
+}
+
+/// Decodes `info`'s manifest and checks it against `id`.
+pub fn checked_manifest(id: &Digest, info: &ObjectInfo) -> Result<ObjectManifest, ObjectError> {
+    let bytes = hex::decode(&info.manifest).map_err(data)?;
+    let manifest = welkin_types::decode::<ObjectManifest>(&bytes).map_err(data)?;
+    if manifest.id() != *id {
+        return Err(ObjectError::Data(format!(
+            "the node served a manifest for object {}, not {}",
+            hex::encode(manifest.id()),
+            hex::encode(id)
+        )));
+    }
+    Ok(manifest)
+}
+
+/// Opens an object's key with an X25519 secret (the owner's: [`owner_secret`]).
+pub fn open_object_key(
+    id: &Digest,
+    manifest: &ObjectManifest,
+    secret: &[u8; 32],
+) -> Result<ObjectKey, ObjectError> {
+    let sealed = manifest.sealed_key.bytes().ok_or_else(|| {
+        ObjectError::Data("the node no longer holds the object's key: it was deleted".into())
+    })?;
+    let sealed = welkin_sealed::RecipientSealed::read(&mut &sealed[..]).map_err(data)?;
+    let key = welkin_sealed::open_as_recipient(secret, &key_aad(id), &sealed).map_err(data)?;
+    let bytes: [u8; 32] = key
+        .as_slice()
+        .try_into()
+        .map_err(|_| ObjectError::Data("the sealed object key is not 32 bytes".into()))?;
+    Ok(ObjectKey::from_bytes(bytes))
+}
+
+/// One shard being read: a thread streams its blocks into a channel.
+struct Source {
+    index: usize,
+    hashes: Vec<[u8; 32]>,
+    blocks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
+}
+
+/// What a get did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GetOutcome {
+    /// The object id (hex).
+    pub id: String,
+    /// Bytes written.
+    pub bytes: u64,
+    /// The shards read from (after any replacements).
+    pub shards_used: Vec<usize>,
+    /// Shards given up on, with why.
+    pub failed_shards: Vec<String>,
+}
+
+impl Client {
+    /// Reads object `id` (or bytes `range.0..range.1` of it) into `out`, opening its key with
+    /// `secret` (see [`owner_secret`]) and signing shard requests with `requester` (the
+    /// owner's key).
+    pub fn get_object(
+        &self,
+        id: &Digest,
+        requester: &PrivateKey,
+        secret: &[u8; 32],
+        range: Option<(u64, u64)>,
+        out: &mut impl Write,
+        progress: &(dyn Fn(u64, u64, &str) + Sync),
+    ) -> Result<GetOutcome, ObjectError> {
+        let info = self.object(id)?;
+        let manifest = checked_manifest(id, &info)?;
+        let key = open_object_key(id, &manifest, secret)?;
+        let layout = Layout {
+            k: manifest.k,
+            m: manifest.m,
+            segment_bytes: manifest.segment_bytes,
+        };
+        let size = manifest.size;
+        let (start, end) = range.unwrap_or((0, size));
+        if start > end || end > size {
+            return Err(ObjectError::Data(format!(
+                "range {start}-{end} is outside the object's {size} bytes"
+            )));
+        }
+        let segments = if start == end {
+            0..0
+        } else {
+            layout.segment_range(size, start, end).map_err(data)?
+        };
+        let cluster = self.genesis()?.cluster_id();
+        let agent = bulk_agent();
+        let shard_count = layout.shards();
+        let mut failed: Vec<String> = Vec::new();
+        let mut written = 0u64;
+        let mut used = Vec::new();
+        let total = end - start;
+        std::thread::scope(|scope| -> Result<(), ObjectError> {
+            // Opens shard `index` from segment `from`: its hashes (checked against the root)
+            // and a thread streaming its blocks.
+            let open = |index: usize, from: u64| -> Result<Source, String> {
+                let shard = &info.shards[index];
+                let base = format!("http://{}", shard.api_address);
+                let path = format!("/v1/objects/{}/shards/{index}/hashes", info.id);
+                let header = signed_header(requester, &cluster, "GET", &path);
+                let mut response = agent
+                    .get(&format!("{base}{path}"))
+                    .header(REQUEST_HEADER, &header)
+                    .call()
+                    .map_err(|e| format!("{}: {e}", shard.node))?;
+                if response.status().as_u16() >= 400 {
+                    let text = response.body_mut().read_to_string().unwrap_or_default();
+                    return Err(format!("{}: {}", shard.node, crate::api_error(response.status().as_u16(), &text)));
+                }
+                let bytes = response
+                    .body_mut()
+                    .with_config()
+                    .limit(64 * 1024 * 1024)
+                    .read_to_vec()
+                    .map_err(|e| format!("{}: {e}", shard.node))?;
+                if bytes.len() as u64 != manifest.segments() * 32 {
+                    return Err(format!("{}: a hash list of {} bytes", shard.node, bytes.len()));
+                }
+                let hashes: Vec<[u8; 32]> = bytes
+                    .chunks_exact(32)
+                    .map(|h| h.try_into().expect("32-byte chunks"))
+                    .collect();
+                if welkin_object::shard_root(&hashes) != <[u8; 32]>::try_from(manifest.roots[index].as_ref()).expect("32 bytes") {
+                    return Err(format!("{}: block hashes that do not match the manifest", shard.node));
+                }
+                let path = format!("/v1/objects/{}/shards/{index}", info.id);
+                let header = signed_header(requester, &cluster, "GET", &path);
+                let url = format!("{base}{path}?from={from}&to={}", segments.end);
+                let (sender, receiver) = mpsc::sync_channel(4);
+                let agent = agent.clone();
+                let lengths: Vec<usize> = (from..segments.end)
+                    .map(|s| layout.block_bytes(size, s).map(|n| n as usize))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| e.to_string())?;
+                let node = shard.node.clone();
+                scope.spawn(move || {
+                    let response = agent.get(&url).header(REQUEST_HEADER, &header).call();
+                    let mut response = match response {
+                        Ok(r) if r.status().as_u16() < 400 => r,
+                        Ok(r) => {
+                            let _ = sender.send(Err(std::io::Error::other(format!(
+                                "{node} answered {}",
+                                r.status()
+                            ))));
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = sender.send(Err(std::io::Error::other(format!("{node}: {e}"))));
+                            return;
+                        }
+                    };
+                    let mut body = response.body_mut().with_config().limit(u64::MAX).reader();
+                    for length in lengths {
+                        let mut block = vec![0u8; length];
+                        let read = body.read_exact(&mut block).map(|()| block);
+                        let failed = read.is_err();
+                        if sender.send(read).is_err() || failed {
+                            return;
+                        }
+                    }
+                });
+                Ok(Source {
+                    index,
+                    hashes,
+                    blocks: receiver,
+                })
+            };
+            // Data shards first: with all of them, decoding is only decryption.
+            let mut standby: std::collections::VecDeque<usize> = (0..shard_count).collect();
+            let mut active: Vec<Source> = Vec::new();
+            for segment in segments.clone() {
+                let mut blocks: Vec<Option<Vec<u8>>> = vec![None; shard_count];
+                let mut expected = vec![[0u8; 32]; shard_count];
+                let mut good = 0;
+                let mut i = 0;
+                loop {
+                    while i < active.len() {
+                        let source = &active[i];
+                        let hash = source.hashes[segment as usize];
+                        match source.blocks.recv() {
+                            Ok(Ok(block)) if welkin_object::block_hash(&block) == hash => {
+                                expected[source.index] = hash;
+                                blocks[source.index] = Some(block);
+                                good += 1;
+                                i += 1;
+                            }
+                            outcome => {
+                                let why = match outcome {
+                                    Ok(Ok(_)) => "served a block that does not match its hash".to_string(),
+                                    Ok(Err(e)) => e.to_string(),
+                                    Err(_) => "stream ended".to_string(),
+                                };
+                                failed.push(format!("shard {} at segment {segment}: {why}", source.index));
+                                active.remove(i);
+                            }
+                        }
+                    }
+                    if good >= usize::from(layout.k) {
+                        break;
+                    }
+                    let Some(next) = standby.pop_front() else {
+                        return Err(ObjectError::Data(format!(
+                            "segment {segment}: only {good} of the {} blocks needed can be read ({})",
+                            layout.k,
+                            failed.join("; ")
+                        )));
+                    };
+                    match open(next, segment) {
+                        Ok(source) => active.push(source),
+                        Err(why) => failed.push(format!("shard {next}: {why}")),
+                    }
+                }
+                let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
+                let plaintext = welkin_object::decode_segment(&layout, &key, size, segment, &refs, &expected)
+                    .map_err(data)?;
+                let offset = layout.segment_offset(segment);
+                let from = start.saturating_sub(offset) as usize;
+                let to = (end - offset).min(plaintext.len() as u64) as usize;
+                out.write_all(&plaintext[from..to])?;
+                written += (to - from) as u64;
+                progress(written, total, "downloading");
+            }
+            used = active.iter().map(|source| source.index).collect();
+            Ok(())
+        })?;
+        out.flush()?;
+        Ok(GetOutcome {
+            id: hex::encode(id),
+            bytes: written,
+            shards_used: used,
+            failed_shards: failed,
+        })
+    }
+}
