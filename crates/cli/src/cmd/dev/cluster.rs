@@ -10,10 +10,15 @@ use welkin_client::Client;
 use welkin_node::ceremony::{self, NodeKey};
 use welkin_types::{ChainParams, Genesis};
 
+/// Shard bytes each node of a local cluster offers (16 GiB: an offer is accounting; the disk
+/// holds only what is stored).
+const DEV_CAPACITY_BYTES: u64 = 16 << 30;
+
 /// The config of node `i` of a local cluster whose first API port is `base`. Every client of a
 /// local cluster connects from 127.0.0.1, so the per-address rate limit would count them all as
 /// one (and throttle `welkin bench`): it is raised out of the way here; every other API limit
-/// keeps its default. Roughtime is served on UDP port base+200+i and NTP on base+300+i.
+/// keeps its default. Roughtime is served on UDP port base+200+i and NTP on base+300+i. Each
+/// node offers [`DEV_CAPACITY_BYTES`] for object shards.
 fn dev_node_config(base: u16, i: usize) -> String {
     let roughtime = base as usize + 200 + i;
     let ntp = base as usize + 300 + i;
@@ -30,6 +35,9 @@ rate_burst = 1000000
 [time]
 roughtime_address = \"127.0.0.1:{roughtime}\"
 ntp_address = \"127.0.0.1:{ntp}\"
+
+[storage]
+capacity_bytes = {DEV_CAPACITY_BYTES}
 "
     )
 }
