@@ -24,3 +24,6 @@ pub use limits::{LimitsError, StoreLimits};
 pub use open::{FileError, OpenError, OpenReport, QuarantinedFile};
 pub use store::{DeleteError, GcReport, ReadError, ShardInfo, ShardStore, StoreUsage};
 pub use writer::{CreateError, FinishError, ShardWriter, WriteError};
+
+#[cfg(test)]
+mod tests;

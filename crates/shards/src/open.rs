@@ -99,7 +99,11 @@ pub enum FileError {
         actual: u64,
     },
     /// The hash list does not form the header's root.
-    #[error("hash list has root {}, not the header's {}", hex::encode(computed), hex::encode(root))]
+    #[error(
+        "hash list has root {}, not the header's {}",
+        hex::encode(computed),
+        hex::encode(root)
+    )]
     Root {
         /// The header's root.
         root: [u8; 32],
@@ -138,13 +142,26 @@ impl ShardStore {
         match lock.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(OpenError::Locked { path: lock_path }),
-            Err(TryLockError::Error(source)) => return Err(OpenError::Io { path: lock_path, source }),
+            Err(TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
         }
         let mut report = OpenReport::default();
         remove_temporaries(&dirs.tmp, &mut report).map_err(io(&dirs.tmp))?;
         let state = index(&dirs, &limits, &mut report)?;
-        let inner = Inner { dirs, limits, state: Mutex::new(state), opened: report, _lock: lock };
-        Ok(ShardStore { inner: Arc::new(inner) })
+        let inner = Inner {
+            dirs,
+            limits,
+            state: Mutex::new(state),
+            opened: report,
+            _lock: lock,
+        };
+        Ok(ShardStore {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -169,11 +186,16 @@ fn remove_temporaries(tmp: &Path, report: &mut OpenReport) -> io::Result<()> {
 
 /// Checks every entry of the shards directory, indexing the good and quarantining the rest.
 fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<State, OpenError> {
-    let io = |source| OpenError::Io { path: dirs.shards.clone(), source };
+    let io = |source| OpenError::Io {
+        path: dirs.shards.clone(),
+        source,
+    };
     let mut state = State::default();
     for entry in fs::read_dir(&dirs.shards).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned());
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         let checked = ShardId::from_file_name(&name)
             .ok_or_else(|| FileError::Name(name.clone()))
@@ -192,14 +214,21 @@ fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<S
                 report.quarantined += 1;
                 if report.quarantined_files.len() < limits.max_reported_files {
                     let reason = reason.to_string();
-                    report.quarantined_files.push(QuarantinedFile { path, moved_to, reason });
+                    report.quarantined_files.push(QuarantinedFile {
+                        path,
+                        moved_to,
+                        reason,
+                    });
                 }
             }
         }
     }
     if report.quarantined > 0 {
         for dir in [&dirs.shards, &dirs.quarantine] {
-            sync_dir(dir).map_err(|source| OpenError::Io { path: dir.clone(), source })?;
+            sync_dir(dir).map_err(|source| OpenError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         }
     }
     Ok(state)
@@ -222,7 +251,10 @@ pub(crate) fn check_file(path: &Path, name: ShardId) -> Result<Header, FileError
     file.read_exact_at(&mut bytes, 0)?;
     let header = Header::decode(&bytes)?;
     if header.id != name {
-        return Err(FileError::WrongShard { header: header.id, name });
+        return Err(FileError::WrongShard {
+            header: header.id,
+            name,
+        });
     }
     let expected = header.geometry.file_len();
     if actual != expected {
@@ -231,7 +263,10 @@ pub(crate) fn check_file(path: &Path, name: ShardId) -> Result<Header, FileError
     let hashes = read_hashes_from(&file, &header.geometry)?;
     let computed = shard_root(&hashes).expect("a valid geometry has a block");
     if computed != header.root {
-        return Err(FileError::Root { root: header.root, computed });
+        return Err(FileError::Root {
+            root: header.root,
+            computed,
+        });
     }
     Ok(header)
 }

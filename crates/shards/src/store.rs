@@ -68,7 +68,10 @@ impl State {
         self.used += header.geometry.file_len();
         self.corrupt.remove(&header.id);
         let previous = self.shards.insert(header.id, Entry { header, generation });
-        assert!(previous.is_none(), "a shard is indexed once: create refuses duplicates");
+        assert!(
+            previous.is_none(),
+            "a shard is indexed once: create refuses duplicates"
+        );
     }
 
     fn remove(&mut self, id: &ShardId) -> Option<Entry> {
@@ -281,7 +284,11 @@ impl ShardStore {
             let geometry = entry.header.geometry;
             if segment >= geometry.block_count {
                 let count = geometry.block_count;
-                return Err(ReadError::OutOfRange { id: *id, segment, count });
+                return Err(ReadError::OutOfRange {
+                    id: *id,
+                    segment,
+                    count,
+                });
             }
             let path = self.inner.dirs.shard(id);
             match fetch_block(&path, &geometry, segment) {
@@ -328,9 +335,19 @@ impl ShardStore {
     /// What the store knows of a stored shard without reading it.
     pub fn info(&self, id: &ShardId) -> Option<ShardInfo> {
         let entry = *self.inner.state().shards.get(id)?;
-        let Geometry { block_count, block_len, final_block_len } = entry.header.geometry;
+        let Geometry {
+            block_count,
+            block_len,
+            final_block_len,
+        } = entry.header.geometry;
         let file_bytes = entry.header.geometry.file_len();
-        Some(ShardInfo { root: entry.header.root, block_count, block_len, final_block_len, file_bytes })
+        Some(ShardInfo {
+            root: entry.header.root,
+            block_count,
+            block_len,
+            final_block_len,
+            file_bytes,
+        })
     }
 
     /// Every stored shard, in order.
@@ -372,7 +389,10 @@ impl ShardStore {
     pub fn delete(&self, id: &ShardId) -> Result<u64, DeleteError> {
         let freed = self.inner.unlink(id)?;
         let dir = &self.inner.dirs.shards;
-        sync_dir(dir).map_err(|source| DeleteError::Io { path: dir.clone(), source })?;
+        sync_dir(dir).map_err(|source| DeleteError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(freed)
     }
 
@@ -386,7 +406,10 @@ impl ShardStore {
             let stored: Vec<ShardId> = state.shards.keys().copied().collect();
             (stored, state.corrupt.iter().copied().collect::<Vec<_>>())
         };
-        let mut report = GcReport { examined: stored.len() as u64, ..GcReport::default() };
+        let mut report = GcReport {
+            examined: stored.len() as u64,
+            ..GcReport::default()
+        };
         let max_errors = self.inner.limits.max_reported_files;
         let note_error = |report: &mut GcReport, error: DeleteError| {
             report.failed += 1;
@@ -410,7 +433,13 @@ impl ShardStore {
         if report.removed > 0 {
             let dir = &self.inner.dirs.shards;
             if let Err(source) = sync_dir(dir) {
-                note_error(&mut report, DeleteError::Io { path: dir.clone(), source });
+                note_error(
+                    &mut report,
+                    DeleteError::Io {
+                        path: dir.clone(),
+                        source,
+                    },
+                );
             }
         }
         report
@@ -420,7 +449,10 @@ impl ShardStore {
 /// Whether a read error means the file is damaged (gone or shorter than its header says)
 /// rather than that the system failed.
 fn is_damage(error: &io::Error) -> bool {
-    matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof)
+    matches!(
+        error.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// Reads one block and its hash and compares them.

@@ -189,13 +189,25 @@ impl Reservation {
         if state.writing.len() >= max {
             return Err(CreateError::TooManyWriters { max });
         }
-        let free = inner.limits.capacity_bytes.saturating_sub(state.used + state.reserved);
+        let free = inner
+            .limits
+            .capacity_bytes
+            .saturating_sub(state.used + state.reserved);
         if bytes > free {
-            return Err(CreateError::NoSpace { id, needed: bytes, free });
+            return Err(CreateError::NoSpace {
+                id,
+                needed: bytes,
+                free,
+            });
         }
         state.writing.insert(id);
         state.reserved += bytes;
-        Ok(Self { inner: inner.clone(), id, bytes, held: true })
+        Ok(Self {
+            inner: inner.clone(),
+            id,
+            bytes,
+            held: true,
+        })
     }
 
     /// Indexes the finished shard and turns the reservation into used bytes, in one critical
@@ -265,7 +277,10 @@ impl ShardStore {
         let tmp = self.inner.dirs.temp(&id);
         // Truncating is safe: the reservation makes this the only writer of `id`, and the
         // store's lock file the only store in the directory.
-        let file = File::create(&tmp).map_err(|source| CreateError::Io { path: tmp.clone(), source })?;
+        let file = File::create(&tmp).map_err(|source| CreateError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         let header = Header { id, geometry, root };
         let mut writer = ShardWriter {
             header,
@@ -281,7 +296,10 @@ impl ShardStore {
             .file
             .write_all(&header.encode())
             .and_then(|()| writer.file.write_all(writer.hashes.as_flattened()));
-        written.map_err(|source| CreateError::Io { path: writer.tmp.clone(), source })?;
+        written.map_err(|source| CreateError::Io {
+            path: writer.tmp.clone(),
+            source,
+        })?;
         Ok(writer)
     }
 }
@@ -306,20 +324,36 @@ impl ShardWriter {
         }
         let segment = self.next;
         if segment >= geometry.block_count {
-            return Err(WriteError::TooManyBlocks { id, count: geometry.block_count });
+            return Err(WriteError::TooManyBlocks {
+                id,
+                count: geometry.block_count,
+            });
         }
         let expected = geometry.len_of(segment);
         if block.len() != expected as usize {
-            return Err(WriteError::Length { id, segment, expected, actual: block.len() });
+            return Err(WriteError::Length {
+                id,
+                segment,
+                expected,
+                actual: block.len(),
+            });
         }
         let actual = block_hash(block);
         let expected = self.hashes[segment as usize];
         if actual != expected {
-            return Err(WriteError::Hash { id, segment, expected, actual });
+            return Err(WriteError::Hash {
+                id,
+                segment,
+                expected,
+                actual,
+            });
         }
         if let Err(source) = self.file.write_all(block) {
             self.failed = true;
-            return Err(WriteError::Io { path: self.tmp.clone(), source });
+            return Err(WriteError::Io {
+                path: self.tmp.clone(),
+                source,
+            });
         }
         self.next += 1;
         Ok(())
@@ -335,10 +369,17 @@ impl ShardWriter {
         }
         let expected = self.header.geometry.block_count;
         if self.next != expected {
-            return Err(FinishError::Incomplete { id, received: self.next, expected });
+            return Err(FinishError::Incomplete {
+                id,
+                received: self.next,
+                expected,
+            });
         }
         let tmp = self.tmp.clone();
-        self.file.sync_all().map_err(|source| FinishError::Io { path: tmp.clone(), source })?;
+        self.file.sync_all().map_err(|source| FinishError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
         let inner = self.reservation.inner.clone();
         let path = inner.dirs.shard(&id);
         fs::rename(&tmp, &path).map_err(|source| FinishError::Io { path: tmp, source })?;
@@ -347,7 +388,10 @@ impl ShardWriter {
             // Whether the rename survives a crash is unknown: take it back, so the shard is
             // either stored for certain or not at all.
             let _ = fs::remove_file(&path);
-            return Err(FinishError::Io { path: inner.dirs.shards.clone(), source });
+            return Err(FinishError::Io {
+                path: inner.dirs.shards.clone(),
+                source,
+            });
         }
         self.reservation.commit(self.header);
         Ok(id)
