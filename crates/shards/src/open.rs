@@ -14,7 +14,7 @@ use crate::{
     hash::shard_root,
     header::{HEADER_LEN, Header, HeaderError},
     limits::LimitsError,
-    store::{Inner, State, read_hashes_from},
+    store::{Inner, State, is_damage, read_hashes_from},
 };
 
 /// Why a store did not open.
@@ -128,10 +128,20 @@ impl ShardStore {
             let path = path.to_path_buf();
             move |source| OpenError::Io { path, source }
         };
+        let created = !dirs.root.exists();
         for path in [&dirs.root, &dirs.shards, &dirs.tmp, &dirs.quarantine] {
             fs::create_dir_all(path).map_err(io(path))?;
         }
+        // The layout's directory entries are durable before anything is stored in it.
         sync_dir(&dirs.root).map_err(io(&dirs.root))?;
+        if let Some(parent) = dirs.root.parent().filter(|_| created) {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            sync_dir(parent).map_err(io(parent))?;
+        }
         let lock_path = dirs.lock();
         let lock = OpenOptions::new()
             .create(true)
@@ -205,6 +215,10 @@ fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<S
                 report.shards += 1;
                 report.bytes += header.geometry.file_len();
                 state.insert(header);
+            }
+            // Not the file's fault: opening fails rather than quarantine good shards.
+            Err(FileError::Io(source)) if !is_damage(&source) => {
+                return Err(OpenError::Io { path, source });
             }
             Err(reason) => {
                 if let Some(id) = ShardId::from_file_name(&name) {

@@ -446,13 +446,17 @@ impl ShardStore {
     }
 }
 
-/// Whether a read error means the file is damaged (gone or shorter than its header says)
-/// rather than that the system failed.
-fn is_damage(error: &io::Error) -> bool {
+/// `EIO`, the same number on Linux, the BSDs and macOS: the device could not read the data.
+const EIO: i32 = 5;
+
+/// Whether a read error means the file is damaged (gone, shorter than its header says, or
+/// on sectors the device cannot read) rather than that the system is short of something
+/// for now (descriptors, memory, permission), which must not cost a good shard.
+pub(crate) fn is_damage(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof
-    )
+    ) || error.raw_os_error() == Some(EIO)
 }
 
 /// Reads one block and its hash and compares them.

@@ -58,7 +58,7 @@ pub enum CreateError {
         id: ShardId,
     },
     /// As many shards are being written as the limit allows.
-    #[error("{max} shards are already being written, the limit")]
+    #[error("too many shards being written: the limit is {max}")]
     TooManyWriters {
         /// The limit.
         max: usize,

@@ -162,7 +162,7 @@ fn create_refuses_bad_roots_shapes_duplicates_and_excess_writers() {
     let refused = refused.expect_err("third writer");
     assert_eq!(
         refused.to_string(),
-        "2 shards are already being written, the limit"
+        "too many shards being written: the limit is 2"
     );
     assert_eq!(names(dir.path(), "tmp").len(), 2);
 }
