@@ -214,7 +214,7 @@ impl Inner {
     }
 
     /// The index entry of a stored shard.
-    fn entry(&self, id: &ShardId) -> Result<Entry, ReadError> {
+    pub(crate) fn entry(&self, id: &ShardId) -> Result<Entry, ReadError> {
         let state = self.state();
         match state.shards.get(id) {
             Some(entry) => Ok(*entry),
@@ -226,7 +226,7 @@ impl Inner {
     /// Takes a shard found corrupt out of service: out of the index, its file into the
     /// quarantine, its id into the corrupt list. False when the entry is no longer the one
     /// that was read (deleted or replaced meanwhile), which is then not to blame.
-    fn mark_corrupt(&self, id: &ShardId, generation: u64) -> bool {
+    pub(crate) fn mark_corrupt(&self, id: &ShardId, generation: u64) -> bool {
         let mut state = self.state();
         if state.shards.get(id).map(|entry| entry.generation) != Some(generation) {
             return false;

@@ -1,5 +1,6 @@
 //! Behaviour of the whole store on a real filesystem (temporary directories).
 
+mod concurrent;
 mod fuzz;
 mod open;
 mod read;
