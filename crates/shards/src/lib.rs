@@ -111,6 +111,7 @@ mod header;
 mod id;
 mod limits;
 mod open;
+mod read;
 mod store;
 mod writer;
 
@@ -121,7 +122,8 @@ pub use header::{
 pub use id::ShardId;
 pub use limits::{LimitsError, StoreLimits};
 pub use open::{FileError, OpenError, OpenReport, QuarantinedFile};
-pub use store::{DeleteError, GcReport, ReadError, ShardInfo, ShardStore, StoreUsage};
+pub use read::ReadError;
+pub use store::{DeleteError, GcReport, ShardInfo, ShardStore, StoreUsage};
 pub use writer::{CreateError, FinishError, ShardWriter, WriteError};
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use crate::{
     hash::shard_root,
     header::{HEADER_LEN, Header, HeaderError},
     limits::LimitsError,
-    store::{Inner, State, is_damage, read_hashes_from},
+    read::{is_damage, read_hashes_from},
+    store::{Inner, State},
 };
 
 /// Why a store did not open.
