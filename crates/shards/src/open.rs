@@ -226,6 +226,7 @@ fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<S
                     state.corrupt.insert(id);
                 }
                 let moved_to = dirs.quarantine(&path).ok();
+                tracing::warn!(path = %path.display(), %reason, moved = moved_to.is_some(), "shard file quarantined");
                 report.quarantined += 1;
                 if report.quarantined_files.len() < limits.max_reported_files {
                     let reason = reason.to_string();

@@ -74,11 +74,7 @@ fn open_after_a_crash_cleans_up_and_quarantines() {
 fn a_file_under_another_shards_name_is_quarantined() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = Shard::small(43);
-    drop({
-        let store = open(dir.path());
-        shard.put(&store);
-        store
-    });
+    shard.put(&open(dir.path()));
     let renamed = ShardId {
         object: shard.id.object,
         index: 9,
@@ -114,11 +110,7 @@ fn a_second_store_cannot_open_the_same_directory() {
 fn a_lowered_capacity_keeps_shards_and_admits_nothing_new() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shard = Shard::small(44);
-    drop({
-        let store = open(dir.path());
-        shard.put(&store);
-        store
-    });
+    shard.put(&open(dir.path()));
     let store = ShardStore::open(dir.path(), limits(100)).expect("open");
     assert!(store.contains(&shard.id));
     assert_eq!(store.usage().free(), 0);
