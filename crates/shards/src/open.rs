@@ -125,43 +125,13 @@ impl ShardStore {
     pub fn open(dir: impl AsRef<Path>, limits: StoreLimits) -> Result<ShardStore, OpenError> {
         limits.validate()?;
         let dirs = Dirs::new(dir.as_ref());
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| OpenError::Io { path, source }
-        };
-        let created = !dirs.root.exists();
-        for path in [&dirs.root, &dirs.shards, &dirs.tmp, &dirs.quarantine] {
-            fs::create_dir_all(path).map_err(io(path))?;
-        }
-        // The layout's directory entries are durable before anything is stored in it.
-        sync_dir(&dirs.root).map_err(io(&dirs.root))?;
-        if let Some(parent) = dirs.root.parent().filter(|_| created) {
-            let parent = if parent.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                parent
-            };
-            sync_dir(parent).map_err(io(parent))?;
-        }
-        let lock_path = dirs.lock();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked { path: lock_path }),
-            Err(TryLockError::Error(source)) => {
-                return Err(OpenError::Io {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        create_layout(&dirs)?;
+        let lock = lock(&dirs.lock())?;
         let mut report = OpenReport::default();
-        remove_temporaries(&dirs.tmp, &mut report).map_err(io(&dirs.tmp))?;
+        remove_temporaries(&dirs.tmp, &mut report).map_err(|source| OpenError::Io {
+            path: dirs.tmp.clone(),
+            source,
+        })?;
         let state = index(&dirs, &limits, &mut report)?;
         let inner = Inner {
             dirs,
@@ -173,6 +143,49 @@ impl ShardStore {
         Ok(ShardStore {
             inner: Arc::new(inner),
         })
+    }
+}
+
+/// Creates the store's directories and makes their entries durable before anything is
+/// stored in them.
+fn create_layout(dirs: &Dirs) -> Result<(), OpenError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OpenError::Io { path, source }
+    };
+    let created = !dirs.root.exists();
+    for path in [&dirs.root, &dirs.shards, &dirs.tmp, &dirs.quarantine] {
+        fs::create_dir_all(path).map_err(io(path))?;
+    }
+    sync_dir(&dirs.root).map_err(io(&dirs.root))?;
+    if let Some(parent) = dirs.root.parent().filter(|_| created) {
+        let parent = match parent.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => parent,
+        };
+        sync_dir(parent).map_err(io(parent))?;
+    }
+    Ok(())
+}
+
+/// Opens and locks the lock file, which stays locked while the returned file is open.
+fn lock(path: &Path) -> Result<File, OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(io(source)),
     }
 }
 
