@@ -58,6 +58,9 @@
 //! 1. [`ShardStore::create`] checks that the hashes form the manifest's root, reserves the
 //!    file's bytes against capacity, and writes the header and hash list to `tmp/`.
 //!    [`ShardWriter::write_block`] appends each block after checking its length and hash.
+//!    (A writer from [`ShardStore::create_without_hashes`], for a repair that rebuilds a
+//!    shard segment by segment, checks lengths as blocks arrive, and the root of their
+//!    hashes before anything else in step 2; it then fills in the hash list.)
 //! 2. [`ShardWriter::finish`] calls `fsync` on the file: its contents and length are on
 //!    stable storage.
 //! 3. It renames the file into `shards/`. A rename is atomic: the final name refers either

@@ -4,6 +4,7 @@
 use std::{
     fs::{self, File},
     io::{self, Write},
+    os::unix::fs::FileExt,
     path::PathBuf,
     sync::Arc,
 };
@@ -12,7 +13,7 @@ use crate::{
     ShardId, ShardStore,
     dirs::sync_dir,
     hash::{block_hash, shard_root},
-    header::{Geometry, GeometryError, Header},
+    header::{Geometry, GeometryError, HASH_LEN, Header},
     store::Inner,
 };
 
@@ -152,6 +153,20 @@ pub enum FinishError {
         /// Blocks it has.
         expected: u32,
     },
+    /// The blocks of a shard written without a hash list do not form its root.
+    #[error(
+        "blocks of shard {id} have root {}, not {}",
+        hex::encode(computed),
+        hex::encode(root)
+    )]
+    RootMismatch {
+        /// The shard.
+        id: ShardId,
+        /// The root given to [`ShardStore::create_without_hashes`].
+        root: [u8; 32],
+        /// The root of the blocks written.
+        computed: [u8; 32],
+    },
     /// An earlier write failed.
     #[error("shard {id} failed an earlier write and cannot be finished")]
     Failed {
@@ -237,7 +252,12 @@ impl Drop for Reservation {
 #[derive(Debug)]
 pub struct ShardWriter {
     header: Header,
+    /// The block hashes: all of them from the start when `listed`, else those of the blocks
+    /// written so far.
     hashes: Vec<[u8; 32]>,
+    /// Whether the hash list came first, so each block is checked as it arrives; otherwise
+    /// the blocks are checked against the root in `finish`.
+    listed: bool,
     file: File,
     tmp: PathBuf,
     next: u32,
@@ -250,10 +270,12 @@ pub struct ShardWriter {
 }
 
 impl ShardStore {
-    /// Starts writing a shard whose manifest gives `root`: checks the shape and that `hashes`
-    /// (one per block, in segment order) form `root`, refuses a duplicate, a shard over the
-    /// size limit or beyond the free capacity, and too many writers at once; then reserves
-    /// the bytes and writes the header and hash list to a temporary file.
+    /// Starts writing a shard whose manifest gives `root`, with its hash list first: checks
+    /// the shape and that `hashes` (one per block, in segment order) form `root`, refuses a
+    /// duplicate, a shard over the size limit or beyond the free capacity, and too many
+    /// writers at once; then reserves the bytes and writes the header and hash list to a
+    /// temporary file. Each block is then checked as it arrives, so a bad one is refused at
+    /// once (and can be fetched again) rather than at the end.
     pub fn create(
         &self,
         id: ShardId,
@@ -264,14 +286,44 @@ impl ShardStore {
     ) -> Result<ShardWriter, CreateError> {
         let geometry = Geometry::new(hashes.len() as u64, block_len, final_block_len)
             .map_err(|source| CreateError::Geometry { id, source })?;
-        let bytes = geometry.file_len();
-        let max = self.inner.limits.max_shard_bytes.get();
-        if bytes > max {
-            return Err(CreateError::TooLarge { id, bytes, max });
-        }
         let computed = shard_root(&hashes).expect("a valid geometry has a block");
         if computed != root {
             return Err(CreateError::RootMismatch { id, root, computed });
+        }
+        self.start(Header { id, geometry, root }, hashes, true)
+    }
+
+    /// Starts writing a shard whose hash list is not known in advance, as when a repair
+    /// rebuilds a lost shard segment by segment or a client streams a shard while it encodes.
+    /// The same refusals as [`ShardStore::create`]; blocks are hashed as they arrive and
+    /// their root is checked against `root` in [`ShardWriter::finish`], which stores nothing
+    /// if it differs. Only lengths can be refused block by block.
+    pub fn create_without_hashes(
+        &self,
+        id: ShardId,
+        root: [u8; 32],
+        block_count: u32,
+        block_len: u32,
+        final_block_len: u32,
+    ) -> Result<ShardWriter, CreateError> {
+        let geometry = Geometry::new(block_count.into(), block_len, final_block_len)
+            .map_err(|source| CreateError::Geometry { id, source })?;
+        self.start(Header { id, geometry, root }, Vec::new(), false)
+    }
+
+    /// Reserves the shard's bytes and writes its header and hash list (zeros until `finish`
+    /// when the list is not known yet) to its temporary file.
+    fn start(
+        &self,
+        header: Header,
+        hashes: Vec<[u8; 32]>,
+        listed: bool,
+    ) -> Result<ShardWriter, CreateError> {
+        let id = header.id;
+        let bytes = header.geometry.file_len();
+        let max = self.inner.limits.max_shard_bytes.get();
+        if bytes > max {
+            return Err(CreateError::TooLarge { id, bytes, max });
         }
         let reservation = Reservation::take(&self.inner, id, bytes)?;
         let tmp = self.inner.dirs.temp(&id);
@@ -281,10 +333,10 @@ impl ShardStore {
             path: tmp.clone(),
             source,
         })?;
-        let header = Header { id, geometry, root };
         let mut writer = ShardWriter {
             header,
             hashes,
+            listed,
             file,
             tmp,
             next: 0,
@@ -292,10 +344,18 @@ impl ShardStore {
             renamed: false,
             reservation,
         };
+        let placeholder;
+        let list = match listed {
+            true => writer.hashes.as_flattened(),
+            false => {
+                placeholder = vec![0u8; header.geometry.block_count as usize * HASH_LEN];
+                &placeholder
+            }
+        };
         let written = writer
             .file
             .write_all(&header.encode())
-            .and_then(|()| writer.file.write_all(writer.hashes.as_flattened()));
+            .and_then(|()| writer.file.write_all(list));
         written.map_err(|source| CreateError::Io {
             path: writer.tmp.clone(),
             source,
@@ -339,14 +399,16 @@ impl ShardWriter {
             });
         }
         let actual = block_hash(block);
-        let expected = self.hashes[segment as usize];
-        if actual != expected {
-            return Err(WriteError::Hash {
-                id,
-                segment,
-                expected,
-                actual,
-            });
+        if self.listed {
+            let expected = self.hashes[segment as usize];
+            if actual != expected {
+                return Err(WriteError::Hash {
+                    id,
+                    segment,
+                    expected,
+                    actual,
+                });
+            }
         }
         if let Err(source) = self.file.write_all(block) {
             self.failed = true;
@@ -354,6 +416,9 @@ impl ShardWriter {
                 path: self.tmp.clone(),
                 source,
             });
+        }
+        if !self.listed {
+            self.hashes.push(actual);
         }
         self.next += 1;
         Ok(())
@@ -376,6 +441,19 @@ impl ShardWriter {
             });
         }
         let tmp = self.tmp.clone();
+        if !self.listed {
+            let root = self.header.root;
+            let computed = shard_root(&self.hashes).expect("every block arrived");
+            if computed != root {
+                return Err(FinishError::RootMismatch { id, root, computed });
+            }
+            let at = self.header.geometry.hash_offset(0);
+            let written = self.file.write_all_at(self.hashes.as_flattened(), at);
+            written.map_err(|source| FinishError::Io {
+                path: tmp.clone(),
+                source,
+            })?;
+        }
         self.file.sync_all().map_err(|source| FinishError::Io {
             path: tmp.clone(),
             source,

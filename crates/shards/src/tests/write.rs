@@ -210,3 +210,62 @@ fn capacity_refusal_says_how_much_is_free() {
     assert_eq!(store.usage().free(), capacity);
     other.put(&store);
 }
+
+#[test]
+fn a_shard_without_a_hash_list_is_checked_against_its_root_at_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path());
+    let shard = Shard::small(11);
+    let start = |store: &ShardStore| {
+        store
+            .create_without_hashes(shard.id, shard.root, 3, 128, 64)
+            .expect("create")
+    };
+    let mut writer = start(&store);
+    for block in &shard.blocks {
+        writer.write_block(block).expect("block");
+    }
+    writer.finish().expect("finish");
+    assert_eq!(store.block_hashes(&shard.id).expect("hashes"), shard.hashes);
+    assert_eq!(
+        store.read_block(&shard.id, 1).expect("read"),
+        shard.blocks[1]
+    );
+    store.delete(&shard.id).expect("delete");
+
+    let mut writer = start(&store);
+    let short = writer
+        .write_block(&shard.blocks[2])
+        .expect_err("a final block first");
+    assert!(
+        matches!(
+            short,
+            WriteError::Length {
+                segment: 0,
+                actual: 64,
+                ..
+            }
+        ),
+        "{short}"
+    );
+    let mut flipped = shard.blocks[1].clone();
+    flipped[0] ^= 1;
+    for block in [&shard.blocks[0], &flipped, &shard.blocks[2]] {
+        writer
+            .write_block(block)
+            .expect("only lengths are checked per block");
+    }
+    let refused = writer.finish().expect_err("wrong root");
+    assert!(
+        matches!(refused, FinishError::RootMismatch { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .starts_with(&format!("blocks of shard {} have root ", shard.id))
+    );
+    assert!(names(dir.path(), "tmp").is_empty() && names(dir.path(), "shards").is_empty());
+    assert_eq!(store.usage().reserved, 0);
+    assert!(!store.contains(&shard.id));
+}
