@@ -127,7 +127,7 @@ pub use limits::{LimitsError, StoreLimits};
 pub use open::{FileError, OpenError, OpenReport, QuarantinedFile};
 pub use read::ReadError;
 pub use store::{DeleteError, GcReport, ShardInfo, ShardStore, StoreUsage};
-pub use writer::{CreateError, FinishError, ShardWriter, WriteError};
+pub use writer::{CreateError, FinishError, RootMismatch, ShardWriter, WriteError};
 
 #[cfg(test)]
 mod tests;

@@ -1,250 +1,25 @@
 //! Writing a shard: checked blocks streamed to a temporary file, made durable, then renamed
 //! into place and indexed.
 
+mod errors;
+mod reservation;
+
 use std::{
     fs::{self, File},
-    io::{self, Write},
+    io::Write,
     os::unix::fs::FileExt,
     path::PathBuf,
-    sync::Arc,
 };
+
+pub use errors::{CreateError, FinishError, RootMismatch, WriteError};
+use reservation::Reservation;
 
 use crate::{
     ShardId, ShardStore,
     dirs::sync_dir,
     hash::{block_hash, shard_root},
-    header::{Geometry, GeometryError, HASH_LEN, Header},
-    store::Inner,
+    header::{Geometry, HASH_LEN, Header},
 };
-
-/// Why a shard could not start being written.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// A shape the format does not allow.
-    #[error("shard {id}: {source}")]
-    Geometry {
-        /// The shard.
-        id: ShardId,
-        /// What is wrong with its shape.
-        source: GeometryError,
-    },
-    /// The shard's file would exceed `max_shard_bytes`.
-    #[error("shard {id} needs {bytes} bytes, more than the limit of {max}")]
-    TooLarge {
-        /// The shard.
-        id: ShardId,
-        /// Bytes its file needs.
-        bytes: u64,
-        /// The limit.
-        max: u64,
-    },
-    /// The block hashes do not form the root the manifest names.
-    #[error(
-        "block hashes of shard {id} have root {}, not {}",
-        hex::encode(computed),
-        hex::encode(root)
-    )]
-    RootMismatch {
-        /// The shard.
-        id: ShardId,
-        /// The root given.
-        root: [u8; 32],
-        /// The root of the hashes given.
-        computed: [u8; 32],
-    },
-    /// The store already holds or is already writing this shard.
-    #[error("shard {id} is already stored or being written")]
-    Duplicate {
-        /// The shard.
-        id: ShardId,
-    },
-    /// As many shards are being written as the limit allows.
-    #[error("too many shards being written: the limit is {max}")]
-    TooManyWriters {
-        /// The limit.
-        max: usize,
-    },
-    /// Not enough capacity left for the shard.
-    #[error("shard {id} needs {needed} bytes but only {free} are free")]
-    NoSpace {
-        /// The shard.
-        id: ShardId,
-        /// Bytes its file needs.
-        needed: u64,
-        /// Bytes free: capacity less stored and reserved bytes.
-        free: u64,
-    },
-    /// The temporary file could not be created or written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The temporary file.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-}
-
-/// Why a block was refused. A refused block is not written and the writer stays usable:
-/// the caller may send the right block (from another source) or drop the writer.
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// Every block has arrived already.
-    #[error("shard {id} has all its {count} blocks; no more are accepted")]
-    TooManyBlocks {
-        /// The shard.
-        id: ShardId,
-        /// Its blocks.
-        count: u32,
-    },
-    /// The block is not the length its position requires.
-    #[error("block {segment} of shard {id} is {actual} bytes, not {expected}")]
-    Length {
-        /// The shard.
-        id: ShardId,
-        /// The block's position.
-        segment: u32,
-        /// Bytes a block at that position has.
-        expected: u32,
-        /// Bytes received.
-        actual: usize,
-    },
-    /// The block does not match its hash.
-    #[error(
-        "block {segment} of shard {id} hashes to {}, not {}",
-        hex::encode(actual),
-        hex::encode(expected)
-    )]
-    Hash {
-        /// The shard.
-        id: ShardId,
-        /// The block's position.
-        segment: u32,
-        /// The hash the hash list gives.
-        expected: [u8; 32],
-        /// The hash of what arrived.
-        actual: [u8; 32],
-    },
-    /// An earlier write failed, so the file's contents are unknown.
-    #[error("shard {id} failed an earlier write and accepts nothing more")]
-    Failed {
-        /// The shard.
-        id: ShardId,
-    },
-    /// The temporary file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Io {
-        /// The temporary file.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-}
-
-/// Why a written shard was not stored. Nothing of it is left: no file, no reservation.
-#[derive(Debug, thiserror::Error)]
-pub enum FinishError {
-    /// Blocks are missing.
-    #[error("shard {id} received {received} of its {expected} blocks")]
-    Incomplete {
-        /// The shard.
-        id: ShardId,
-        /// Blocks received.
-        received: u32,
-        /// Blocks it has.
-        expected: u32,
-    },
-    /// The blocks of a shard written without a hash list do not form its root.
-    #[error(
-        "blocks of shard {id} have root {}, not {}",
-        hex::encode(computed),
-        hex::encode(root)
-    )]
-    RootMismatch {
-        /// The shard.
-        id: ShardId,
-        /// The root given to [`ShardStore::create_without_hashes`].
-        root: [u8; 32],
-        /// The root of the blocks written.
-        computed: [u8; 32],
-    },
-    /// An earlier write failed.
-    #[error("shard {id} failed an earlier write and cannot be finished")]
-    Failed {
-        /// The shard.
-        id: ShardId,
-    },
-    /// Syncing, renaming or syncing the directory failed.
-    #[error("cannot store {}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-}
-
-/// Bytes a writer holds against capacity, and its id in the store's `writing` set; released
-/// when dropped unless [`Reservation::commit`] turned it into a stored shard.
-#[derive(Debug)]
-struct Reservation {
-    inner: Arc<Inner>,
-    id: ShardId,
-    bytes: u64,
-    held: bool,
-}
-
-impl Reservation {
-    /// Takes `bytes` for `id`, or says why not.
-    fn take(inner: &Arc<Inner>, id: ShardId, bytes: u64) -> Result<Self, CreateError> {
-        let mut state = inner.state();
-        if state.shards.contains_key(&id) || state.writing.contains(&id) {
-            return Err(CreateError::Duplicate { id });
-        }
-        let max = inner.limits.max_open_writers.get();
-        if state.writing.len() >= max {
-            return Err(CreateError::TooManyWriters { max });
-        }
-        let free = inner
-            .limits
-            .capacity_bytes
-            .saturating_sub(state.used + state.reserved);
-        if bytes > free {
-            return Err(CreateError::NoSpace {
-                id,
-                needed: bytes,
-                free,
-            });
-        }
-        state.writing.insert(id);
-        state.reserved += bytes;
-        Ok(Self {
-            inner: inner.clone(),
-            id,
-            bytes,
-            held: true,
-        })
-    }
-
-    /// Indexes the finished shard and turns the reservation into used bytes, in one critical
-    /// section so no duplicate can slip between them.
-    fn commit(&mut self, header: Header) {
-        let mut state = self.inner.state();
-        state.reserved -= self.bytes;
-        state.writing.remove(&self.id);
-        state.insert(header);
-        self.held = false;
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if self.held {
-            let mut state = self.inner.state();
-            state.reserved -= self.bytes;
-            state.writing.remove(&self.id);
-        }
-    }
-}
 
 /// A shard being written. Send its blocks in segment order with
 /// [`ShardWriter::write_block`], then call [`ShardWriter::finish`]. Dropping it unfinished
@@ -288,7 +63,11 @@ impl ShardStore {
             .map_err(|source| CreateError::Geometry { id, source })?;
         let computed = shard_root(&hashes).expect("a valid geometry has a block");
         if computed != root {
-            return Err(CreateError::RootMismatch { id, root, computed });
+            return Err(CreateError::RootMismatch(RootMismatch {
+                id,
+                root,
+                computed,
+            }));
         }
         self.start(Header { id, geometry, root }, hashes, true)
     }
@@ -445,7 +224,11 @@ impl ShardWriter {
             let root = self.header.root;
             let computed = shard_root(&self.hashes).expect("every block arrived");
             if computed != root {
-                return Err(FinishError::RootMismatch { id, root, computed });
+                return Err(FinishError::RootMismatch(RootMismatch {
+                    id,
+                    root,
+                    computed,
+                }));
             }
             let at = self.header.geometry.hash_offset(0);
             let written = self.file.write_all_at(self.hashes.as_flattened(), at);
