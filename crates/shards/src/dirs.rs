@@ -55,9 +55,14 @@ impl Dirs {
     /// timestamp (so a shard quarantined twice keeps both files), returning where it went.
     /// The caller syncs the directories.
     pub(crate) fn quarantine(&self, from: &Path) -> io::Result<PathBuf> {
-        let name = from.file_name().map(|name| name.to_string_lossy().into_owned());
+        let name = from
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
         let name = name.unwrap_or_else(|| "unnamed".to_string());
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         for attempt in 0..QUARANTINE_NAME_ATTEMPTS {
             let to = self.quarantine.join(format!("{name}.{now}.{attempt}"));
             if fs::symlink_metadata(&to).is_err() {
@@ -65,7 +70,10 @@ impl Dirs {
                 return Ok(to);
             }
         }
-        Err(io::Error::new(io::ErrorKind::AlreadyExists, "no free name in the quarantine"))
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "no free name in the quarantine",
+        ))
     }
 }
 

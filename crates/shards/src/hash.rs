@@ -53,8 +53,11 @@ mod tests {
         let mut both = [0u8; 64];
         both[..32].copy_from_slice(&left);
         both[32..].copy_from_slice(&right);
-        *blake3::keyed_hash(&blake3::derive_key("welkin/object-shard-node/v1", b""), &both)
-            .as_bytes()
+        *blake3::keyed_hash(
+            &blake3::derive_key("welkin/object-shard-node/v1", b""),
+            &both,
+        )
+        .as_bytes()
     }
 
     #[test]
@@ -79,7 +82,10 @@ mod tests {
     #[test]
     fn block_hash_is_keyed_and_domain_separated() {
         let key = blake3::derive_key("welkin/object-block/v1", b"");
-        assert_eq!(block_hash(b"abc"), *blake3::keyed_hash(&key, b"abc").as_bytes());
+        assert_eq!(
+            block_hash(b"abc"),
+            *blake3::keyed_hash(&key, b"abc").as_bytes()
+        );
         assert_ne!(block_hash(b"abc"), *blake3::hash(b"abc").as_bytes());
     }
 }

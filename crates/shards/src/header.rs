@@ -69,14 +69,23 @@ impl Geometry {
             .ok()
             .filter(|count| (1..=MAX_BLOCKS).contains(count))
             .ok_or(GeometryError::BlockCount(block_count))?;
-        if block_len == 0 || block_len > MAX_BLOCK_LEN || block_len % BLOCK_ALIGN != 0 {
+        if block_len == 0 || block_len > MAX_BLOCK_LEN || !block_len.is_multiple_of(BLOCK_ALIGN) {
             return Err(GeometryError::BlockLen(block_len));
         }
-        if final_block_len == 0 || final_block_len > block_len || final_block_len % BLOCK_ALIGN != 0
+        if final_block_len == 0
+            || final_block_len > block_len
+            || !final_block_len.is_multiple_of(BLOCK_ALIGN)
         {
-            return Err(GeometryError::FinalBlockLen { final_len: final_block_len, block_len });
+            return Err(GeometryError::FinalBlockLen {
+                final_len: final_block_len,
+                block_len,
+            });
         }
-        Ok(Self { block_count, block_len, final_block_len })
+        Ok(Self {
+            block_count,
+            block_len,
+            final_block_len,
+        })
     }
 
     /// Where block `segment` starts in the file.
@@ -91,7 +100,11 @@ impl Geometry {
 
     /// The length of block `segment` (`segment < block_count`).
     pub(crate) fn len_of(&self, segment: u32) -> u32 {
-        if segment + 1 == self.block_count { self.final_block_len } else { self.block_len }
+        if segment + 1 == self.block_count {
+            self.final_block_len
+        } else {
+            self.block_len
+        }
     }
 
     /// The length of the whole file: header, hash list and blocks. At most about 2^46 bytes,
@@ -174,13 +187,20 @@ impl Header {
         if let Some(at) = reserved.into_iter().flatten().find(|&at| bytes[at] != 0) {
             return Err(HeaderError::Reserved(at));
         }
-        let id = ShardId { object: bytes[12..44].try_into().expect("32"), index: u16_at(44) };
+        let id = ShardId {
+            object: bytes[12..44].try_into().expect("32"),
+            index: u16_at(44),
+        };
         let geometry = Geometry::new(u32_at(48).into(), u32_at(52), u32_at(56))?;
-        Ok(Self { id, geometry, root: bytes[64..96].try_into().expect("32") })
+        Ok(Self {
+            id,
+            geometry,
+            root: bytes[64..96].try_into().expect("32"),
+        })
     }
 }
 
-fn checksum(bytes: &[u8]) -> [u8; 8] {
+pub(crate) fn checksum(bytes: &[u8]) -> [u8; 8] {
     let hash = blake3::keyed_hash(&HEADER_KEY, bytes);
     hash.as_bytes()[..8].try_into().expect("8 of 32 bytes")
 }
@@ -191,7 +211,10 @@ mod tests {
 
     fn header() -> Header {
         Header {
-            id: ShardId { object: [7; 32], index: 3 },
+            id: ShardId {
+                object: [7; 32],
+                index: 3,
+            },
             geometry: Geometry::new(5, 1 << 20, 4096).expect("valid"),
             root: [9; 32],
         }
@@ -210,7 +233,7 @@ mod tests {
         let encoded = header().encode();
         assert_eq!(
             blake3::hash(&encoded).to_hex().as_str(),
-            "0000000000000000000000000000000000000000000000000000000000000000"
+            "ebfa360dc72a9a50b4694c1c15ff9e77d6f2dbf326774cb61d344f3c14207099"
         );
     }
 
@@ -220,7 +243,10 @@ mod tests {
         for at in 0..HEADER_LEN {
             let mut bad = encoded;
             bad[at] ^= 0x01;
-            assert!(Header::decode(&bad).is_err(), "flipped byte {at} was accepted");
+            assert!(
+                Header::decode(&bad).is_err(),
+                "flipped byte {at} was accepted"
+            );
         }
     }
 
@@ -229,27 +255,45 @@ mod tests {
         let mut bad = header().encode();
         bad[8] = 2;
         assert_eq!(Header::decode(&bad), Err(HeaderError::Version(2)));
-        assert_eq!(HeaderError::Version(2).to_string(), "unknown shard file format version 2");
+        assert_eq!(
+            HeaderError::Version(2).to_string(),
+            "unknown shard file format version 2"
+        );
     }
 
     #[test]
     fn geometry_limits() {
         assert_eq!(Geometry::new(0, 64, 64), Err(GeometryError::BlockCount(0)));
         let too_many = u64::from(MAX_BLOCKS) + 1;
-        assert_eq!(Geometry::new(too_many, 64, 64), Err(GeometryError::BlockCount(too_many)));
+        assert_eq!(
+            Geometry::new(too_many, 64, 64),
+            Err(GeometryError::BlockCount(too_many))
+        );
         assert_eq!(Geometry::new(1, 100, 64), Err(GeometryError::BlockLen(100)));
         assert_eq!(Geometry::new(1, 0, 64), Err(GeometryError::BlockLen(0)));
         let over = MAX_BLOCK_LEN + 64;
-        assert_eq!(Geometry::new(1, over, 64), Err(GeometryError::BlockLen(over)));
-        let longer = GeometryError::FinalBlockLen { final_len: 192, block_len: 128 };
+        assert_eq!(
+            Geometry::new(1, over, 64),
+            Err(GeometryError::BlockLen(over))
+        );
+        let longer = GeometryError::FinalBlockLen {
+            final_len: 192,
+            block_len: 128,
+        };
         assert_eq!(Geometry::new(2, 128, 192), Err(longer));
-        let unaligned = GeometryError::FinalBlockLen { final_len: 65, block_len: 128 };
+        let unaligned = GeometryError::FinalBlockLen {
+            final_len: 65,
+            block_len: 128,
+        };
         assert_eq!(Geometry::new(2, 128, 65), Err(unaligned));
         let geometry = Geometry::new(3, 128, 64).expect("valid");
         assert_eq!(geometry.file_len(), 128 + 3 * 32 + 2 * 128 + 64);
         assert_eq!(geometry.block_offset(2), 128 + 96 + 256);
         assert_eq!((geometry.len_of(1), geometry.len_of(2)), (128, 64));
         let largest = Geometry::new(MAX_BLOCKS.into(), MAX_BLOCK_LEN, MAX_BLOCK_LEN).expect("ok");
-        assert_eq!(largest.file_len(), 128 + ((32 + u64::from(MAX_BLOCK_LEN)) << 20));
+        assert_eq!(
+            largest.file_len(),
+            128 + ((32 + u64::from(MAX_BLOCK_LEN)) << 20)
+        );
     }
 }

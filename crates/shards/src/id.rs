@@ -32,7 +32,10 @@ impl ShardId {
     pub(crate) fn from_file_name(name: &str) -> Option<Self> {
         let stem = name.strip_suffix(SHARD_SUFFIX)?;
         let (object, index) = stem.split_once('.')?;
-        let mut id = ShardId { object: [0; 32], index: index.parse().ok()? };
+        let mut id = ShardId {
+            object: [0; 32],
+            index: index.parse().ok()?,
+        };
         hex::decode_to_slice(object, &mut id.object).ok()?;
         (id.file_name() == name).then_some(id)
     }
@@ -51,7 +54,10 @@ mod tests {
 
     #[test]
     fn file_names_round_trip_and_only_canonical_ones_parse() {
-        let id = ShardId { object: [0xab; 32], index: 7 };
+        let id = ShardId {
+            object: [0xab; 32],
+            index: 7,
+        };
         let name = id.file_name();
         assert_eq!(name, format!("{}.7.shard", "ab".repeat(32)));
         assert_eq!(ShardId::from_file_name(&name), Some(id));

@@ -34,10 +34,18 @@ impl StoreLimits {
 
     /// Checks that the limits admit at least the smallest shard.
     pub fn validate(&self) -> Result<(), LimitsError> {
-        let smallest = Geometry::new(1, BLOCK_ALIGN, BLOCK_ALIGN).expect("valid").file_len();
-        debug_assert_eq!(smallest, (HEADER_LEN + HASH_LEN) as u64 + u64::from(BLOCK_ALIGN));
+        let smallest = Geometry::new(1, BLOCK_ALIGN, BLOCK_ALIGN)
+            .expect("valid")
+            .file_len();
+        debug_assert_eq!(
+            smallest,
+            (HEADER_LEN + HASH_LEN) as u64 + u64::from(BLOCK_ALIGN)
+        );
         if self.max_shard_bytes.get() < smallest {
-            return Err(LimitsError::MaxShardBytes { max: self.max_shard_bytes.get(), smallest });
+            return Err(LimitsError::MaxShardBytes {
+                max: self.max_shard_bytes.get(),
+                smallest,
+            });
         }
         Ok(())
     }

@@ -14,7 +14,8 @@ use crate::{
     hash::shard_root,
     header::{HEADER_LEN, Header, HeaderError},
     limits::LimitsError,
-    store::{Inner, State, read_hashes_from},
+    read::{is_damage, read_hashes_from},
+    store::{Inner, State},
 };
 
 /// Why a store did not open.
@@ -99,7 +100,11 @@ pub enum FileError {
         actual: u64,
     },
     /// The hash list does not form the header's root.
-    #[error("hash list has root {}, not the header's {}", hex::encode(computed), hex::encode(root))]
+    #[error(
+        "hash list has root {}, not the header's {}",
+        hex::encode(computed),
+        hex::encode(root)
+    )]
     Root {
         /// The header's root.
         root: [u8; 32],
@@ -120,31 +125,67 @@ impl ShardStore {
     pub fn open(dir: impl AsRef<Path>, limits: StoreLimits) -> Result<ShardStore, OpenError> {
         limits.validate()?;
         let dirs = Dirs::new(dir.as_ref());
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| OpenError::Io { path, source }
-        };
-        for path in [&dirs.root, &dirs.shards, &dirs.tmp, &dirs.quarantine] {
-            fs::create_dir_all(path).map_err(io(path))?;
-        }
-        sync_dir(&dirs.root).map_err(io(&dirs.root))?;
-        let lock_path = dirs.lock();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(OpenError::Locked { path: lock_path }),
-            Err(TryLockError::Error(source)) => return Err(OpenError::Io { path: lock_path, source }),
-        }
+        create_layout(&dirs)?;
+        let lock = lock(&dirs.lock())?;
         let mut report = OpenReport::default();
-        remove_temporaries(&dirs.tmp, &mut report).map_err(io(&dirs.tmp))?;
+        remove_temporaries(&dirs.tmp, &mut report).map_err(|source| OpenError::Io {
+            path: dirs.tmp.clone(),
+            source,
+        })?;
         let state = index(&dirs, &limits, &mut report)?;
-        let inner = Inner { dirs, limits, state: Mutex::new(state), opened: report, _lock: lock };
-        Ok(ShardStore { inner: Arc::new(inner) })
+        let inner = Inner {
+            dirs,
+            limits,
+            state: Mutex::new(state),
+            opened: report,
+            _lock: lock,
+        };
+        Ok(ShardStore {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// Creates the store's directories and makes their entries durable before anything is
+/// stored in them.
+fn create_layout(dirs: &Dirs) -> Result<(), OpenError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| OpenError::Io { path, source }
+    };
+    let created = !dirs.root.exists();
+    for path in [&dirs.root, &dirs.shards, &dirs.tmp, &dirs.quarantine] {
+        fs::create_dir_all(path).map_err(io(path))?;
+    }
+    sync_dir(&dirs.root).map_err(io(&dirs.root))?;
+    if let Some(parent) = dirs.root.parent().filter(|_| created) {
+        let parent = match parent.as_os_str().is_empty() {
+            true => Path::new("."),
+            false => parent,
+        };
+        sync_dir(parent).map_err(io(parent))?;
+    }
+    Ok(())
+}
+
+/// Opens and locks the lock file, which stays locked while the returned file is open.
+fn lock(path: &Path) -> Result<File, OpenError> {
+    let io = |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(OpenError::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(TryLockError::Error(source)) => Err(io(source)),
     }
 }
 
@@ -169,11 +210,16 @@ fn remove_temporaries(tmp: &Path, report: &mut OpenReport) -> io::Result<()> {
 
 /// Checks every entry of the shards directory, indexing the good and quarantining the rest.
 fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<State, OpenError> {
-    let io = |source| OpenError::Io { path: dirs.shards.clone(), source };
+    let io = |source| OpenError::Io {
+        path: dirs.shards.clone(),
+        source,
+    };
     let mut state = State::default();
     for entry in fs::read_dir(&dirs.shards).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned());
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         let checked = ShardId::from_file_name(&name)
             .ok_or_else(|| FileError::Name(name.clone()))
@@ -184,22 +230,34 @@ fn index(dirs: &Dirs, limits: &StoreLimits, report: &mut OpenReport) -> Result<S
                 report.bytes += header.geometry.file_len();
                 state.insert(header);
             }
+            // Not the file's fault: opening fails rather than quarantine good shards.
+            Err(FileError::Io(source)) if !is_damage(&source) => {
+                return Err(OpenError::Io { path, source });
+            }
             Err(reason) => {
                 if let Some(id) = ShardId::from_file_name(&name) {
                     state.corrupt.insert(id);
                 }
                 let moved_to = dirs.quarantine(&path).ok();
+                tracing::warn!(path = %path.display(), %reason, moved = moved_to.is_some(), "shard file quarantined");
                 report.quarantined += 1;
                 if report.quarantined_files.len() < limits.max_reported_files {
                     let reason = reason.to_string();
-                    report.quarantined_files.push(QuarantinedFile { path, moved_to, reason });
+                    report.quarantined_files.push(QuarantinedFile {
+                        path,
+                        moved_to,
+                        reason,
+                    });
                 }
             }
         }
     }
     if report.quarantined > 0 {
         for dir in [&dirs.shards, &dirs.quarantine] {
-            sync_dir(dir).map_err(|source| OpenError::Io { path: dir.clone(), source })?;
+            sync_dir(dir).map_err(|source| OpenError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         }
     }
     Ok(state)
@@ -222,7 +280,10 @@ pub(crate) fn check_file(path: &Path, name: ShardId) -> Result<Header, FileError
     file.read_exact_at(&mut bytes, 0)?;
     let header = Header::decode(&bytes)?;
     if header.id != name {
-        return Err(FileError::WrongShard { header: header.id, name });
+        return Err(FileError::WrongShard {
+            header: header.id,
+            name,
+        });
     }
     let expected = header.geometry.file_len();
     if actual != expected {
@@ -231,7 +292,10 @@ pub(crate) fn check_file(path: &Path, name: ShardId) -> Result<Header, FileError
     let hashes = read_hashes_from(&file, &header.geometry)?;
     let computed = shard_root(&hashes).expect("a valid geometry has a block");
     if computed != header.root {
-        return Err(FileError::Root { root: header.root, computed });
+        return Err(FileError::Root {
+            root: header.root,
+            computed,
+        });
     }
     Ok(header)
 }

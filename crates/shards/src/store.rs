@@ -1,19 +1,17 @@
-//! The store: its index, accounting, verified reads and deletion.
+//! The store: its index, accounting, quarantine of corrupt shards, and deletion.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs::{self, File},
     io,
-    os::unix::fs::FileExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use crate::{
-    OpenReport, ShardId, StoreLimits,
+    OpenReport, ReadError, ShardId, StoreLimits,
     dirs::{Dirs, sync_dir},
-    hash::{block_hash, shard_root},
-    header::{Geometry, HASH_LEN, Header},
+    header::{Geometry, Header},
 };
 
 /// A node's shards on disk. Cheap to share between threads (`&self` everywhere); every
@@ -68,7 +66,10 @@ impl State {
         self.used += header.geometry.file_len();
         self.corrupt.remove(&header.id);
         let previous = self.shards.insert(header.id, Entry { header, generation });
-        assert!(previous.is_none(), "a shard is indexed once: create refuses duplicates");
+        assert!(
+            previous.is_none(),
+            "a shard is indexed once: create refuses duplicates"
+        );
     }
 
     fn remove(&mut self, id: &ShardId) -> Option<Entry> {
@@ -113,56 +114,6 @@ pub struct ShardInfo {
     pub file_bytes: u64,
 }
 
-/// Why a block or hash list was not returned.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The store does not hold the shard.
-    #[error("shard {id} is not stored")]
-    NotFound {
-        /// The shard asked for.
-        id: ShardId,
-    },
-    /// The store held the shard, found it corrupt and quarantined it; repair must restore it.
-    #[error("shard {id} was quarantined as corrupt")]
-    Quarantined {
-        /// The shard asked for.
-        id: ShardId,
-    },
-    /// A segment past the shard's last block.
-    #[error("segment {segment} is out of range for shard {id} of {count} blocks")]
-    OutOfRange {
-        /// The shard asked for.
-        id: ShardId,
-        /// The segment asked for.
-        segment: u32,
-        /// The shard's blocks.
-        count: u32,
-    },
-    /// The block on disk does not match its hash (or is missing): it was not returned and the
-    /// shard is now quarantined and listed by [`ShardStore::corrupt_shards`].
-    #[error("block {segment} of shard {id} is corrupt; the shard is quarantined")]
-    Corrupt {
-        /// The shard asked for.
-        id: ShardId,
-        /// The corrupt block.
-        segment: u32,
-    },
-    /// The hash list on disk no longer matches the root; the shard is quarantined.
-    #[error("hash list of shard {id} is corrupt; the shard is quarantined")]
-    CorruptHashes {
-        /// The shard asked for.
-        id: ShardId,
-    },
-    /// The file could not be read (not a corruption: the disk or the system failed).
-    #[error("cannot read {}: {source}", path.display())]
-    Io {
-        /// The shard file.
-        path: PathBuf,
-        /// What the system said.
-        source: io::Error,
-    },
-}
-
 /// Why a shard was not deleted.
 #[derive(Debug, thiserror::Error)]
 pub enum DeleteError {
@@ -197,12 +148,6 @@ pub struct GcReport {
     pub errors: Vec<DeleteError>,
 }
 
-/// A block read back: verified, or something that is not the block.
-enum Fetched {
-    Verified(Vec<u8>),
-    Bad,
-}
-
 impl Inner {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // Every critical section leaves the state consistent before anything can panic, so a
@@ -211,7 +156,7 @@ impl Inner {
     }
 
     /// The index entry of a stored shard.
-    fn entry(&self, id: &ShardId) -> Result<Entry, ReadError> {
+    pub(crate) fn entry(&self, id: &ShardId) -> Result<Entry, ReadError> {
         let state = self.state();
         match state.shards.get(id) {
             Some(entry) => Ok(*entry),
@@ -223,7 +168,7 @@ impl Inner {
     /// Takes a shard found corrupt out of service: out of the index, its file into the
     /// quarantine, its id into the corrupt list. False when the entry is no longer the one
     /// that was read (deleted or replaced meanwhile), which is then not to blame.
-    fn mark_corrupt(&self, id: &ShardId, generation: u64) -> bool {
+    pub(crate) fn mark_corrupt(&self, id: &ShardId, generation: u64) -> bool {
         let mut state = self.state();
         if state.shards.get(id).map(|entry| entry.generation) != Some(generation) {
             return false;
@@ -270,56 +215,6 @@ impl Inner {
 }
 
 impl ShardStore {
-    /// Reads block `segment` of a shard with positioned reads and returns it only if it
-    /// matches its hash. A block that does not (or a file that is gone or short) takes the
-    /// shard out of service: it is quarantined, listed by [`ShardStore::corrupt_shards`] for
-    /// repair, and the read fails with [`ReadError::Corrupt`].
-    pub fn read_block(&self, id: &ShardId, segment: u32) -> Result<Vec<u8>, ReadError> {
-        // A second pass only when the shard was replaced between the lookup and the check.
-        for _ in 0..2 {
-            let entry = self.inner.entry(id)?;
-            let geometry = entry.header.geometry;
-            if segment >= geometry.block_count {
-                let count = geometry.block_count;
-                return Err(ReadError::OutOfRange { id: *id, segment, count });
-            }
-            let path = self.inner.dirs.shard(id);
-            match fetch_block(&path, &geometry, segment) {
-                Ok(Fetched::Verified(block)) => return Ok(block),
-                Ok(Fetched::Bad) if self.inner.mark_corrupt(id, entry.generation) => {
-                    return Err(ReadError::Corrupt { id: *id, segment });
-                }
-                Ok(Fetched::Bad) => continue,
-                Err(source) => return Err(ReadError::Io { path, source }),
-            }
-        }
-        Err(ReadError::NotFound { id: *id })
-    }
-
-    /// A shard's block hashes, read from disk and checked against its root (a mismatch
-    /// quarantines the shard like a corrupt block does).
-    pub fn block_hashes(&self, id: &ShardId) -> Result<Vec<[u8; 32]>, ReadError> {
-        for _ in 0..2 {
-            let entry = self.inner.entry(id)?;
-            let path = self.inner.dirs.shard(id);
-            let hashes = match read_hashes(&path, &entry.header.geometry) {
-                Ok(hashes) => Some(hashes),
-                Err(error) if is_damage(&error) => None,
-                Err(source) => return Err(ReadError::Io { path, source }),
-            };
-            match hashes {
-                Some(hashes) if shard_root(&hashes) == Some(entry.header.root) => {
-                    return Ok(hashes);
-                }
-                _ if self.inner.mark_corrupt(id, entry.generation) => {
-                    return Err(ReadError::CorruptHashes { id: *id });
-                }
-                _ => continue,
-            }
-        }
-        Err(ReadError::NotFound { id: *id })
-    }
-
     /// Whether the store holds a shard (finished and not found corrupt).
     pub fn contains(&self, id: &ShardId) -> bool {
         self.inner.state().shards.contains_key(id)
@@ -328,9 +223,19 @@ impl ShardStore {
     /// What the store knows of a stored shard without reading it.
     pub fn info(&self, id: &ShardId) -> Option<ShardInfo> {
         let entry = *self.inner.state().shards.get(id)?;
-        let Geometry { block_count, block_len, final_block_len } = entry.header.geometry;
+        let Geometry {
+            block_count,
+            block_len,
+            final_block_len,
+        } = entry.header.geometry;
         let file_bytes = entry.header.geometry.file_len();
-        Some(ShardInfo { root: entry.header.root, block_count, block_len, final_block_len, file_bytes })
+        Some(ShardInfo {
+            root: entry.header.root,
+            block_count,
+            block_len,
+            final_block_len,
+            file_bytes,
+        })
     }
 
     /// Every stored shard, in order.
@@ -372,7 +277,10 @@ impl ShardStore {
     pub fn delete(&self, id: &ShardId) -> Result<u64, DeleteError> {
         let freed = self.inner.unlink(id)?;
         let dir = &self.inner.dirs.shards;
-        sync_dir(dir).map_err(|source| DeleteError::Io { path: dir.clone(), source })?;
+        sync_dir(dir).map_err(|source| DeleteError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(freed)
     }
 
@@ -386,7 +294,10 @@ impl ShardStore {
             let stored: Vec<ShardId> = state.shards.keys().copied().collect();
             (stored, state.corrupt.iter().copied().collect::<Vec<_>>())
         };
-        let mut report = GcReport { examined: stored.len() as u64, ..GcReport::default() };
+        let mut report = GcReport {
+            examined: stored.len() as u64,
+            ..GcReport::default()
+        };
         let max_errors = self.inner.limits.max_reported_files;
         let note_error = |report: &mut GcReport, error: DeleteError| {
             report.failed += 1;
@@ -410,48 +321,15 @@ impl ShardStore {
         if report.removed > 0 {
             let dir = &self.inner.dirs.shards;
             if let Err(source) = sync_dir(dir) {
-                note_error(&mut report, DeleteError::Io { path: dir.clone(), source });
+                note_error(
+                    &mut report,
+                    DeleteError::Io {
+                        path: dir.clone(),
+                        source,
+                    },
+                );
             }
         }
         report
     }
-}
-
-/// Whether a read error means the file is damaged (gone or shorter than its header says)
-/// rather than that the system failed.
-fn is_damage(error: &io::Error) -> bool {
-    matches!(error.kind(), io::ErrorKind::NotFound | io::ErrorKind::UnexpectedEof)
-}
-
-/// Reads one block and its hash and compares them.
-fn fetch_block(path: &Path, geometry: &Geometry, segment: u32) -> io::Result<Fetched> {
-    let read = || -> io::Result<Fetched> {
-        let file = File::open(path)?;
-        let mut hash = [0u8; HASH_LEN];
-        file.read_exact_at(&mut hash, geometry.hash_offset(segment))?;
-        // Bounded by the format: a block is at most MAX_BLOCK_LEN bytes.
-        let mut block = vec![0u8; geometry.len_of(segment) as usize];
-        file.read_exact_at(&mut block, geometry.block_offset(segment))?;
-        Ok(match block_hash(&block) == hash {
-            true => Fetched::Verified(block),
-            false => Fetched::Bad,
-        })
-    };
-    match read() {
-        Err(error) if is_damage(&error) => Ok(Fetched::Bad),
-        other => other,
-    }
-}
-
-/// Reads a shard's hash list.
-fn read_hashes(path: &Path, geometry: &Geometry) -> io::Result<Vec<[u8; 32]>> {
-    read_hashes_from(&File::open(path)?, geometry)
-}
-
-/// Reads the hash list from an open shard file: at most MAX_BLOCKS hashes (32 MiB), and the
-/// caller has checked that the file is as long as its geometry says.
-pub(crate) fn read_hashes_from(file: &File, geometry: &Geometry) -> io::Result<Vec<[u8; 32]>> {
-    let mut hashes = vec![[0u8; HASH_LEN]; geometry.block_count as usize];
-    file.read_exact_at(hashes.as_flattened_mut(), geometry.hash_offset(0))?;
-    Ok(hashes)
 }
