@@ -192,6 +192,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                     .iter()
                     .map(|n| n.failure_domain.clone())
                     .collect(),
+                cluster_key: Some(*genesis.cluster_key()),
             },
             mempool,
             applied,

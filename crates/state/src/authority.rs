@@ -149,6 +149,7 @@ mod tests {
             members: Vec::new(),
             threshold: 0,
             domains: Vec::new(),
+            cluster_key: None,
         }
     }
 

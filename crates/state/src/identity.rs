@@ -541,6 +541,7 @@ mod tests {
             members: Vec::new(),
             threshold: 0,
             domains: Vec::new(),
+            cluster_key: None,
         }
     }
 

@@ -360,3 +360,33 @@ pub fn held_slot(member: u32, id: &Digest, shard: u16) -> Digest {
 pub fn storage_totals() -> Digest {
     hash_parts(&[b"storage/totals"])
 }
+
+/// The current audit epoch (see [`crate::storage::audit`]).
+pub fn audit_epoch() -> Digest {
+    hash_parts(&[b"storage/audit-epoch"])
+}
+
+/// A member's challenge in the current audit epoch.
+pub fn audit_challenge(member: u32) -> Digest {
+    hash_parts(&[b"storage/audit-challenge", &member.to_be_bytes()])
+}
+
+/// A member's audit history in brief.
+pub fn audit_record(member: u32) -> Digest {
+    hash_parts(&[b"storage/audit-record", &member.to_be_bytes()])
+}
+
+/// The number of objects with a lost shard.
+pub fn degraded_count() -> Digest {
+    hash_parts(&[b"storage/degraded-count"])
+}
+
+/// The object in slot `slot` of the degraded list.
+pub fn degraded_at(slot: u64) -> Digest {
+    hash_parts(&[b"storage/degraded", &slot.to_be_bytes()])
+}
+
+/// The slot of an object in the degraded list.
+pub fn degraded_slot(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/degraded-slot", id.as_ref()])
+}

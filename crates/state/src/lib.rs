@@ -112,6 +112,9 @@ pub struct Env {
     /// Each member's failure domain from genesis, in the order of `members` (storage
     /// placement puts an object's shards in different domains while there are enough).
     pub domains: Vec<String>,
+    /// The cluster's threshold public key from genesis (checks the certified checkpoints
+    /// that seed storage audits); `None` only in tests that need no audits.
+    pub cluster_key: Option<welkin_types::ClusterKey>,
 }
 
 /// The effect of one block.

@@ -12,6 +12,9 @@
 //!            | 0x02 ObjectManifest                              Put     (the owner)
 //!            | 0x03 object [32] | shards (varint count, u16*)   Stored  (a placed node)
 //!            | 0x04 object [32]                                 Delete  (the owner)
+//!            | 0x05 CertifiedCheckpoint                         AuditSeed (a node)
+//!            | 0x06 epoch u64 | verdicts (varint count, Verdict*)  AuditVerdicts (a node)
+//! Verdict := member u32 | object [32] | shard u16 | passed u8 | reason (varint len, UTF-8)
 //! ObjectManifest := version u8 (1) | size u64 | k u16 | m u16 | segment_bytes u32
 //!                 | roots (varint count = k+m, [32]*) | sealed_key Detachable
 //!                 | label (varint len, UTF-8)
@@ -260,12 +263,85 @@ pub enum StorageOp {
         /// The object.
         object: Digest,
     },
+    /// Start an audit epoch: the cluster's certified checkpoint at the epoch's height, whose
+    /// threshold signature (unpredictable to any f nodes) seeds the challenges (sent by a
+    /// node).
+    AuditSeed(Box<crate::CertifiedCheckpoint>),
+    /// A node's verdicts on the answers to the current epoch's challenges.
+    AuditVerdicts {
+        /// The epoch.
+        epoch: u64,
+        /// One verdict per audited member the sender checked.
+        verdicts: Vec<Verdict>,
+    },
 }
 
 const TAG_OFFER: u8 = 1;
 const TAG_PUT: u8 = 2;
 const TAG_STORED: u8 = 3;
 const TAG_DELETE: u8 = 4;
+const TAG_AUDIT_SEED: u8 = 5;
+const TAG_AUDIT_VERDICTS: u8 = 6;
+
+/// Most verdicts one [`StorageOp::AuditVerdicts`] carries (one per member).
+pub const MAX_VERDICTS: usize = crate::limits::MAX_NODES;
+/// The longest reason a verdict gives.
+pub const MAX_VERDICT_REASON_BYTES: usize = 128;
+
+/// One node's verdict on another node's answer to its audit challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The audited member.
+    pub member: u32,
+    /// The challenged object.
+    pub object: Digest,
+    /// The challenged shard.
+    pub shard: u16,
+    /// Whether its proof verified.
+    pub passed: bool,
+    /// Why it failed (empty when it passed).
+    pub reason: String,
+}
+
+impl Write for Verdict {
+    fn write(&self, buf: &mut impl BufMut) {
+        self.member.write(buf);
+        self.object.write(buf);
+        self.shard.write(buf);
+        u8::from(self.passed).write(buf);
+        self.reason.as_bytes().to_vec().write(buf);
+    }
+}
+
+impl EncodeSize for Verdict {
+    fn encode_size(&self) -> usize {
+        4 + 32 + 2 + 1 + self.reason.as_bytes().to_vec().encode_size()
+    }
+}
+
+impl Read for Verdict {
+    type Cfg = ();
+
+    fn read_cfg(buf: &mut impl Buf, _: &()) -> Result<Self, CodecError> {
+        let member = u32::read(buf)?;
+        let object = Digest::read(buf)?;
+        let shard = u16::read(buf)?;
+        let passed = match u8::read(buf)? {
+            0 => false,
+            1 => true,
+            _ => return Err(CodecError::Invalid("Verdict", "passed must be 0 or 1")),
+        };
+        let reason = String::from_utf8(read_bytes(buf, MAX_VERDICT_REASON_BYTES)?)
+            .map_err(|_| CodecError::Invalid("Verdict", "reason is not UTF-8"))?;
+        Ok(Verdict {
+            member,
+            object,
+            shard,
+            passed,
+            reason,
+        })
+    }
+}
 
 impl StorageOp {
     /// The value this op carries beside the log: a manifest's sealed key.
@@ -291,6 +367,8 @@ impl StorageOp {
             StorageOp::Put(_) => "object_put",
             StorageOp::Stored { .. } => "object_stored",
             StorageOp::Delete { .. } => "object_delete",
+            StorageOp::AuditSeed(_) => "audit_seed",
+            StorageOp::AuditVerdicts { .. } => "audit_verdicts",
         }
     }
 }
@@ -318,6 +396,18 @@ impl Write for StorageOp {
                 TAG_DELETE.write(buf);
                 object.write(buf);
             }
+            StorageOp::AuditSeed(checkpoint) => {
+                TAG_AUDIT_SEED.write(buf);
+                checkpoint.write(buf);
+            }
+            StorageOp::AuditVerdicts { epoch, verdicts } => {
+                TAG_AUDIT_VERDICTS.write(buf);
+                epoch.write(buf);
+                UInt(verdicts.len() as u64).write(buf);
+                for verdict in verdicts {
+                    verdict.write(buf);
+                }
+            }
         }
     }
 }
@@ -331,6 +421,11 @@ impl EncodeSize for StorageOp {
                 32 + UInt(shards.len() as u64).encode_size() + shards.len() * 2
             }
             StorageOp::Delete { .. } => 32,
+            StorageOp::AuditSeed(checkpoint) => checkpoint.encode_size(),
+            StorageOp::AuditVerdicts { verdicts, .. } => {
+                8 + UInt(verdicts.len() as u64).encode_size()
+                    + verdicts.iter().map(EncodeSize::encode_size).sum::<usize>()
+            }
         }
     }
 }
@@ -361,6 +456,23 @@ impl Read for StorageOp {
             TAG_DELETE => Ok(StorageOp::Delete {
                 object: Digest::read(buf)?,
             }),
+            TAG_AUDIT_SEED => Ok(StorageOp::AuditSeed(Box::new(
+                crate::CertifiedCheckpoint::read(buf)?,
+            ))),
+            TAG_AUDIT_VERDICTS => {
+                let epoch = u64::read(buf)?;
+                let count = UInt::<u64>::read(buf)?.0;
+                if count == 0 || count > MAX_VERDICTS as u64 {
+                    return Err(CodecError::Invalid(
+                        "StorageOp::AuditVerdicts",
+                        "1 to 128 verdicts",
+                    ));
+                }
+                let verdicts = (0..count)
+                    .map(|_| Verdict::read(buf))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(StorageOp::AuditVerdicts { epoch, verdicts })
+            }
             other => Err(CodecError::InvalidEnum(other)),
         }
     }
@@ -529,6 +641,37 @@ mod tests {
             StorageOp::Delete {
                 object: manifest().id(),
             },
+            StorageOp::AuditSeed(Box::new(
+                crate::checkpoint::certified_for_tests(
+                    &hash_parts(&[b"cluster"]),
+                    crate::Checkpoint {
+                        height: 128,
+                        state_root: hash_parts(&[b"state"]),
+                        log_size: 9,
+                        log_root: hash_parts(&[b"log"]),
+                    },
+                )
+                .1,
+            )),
+            StorageOp::AuditVerdicts {
+                epoch: 2,
+                verdicts: vec![
+                    Verdict {
+                        member: 1,
+                        object: manifest().id(),
+                        shard: 3,
+                        passed: true,
+                        reason: String::new(),
+                    },
+                    Verdict {
+                        member: 2,
+                        object: manifest().id(),
+                        shard: 0,
+                        passed: false,
+                        reason: "sample 4: the chunk does not hash to the block".into(),
+                    },
+                ],
+            },
         ]
     }
 
@@ -550,7 +693,7 @@ mod tests {
         }
         assert_eq!(
             hex::encode(hash_parts(&[&all])),
-            "af09c12574bc807c64e182af4bdaa78b55388b07922706242d158e05ac3ae772",
+            "fc7ac7efa59c5138d32afaeb07d766ebec6f63fbc5965be78b9f477990d669e8",
             "storage op encoding changed: add a new op tag or manifest version, then update the fixture"
         );
         assert_eq!(

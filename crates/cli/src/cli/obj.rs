@@ -99,7 +99,12 @@ pub(crate) struct ObjListArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
     /// List the objects of the key in this file.
-    #[arg(long, env = "WELKIN_KEY", value_name = "FILE", conflicts_with = "owner")]
+    #[arg(
+        long,
+        env = "WELKIN_KEY",
+        value_name = "FILE",
+        conflicts_with = "owner"
+    )]
     pub(crate) key: Option<PathBuf>,
     /// List the objects of this public key (64 hex characters).
     #[arg(long)]

@@ -59,19 +59,15 @@ impl<E: Runtime> Shards<E> {
         object: &Digest,
         shard: u16,
     ) -> Result<ObjectRecord, ApiError> {
-        let record = self
-            .node
-            .value(keys::object(object))
-            .await
-            .ok_or_else(|| {
-                not_found(
-                    "no_object",
-                    format!(
-                        "no object {} is committed (commit its manifest first)",
-                        hex::encode(object)
-                    ),
-                )
-            })?;
+        let record = self.node.value(keys::object(object)).await.ok_or_else(|| {
+            not_found(
+                "no_object",
+                format!(
+                    "no object {} is committed (commit its manifest first)",
+                    hex::encode(object)
+                ),
+            )
+        })?;
         let record = ObjectRecord::decode(&record).map_err(|e| internal(e.to_string()))?;
         let header = headers
             .get(REQUEST_HEADER)
@@ -172,7 +168,9 @@ pub async fn upload<E: Runtime>(
     {
         return Err(bad_request(
             "bad_length",
-            format!("shard {shard} upload must be {expected} bytes ({segments} block hashes, then the blocks), not {length}"),
+            format!(
+                "shard {shard} upload must be {expected} bytes ({segments} block hashes, then the blocks), not {length}"
+            ),
         ));
     }
     if shards.store.contains(&id) {
@@ -254,26 +252,30 @@ pub async fn upload<E: Runtime>(
     let mut next = 0u64;
     let mut block = Vec::with_capacity(block_len as usize);
     let mut received = 0u64;
-    let mut feed = |data: &[u8], block: &mut Vec<u8>, out: &mut Vec<Vec<u8>>| -> Result<(), ApiError> {
-        let mut data = data;
-        while !data.is_empty() {
-            if next >= segments {
-                return Err(bad_request(
-                    "long_body",
-                    format!("body is longer than shard {shard} ({expected} bytes)"),
-                ));
+    let mut feed =
+        |data: &[u8], block: &mut Vec<u8>, out: &mut Vec<Vec<u8>>| -> Result<(), ApiError> {
+            let mut data = data;
+            while !data.is_empty() {
+                if next >= segments {
+                    return Err(bad_request(
+                        "long_body",
+                        format!("body is longer than shard {shard} ({expected} bytes)"),
+                    ));
+                }
+                let want = manifest.block_bytes(next) as usize - block.len();
+                let take = want.min(data.len());
+                block.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if block.len() == manifest.block_bytes(next) as usize {
+                    out.push(std::mem::replace(
+                        block,
+                        Vec::with_capacity(block_len as usize),
+                    ));
+                    next += 1;
+                }
             }
-            let want = manifest.block_bytes(next) as usize - block.len();
-            let take = want.min(data.len());
-            block.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if block.len() == manifest.block_bytes(next) as usize {
-                out.push(std::mem::replace(block, Vec::with_capacity(block_len as usize)));
-                next += 1;
-            }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     let mut ready = Vec::new();
     let mut failure = feed(&rest, &mut block, &mut ready).err();
     received += rest.len() as u64;

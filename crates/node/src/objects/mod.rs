@@ -28,11 +28,8 @@ use std::{
 };
 use tracing::{debug, info, warn};
 use welkin_shards::{ShardId, ShardStore, StoreLimits};
-use welkin_state::{keys, storage::records::ObjectRecord, storage::records::NodeSpace};
-use welkin_types::{
-    Digest, Payload, PrivateKey, Sender, Transaction,
-    storage::StorageOp,
-};
+use welkin_state::{keys, storage::records::NodeSpace, storage::records::ObjectRecord};
+use welkin_types::{Digest, Payload, PrivateKey, Sender, Transaction, storage::StorageOp};
 
 /// How often the background pass runs.
 const PASS_INTERVAL: Duration = Duration::from_secs(3);
@@ -190,8 +187,7 @@ impl<E: Runtime> Shards<E> {
         if !unplaced.is_empty() {
             let store = self.store.clone();
             let removed = tokio::task::spawn_blocking(move || {
-                let unplaced: std::collections::BTreeSet<ShardId> =
-                    unplaced.into_iter().collect();
+                let unplaced: std::collections::BTreeSet<ShardId> = unplaced.into_iter().collect();
                 store.retain(|id| !unplaced.contains(id))
             })
             .await;

@@ -16,6 +16,7 @@ fn env() -> Env {
         members: Vec::new(),
         threshold: 0,
         domains: Vec::new(),
+        cluster_key: None,
     }
 }
 

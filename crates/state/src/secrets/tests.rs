@@ -40,6 +40,7 @@ impl Cluster {
                 members: Vec::new(),
                 threshold: 0,
                 domains: Vec::new(),
+                cluster_key: None,
             },
             state,
             height: 0,

@@ -23,6 +23,7 @@
 //! Objects are listed per owner and shards per holder in dense lists (see [`dense`]), so any
 //! shard can be picked by index.
 
+pub mod audit;
 mod dense;
 pub mod placement;
 pub mod records;
@@ -83,6 +84,16 @@ pub(crate) fn execute<S: Snapshot>(
             }
             remove(state, object, &record);
             Ok(())
+        }
+        StorageOp::AuditSeed(checkpoint) => {
+            member_of(env, &signed.tx.sender)
+                .ok_or("only a cluster node may seed an audit, with its own key")?;
+            audit::seed(env, state, block.height, checkpoint)
+        }
+        StorageOp::AuditVerdicts { epoch, verdicts } => {
+            let voter = member_of(env, &signed.tx.sender)
+                .ok_or("only a cluster node may judge audits, with its own key")?;
+            audit::verdicts(env, state, voter, *epoch, verdicts)
         }
     }
 }
@@ -251,6 +262,7 @@ fn put<S: Snapshot>(
         manifest: manifest.clone(),
         placement: placed.members,
         stored: 0,
+        lost: 0,
     };
     state.put(keys::object(&id), record.encode());
     owned(owner).push(state, id.as_ref().to_vec());
@@ -325,6 +337,9 @@ fn remove<S: Snapshot>(state: &mut Overlay<'_, S>, id: &Digest, record: &ObjectR
         }
     }
     owned(&record.owner).remove(state, id.as_ref());
+    if record.lost != 0 {
+        audit::degraded().remove(state, id.as_ref());
+    }
     state.delete(keys::object(id));
     update_totals(state, |totals| {
         totals.objects = totals.objects.saturating_sub(1);

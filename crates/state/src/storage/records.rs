@@ -4,7 +4,7 @@
 //! NodeSpace    := 0x01 | capacity u64 | used u64 | reserved u64
 //! ObjectRecord := 0x01 | owner [32] | put_tx [32] | height u64 | status u8
 //!               | manifest (u32 length, ObjectManifest with the key detached)
-//!               | placement (u16 count, u32 member*) | stored bitmap u64
+//!               | placement (u16 count, u32 member*) | stored bitmap u64 | lost bitmap u64
 //! HeldShard    := object [32] | shard u16
 //! Totals       := 0x01 | objects u64 | bytes u64
 //! ```
@@ -109,6 +109,9 @@ pub struct ObjectRecord {
     pub placement: Vec<u32>,
     /// Bit `i` is set once shard `i`'s holder acknowledged it.
     pub stored: u64,
+    /// Bit `i` is set once shard `i`'s holder failed an audit of it: the shard counts as
+    /// lost until it is repaired.
+    pub lost: u64,
 }
 
 impl ObjectRecord {
@@ -120,6 +123,11 @@ impl ObjectRecord {
     /// How many shards were acknowledged.
     pub fn stored_count(&self) -> usize {
         self.stored.count_ones() as usize
+    }
+
+    /// How many shards are stored and not lost.
+    pub fn healthy_count(&self) -> usize {
+        (self.stored & !self.lost).count_ones() as usize
     }
 
     /// Encodes for state.
@@ -137,6 +145,7 @@ impl ObjectRecord {
         w.raw(&manifest);
         write_list(&mut w, &self.placement, |w, member| w.u32(*member as usize));
         w.u64(self.stored);
+        w.u64(self.lost);
         w.0
     }
 
@@ -159,6 +168,7 @@ impl ObjectRecord {
             .map_err(|e| r.error(format!("manifest: {e}")))?;
         let placement = read_list(r, |r| Ok(r.u32()? as u32))?;
         let stored = r.u64()?;
+        let lost = r.u64()?;
         r.end()?;
         if placement.len() != manifest.shards() {
             return Err(r.error(format!(
@@ -175,6 +185,7 @@ impl ObjectRecord {
             manifest,
             placement,
             stored,
+            lost,
         })
     }
 }

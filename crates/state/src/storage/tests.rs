@@ -33,6 +33,7 @@ impl Cluster {
                 members: keys.iter().map(|k| k.public_key()).collect(),
                 threshold: 3,
                 domains: (0..nodes).map(|i| format!("zone-{i}")).collect(),
+                cluster_key: None,
             },
             nodes: keys,
             state: BTreeMap::new(),
@@ -373,5 +374,229 @@ fn the_upload_window_settles_partial_uploads() {
             .filter(|m| **m == member)
             .count() as u64;
         assert_eq!(space.used, holds * shard_bytes, "member {member}");
+    }
+}
+
+mod audits {
+    use super::*;
+    use crate::storage::audit::{
+        AUDIT_INTERVAL, AuditEpoch, AuditRecord, Challenge, ChallengeStatus,
+    };
+    use commonware_cryptography::bls12381::{
+        dkg::feldman_desmedt::deal_anonymous,
+        primitives::{group::Share, ops::threshold, sharing::Mode},
+    };
+    use commonware_utils::{N3f1, NZU32, test_rng};
+    use welkin_types::{CertifiedCheckpoint, Checkpoint, Variant, namespace, storage::Verdict};
+
+    struct Audited {
+        c: Cluster,
+        shares: Vec<Share>,
+        sharing: welkin_types::Sharing,
+    }
+
+    impl Audited {
+        /// Four nodes with a cluster key, and two stored objects.
+        fn new() -> Audited {
+            let (sharing, shares) =
+                deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
+            let mut c = Cluster::new(4);
+            c.env.cluster_key = Some(*sharing.public());
+            c.offer_all(1 << 30);
+            for tag in [10, 11] {
+                let object = manifest(1 << 20, tag);
+                c.ok(&owner(), StorageOp::Put(Box::new(object.clone())));
+                let record = c.record(&object.id()).expect("recorded");
+                for (shard, member) in record.placement.iter().enumerate() {
+                    let node = c.nodes[*member as usize].clone();
+                    c.ok(
+                        &node,
+                        StorageOp::Stored {
+                            object: object.id(),
+                            shards: vec![shard as u16],
+                        },
+                    );
+                }
+            }
+            Audited { c, shares, sharing }
+        }
+
+        fn checkpoint(&self, height: u64, shares: &[Share]) -> CertifiedCheckpoint {
+            let checkpoint = Checkpoint {
+                height,
+                state_root: hash_parts(&[b"root", &height.to_be_bytes()]),
+                log_size: height,
+                log_root: hash_parts(&[b"log"]),
+            };
+            let message = checkpoint.message(&self.c.env.cluster_id);
+            let partials: Vec<_> = shares
+                .iter()
+                .map(|s| threshold::sign_message::<Variant>(s, namespace::CHECKPOINT, &message))
+                .collect();
+            let signature = threshold::recover::<Variant, _>(
+                &self.sharing,
+                &partials,
+                &commonware_parallel::Sequential,
+            )
+            .expect("three partials recover");
+            CertifiedCheckpoint {
+                checkpoint,
+                signature,
+            }
+        }
+
+        /// Moves the chain to `height - 1` so that the next block is at `height`.
+        fn at(&mut self, height: u64) {
+            self.c.height = height - 1;
+        }
+
+        fn seed(&mut self, height: u64) {
+            let checkpoint = self.checkpoint(height, &self.shares[..3]);
+            self.at(height + 2);
+            let node = self.c.nodes[0].clone();
+            self.c.ok(&node, StorageOp::AuditSeed(Box::new(checkpoint)));
+        }
+
+        fn challenge(&self, member: u32) -> Challenge {
+            Challenge::decode(&self.c.state[&keys::audit_challenge(member)]).expect("decodes")
+        }
+
+        fn epoch(&self) -> AuditEpoch {
+            AuditEpoch::decode(&self.c.state[&keys::audit_epoch()]).expect("decodes")
+        }
+
+        fn record(&self, member: u32) -> AuditRecord {
+            AuditRecord::decode(&self.c.state[&keys::audit_record(member)]).expect("decodes")
+        }
+
+        fn verdict(&mut self, voter: u32, member: u32, passed: bool) {
+            let challenge = self.challenge(member);
+            let node = self.c.nodes[voter as usize].clone();
+            self.c.ok(
+                &node,
+                StorageOp::AuditVerdicts {
+                    epoch: challenge.epoch,
+                    verdicts: vec![Verdict {
+                        member,
+                        object: challenge.object,
+                        shard: challenge.shard,
+                        passed,
+                        reason: if passed {
+                            String::new()
+                        } else {
+                            format!("forged by {member}")
+                        },
+                    }],
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn seeds_must_be_the_epochs_certified_checkpoint() {
+        let mut a = Audited::new();
+        let node = a.c.nodes[1].clone();
+        // Not a multiple of the interval.
+        let odd = a.checkpoint(AUDIT_INTERVAL + 1, &a.shares[..3]);
+        a.at(AUDIT_INTERVAL + 2);
+        let detail = a.c.refused(&node, StorageOp::AuditSeed(Box::new(odd)));
+        assert!(detail.contains("multiples of"), "{detail}");
+        // Too old.
+        let old = a.checkpoint(AUDIT_INTERVAL, &a.shares[..3]);
+        a.at(3 * AUDIT_INTERVAL);
+        let detail =
+            a.c.refused(&node, StorageOp::AuditSeed(Box::new(old.clone())));
+        assert!(detail.contains("too old"), "{detail}");
+        // A signature that is not the cluster's.
+        let mut forged = old.clone();
+        forged.checkpoint.state_root = hash_parts(&[b"another root"]);
+        a.at(AUDIT_INTERVAL + 3);
+        let detail = a.c.refused(&node, StorageOp::AuditSeed(Box::new(forged)));
+        assert!(detail.contains("does not verify"), "{detail}");
+        // Not a node.
+        let detail =
+            a.c.refused(&owner(), StorageOp::AuditSeed(Box::new(old.clone())));
+        assert!(detail.contains("only a cluster node"), "{detail}");
+        a.c.ok(&node, StorageOp::AuditSeed(Box::new(old.clone())));
+        let detail = a.c.refused(&node, StorageOp::AuditSeed(Box::new(old)));
+        assert!(detail.contains("already started"), "{detail}");
+    }
+
+    #[test]
+    fn every_holder_is_challenged_and_f_plus_one_verdicts_decide() {
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        let epoch = a.epoch();
+        assert_eq!(epoch.epoch, 1);
+        assert_eq!(epoch.members, vec![0, 1, 2, 3], "every node holds shards");
+        for member in 0..4 {
+            let challenge = a.challenge(member);
+            let object = a.c.record(&challenge.object).expect("a stored object");
+            assert_eq!(object.placement[usize::from(challenge.shard)], member);
+            assert_eq!(challenge.status, ChallengeStatus::Open);
+        }
+        // Member 0 passes with two verdicts (f + 1 = 2); its own verdict does not count.
+        a.verdict(0, 0, true);
+        a.verdict(1, 0, true);
+        assert_eq!(a.challenge(0).status, ChallengeStatus::Open);
+        a.verdict(1, 0, true); // a repeated voter counts once
+        assert_eq!(a.challenge(0).status, ChallengeStatus::Open);
+        a.verdict(2, 0, true);
+        assert_eq!(a.challenge(0).status, ChallengeStatus::Passed);
+        assert_eq!(a.record(0).passed, 1);
+        assert_eq!(a.record(0).reputation_percent(), 100);
+        // Member 1's proof is found forged by two nodes: it fails, and its shard is lost.
+        a.verdict(0, 1, false);
+        a.verdict(2, 1, false);
+        let failed = a.challenge(1);
+        assert_eq!(failed.status, ChallengeStatus::Failed);
+        assert_eq!(failed.reason, "forged by 1");
+        let object = a.c.record(&failed.object).expect("kept");
+        assert_eq!(object.lost, 1 << failed.shard);
+        assert_eq!(object.healthy_count(), 3);
+        assert_eq!(a.c.count(keys::degraded_count()), 1);
+        let record = a.record(1);
+        assert_eq!((record.failed, record.consecutive_failures), (1, 1));
+        assert_eq!(record.reputation_percent(), 0);
+        // Members 2 and 3 never answer: the next epoch fails them as unanswered.
+        a.seed(2 * AUDIT_INTERVAL);
+        for member in [2, 3] {
+            let record = a.record(member);
+            assert_eq!(record.failed, 1, "member {member}");
+            assert!(
+                record.last_failure.contains("within epoch 1"),
+                "{}",
+                record.last_failure
+            );
+        }
+        assert_eq!(a.epoch().epoch, 2);
+        // Verdicts for an old epoch are refused.
+        let node = a.c.nodes[0].clone();
+        let detail = a.c.refused(
+            &node,
+            StorageOp::AuditVerdicts {
+                epoch: 1,
+                verdicts: vec![Verdict {
+                    member: 1,
+                    object: failed.object,
+                    shard: failed.shard,
+                    passed: true,
+                    reason: String::new(),
+                }],
+            },
+        );
+        assert!(detail.contains("current audit epoch is 2"), "{detail}");
+    }
+
+    #[test]
+    fn deleting_a_degraded_object_leaves_the_degraded_list() {
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        a.verdict(0, 1, false);
+        a.verdict(2, 1, false);
+        let object = a.challenge(1).object;
+        assert_eq!(a.c.count(keys::degraded_count()), 1);
+        a.c.ok(&owner(), StorageOp::Delete { object });
+        assert_eq!(a.c.count(keys::degraded_count()), 0);
     }
 }
