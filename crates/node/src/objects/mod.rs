@@ -12,10 +12,13 @@
 //! - it acknowledges shards it holds that the state does not yet count (an acknowledgement
 //!   lost to a crash or a full mempool is sent again);
 //! - it removes shards no committed manifest places here (deleted objects, uploads given up
-//!   on, shards of an interrupted repair).
+//!   on, shards of an interrupted repair);
+//! - it takes its part in audits (see [`audit`]).
 
+mod audit;
 mod http;
 
+pub use audit::proof as audit_proof;
 pub use http::{download, download_hashes, storage, upload};
 
 use crate::{handle::NodeHandle, store::Runtime};
@@ -67,6 +70,8 @@ pub struct Shards<E: Runtime> {
     last_offer_ms: Arc<Mutex<u64>>,
     /// Uploads running now (bounded by `max_uploads`).
     pub(crate) uploads: Arc<tokio::sync::Semaphore>,
+    /// Audit work carried between passes.
+    pub(crate) audit: Arc<Mutex<audit::AuditMemory>>,
 }
 
 impl<E: Runtime> Clone for Shards<E> {
@@ -81,6 +86,7 @@ impl<E: Runtime> Clone for Shards<E> {
             submitted: self.submitted.clone(),
             last_offer_ms: self.last_offer_ms.clone(),
             uploads: self.uploads.clone(),
+            audit: self.audit.clone(),
         }
     }
 }
@@ -130,6 +136,7 @@ impl<E: Runtime> Shards<E> {
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.max_uploads.unwrap_or(16).max(1),
             )),
+            audit: Arc::default(),
         };
         let background = shards.clone();
         runtime.spawn(async move {
@@ -148,6 +155,7 @@ impl<E: Runtime> Shards<E> {
     /// One pass of the background work (see the module docs).
     async fn pass(&self) {
         self.offer().await;
+        self.audit_pass().await;
         let store = self.store.clone();
         let Ok(local) = tokio::task::spawn_blocking(move || store.list()).await else {
             return;
