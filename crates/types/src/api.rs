@@ -521,6 +521,16 @@ pub struct NodeSpaceInfo {
     pub free_for_puts: u64,
     /// Shards it acknowledged.
     pub shards: u64,
+    /// Audit challenges it passed.
+    pub audits_passed: u64,
+    /// Audit challenges it failed.
+    pub audits_failed: u64,
+    /// Share of its last (up to 64) audits passed, in percent.
+    pub reputation_percent: u8,
+    /// Why its last failed audit failed.
+    pub last_audit_failure: Option<String>,
+    /// Its challenge in the current audit epoch: `open`, `passed` or `failed`.
+    pub current_audit: Option<String>,
 }
 
 /// What a node's own shard store holds (it is not replicated state: each node reports its own).
@@ -545,6 +555,10 @@ pub struct StorageStatus {
     pub node: String,
     /// Objects with a manifest.
     pub objects: u64,
+    /// Objects with a shard lost to a failed audit (to be repaired).
+    pub degraded: u64,
+    /// The current audit epoch (0 before the first).
+    pub audit_epoch: u64,
     /// Their plaintext bytes.
     pub bytes: u64,
     /// Every node's space, in genesis order.

@@ -354,26 +354,33 @@ pub(crate) fn node_storage(args: ApiArgs) -> anyhow::Result<()> {
         return output::json(&status);
     }
     println!(
-        "{} objects, {} of plaintext (as node {} sees it)",
+        "{} objects ({} degraded), {} of plaintext, audit epoch {} (as node {} sees it)",
         status.objects,
+        status.degraded,
         bytes(status.bytes),
+        status.audit_epoch,
         status.node
     );
     println!(
-        "{:<10} {:<10} {:>10} {:>10} {:>10} {:>10} {:>7}",
-        "node", "domain", "capacity", "used", "reserved", "free", "shards"
+        "{:<10} {:<10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>13} {:>10}",
+        "node", "domain", "capacity", "used", "reserved", "free", "shards", "audits ok/bad", "reputation"
     );
     for node in &status.nodes {
         println!(
-            "{:<10} {:<10} {:>10} {:>10} {:>10} {:>10} {:>7}",
+            "{:<10} {:<10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>13} {:>9}%",
             node.node,
             node.failure_domain,
             bytes(node.capacity),
             bytes(node.used),
             bytes(node.reserved),
             bytes(node.free_for_puts),
-            node.shards
+            node.shards,
+            format!("{}/{}", node.audits_passed, node.audits_failed),
+            node.reputation_percent
         );
+        if let Some(reason) = &node.last_audit_failure {
+            println!("  last failed audit: {reason}");
+        }
     }
     if let Some(local) = &status.local {
         println!(

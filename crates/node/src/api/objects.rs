@@ -21,7 +21,10 @@ use serde::Deserialize;
 use welkin_state::{
     keys,
     secrets::ValueRef,
-    storage::records::{NodeSpace, ObjectRecord, Totals},
+    storage::{
+        audit::{AuditEpoch, AuditRecord, Challenge},
+        records::{NodeSpace, ObjectRecord, Totals},
+    },
     stored::decode_u64,
 };
 use welkin_types::{
@@ -169,6 +172,22 @@ pub(crate) async fn storage_status<E: Runtime>(node: &NodeHandle<E>) -> StorageS
     let counts = node
         .values((0..members).map(keys::held_count).collect())
         .await;
+    let records = node
+        .values((0..members).map(keys::audit_record).collect())
+        .await;
+    let challenges = node
+        .values((0..members).map(keys::audit_challenge).collect())
+        .await;
+    let epoch = node
+        .value(keys::audit_epoch())
+        .await
+        .and_then(|v| AuditEpoch::decode(&v).ok())
+        .unwrap_or_default();
+    let degraded = node
+        .value(keys::degraded_count())
+        .await
+        .and_then(|v| decode_u64(&v).ok())
+        .unwrap_or(0);
     let totals = node
         .value(keys::storage_totals())
         .await
@@ -178,8 +197,15 @@ pub(crate) async fn storage_status<E: Runtime>(node: &NodeHandle<E>) -> StorageS
         .nodes
         .iter()
         .zip(spaces.into_iter().zip(counts))
+        .zip(records.into_iter().zip(challenges))
         .enumerate()
-        .map(|(member, (info, (space, count)))| {
+        .map(|(member, ((info, (space, count)), (record, challenge)))| {
+            let record = record
+                .and_then(|v| AuditRecord::decode(&v).ok())
+                .unwrap_or_default();
+            let challenge = challenge
+                .and_then(|v| Challenge::decode(&v).ok())
+                .filter(|c| c.epoch == epoch.epoch);
             let space = space
                 .and_then(|v| NodeSpace::decode(&v).ok())
                 .unwrap_or_default();
@@ -192,6 +218,12 @@ pub(crate) async fn storage_status<E: Runtime>(node: &NodeHandle<E>) -> StorageS
                 reserved: space.reserved,
                 free_for_puts: space.free_for_puts(),
                 shards: count.and_then(|v| decode_u64(&v).ok()).unwrap_or(0),
+                audits_passed: record.passed,
+                audits_failed: record.failed,
+                reputation_percent: record.reputation_percent(),
+                last_audit_failure: (!record.last_failure.is_empty())
+                    .then(|| record.last_failure.clone()),
+                current_audit: challenge.map(|c| c.status.name().to_string()),
             }
         })
         .collect();
@@ -203,6 +235,8 @@ pub(crate) async fn storage_status<E: Runtime>(node: &NodeHandle<E>) -> StorageS
             .map(|n| n.name.clone())
             .unwrap_or_default(),
         objects: totals.objects,
+        degraded,
+        audit_epoch: epoch.epoch,
         bytes: totals.bytes,
         nodes,
         local: None::<LocalStoreInfo>,
