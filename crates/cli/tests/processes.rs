@@ -22,6 +22,7 @@ use welkin_types::{
 mod hostile;
 #[path = "processes/kv_cli.rs"]
 mod kv_cli;
+mod objects;
 #[path = "processes/recipients.rs"]
 mod recipients;
 #[path = "processes/secrets.rs"]
@@ -164,7 +165,8 @@ impl Cluster {
                 node_dir.join("node.toml"),
                 "data_dir = \"data\"\nkey_file = \"node.key\"\nshare_file = \"../shares/node{i}.share\"\ngenesis_file = \"../genesis.json\"\n"
                     .replace("{i}", &i.to_string())
-                    + &time::config_table(api_base(), i),
+                    + &time::config_table(api_base(), i)
+                    + objects::CONFIG_TABLE,
             )
             .expect("node config");
         }
@@ -1598,6 +1600,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     time::certified(&dir, &api0, api_base());
     recipients::sealed_to_recipients(&dir, &api0, root_token);
     kv_cli::cli(&dir, &api1, root_token);
+    objects::stored_objects(&mut cluster, &dir);
 
     // The checkpoint as a C2SP signed note: the cluster's signature and the serving node's
     // standard tlog cosignature both verify from the genesis alone.
