@@ -1,0 +1,270 @@
+//! The streaming encoder: plaintext segments in, `k + m` hashed blocks per segment out.
+
+use crate::{
+    Layout, LayoutError, ObjectKey, block_hash, erasure::Parity, layout::TAG_BYTES,
+    seal::SegmentCipher, tree::shard_root,
+};
+use std::io::{self, Read};
+
+/// One encoded segment: its `k` data blocks, then its `m` parity blocks, and their hashes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodedSegment {
+    /// The segment's index in the object.
+    pub index: u64,
+    /// `k + m` blocks, block `i` for shard `i`; all of [`Layout::block_bytes`] bytes.
+    pub blocks: Vec<Vec<u8>>,
+    /// `block_hash` of each block, in the same order.
+    pub hashes: Vec<[u8; 32]>,
+}
+
+/// What a shard amounts to once every segment is encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardSummary {
+    /// The root of the shard tree over `block_hashes`.
+    pub root: [u8; 32],
+    /// The hash of the shard's block in every segment, in segment order.
+    pub block_hashes: Vec<[u8; 32]>,
+}
+
+/// Why encoding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The layout or size is out of bounds.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A segment's plaintext has the wrong length for its index.
+    #[error("segment {segment}: plaintext is {found} bytes, expected {expected}")]
+    PlaintextLength {
+        /// The segment being encoded.
+        segment: u64,
+        /// Its plaintext length under the layout and size.
+        expected: u32,
+        /// The length given.
+        found: usize,
+    },
+    /// Every segment is already encoded.
+    #[error("all {segments} segments are already encoded")]
+    Finished {
+        /// The object's segment count.
+        segments: u64,
+    },
+    /// `finish` came before the last segment.
+    #[error("only {encoded} of {segments} segments are encoded")]
+    Unfinished {
+        /// Segments encoded so far.
+        encoded: u64,
+        /// The object's segment count.
+        segments: u64,
+    },
+    /// The reader failed.
+    #[error("reading the object: {0}")]
+    Read(io::Error),
+    /// The reader ended before `size` bytes.
+    #[error("the object ended after {read} of {size} bytes")]
+    ShortRead {
+        /// Bytes read.
+        read: u64,
+        /// Bytes promised.
+        size: u64,
+    },
+    /// The reader has more than `size` bytes.
+    #[error("the object is longer than {size} bytes")]
+    LongRead {
+        /// Bytes promised.
+        size: u64,
+    },
+    /// The sink refused a segment.
+    #[error("storing segment {segment}: {error}")]
+    Sink {
+        /// The segment the sink refused.
+        segment: u64,
+        /// Its error.
+        error: io::Error,
+    },
+}
+
+/// Encodes one object segment by segment: encrypts, erasure-codes and hashes each, and keeps
+/// only its buffers and the block hashes (32 bytes per segment per shard) between segments.
+pub struct Encoder {
+    layout: Layout,
+    size: u64,
+    segments: u64,
+    next: u64,
+    cipher: SegmentCipher,
+    parity: Parity,
+    /// The segment's ciphertext and zero padding: its `k` data blocks back to back.
+    data: Vec<u8>,
+    /// Buffers of the previous segment, handed back by [`Encoder::recycle`].
+    spare: Vec<Vec<u8>>,
+    hashes: Vec<Vec<[u8; 32]>>,
+}
+
+impl Encoder {
+    /// An encoder for an object of `size` bytes under `layout` and `key`.
+    pub fn new(layout: Layout, key: &ObjectKey, size: u64) -> Result<Self, EncodeError> {
+        layout.validate_size(size)?;
+        let segments = layout.segments(size);
+        let full_block = layout.block_bytes_for(layout.segment_bytes) as usize;
+        let keep = usize::try_from(segments.min(1 << 16)).expect("small");
+        Ok(Self {
+            layout,
+            size,
+            segments,
+            next: 0,
+            cipher: SegmentCipher::new(key, &layout, size),
+            parity: Parity::new(usize::from(layout.k), usize::from(layout.m), full_block),
+            data: Vec::with_capacity(full_block * usize::from(layout.k)),
+            spare: Vec::new(),
+            hashes: vec![Vec::with_capacity(keep); layout.shards()],
+        })
+    }
+
+    /// The index of the next segment to encode.
+    pub fn next_segment(&self) -> u64 {
+        self.next
+    }
+
+    /// Plaintext bytes the next segment takes, or `None` once every segment is encoded.
+    pub fn next_len(&self) -> Option<u32> {
+        self.layout.segment_len(self.size, self.next).ok()
+    }
+
+    /// Encodes the next segment from its `plaintext`, which must be exactly
+    /// [`Layout::segment_len`] bytes.
+    pub fn encode_segment(&mut self, plaintext: &[u8]) -> Result<EncodedSegment, EncodeError> {
+        let mut segment = EncodedSegment {
+            blocks: std::mem::take(&mut self.spare),
+            ..EncodedSegment::default()
+        };
+        self.encode_into(plaintext, &mut segment)?;
+        Ok(segment)
+    }
+
+    /// Takes back a segment's buffers for the next one (saves allocating and faulting in
+    /// `k + m` blocks per segment).
+    pub fn recycle(&mut self, segment: EncodedSegment) {
+        self.spare = segment.blocks;
+    }
+
+    /// Encodes the next segment into `out`, reusing its buffers.
+    pub fn encode_into(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut EncodedSegment,
+    ) -> Result<(), EncodeError> {
+        let index = self.next;
+        let expected =
+            self.layout
+                .segment_len(self.size, index)
+                .map_err(|_| EncodeError::Finished {
+                    segments: self.segments,
+                })?;
+        if plaintext.len() != expected as usize {
+            return Err(EncodeError::PlaintextLength {
+                segment: index,
+                expected,
+                found: plaintext.len(),
+            });
+        }
+        let (k, m) = (usize::from(self.layout.k), usize::from(self.layout.m));
+        let ciphertext = plaintext.len() + TAG_BYTES as usize;
+        let block_bytes = self.layout.block_bytes_for(expected + TAG_BYTES) as usize;
+        self.data.resize(k * block_bytes, 0);
+        let last = index + 1 == self.segments;
+        self.cipher
+            .seal(index, last, plaintext, &mut self.data[..ciphertext]);
+        self.data[ciphertext..].fill(0);
+
+        out.index = index;
+        out.blocks.resize_with(k + m, Vec::new);
+        for (block, data) in out
+            .blocks
+            .iter_mut()
+            .zip(self.data.chunks_exact(block_bytes))
+        {
+            block.clear();
+            block.extend_from_slice(data);
+        }
+        let parity_blocks = &mut out.blocks[k..];
+        self.parity.encode(k, m, &self.data, |j, parity| {
+            parity_blocks[j].clear();
+            parity_blocks[j].extend_from_slice(parity);
+        });
+        out.hashes.clear();
+        for (shard, block) in out.blocks.iter().enumerate() {
+            let hash = block_hash(block);
+            out.hashes.push(hash);
+            self.hashes[shard].push(hash);
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Each shard's tree root and block hashes, once every segment is encoded.
+    pub fn finish(self) -> Result<Vec<ShardSummary>, EncodeError> {
+        if self.next != self.segments {
+            return Err(EncodeError::Unfinished {
+                encoded: self.next,
+                segments: self.segments,
+            });
+        }
+        Ok(self
+            .hashes
+            .into_iter()
+            .map(|block_hashes| ShardSummary {
+                root: shard_root(&block_hashes),
+                block_hashes,
+            })
+            .collect())
+    }
+}
+
+/// Encodes an object of `size` bytes read from `reader`, handing each segment to `sink` in
+/// order; returns every shard's summary.
+///
+/// The sink gets the segment by reference and its buffers are reused for the next segment;
+/// a sink that keeps blocks takes them (`std::mem::take(&mut segment.blocks)`). Memory
+/// stays at one segment of plaintext and one of blocks whatever the size. The reader must
+/// hold exactly `size` bytes.
+pub fn encode_reader(
+    layout: Layout,
+    key: &ObjectKey,
+    size: u64,
+    mut reader: impl Read,
+    mut sink: impl FnMut(&mut EncodedSegment) -> io::Result<()>,
+) -> Result<Vec<ShardSummary>, EncodeError> {
+    let mut encoder = Encoder::new(layout, key, size)?;
+    let mut plaintext = vec![0u8; layout.plaintext_per_segment().min(size) as usize];
+    let mut segment = EncodedSegment::default();
+    let mut read = 0u64;
+    while let Some(len) = encoder.next_len() {
+        let buffer = &mut plaintext[..len as usize];
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match reader.read(&mut buffer[filled..]) {
+                Ok(0) => return Err(EncodeError::ShortRead { read, size }),
+                Ok(n) => {
+                    filled += n;
+                    read += n as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(EncodeError::Read(error)),
+            }
+        }
+        encoder.encode_into(buffer, &mut segment)?;
+        sink(&mut segment).map_err(|error| EncodeError::Sink {
+            segment: segment.index,
+            error,
+        })?;
+    }
+    let mut probe = [0u8; 1];
+    loop {
+        match reader.read(&mut probe) {
+            Ok(0) => break,
+            Ok(_) => return Err(EncodeError::LongRead { size }),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(EncodeError::Read(error)),
+        }
+    }
+    encoder.finish()
+}
