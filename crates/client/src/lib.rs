@@ -16,7 +16,7 @@
 
 #![deny(missing_docs)]
 
-// pub mod objects; (waits for welkin-object)
+pub mod objects;
 mod verified;
 
 pub use verified::{BlockError, BlockProof, KvOwner, Trusted, Verified, verify_block};

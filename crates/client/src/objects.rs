@@ -17,7 +17,7 @@
 //! the remaining segments. Range reads fetch only the segments they need.
 
 use crate::{Client, ClientError};
-use commonware_codec::{Encode as _, Read as _};
+use commonware_codec::Encode as _;
 use std::{
     io::{Read, Write},
     sync::mpsc,
@@ -260,13 +260,13 @@ impl Client {
         }
         .sign(owner, &cluster);
         let put_tx = tx.id();
-        let status = self.submit(&tx, true)?;
+        let status = self.submit(&tx, Some(Duration::from_secs(30)))?;
         let receipt = status
             .receipt
             .ok_or_else(|| ObjectError::Refused("the manifest was not committed in time".into()))?;
         if !receipt.outcome.is_applied() {
             return Err(ObjectError::Refused(
-                status.detail.unwrap_or_else(|| receipt.outcome.to_string()),
+                status.detail.unwrap_or_else(|| receipt.outcome.name().to_string()),
             ));
         }
         let info = self.object(&id)?;
@@ -394,7 +394,7 @@ pub fn open_object_key(
     let sealed = manifest.sealed_key.bytes().ok_or_else(|| {
         ObjectError::Data("the node no longer holds the object's key: it was deleted".into())
     })?;
-    let sealed = welkin_sealed::RecipientSealed::read(&mut &sealed[..]).map_err(data)?;
+    let sealed = welkin_types::decode::<welkin_sealed::RecipientSealed>(sealed).map_err(data)?;
     let key = welkin_sealed::open_as_recipient(secret, &key_aad(id), &sealed).map_err(data)?;
     let bytes: [u8; 32] = key
         .as_slice()

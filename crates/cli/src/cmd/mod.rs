@@ -7,7 +7,7 @@ mod genesis;
 mod id;
 mod key;
 mod log;
-// mod obj; (waits for welkin-object)
+mod obj;
 mod query;
 mod secrets;
 mod signing;
@@ -22,7 +22,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => dev::run(args),
         Command::Node(args) => match (args.command, args.config) {
-            (Some(crate::cli::NodeCommand::Storage(_)), _) => anyhow::bail!("not yet"),
+            (Some(crate::cli::NodeCommand::Storage(api)), _) => obj::node_storage(api),
             (None, Some(config)) => {
                 let prepared = welkin_node::run::prepare(&config)?;
                 welkin_node::run::run(prepared);
@@ -30,7 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
             }
             (None, None) => anyhow::bail!("say which node config to run: --config FILE"),
         },
-        Command::Obj(_) => anyhow::bail!("not yet"),
+        Command::Obj(command) => obj::run(command),
         Command::Key(KeyCommand::New(args)) => key::new(args),
         Command::Key(KeyCommand::Register(args)) => key::register(args),
         Command::Genesis(args) => genesis::run(args),

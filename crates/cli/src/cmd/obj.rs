@@ -326,14 +326,14 @@ fn delete(args: ObjDeleteArgs) -> anyhow::Result<()> {
         payload: Payload::Storage(Box::new(StorageOp::Delete { object: id })),
     }
     .sign(&owner, &cluster);
-    let status = client.submit(&tx, true)?;
+    let status = client.submit(&tx, Some(std::time::Duration::from_secs(30)))?;
     let receipt = status
         .receipt
         .context("the deletion was not committed in time; check it with `welkin tx status`")?;
     if !receipt.outcome.is_applied() {
         bail!(
             "the cluster refused the deletion: {}",
-            status.detail.unwrap_or_else(|| receipt.outcome.to_string())
+            status.detail.unwrap_or_else(|| receipt.outcome.name().to_string())
         );
     }
     if args.api.json {
