@@ -218,9 +218,10 @@ pub(crate) struct DevStartArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(subcommand_negates_reqs = true)]
 pub(crate) struct NodeArgs {
     /// Read the node config (TOML) from this file (to run a node).
-    #[arg(long, required_unless_present = "command")]
+    #[arg(long, required = true)]
     pub(crate) config: Option<PathBuf>,
     /// Ask a running node instead of running one.
     #[command(subcommand)]

@@ -94,6 +94,9 @@ pub struct PutOutcome {
     pub uploaded_bytes: u64,
     /// Its status when the put returned.
     pub status: String,
+    /// Shards that could not be uploaded, with why (at most `m`; the object is readable, and
+    /// stays `pending` until its upload window closes, then `degraded`).
+    pub failed_shards: Vec<String>,
 }
 
 /// A second connection profile for bulk transfers: no overall deadline, only limits on
@@ -254,9 +257,9 @@ impl Client {
             sender: Sender::Key(commonware_cryptography::Signer::public_key(owner)),
             nonce: rand_core::Rng::next_u64(&mut commonware_utils::sys_rng()),
             expiry_ms: now + 60_000,
-            payload: Payload::Storage(Box::new(welkin_types::storage::StorageOp::Put(
-                Box::new(manifest),
-            ))),
+            payload: Payload::Storage(Box::new(welkin_types::storage::StorageOp::Put(Box::new(
+                manifest,
+            )))),
         }
         .sign(owner, &cluster);
         let put_tx = tx.id();
@@ -266,7 +269,9 @@ impl Client {
             .ok_or_else(|| ObjectError::Refused("the manifest was not committed in time".into()))?;
         if !receipt.outcome.is_applied() {
             return Err(ObjectError::Refused(
-                status.detail.unwrap_or_else(|| receipt.outcome.name().to_string()),
+                status
+                    .detail
+                    .unwrap_or_else(|| receipt.outcome.name().to_string()),
             ));
         }
         let info = self.object(&id)?;
@@ -276,85 +281,84 @@ impl Client {
             .iter()
             .map(|s| s.block_hashes.as_flattened().to_vec())
             .collect();
-        let uploaded = std::thread::scope(|scope| -> Result<u64, ObjectError> {
-            let mut senders = Vec::with_capacity(shard_count);
-            let mut uploads = Vec::with_capacity(shard_count);
-            for (index, shard) in info.shards.iter().enumerate() {
-                let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(4);
-                sender
-                    .send(hashes[index].clone())
-                    .expect("the receiver is alive");
-                senders.push(sender);
-                let path = format!("/v1/objects/{}/shards/{index}", info.id);
-                let url = format!("http://{}{path}", shard.api_address);
-                let header = signed_header(owner, &cluster, "PUT", &path);
-                let agent = agent.clone();
-                let length = hashes[index].len() as u64 + layout.shard_bytes(size);
-                uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
-                    let reader = ChannelReader {
-                        receiver,
-                        current: Vec::new(),
-                        offset: 0,
-                    };
-                    let response = agent
-                        .put(&url)
-                        .header(REQUEST_HEADER, &header)
-                        .header("content-length", length.to_string())
-                        .send(ureq::SendBody::from_owned_reader(reader));
-                    let text = self.text(&url, response)?;
-                    let _reply: ShardUploadReply = crate::parse_reply(&text)?;
-                    Ok(length)
-                }));
-            }
-            let encoded = encode_pass(
-                &layout,
-                &key,
-                size,
-                open()?,
-                |segment| {
-                    for (sender, block) in senders.iter().zip(segment.blocks) {
-                        // A failed upload closes its channel; its error is reported below.
-                        let _ = sender.send(block);
-                    }
-                    Ok(())
-                },
-                options.progress,
-                "uploading",
-            );
-            drop(senders);
-            let mut total = 0;
-            let mut failures = Vec::new();
-            for (index, upload) in uploads.into_iter().enumerate() {
-                match upload.join() {
-                    Ok(Ok(bytes)) => total += bytes,
-                    Ok(Err(error)) => failures.push(format!("shard {index}: {error}")),
-                    Err(_) => failures.push(format!("shard {index}: the upload thread failed")),
+        let (uploaded, failed_shards) =
+            std::thread::scope(|scope| -> Result<(u64, Vec<String>), ObjectError> {
+                let mut senders = Vec::with_capacity(shard_count);
+                let mut uploads = Vec::with_capacity(shard_count);
+                for (index, shard) in info.shards.iter().enumerate() {
+                    let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(4);
+                    sender
+                        .send(hashes[index].clone())
+                        .expect("the receiver is alive");
+                    senders.push(sender);
+                    let path = format!("/v1/objects/{}/shards/{index}", info.id);
+                    let url = format!("http://{}{path}", shard.api_address);
+                    let header = signed_header(owner, &cluster, "PUT", &path);
+                    let agent = agent.clone();
+                    let length = hashes[index].len() as u64 + layout.shard_bytes(size);
+                    uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
+                        let reader = ChannelReader {
+                            receiver,
+                            current: Vec::new(),
+                            offset: 0,
+                        };
+                        let response = agent
+                            .put(&url)
+                            .header(REQUEST_HEADER, &header)
+                            .header("content-length", length.to_string())
+                            .send(ureq::SendBody::from_owned_reader(reader));
+                        let text = self.text(&url, response)?;
+                        let _reply: ShardUploadReply = crate::parse_reply(&text)?;
+                        Ok(length)
+                    }));
                 }
-            }
-            let summaries_again = encoded?;
-            if summaries_again
-                .iter()
-                .zip(&summaries)
-                .any(|(a, b)| a.root != b.root)
-            {
-                return Err(ObjectError::Data(
-                    "the file changed between the two passes; put it again".into(),
-                ));
-            }
-            if failures.len() > usize::from(layout.m) {
-                return Err(ObjectError::Data(format!(
-                    "too few shards stored: {}",
-                    failures.join("; ")
-                )));
-            }
-            if !failures.is_empty() {
-                (options.progress)(size, size, &format!("degraded: {}", failures.join("; ")));
-            }
-            Ok(total)
-        })?;
+                let encoded = encode_pass(
+                    &layout,
+                    &key,
+                    size,
+                    open()?,
+                    |segment| {
+                        for (sender, block) in senders.iter().zip(segment.blocks) {
+                            // A failed upload closes its channel; its error is reported below.
+                            let _ = sender.send(block);
+                        }
+                        Ok(())
+                    },
+                    options.progress,
+                    "uploading",
+                );
+                drop(senders);
+                let mut total = 0;
+                let mut failures = Vec::new();
+                for (index, upload) in uploads.into_iter().enumerate() {
+                    match upload.join() {
+                        Ok(Ok(bytes)) => total += bytes,
+                        Ok(Err(error)) => failures.push(format!("shard {index}: {error}")),
+                        Err(_) => failures.push(format!("shard {index}: the upload thread failed")),
+                    }
+                }
+                let summaries_again = encoded?;
+                if summaries_again
+                    .iter()
+                    .zip(&summaries)
+                    .any(|(a, b)| a.root != b.root)
+                {
+                    return Err(ObjectError::Data(
+                        "the file changed between the two passes; put it again".into(),
+                    ));
+                }
+                if failures.len() > usize::from(layout.m) {
+                    return Err(ObjectError::Data(format!(
+                        "too few shards stored: {}",
+                        failures.join("; ")
+                    )));
+                }
+                Ok((total, failures))
+            })?;
         // The nodes acknowledge through the log: wait until the state counts them.
         let mut status = String::new();
-        for _ in 0..120 {
+        let waits = if failed_shards.is_empty() { 120 } else { 0 };
+        for _ in 0..=waits {
             status = self.object(&id)?.status;
             if status == "stored" {
                 break;
@@ -367,6 +371,7 @@ impl Client {
             put_tx: hex::encode(put_tx),
             uploaded_bytes: uploaded,
             status,
+            failed_shards,
         })
     }
 }
@@ -478,7 +483,11 @@ impl Client {
                     .map_err(|e| format!("{}: {e}", shard.node))?;
                 if response.status().as_u16() >= 400 {
                     let text = response.body_mut().read_to_string().unwrap_or_default();
-                    return Err(format!("{}: {}", shard.node, crate::api_error(response.status().as_u16(), &text)));
+                    return Err(format!(
+                        "{}: {}",
+                        shard.node,
+                        crate::api_error(response.status().as_u16(), &text)
+                    ));
                 }
                 let bytes = response
                     .body_mut()
@@ -487,14 +496,23 @@ impl Client {
                     .read_to_vec()
                     .map_err(|e| format!("{}: {e}", shard.node))?;
                 if bytes.len() as u64 != manifest.segments() * 32 {
-                    return Err(format!("{}: a hash list of {} bytes", shard.node, bytes.len()));
+                    return Err(format!(
+                        "{}: a hash list of {} bytes",
+                        shard.node,
+                        bytes.len()
+                    ));
                 }
                 let hashes: Vec<[u8; 32]> = bytes
                     .chunks_exact(32)
                     .map(|h| h.try_into().expect("32-byte chunks"))
                     .collect();
-                if welkin_object::shard_root(&hashes) != <[u8; 32]>::try_from(manifest.roots[index].as_ref()).expect("32 bytes") {
-                    return Err(format!("{}: block hashes that do not match the manifest", shard.node));
+                if welkin_object::shard_root(&hashes)
+                    != <[u8; 32]>::try_from(manifest.roots[index].as_ref()).expect("32 bytes")
+                {
+                    return Err(format!(
+                        "{}: block hashes that do not match the manifest",
+                        shard.node
+                    ));
                 }
                 let path = format!("/v1/objects/{}/shards/{index}", info.id);
                 let header = signed_header(requester, &cluster, "GET", &path);
@@ -559,11 +577,16 @@ impl Client {
                             }
                             outcome => {
                                 let why = match outcome {
-                                    Ok(Ok(_)) => "served a block that does not match its hash".to_string(),
+                                    Ok(Ok(_)) => {
+                                        "served a block that does not match its hash".to_string()
+                                    }
                                     Ok(Err(e)) => e.to_string(),
                                     Err(_) => "stream ended".to_string(),
                                 };
-                                failed.push(format!("shard {} at segment {segment}: {why}", source.index));
+                                failed.push(format!(
+                                    "shard {} at segment {segment}: {why}",
+                                    source.index
+                                ));
                                 active.remove(i);
                             }
                         }
@@ -584,8 +607,9 @@ impl Client {
                     }
                 }
                 let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
-                let plaintext = welkin_object::decode_segment(&layout, &key, size, segment, &refs, &expected)
-                    .map_err(data)?;
+                let plaintext =
+                    welkin_object::decode_segment(&layout, &key, size, segment, &refs, &expected)
+                        .map_err(data)?;
                 let offset = layout.segment_offset(segment);
                 let from = start.saturating_sub(offset) as usize;
                 let to = (end - offset).min(plaintext.len() as u64) as usize;
@@ -603,5 +627,49 @@ impl Client {
             shards_used: used,
             failed_shards: failed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node sizes uploads by the manifest (`welkin_types`), the client by its layout
+    /// (`welkin_object`): they must agree for every size and layout.
+    #[test]
+    fn manifest_and_layout_agree_on_every_size() {
+        for (k, m, segment_bytes) in [
+            (2, 2, 64 * 1024),
+            (2, 2, 1 << 20),
+            (3, 2, 192 * 1024),
+            (8, 4, 4 << 20),
+        ] {
+            let layout = Layout {
+                k,
+                m,
+                segment_bytes,
+            };
+            let unit = layout.plaintext_per_segment();
+            for size in [0, 1, 47, unit - 1, unit, unit + 1, 3 * unit + 5, 10 * unit] {
+                let manifest = ObjectManifest {
+                    size,
+                    k,
+                    m,
+                    segment_bytes,
+                    roots: vec![Digest::from([0; 32]); usize::from(k + m)],
+                    sealed_key: welkin_types::Detachable::new(vec![1]),
+                    label: String::new(),
+                };
+                assert_eq!(manifest.segments(), layout.segments(size), "{size}");
+                assert_eq!(manifest.shard_bytes(), layout.shard_bytes(size), "{size}");
+                for segment in 0..manifest.segments() {
+                    assert_eq!(
+                        manifest.block_bytes(segment),
+                        u64::from(layout.block_bytes(size, segment).expect("in range")),
+                        "{size} {segment}"
+                    );
+                }
+            }
+        }
     }
 }

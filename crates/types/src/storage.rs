@@ -62,7 +62,8 @@ pub struct ObjectManifest {
     pub k: u16,
     /// Parity blocks per segment.
     pub m: u16,
-    /// Plaintext bytes per segment (the last may be shorter).
+    /// Bytes per encrypted segment (its plaintext is 16 bytes shorter; the last segment may
+    /// be shorter still).
     pub segment_bytes: u32,
     /// The Merkle root of each shard's block hashes, shard `i` at index `i`.
     pub roots: Vec<Digest>,
@@ -97,20 +98,28 @@ impl ObjectManifest {
         usize::from(self.k) + usize::from(self.m)
     }
 
+    /// Plaintext bytes per segment: the segment size less the 16-byte tag each encrypted
+    /// segment carries, so that a full segment's ciphertext is exactly `segment_bytes`.
+    pub fn plaintext_per_segment(&self) -> u64 {
+        u64::from(self.segment_bytes)
+            .saturating_sub(SEGMENT_TAG_BYTES)
+            .max(1)
+    }
+
     /// Segments in the object: at least one (an empty object is one empty final segment).
     pub fn segments(&self) -> u64 {
-        self.size.div_ceil(u64::from(self.segment_bytes)).max(1)
+        self.size.div_ceil(self.plaintext_per_segment()).max(1)
     }
 
     /// The length of each block of segment `segment`: the segment's ciphertext (plaintext and
     /// a 16-byte tag) split in `k`, rounded up to a multiple of 64 bytes. Only the final
     /// segment's blocks may be shorter.
     pub fn block_bytes(&self, segment: u64) -> u64 {
-        let start = segment.saturating_mul(u64::from(self.segment_bytes));
+        let start = segment.saturating_mul(self.plaintext_per_segment());
         let plaintext = self
             .size
             .saturating_sub(start)
-            .min(u64::from(self.segment_bytes));
+            .min(self.plaintext_per_segment());
         (plaintext + SEGMENT_TAG_BYTES)
             .div_ceil(u64::from(self.k.max(1)))
             .next_multiple_of(BLOCK_ALIGN)
@@ -746,15 +755,16 @@ mod tests {
     #[test]
     fn shard_sizes_follow_the_layout() {
         let mut m = manifest();
-        // Three full segments of 1 MiB and 5 bytes: blocks of (1 MiB + 16) / 2 rounded to 64.
+        // 3 MiB and 5 bytes in segments of 1 MiB of ciphertext (1 MiB - 16 of plaintext):
+        // three full segments, whose blocks are exactly 512 KiB, and 53 bytes left over.
         assert_eq!(m.segments(), 4);
-        assert_eq!(m.block_bytes(0), 524_352);
+        assert_eq!(m.block_bytes(0), 524_288);
         assert_eq!(m.block_bytes(3), 64);
-        assert_eq!(m.shard_bytes(), 3 * 524_352 + 64);
+        assert_eq!(m.shard_bytes(), 3 * 524_288 + 64);
         m.size = 0;
         assert_eq!((m.segments(), m.shard_bytes()), (1, 64));
-        m.size = 2 * 1024 * 1024;
-        assert_eq!((m.segments(), m.shard_bytes()), (2, 2 * 524_352));
+        m.size = 2 * (1024 * 1024 - 16);
+        assert_eq!((m.segments(), m.shard_bytes()), (2, 2 * 524_288));
     }
 
     #[test]

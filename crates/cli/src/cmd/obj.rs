@@ -1,7 +1,9 @@
 //! `welkin obj` and `welkin node storage`: objects stored across the nodes.
 
 use crate::{
-    cli::{ApiArgs, ObjCommand, ObjDeleteArgs, ObjGetArgs, ObjInspectArgs, ObjListArgs, ObjPutArgs},
+    cli::{
+        ApiArgs, ObjCommand, ObjDeleteArgs, ObjGetArgs, ObjInspectArgs, ObjListArgs, ObjPutArgs,
+    },
     output,
 };
 use anyhow::{Context as _, bail};
@@ -104,7 +106,9 @@ fn put(args: ObjPutArgs) -> anyhow::Result<()> {
             hex::decode(text.trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .with_context(|| format!("--to {text}: not an X25519 public key in hex (64 characters)"))
+                .with_context(|| {
+                    format!("--to {text}: not an X25519 public key in hex (64 characters)")
+                })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let label = args.label.clone().unwrap_or_else(|| {
@@ -139,6 +143,7 @@ fn put(args: ObjPutArgs) -> anyhow::Result<()> {
             "put_tx": outcome.put_tx,
             "status": outcome.status,
             "uploaded_bytes": outcome.uploaded_bytes,
+            "failed_shards": outcome.failed_shards,
             "seconds": seconds,
             "mb_per_second": outcome.size as f64 / 1e6 / seconds.max(1e-9),
         }));
@@ -153,6 +158,9 @@ fn put(args: ObjPutArgs) -> anyhow::Result<()> {
         layout.m,
         outcome.status
     );
+    for failure in &outcome.failed_shards {
+        eprintln!("  not stored: {failure}");
+    }
     if outcome.status != "stored" {
         eprintln!(
             "not every node has acknowledged its shard yet: `welkin obj inspect {}` shows which",
@@ -166,8 +174,14 @@ fn parse_range(text: &str) -> anyhow::Result<(u64, u64)> {
     let (a, b) = text
         .split_once('-')
         .with_context(|| format!("--range {text}: expected A-B, e.g. 0-1048576"))?;
-    let a: u64 = a.trim().parse().with_context(|| format!("--range {text}: A is not a number"))?;
-    let b: u64 = b.trim().parse().with_context(|| format!("--range {text}: B is not a number"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .with_context(|| format!("--range {text}: A is not a number"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("--range {text}: B is not a number"))?;
     if b < a {
         bail!("--range {text}: B must not be below A");
     }
@@ -251,7 +265,10 @@ fn print_object(info: &ObjectInfo) {
         info.m,
         bytes(info.shard_bytes)
     );
-    println!("status  {} (manifest at height {})", info.status, info.height);
+    println!(
+        "status  {} (manifest at height {})",
+        info.status, info.height
+    );
     for shard in &info.shards {
         println!(
             "  shard {:>2} on {:<10} {:<8} root {}",
@@ -286,7 +303,8 @@ fn list(args: ObjListArgs) -> anyhow::Result<()> {
     let mut objects = Vec::new();
     loop {
         let page = client.objects(&owner, objects.len() as u64)?;
-        let done = page.objects.is_empty() || objects.len() as u64 + page.objects.len() as u64 >= page.total;
+        let done = page.objects.is_empty()
+            || objects.len() as u64 + page.objects.len() as u64 >= page.total;
         objects.extend(page.objects);
         if done {
             break;
@@ -333,11 +351,15 @@ fn delete(args: ObjDeleteArgs) -> anyhow::Result<()> {
     if !receipt.outcome.is_applied() {
         bail!(
             "the cluster refused the deletion: {}",
-            status.detail.unwrap_or_else(|| receipt.outcome.name().to_string())
+            status
+                .detail
+                .unwrap_or_else(|| receipt.outcome.name().to_string())
         );
     }
     if args.api.json {
-        return output::json(&serde_json::json!({ "id": hex::encode(id), "deleted": true, "tx": hex::encode(tx.id()) }));
+        return output::json(
+            &serde_json::json!({ "id": hex::encode(id), "deleted": true, "tx": hex::encode(tx.id()) }),
+        );
     }
     println!(
         "deleted {}: its key is destroyed and every node removes its shards",
@@ -363,7 +385,15 @@ pub(crate) fn node_storage(args: ApiArgs) -> anyhow::Result<()> {
     );
     println!(
         "{:<10} {:<10} {:>10} {:>10} {:>10} {:>10} {:>7} {:>13} {:>10}",
-        "node", "domain", "capacity", "used", "reserved", "free", "shards", "audits ok/bad", "reputation"
+        "node",
+        "domain",
+        "capacity",
+        "used",
+        "reserved",
+        "free",
+        "shards",
+        "audits ok/bad",
+        "reputation"
     );
     for node in &status.nodes {
         println!(

@@ -39,7 +39,8 @@ fn random_file(path: &Path, mib: u64) {
         file.write_all(&chunk).expect("write");
     }
     // An odd tail, so the last segment is short.
-    file.write_all(b"the end, not on a segment boundary").expect("write");
+    file.write_all(b"the end, not on a segment boundary")
+        .expect("write");
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {
@@ -89,7 +90,14 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
 
     // Put: every node acknowledges its shard, one shard per node.
     let put = obj_json(&[
-        "obj", "put", "--json", "--api", &api(0), "--key", key_arg, big.to_str().expect("utf-8"),
+        "obj",
+        "put",
+        "--json",
+        "--api",
+        &api(0),
+        "--key",
+        key_arg,
+        big.to_str().expect("utf-8"),
     ]);
     assert_eq!(put["status"], "stored", "{put}");
     let id = put["id"].as_str().expect("id").to_string();
@@ -110,7 +118,11 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     }
     let listed = obj_json(&["obj", "list", "--json", "--api", &api(2), "--key", key_arg]);
     assert!(
-        listed.as_array().expect("list").iter().any(|o| o["id"] == id.as_str()),
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|o| o["id"] == id.as_str()),
         "{listed}"
     );
 
@@ -118,13 +130,34 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     cluster.kill(3);
     let back = dir.join("big.back");
     let got = obj_json(&[
-        "obj", "get", "--json", "--api", &api(0), "--key", key_arg, &id, "-o", back.to_str().expect("utf-8"),
+        "obj",
+        "get",
+        "--json",
+        "--api",
+        &api(0),
+        "--key",
+        key_arg,
+        &id,
+        "-o",
+        back.to_str().expect("utf-8"),
     ]);
-    assert!(same_bytes(&big, &back), "read back identical with node3 down: {got}");
+    assert!(
+        same_bytes(&big, &back),
+        "read back identical with node3 down: {got}"
+    );
     // A range read fetches only the segments it needs, and matches the file's bytes.
     let part = dir.join("big.part");
     run_ok(welkin().args([
-        "obj", "get", "--api", &api(1), "--key", key_arg, &id, "--range", "1048000-3145800", "-o",
+        "obj",
+        "get",
+        "--api",
+        &api(1),
+        "--key",
+        key_arg,
+        &id,
+        "--range",
+        "1048000-3145800",
+        "-o",
         part.to_str().expect("utf-8"),
     ]));
     let whole = std::fs::read(&big).expect("read");
@@ -142,17 +175,33 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     std::fs::write(&file, &bytes).expect("corrupt");
     let back2 = dir.join("big.back2");
     let got = obj_json(&[
-        "obj", "get", "--json", "--api", &api(2), "--key", key_arg, &id, "-o", back2.to_str().expect("utf-8"),
+        "obj",
+        "get",
+        "--json",
+        "--api",
+        &api(2),
+        "--key",
+        key_arg,
+        &id,
+        "-o",
+        back2.to_str().expect("utf-8"),
     ]);
-    assert!(same_bytes(&big, &back2), "read around the corrupt shard: {got}");
+    assert!(
+        same_bytes(&big, &back2),
+        "read around the corrupt shard: {got}"
+    );
     assert!(
         !got["failed_shards"].as_array().expect("list").is_empty(),
         "the corrupt shard was noticed: {got}"
     );
     let storage = obj_json(&["node", "storage", "--json", "--api", &api(holder0)]);
-    let corrupt = storage["local"]["corrupt"].as_array().expect("corrupt list");
+    let corrupt = storage["local"]["corrupt"]
+        .as_array()
+        .expect("corrupt list");
     assert!(
-        corrupt.iter().any(|c| c.as_str().is_some_and(|c| c.starts_with(&id))),
+        corrupt
+            .iter()
+            .any(|c| c.as_str().is_some_and(|c| c.starts_with(&id))),
         "node{holder0} reports the corrupt shard: {storage}"
     );
 
@@ -161,7 +210,18 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     let small = dir.join("small.bin");
     std::fs::write(&small, b"small").expect("write");
     let output = welkin()
-        .args(["obj", "put", "--api", &api(0), "--key", key_arg, "--k", "1", "--m", "5"])
+        .args([
+            "obj",
+            "put",
+            "--api",
+            &api(0),
+            "--key",
+            key_arg,
+            "--k",
+            "1",
+            "--m",
+            "5",
+        ])
         .arg(&small)
         .output()
         .expect("runs");
@@ -186,7 +246,16 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     });
 
     // Delete: the key is destroyed and every node removes its shard.
-    let deleted = obj_json(&["obj", "delete", "--json", "--api", &api(1), "--key", key_arg, &id]);
+    let deleted = obj_json(&[
+        "obj",
+        "delete",
+        "--json",
+        "--api",
+        &api(1),
+        "--key",
+        key_arg,
+        &id,
+    ]);
     assert_eq!(deleted["deleted"], true);
     wait_for("every shard file removed", || {
         (0..4).all(|i| shard_files(dir, i, &id).is_empty())
@@ -220,9 +289,7 @@ fn bad_requests(dir: &Path, id: &str, holders: &[u64]) {
     let expiry = crate::now_ms() + 60_000;
     let stranger = PrivateKey::from_seed(7);
     let call = |method: &str, url: &str, header: Option<String>, body: Vec<u8>| {
-        let request = ureq::http::Request::builder()
-            .method(method)
-            .uri(url);
+        let request = ureq::http::Request::builder().method(method).uri(url);
         let request = match header {
             Some(h) => request.header(REQUEST_HEADER, h),
             None => request,
@@ -237,7 +304,8 @@ fn bad_requests(dir: &Path, id: &str, holders: &[u64]) {
     let (status, text) = call("PUT", &url, None, vec![0; 64]);
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("welkin-signature"), "{text}");
-    let stranger_header = RequestSignature::sign(&stranger, &cluster, "PUT", &path, expiry).to_header();
+    let stranger_header =
+        RequestSignature::sign(&stranger, &cluster, "PUT", &path, expiry).to_header();
     let (status, text) = call("PUT", &url, Some(stranger_header), vec![0; 64]);
     assert_eq!(status, 403, "{text}");
     // The owner's key, from its key file.
@@ -251,7 +319,12 @@ fn bad_requests(dir: &Path, id: &str, holders: &[u64]) {
     };
     // Shard 0 sent to a node that does not hold it.
     let other = (0..4).find(|i| *i != holder).expect("another node");
-    let (status, text) = call("PUT", &format!("{}{path}", api(other)), signed("PUT", &path), vec![0; 64]);
+    let (status, text) = call(
+        "PUT",
+        &format!("{}{path}", api(other)),
+        signed("PUT", &path),
+        vec![0; 64],
+    );
     assert_eq!(status, 421, "{text}");
     assert!(text.contains("is placed on node"), "{text}");
     // The node that holds it answers at once that it already has it.
@@ -263,10 +336,23 @@ fn bad_requests(dir: &Path, id: &str, holders: &[u64]) {
     let (status, text) = call("GET", &url, Some(tampered), Vec::new());
     assert_eq!(status, 401, "{text}");
     // An unknown object.
-    let unknown = format!("/v1/objects/{}/shards/0", hex::encode(Digest::from([9; 32])));
-    let (status, text) = call("PUT", &format!("{}{unknown}", api(0)), signed("PUT", &unknown), vec![0; 64]);
+    let unknown = format!(
+        "/v1/objects/{}/shards/0",
+        hex::encode(Digest::from([9; 32]))
+    );
+    let (status, text) = call(
+        "PUT",
+        &format!("{}{unknown}", api(0)),
+        signed("PUT", &unknown),
+        vec![0; 64],
+    );
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("no object"), "{text}");
-    let (status, text) = call("GET", &format!("{}/v1/objects/nothex", api(0)), None, Vec::new());
+    let (status, text) = call(
+        "GET",
+        &format!("{}/v1/objects/nothex", api(0)),
+        None,
+        Vec::new(),
+    );
     assert_eq!(status, 400, "{text}");
 }

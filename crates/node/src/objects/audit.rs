@@ -126,7 +126,8 @@ impl<E: Runtime> Shards<E> {
             return;
         };
         debug!(epoch = next, height, "seeding an audit epoch");
-        self.submit(StorageOp::AuditSeed(Box::new(checkpoint))).await;
+        self.submit(StorageOp::AuditSeed(Box::new(checkpoint)))
+            .await;
     }
 
     async fn judge(&self, epoch: &AuditEpoch) {
@@ -206,7 +207,10 @@ impl<E: Runtime> Shards<E> {
             object: challenge.object,
             shard: challenge.shard,
             passed,
-            reason: reason.chars().take(welkin_types::storage::MAX_VERDICT_REASON_BYTES / 4).collect(),
+            reason: reason
+                .chars()
+                .take(welkin_types::storage::MAX_VERDICT_REASON_BYTES / 4)
+                .collect(),
         };
         let bytes = match fetched {
             Fetched::Proof(bytes) => bytes,
@@ -272,7 +276,8 @@ impl<E: Runtime> Shards<E> {
                 let block = store
                     .read_block(&id, sample.segment as u32)
                     .map_err(|e| e.to_string())?;
-                proofs.push(welkin_object::prove(sample, &block, &tree).map_err(|e| e.to_string())?);
+                proofs
+                    .push(welkin_object::prove(sample, &block, &tree).map_err(|e| e.to_string())?);
             }
             Ok(AuditProof {
                 version: welkin_object::AUDIT_PROOF_VERSION,
@@ -313,7 +318,9 @@ fn fetch_proof(url: &str) -> Fetched {
         .read_to_vec();
     match (status, body) {
         (200, Ok(bytes)) => Fetched::Proof(bytes),
-        (410, Ok(bytes)) => Fetched::Refused(String::from_utf8_lossy(&bytes).chars().take(100).collect()),
+        (410, Ok(bytes)) => {
+            Fetched::Refused(String::from_utf8_lossy(&bytes).chars().take(100).collect())
+        }
         _ => Fetched::Unreachable,
     }
 }
@@ -322,7 +329,9 @@ fn fetch_proof(url: &str) -> Fetched {
 /// [`AuditProof`]); `410` with the reason if it cannot prove its shard.
 pub async fn proof<E: Runtime>(State(shards): State<Shards<E>>) -> Result<Response, ApiError> {
     match shards.own_proof().await {
-        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
+        Ok(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
         Err((StatusCode::GONE, reason)) => Ok((StatusCode::GONE, reason).into_response()),
         Err((status, reason)) => Err(ApiError::new(status, "no_challenge", reason)),
     }
