@@ -22,6 +22,7 @@ use welkin_types::{
 mod hostile;
 #[path = "processes/kv_cli.rs"]
 mod kv_cli;
+#[path = "processes/objects.rs"]
 mod objects;
 #[path = "processes/recipients.rs"]
 mod recipients;

@@ -390,3 +390,28 @@ pub fn degraded_at(slot: u64) -> Digest {
 pub fn degraded_slot(id: &Digest) -> Digest {
     hash_parts(&[b"storage/degraded-slot", id.as_ref()])
 }
+
+/// An object's repair order (open, or expired and cooling down).
+pub fn repair(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/repair", id.as_ref()])
+}
+
+/// Where the next block's look at the degraded list starts.
+pub fn repair_cursor() -> Digest {
+    hash_parts(&[b"storage/repair-cursor"])
+}
+
+/// The number of open repair orders.
+pub fn repairs_count() -> Digest {
+    hash_parts(&[b"storage/repairs-count"])
+}
+
+/// The object in slot `slot` of the open repair orders.
+pub fn repairs_at(slot: u64) -> Digest {
+    hash_parts(&[b"storage/repairs", &slot.to_be_bytes()])
+}
+
+/// The slot of an object in the open repair orders.
+pub fn repairs_slot(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/repairs-slot", id.as_ref()])
+}

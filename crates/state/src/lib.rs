@@ -239,6 +239,7 @@ pub fn apply(
     secrets::teardown::sweep(&mut overlay);
     secrets::transit::dkg::sweep(&mut overlay, now);
     storage::sweep(&mut overlay, now);
+    storage::repair::sweep(env, &mut overlay, block.height);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;

@@ -27,6 +27,7 @@ pub mod audit;
 mod dense;
 pub mod placement;
 pub mod records;
+pub mod repair;
 #[cfg(test)]
 mod tests;
 
@@ -123,17 +124,23 @@ pub(crate) fn sweep<S: Snapshot>(state: &mut Overlay<'_, S>, now_ms: u64) {
                 remove(state, &id, &record);
                 return;
             }
-            // Readable: release the space of the shards that never arrived.
+            // Readable: release the space of the shards that never arrived, and count them as
+            // lost so that repair rebuilds them.
             let shard_bytes = record.manifest.shard_bytes();
+            let was_healthy = record.lost == 0;
             for (shard, member) in record.placement.iter().enumerate() {
                 if !record.is_stored(shard) {
                     update_space(state, *member, |space| {
                         space.reserved = space.reserved.saturating_sub(shard_bytes)
                     });
+                    record.lost |= 1 << shard;
                 }
             }
             record.status = ObjectStatus::Degraded;
             state.put(keys::object(&id), record.encode());
+            if was_healthy {
+                audit::degraded().push(state, id.as_ref().to_vec());
+            }
         },
     );
 }
@@ -304,9 +311,10 @@ fn stored<S: Snapshot>(
             continue; // a repeated acknowledgement
         }
         record.stored |= 1 << shard;
-        let was_pending = record.status == ObjectStatus::Pending;
+        let repaired = repair::acknowledged(state, object, &mut record, member, *shard);
+        let was_reserved = record.status == ObjectStatus::Pending || repaired;
         update_space(state, member, |space| {
-            if was_pending {
+            if was_reserved {
                 space.reserved = space.reserved.saturating_sub(shard_bytes);
             }
             space.used = space.used.saturating_add(shard_bytes);
@@ -340,6 +348,7 @@ fn remove<S: Snapshot>(state: &mut Overlay<'_, S>, id: &Digest, record: &ObjectR
     if record.lost != 0 {
         audit::degraded().remove(state, id.as_ref());
     }
+    repair::forget(state, id);
     state.delete(keys::object(id));
     update_totals(state, |totals| {
         totals.objects = totals.objects.saturating_sub(1);

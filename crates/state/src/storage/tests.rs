@@ -363,10 +363,23 @@ fn the_upload_window_settles_partial_uploads() {
     assert!(c.record(&lost.id()).is_none());
     let record = c.record(&readable.id()).expect("kept");
     assert_eq!(record.status, ObjectStatus::Degraded);
+    // The two shards that never arrived count as lost; the same block orders the first
+    // repair, which reserves space on its new holder.
+    assert_eq!(record.lost, 0b1100);
+    assert_eq!(c.count(keys::degraded_count()), 1);
+    let order =
+        crate::storage::repair::RepairOrder::decode(&c.state[&keys::repair(&readable.id())])
+            .expect("an order");
+    assert_eq!(order.shard, 2);
     let shard_bytes = readable.shard_bytes();
     for member in 0..4u32 {
         let space = c.space(member);
-        assert_eq!(space.reserved, 0, "member {member}");
+        let reserved = if member == order.member {
+            shard_bytes
+        } else {
+            0
+        };
+        assert_eq!(space.reserved, reserved, "member {member}");
         let holds = record
             .placement
             .iter()
@@ -386,7 +399,7 @@ mod audits {
         dkg::feldman_desmedt::deal_anonymous,
         primitives::{group::Share, ops::threshold, sharing::Mode},
     };
-    use commonware_utils::{N3f1, NZU32, test_rng};
+    use commonware_utils::{N3f1, test_rng};
     use welkin_types::{CertifiedCheckpoint, Checkpoint, Variant, namespace, storage::Verdict};
 
     struct Audited {
@@ -398,9 +411,17 @@ mod audits {
     impl Audited {
         /// Four nodes with a cluster key, and two stored objects.
         fn new() -> Audited {
-            let (sharing, shares) =
-                deal_anonymous::<Variant, N3f1>(test_rng(), Mode::NonZeroCounter, NZU32!(4));
-            let mut c = Cluster::new(4);
+            Audited::with_nodes(4)
+        }
+
+        /// `nodes` nodes with a cluster key, and two stored objects.
+        fn with_nodes(nodes: u32) -> Audited {
+            let (sharing, shares) = deal_anonymous::<Variant, N3f1>(
+                test_rng(),
+                Mode::NonZeroCounter,
+                std::num::NonZeroU32::new(nodes).expect("nodes"),
+            );
+            let mut c = Cluster::new(nodes as usize);
             c.env.cluster_key = Some(*sharing.public());
             c.offer_all(1 << 30);
             for tag in [10, 11] {
@@ -451,7 +472,8 @@ mod audits {
         }
 
         fn seed(&mut self, height: u64) {
-            let checkpoint = self.checkpoint(height, &self.shares[..3]);
+            let required = self.sharing.required() as usize;
+            let checkpoint = self.checkpoint(height, &self.shares[..required]);
             self.at(height + 2);
             let node = self.c.nodes[0].clone();
             self.c.ok(&node, StorageOp::AuditSeed(Box::new(checkpoint)));
@@ -598,5 +620,132 @@ mod audits {
         assert_eq!(a.c.count(keys::degraded_count()), 1);
         a.c.ok(&owner(), StorageOp::Delete { object });
         assert_eq!(a.c.count(keys::degraded_count()), 0);
+    }
+
+    #[test]
+    fn a_failed_audit_orders_a_repair_elsewhere_and_the_acknowledgement_heals() {
+        use crate::storage::repair::{ORDER_HEIGHTS, RepairOrder};
+        let mut a = Audited::with_nodes(5);
+        a.seed(AUDIT_INTERVAL);
+        let epoch = a.epoch();
+        let bad = epoch.members[0];
+        let voters: Vec<u32> = (0..5).filter(|m| *m != bad).take(2).collect();
+        for voter in &voters {
+            a.verdict(*voter, bad, false);
+        }
+        let challenge = a.challenge(bad);
+        let id = challenge.object;
+        // The next block's repair sweep orders one repair, to a node that holds no healthy
+        // shard of the object (the fifth node), reserving its space.
+        let node0 = a.c.nodes[0].clone();
+        a.c.ok(
+            &node0,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        let order = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("ordered");
+        let record = a.c.record(&id).expect("kept");
+        assert_eq!(order.shard, challenge.shard);
+        assert_eq!(order.from_member, bad);
+        assert_ne!(order.member, bad);
+        assert!(
+            !record
+                .placement
+                .iter()
+                .enumerate()
+                .any(|(s, m)| s != usize::from(order.shard) && *m == order.member)
+        );
+        assert_eq!(record.placement[usize::from(order.shard)], order.member);
+        assert!(!record.is_stored(usize::from(order.shard)));
+        assert_eq!(a.c.count(keys::repairs_count()), 1);
+        assert!(
+            a.c.held(bad)
+                .iter()
+                .all(|(o, s)| !(*o == id && *s == order.shard))
+        );
+        // Nothing more is ordered for it while the order is open.
+        a.c.ok(
+            &node0,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        assert_eq!(a.c.count(keys::repairs_count()), 1);
+        // The new holder acknowledges the rebuilt shard: healthy again.
+        let node = a.c.nodes[order.member as usize].clone();
+        a.c.ok(
+            &node,
+            StorageOp::Stored {
+                object: id,
+                shards: vec![order.shard],
+            },
+        );
+        let record = a.c.record(&id).expect("kept");
+        assert_eq!(record.lost, 0);
+        assert_eq!(record.healthy_count(), 4);
+        assert_eq!(a.c.count(keys::degraded_count()), 0);
+        assert_eq!(a.c.count(keys::repairs_count()), 0);
+        assert!(!a.c.state.contains_key(&keys::repair(&id)));
+        let shard_bytes = record.manifest.shard_bytes();
+        assert_eq!(a.c.space(order.member).reserved, 0);
+        assert!(a.c.space(order.member).used >= shard_bytes);
+        let _ = ORDER_HEIGHTS;
+    }
+
+    #[test]
+    fn an_unanswered_repair_expires_and_backs_off_instead_of_storming() {
+        use crate::storage::repair::{ORDER_HEIGHTS, RepairOrder};
+        let mut a = Audited::with_nodes(5);
+        a.seed(AUDIT_INTERVAL);
+        let bad = a.epoch().members[0];
+        for voter in (0..5).filter(|m| *m != bad).take(2) {
+            a.verdict(voter, bad, false);
+        }
+        let id = a.challenge(bad).object;
+        let node0 = a.c.nodes[0].clone();
+        a.c.ok(
+            &node0,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        let first = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("ordered");
+        assert_eq!(first.attempt, 1);
+        // Nobody acknowledges: after the deadline the order expires and waits a cooldown.
+        let node = a.c.nodes[0].clone();
+        a.at(first.deadline + 1);
+        a.c.ok(
+            &node,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        let expired = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("kept");
+        assert!(!expired.open);
+        assert_eq!(a.c.count(keys::repairs_count()), 0);
+        assert!(expired.not_before > first.deadline + 1);
+        // Blocks during the cooldown order nothing, however many there are.
+        for _ in 0..20 {
+            a.c.ok(
+                &node,
+                StorageOp::Offer {
+                    capacity_bytes: 1 << 30,
+                },
+            );
+            assert_eq!(a.c.count(keys::repairs_count()), 0);
+        }
+        // After it, a second attempt, with a longer cooldown if it fails too.
+        a.at(expired.not_before);
+        a.c.ok(
+            &node,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        let second = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("ordered");
+        assert!(second.open);
+        assert_eq!(second.attempt, 2);
+        assert_eq!(second.deadline, second.height + ORDER_HEIGHTS);
     }
 }
