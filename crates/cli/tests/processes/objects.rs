@@ -8,6 +8,7 @@ use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
+use commonware_cryptography::Signer as _;
 use welkin_types::{
     Digest, PrivateKey,
     storage::{REQUEST_HEADER, RequestSignature},
