@@ -152,27 +152,47 @@ impl Encoder {
         plaintext: &[u8],
         out: &mut EncodedSegment,
     ) -> Result<(), EncodeError> {
-        let index = self.next;
-        let expected =
-            self.layout
-                .segment_len(self.size, index)
-                .map_err(|_| EncodeError::Finished {
-                    segments: self.segments,
-                })?;
-        if plaintext.len() != expected as usize {
+        let segment = self.next;
+        let buffer = self.next_buffer()?;
+        if plaintext.len() != buffer.len() {
             return Err(EncodeError::PlaintextLength {
-                segment: index,
-                expected,
+                segment,
+                expected: buffer.len() as u32,
                 found: plaintext.len(),
             });
         }
+        buffer.copy_from_slice(plaintext);
+        self.encode_buffer(out);
+        Ok(())
+    }
+
+    /// The buffer the next segment's plaintext goes in (exactly its length), sized and ready
+    /// for [`Encoder::encode_buffer`].
+    fn next_buffer(&mut self) -> Result<&mut [u8], EncodeError> {
+        let plaintext =
+            self.layout
+                .segment_len(self.size, self.next)
+                .map_err(|_| EncodeError::Finished {
+                    segments: self.segments,
+                })?;
+        let block_bytes = self.layout.block_bytes_for(plaintext + TAG_BYTES) as usize;
+        self.data
+            .resize(usize::from(self.layout.k) * block_bytes, 0);
+        Ok(&mut self.data[..plaintext as usize])
+    }
+
+    /// Encodes the plaintext [`Encoder::next_buffer`] holds.
+    fn encode_buffer(&mut self, out: &mut EncodedSegment) {
+        let index = self.next;
         let (k, m) = (usize::from(self.layout.k), usize::from(self.layout.m));
-        let ciphertext = plaintext.len() + TAG_BYTES as usize;
-        let block_bytes = self.layout.block_bytes_for(expected + TAG_BYTES) as usize;
-        self.data.resize(k * block_bytes, 0);
+        let plaintext = self
+            .layout
+            .segment_len(self.size, index)
+            .expect("next_buffer checked the index") as usize;
+        let ciphertext = plaintext + TAG_BYTES as usize;
+        let block_bytes = self.data.len() / k;
         let last = index + 1 == self.segments;
-        self.cipher
-            .seal(index, last, plaintext, &mut self.data[..ciphertext]);
+        self.cipher.seal(index, last, &mut self.data[..ciphertext]);
         self.data[ciphertext..].fill(0);
 
         out.index = index;
@@ -197,7 +217,6 @@ impl Encoder {
             self.hashes[shard].push(hash);
         }
         self.next += 1;
-        Ok(())
     }
 
     /// Each shard's tree root and block hashes, once every segment is encoded.
@@ -234,11 +253,11 @@ pub fn encode_reader(
     mut sink: impl FnMut(&mut EncodedSegment) -> io::Result<()>,
 ) -> Result<Vec<ShardSummary>, EncodeError> {
     let mut encoder = Encoder::new(layout, key, size)?;
-    let mut plaintext = vec![0u8; layout.plaintext_per_segment().min(size) as usize];
     let mut segment = EncodedSegment::default();
     let mut read = 0u64;
-    while let Some(len) = encoder.next_len() {
-        let buffer = &mut plaintext[..len as usize];
+    while encoder.next_len().is_some() {
+        // The plaintext is read straight into the encoder's buffer and sealed in place.
+        let buffer = encoder.next_buffer()?;
         let mut filled = 0;
         while filled < buffer.len() {
             match reader.read(&mut buffer[filled..]) {
@@ -251,7 +270,7 @@ pub fn encode_reader(
                 Err(error) => return Err(EncodeError::Read(error)),
             }
         }
-        encoder.encode_into(buffer, &mut segment)?;
+        encoder.encode_buffer(&mut segment);
         sink(&mut segment).map_err(|error| EncodeError::Sink {
             segment: segment.index,
             error,
