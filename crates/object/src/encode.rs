@@ -1,8 +1,11 @@
 //! The streaming encoder: plaintext segments in, `k + m` hashed blocks per segment out.
 
 use crate::{
-    Layout, LayoutError, ObjectKey, block_hash, erasure::Parity, layout::TAG_BYTES,
-    seal::SegmentCipher, tree::shard_root,
+    BLOCK_KEY, Layout, LayoutError, ObjectKey,
+    erasure::{Parity, STRIPE_BYTES},
+    layout::TAG_BYTES,
+    seal::SegmentCipher,
+    tree::shard_root,
 };
 use std::io::{self, Read};
 
@@ -112,7 +115,11 @@ impl Encoder {
             segments,
             next: 0,
             cipher: SegmentCipher::new(key, &layout, size),
-            parity: Parity::new(usize::from(layout.k), usize::from(layout.m), full_block),
+            parity: Parity::new(
+                usize::from(layout.k),
+                usize::from(layout.m),
+                full_block.min(STRIPE_BYTES),
+            ),
             data: Vec::with_capacity(full_block * usize::from(layout.k)),
             spare: Vec::new(),
             hashes: vec![Vec::with_capacity(keep); layout.shards()],
@@ -197,22 +204,30 @@ impl Encoder {
 
         out.index = index;
         out.blocks.resize_with(k + m, Vec::new);
-        for (block, data) in out
-            .blocks
-            .iter_mut()
-            .zip(self.data.chunks_exact(block_bytes))
-        {
+        for block in &mut out.blocks {
             block.clear();
-            block.extend_from_slice(data);
+            block.reserve(block_bytes);
         }
-        let parity_blocks = &mut out.blocks[k..];
-        self.parity.encode(k, m, &self.data, |j, parity| {
-            parity_blocks[j].clear();
-            parity_blocks[j].extend_from_slice(parity);
-        });
+        let mut hashers = vec![blake3::Hasher::new_keyed(&BLOCK_KEY); k + m];
+        // Stripe by stripe, so that the coder's working space and the pieces being copied
+        // and hashed stay in cache: a segment's blocks and coder space at once would not.
+        let data = &self.data;
+        let (blocks, parity) = (&mut out.blocks, &mut self.parity);
+        for offset in (0..block_bytes).step_by(STRIPE_BYTES) {
+            let width = STRIPE_BYTES.min(block_bytes - offset);
+            let piece = |i: usize| &data[i * block_bytes + offset..][..width];
+            parity.encode(k, m, piece, |j, parity| {
+                blocks[k + j].extend_from_slice(parity);
+                hashers[k + j].update(parity);
+            });
+            for i in 0..k {
+                blocks[i].extend_from_slice(piece(i));
+                hashers[i].update(piece(i));
+            }
+        }
         out.hashes.clear();
-        for (shard, block) in out.blocks.iter().enumerate() {
-            let hash = block_hash(block);
+        for (shard, hasher) in hashers.iter().enumerate() {
+            let hash = *hasher.finalize().as_bytes();
             out.hashes.push(hash);
             self.hashes[shard].push(hash);
         }
