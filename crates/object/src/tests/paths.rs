@@ -403,3 +403,21 @@ fn striped_parity_is_whole_block_parity() {
         }
     }
 }
+
+#[test]
+fn blocks_swapped_between_shards_or_segments_are_caught_by_their_hashes() {
+    let layout = layout(2, 1);
+    let key = key(4);
+    let size = 2 * u64::from(SEGMENT - 16);
+    let stored = Stored::new(layout, &key, &plaintext(size, 6));
+    let seg = |s: usize, shard: usize| Some(&stored.segments[s].blocks[shard][..]);
+    // Shards 0 and 1 swapped within segment 0; then segment 1's block 2 in segment 0.
+    let swapped = [seg(0, 1), seg(0, 0), None];
+    let moved = [seg(0, 0), None, seg(1, 2)];
+    for blocks in [swapped, moved] {
+        match decode_segment(&layout, &key, size, 0, &blocks, &stored.expected(0)) {
+            Err(DecodeError::NotEnough { good, .. }) => assert!(good < 2),
+            other => panic!("expected NotEnough, got {other:?}"),
+        }
+    }
+}
