@@ -122,7 +122,9 @@ impl Encoder {
             ),
             data: Vec::with_capacity(full_block * usize::from(layout.k)),
             spare: Vec::new(),
-            hashes: vec![Vec::with_capacity(keep); layout.shards()],
+            hashes: (0..layout.shards())
+                .map(|_| Vec::with_capacity(keep))
+                .collect(),
         })
     }
 
@@ -258,8 +260,9 @@ impl Encoder {
 ///
 /// The sink gets the segment by reference and its buffers are reused for the next segment;
 /// a sink that keeps blocks takes them (`std::mem::take(&mut segment.blocks)`). Memory
-/// stays at one segment of plaintext and one of blocks whatever the size. The reader must
-/// hold exactly `size` bytes.
+/// stays at one segment of ciphertext, one of blocks and the coder's space for one 32 KiB
+/// stripe, plus the block hashes (32 bytes per segment per shard), whatever the size. The
+/// reader must hold exactly `size` bytes.
 pub fn encode_reader(
     layout: Layout,
     key: &ObjectKey,
