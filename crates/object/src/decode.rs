@@ -180,8 +180,8 @@ pub fn decode_segment(
             out[shard * block_bytes..(shard + 1) * block_bytes].copy_from_slice(block);
         }
     }
-    erasure::recover(k, m, block_bytes, &good, false, |shard, block| {
-        out[shard * block_bytes..(shard + 1) * block_bytes].copy_from_slice(block);
+    erasure::recover(k, m, block_bytes, &good, false, |shard, offset, piece| {
+        out[shard * block_bytes + offset..][..piece.len()].copy_from_slice(piece);
     });
     if out[ciphertext..].iter().any(|byte| *byte != 0) {
         return Err(DecodeError::Padding { segment: index });
@@ -252,9 +252,10 @@ fn rebuild(
         let parity = wanted
             .iter()
             .any(|&shard| missing(shard) && usize::from(shard) >= k);
-        erasure::recover(k, m, block_bytes, &good, parity, |shard, block| {
+        erasure::recover(k, m, block_bytes, &good, parity, |shard, offset, piece| {
             if wanted.contains(&u16::try_from(shard).expect("at most 64 shards")) {
-                rebuilt[shard] = Some(block.to_vec());
+                let block = rebuilt[shard].get_or_insert_with(|| vec![0; block_bytes]);
+                block[offset..offset + piece.len()].copy_from_slice(piece);
             }
         });
     }
