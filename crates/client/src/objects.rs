@@ -277,6 +277,7 @@ impl Client {
         let info = self.object(&id)?;
         let shard_count = layout.shards();
         let agent = bulk_agent();
+        let shard_bytes = layout.shard_bytes(size).map_err(data)?;
         let hashes: Vec<Vec<u8>> = summaries
             .iter()
             .map(|s| s.block_hashes.as_flattened().to_vec())
@@ -295,7 +296,7 @@ impl Client {
                     let url = format!("http://{}{path}", shard.api_address);
                     let header = signed_header(owner, &cluster, "PUT", &path);
                     let agent = agent.clone();
-                    let length = hashes[index].len() as u64 + layout.shard_bytes(size);
+                    let length = hashes[index].len() as u64 + shard_bytes;
                     uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
                         let reader = ChannelReader {
                             receiver,
@@ -469,7 +470,11 @@ pub fn read_segments(
             let status = response.status().as_u16();
             if status >= 400 {
                 let text = response.body_mut().read_to_string().unwrap_or_default();
-                return Err(format!("{}: {}", source.node, crate::api_error(status, &text)));
+                return Err(format!(
+                    "{}: {}",
+                    source.node,
+                    crate::api_error(status, &text)
+                ));
             }
             let bytes = response
                 .body_mut()
@@ -478,7 +483,11 @@ pub fn read_segments(
                 .read_to_vec()
                 .map_err(|e| format!("{}: {e}", source.node))?;
             if bytes.len() as u64 != manifest.segments() * 32 {
-                return Err(format!("{}: a hash list of {} bytes", source.node, bytes.len()));
+                return Err(format!(
+                    "{}: a hash list of {} bytes",
+                    source.node,
+                    bytes.len()
+                ));
             }
             let hashes: Vec<[u8; 32]> = bytes
                 .chunks_exact(32)
@@ -556,11 +565,16 @@ pub fn read_segments(
                         }
                         outcome => {
                             let why = match outcome {
-                                Ok(Ok(_)) => "served a block that does not match its hash".to_string(),
+                                Ok(Ok(_)) => {
+                                    "served a block that does not match its hash".to_string()
+                                }
                                 Ok(Err(e)) => e.to_string(),
                                 Err(_) => "stream ended".to_string(),
                             };
-                            failed.push(format!("shard {} at segment {segment}: {why}", source.index));
+                            failed.push(format!(
+                                "shard {} at segment {segment}: {why}",
+                                source.index
+                            ));
                             active.remove(i);
                         }
                     }
@@ -709,7 +723,11 @@ mod tests {
                     label: String::new(),
                 };
                 assert_eq!(manifest.segments(), layout.segments(size), "{size}");
-                assert_eq!(manifest.shard_bytes(), layout.shard_bytes(size), "{size}");
+                assert_eq!(
+                    manifest.shard_bytes(),
+                    layout.shard_bytes(size).expect("valid"),
+                    "{size}"
+                );
                 for segment in 0..manifest.segments() {
                     assert_eq!(
                         manifest.block_bytes(segment),

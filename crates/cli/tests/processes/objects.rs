@@ -3,12 +3,12 @@
 //! input, and crypto-shredding.
 
 use crate::{Cluster, api_base, run_ok, welkin};
+use commonware_cryptography::Signer as _;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
-use commonware_cryptography::Signer as _;
 use welkin_types::{
     Digest, PrivateKey,
     storage::{REQUEST_HEADER, RequestSignature},

@@ -155,7 +155,12 @@ impl<E: Runtime> Shards<E> {
             |segment, blocks, expected| {
                 let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
                 let rebuilt = welkin_object::rebuild_lost_blocks(
-                    &layout, size, segment, &refs, expected, &[shard],
+                    &layout,
+                    size,
+                    segment,
+                    &refs,
+                    expected,
+                    &[shard],
                 )
                 .map_err(|e| welkin_client::objects::ObjectError::Data(e.to_string()))?;
                 bytes += rebuilt[0].len() as u64;
