@@ -282,80 +282,108 @@ impl Client {
             .iter()
             .map(|s| s.block_hashes.as_flattened().to_vec())
             .collect();
-        let (uploaded, failed_shards) =
-            std::thread::scope(|scope| -> Result<(u64, Vec<String>), ObjectError> {
-                let mut senders = Vec::with_capacity(shard_count);
-                let mut uploads = Vec::with_capacity(shard_count);
-                for (index, shard) in info.shards.iter().enumerate() {
-                    let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(4);
-                    sender
-                        .send(hashes[index].clone())
-                        .expect("the receiver is alive");
-                    senders.push(sender);
-                    let path = format!("/v1/objects/{}/shards/{index}", info.id);
-                    let url = format!("http://{}{path}", shard.api_address);
-                    let header = signed_header(owner, &cluster, "PUT", &path);
-                    let agent = agent.clone();
-                    let length = hashes[index].len() as u64 + shard_bytes;
-                    uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
-                        let reader = ChannelReader {
-                            receiver,
-                            current: Vec::new(),
-                            offset: 0,
-                        };
-                        let response = agent
-                            .put(&url)
-                            .header(REQUEST_HEADER, &header)
-                            .header("content-length", length.to_string())
-                            .send(ureq::SendBody::from_owned_reader(reader));
-                        let text = self.text(&url, response)?;
-                        let _reply: ShardUploadReply = crate::parse_reply(&text)?;
-                        Ok(length)
-                    }));
-                }
-                let encoded = encode_pass(
-                    &layout,
-                    &key,
-                    size,
-                    open()?,
-                    |segment| {
-                        for (sender, block) in senders.iter().zip(segment.blocks) {
-                            // A failed upload closes its channel; its error is reported below.
-                            let _ = sender.send(block);
-                        }
-                        Ok(())
-                    },
-                    options.progress,
-                    "uploading",
-                );
-                drop(senders);
-                let mut total = 0;
-                let mut failures = Vec::new();
-                for (index, upload) in uploads.into_iter().enumerate() {
-                    match upload.join() {
-                        Ok(Ok(bytes)) => total += bytes,
-                        Ok(Err(error)) => failures.push(format!("shard {index}: {error}")),
-                        Err(_) => failures.push(format!("shard {index}: the upload thread failed")),
+        // Upload every shard; shards whose upload failed are sent again once (a node that
+        // was a block behind, restarting or briefly unreachable), with one more encode pass.
+        let mut targets: Vec<usize> = (0..shard_count).collect();
+        let mut uploaded = 0u64;
+        let mut failed_shards = Vec::new();
+        for attempt in 0..2 {
+            let (bytes, failures) = std::thread::scope(
+                |scope| -> Result<(u64, Vec<(usize, String)>), ObjectError> {
+                    let mut senders = vec![None; shard_count];
+                    let mut uploads = Vec::with_capacity(targets.len());
+                    for &index in &targets {
+                        let shard = &info.shards[index];
+                        let (sender, receiver) = mpsc::sync_channel::<Vec<u8>>(4);
+                        sender
+                            .send(hashes[index].clone())
+                            .expect("the receiver is alive");
+                        senders[index] = Some(sender);
+                        let path = format!("/v1/objects/{}/shards/{index}", info.id);
+                        let url = format!("http://{}{path}", shard.api_address);
+                        let header = signed_header(owner, &cluster, "PUT", &path);
+                        let agent = agent.clone();
+                        let length = hashes[index].len() as u64 + shard_bytes;
+                        let upload = scope.spawn(move || -> Result<u64, ObjectError> {
+                            let reader = ChannelReader {
+                                receiver,
+                                current: Vec::new(),
+                                offset: 0,
+                            };
+                            let response = agent
+                                .put(&url)
+                                .header(REQUEST_HEADER, &header)
+                                .header("content-length", length.to_string())
+                                .send(ureq::SendBody::from_owned_reader(reader));
+                            let text = self.text(&url, response)?;
+                            let _reply: ShardUploadReply = crate::parse_reply(&text)?;
+                            Ok(length)
+                        });
+                        uploads.push((index, upload));
                     }
-                }
-                let summaries_again = encoded?;
-                if summaries_again
-                    .iter()
-                    .zip(&summaries)
-                    .any(|(a, b)| a.root != b.root)
-                {
-                    return Err(ObjectError::Data(
-                        "the file changed between the two passes; put it again".into(),
-                    ));
-                }
-                if failures.len() > usize::from(layout.m) {
-                    return Err(ObjectError::Data(format!(
-                        "too few shards stored: {}",
-                        failures.join("; ")
-                    )));
-                }
-                Ok((total, failures))
-            })?;
+                    let phase = if attempt == 0 {
+                        "uploading"
+                    } else {
+                        "retrying"
+                    };
+                    let encoded = encode_pass(
+                        &layout,
+                        &key,
+                        size,
+                        open()?,
+                        |segment| {
+                            for (sender, block) in senders.iter().zip(segment.blocks) {
+                                // A failed upload closes its channel; its error is reported
+                                // below.
+                                if let Some(sender) = sender {
+                                    let _ = sender.send(block);
+                                }
+                            }
+                            Ok(())
+                        },
+                        options.progress,
+                        phase,
+                    );
+                    drop(senders);
+                    let mut total = 0;
+                    let mut failures = Vec::new();
+                    for (index, upload) in uploads {
+                        match upload.join() {
+                            Ok(Ok(bytes)) => total += bytes,
+                            Ok(Err(error)) => failures.push((index, error.to_string())),
+                            Err(_) => failures.push((index, "the upload thread failed".into())),
+                        }
+                    }
+                    let summaries_again = encoded?;
+                    if summaries_again
+                        .iter()
+                        .zip(&summaries)
+                        .any(|(a, b)| a.root != b.root)
+                    {
+                        return Err(ObjectError::Data(
+                            "the file changed between the two passes; put it again".into(),
+                        ));
+                    }
+                    Ok((total, failures))
+                },
+            )?;
+            uploaded += bytes;
+            targets = failures.iter().map(|(index, _)| *index).collect();
+            failed_shards = failures
+                .into_iter()
+                .map(|(index, why)| format!("shard {index}: {why}"))
+                .collect();
+            if targets.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        if failed_shards.len() > usize::from(layout.m) {
+            return Err(ObjectError::Data(format!(
+                "too few shards stored: {}",
+                failed_shards.join("; ")
+            )));
+        }
         // The nodes acknowledge through the log: wait until the state counts them.
         let mut status = String::new();
         let waits = if failed_shards.is_empty() { 120 } else { 0 };

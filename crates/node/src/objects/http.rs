@@ -39,6 +39,10 @@ use welkin_types::{
 const MAX_SEGMENTS: u64 = 1 << 20;
 /// Blocks in flight between the network and the disk writer.
 const WRITE_QUEUE: usize = 4;
+/// How long a request for an object this node has not seen yet waits for the node to catch
+/// up with the cluster (50 polls of 100 ms).
+const CATCH_UP_POLLS: usize = 50;
+const CATCH_UP_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
@@ -59,7 +63,17 @@ impl<E: Runtime> Shards<E> {
         object: &Digest,
         shard: u16,
     ) -> Result<ObjectRecord, ApiError> {
-        let record = self.node.value(keys::object(object)).await.ok_or_else(|| {
+        // A client commits the manifest through one node and uploads to the others at once;
+        // a node a block behind waits for it (briefly) instead of refusing.
+        let mut record = self.node.value(keys::object(object)).await;
+        for _ in 0..CATCH_UP_POLLS {
+            if record.is_some() {
+                break;
+            }
+            tokio::time::sleep(CATCH_UP_POLL).await;
+            record = self.node.value(keys::object(object)).await;
+        }
+        let record = record.ok_or_else(|| {
             not_found(
                 "no_object",
                 format!(
