@@ -107,11 +107,19 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     let info = obj_json(&["obj", "inspect", "--json", "--api", &api(1), &id]);
     assert_eq!(info["k"], 2);
     assert_eq!(info["m"], 2);
+    // The node (by its directory and API port, `node<i>`) holding each shard; genesis order
+    // need not be creation order.
     let holders: Vec<u64> = info["shards"]
         .as_array()
         .expect("shards")
         .iter()
-        .map(|s| s["member"].as_u64().expect("member"))
+        .map(|s| {
+            s["node"]
+                .as_str()
+                .and_then(|n| n.strip_prefix("node"))
+                .and_then(|i| i.parse().ok())
+                .expect("nodes are named node<i>")
+        })
         .collect();
     let mut distinct = holders.clone();
     distinct.sort();
@@ -226,7 +234,13 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     });
     wait_for("the object healthy again", || healthy(0));
     let storage = obj_json(&["node", "storage", "--json", "--api", &api(holder0)]);
-    let node = &storage["nodes"][holder0];
+    let name = format!("node{holder0}");
+    let node = storage["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == name.as_str())
+        .expect("the holder is listed");
     assert!(
         node["audits_failed"].as_u64().unwrap_or(0) >= 1,
         "the failed audit is on record: {storage}"
