@@ -1,7 +1,8 @@
 //! `welkin bench`: committed transactions per second and latency through the HTTP API, alone
 //! or side by side with etcd (`--compare etcd`); or KV v2 through the Vault HTTP API side by
 //! side with OpenBao (`--compare openbao`); or transit encrypt, decrypt and sign side by side
-//! with OpenBao (`--compare openbao-transit`).
+//! with OpenBao (`--compare openbao-transit`); or put and get of one large object side by side
+//! with Tahoe-LAFS (`--compare tahoe`).
 //!
 //! Transactions are signed before the clock starts (signing is the client's cost, reported
 //! separately), then `concurrency` clients each submit requests with `wait=true` to the nodes
@@ -10,6 +11,7 @@
 
 mod compare;
 mod compare_openbao;
+mod compare_tahoe;
 mod compare_time;
 mod compare_transit;
 mod crypto_cost;
@@ -19,6 +21,7 @@ mod load;
 mod openbao;
 mod ports;
 mod stages;
+mod tahoe;
 mod vault;
 mod welkin;
 
@@ -116,6 +119,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.duration == Some(0) {
         bail!("--duration must be positive, got 0");
     }
+    if args.object_mib.is_some() && args.compare != Some(CompareWith::Tahoe) {
+        bail!("--object-mib applies only to --compare tahoe");
+    }
     watch_interrupts();
     if args.floor {
         let duration = args.duration.unwrap_or(DEFAULT_COMPARE_DURATION);
@@ -130,6 +136,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(CompareWith::OpenBaoTransit) => {
                 compare_transit::run(&args, Duration::from_secs(duration))
             }
+            Some(CompareWith::Tahoe) => compare_tahoe::run(&args),
             Some(CompareWith::Roughenough) => {
                 compare_time::run(&args, Duration::from_secs(duration))
             }
