@@ -277,6 +277,7 @@ impl Client {
         let info = self.object(&id)?;
         let shard_count = layout.shards();
         let agent = bulk_agent();
+        let shard_bytes = layout.shard_bytes(size).map_err(data)?;
         let hashes: Vec<Vec<u8>> = summaries
             .iter()
             .map(|s| s.block_hashes.as_flattened().to_vec())
@@ -295,7 +296,7 @@ impl Client {
                     let url = format!("http://{}{path}", shard.api_address);
                     let header = signed_header(owner, &cluster, "PUT", &path);
                     let agent = agent.clone();
-                    let length = hashes[index].len() as u64 + layout.shard_bytes(size);
+                    let length = hashes[index].len() as u64 + shard_bytes;
                     uploads.push(scope.spawn(move || -> Result<u64, ObjectError> {
                         let reader = ChannelReader {
                             receiver,
@@ -415,6 +416,192 @@ struct Source {
     blocks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
 }
 
+/// Where a shard can be read.
+#[derive(Clone, Debug)]
+pub struct ShardSource {
+    /// The shard's index.
+    pub index: usize,
+    /// Its holder's name (for messages).
+    pub node: String,
+    /// Its holder's API address (`host:port`).
+    pub api_address: String,
+}
+
+/// Reads segments `segments` of object `id` from `k` of `sources` (in preference order),
+/// checking every shard's hash list against `manifest`'s roots and every block against its
+/// hash, and calls `each(segment, blocks, expected)` with at least `k` good blocks (one entry
+/// per shard, `None` where absent) and each shard's expected block hash. A source that fails
+/// or serves a bad block is replaced by the next one from that segment on. Requests are
+/// signed by `requester` for `cluster`. Returns what failed along the way and the shards
+/// read at the end.
+pub fn read_segments(
+    manifest: &ObjectManifest,
+    id: &Digest,
+    sources: &[ShardSource],
+    segments: std::ops::Range<u64>,
+    requester: &PrivateKey,
+    cluster: &Digest,
+    mut each: impl FnMut(u64, &[Option<Vec<u8>>], &[[u8; 32]]) -> Result<(), ObjectError>,
+) -> Result<(Vec<String>, Vec<usize>), ObjectError> {
+    let layout = Layout {
+        k: manifest.k,
+        m: manifest.m,
+        segment_bytes: manifest.segment_bytes,
+    };
+    let size = manifest.size;
+    let id_hex = hex::encode(id);
+    let agent = bulk_agent();
+    let shard_count = layout.shards();
+    let mut failed: Vec<String> = Vec::new();
+    let mut used = Vec::new();
+    std::thread::scope(|scope| -> Result<(), ObjectError> {
+        // Opens a shard from segment `from`: its hashes (checked against the root) and a
+        // thread streaming its blocks.
+        let open = |source: &ShardSource, from: u64| -> Result<Source, String> {
+            let index = source.index;
+            let base = format!("http://{}", source.api_address);
+            let path = format!("/v1/objects/{id_hex}/shards/{index}/hashes");
+            let header = signed_header(requester, cluster, "GET", &path);
+            let mut response = agent
+                .get(&format!("{base}{path}"))
+                .header(REQUEST_HEADER, &header)
+                .call()
+                .map_err(|e| format!("{}: {e}", source.node))?;
+            let status = response.status().as_u16();
+            if status >= 400 {
+                let text = response.body_mut().read_to_string().unwrap_or_default();
+                return Err(format!(
+                    "{}: {}",
+                    source.node,
+                    crate::api_error(status, &text)
+                ));
+            }
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_vec()
+                .map_err(|e| format!("{}: {e}", source.node))?;
+            if bytes.len() as u64 != manifest.segments() * 32 {
+                return Err(format!(
+                    "{}: a hash list of {} bytes",
+                    source.node,
+                    bytes.len()
+                ));
+            }
+            let hashes: Vec<[u8; 32]> = bytes
+                .chunks_exact(32)
+                .map(|h| h.try_into().expect("32-byte chunks"))
+                .collect();
+            let root = manifest
+                .roots
+                .get(index)
+                .ok_or_else(|| format!("no shard {index}"))?;
+            if welkin_object::shard_root(&hashes).as_slice() != root.as_ref() {
+                return Err(format!(
+                    "{}: block hashes that do not match the manifest",
+                    source.node
+                ));
+            }
+            let path = format!("/v1/objects/{id_hex}/shards/{index}");
+            let header = signed_header(requester, cluster, "GET", &path);
+            let url = format!("{base}{path}?from={from}&to={}", segments.end);
+            let (sender, receiver) = mpsc::sync_channel(4);
+            let agent = agent.clone();
+            let lengths: Vec<usize> = (from..segments.end)
+                .map(|s| layout.block_bytes(size, s).map(|n| n as usize))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            let node = source.node.clone();
+            scope.spawn(move || {
+                let response = agent.get(&url).header(REQUEST_HEADER, &header).call();
+                let mut response = match response {
+                    Ok(r) if r.status().as_u16() < 400 => r,
+                    Ok(r) => {
+                        let _ = sender.send(Err(std::io::Error::other(format!(
+                            "{node} answered {}",
+                            r.status()
+                        ))));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(std::io::Error::other(format!("{node}: {e}"))));
+                        return;
+                    }
+                };
+                let mut body = response.body_mut().with_config().limit(u64::MAX).reader();
+                for length in lengths {
+                    let mut block = vec![0u8; length];
+                    let read = body.read_exact(&mut block).map(|()| block);
+                    let failed = read.is_err();
+                    if sender.send(read).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            Ok(Source {
+                index,
+                hashes,
+                blocks: receiver,
+            })
+        };
+        let mut standby: std::collections::VecDeque<&ShardSource> = sources.iter().collect();
+        let mut active: Vec<Source> = Vec::new();
+        for segment in segments.clone() {
+            let mut blocks: Vec<Option<Vec<u8>>> = vec![None; shard_count];
+            let mut expected = vec![[0u8; 32]; shard_count];
+            let mut good = 0;
+            let mut i = 0;
+            loop {
+                while i < active.len() {
+                    let source = &active[i];
+                    let hash = source.hashes[segment as usize];
+                    match source.blocks.recv() {
+                        Ok(Ok(block)) if welkin_object::block_hash(&block) == hash => {
+                            expected[source.index] = hash;
+                            blocks[source.index] = Some(block);
+                            good += 1;
+                            i += 1;
+                        }
+                        outcome => {
+                            let why = match outcome {
+                                Ok(Ok(_)) => {
+                                    "served a block that does not match its hash".to_string()
+                                }
+                                Ok(Err(e)) => e.to_string(),
+                                Err(_) => "stream ended".to_string(),
+                            };
+                            failed.push(format!(
+                                "shard {} at segment {segment}: {why}",
+                                source.index
+                            ));
+                            active.remove(i);
+                        }
+                    }
+                }
+                if good >= usize::from(layout.k) {
+                    break;
+                }
+                let Some(next) = standby.pop_front() else {
+                    return Err(ObjectError::Data(format!(
+                        "segment {segment}: only {good} of the {} blocks needed can be read ({})",
+                        layout.k,
+                        failed.join("; ")
+                    )));
+                };
+                match open(next, segment) {
+                    Ok(source) => active.push(source),
+                    Err(why) => failed.push(format!("shard {}: {why}", next.index)),
+                }
+            }
+            each(segment, &blocks, &expected)?;
+        }
+        used = active.iter().map(|source| source.index).collect();
+        Ok(())
+    })?;
+    Ok((failed, used))
+}
+
 /// What a get did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GetOutcome {
@@ -462,153 +649,29 @@ impl Client {
             layout.segment_range(size, start, end).map_err(data)?
         };
         let cluster = self.genesis()?.cluster_id();
-        let agent = bulk_agent();
-        let shard_count = layout.shards();
-        let mut failed: Vec<String> = Vec::new();
+        // Data shards first: with all of them, decoding is only decryption.
+        let sources: Vec<ShardSource> = info
+            .shards
+            .iter()
+            .map(|shard| ShardSource {
+                index: usize::from(shard.index),
+                node: shard.node.clone(),
+                api_address: shard.api_address.clone(),
+            })
+            .collect();
         let mut written = 0u64;
-        let mut used = Vec::new();
         let total = end - start;
-        std::thread::scope(|scope| -> Result<(), ObjectError> {
-            // Opens shard `index` from segment `from`: its hashes (checked against the root)
-            // and a thread streaming its blocks.
-            let open = |index: usize, from: u64| -> Result<Source, String> {
-                let shard = &info.shards[index];
-                let base = format!("http://{}", shard.api_address);
-                let path = format!("/v1/objects/{}/shards/{index}/hashes", info.id);
-                let header = signed_header(requester, &cluster, "GET", &path);
-                let mut response = agent
-                    .get(&format!("{base}{path}"))
-                    .header(REQUEST_HEADER, &header)
-                    .call()
-                    .map_err(|e| format!("{}: {e}", shard.node))?;
-                if response.status().as_u16() >= 400 {
-                    let text = response.body_mut().read_to_string().unwrap_or_default();
-                    return Err(format!(
-                        "{}: {}",
-                        shard.node,
-                        crate::api_error(response.status().as_u16(), &text)
-                    ));
-                }
-                let bytes = response
-                    .body_mut()
-                    .with_config()
-                    .limit(64 * 1024 * 1024)
-                    .read_to_vec()
-                    .map_err(|e| format!("{}: {e}", shard.node))?;
-                if bytes.len() as u64 != manifest.segments() * 32 {
-                    return Err(format!(
-                        "{}: a hash list of {} bytes",
-                        shard.node,
-                        bytes.len()
-                    ));
-                }
-                let hashes: Vec<[u8; 32]> = bytes
-                    .chunks_exact(32)
-                    .map(|h| h.try_into().expect("32-byte chunks"))
-                    .collect();
-                if welkin_object::shard_root(&hashes)
-                    != <[u8; 32]>::try_from(manifest.roots[index].as_ref()).expect("32 bytes")
-                {
-                    return Err(format!(
-                        "{}: block hashes that do not match the manifest",
-                        shard.node
-                    ));
-                }
-                let path = format!("/v1/objects/{}/shards/{index}", info.id);
-                let header = signed_header(requester, &cluster, "GET", &path);
-                let url = format!("{base}{path}?from={from}&to={}", segments.end);
-                let (sender, receiver) = mpsc::sync_channel(4);
-                let agent = agent.clone();
-                let lengths: Vec<usize> = (from..segments.end)
-                    .map(|s| layout.block_bytes(size, s).map(|n| n as usize))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| e.to_string())?;
-                let node = shard.node.clone();
-                scope.spawn(move || {
-                    let response = agent.get(&url).header(REQUEST_HEADER, &header).call();
-                    let mut response = match response {
-                        Ok(r) if r.status().as_u16() < 400 => r,
-                        Ok(r) => {
-                            let _ = sender.send(Err(std::io::Error::other(format!(
-                                "{node} answered {}",
-                                r.status()
-                            ))));
-                            return;
-                        }
-                        Err(e) => {
-                            let _ = sender.send(Err(std::io::Error::other(format!("{node}: {e}"))));
-                            return;
-                        }
-                    };
-                    let mut body = response.body_mut().with_config().limit(u64::MAX).reader();
-                    for length in lengths {
-                        let mut block = vec![0u8; length];
-                        let read = body.read_exact(&mut block).map(|()| block);
-                        let failed = read.is_err();
-                        if sender.send(read).is_err() || failed {
-                            return;
-                        }
-                    }
-                });
-                Ok(Source {
-                    index,
-                    hashes,
-                    blocks: receiver,
-                })
-            };
-            // Data shards first: with all of them, decoding is only decryption.
-            let mut standby: std::collections::VecDeque<usize> = (0..shard_count).collect();
-            let mut active: Vec<Source> = Vec::new();
-            for segment in segments.clone() {
-                let mut blocks: Vec<Option<Vec<u8>>> = vec![None; shard_count];
-                let mut expected = vec![[0u8; 32]; shard_count];
-                let mut good = 0;
-                let mut i = 0;
-                loop {
-                    while i < active.len() {
-                        let source = &active[i];
-                        let hash = source.hashes[segment as usize];
-                        match source.blocks.recv() {
-                            Ok(Ok(block)) if welkin_object::block_hash(&block) == hash => {
-                                expected[source.index] = hash;
-                                blocks[source.index] = Some(block);
-                                good += 1;
-                                i += 1;
-                            }
-                            outcome => {
-                                let why = match outcome {
-                                    Ok(Ok(_)) => {
-                                        "served a block that does not match its hash".to_string()
-                                    }
-                                    Ok(Err(e)) => e.to_string(),
-                                    Err(_) => "stream ended".to_string(),
-                                };
-                                failed.push(format!(
-                                    "shard {} at segment {segment}: {why}",
-                                    source.index
-                                ));
-                                active.remove(i);
-                            }
-                        }
-                    }
-                    if good >= usize::from(layout.k) {
-                        break;
-                    }
-                    let Some(next) = standby.pop_front() else {
-                        return Err(ObjectError::Data(format!(
-                            "segment {segment}: only {good} of the {} blocks needed can be read ({})",
-                            layout.k,
-                            failed.join("; ")
-                        )));
-                    };
-                    match open(next, segment) {
-                        Ok(source) => active.push(source),
-                        Err(why) => failed.push(format!("shard {next}: {why}")),
-                    }
-                }
+        let (failed, used) = read_segments(
+            &manifest,
+            id,
+            &sources,
+            segments,
+            requester,
+            &cluster,
+            |segment, blocks, expected| {
                 let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
                 let plaintext =
-                    welkin_object::decode_segment(&layout, &key, size, segment, &refs, &expected)
+                    welkin_object::decode_segment(&layout, &key, size, segment, &refs, expected)
                         .map_err(data)?;
                 let offset = layout.segment_offset(segment);
                 let from = start.saturating_sub(offset) as usize;
@@ -616,10 +679,9 @@ impl Client {
                 out.write_all(&plaintext[from..to])?;
                 written += (to - from) as u64;
                 progress(written, total, "downloading");
-            }
-            used = active.iter().map(|source| source.index).collect();
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         out.flush()?;
         Ok(GetOutcome {
             id: hex::encode(id),
@@ -661,7 +723,11 @@ mod tests {
                     label: String::new(),
                 };
                 assert_eq!(manifest.segments(), layout.segments(size), "{size}");
-                assert_eq!(manifest.shard_bytes(), layout.shard_bytes(size), "{size}");
+                assert_eq!(
+                    manifest.shard_bytes(),
+                    layout.shard_bytes(size).expect("valid"),
+                    "{size}"
+                );
                 for segment in 0..manifest.segments() {
                     assert_eq!(
                         manifest.block_bytes(segment),

@@ -180,8 +180,8 @@ pub fn decode_segment(
             out[shard * block_bytes..(shard + 1) * block_bytes].copy_from_slice(block);
         }
     }
-    erasure::recover(k, m, block_bytes, &good, false, |shard, block| {
-        out[shard * block_bytes..(shard + 1) * block_bytes].copy_from_slice(block);
+    erasure::recover(k, m, block_bytes, &good, false, |shard, offset, piece| {
+        out[shard * block_bytes + offset..][..piece.len()].copy_from_slice(piece);
     });
     if out[ciphertext..].iter().any(|byte| *byte != 0) {
         return Err(DecodeError::Padding { segment: index });
@@ -207,6 +207,34 @@ pub fn rebuild_blocks(
     expected: &[[u8; 32]],
     wanted: &[u16],
 ) -> Result<Vec<Vec<u8>>, DecodeError> {
+    rebuild(layout, size, index, blocks, expected, wanted, true)
+}
+
+/// Rebuilds the blocks of shards `wanted` for segment `index` when their hashes are not
+/// known (a lost shard's hash list is lost with it): as [`rebuild_blocks`], inputs checked,
+/// but the rebuilt blocks are returned unchecked. The caller checks the rebuilt shard as a
+/// whole against its root in the manifest before keeping it (the shard store does, when the
+/// shard is finished).
+pub fn rebuild_lost_blocks(
+    layout: &Layout,
+    size: u64,
+    index: u64,
+    blocks: &[Option<&[u8]>],
+    expected: &[[u8; 32]],
+    wanted: &[u16],
+) -> Result<Vec<Vec<u8>>, DecodeError> {
+    rebuild(layout, size, index, blocks, expected, wanted, false)
+}
+
+fn rebuild(
+    layout: &Layout,
+    size: u64,
+    index: u64,
+    blocks: &[Option<&[u8]>],
+    expected: &[[u8; 32]],
+    wanted: &[u16],
+    check: bool,
+) -> Result<Vec<Vec<u8>>, DecodeError> {
     let (block_bytes, good) = verified(layout, size, index, blocks, expected)?;
     let (k, m) = (usize::from(layout.k), usize::from(layout.m));
     if let Some(&shard) = wanted.iter().find(|&&shard| usize::from(shard) >= k + m) {
@@ -224,9 +252,10 @@ pub fn rebuild_blocks(
         let parity = wanted
             .iter()
             .any(|&shard| missing(shard) && usize::from(shard) >= k);
-        erasure::recover(k, m, block_bytes, &good, parity, |shard, block| {
+        erasure::recover(k, m, block_bytes, &good, parity, |shard, offset, piece| {
             if wanted.contains(&u16::try_from(shard).expect("at most 64 shards")) {
-                rebuilt[shard] = Some(block.to_vec());
+                let block = rebuilt[shard].get_or_insert_with(|| vec![0; block_bytes]);
+                block[offset..offset + piece.len()].copy_from_slice(piece);
             }
         });
     }
@@ -236,7 +265,7 @@ pub fn rebuild_blocks(
             let block = rebuilt[usize::from(shard)]
                 .clone()
                 .expect("every wanted block is present or rebuilt");
-            if block_hash(&block) != expected[usize::from(shard)] {
+            if check && block_hash(&block) != expected[usize::from(shard)] {
                 return Err(DecodeError::Rebuilt {
                     segment: index,
                     shard,

@@ -1,8 +1,11 @@
 //! The streaming encoder: plaintext segments in, `k + m` hashed blocks per segment out.
 
 use crate::{
-    Layout, LayoutError, ObjectKey, block_hash, erasure::Parity, layout::TAG_BYTES,
-    seal::SegmentCipher, tree::shard_root,
+    BLOCK_KEY, Layout, LayoutError, ObjectKey,
+    erasure::{Parity, STRIPE_BYTES},
+    layout::TAG_BYTES,
+    seal::SegmentCipher,
+    tree::shard_root,
 };
 use std::io::{self, Read};
 
@@ -112,10 +115,16 @@ impl Encoder {
             segments,
             next: 0,
             cipher: SegmentCipher::new(key, &layout, size),
-            parity: Parity::new(usize::from(layout.k), usize::from(layout.m), full_block),
+            parity: Parity::new(
+                usize::from(layout.k),
+                usize::from(layout.m),
+                full_block.min(STRIPE_BYTES),
+            ),
             data: Vec::with_capacity(full_block * usize::from(layout.k)),
             spare: Vec::new(),
-            hashes: vec![Vec::with_capacity(keep); layout.shards()],
+            hashes: (0..layout.shards())
+                .map(|_| Vec::with_capacity(keep))
+                .collect(),
         })
     }
 
@@ -152,52 +161,79 @@ impl Encoder {
         plaintext: &[u8],
         out: &mut EncodedSegment,
     ) -> Result<(), EncodeError> {
-        let index = self.next;
-        let expected =
-            self.layout
-                .segment_len(self.size, index)
-                .map_err(|_| EncodeError::Finished {
-                    segments: self.segments,
-                })?;
-        if plaintext.len() != expected as usize {
+        let segment = self.next;
+        let buffer = self.next_buffer()?;
+        if plaintext.len() != buffer.len() {
             return Err(EncodeError::PlaintextLength {
-                segment: index,
-                expected,
+                segment,
+                expected: buffer.len() as u32,
                 found: plaintext.len(),
             });
         }
+        buffer.copy_from_slice(plaintext);
+        self.encode_buffer(out);
+        Ok(())
+    }
+
+    /// The buffer the next segment's plaintext goes in (exactly its length), sized and ready
+    /// for [`Encoder::encode_buffer`].
+    fn next_buffer(&mut self) -> Result<&mut [u8], EncodeError> {
+        let plaintext =
+            self.layout
+                .segment_len(self.size, self.next)
+                .map_err(|_| EncodeError::Finished {
+                    segments: self.segments,
+                })?;
+        let block_bytes = self.layout.block_bytes_for(plaintext + TAG_BYTES) as usize;
+        self.data
+            .resize(usize::from(self.layout.k) * block_bytes, 0);
+        Ok(&mut self.data[..plaintext as usize])
+    }
+
+    /// Encodes the plaintext [`Encoder::next_buffer`] holds.
+    fn encode_buffer(&mut self, out: &mut EncodedSegment) {
+        let index = self.next;
         let (k, m) = (usize::from(self.layout.k), usize::from(self.layout.m));
-        let ciphertext = plaintext.len() + TAG_BYTES as usize;
-        let block_bytes = self.layout.block_bytes_for(expected + TAG_BYTES) as usize;
-        self.data.resize(k * block_bytes, 0);
+        let plaintext = self
+            .layout
+            .segment_len(self.size, index)
+            .expect("next_buffer checked the index") as usize;
+        let ciphertext = plaintext + TAG_BYTES as usize;
+        let block_bytes = self.data.len() / k;
         let last = index + 1 == self.segments;
-        self.cipher
-            .seal(index, last, plaintext, &mut self.data[..ciphertext]);
+        self.cipher.seal(index, last, &mut self.data[..ciphertext]);
         self.data[ciphertext..].fill(0);
 
         out.index = index;
         out.blocks.resize_with(k + m, Vec::new);
-        for (block, data) in out
-            .blocks
-            .iter_mut()
-            .zip(self.data.chunks_exact(block_bytes))
-        {
+        for block in &mut out.blocks {
             block.clear();
-            block.extend_from_slice(data);
+            block.reserve(block_bytes);
         }
-        let parity_blocks = &mut out.blocks[k..];
-        self.parity.encode(k, m, &self.data, |j, parity| {
-            parity_blocks[j].clear();
-            parity_blocks[j].extend_from_slice(parity);
-        });
+        let mut hashers = vec![blake3::Hasher::new_keyed(&BLOCK_KEY); k + m];
+        // Stripe by stripe, so that the coder's working space and the pieces being copied
+        // and hashed stay in cache: a segment's blocks and coder space at once would not.
+        let data = &self.data;
+        let (blocks, parity) = (&mut out.blocks, &mut self.parity);
+        for offset in (0..block_bytes).step_by(STRIPE_BYTES) {
+            let width = STRIPE_BYTES.min(block_bytes - offset);
+            let piece = |i: usize| &data[i * block_bytes + offset..][..width];
+            parity.encode(k, m, piece, |j, parity| {
+                blocks[k + j].extend_from_slice(parity);
+                hashers[k + j].update(parity);
+            });
+            for i in 0..k {
+                blocks[i].extend_from_slice(piece(i));
+                hashers[i].update(piece(i));
+            }
+        }
         out.hashes.clear();
-        for (shard, block) in out.blocks.iter().enumerate() {
-            let hash = block_hash(block);
+        for (shard, hasher) in hashers.iter().enumerate() {
+            let hash = *hasher.finalize().as_bytes();
             out.hashes.push(hash);
             self.hashes[shard].push(hash);
         }
         self.next += 1;
-        Ok(())
     }
 
     /// Each shard's tree root and block hashes, once every segment is encoded.
@@ -224,8 +260,9 @@ impl Encoder {
 ///
 /// The sink gets the segment by reference and its buffers are reused for the next segment;
 /// a sink that keeps blocks takes them (`std::mem::take(&mut segment.blocks)`). Memory
-/// stays at one segment of plaintext and one of blocks whatever the size. The reader must
-/// hold exactly `size` bytes.
+/// stays at one segment of ciphertext, one of blocks and the coder's space for one 32 KiB
+/// stripe, plus the block hashes (32 bytes per segment per shard), whatever the size. The
+/// reader must hold exactly `size` bytes.
 pub fn encode_reader(
     layout: Layout,
     key: &ObjectKey,
@@ -234,11 +271,11 @@ pub fn encode_reader(
     mut sink: impl FnMut(&mut EncodedSegment) -> io::Result<()>,
 ) -> Result<Vec<ShardSummary>, EncodeError> {
     let mut encoder = Encoder::new(layout, key, size)?;
-    let mut plaintext = vec![0u8; layout.plaintext_per_segment().min(size) as usize];
     let mut segment = EncodedSegment::default();
     let mut read = 0u64;
-    while let Some(len) = encoder.next_len() {
-        let buffer = &mut plaintext[..len as usize];
+    while encoder.next_len().is_some() {
+        // The plaintext is read straight into the encoder's buffer and sealed in place.
+        let buffer = encoder.next_buffer()?;
         let mut filled = 0;
         while filled < buffer.len() {
             match reader.read(&mut buffer[filled..]) {
@@ -251,7 +288,7 @@ pub fn encode_reader(
                 Err(error) => return Err(EncodeError::Read(error)),
             }
         }
-        encoder.encode_into(buffer, &mut segment)?;
+        encoder.encode_buffer(&mut segment);
         sink(&mut segment).map_err(|error| EncodeError::Sink {
             segment: segment.index,
             error,

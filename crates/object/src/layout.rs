@@ -146,9 +146,10 @@ impl Layout {
         usize::from(self.k) + usize::from(self.m)
     }
 
-    /// Plaintext bytes in a full segment (`segment_bytes - 16`).
+    /// Plaintext bytes in a full segment (`segment_bytes - 16`; at least 1 even for a layout
+    /// that does not validate, so that nothing here divides by zero).
     pub fn plaintext_per_segment(&self) -> u64 {
-        u64::from(self.segment_bytes - TAG_BYTES)
+        u64::from(self.segment_bytes.saturating_sub(TAG_BYTES).max(1))
     }
 
     /// Segments of an object of `size` bytes; an empty object is one empty final segment.
@@ -158,6 +159,7 @@ impl Layout {
 
     /// Plaintext bytes in segment `segment` of an object of `size` bytes.
     pub fn segment_len(&self, size: u64, segment: u64) -> Result<u32, LayoutError> {
+        self.validate()?;
         let segments = self.segments(size);
         if segment >= segments {
             return Err(LayoutError::SegmentOutOfRange { segment, segments });
@@ -182,13 +184,11 @@ impl Layout {
     }
 
     /// Bytes of one shard of an object of `size` bytes: the sum of its blocks.
-    pub fn shard_bytes(&self, size: u64) -> u64 {
+    pub fn shard_bytes(&self, size: u64) -> Result<u64, LayoutError> {
         let segments = self.segments(size);
+        let last = self.block_bytes(size, segments - 1)?;
         let full = u64::from(self.block_bytes_for(self.segment_bytes));
-        let last = self
-            .block_bytes(size, segments - 1)
-            .expect("the last segment is in range");
-        (segments - 1) * full + u64::from(last)
+        Ok((segments - 1) * full + u64::from(last))
     }
 
     /// The segments that hold bytes `start..end` of an object of `size` bytes (none for an
@@ -199,6 +199,7 @@ impl Layout {
         start: u64,
         end: u64,
     ) -> Result<Range<u64>, LayoutError> {
+        self.validate()?;
         if start > end || end > size {
             return Err(LayoutError::Range { start, end, size });
         }
@@ -272,12 +273,28 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_layout_is_refused_not_divided_by() {
+        let zero = Layout {
+            k: 0,
+            m: 0,
+            segment_bytes: 0,
+        };
+        assert_eq!(zero.segments(100), 100);
+        assert_eq!(zero.block_bytes(100, 0), Err(LayoutError::NoDataShards));
+        assert_eq!(zero.shard_bytes(100), Err(LayoutError::NoDataShards));
+        assert_eq!(
+            zero.segment_range(100, 0, 1),
+            Err(LayoutError::NoDataShards)
+        );
+    }
+
+    #[test]
     fn an_empty_object_is_one_empty_segment_of_64_byte_blocks() {
         let l = layout(2, 2);
         assert_eq!(l.segments(0), 1);
         assert_eq!(l.segment_len(0, 0), Ok(0));
         assert_eq!(l.block_bytes(0, 0), Ok(64));
-        assert_eq!(l.shard_bytes(0), 64);
+        assert_eq!(l.shard_bytes(0), Ok(64));
     }
 
     #[test]
@@ -290,7 +307,7 @@ mod tests {
         assert_eq!(l.block_bytes(size, 0), Ok(MIB / 2));
         // 100 bytes of plaintext and 16 of tag, halved and rounded up to 64.
         assert_eq!(l.block_bytes(size, 3), Ok(64));
-        assert_eq!(l.shard_bytes(size), 3 * u64::from(MIB / 2) + 64);
+        assert_eq!(l.shard_bytes(size), Ok(3 * u64::from(MIB / 2) + 64));
         assert_eq!(
             l.block_bytes(size, 4),
             Err(LayoutError::SegmentOutOfRange {

@@ -69,7 +69,7 @@ pub use audit::{
     AUDIT_PROOF_VERSION, AuditError, AuditProof, CHUNK_BYTES, MAX_PATH, MAX_SAMPLES, Sample,
     SampleProof, challenges, prove, verify, verify_audit,
 };
-pub use decode::{BlockFault, DecodeError, decode_segment, rebuild_blocks};
+pub use decode::{BlockFault, DecodeError, decode_segment, rebuild_blocks, rebuild_lost_blocks};
 pub use encode::{EncodeError, EncodedSegment, Encoder, ShardSummary, encode_reader};
 pub use hash::{
     BLOCK_KEY, CHALLENGE_KEY, CONTENT_ID_VERSION, CONTENT_KEY, NODE_KEY, block_hash, content_id,

@@ -453,6 +453,8 @@ pub struct ShardInfo {
     pub api_address: String,
     /// Whether the node acknowledged it.
     pub stored: bool,
+    /// Whether it is stored and not lost to a failed audit (a lost shard is repaired).
+    pub healthy: bool,
 }
 
 /// `GET /v1/objects/{id}`: an object's manifest and where its shards are.

@@ -274,7 +274,11 @@ fn print_object(info: &ObjectInfo) {
             "  shard {:>2} on {:<10} {:<8} root {}",
             shard.index,
             shard.node,
-            if shard.stored { "stored" } else { "pending" },
+            match (shard.stored, shard.healthy) {
+                (true, true) => "stored",
+                (true, false) => "lost",
+                (false, _) => "pending",
+            },
             &shard.root[..16]
         );
     }

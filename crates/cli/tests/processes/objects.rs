@@ -3,6 +3,7 @@
 //! input, and crypto-shredding.
 
 use crate::{Cluster, api_base, run_ok, welkin};
+use commonware_cryptography::Signer as _;
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -74,7 +75,9 @@ fn obj_json(args: &[&str]) -> serde_json::Value {
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    // Audits run once an epoch (64 heights, about 16 s on an idle cluster); a repair needs a
+    // failed audit first.
+    let deadline = Instant::now() + Duration::from_secs(150);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(250));
@@ -169,7 +172,8 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     // client reads around it.
     let holder0 = holders[0] as usize;
     let file = shard_files(dir, holder0, &id).pop().expect("shard 0 file");
-    let mut bytes = std::fs::read(&file).expect("read shard");
+    let original = std::fs::read(&file).expect("read shard");
+    let mut bytes = original.clone();
     let at = bytes.len() - 1000;
     bytes[at] ^= 0x55;
     std::fs::write(&file, &bytes).expect("corrupt");
@@ -205,6 +209,53 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
         "node{holder0} reports the corrupt shard: {storage}"
     );
 
+    // The quarantined shard fails its next audit, and the cluster repairs it: its node
+    // rebuilds it from two others, byte for byte what the client stored.
+    let healthy = |api_index: usize| {
+        let info = obj_json(&["obj", "inspect", "--json", "--api", &api(api_index), &id]);
+        info["shards"]
+            .as_array()
+            .expect("shards")
+            .iter()
+            .all(|s| s["healthy"] == true)
+    };
+    wait_for("the corrupt shard repaired", || {
+        shard_files(dir, holder0, &id)
+            .first()
+            .is_some_and(|f| std::fs::read(f).ok().as_ref() == Some(&original))
+    });
+    wait_for("the object healthy again", || healthy(0));
+    let storage = obj_json(&["node", "storage", "--json", "--api", &api(holder0)]);
+    let node = &storage["nodes"][holder0];
+    assert!(
+        node["audits_failed"].as_u64().unwrap_or(0) >= 1,
+        "the failed audit is on record: {storage}"
+    );
+    // Delete another node's shard file outright: same story.
+    let holder1 = holders[1] as usize;
+    let file = shard_files(dir, holder1, &id).pop().expect("shard 1 file");
+    let original = std::fs::read(&file).expect("read shard");
+    std::fs::remove_file(&file).expect("delete shard");
+    wait_for("the deleted shard repaired", || {
+        shard_files(dir, holder1, &id)
+            .first()
+            .is_some_and(|f| std::fs::read(f).ok().as_ref() == Some(&original))
+    });
+    wait_for("the object healthy again", || healthy(1));
+    let back3 = dir.join("big.back3");
+    run_ok(welkin().args([
+        "obj",
+        "get",
+        "--api",
+        &api(3),
+        "--key",
+        key_arg,
+        &id,
+        "-o",
+        back3.to_str().expect("utf-8"),
+    ]));
+    assert!(same_bytes(&big, &back3), "read back after two repairs");
+
     bad_requests(dir, &id, &holders);
     // A layout the cluster cannot place is refused with the figures, and nothing is stored.
     let small = dir.join("small.bin");
@@ -232,9 +283,8 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
         "{message}"
     );
 
-    // Audits run every epoch: the corrupt (quarantined) shard fails its audit once
-    // challenged; the healthy nodes pass theirs.
-    wait_for("an audit epoch with verdicts", || {
+    // The healthy holders pass their audits.
+    wait_for("passed audits", || {
         let storage = obj_json(&["node", "storage", "--json", "--api", &api(1)]);
         storage["nodes"]
             .as_array()

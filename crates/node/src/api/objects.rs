@@ -72,6 +72,7 @@ pub(crate) async fn object_info<E: Runtime>(
                 node: info.map(|n| n.name.clone()).unwrap_or_default(),
                 api_address: info.map(|n| n.api_address.to_string()).unwrap_or_default(),
                 stored: record.is_stored(index),
+                healthy: record.is_stored(index) && record.lost & (1 << index) == 0,
             }
         })
         .collect();

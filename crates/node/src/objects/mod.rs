@@ -13,10 +13,12 @@
 //!   lost to a crash or a full mempool is sent again);
 //! - it removes shards no committed manifest places here (deleted objects, uploads given up
 //!   on, shards of an interrupted repair);
-//! - it takes its part in audits (see [`audit`]).
+//! - it takes its part in audits (see [`audit`]) and rebuilds lost shards the state asks it
+//!   to (see [`repair`]).
 
 mod audit;
 mod http;
+mod repair;
 
 pub use audit::proof as audit_proof;
 pub use http::{download, download_hashes, storage, upload};
@@ -31,7 +33,13 @@ use std::{
 };
 use tracing::{debug, info, warn};
 use welkin_shards::{ShardId, ShardStore, StoreLimits};
-use welkin_state::{keys, storage::records::NodeSpace, storage::records::ObjectRecord};
+use welkin_state::{
+    keys,
+    storage::{
+        records::{NodeSpace, ObjectRecord},
+        repair::RepairOrder,
+    },
+};
 use welkin_types::{Digest, Payload, PrivateKey, Sender, Transaction, storage::StorageOp};
 
 /// How often the background pass runs.
@@ -72,6 +80,8 @@ pub struct Shards<E: Runtime> {
     pub(crate) uploads: Arc<tokio::sync::Semaphore>,
     /// Audit work carried between passes.
     pub(crate) audit: Arc<Mutex<audit::AuditMemory>>,
+    /// Whether a repair is running (one at a time).
+    pub(crate) repairing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<E: Runtime> Clone for Shards<E> {
@@ -87,6 +97,7 @@ impl<E: Runtime> Clone for Shards<E> {
             last_offer_ms: self.last_offer_ms.clone(),
             uploads: self.uploads.clone(),
             audit: self.audit.clone(),
+            repairing: self.repairing.clone(),
         }
     }
 }
@@ -137,6 +148,7 @@ impl<E: Runtime> Shards<E> {
                 config.max_uploads.unwrap_or(16).max(1),
             )),
             audit: Arc::default(),
+            repairing: Arc::default(),
         };
         let background = shards.clone();
         runtime.spawn(async move {
@@ -156,6 +168,7 @@ impl<E: Runtime> Shards<E> {
     async fn pass(&self) {
         self.offer().await;
         self.audit_pass().await;
+        self.repair_pass().await;
         let store = self.store.clone();
         let Ok(local) = tokio::task::spawn_blocking(move || store.list()).await else {
             return;
@@ -187,6 +200,17 @@ impl<E: Runtime> Shards<E> {
                     }
                     _ => unplaced.push(id),
                 }
+            }
+            // A shard under repair here is acknowledged by the repair, once rebuilt: the copy
+            // on disk may be the stale one that failed its audit.
+            if let Some(order) = self
+                .node
+                .value(keys::repair(&digest))
+                .await
+                .and_then(|v| RepairOrder::decode(&v).ok())
+                .filter(|order| order.open && order.member == self.member)
+            {
+                unacknowledged.retain(|index| *index != order.shard);
             }
             if !unacknowledged.is_empty() {
                 self.acknowledge(digest, unacknowledged, false).await;

@@ -250,7 +250,10 @@ fn welkin_side(files: &Files<'_>, layout: Layout) -> anyhow::Result<Side> {
     let client = Client::new(&cluster.apis[0]);
     let cluster_id = super::super::signing::node_cluster_id(&client)?;
     welkin::first_commit(&cluster.apis[0], &cluster_id)?;
-    wait_for_space(&client, layout.shard_bytes(size))?;
+    let shard_bytes = layout
+        .shard_bytes(size)
+        .map_err(|e| anyhow::anyhow!("a {size}-byte object: {e}"))?;
+    wait_for_space(&client, shard_bytes)?;
     let owner = welkin_node::ceremony::NodeKey::generate(&mut commonware_utils::sys_rng()).signer;
     let put = |path: &Path, size: u64, progress: &(dyn Fn(u64, u64, &str) + Sync)| {
         client.put_object(

@@ -240,12 +240,12 @@ fn time<T>(mut step: impl FnMut() -> T) -> f64 {
 
 /// This thread's CPU time in nanoseconds (Linux: the first field of
 /// `/proc/thread-self/schedstat`).
-fn cpu_ns() -> Option<u64> {
+pub(super) fn cpu_ns() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
 
-fn clock_name() -> &'static str {
+pub(super) fn clock_name() -> &'static str {
     if cpu_ns().is_some() {
         "thread CPU time (/proc/thread-self/schedstat)"
     } else {

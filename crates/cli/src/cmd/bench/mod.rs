@@ -2,7 +2,8 @@
 //! or side by side with etcd (`--compare etcd`); or KV v2 through the Vault HTTP API side by
 //! side with OpenBao (`--compare openbao`); or transit encrypt, decrypt and sign side by side
 //! with OpenBao (`--compare openbao-transit`); or put and get of one large object side by side
-//! with Tahoe-LAFS (`--compare tahoe`).
+//! with Tahoe-LAFS (`--compare tahoe`); or, without a cluster, the object data path on one
+//! core (`--workload object-codec`).
 //!
 //! Transactions are signed before the clock starts (signing is the client's cost, reported
 //! separately), then `concurrency` clients each submit requests with `wait=true` to the nodes
@@ -18,6 +19,7 @@ mod crypto_cost;
 mod etcd;
 mod floor;
 mod load;
+mod object;
 mod openbao;
 mod ports;
 mod stages;
@@ -123,6 +125,14 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--object-mib applies only to --compare tahoe");
     }
     watch_interrupts();
+    if args.workload == Workload::ObjectCodec {
+        if args.compare.is_some() || args.floor || !args.api.is_empty() {
+            bail!(
+                "--workload object-codec runs without a cluster: drop --compare, --floor and --api"
+            );
+        }
+        return object::run(&args);
+    }
     if args.floor {
         let duration = args.duration.unwrap_or(DEFAULT_COMPARE_DURATION);
         return floor::run(Duration::from_secs(duration), &args.out);
@@ -160,6 +170,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rate = match args.workload {
         Workload::Memo | Workload::IdentityMemo => MEMO_RATE,
         Workload::KeyEvents => KEY_EVENT_RATE,
+        Workload::ObjectCodec => unreachable!("object-codec returned above"),
     };
     let total = args.transactions.unwrap_or(rate * duration as usize);
     let signed = welkin::sign(args.workload, total, args.batch, &cluster_id, &identities);

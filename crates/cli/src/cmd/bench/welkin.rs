@@ -179,6 +179,7 @@ pub(super) fn sign(
                     }
                     payload
                 }
+                Workload::ObjectCodec => unreachable!("object-codec signs no transactions"),
             };
             let tx = Transaction {
                 sender,
