@@ -423,8 +423,31 @@ pub(crate) struct BenchArgs {
     /// `~/.cache/welkin`, one thread, batches of 64) each get one client keeping 64 RFC
     /// requests in flight, and replies per second are compared. The goals (a certificate in
     /// under 20 ms p50; Roughtime at least the reference's rate) are reported as met or not.
+    ///
+    /// `tahoe`: storage. One object of pseudo-random bytes (1 GiB, or --object-mib) is put
+    /// and got back on a Tahoe-LAFS 1.20.0 grid on 127.0.0.1 (an introducer, four storage
+    /// nodes and a client node, `shares.needed = 2`, `shares.happy = 4`, `shares.total = 4`;
+    /// PyPI's `tahoe-lafs` is pip-installed once into a venv under `~/.cache/welkin` unless
+    /// that `tahoe` is on the PATH) through the client node's web API (`PUT /uri`, then
+    /// `GET /uri/CAP`), then the grid is stopped and removed and a fresh 4-node Welkin cluster
+    /// stores and reads the same file through the client library (2 data and 2 parity
+    /// shards, 1 MiB segments like Tahoe's). A put is timed until every share or shard is
+    /// placed (Welkin: acknowledged in the log); a get until the last byte has streamed into
+    /// a BLAKE3 hasher. Both sides must return exactly the bytes stored, or no figures are
+    /// printed. The table gives put and get MB/s (10^6 bytes) and seconds of each side and
+    /// Welkin over Tahoe-LAFS, and the goal (10x) as met or not; --out gets the same
+    /// as JSON. --duration, --concurrency, --batch, --transactions and --workload do not
+    /// apply.
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub(crate) compare: Option<CompareWith>,
+    /// With `--compare tahoe`: the object's size in MiB [default: 1024].
+    ///
+    /// From 1 to 8192. The run needs up to six times this much free disk under the system's
+    /// temporary directory (the object, and one side's shards at a time: Tahoe's with its
+    /// upload spool and the 1 GiB its storage nodes keep free, then Welkin's), and says so
+    /// before it starts if there is less.
+    #[arg(long, value_name = "MIB")]
+    pub(crate) object_mib: Option<u64>,
     /// Measure the consensus floor instead of a load: a fresh cluster whose leaders propose
     /// empty blocks back to back (`idle_wait_ms = 0`), no transactions, for --duration
     /// seconds.
@@ -484,6 +507,9 @@ pub(crate) enum CompareWith {
     /// Time: certificates per second and latency, and Roughtime replies per second from one
     /// node against roughenough-server 2.2.0 (the reference Roughtime server on crates.io).
     Roughenough,
+    /// Storage: put and get of one large object against Tahoe-LAFS 1.20.0, an introducer,
+    /// four storage nodes and a client node on 127.0.0.1, both with a 2-of-4 erasure code.
+    Tahoe,
 }
 
 /// The transactions `welkin bench` sends.

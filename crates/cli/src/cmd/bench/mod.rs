@@ -1,8 +1,9 @@
 //! `welkin bench`: committed transactions per second and latency through the HTTP API, alone
 //! or side by side with etcd (`--compare etcd`); or KV v2 through the Vault HTTP API side by
 //! side with OpenBao (`--compare openbao`); or transit encrypt, decrypt and sign side by side
-//! with OpenBao (`--compare openbao-transit`); or, without a cluster, the object data path
-//! on one core (`--workload object-codec`).
+//! with OpenBao (`--compare openbao-transit`); or put and get of one large object side by side
+//! with Tahoe-LAFS (`--compare tahoe`); or, without a cluster, the object data path on one
+//! core (`--workload object-codec`).
 //!
 //! Transactions are signed before the clock starts (signing is the client's cost, reported
 //! separately), then `concurrency` clients each submit requests with `wait=true` to the nodes
@@ -11,6 +12,7 @@
 
 mod compare;
 mod compare_openbao;
+mod compare_tahoe;
 mod compare_time;
 mod compare_transit;
 mod crypto_cost;
@@ -21,6 +23,7 @@ mod object;
 mod openbao;
 mod ports;
 mod stages;
+mod tahoe;
 mod vault;
 mod welkin;
 
@@ -118,6 +121,9 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.duration == Some(0) {
         bail!("--duration must be positive, got 0");
     }
+    if args.object_mib.is_some() && args.compare != Some(CompareWith::Tahoe) {
+        bail!("--object-mib applies only to --compare tahoe");
+    }
     watch_interrupts();
     if args.workload == Workload::ObjectCodec {
         if args.compare.is_some() || args.floor || !args.api.is_empty() {
@@ -140,6 +146,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
             Some(CompareWith::OpenBaoTransit) => {
                 compare_transit::run(&args, Duration::from_secs(duration))
             }
+            Some(CompareWith::Tahoe) => compare_tahoe::run(&args),
             Some(CompareWith::Roughenough) => {
                 compare_time::run(&args, Duration::from_secs(duration))
             }

