@@ -200,6 +200,11 @@ impl Client {
         ))
     }
 
+    /// Objects with a lost shard, awaiting repair.
+    pub fn degraded_objects(&self) -> Result<Vec<ObjectInfo>, ClientError> {
+        self.get("/v1/objects/degraded")
+    }
+
     /// Every node's storage space and this node's own store.
     pub fn storage(&self) -> Result<welkin_types::api::StorageStatus, ClientError> {
         self.get("/v1/storage")

@@ -30,6 +30,10 @@ pub(crate) enum ObjCommand {
     Inspect(ObjInspectArgs),
     /// List the objects of a key (yours with --key, anyone's with --owner).
     List(ObjListArgs),
+    /// List objects with a shard lost (to a failed audit, or never uploaded) and which shards
+    /// are healthy. The cluster repairs them on its own, those closest to loss first; this
+    /// shows what it is working through.
+    Degraded(ApiArgs),
     /// Delete an object: the cluster destroys its sealed key and every node removes its
     /// shards, so nothing can rebuild it afterwards (crypto-shredding).
     Delete(ObjDeleteArgs),

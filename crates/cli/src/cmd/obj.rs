@@ -28,6 +28,7 @@ pub(crate) fn run(command: ObjCommand) -> anyhow::Result<()> {
         ObjCommand::Inspect(args) => inspect(args),
         ObjCommand::List(args) => list(args),
         ObjCommand::Delete(args) => delete(args),
+        ObjCommand::Degraded(args) => degraded(args),
     }
 }
 
@@ -326,6 +327,29 @@ fn list(args: ObjListArgs) -> anyhow::Result<()> {
             info.id,
             bytes(info.size),
             info.status,
+            info.label
+        );
+    }
+    Ok(())
+}
+
+fn degraded(args: ApiArgs) -> anyhow::Result<()> {
+    let client = Client::new(&args.api);
+    let objects = client.degraded_objects()?;
+    if args.json {
+        return output::json(&objects);
+    }
+    if objects.is_empty() {
+        println!("no degraded objects: every stored shard is healthy");
+    }
+    for info in &objects {
+        let healthy = info.shards.iter().filter(|s| s.healthy).count();
+        println!(
+            "{}  {}/{} shards healthy (needs {})  {}",
+            info.id,
+            healthy,
+            info.shards.len(),
+            info.k,
             info.label
         );
     }

@@ -233,6 +233,15 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
             .is_some_and(|f| std::fs::read(f).ok().as_ref() == Some(&original))
     });
     wait_for("the object healthy again", || healthy(0));
+    let degraded = obj_json(&["obj", "degraded", "--json", "--api", &api(2)]);
+    assert!(
+        !degraded
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|o| o["id"] == id.as_str()),
+        "a repaired object is no longer degraded: {degraded}"
+    );
     let storage = obj_json(&["node", "storage", "--json", "--api", &api(holder0)]);
     let name = format!("node{holder0}");
     let node = storage["nodes"]

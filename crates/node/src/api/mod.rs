@@ -241,6 +241,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/time/status", get(time::status::<E>))
         .route("/v1/time/stream", get(time::stream::<E>))
         .route("/v1/objects", get(objects::list::<E>))
+        .route("/v1/objects/degraded", get(objects::degraded::<E>))
         .route("/v1/objects/{id}", get(objects::object::<E>))
         // Every other path is Vault's (its own 404 included), so Vault clients work unchanged.
         .fallback(vault::dispatch::<E>)

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /v1/objects/{id}` | an object's manifest, status and where its shards are ([`ObjectInfo`]) |
 //! | `GET /v1/objects?owner=KEY&offset=N&limit=N` | an owner's objects (at most 256 a page) |
+//! | `GET /v1/objects/degraded` | objects with a lost shard, awaiting repair |
 //! | `GET /v1/storage` | every node's space, the cluster's totals and this node's own store |
 //!
 //! The manifest carries its own check: its id hashes its sizes, layout and shard roots, and
@@ -124,6 +125,31 @@ pub struct ListParams {
     pub offset: Option<u64>,
     /// Most objects to list (default and at most 256).
     pub limit: Option<u64>,
+}
+
+/// `GET /v1/objects/degraded`: objects with a shard lost to a failed audit or a missed upload
+/// (at most [`MAX_LIST_PAGE`]), each with which shards are healthy; repair works through them.
+pub async fn degraded<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Json<Vec<ObjectInfo>>, ApiError> {
+    let total = node
+        .value(keys::degraded_count())
+        .await
+        .and_then(|v| decode_u64(&v).ok())
+        .unwrap_or(0);
+    let slots: Vec<Digest> = (0..total.min(MAX_LIST_PAGE))
+        .map(keys::degraded_at)
+        .collect();
+    let mut objects = Vec::with_capacity(slots.len());
+    for id in node.values(slots).await.into_iter().flatten() {
+        let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) else {
+            continue;
+        };
+        if let Some(info) = object_info(&node, &Digest::from(id)).await? {
+            objects.push(info);
+        }
+    }
+    Ok(Json(objects))
 }
 
 /// `GET /v1/objects?owner=KEY`.
