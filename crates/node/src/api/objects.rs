@@ -127,28 +127,41 @@ pub struct ListParams {
     pub limit: Option<u64>,
 }
 
-/// `GET /v1/objects/degraded`: objects with a shard lost to a failed audit or a missed upload
-/// (at most [`MAX_LIST_PAGE`]), each with which shards are healthy; repair works through them.
-pub async fn degraded<E: Runtime>(
-    State(node): State<NodeHandle<E>>,
-) -> Result<Json<Vec<ObjectInfo>>, ApiError> {
-    let total = node
-        .value(keys::degraded_count())
+/// The count of a dense list in state (absent reads as zero).
+pub(crate) async fn count_at<E: Runtime>(node: &NodeHandle<E>, key: Digest) -> u64 {
+    node.value(key)
         .await
         .and_then(|v| decode_u64(&v).ok())
-        .unwrap_or(0);
-    let slots: Vec<Digest> = (0..total.min(MAX_LIST_PAGE))
-        .map(keys::degraded_at)
-        .collect();
+        .unwrap_or(0)
+}
+
+/// The objects whose ids are at the state keys `slots` (entries of a dense list).
+async fn objects_at<E: Runtime>(
+    node: &NodeHandle<E>,
+    slots: Vec<Digest>,
+) -> Result<Vec<ObjectInfo>, ApiError> {
     let mut objects = Vec::with_capacity(slots.len());
     for id in node.values(slots).await.into_iter().flatten() {
         let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) else {
             continue;
         };
-        if let Some(info) = object_info(&node, &Digest::from(id)).await? {
+        if let Some(info) = object_info(node, &Digest::from(id)).await? {
             objects.push(info);
         }
     }
+    Ok(objects)
+}
+
+/// `GET /v1/objects/degraded`: objects with a shard lost to a failed audit or a missed upload
+/// (at most [`MAX_LIST_PAGE`]), each with which shards are healthy; repair works through them.
+pub async fn degraded<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Json<Vec<ObjectInfo>>, ApiError> {
+    let total = count_at(&node, keys::degraded_count()).await;
+    let slots: Vec<Digest> = (0..total.min(MAX_LIST_PAGE))
+        .map(keys::degraded_at)
+        .collect();
+    let objects = objects_at(&node, slots).await?;
     Ok(Json(objects))
 }
 
@@ -163,25 +176,13 @@ pub async fn list<E: Runtime>(
             format!("owner must be an ed25519 public key in hex (64 characters): {e}"),
         )
     })?;
-    let total = node
-        .value(keys::owned_count(&owner))
-        .await
-        .and_then(|v| decode_u64(&v).ok())
-        .unwrap_or(0);
+    let total = count_at(&node, keys::owned_count(&owner)).await;
     let offset = params.offset.unwrap_or(0);
     let limit = params.limit.unwrap_or(MAX_LIST_PAGE).min(MAX_LIST_PAGE);
     let slots: Vec<Digest> = (offset..total.min(offset.saturating_add(limit)))
         .map(|slot| keys::owned_at(&owner, slot))
         .collect();
-    let mut objects = Vec::with_capacity(slots.len());
-    for id in node.values(slots).await.into_iter().flatten() {
-        let Ok(id) = <[u8; 32]>::try_from(id.as_slice()) else {
-            continue;
-        };
-        if let Some(info) = object_info(&node, &Digest::from(id)).await? {
-            objects.push(info);
-        }
-    }
+    let objects = objects_at(&node, slots).await?;
     Ok(Json(ObjectList {
         owner: params.owner,
         total,

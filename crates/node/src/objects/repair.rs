@@ -19,7 +19,6 @@ use welkin_shards::ShardId;
 use welkin_state::{
     keys,
     storage::{records::ObjectRecord, repair::RepairOrder},
-    stored::decode_u64,
 };
 use welkin_types::Digest;
 
@@ -32,12 +31,7 @@ impl<E: Runtime> Shards<E> {
         if self.repairing.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let count = self
-            .node
-            .value(keys::repairs_count())
-            .await
-            .and_then(|v| decode_u64(&v).ok())
-            .unwrap_or(0);
+        let count = crate::api::objects::count_at(&self.node, keys::repairs_count()).await;
         let slots: Vec<Digest> = (0..count.min(MAX_ORDERS_SCANNED))
             .map(keys::repairs_at)
             .collect();
