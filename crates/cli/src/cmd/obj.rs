@@ -13,7 +13,6 @@ use welkin_client::{
     Client,
     objects::{PutOptions, owner_secret},
 };
-use welkin_node::ceremony::NodeKey;
 use welkin_object::Layout;
 use welkin_types::{
     Digest, Payload, PrivateKey, Sender, Transaction,
@@ -33,15 +32,7 @@ pub(crate) fn run(command: ObjCommand) -> anyhow::Result<()> {
 }
 
 fn load_key(path: &Path) -> anyhow::Result<PrivateKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read key file {}", path.display()))?;
-    let key = NodeKey::from_json(&text).with_context(|| {
-        format!(
-            "{} is not a welkin key file (make one with `welkin key new`)",
-            path.display()
-        )
-    })?;
-    Ok(key.signer)
+    Ok(super::signing::load_key_file(path)?.signer)
 }
 
 fn parse_id(text: &str) -> anyhow::Result<Digest> {

@@ -15,18 +15,23 @@ pub(crate) struct Signing {
     keys: Vec<PrivateKey>,
 }
 
+/// Reads a key file written by `welkin key new`.
+pub(crate) fn load_key_file(path: &std::path::Path) -> anyhow::Result<NodeKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read key file {}", path.display()))?;
+    NodeKey::from_json(&text).with_context(|| {
+        format!(
+            "{} is not a welkin key file (make one with `welkin key new`)",
+            path.display()
+        )
+    })
+}
+
 impl Signing {
     /// Loads the key file or the keystore identity that `args` names.
     pub(crate) fn load(args: &SignerArgs) -> anyhow::Result<Self> {
         if let Some(path) = &args.sender.key {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read key file {}", path.display()))?;
-            let key = NodeKey::from_json(&text).with_context(|| {
-                format!(
-                    "{} is not a welkin key file (make one with `welkin key new`)",
-                    path.display()
-                )
-            })?;
+            let key = load_key_file(path)?;
             return Ok(Self {
                 sender: Sender::Key(key.public_key()),
                 keys: vec![key.signer],

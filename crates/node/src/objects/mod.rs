@@ -82,6 +82,8 @@ pub struct Shards<E: Runtime> {
     pub(crate) audit: Arc<Mutex<audit::AuditMemory>>,
     /// Whether a repair is running (one at a time).
     pub(crate) repairing: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the next background pass starts in the list of local shards.
+    pass_offset: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<E: Runtime> Clone for Shards<E> {
@@ -98,6 +100,7 @@ impl<E: Runtime> Clone for Shards<E> {
             uploads: self.uploads.clone(),
             audit: self.audit.clone(),
             repairing: self.repairing.clone(),
+            pass_offset: self.pass_offset.clone(),
         }
     }
 }
@@ -149,6 +152,7 @@ impl<E: Runtime> Shards<E> {
             )),
             audit: Arc::default(),
             repairing: Arc::default(),
+            pass_offset: Arc::default(),
         };
         let background = shards.clone();
         runtime.spawn(async move {
@@ -173,8 +177,23 @@ impl<E: Runtime> Shards<E> {
         let Ok(local) = tokio::task::spawn_blocking(move || store.list()).await else {
             return;
         };
+        // A window of at most MAX_PASS_SHARDS, moving on each pass, so every shard is looked
+        // at however many there are.
+        let start = if local.is_empty() {
+            0
+        } else {
+            self.pass_offset
+                .fetch_add(MAX_PASS_SHARDS, std::sync::atomic::Ordering::Relaxed)
+                % local.len()
+        };
         let mut by_object: BTreeMap<[u8; 32], Vec<u16>> = BTreeMap::new();
-        for id in local.into_iter().take(MAX_PASS_SHARDS) {
+        for id in local
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(MAX_PASS_SHARDS.min(local.len()))
+            .copied()
+        {
             by_object.entry(id.object).or_default().push(id.index);
         }
         let mut unplaced = Vec::new();
