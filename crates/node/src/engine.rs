@@ -77,8 +77,10 @@ pub mod channel {
     pub const TRANSIT: u64 = 8;
     /// Time: clock readings and certificate partials.
     pub const TIME: u64 = 9;
+    /// Storage: audit proofs and repair blocks.
+    pub const STORAGE: u64 = 10;
     /// Every channel, for registration.
-    pub const ALL: [u64; 10] = [
+    pub const ALL: [u64; 11] = [
         VOTE,
         CERTIFICATE,
         RESOLVER,
@@ -89,6 +91,7 @@ pub mod channel {
         RELEASE,
         TRANSIT,
         TIME,
+        STORAGE,
     ];
 
     /// The per-peer rate limit of a channel, applied by both ends: a sender skips a peer
@@ -107,7 +110,10 @@ pub mod channel {
     /// - transit: per signature a request and an answer each way, nonce asks and answers
     ///   every 250 ms at most, key generation shares every 2 s while one runs;
     /// - time: per certificate round an ask, a reading, a certify request and a partial;
-    ///   rounds batch client nonces, so a coordinator runs at most a few hundred a second.
+    ///   rounds batch client nonces, so a coordinator runs at most a few hundred a second;
+    /// - storage: per audit epoch a proof ask and answer per holder; while a node repairs,
+    ///   `k` block asks per segment (one at a time per holder). Blocks are large (up to
+    ///   4 MiB), so the burst stays small.
     pub fn quota(channel: u64) -> commonware_runtime::Quota {
         use commonware_utils::NZU32;
         let per_second = match channel {
@@ -115,6 +121,7 @@ pub mod channel {
             RESOLVER | BACKFILL | CHECKPOINT => NZU32!(256),
             GOSSIP | RELEASE => NZU32!(512),
             TRANSIT | TIME => NZU32!(4096),
+            STORAGE => NZU32!(128),
             BROADCAST => NZU32!(128),
             _ => NZU32!(64),
         };
@@ -183,6 +190,9 @@ pub struct EngineConfig {
     pub timeouts: Timeouts,
     /// How the node bounds its clock's error (for time certificates).
     pub clock: crate::time::ClockConfig,
+    /// The node's shard store, if it runs the storage service (every node of a cluster
+    /// that stores objects should: nodes without one neither hold shards nor judge audits).
+    pub storage: Option<crate::objects::StorageSetup>,
 }
 
 impl EngineConfig {
@@ -305,6 +315,7 @@ where
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
     let mut pairs = config_pairs(channels);
+    let storage_net = pairs.pop().expect("storage channel");
     let time_net = pairs.pop().expect("time channel");
     let transit_net = pairs.pop().expect("transit channel");
     let release_net = pairs.pop().expect("release channel");
@@ -608,10 +619,21 @@ where
             .map(|n| n.public_key.clone())
             .collect(),
         handle: handle.clone(),
-        penalties,
+        penalties: penalties.clone(),
         shares: transit_shares,
     }
     .start(sign_jobs, sign_grants_rx, transit_net);
+    if let Some(setup) = config.storage {
+        let shards = crate::objects::Shards::start(
+            context.child("storage"),
+            handle.clone(),
+            config.signer.clone(),
+            setup,
+            storage_net,
+            penalties,
+        );
+        handle.set_shards(&shards);
+    }
     handle
 }
 

@@ -50,6 +50,9 @@ pub struct NodeHandle<E: Runtime> {
     penalties: crate::penalty::Penalties,
     transit: crate::transit::TransitHandle,
     time: crate::time::TimeHandle,
+    /// The shard service, once started (nodes without storage have none). Weak: the
+    /// service holds this handle, and its own tasks keep it alive.
+    shards: Arc<Mutex<std::sync::Weak<crate::objects::Shards<E>>>>,
 }
 
 impl<E: Runtime> Clone for NodeHandle<E> {
@@ -73,6 +76,7 @@ impl<E: Runtime> Clone for NodeHandle<E> {
             penalties: self.penalties.clone(),
             transit: self.transit.clone(),
             time: self.time.clone(),
+            shards: self.shards.clone(),
         }
     }
 }
@@ -118,7 +122,27 @@ impl<E: Runtime> NodeHandle<E> {
             penalties,
             transit,
             time,
+            shards: Arc::new(Mutex::new(std::sync::Weak::new())),
         }
+    }
+
+    /// The node's shard service, if it runs one.
+    pub fn shards(&self) -> Option<crate::objects::Shards<E>> {
+        self.shards
+            .lock()
+            .expect("not poisoned")
+            .upgrade()
+            .map(|shards| (*shards).clone())
+    }
+
+    /// Records the shard service the engine started.
+    pub(crate) fn set_shards(&self, shards: &Arc<crate::objects::Shards<E>>) {
+        *self.shards.lock().expect("not poisoned") = Arc::downgrade(shards);
+    }
+
+    /// Blocks peers that send invalid data.
+    pub(crate) fn penalties(&self) -> &crate::penalty::Penalties {
+        &self.penalties
     }
 
     /// Certified time: the cluster's signed interval over `nonce` (batched with other

@@ -31,6 +31,9 @@ pub(crate) enum Offence {
     /// A time message that does not decode, a reading signed by another, or a partial that
     /// does not verify.
     Time,
+    /// A storage message that does not decode, or a repair block that does not match its
+    /// shard's root.
+    Storage,
 }
 
 impl Offence {
@@ -41,6 +44,7 @@ impl Offence {
             Offence::Release => "release",
             Offence::Transit => "transit",
             Offence::Time => "time",
+            Offence::Storage => "storage",
         }
     }
 }

@@ -254,6 +254,8 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
             .map(Duration::from_millis)
             .unwrap_or(crate::application::IDLE_WAIT),
         clock: config.time.clock(),
+        // Opened when the node runs (the store is not touched while preparing).
+        storage: None,
     };
     engine.validate().map_err(|e| invalid(config_path, e))?;
     let serve = config.api.serve_config();
@@ -277,7 +279,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
 /// Runs a prepared node until SIGINT or SIGTERM.
 pub fn run(prepared: Prepared) {
     let Prepared {
-        engine: engine_config,
+        engine: mut engine_config,
         data_dir,
         api_address,
         p2p_address,
@@ -307,6 +309,14 @@ pub fn run(prepared: Prepared) {
         .with_worker_threads(worker_threads)
         .with_catch_panics(false);
     let api = api_runtime.handle().clone();
+    match crate::objects::StorageSetup::open(&storage, &data_dir) {
+        Ok(setup) => engine_config.storage = Some(setup),
+        Err(message) => {
+            error!(%message, "cannot start the shard service");
+            eprintln!("welkin: {message}");
+            std::process::exit(1);
+        }
+    }
     cw_tokio::Runner::new(runtime).start(|context| async move {
         let genesis = engine_config.genesis.clone();
         let identity = engine_config.signer.clone();
@@ -365,20 +375,9 @@ pub fn run(prepared: Prepared) {
             eprintln!("welkin: {message}");
             std::process::exit(1);
         }
-        let shards = match crate::objects::Shards::start(
-            &api,
-            handle.clone(),
-            identity.clone(),
-            &storage,
-            &data_dir,
-        ) {
-            Ok(shards) => shards,
-            Err(message) => {
-                error!(%message, "cannot start the shard service");
-                eprintln!("welkin: {message}");
-                std::process::exit(1);
-            }
-        };
+        let shards = handle
+            .shards()
+            .expect("the engine starts the shard service it is given");
         let router = api::router_with_shards(handle.clone(), shards);
         api.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {

@@ -203,7 +203,6 @@ pub fn router_with_shards<E: Runtime>(
             get(objects::download_hashes::<E>),
         )
         .route("/v1/storage", get(objects::storage::<E>))
-        .route("/v1/audit/proof", get(objects::audit_proof::<E>))
         .with_state(shards)
         .merge(router(node))
 }

@@ -5,23 +5,22 @@
 //! - **Seeding.** Once the checkpoint of an epoch's height is certified, the node whose turn it
 //!   is (epoch modulo the node count) commits it; any other node does so if it is still not
 //!   committed a few passes later, so a silent node cannot stop audits.
-//! - **Answering.** `GET /v1/audit/proof` builds the proof of this node's challenge from its
-//!   shard store (the block of every sampled segment, re-hashed on read) and keeps it for the
-//!   epoch, so asking again costs nothing.
-//! - **Checking.** For every other challenged holder, the node fetches the proof from the
-//!   holder's API, checks it against the shard root in the committed manifest, and commits its
-//!   verdict. A holder it cannot reach is asked again on the next pass (transient failures
-//!   do not count); only a whole epoch without f+1 passing verdicts fails the challenge.
+//! - **Answering.** Asked over the storage channel for its proof of the current epoch, the
+//!   node builds it from its shard store (the block of every sampled segment, re-hashed on
+//!   read) and keeps it for the epoch, so asking again costs a send. An ask for another
+//!   epoch (the asker is ahead of or behind this node) gets no answer.
+//! - **Checking.** For every other challenged holder, the node asks for the proof, checks it
+//!   against the shard root in the committed manifest, and commits its verdict. A holder that
+//!   does not answer in time is asked again on the next pass (transient failures do not
+//!   count); only a whole epoch without f+1 passing verdicts fails the challenge.
 
-use super::Shards;
-use crate::{api::ApiError, store::Runtime};
-use axum::{
-    extract::State,
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
+use super::{
+    Shards,
+    wire::{Answer, Ask, cut, reason},
 };
+use crate::store::Runtime;
 use commonware_codec::Encode as _;
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 use tracing::{debug, info};
 use welkin_object::{AuditProof, Layout, ShardTree};
 use welkin_shards::ShardId;
@@ -37,8 +36,8 @@ use welkin_types::{
     storage::{StorageOp, Verdict},
 };
 
-/// Most bytes of a proof a checker reads (30 samples of a 1 KiB chunk and two paths).
-const MAX_PROOF_BYTES: u64 = 1 << 20;
+/// How long a checker waits for a holder's proof before asking again on a later pass.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
 /// Passes a node waits for the designated node to seed an epoch before it seeds it itself.
 const SEED_PATIENCE_PASSES: u32 = 2;
 
@@ -190,32 +189,35 @@ impl<E: Runtime> Shards<E> {
         }
     }
 
-    /// Fetches and checks `member`'s proof; `None` if it could not be fetched.
+    /// Asks for and checks `member`'s proof; `None` if no answer came.
     async fn check(
         &self,
         member: u32,
         challenge: &Challenge,
         record: &ObjectRecord,
     ) -> Option<Verdict> {
-        let node = self.node.genesis().nodes.get(member as usize)?;
-        let url = format!("http://{}/v1/audit/proof", node.api_address);
-        let fetched = tokio::task::spawn_blocking(move || fetch_proof(&url))
-            .await
-            .ok()?;
+        let answer = self
+            .ask(
+                member,
+                Ask::Proof {
+                    epoch: challenge.epoch,
+                },
+                PROOF_TIMEOUT,
+            )
+            .await?;
         let verdict = |passed: bool, reason: String| Verdict {
             member,
             object: challenge.object,
             shard: challenge.shard,
             passed,
-            reason: reason
-                .chars()
-                .take(welkin_types::storage::MAX_VERDICT_REASON_BYTES / 4)
-                .collect(),
+            reason: cut(&reason, welkin_types::storage::MAX_VERDICT_REASON_BYTES),
         };
-        let bytes = match fetched {
-            Fetched::Proof(bytes) => bytes,
-            Fetched::Refused(reason) => return Some(verdict(false, format!("holder: {reason}"))),
-            Fetched::Unreachable => return None,
+        let bytes = match answer {
+            Answer::Proof(bytes) => bytes,
+            Answer::Refused(reason) => return Some(verdict(false, format!("holder: {reason}"))),
+            Answer::Block { .. } => {
+                return Some(verdict(false, "answered a proof ask with a block".into()));
+            }
         };
         let proof = match welkin_types::decode::<AuditProof>(&bytes) {
             Ok(proof) => proof,
@@ -225,37 +227,36 @@ impl<E: Runtime> Shards<E> {
         let layout = layout_of(record);
         let seed: [u8; 32] = challenge.seed.as_ref().try_into().expect("32 bytes");
         let size = record.manifest.size;
-        let checked = tokio::task::spawn_blocking(move || {
-            welkin_object::verify_audit(&root, &layout, size, &seed, AUDIT_SAMPLES, &proof)
-        })
-        .await
-        .ok()?;
+        let checked = self
+            .blocking(move || {
+                welkin_object::verify_audit(&root, &layout, size, &seed, AUDIT_SAMPLES, &proof)
+            })
+            .await?;
         Some(match checked {
             Ok(()) => verdict(true, String::new()),
             Err(error) => verdict(false, error.to_string()),
         })
     }
 
-    /// Builds (or recalls) this node's proof for its current challenge.
-    async fn own_proof(&self) -> Result<Vec<u8>, (StatusCode, String)> {
-        let epoch = self.epoch().await;
+    /// The answer to a peer's ask for this node's proof of `epoch`: the proof, the reason it
+    /// cannot prove its shard, or nothing if this node is not at that epoch (yet).
+    pub(crate) async fn proof_answer(&self, epoch: u64) -> Option<Answer> {
+        let current = self.epoch().await;
+        if current.epoch != epoch {
+            return None;
+        }
         if let Some((cached, bytes)) = &self.audit.lock().expect("not poisoned").proof
-            && *cached == epoch.epoch
+            && *cached == epoch
         {
-            return Ok(bytes.clone());
+            return Some(Answer::Proof(bytes.clone()));
         }
         let challenge = self
             .challenge_of(self.member)
             .await
-            .filter(|c| c.epoch == epoch.epoch)
-            .ok_or((
-                StatusCode::NOT_FOUND,
-                format!("this node has no challenge in audit epoch {}", epoch.epoch),
-            ))?;
-        let record = self.record_of(&challenge.object).await.ok_or((
-            StatusCode::NOT_FOUND,
-            "the challenged object is gone".to_string(),
-        ))?;
+            .filter(|c| c.epoch == epoch)?;
+        let Some(record) = self.record_of(&challenge.object).await else {
+            return Some(Answer::Refused("the challenged object is gone".into()));
+        };
         let layout = layout_of(&record);
         let size = record.manifest.size;
         let store = self.store.clone();
@@ -266,73 +267,36 @@ impl<E: Runtime> Shards<E> {
             index: challenge.shard,
         };
         let seed: [u8; 32] = challenge.seed.as_ref().try_into().expect("32 bytes");
-        let built = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-            let hashes = store.block_hashes(&id).map_err(|e| e.to_string())?;
-            let tree = ShardTree::new(hashes);
-            let samples = welkin_object::challenges(&seed, &layout, size, AUDIT_SAMPLES)
-                .map_err(|e| e.to_string())?;
-            let mut proofs = Vec::with_capacity(samples.len());
-            for sample in &samples {
-                let block = store
-                    .read_block(&id, sample.segment as u32)
+        let built = self
+            .blocking(move || -> Result<Vec<u8>, String> {
+                let hashes = store.block_hashes(&id).map_err(|e| e.to_string())?;
+                let tree = ShardTree::new(hashes);
+                let samples = welkin_object::challenges(&seed, &layout, size, AUDIT_SAMPLES)
                     .map_err(|e| e.to_string())?;
-                proofs
-                    .push(welkin_object::prove(sample, &block, &tree).map_err(|e| e.to_string())?);
+                let mut proofs = Vec::with_capacity(samples.len());
+                for sample in &samples {
+                    let block = store
+                        .read_block(&id, sample.segment as u32)
+                        .map_err(|e| e.to_string())?;
+                    proofs.push(
+                        welkin_object::prove(sample, &block, &tree).map_err(|e| e.to_string())?,
+                    );
+                }
+                Ok(AuditProof {
+                    version: welkin_object::AUDIT_PROOF_VERSION,
+                    samples: proofs,
+                }
+                .encode()
+                .to_vec())
+            })
+            .await?;
+        let answer = match built {
+            Ok(bytes) => {
+                self.audit.lock().expect("not poisoned").proof = Some((epoch, bytes.clone()));
+                Answer::Proof(bytes)
             }
-            Ok(AuditProof {
-                version: welkin_object::AUDIT_PROOF_VERSION,
-                samples: proofs,
-            }
-            .encode()
-            .to_vec())
-        })
-        .await
-        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|reason| (StatusCode::GONE, reason))?;
-        self.audit.lock().expect("not poisoned").proof = Some((epoch.epoch, built.clone()));
-        Ok(built)
-    }
-}
-
-enum Fetched {
-    Proof(Vec<u8>),
-    /// The holder answered that it cannot prove (its reason).
-    Refused(String),
-    Unreachable,
-}
-
-fn fetch_proof(url: &str) -> Fetched {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let Ok(mut response) = agent.get(url).call() else {
-        return Fetched::Unreachable;
-    };
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_PROOF_BYTES)
-        .read_to_vec();
-    match (status, body) {
-        (200, Ok(bytes)) => Fetched::Proof(bytes),
-        (410, Ok(bytes)) => {
-            Fetched::Refused(String::from_utf8_lossy(&bytes).chars().take(100).collect())
-        }
-        _ => Fetched::Unreachable,
-    }
-}
-
-/// `GET /v1/audit/proof`: this node's answer to its current challenge (binary
-/// [`AuditProof`]); `410` with the reason if it cannot prove its shard.
-pub async fn proof<E: Runtime>(State(shards): State<Shards<E>>) -> Result<Response, ApiError> {
-    match shards.own_proof().await {
-        Ok(bytes) => {
-            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
-        }
-        Err((StatusCode::GONE, reason)) => Ok((StatusCode::GONE, reason).into_response()),
-        Err((status, reason)) => Err(ApiError::new(status, "no_challenge", reason)),
+            Err(why) => Answer::Refused(reason(&why)),
+        };
+        Some(answer)
     }
 }

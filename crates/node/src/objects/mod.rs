@@ -1,9 +1,12 @@
 //! The node's shard service: the front end that receives, keeps and serves object shards.
 //!
-//! Like the HTTP API, it lives outside the consensus core and talks to it through the
-//! [`NodeHandle`]: it reads committed state (manifests, placement) and submits transactions
-//! signed with the node's key (its storage offer, acknowledgements of shards it holds). It
-//! never holds up block execution. Shards live in a [`welkin_shards::ShardStore`] on local
+//! It runs beside the consensus core on the same runtime (so the deterministic simulations
+//! run it too) and talks to the core through the [`NodeHandle`]: it reads committed state
+//! (manifests, placement, challenges, repair orders) and submits transactions signed with
+//! the node's key (its storage offer, acknowledgements of shards it holds, audit seeds and
+//! verdicts). It never holds up block execution: disk work runs on the runtime's blocking
+//! threads. Nodes exchange audit proofs and repair blocks over the storage p2p channel (see
+//! [`wire`]); clients upload and download over HTTP (see [`http`]). Shards live in a [`welkin_shards::ShardStore`] on local
 //! disk (temporary file, fsync, rename, directory fsync), every block checked against the
 //! manifest's shard root on the way in and on every read.
 //!
@@ -18,17 +21,23 @@
 
 mod audit;
 mod http;
+mod peers;
 mod repair;
+mod wire;
 
-pub use audit::proof as audit_proof;
 pub use http::{download, download_hashes, storage, upload};
+pub use wire::{Answer, Ask, StorageMessage};
 
-use crate::{handle::NodeHandle, store::Runtime};
+use crate::{handle::NodeHandle, penalty::Penalties, store::Runtime};
+use futures::StreamExt as _;
 use serde::Deserialize;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 use tracing::{debug, info, warn};
@@ -64,8 +73,68 @@ pub struct StorageFileConfig {
     pub max_uploads: Option<usize>,
 }
 
+/// A shard's inclusion tree, kept while peers ask for its blocks.
+pub(crate) type CachedTree = (ShardId, Arc<welkin_object::ShardTree>);
+
+/// An opened shard store and what the node offers from it: the node's storage, ready to
+/// start with the engine.
+#[derive(Clone)]
+pub struct StorageSetup {
+    /// The opened store.
+    pub store: ShardStore,
+    /// Bytes offered to the cluster.
+    pub capacity: u64,
+    /// The store's directory (shown in the status).
+    pub directory: PathBuf,
+    /// Most shard uploads taken at once.
+    pub max_uploads: usize,
+}
+
+impl StorageSetup {
+    /// Opens the store the `[storage]` table describes (removing temporaries of interrupted
+    /// writes and quarantining files that fail their checks).
+    pub fn open(config: &StorageFileConfig, data_dir: &Path) -> Result<StorageSetup, String> {
+        let capacity = config.capacity_bytes.unwrap_or(0);
+        let directory = config
+            .directory
+            .clone()
+            .unwrap_or_else(|| data_dir.join("shards"));
+        StorageSetup::open_at(&directory, capacity, config.max_uploads.unwrap_or(16))
+    }
+
+    /// Opens the store in `directory`, offering `capacity` bytes.
+    pub fn open_at(
+        directory: &Path,
+        capacity: u64,
+        max_uploads: usize,
+    ) -> Result<StorageSetup, String> {
+        let store = ShardStore::open(
+            directory,
+            StoreLimits::with_capacity(capacity.saturating_add(STORE_OVERHEAD)),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot open the shard store in {}: {e}",
+                directory.display()
+            )
+        })?;
+        info!(
+            directory = %directory.display(),
+            report = ?store.opened(),
+            "shard store opened"
+        );
+        Ok(StorageSetup {
+            store,
+            capacity,
+            directory: directory.to_path_buf(),
+            max_uploads: max_uploads.max(1),
+        })
+    }
+}
+
 /// The shard service, shared by the API handlers and the background pass.
 pub struct Shards<E: Runtime> {
+    pub(crate) context: Arc<E>,
     pub(crate) node: NodeHandle<E>,
     pub(crate) store: ShardStore,
     pub(crate) key: PrivateKey,
@@ -84,11 +153,18 @@ pub struct Shards<E: Runtime> {
     pub(crate) repairing: Arc<std::sync::atomic::AtomicBool>,
     /// Where the next background pass starts in the list of local shards.
     pass_offset: Arc<std::sync::atomic::AtomicUsize>,
+    /// Asking peers for proofs and blocks, and answering them.
+    pub(crate) peers: peers::Peers,
+    /// The next transaction nonce (starts at the clock, so restarts never reuse one).
+    nonce: Arc<AtomicU64>,
+    /// The inclusion tree of the shard whose blocks peers asked for last.
+    pub(crate) tree: Arc<Mutex<Option<CachedTree>>>,
 }
 
 impl<E: Runtime> Clone for Shards<E> {
     fn clone(&self) -> Self {
         Shards {
+            context: self.context.clone(),
             node: self.node.clone(),
             store: self.store.clone(),
             key: self.key.clone(),
@@ -101,67 +177,136 @@ impl<E: Runtime> Clone for Shards<E> {
             audit: self.audit.clone(),
             repairing: self.repairing.clone(),
             pass_offset: self.pass_offset.clone(),
+            peers: self.peers.clone(),
+            nonce: self.nonce.clone(),
+            tree: self.tree.clone(),
         }
     }
 }
 
 impl<E: Runtime> Shards<E> {
-    /// Opens the store (removing temporaries of interrupted writes and quarantining files
-    /// that fail their checks) and starts the background pass on `runtime`.
-    pub fn start(
-        runtime: &tokio::runtime::Handle,
+    /// Starts the background pass and the server of peers' asks on `context`, exchanging
+    /// proofs and blocks over `network` (the storage channel).
+    pub(crate) fn start<S, R>(
+        context: E,
         node: NodeHandle<E>,
         key: PrivateKey,
-        config: &StorageFileConfig,
-        data_dir: &Path,
-    ) -> Result<Shards<E>, String> {
+        setup: StorageSetup,
+        network: (S, R),
+        penalties: Penalties,
+    ) -> Arc<Shards<E>>
+    where
+        S: commonware_p2p::Sender<PublicKey = welkin_types::PublicKey>,
+        R: commonware_p2p::Receiver<PublicKey = welkin_types::PublicKey>,
+    {
         let me = commonware_cryptography::Signer::public_key(&key);
         let member = node
             .genesis()
-            .nodes
-            .iter()
-            .position(|n| n.public_key == me)
-            .ok_or("this node is not in the genesis file")? as u32;
-        let capacity = config.capacity_bytes.unwrap_or(0);
-        let directory = config
-            .directory
-            .clone()
-            .unwrap_or_else(|| data_dir.join("shards"));
-        let store = ShardStore::open(
-            &directory,
-            StoreLimits::with_capacity(capacity.saturating_add(STORE_OVERHEAD)),
-        )
-        .map_err(|e| format!("cannot open the shard store: {e}"))?;
-        let report = store.opened();
-        info!(
-            directory = %directory.display(),
-            report = ?report,
-            "shard store opened"
-        );
+            .index_of(&me)
+            .expect("the engine checked that this node is a member") as u32;
+        let (peers, mut asks) = peers::Peers::start(context.child("peers"), network, penalties);
         let shards = Shards {
+            nonce: Arc::new(AtomicU64::new(node.clock_ns())),
+            context: Arc::new(context),
             node,
-            store,
+            store: setup.store,
             key,
             member,
-            capacity,
-            directory,
+            capacity: setup.capacity,
+            directory: setup.directory,
             submitted: Arc::default(),
             last_offer_ms: Arc::default(),
-            uploads: Arc::new(tokio::sync::Semaphore::new(
-                config.max_uploads.unwrap_or(16).max(1),
-            )),
+            uploads: Arc::new(tokio::sync::Semaphore::new(setup.max_uploads)),
             audit: Arc::default(),
             repairing: Arc::default(),
             pass_offset: Arc::default(),
+            peers,
+            tree: Arc::default(),
         };
-        let background = shards.clone();
-        runtime.spawn(async move {
-            loop {
-                background.pass().await;
-                tokio::time::sleep(PASS_INTERVAL).await;
+        // The pass task holds the service; the node's handle only refers to it, so aborting
+        // the node's tasks frees it.
+        let anchor = Arc::new(shards.clone());
+        let background = anchor.clone();
+        shards
+            .context
+            .child("pass")
+            .spawn(move |context| async move {
+                loop {
+                    background.pass().await;
+                    context.sleep(PASS_INTERVAL).await;
+                }
+            });
+        let server = shards.clone();
+        shards.context.child("server").spawn(move |_| async move {
+            while let Some(incoming) = asks.next().await {
+                server.serve(incoming).await;
             }
         });
-        Ok(shards)
+        anchor
+    }
+
+    /// The node's shard store.
+    pub fn store(&self) -> &ShardStore {
+        &self.store
+    }
+
+    /// Runs `work` on the runtime's blocking threads (inline on the deterministic runtime).
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        self.context
+            .child("blocking")
+            .shared(true)
+            .spawn(move |_| async move { work() })
+            .await
+            .ok()
+    }
+
+    /// Sends `ask` to `member` and waits up to `timeout` for the answer; `None` if it did
+    /// not come (the peer is unreachable, behind, or too busy: never a failure by itself).
+    pub(crate) async fn ask(
+        &self,
+        member: u32,
+        ask: wire::Ask,
+        timeout: Duration,
+    ) -> Option<wire::Answer> {
+        let peer = self
+            .node
+            .genesis()
+            .nodes
+            .get(member as usize)?
+            .public_key
+            .clone();
+        let mut waiting = self.peers.ask(&peer, ask)?;
+        commonware_macros::select! {
+            answer = &mut waiting.answer => answer.ok(),
+            _ = self.context.sleep(timeout) => None,
+        }
+    }
+
+    /// Answers one ask from a peer (nothing, if it cannot be answered now: see
+    /// [`wire::Ask`]).
+    async fn serve(&self, incoming: peers::Incoming) {
+        let Some(from) = self
+            .node
+            .genesis()
+            .index_of(&incoming.from)
+            .map(|i| i as u32)
+        else {
+            return;
+        };
+        let answer = match incoming.ask {
+            wire::Ask::Proof { epoch } => self.proof_answer(epoch).await,
+            wire::Ask::Block {
+                object,
+                shard,
+                segment,
+            } => self.block_answer(from, object, shard, segment).await,
+        };
+        if let Some(answer) = answer {
+            self.peers.answer(incoming.from, incoming.id, answer);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -174,7 +319,7 @@ impl<E: Runtime> Shards<E> {
         self.audit_pass().await;
         self.repair_pass().await;
         let store = self.store.clone();
-        let Ok(local) = tokio::task::spawn_blocking(move || store.list()).await else {
+        let Some(local) = self.blocking(move || store.list()).await else {
             return;
         };
         // A window of at most MAX_PASS_SHARDS, moving on each pass, so every shard is looked
@@ -237,12 +382,14 @@ impl<E: Runtime> Shards<E> {
         }
         if !unplaced.is_empty() {
             let store = self.store.clone();
-            let removed = tokio::task::spawn_blocking(move || {
-                let unplaced: std::collections::BTreeSet<ShardId> = unplaced.into_iter().collect();
-                store.retain(|id| !unplaced.contains(id))
-            })
-            .await;
-            if let Ok(report) = removed
+            let removed = self
+                .blocking(move || {
+                    let unplaced: std::collections::BTreeSet<ShardId> =
+                        unplaced.into_iter().collect();
+                    store.retain(|id| !unplaced.contains(id))
+                })
+                .await;
+            if let Some(report) = removed
                 && report.removed > 0
             {
                 info!(
@@ -328,7 +475,7 @@ impl<E: Runtime> Shards<E> {
     /// Signs `op` with the node's key and submits it; returns the transaction id.
     async fn submit(&self, op: StorageOp) -> Option<String> {
         let params = self.node.genesis().chain.clone();
-        let nonce = rand_core::Rng::next_u64(&mut commonware_utils::sys_rng());
+        let nonce = self.nonce.fetch_add(1, Ordering::Relaxed);
         let tx = Transaction {
             sender: Sender::Key(commonware_cryptography::Signer::public_key(&self.key)),
             nonce,

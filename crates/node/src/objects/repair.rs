@@ -2,19 +2,25 @@
 //! names as the new holder of a lost shard rebuilds it from `k` healthy shards of other
 //! nodes and acknowledges it.
 //!
-//! The rebuild reads the healthy shards with the same checked reader clients use (every hash
-//! list against the manifest's roots, every block against its hash, a failing source replaced
-//! by the next), erasure-decodes only the lost shard's block of each segment (never the
-//! plaintext: the node has no key), and streams it into the shard store, which checks the
-//! rebuilt shard against its root in the manifest before keeping it. One repair runs at a
-//! time; an order that fails here is tried again on a later pass until the state lets it
-//! expire and orders it elsewhere.
+//! The rebuild asks the healthy holders, over the storage channel, for `k` blocks of each
+//! segment, checks each block's inclusion path against its shard's root in the manifest (a
+//! holder that sends a block that does not match is blocked: an honest one checks every block
+//! it reads), erasure-decodes only the lost shard's block (never the plaintext: the node has
+//! no key), and streams it into the shard store, which checks the rebuilt shard against its
+//! root before keeping it. A holder that does not answer is replaced by the next. A holder
+//! serves blocks only to the node an open repair order names. One repair runs at a time; an
+//! order that fails here is tried again on a later pass until the state lets it expire and
+//! orders it elsewhere.
 
-use super::{Shards, audit::layout_of};
-use crate::store::Runtime;
-use std::ops::Range;
+use super::{
+    Shards,
+    audit::layout_of,
+    wire::{Answer, Ask, reason},
+};
+use crate::{penalty::Offence, store::Runtime};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 use tracing::{info, warn};
-use welkin_client::objects::{ShardSource, read_segments};
+use welkin_object::ShardTree;
 use welkin_shards::ShardId;
 use welkin_state::{
     keys,
@@ -24,6 +30,8 @@ use welkin_types::Digest;
 
 /// Open orders a pass looks at.
 const MAX_ORDERS_SCANNED: u64 = 256;
+/// How long a repairing node waits for a block before asking another holder.
+const BLOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl<E: Runtime> Shards<E> {
     /// Starts the first open repair order for this node, unless one is running.
@@ -62,53 +70,49 @@ impl<E: Runtime> Shards<E> {
             self.repairing
                 .store(true, std::sync::atomic::Ordering::Release);
             let shards = self.clone();
-            tokio::spawn(async move {
-                let shard = order.shard;
-                let worker = shards.clone();
-                let rebuilt =
-                    tokio::task::spawn_blocking(move || worker.rebuild(&id, &record, shard)).await;
-                match rebuilt {
-                    Ok(Ok(bytes)) => {
-                        info!(object = %hex::encode(id), shard, bytes, "repaired a lost shard");
-                        shards.acknowledge(id, vec![shard], true).await;
+            // The rebuild holds its thread for disk work: a thread of its own.
+            self.context
+                .child("repair")
+                .dedicated()
+                .spawn(move |_| async move {
+                    let shard = order.shard;
+                    match shards.rebuild(&id, &record, shard).await {
+                        Ok(bytes) => {
+                            info!(object = %hex::encode(id), shard, bytes, "repaired a lost shard");
+                            shards.acknowledge(id, vec![shard], true).await;
+                        }
+                        Err(reason) => {
+                            warn!(object = %hex::encode(id), shard, %reason, "repair failed; tried again later")
+                        }
                     }
-                    Ok(Err(reason)) => {
-                        warn!(object = %hex::encode(id), shard, %reason, "repair failed; tried again later")
-                    }
-                    Err(error) => warn!(%error, "repair task failed"),
-                }
-                shards
-                    .repairing
-                    .store(false, std::sync::atomic::Ordering::Release);
-            });
+                    shards
+                        .repairing
+                        .store(false, std::sync::atomic::Ordering::Release);
+                });
             return;
         }
     }
 
-    /// Rebuilds shard `shard` of `id` into the local store (blocking); returns its bytes.
-    fn rebuild(&self, id: &Digest, record: &ObjectRecord, shard: u16) -> Result<u64, String> {
+    /// Rebuilds shard `shard` of `id` into the local store; returns its bytes.
+    async fn rebuild(&self, id: &Digest, record: &ObjectRecord, shard: u16) -> Result<u64, String> {
         let manifest = &record.manifest;
         let layout = layout_of(record);
         let size = manifest.size;
-        let genesis = self.node.genesis();
-        let sources: Vec<ShardSource> = (0..record.placement.len())
+        let k = usize::from(manifest.k);
+        let shards_total = record.placement.len();
+        let sources: Vec<u16> = (0..shards_total)
             .filter(|s| {
-                *s != usize::from(shard) && record.is_stored(*s) && record.lost & (1 << s) == 0
+                *s != usize::from(shard)
+                    && record.is_stored(*s)
+                    && record.lost & (1 << s) == 0
+                    && record.placement[*s] != self.member
             })
-            .filter_map(|s| {
-                let node = genesis.nodes.get(record.placement[s] as usize)?;
-                Some(ShardSource {
-                    index: s,
-                    node: node.name.clone(),
-                    api_address: node.api_address.to_string(),
-                })
-            })
+            .map(|s| s as u16)
             .collect();
-        if sources.len() < usize::from(manifest.k) {
+        if sources.len() < k {
             return Err(format!(
-                "only {} healthy shards to rebuild from, {} needed",
-                sources.len(),
-                manifest.k
+                "only {} healthy shards on other nodes to rebuild from, {k} needed",
+                sources.len()
             ));
         }
         let mut object = [0u8; 32];
@@ -117,57 +121,210 @@ impl<E: Runtime> Shards<E> {
             object,
             index: shard,
         };
-        if self.store.contains(&local) {
-            // A stale copy (the shard came back to its old holder): rebuilt from scratch.
-            self.store.delete(&local).map_err(|e| e.to_string())?;
-        }
         let root: [u8; 32] = manifest.roots[usize::from(shard)]
             .as_ref()
             .try_into()
             .expect("32 bytes");
         let segments = layout.segments(size);
         let block = |s: u64| layout.block_bytes(size, s).map_err(|e| e.to_string());
-        let mut writer = self
-            .store
-            .create_without_hashes(
-                local,
-                root,
-                u32::try_from(segments).map_err(|_| "too many segments".to_string())?,
-                block(0)?,
-                block(segments - 1)?,
-            )
-            .map_err(|e| e.to_string())?;
-        let range: Range<u64> = 0..segments;
+        let (first, last) = (block(0)?, block(segments - 1)?);
+        let store = self.store.clone();
+        let writer = self
+            .blocking(move || -> Result<_, String> {
+                if store.contains(&local) {
+                    // A stale copy (the shard came back to its old holder): rebuilt from scratch.
+                    store.delete(&local).map_err(|e| e.to_string())?;
+                }
+                store
+                    .create_without_hashes(
+                        local,
+                        root,
+                        u32::try_from(segments).map_err(|_| "too many segments".to_string())?,
+                        first,
+                        last,
+                    )
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .ok_or("the node is stopping")??;
+        let mut writer = Some(writer);
+        let mut failed: BTreeSet<u16> = BTreeSet::new();
         let mut bytes = 0u64;
-        let (failed, _) = read_segments(
-            manifest,
-            id,
-            &sources,
-            range,
-            &self.key,
-            &self.node.cluster_id(),
-            |segment, blocks, expected| {
-                let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
-                let rebuilt = welkin_object::rebuild_lost_blocks(
-                    &layout,
-                    size,
-                    segment,
-                    &refs,
-                    expected,
-                    &[shard],
-                )
-                .map_err(|e| welkin_client::objects::ObjectError::Data(e.to_string()))?;
-                bytes += rebuilt[0].len() as u64;
-                writer
-                    .write_block(&rebuilt[0])
-                    .map_err(|e| welkin_client::objects::ObjectError::Data(e.to_string()))
-            },
-        )
-        .map_err(|e| e.to_string())?;
-        for failure in failed {
-            warn!(%failure, "a source failed during repair; another was used");
+        for segment in 0..segments {
+            let mut blocks: Vec<Option<Vec<u8>>> = vec![None; shards_total];
+            let mut expected = vec![[0u8; 32]; shards_total];
+            let mut have = 0;
+            for &source in &sources {
+                if have == k {
+                    break;
+                }
+                if failed.contains(&source) {
+                    continue;
+                }
+                match self.fetch_block(record, id, source, segment).await {
+                    Ok((block, hash)) => {
+                        expected[usize::from(source)] = hash;
+                        blocks[usize::from(source)] = Some(block);
+                        have += 1;
+                    }
+                    Err(why) => {
+                        warn!(object = %hex::encode(id), source, segment, %why, "a holder failed during repair; asking another");
+                        failed.insert(source);
+                    }
+                }
+            }
+            if have < k {
+                return Err(format!(
+                    "segment {segment}: only {have} of the {k} blocks needed arrived"
+                ));
+            }
+            let mut open = writer
+                .take()
+                .expect("the writer is put back after each block");
+            let written = self
+                .blocking(move || -> Result<(_, u64), String> {
+                    let refs: Vec<Option<&[u8]>> = blocks.iter().map(|b| b.as_deref()).collect();
+                    let rebuilt = welkin_object::rebuild_lost_blocks(
+                        &layout,
+                        size,
+                        segment,
+                        &refs,
+                        &expected,
+                        &[shard],
+                    )
+                    .map_err(|e| e.to_string())?;
+                    open.write_block(&rebuilt[0]).map_err(|e| e.to_string())?;
+                    Ok((open, rebuilt[0].len() as u64))
+                })
+                .await
+                .ok_or("the node is stopping")??;
+            writer = Some(written.0);
+            bytes += written.1;
         }
-        writer.finish().map_err(|e| e.to_string())?;
+        let open = writer
+            .take()
+            .expect("the writer is put back after each block");
+        self.blocking(move || open.finish().map_err(|e| e.to_string()))
+            .await
+            .ok_or("the node is stopping")??;
         Ok(bytes)
+    }
+
+    /// Asks the holder of shard `source` of `id` for its block of `segment` and checks it
+    /// against the shard's root; returns the block and its hash.
+    async fn fetch_block(
+        &self,
+        record: &ObjectRecord,
+        id: &Digest,
+        source: u16,
+        segment: u64,
+    ) -> Result<(Vec<u8>, [u8; 32]), String> {
+        let holder = record.placement[usize::from(source)];
+        let answer = self
+            .ask(
+                holder,
+                Ask::Block {
+                    object: *id,
+                    shard: source,
+                    segment: u32::try_from(segment).map_err(|_| "segment out of range")?,
+                },
+                BLOCK_TIMEOUT,
+            )
+            .await
+            .ok_or("no answer in time")?;
+        let (block, path) = match answer {
+            Answer::Block { bytes, path } => (bytes, path),
+            Answer::Refused(why) => return Err(format!("refused: {why}")),
+            Answer::Proof(_) => return Err("answered with a proof".into()),
+        };
+        let root: [u8; 32] = record.manifest.roots[usize::from(source)]
+            .as_ref()
+            .try_into()
+            .expect("32 bytes");
+        let layout = layout_of(record);
+        let size = record.manifest.size;
+        let expected_len = layout
+            .block_bytes(size, segment)
+            .map_err(|e| e.to_string())?;
+        let hash = welkin_object::block_hash(&block);
+        let segments = layout.segments(size);
+        if block.len() != expected_len as usize
+            || !ShardTree::verify_path(&root, segments, segment, &hash, &path)
+        {
+            // An honest holder checks every block it reads against its hash list, which it
+            // checked against this root when it stored the shard.
+            if let Some(peer) = self.node.genesis().nodes.get(holder as usize) {
+                self.node.penalties().block(
+                    peer.public_key.clone(),
+                    Offence::Storage,
+                    "sent a repair block that does not match its shard's root",
+                );
+            }
+            return Err("the block does not match its shard's root".into());
+        }
+        Ok((block, hash))
+    }
+
+    /// The answer to member `from`'s ask for a block: served only for an open repair order
+    /// naming `from`, and only from a shard placed here.
+    pub(crate) async fn block_answer(
+        &self,
+        from: u32,
+        object: Digest,
+        shard: u16,
+        segment: u32,
+    ) -> Option<Answer> {
+        let order = self
+            .node
+            .value(keys::repair(&object))
+            .await
+            .and_then(|v| RepairOrder::decode(&v).ok());
+        if !order.is_some_and(|o| o.open && o.member == from) {
+            return Some(Answer::Refused(
+                "no open repair order names the asking node".into(),
+            ));
+        }
+        let record = self
+            .node
+            .value(keys::object(&object))
+            .await
+            .and_then(|v| ObjectRecord::decode(&v).ok());
+        if record.is_none_or(|r| r.placement.get(usize::from(shard)) != Some(&self.member)) {
+            return Some(Answer::Refused("that shard is not placed here".into()));
+        }
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(object.as_ref());
+        let id = ShardId {
+            object: bytes,
+            index: shard,
+        };
+        let store = self.store.clone();
+        let cache = self.tree.clone();
+        let served = self
+            .blocking(move || -> Result<Answer, String> {
+                let cached = cache
+                    .lock()
+                    .expect("not poisoned")
+                    .as_ref()
+                    .filter(|(cached, _)| *cached == id)
+                    .map(|(_, tree)| tree.clone());
+                let tree = match cached {
+                    Some(tree) => tree,
+                    None => {
+                        let tree = Arc::new(ShardTree::new(
+                            store.block_hashes(&id).map_err(|e| e.to_string())?,
+                        ));
+                        *cache.lock().expect("not poisoned") = Some((id, tree.clone()));
+                        tree
+                    }
+                };
+                let block = store.read_block(&id, segment).map_err(|e| e.to_string())?;
+                let path = tree
+                    .path(u64::from(segment))
+                    .ok_or("no such segment in the shard")?;
+                Ok(Answer::Block { bytes: block, path })
+            })
+            .await?;
+        Some(served.unwrap_or_else(|why| Answer::Refused(reason(&why))))
     }
 }

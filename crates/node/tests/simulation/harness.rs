@@ -48,7 +48,12 @@ pub(crate) struct Fixture {
     pub(crate) genesis: Genesis,
     /// Keys of the simulated clients.
     pub(crate) clients: Vec<PrivateKey>,
+    /// Where the nodes keep shards (one directory each), if they run the storage service.
+    pub(crate) shard_dir: Option<std::sync::Arc<tempfile::TempDir>>,
 }
+
+/// Bytes each simulated node offers for shards.
+pub(crate) const SIM_STORAGE_BYTES: u64 = 1 << 30;
 
 impl Fixture {
     /// A cluster of `n` nodes, derived from `seed`.
@@ -109,7 +114,17 @@ impl Fixture {
             shares,
             genesis,
             clients,
+            shard_dir: None,
         }
+    }
+
+    /// The same cluster, with every node running the storage service over a shard store in
+    /// a fresh temporary directory (kept across simulated restarts).
+    pub(crate) fn with_storage(mut self) -> Self {
+        self.shard_dir = Some(std::sync::Arc::new(
+            tempfile::tempdir().expect("a temporary directory for shards"),
+        ));
+        self
     }
 
     /// Number of nodes.
@@ -306,6 +321,14 @@ pub(crate) async fn start_node_as(
             })),
             ..Default::default()
         },
+        storage: fixture.shard_dir.as_ref().map(|dir| {
+            welkin_node::objects::StorageSetup::open_at(
+                &dir.path().join(format!("node{index}")),
+                SIM_STORAGE_BYTES,
+                4,
+            )
+            .expect("the shard store opens")
+        }),
     };
     config.validate().expect("valid config");
     let manager = net.oracle.manager();

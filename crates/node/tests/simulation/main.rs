@@ -15,6 +15,7 @@
 mod harness;
 mod secrets;
 mod skew;
+mod storage;
 mod tamper;
 mod time;
 mod transit;
@@ -840,4 +841,14 @@ fn seed_sweep() {
             );
         }
     }
+}
+
+#[test]
+fn storage_audits_catch_a_byzantine_holder_and_repair_around_it() {
+    replays("storage-liar-4", || storage::audits_catch_a_liar(41));
+}
+
+#[test]
+fn storage_repairs_do_not_storm_when_a_node_flaps() {
+    storage::flapping_node_does_not_storm(42);
 }

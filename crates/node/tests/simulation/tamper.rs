@@ -49,6 +49,9 @@ pub(crate) enum Lie {
     /// It never answers a sign request (each share it would send becomes a harmless
     /// request for one nonce), so coordinators must time it out.
     SilentSignatures,
+    /// Its audit proofs and repair blocks have one byte flipped (the proofs still decode:
+    /// only checking them against the shard roots can tell).
+    ForgedStorage,
     /// Its time readings tell each coordinator another time: 700 ms more per position of
     /// the recipient, properly signed (so only the other clocks can tell).
     TimePerPeer {
@@ -183,6 +186,26 @@ impl Lie {
                             .expect("a valid reader key");
                     }
                     batch.encode().to_vec()
+                }),
+            ),
+            Lie::ForgedStorage => (
+                channel::STORAGE,
+                Arc::new(|bytes: &[u8]| {
+                    use welkin_node::objects::{Answer, StorageMessage};
+                    let Ok(StorageMessage::Answer { id, mut answer }) =
+                        welkin_types::decode::<StorageMessage>(bytes)
+                    else {
+                        return bytes.to_vec();
+                    };
+                    match &mut answer {
+                        Answer::Proof(proof) => {
+                            let at = proof.len() / 2;
+                            proof[at] ^= 0x40;
+                        }
+                        Answer::Block { bytes, .. } if !bytes.is_empty() => bytes[0] ^= 1,
+                        _ => {}
+                    }
+                    StorageMessage::Answer { id, answer }.encode().to_vec()
                 }),
             ),
             Lie::SilentReleases => (
