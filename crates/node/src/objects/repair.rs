@@ -154,22 +154,38 @@ impl<E: Runtime> Shards<E> {
             let mut blocks: Vec<Option<Vec<u8>>> = vec![None; shards_total];
             let mut expected = vec![[0u8; 32]; shards_total];
             let mut have = 0;
-            for &source in &sources {
-                if have == k {
-                    break;
-                }
-                if failed.contains(&source) {
-                    continue;
-                }
-                match self.fetch_block(record, id, source, segment).await {
-                    Ok((block, hash)) => {
-                        expected[usize::from(source)] = hash;
-                        blocks[usize::from(source)] = Some(block);
-                        have += 1;
-                    }
-                    Err(why) => {
-                        warn!(object = %hex::encode(id), source, segment, %why, "a holder failed during repair; asking another");
-                        failed.insert(source);
+            // The first `k` holders not known to fail, asked at once; a failing one is
+            // replaced by the next.
+            let mut next = 0;
+            while have < k {
+                let batch: Vec<u16> = sources[next..]
+                    .iter()
+                    .copied()
+                    .filter(|source| !failed.contains(source))
+                    .take(k - have)
+                    .collect();
+                let Some(&last) = batch.last() else { break };
+                next = sources
+                    .iter()
+                    .position(|s| *s == last)
+                    .map_or(sources.len(), |at| at + 1);
+                let fetched = futures::future::join_all(
+                    batch
+                        .iter()
+                        .map(|&source| self.fetch_block(record, id, source, segment)),
+                )
+                .await;
+                for (source, result) in batch.into_iter().zip(fetched) {
+                    match result {
+                        Ok((block, hash)) => {
+                            expected[usize::from(source)] = hash;
+                            blocks[usize::from(source)] = Some(block);
+                            have += 1;
+                        }
+                        Err(why) => {
+                            warn!(object = %hex::encode(id), source, segment, %why, "a holder failed during repair; asking another");
+                            failed.insert(source);
+                        }
                     }
                 }
             }
