@@ -34,6 +34,16 @@ pub(crate) enum ObjCommand {
     /// are healthy. The cluster repairs them on its own, those closest to loss first; this
     /// shows what it is working through.
     Degraded(ApiArgs),
+    /// Show an object's audit history: the settled audits of its shards and its repairs,
+    /// newest first.
+    ///
+    /// Every audit epoch the cluster challenges one shard of every node, and f+1 nodes' verdicts
+    /// pass or fail it; a failed shard is repaired onto another node. This lists, for one
+    /// object, each settled audit (epoch, shard, holder, passed or failed and why) and each
+    /// repair (ordered to which node, done or expired), with the height it was settled at.
+    /// The cluster keeps the newest 64 events per object; the log has every one. Deleting an
+    /// object deletes its history.
+    AuditLog(ObjAuditLogArgs),
     /// Delete an object: the cluster destroys its sealed key and every node removes its
     /// shards, so nothing can rebuild it afterwards (crypto-shredding).
     Delete(ObjDeleteArgs),
@@ -92,6 +102,14 @@ pub(crate) struct ObjGetArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ObjInspectArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The object id (64 hex characters).
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjAuditLogArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
     /// The object id (64 hex characters).
