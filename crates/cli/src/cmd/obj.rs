@@ -30,6 +30,7 @@ pub(crate) fn run(command: ObjCommand) -> anyhow::Result<()> {
         ObjCommand::Delete(args) => delete(args),
         ObjCommand::Degraded(args) => degraded(args),
         ObjCommand::AuditLog(args) => audit_log(args),
+        ObjCommand::Simulate(args) => super::simulate::run(args),
     }
 }
 
@@ -390,7 +391,7 @@ fn print_audit_log(log: &ObjectAuditLog) {
         } else {
             event.node.clone()
         };
-        println!(
+        let line = format!(
             "{:>8}  {:>6}  {:<14}  {:>5}  {:<12}  {}",
             event.height,
             event.epoch.map(|e| e.to_string()).unwrap_or_default(),
@@ -399,6 +400,7 @@ fn print_audit_log(log: &ObjectAuditLog) {
             node,
             event.reason.as_deref().unwrap_or("")
         );
+        println!("{}", line.trim_end());
     }
     if log.events.len() as u64 >= u64::from(log.kept) {
         println!(
