@@ -21,7 +21,8 @@
 //!   and every node removes the object's shards: nothing can rebuild the plaintext after.
 //!
 //! Objects are listed per owner and shards per holder in dense lists (see [`dense`]), so any
-//! shard can be picked by index.
+//! shard can be picked by index. Each object's recent audits and repairs are kept beside its
+//! record (see [`history`]) and removed with it.
 
 pub mod audit;
 mod dense;

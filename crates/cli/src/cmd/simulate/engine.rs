@@ -332,7 +332,7 @@ impl<'a> Sim<'a> {
                         self.disks[node].clear();
                     }
                 }
-                Role::Flapping => self.up[node] = epoch % 2 == 0,
+                Role::Flapping => self.up[node] = epoch.is_multiple_of(2),
                 Role::Random if self.up[node] => {
                     if self.rng.chance(self.config.fail_rate) {
                         self.up[node] = false;
