@@ -205,6 +205,15 @@ impl Client {
         self.get("/v1/objects/degraded")
     }
 
+    /// The settled audits of an object's shards and its repairs, newest first (the newest
+    /// [`welkin_types::api::ObjectAuditLog::kept`] events).
+    pub fn object_audit_log(
+        &self,
+        id: &Digest,
+    ) -> Result<welkin_types::api::ObjectAuditLog, ClientError> {
+        self.get(&format!("/v1/objects/{}/audit-log", hex::encode(id)))
+    }
+
     /// Every node's storage space and this node's own store.
     pub fn storage(&self) -> Result<welkin_types::api::StorageStatus, ClientError> {
         self.get("/v1/storage")

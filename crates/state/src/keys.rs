@@ -321,6 +321,11 @@ pub fn object(id: &Digest) -> Digest {
     hash_parts(&[b"storage/object", id.as_ref()])
 }
 
+/// An object's recent audits and repairs (see [`crate::storage::history`]).
+pub fn object_history(id: &Digest) -> Digest {
+    hash_parts(&[b"storage/object-history", id.as_ref()])
+}
+
 /// The number of objects an owner has.
 pub fn owned_count(owner: &welkin_types::PublicKey) -> Digest {
     hash_parts(&[b"storage/owned-count", owner.as_ref()])

@@ -346,6 +346,33 @@ mod tests {
         merge_patch(&mut scalar, &json!({"k": 1}));
         assert_eq!(scalar, json!({"k": 1}));
     }
+
+    #[test]
+    fn audit_log_events_name_their_kind_in_snake_case_and_omit_empty_fields() {
+        let event = super::AuditLogEvent {
+            kind: super::AuditLogKind::RepairOrdered,
+            height: 130,
+            epoch: None,
+            shard: 1,
+            member: 2,
+            node: "node2".into(),
+            reason: None,
+        };
+        let value = serde_json::to_value(&event).expect("serialises");
+        assert_eq!(
+            value,
+            json!({"kind": "repair_ordered", "height": 130, "shard": 1, "member": 2, "node": "node2"})
+        );
+        assert_eq!(value["kind"], super::AuditLogKind::RepairOrdered.name());
+        let back: super::AuditLogEvent = serde_json::from_value(value).expect("parses");
+        assert_eq!(back.kind, super::AuditLogKind::RepairOrdered);
+        assert!(
+            serde_json::from_value::<super::AuditLogEvent>(json!({
+                "kind": "audit_lost", "height": 1, "shard": 0, "member": 0, "node": ""
+            }))
+            .is_err()
+        );
+    }
 }
 
 /// `GET /v1/time?nonce=HEX`: a time certificate over the client's nonce. Only
@@ -489,6 +516,78 @@ pub struct ObjectInfo {
     /// The manifest (hex of its binary encoding) with the sealed key attached if this node
     /// still holds it.
     pub manifest: String,
+}
+
+/// What an event of an object's audit log is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditLogKind {
+    /// f+1 nodes found the holder's proof of the shard good.
+    AuditPassed,
+    /// f+1 nodes found it bad, or nobody found it good within its epoch: the shard is lost.
+    AuditFailed,
+    /// The cluster ordered the shard rebuilt by `node`.
+    RepairOrdered,
+    /// `node` acknowledged the rebuilt shard: it is healthy again.
+    RepairDone,
+    /// `node` did not acknowledge the rebuilt shard in time; the order is made again later.
+    RepairExpired,
+}
+
+impl AuditLogKind {
+    /// The name used in JSON (`audit_passed`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuditLogKind::AuditPassed => "audit_passed",
+            AuditLogKind::AuditFailed => "audit_failed",
+            AuditLogKind::RepairOrdered => "repair_ordered",
+            AuditLogKind::RepairDone => "repair_done",
+            AuditLogKind::RepairExpired => "repair_expired",
+        }
+    }
+}
+
+/// One event of an object's audit log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogEvent {
+    /// What happened.
+    pub kind: AuditLogKind,
+    /// The height it was settled at.
+    pub height: u64,
+    /// The audit epoch (audits only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub epoch: Option<u64>,
+    /// The shard.
+    pub shard: u16,
+    /// The member concerned (genesis order): the audited holder, or the repair's new holder.
+    pub member: u32,
+    /// That node's name.
+    pub node: String,
+    /// Why an audit failed or a repair expired, or what an order replaced.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+/// `GET /v1/objects/{id}/audit-log`: the settled audits of an object's shards and its
+/// repairs, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectAuditLog {
+    /// The object id (hex).
+    pub id: String,
+    /// `pending`, `stored` or `degraded`.
+    pub status: String,
+    /// Shards that rebuild the object.
+    pub k: u16,
+    /// Shards in all (k + m).
+    pub shards: u16,
+    /// Shards stored and not lost.
+    pub healthy: u16,
+    /// How many of the newest events the cluster keeps per object (older ones are in the log).
+    pub kept: u32,
+    /// The events, newest first.
+    pub events: Vec<AuditLogEvent>,
 }
 
 /// `GET /v1/objects?owner=KEY`: an owner's objects.

@@ -34,6 +34,27 @@ pub(crate) enum ObjCommand {
     /// are healthy. The cluster repairs them on its own, those closest to loss first; this
     /// shows what it is working through.
     Degraded(ApiArgs),
+    /// Show an object's audit history: the settled audits of its shards and its repairs,
+    /// newest first.
+    ///
+    /// Every audit epoch the cluster challenges one shard of every node, and f+1 nodes' verdicts
+    /// pass or fail it; a failed shard is repaired onto another node. This lists, for one
+    /// object, each settled audit (epoch, shard, holder, passed or failed and why) and each
+    /// repair (ordered to which node, done or expired), with the height it was settled at.
+    /// The cluster keeps the newest 64 events per object; the log has every one. Deleting an
+    /// object deletes its history.
+    AuditLog(ObjAuditLogArgs),
+    /// Simulate node failures against the real storage state machine, locally: no cluster,
+    /// no network.
+    ///
+    /// Simulated nodes store objects, fail (their disks lost) and recover at random, flap or
+    /// die for good, and every epoch they audit each other and carry out the repairs the
+    /// state orders, all through the same state machine code a cluster runs (placement,
+    /// audit seeds from a real threshold key, verdicts, reputation, repair orders and their
+    /// expiry). Prints how many objects survived, the fewest healthy shards any object fell
+    /// to, audits, repairs and each node's reputation. Every random choice comes from --seed,
+    /// so the same flags give the same report. See docs/storage.md.
+    Simulate(ObjSimulateArgs),
     /// Delete an object: the cluster destroys its sealed key and every node removes its
     /// shards, so nothing can rebuild it afterwards (crypto-shredding).
     Delete(ObjDeleteArgs),
@@ -99,6 +120,14 @@ pub(crate) struct ObjInspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ObjAuditLogArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    /// The object id (64 hex characters).
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ObjListArgs {
     #[command(flatten)]
     pub(crate) api: ApiArgs,
@@ -123,4 +152,52 @@ pub(crate) struct ObjDeleteArgs {
     pub(crate) owner: OwnerKeyArgs,
     /// The object id (64 hex characters).
     pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObjSimulateArgs {
+    /// Simulate this many nodes (2 to 128).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) nodes: u32,
+    /// Spread the nodes over this many failure domains, node i in domain i mod N (default:
+    /// one per node).
+    #[arg(long)]
+    pub(crate) domains: Option<u32>,
+    /// Offer this much space on every node (bytes, or with a KiB, MiB or GiB suffix).
+    #[arg(long, value_name = "SIZE", default_value = "1024GiB", value_parser = super::parse_size)]
+    pub(crate) capacity: u64,
+    /// Store this many objects at the start (at most 10000).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) objects: u32,
+    /// Make objects up to this size, each between half of it and all of it.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = super::parse_size)]
+    pub(crate) object_size: u64,
+    /// Use this many data shards (default: the layout for --nodes, 2 on 4 nodes).
+    #[arg(long)]
+    pub(crate) k: Option<u16>,
+    /// Use this many parity shards (default: the layout for --nodes, 2 on 4 nodes).
+    #[arg(long)]
+    pub(crate) m: Option<u16>,
+    /// Run this many audit epochs (at most 10000).
+    #[arg(long, default_value_t = 100)]
+    pub(crate) epochs: u64,
+    /// Fail each node that is up with this probability every epoch, its disk lost.
+    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    pub(crate) fail_rate: f64,
+    /// Bring each failed node back with this probability every epoch, with an empty disk.
+    #[arg(long, value_name = "P", default_value_t = 0.5)]
+    pub(crate) recover_rate: f64,
+    /// Take this node down on odd epochs and up on even ones, its disk kept (repeat for
+    /// several; nodes are numbered from 0).
+    #[arg(long, value_name = "NODE")]
+    pub(crate) flap: Vec<u32>,
+    /// Fail this node in the first epoch for good, its disk lost (repeat for several).
+    #[arg(long, value_name = "NODE")]
+    pub(crate) kill: Vec<u32>,
+    /// Draw every random choice from this seed: the same flags and seed give the same run.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -11,6 +11,7 @@ mod obj;
 mod query;
 mod secrets;
 mod signing;
+mod simulate;
 mod time;
 mod trust;
 mod tx;

@@ -2,7 +2,8 @@
 
 use crate::{
     cli::{
-        ApiArgs, ObjCommand, ObjDeleteArgs, ObjGetArgs, ObjInspectArgs, ObjListArgs, ObjPutArgs,
+        ApiArgs, ObjAuditLogArgs, ObjCommand, ObjDeleteArgs, ObjGetArgs, ObjInspectArgs,
+        ObjListArgs, ObjPutArgs,
     },
     output,
 };
@@ -16,7 +17,7 @@ use welkin_client::{
 use welkin_object::Layout;
 use welkin_types::{
     Digest, Payload, PrivateKey, Sender, Transaction,
-    api::{ObjectInfo, StorageStatus},
+    api::{AuditLogKind, ObjectAuditLog, ObjectInfo, StorageStatus},
     storage::StorageOp,
 };
 
@@ -28,6 +29,8 @@ pub(crate) fn run(command: ObjCommand) -> anyhow::Result<()> {
         ObjCommand::List(args) => list(args),
         ObjCommand::Delete(args) => delete(args),
         ObjCommand::Degraded(args) => degraded(args),
+        ObjCommand::AuditLog(args) => audit_log(args),
+        ObjCommand::Simulate(args) => super::simulate::run(args),
     }
 }
 
@@ -345,6 +348,66 @@ fn degraded(args: ApiArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn audit_log(args: ObjAuditLogArgs) -> anyhow::Result<()> {
+    let id = parse_id(&args.id)?;
+    let client = Client::new(&args.api.api);
+    let log = client.object_audit_log(&id)?;
+    if args.api.json {
+        return output::json(&log);
+    }
+    print_audit_log(&log);
+    Ok(())
+}
+
+/// How an event reads in the table.
+fn event_name(kind: AuditLogKind) -> &'static str {
+    match kind {
+        AuditLogKind::AuditPassed => "audit passed",
+        AuditLogKind::AuditFailed => "audit FAILED",
+        AuditLogKind::RepairOrdered => "repair ordered",
+        AuditLogKind::RepairDone => "repair done",
+        AuditLogKind::RepairExpired => "repair expired",
+    }
+}
+
+fn print_audit_log(log: &ObjectAuditLog) {
+    println!(
+        "object {}  {}, {}/{} shards healthy (needs {})",
+        log.id, log.status, log.healthy, log.shards, log.k
+    );
+    if log.events.is_empty() {
+        println!("no audit of its shards has been settled yet, and it was never repaired");
+        return;
+    }
+    println!(
+        "{:>8}  {:>6}  {:<14}  {:>5}  {:<12}  reason",
+        "height", "epoch", "event", "shard", "node"
+    );
+    for event in &log.events {
+        let node = if event.node.is_empty() {
+            format!("member {}", event.member)
+        } else {
+            event.node.clone()
+        };
+        let line = format!(
+            "{:>8}  {:>6}  {:<14}  {:>5}  {:<12}  {}",
+            event.height,
+            event.epoch.map(|e| e.to_string()).unwrap_or_default(),
+            event_name(event.kind),
+            event.shard,
+            node,
+            event.reason.as_deref().unwrap_or("")
+        );
+        println!("{}", line.trim_end());
+    }
+    if log.events.len() as u64 >= u64::from(log.kept) {
+        println!(
+            "(the cluster keeps the newest {} events per object; the log has older ones)",
+            log.kept
+        );
+    }
 }
 
 fn delete(args: ObjDeleteArgs) -> anyhow::Result<()> {

@@ -254,6 +254,13 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
         node["audits_failed"].as_u64().unwrap_or(0) >= 1,
         "the failed audit is on record: {storage}"
     );
+    let log = obj_json(&["obj", "audit-log", "--json", "--api", &api(2), &id]);
+    assert!(
+        log["events"].as_array().expect("events").iter().any(|e| {
+            e["kind"] == "audit_failed" && e["member"].as_u64() == Some(holder0 as u64)
+        }),
+        "the object's audit log lists the failed audit: {log}"
+    );
     // Delete another node's shard file outright: same story.
     let holder1 = holders[1] as usize;
     let file = shard_files(dir, holder1, &id).pop().expect("shard 1 file");

@@ -242,6 +242,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/objects", get(objects::list::<E>))
         .route("/v1/objects/degraded", get(objects::degraded::<E>))
         .route("/v1/objects/{id}", get(objects::object::<E>))
+        .route("/v1/objects/{id}/audit-log", get(objects::audit_log::<E>))
         // Every other path is Vault's (its own 404 included), so Vault clients work unchanged.
         .fallback(vault::dispatch::<E>)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

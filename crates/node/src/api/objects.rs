@@ -5,6 +5,7 @@
 //! | `GET /v1/objects/{id}` | an object's manifest, status and where its shards are ([`ObjectInfo`]) |
 //! | `GET /v1/objects?owner=KEY&offset=N&limit=N` | an owner's objects (at most 256 a page) |
 //! | `GET /v1/objects/degraded` | objects with a lost shard, awaiting repair |
+//! | `GET /v1/objects/{id}/audit-log` | the settled audits of its shards and its repairs, newest first ([`ObjectAuditLog`]) |
 //! | `GET /v1/storage` | every node's space, the cluster's totals and this node's own store |
 //!
 //! The manifest carries its own check: its id hashes its sizes, layout and shard roots, and
@@ -24,13 +25,17 @@ use welkin_state::{
     secrets::ValueRef,
     storage::{
         audit::{AuditEpoch, AuditRecord, Challenge},
+        history::{EventKind, HISTORY_LEN, ObjectHistory},
         records::{NodeSpace, ObjectRecord, Totals},
     },
     stored::decode_u64,
 };
 use welkin_types::{
     Digest, PublicKey,
-    api::{LocalStoreInfo, NodeSpaceInfo, ObjectInfo, ObjectList, ShardInfo, StorageStatus},
+    api::{
+        AuditLogEvent, AuditLogKind, LocalStoreInfo, NodeSpaceInfo, ObjectAuditLog, ObjectInfo,
+        ObjectList, ShardInfo, StorageStatus,
+    },
 };
 
 /// Most objects one listing page holds.
@@ -44,13 +49,7 @@ pub(crate) async fn object_info<E: Runtime>(
     let Some(bytes) = node.value(keys::object(id)).await else {
         return Ok(None);
     };
-    let record = ObjectRecord::decode(&bytes).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "corrupt_state",
-            e.to_string(),
-        )
-    })?;
+    let record = ObjectRecord::decode(&bytes).map_err(corrupt)?;
     let mut manifest = record.manifest.clone();
     let value = ValueRef {
         tx: record.put_tx,
@@ -113,6 +112,78 @@ pub async fn object<E: Runtime>(
         .await?
         .map(Json)
         .ok_or_else(|| not_found("no_object", format!("no object {}", hex::encode(id))))
+}
+
+fn corrupt(error: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "corrupt_state",
+        error.to_string(),
+    )
+}
+
+/// `GET /v1/objects/{id}/audit-log`: the object's history as the state keeps it (see
+/// [`welkin_state::storage::history`]), with node names from genesis.
+pub async fn audit_log<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+    Path(id): Path<String>,
+) -> Result<Json<ObjectAuditLog>, ApiError> {
+    let id = parse_object_id(&id)?;
+    let mut values = node
+        .values(vec![keys::object(&id), keys::object_history(&id)])
+        .await
+        .into_iter();
+    let (Some(record), history) = (values.next().flatten(), values.next().flatten()) else {
+        return Err(not_found(
+            "no_object",
+            format!(
+                "no object {}: it was never stored, or was deleted (its audit log goes with it)",
+                hex::encode(id)
+            ),
+        ));
+    };
+    let record = ObjectRecord::decode(&record).map_err(corrupt)?;
+    let history = history
+        .map(|bytes| ObjectHistory::decode(&bytes))
+        .transpose()
+        .map_err(corrupt)?
+        .unwrap_or_default();
+    let genesis = node.genesis();
+    let events = history
+        .events
+        .into_iter()
+        .map(|event| {
+            let audit = matches!(event.kind, EventKind::AuditPassed | EventKind::AuditFailed);
+            AuditLogEvent {
+                kind: match event.kind {
+                    EventKind::AuditPassed => AuditLogKind::AuditPassed,
+                    EventKind::AuditFailed => AuditLogKind::AuditFailed,
+                    EventKind::RepairOrdered => AuditLogKind::RepairOrdered,
+                    EventKind::RepairDone => AuditLogKind::RepairDone,
+                    EventKind::RepairExpired => AuditLogKind::RepairExpired,
+                },
+                height: event.height,
+                epoch: audit.then_some(event.epoch),
+                shard: event.shard,
+                member: event.member,
+                node: genesis
+                    .nodes
+                    .get(event.member as usize)
+                    .map(|n| n.name.clone())
+                    .unwrap_or_default(),
+                reason: (!event.reason.is_empty()).then_some(event.reason),
+            }
+        })
+        .collect();
+    Ok(Json(ObjectAuditLog {
+        id: hex::encode(id),
+        status: record.status.name().into(),
+        k: record.manifest.k,
+        shards: record.placement.len() as u16,
+        healthy: record.healthy_count() as u16,
+        kept: HISTORY_LEN as u32,
+        events,
+    }))
 }
 
 /// Query of `GET /v1/objects`.

@@ -19,7 +19,12 @@
 //! and only its silence for a whole epoch counts. A failed challenge marks the shard lost in
 //! its object's record (repair rebuilds it) and counts against the holder's reputation.
 
-use super::{dense::Dense, object_record, records::ObjectRecord};
+use super::{
+    dense::Dense,
+    history::{self, EventKind, HistoryEvent},
+    object_record,
+    records::ObjectRecord,
+};
 use crate::{
     Env, Overlay, Snapshot, keys,
     stored::{Reader, StoredError, Writer, read_list, write_list},
@@ -322,7 +327,7 @@ pub(crate) fn seed<S: Snapshot>(
                 faults(env) + 1,
                 challenge.epoch
             );
-            settle(state, *member, &challenge);
+            settle(state, block_height, *member, &challenge);
         }
     }
     let seed = hash_parts(&[
@@ -382,6 +387,7 @@ pub(crate) fn seed<S: Snapshot>(
 pub(crate) fn verdicts<S: Snapshot>(
     env: &Env,
     state: &mut Overlay<'_, S>,
+    height: u64,
     voter: u32,
     epoch: u64,
     verdicts: &[Verdict],
@@ -428,10 +434,10 @@ pub(crate) fn verdicts<S: Snapshot>(
         if challenge.passes.count_ones() as usize >= needed {
             challenge.status = ChallengeStatus::Passed;
             challenge.reason.clear();
-            settle(state, verdict.member, &challenge);
+            settle(state, height, verdict.member, &challenge);
         } else if challenge.fails.count_ones() as usize >= needed {
             challenge.status = ChallengeStatus::Failed;
-            settle(state, verdict.member, &challenge);
+            settle(state, height, verdict.member, &challenge);
         } else {
             state.put(keys::audit_challenge(verdict.member), challenge.encode());
         }
@@ -439,8 +445,19 @@ pub(crate) fn verdicts<S: Snapshot>(
     Ok(())
 }
 
-/// Records a decided challenge: the holder's history, and on failure the shard as lost.
-fn settle<S: Snapshot>(state: &mut Overlay<'_, S>, member: u32, challenge: &Challenge) {
+/// Records a decided challenge at `height`: the holder's and the object's histories, and on
+/// failure the shard as lost.
+fn settle<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    height: u64,
+    member: u32,
+    challenge: &Challenge,
+) {
+    state.prefetch([
+        keys::audit_record(member),
+        keys::object(&challenge.object),
+        keys::object_history(&challenge.object),
+    ]);
     state.put(keys::audit_challenge(member), challenge.encode());
     let mut record = state
         .decoded(&keys::audit_record(member), AuditRecord::decode)
@@ -448,6 +465,22 @@ fn settle<S: Snapshot>(state: &mut Overlay<'_, S>, member: u32, challenge: &Chal
     let passed = challenge.status == ChallengeStatus::Passed;
     record.push(challenge.epoch, passed, &challenge.reason);
     state.put(keys::audit_record(member), record.encode());
+    history::record(
+        state,
+        &challenge.object,
+        HistoryEvent {
+            kind: if passed {
+                EventKind::AuditPassed
+            } else {
+                EventKind::AuditFailed
+            },
+            height,
+            epoch: challenge.epoch,
+            shard: challenge.shard,
+            member,
+            reason: challenge.reason.clone(),
+        },
+    );
     if passed {
         return;
     }

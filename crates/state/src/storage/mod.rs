@@ -21,10 +21,12 @@
 //!   and every node removes the object's shards: nothing can rebuild the plaintext after.
 //!
 //! Objects are listed per owner and shards per holder in dense lists (see [`dense`]), so any
-//! shard can be picked by index.
+//! shard can be picked by index. Each object's recent audits and repairs are kept beside its
+//! record (see [`history`]) and removed with it.
 
 pub mod audit;
 mod dense;
+pub mod history;
 pub mod placement;
 pub mod records;
 pub mod repair;
@@ -72,7 +74,7 @@ pub(crate) fn execute<S: Snapshot>(
         StorageOp::Stored { object, shards } => {
             let member = member_of(env, &signed.tx.sender)
                 .ok_or("only a cluster node may acknowledge shards, with its own key")?;
-            stored(state, member, object, shards)
+            stored(state, block.height, member, object, shards)
         }
         StorageOp::Delete { object } => {
             let record = object_record(state, object)
@@ -94,7 +96,7 @@ pub(crate) fn execute<S: Snapshot>(
         StorageOp::AuditVerdicts { epoch, verdicts } => {
             let voter = member_of(env, &signed.tx.sender)
                 .ok_or("only a cluster node may judge audits, with its own key")?;
-            audit::verdicts(env, state, voter, *epoch, verdicts)
+            audit::verdicts(env, state, block.height, voter, *epoch, verdicts)
         }
     }
 }
@@ -283,6 +285,7 @@ fn put<S: Snapshot>(
 
 fn stored<S: Snapshot>(
     state: &mut Overlay<'_, S>,
+    height: u64,
     member: u32,
     object: &Digest,
     shards: &[u16],
@@ -311,7 +314,7 @@ fn stored<S: Snapshot>(
             continue; // a repeated acknowledgement
         }
         record.stored |= 1 << shard;
-        let repaired = repair::acknowledged(state, object, &mut record, member, *shard);
+        let repaired = repair::acknowledged(state, height, object, &mut record, member, *shard);
         let was_reserved = record.status == ObjectStatus::Pending || repaired;
         update_space(state, member, |space| {
             if was_reserved {
@@ -328,8 +331,8 @@ fn stored<S: Snapshot>(
     Ok(())
 }
 
-/// Removes an object: its record, its place in its owner's and holders' lists, its space,
-/// and (beside the log) its sealed key; every node then removes its shards.
+/// Removes an object: its record and audit history, its place in its owner's and holders'
+/// lists, its space, and (beside the log) its sealed key; every node then removes its shards.
 fn remove<S: Snapshot>(state: &mut Overlay<'_, S>, id: &Digest, record: &ObjectRecord) {
     let shard_bytes = record.manifest.shard_bytes();
     for (shard, member) in record.placement.iter().enumerate() {
@@ -349,6 +352,7 @@ fn remove<S: Snapshot>(state: &mut Overlay<'_, S>, id: &Digest, record: &ObjectR
         audit::degraded().remove(state, id.as_ref());
     }
     repair::forget(state, id);
+    history::forget(state, id);
     state.delete(keys::object(id));
     update_totals(state, |totals| {
         totals.objects = totals.objects.saturating_sub(1);

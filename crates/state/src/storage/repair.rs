@@ -19,7 +19,9 @@
 use super::{
     audit::{AUDIT_INTERVAL, degraded},
     dense::Dense,
-    held, object_record,
+    held,
+    history::{self, EventKind, HistoryEvent},
+    object_record,
     placement::{self, Candidate},
     records::{NodeSpace, ObjectRecord, encode_held},
     space_of, update_space,
@@ -170,6 +172,22 @@ pub(crate) fn sweep<S: Snapshot>(env: &Env, state: &mut Overlay<'_, S>, height: 
                 order.not_before = height + intervals * AUDIT_INTERVAL;
                 state.put(keys::repair(&id), order.encode());
                 orders().remove(state, id.as_ref());
+                history::record(
+                    state,
+                    &id,
+                    HistoryEvent {
+                        kind: EventKind::RepairExpired,
+                        height,
+                        epoch: 0,
+                        shard: order.shard,
+                        member: order.member,
+                        reason: format!(
+                            "not acknowledged by height {} (attempt {}); next order not before \
+                             height {}",
+                            order.deadline, order.attempt, order.not_before
+                        ),
+                    },
+                );
             }
             if height < order.not_before {
                 continue;
@@ -263,12 +281,28 @@ fn order<S: Snapshot>(
     };
     state.put(keys::repair(id), order.encode());
     orders().push(state, id.as_ref().to_vec());
+    history::record(
+        state,
+        id,
+        HistoryEvent {
+            kind: EventKind::RepairOrdered,
+            height,
+            epoch: 0,
+            shard: shard as u16,
+            member,
+            reason: format!(
+                "attempt {attempt}, replacing member {from}, due by height {}",
+                order.deadline
+            ),
+        },
+    );
 }
 
-/// Called when `member` acknowledges `shard` of `id`: if that closes a repair, the shard is
-/// no longer lost and the reservation is used. Returns whether a repair closed.
+/// Called when `member` acknowledges `shard` of `id` at `height`: if that closes a repair, the
+/// shard is no longer lost and the reservation is used. Returns whether a repair closed.
 pub(crate) fn acknowledged<S: Snapshot>(
     state: &mut Overlay<'_, S>,
+    height: u64,
     id: &Digest,
     record: &mut ObjectRecord,
     member: u32,
@@ -288,6 +322,18 @@ pub(crate) fn acknowledged<S: Snapshot>(
     if record.lost == 0 {
         degraded().remove(state, id.as_ref());
     }
+    history::record(
+        state,
+        id,
+        HistoryEvent {
+            kind: EventKind::RepairDone,
+            height,
+            epoch: 0,
+            shard,
+            member,
+            reason: String::new(),
+        },
+    );
     true
 }
 

@@ -749,6 +749,183 @@ mod audits {
         assert_eq!(second.deadline, second.height + ORDER_HEIGHTS);
     }
 
+    fn history(c: &Cluster, id: &Digest) -> crate::storage::history::ObjectHistory {
+        crate::storage::history::ObjectHistory::decode(&c.state[&keys::object_history(id)])
+            .expect("decodes")
+    }
+
+    #[test]
+    fn an_objects_history_records_a_failed_audit_its_repair_and_the_repairs_completion() {
+        use crate::storage::{history::EventKind, repair::RepairOrder};
+        let mut a = Audited::with_nodes(5);
+        a.seed(AUDIT_INTERVAL);
+        let bad = a.epoch().members[0];
+        let challenge = a.challenge(bad);
+        let id = challenge.object;
+        for voter in (0..5).filter(|m| *m != bad).take(2) {
+            a.verdict(voter, bad, false);
+        }
+        let failed_at = a.c.height;
+        let events = history(&a.c, &id).events;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::AuditFailed);
+        assert_eq!(
+            (events[0].epoch, events[0].shard, events[0].member),
+            (1, challenge.shard, bad)
+        );
+        assert_eq!(events[0].height, failed_at);
+        assert_eq!(events[0].reason, format!("forged by {bad}"));
+        // The next block orders the repair.
+        let node0 = a.c.nodes[0].clone();
+        a.c.ok(
+            &node0,
+            StorageOp::Offer {
+                capacity_bytes: 1 << 30,
+            },
+        );
+        let order = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("ordered");
+        let events = history(&a.c, &id).events;
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].kind, EventKind::RepairOrdered, "newest first");
+        assert_eq!(
+            (events[0].height, events[0].shard, events[0].member),
+            (order.height, order.shard, order.member)
+        );
+        assert!(
+            events[0]
+                .reason
+                .contains(&format!("replacing member {bad}")),
+            "{}",
+            events[0].reason
+        );
+        // The new holder acknowledges: the repair is done.
+        let node = a.c.nodes[order.member as usize].clone();
+        a.c.ok(
+            &node,
+            StorageOp::Stored {
+                object: id,
+                shards: vec![order.shard],
+            },
+        );
+        let events = history(&a.c, &id).events;
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                EventKind::RepairDone,
+                EventKind::RepairOrdered,
+                EventKind::AuditFailed
+            ]
+        );
+        assert_eq!(
+            (events[0].height, events[0].member),
+            (a.c.height, order.member)
+        );
+        // Passing audits are recorded too, on the history of the object they concern.
+        let passer = a.epoch().members[1];
+        let passed = a.challenge(passer);
+        for voter in (0..5).filter(|m| *m != passer).take(2) {
+            a.verdict(voter, passer, true);
+        }
+        let newest = history(&a.c, &passed.object).events[0].clone();
+        assert_eq!(newest.kind, EventKind::AuditPassed);
+        assert_eq!((newest.member, newest.shard), (passer, passed.shard));
+        assert!(newest.reason.is_empty());
+    }
+
+    #[test]
+    fn an_expired_repair_is_in_the_history() {
+        use crate::storage::{history::EventKind, repair::RepairOrder};
+        let mut a = Audited::with_nodes(5);
+        a.seed(AUDIT_INTERVAL);
+        let bad = a.epoch().members[0];
+        for voter in (0..5).filter(|m| *m != bad).take(2) {
+            a.verdict(voter, bad, false);
+        }
+        let id = a.challenge(bad).object;
+        let node0 = a.c.nodes[0].clone();
+        let offer = StorageOp::Offer {
+            capacity_bytes: 1 << 30,
+        };
+        a.c.ok(&node0, offer.clone());
+        let order = RepairOrder::decode(&a.c.state[&keys::repair(&id)]).expect("ordered");
+        a.at(order.deadline + 1);
+        a.c.ok(&node0, offer);
+        let newest = history(&a.c, &id).events[0].clone();
+        assert_eq!(newest.kind, EventKind::RepairExpired);
+        assert_eq!(
+            (newest.height, newest.member),
+            (order.deadline + 1, order.member)
+        );
+        assert!(
+            newest
+                .reason
+                .contains(&format!("not acknowledged by height {}", order.deadline)),
+            "{}",
+            newest.reason
+        );
+    }
+
+    #[test]
+    fn an_objects_history_keeps_the_newest_64_events() {
+        use crate::storage::history::{EventKind, HISTORY_LEN, HistoryEvent, ObjectHistory};
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        let challenge = a.challenge(0);
+        let id = challenge.object;
+        let old = ObjectHistory {
+            events: (0..HISTORY_LEN as u64)
+                .rev()
+                .map(|height| HistoryEvent {
+                    kind: EventKind::AuditPassed,
+                    height,
+                    epoch: 0,
+                    shard: 0,
+                    member: 1,
+                    reason: String::new(),
+                })
+                .collect(),
+        };
+        a.c.state.insert(keys::object_history(&id), old.encode());
+        a.verdict(1, 0, false);
+        a.verdict(2, 0, false);
+        let events = history(&a.c, &id).events;
+        assert_eq!(events.len(), HISTORY_LEN);
+        assert_eq!(events[0].kind, EventKind::AuditFailed);
+        assert_eq!(events[1].height, HISTORY_LEN as u64 - 1);
+        assert_eq!(
+            events[HISTORY_LEN - 1].height,
+            1,
+            "the oldest event is dropped"
+        );
+    }
+
+    #[test]
+    fn deleting_an_object_deletes_its_history() {
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        a.verdict(0, 1, false);
+        a.verdict(2, 1, false);
+        let object = a.challenge(1).object;
+        assert!(a.c.state.contains_key(&keys::object_history(&object)));
+        a.c.ok(&owner(), StorageOp::Delete { object });
+        assert!(!a.c.state.contains_key(&keys::object_history(&object)));
+        assert!(!a.c.state.contains_key(&keys::object(&object)));
+    }
+
+    #[test]
+    fn a_verdict_settled_after_a_deletion_leaves_no_history() {
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        let object = a.challenge(0).object;
+        a.c.ok(&owner(), StorageOp::Delete { object });
+        a.verdict(1, 0, false);
+        a.verdict(2, 0, false);
+        assert_eq!(a.challenge(0).status, ChallengeStatus::Failed);
+        assert!(!a.c.state.contains_key(&keys::object_history(&object)));
+        assert!(!a.c.state.contains_key(&keys::object(&object)));
+    }
+
     /// Epochs of audits with seeded randomness: f byzantine voters vote against honest
     /// holders and for a lying holder, in random order, and a flapping holder fails every
     /// other epoch. Whatever the order: an honest holder is never failed, the liar is failed
