@@ -14,6 +14,7 @@
 //!            | 0x04 object [32]                                 Delete  (the owner)
 //!            | 0x05 CertifiedCheckpoint                         AuditSeed (a node)
 //!            | 0x06 epoch u64 | verdicts (varint count, Verdict*)  AuditVerdicts (a node)
+//!            | 0x07 object [32] | shards (varint count, u16*)   Lost    (a placed node)
 //! Verdict := member u32 | object [32] | shard u16 | passed u8 | reason (varint len, UTF-8)
 //! ObjectManifest := version u8 (1) | size u64 | k u16 | m u16 | segment_bytes u32
 //!                 | roots (varint count = k+m, [32]*) | sealed_key Detachable
@@ -283,6 +284,15 @@ pub enum StorageOp {
         /// One verdict per audited member the sender checked.
         verdicts: Vec<Verdict>,
     },
+    /// A placed node no longer has these shards of `object` (its disk was lost or replaced,
+    /// or a shard failed its checks): they are marked lost at once and repaired, instead of
+    /// waiting for an audit to find them one epoch at a time (sent with the node's own key).
+    Lost {
+        /// The object.
+        object: Digest,
+        /// Shard indices, each placed on the sender.
+        shards: Vec<u16>,
+    },
 }
 
 const TAG_OFFER: u8 = 1;
@@ -291,6 +301,7 @@ const TAG_STORED: u8 = 3;
 const TAG_DELETE: u8 = 4;
 const TAG_AUDIT_SEED: u8 = 5;
 const TAG_AUDIT_VERDICTS: u8 = 6;
+const TAG_LOST: u8 = 7;
 
 /// Most verdicts one [`StorageOp::AuditVerdicts`] carries (one per member).
 pub const MAX_VERDICTS: usize = crate::limits::MAX_NODES;
@@ -378,6 +389,7 @@ impl StorageOp {
             StorageOp::Delete { .. } => "object_delete",
             StorageOp::AuditSeed(_) => "audit_seed",
             StorageOp::AuditVerdicts { .. } => "audit_verdicts",
+            StorageOp::Lost { .. } => "object_lost",
         }
     }
 }
@@ -393,8 +405,13 @@ impl Write for StorageOp {
                 TAG_PUT.write(buf);
                 manifest.write(buf);
             }
-            StorageOp::Stored { object, shards } => {
-                TAG_STORED.write(buf);
+            StorageOp::Stored { object, shards } | StorageOp::Lost { object, shards } => {
+                let tag = if matches!(self, StorageOp::Stored { .. }) {
+                    TAG_STORED
+                } else {
+                    TAG_LOST
+                };
+                tag.write(buf);
                 object.write(buf);
                 UInt(shards.len() as u64).write(buf);
                 for shard in shards {
@@ -426,7 +443,7 @@ impl EncodeSize for StorageOp {
         1 + match self {
             StorageOp::Offer { .. } => 8,
             StorageOp::Put(manifest) => manifest.encode_size(),
-            StorageOp::Stored { shards, .. } => {
+            StorageOp::Stored { shards, .. } | StorageOp::Lost { shards, .. } => {
                 32 + UInt(shards.len() as u64).encode_size() + shards.len() * 2
             }
             StorageOp::Delete { .. } => 32,
@@ -448,19 +465,27 @@ impl Read for StorageOp {
                 capacity_bytes: u64::read(buf)?,
             }),
             TAG_PUT => Ok(StorageOp::Put(Box::new(ObjectManifest::read(buf)?))),
-            TAG_STORED => {
+            tag @ (TAG_STORED | TAG_LOST) => {
                 let object = Digest::read(buf)?;
                 let count = UInt::<u64>::read(buf)?.0;
                 if count == 0 || count > MAX_SHARDS as u64 {
                     return Err(CodecError::Invalid(
-                        "StorageOp::Stored",
+                        if tag == TAG_STORED {
+                            "StorageOp::Stored"
+                        } else {
+                            "StorageOp::Lost"
+                        },
                         "1 to 64 shard indices",
                     ));
                 }
                 let shards = (0..count)
                     .map(|_| u16::read(buf))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(StorageOp::Stored { object, shards })
+                Ok(if tag == TAG_STORED {
+                    StorageOp::Stored { object, shards }
+                } else {
+                    StorageOp::Lost { object, shards }
+                })
             }
             TAG_DELETE => Ok(StorageOp::Delete {
                 object: Digest::read(buf)?,
@@ -682,6 +707,29 @@ mod tests {
                 ],
             },
         ]
+    }
+
+    /// `Lost` came after the fixture above was frozen: its own fixture leaves the older
+    /// encodings provably unchanged.
+    #[test]
+    fn lost_op_fixture() {
+        let op = StorageOp::Lost {
+            object: manifest().id(),
+            shards: vec![1, 2],
+        };
+        let bytes = op.encode();
+        assert_eq!(bytes.len(), op.encode_size());
+        assert_eq!(decode::<StorageOp>(&bytes).expect("decodes"), op);
+        assert_eq!(
+            hex::encode(&bytes),
+            format!("07{}0200010002", hex::encode(manifest().id())),
+            "the Lost op's encoding is frozen"
+        );
+        let empty = StorageOp::Lost {
+            object: manifest().id(),
+            shards: vec![],
+        };
+        assert!(decode::<StorageOp>(&empty.encode()).is_err(), "no shards");
     }
 
     #[test]

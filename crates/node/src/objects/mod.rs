@@ -153,6 +153,8 @@ pub struct Shards<E: Runtime> {
     pub(crate) repairing: Arc<std::sync::atomic::AtomicBool>,
     /// Where the next background pass starts in the list of local shards.
     pass_offset: Arc<std::sync::atomic::AtomicUsize>,
+    /// Where the next pass starts in this node's list of held shards.
+    held_offset: Arc<std::sync::atomic::AtomicUsize>,
     /// Asking peers for proofs and blocks, and answering them.
     pub(crate) peers: peers::Peers,
     /// The next transaction nonce (starts at the clock, so restarts never reuse one).
@@ -177,6 +179,7 @@ impl<E: Runtime> Clone for Shards<E> {
             audit: self.audit.clone(),
             repairing: self.repairing.clone(),
             pass_offset: self.pass_offset.clone(),
+            held_offset: self.held_offset.clone(),
             peers: self.peers.clone(),
             nonce: self.nonce.clone(),
             tree: self.tree.clone(),
@@ -220,6 +223,7 @@ impl<E: Runtime> Shards<E> {
             audit: Arc::default(),
             repairing: Arc::default(),
             pass_offset: Arc::default(),
+            held_offset: Arc::default(),
             peers,
             tree: Arc::default(),
         };
@@ -318,6 +322,7 @@ impl<E: Runtime> Shards<E> {
         self.offer().await;
         self.audit_pass().await;
         self.repair_pass().await;
+        self.declare_missing().await;
         let store = self.store.clone();
         let Some(local) = self.blocking(move || store.list()).await else {
             return;
@@ -399,6 +404,92 @@ impl<E: Runtime> Shards<E> {
                 );
             }
         }
+    }
+
+    /// Declares lost the shards the state says this node holds but its store lacks (a
+    /// replaced disk, a shard quarantined as corrupt), a window of the held list per pass, so
+    /// they are repaired now instead of one audit epoch at a time.
+    async fn declare_missing(&self) {
+        let count = crate::api::objects::count_at(&self.node, keys::held_count(self.member)).await;
+        if count == 0 {
+            return;
+        }
+        let start = self
+            .held_offset
+            .fetch_add(MAX_PASS_SHARDS, Ordering::Relaxed) as u64
+            % count;
+        let slots: Vec<Digest> = (0..count.min(MAX_PASS_SHARDS as u64))
+            .map(|i| keys::held_at(self.member, (start + i) % count))
+            .collect();
+        let mut missing: BTreeMap<Digest, Vec<u16>> = BTreeMap::new();
+        for item in self.node.values(slots).await.into_iter().flatten() {
+            let Ok((object, shard)) = welkin_state::storage::records::decode_held(&item) else {
+                continue;
+            };
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(object.as_ref());
+            if !self.store.contains(&ShardId {
+                object: bytes,
+                index: shard,
+            }) {
+                missing.entry(object).or_default().push(shard);
+            }
+        }
+        for (object, shards) in missing {
+            let Some(record) = self
+                .node
+                .value(keys::object(&object))
+                .await
+                .and_then(|bytes| ObjectRecord::decode(&bytes).ok())
+            else {
+                continue;
+            };
+            // Only shards acknowledged here and not already lost (one under repair to this
+            // node is lost until it is rebuilt).
+            let shards: Vec<u16> = shards
+                .into_iter()
+                .filter(|&shard| {
+                    let at = usize::from(shard);
+                    record.placement.get(at) == Some(&self.member)
+                        && record.is_stored(at)
+                        && record.lost & (1 << at) == 0
+                })
+                .collect();
+            if shards.is_empty() || !self.due(&object, &shards) {
+                continue;
+            }
+            warn!(object = %hex::encode(object), ?shards, "declaring shards this node lacks lost");
+            self.submit(StorageOp::Lost { object, shards }).await;
+        }
+    }
+
+    /// Whether a transaction about `shards` of `object` may go out now: none went out in
+    /// the last [`RESUBMIT_MS`]. Records that one does.
+    fn due(&self, object: &Digest, shards: &[u16]) -> bool {
+        let time = self.now_ms();
+        let mut submitted = self.submitted.lock().expect("not poisoned");
+        let mut object_bytes = [0u8; 32];
+        object_bytes.copy_from_slice(object.as_ref());
+        let ids: Vec<ShardId> = shards
+            .iter()
+            .map(|&index| ShardId {
+                object: object_bytes,
+                index,
+            })
+            .collect();
+        if ids.iter().any(|id| {
+            submitted
+                .get(id)
+                .is_some_and(|at| time.saturating_sub(*at) < RESUBMIT_MS)
+        }) {
+            return false;
+        }
+        // Forget entries that are long past, so the map stays bounded by recent work.
+        submitted.retain(|_, at| time.saturating_sub(*at) < 10 * RESUBMIT_MS);
+        for id in ids {
+            submitted.insert(id, time);
+        }
+        true
     }
 
     /// Offers the configured capacity if the committed offer differs.

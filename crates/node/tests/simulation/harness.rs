@@ -353,6 +353,21 @@ pub(crate) async fn start_node_as(
     Running { node, task }
 }
 
+/// Crashes running node `index` of `cluster`: records in `gaps` the recent heights it had not
+/// certified (it restarts without their roots) and aborts its task. Returns the height it
+/// had applied.
+pub(crate) async fn crash(cluster: &mut Cluster, index: usize, gaps: &mut Gaps) -> u64 {
+    let old = cluster.nodes[index].take().expect("the node is up");
+    let height = old.status().height;
+    for at in height.saturating_sub(32).max(1)..height {
+        if old.checkpoint(at).await.is_none() {
+            gaps.entry(index).or_default().insert(at);
+        }
+    }
+    cluster.tasks[index].take().expect("running").abort();
+    height
+}
+
 /// Starts node `index` as a byzantine conflicter: it votes for conflicting proposals.
 pub(crate) async fn start_conflicter(context: &Ctx, net: &Net, fixture: &Fixture, index: usize) {
     let key = fixture.keys[index].clone();

@@ -151,27 +151,15 @@ async fn chaos(
             .sleep(Duration::from_millis(300 + dice.roll(1_500)))
             .await;
         let victim = victims[dice.roll(victims.len() as u64) as usize];
-        let old = cluster.nodes[victim]
-            .take()
-            .expect("victims are honest and up");
-        let status = old.status();
-        // It will restart without the roots of the heights it had not certified yet.
-        for height in status.height.saturating_sub(32).max(1)..status.height {
-            if old.checkpoint(height).await.is_none() {
-                gaps.entry(victim).or_default().insert(height);
-            }
-        }
-        cluster.tasks[victim].take().expect("running").abort();
-        drop(old);
+        let height = crash(cluster, victim, &mut gaps).await;
         context
             .sleep(Duration::from_millis(200 + dice.roll(2_000)))
             .await;
         let running = start_node_as(context, net, fixture, victim, &Role::Honest(0), life).await;
         assert!(
-            running.node.status().height >= status.height,
-            "node {victim} restarted at {} below its pre-crash height {}",
+            running.node.status().height >= height,
+            "node {victim} restarted at {} below its pre-crash height {height}",
             running.node.status().height,
-            status.height
         );
         cluster.nodes[victim] = Some(running.node);
         cluster.tasks[victim] = Some(running.task);

@@ -9,7 +9,8 @@
 //!   repair orders and audit records are identical on every honest node.
 //! - A node that flaps (down for an epoch, up for an epoch) loses at most one shard per epoch
 //!   it misses, repairs are ordered at most once per lost shard (no storm), and every object
-//!   ends healthy.
+//!   ends healthy. Then a node whose disk is replaced declares its missing shards lost at
+//!   once, and they are repaired well before audits alone would have found them.
 
 use crate::{harness::*, runner, tamper::Lie};
 use commonware_cryptography::Signer as _;
@@ -482,16 +483,7 @@ pub(crate) fn flapping_node_does_not_storm(seed: u64) {
         let start_height = common_height(&cluster.nodes);
         let mut gaps = Gaps::new();
         for life in 1..=3u32 {
-            let old = cluster.nodes[flapper].take().expect("up");
-            let status = old.status();
-            // It restarts without the roots of the heights it had not certified yet.
-            for height in status.height.saturating_sub(32).max(1)..status.height {
-                if old.checkpoint(height).await.is_none() {
-                    gaps.entry(flapper).or_default().insert(height);
-                }
-            }
-            cluster.tasks[flapper].take().expect("running").abort();
-            drop(old);
+            crash(&mut cluster, flapper, &mut gaps).await;
             let down_until = context.current() + epoch;
             while context.current() < down_until {
                 for id in &ids {
@@ -549,6 +541,78 @@ pub(crate) fn flapping_node_does_not_storm(seed: u64) {
                 "an object ordered repaired more than twice: {order:?}"
             );
         }
+
+        // A replaced disk: node 1 restarts with an empty shard store. It declares what it
+        // lacks lost at once, so every object is healthy again well before audits (one
+        // shard per epoch) would have found them all.
+        let wiped = 1usize;
+        let mut held = 0;
+        for id in &ids {
+            let record = record(&entry, id).await.expect("recorded");
+            held += record
+                .placement
+                .iter()
+                .filter(|m| **m == wiped as u32)
+                .count();
+        }
+        assert!(held >= 2, "the wiped node held {held} shards");
+        crash(&mut cluster, wiped, &mut gaps).await;
+        let directory = fixture
+            .shard_dir
+            .as_ref()
+            .expect("storage")
+            .path()
+            .join(format!("node{wiped}"));
+        std::fs::remove_dir_all(&directory).expect("the disk is replaced");
+        let running = start_node_as(&context, &net, &fixture, wiped, &Role::Honest(0), 9).await;
+        cluster.tasks[wiped] = Some(running.task);
+        cluster.nodes[wiped] = Some(running.node);
+        let restarted_at = common_height(&cluster.nodes);
+        let recovered = eventually(&context, Duration::from_secs(900), || async {
+            for node in cluster.nodes.iter().flatten() {
+                for id in &ids {
+                    let Some(record) = record(node, id).await else {
+                        return false;
+                    };
+                    if record.healthy_count() != LAYOUT.shards() {
+                        return false;
+                    }
+                }
+            }
+            // And the wiped node holds again every shard placed on it.
+            let store = cluster.nodes[wiped]
+                .as_ref()
+                .expect("up")
+                .shards()
+                .expect("storage")
+                .store()
+                .clone();
+            for id in &ids {
+                let record = record(&entry, id).await.expect("recorded");
+                for (shard, member) in record.placement.iter().enumerate() {
+                    if *member == wiped as u32
+                        && !store.contains(&ShardId {
+                            object: id.as_ref().try_into().expect("32 bytes"),
+                            index: shard as u16,
+                        })
+                    {
+                        return false;
+                    }
+                }
+            }
+            true
+        })
+        .await;
+        assert!(
+            recovered,
+            "every object is healthy again after the disk was replaced"
+        );
+        let recovered_at = common_height(&cluster.nodes);
+        assert!(
+            recovered_at - restarted_at < (held as u64 - 1) * AUDIT_INTERVAL,
+            "{held} lost shards repaired in {} heights: audits alone would need {held} epochs",
+            recovered_at - restarted_at
+        );
         check_invariants(&context, &fixture, &cluster.nodes, &BTreeMap::new(), &gaps).await;
     })
 }

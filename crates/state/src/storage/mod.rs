@@ -76,6 +76,11 @@ pub(crate) fn execute<S: Snapshot>(
                 .ok_or("only a cluster node may acknowledge shards, with its own key")?;
             stored(state, block.height, member, object, shards)
         }
+        StorageOp::Lost { object, shards } => {
+            let member = member_of(env, &signed.tx.sender)
+                .ok_or("only a cluster node may declare its shards lost, with its own key")?;
+            lost(state, member, object, shards)
+        }
         StorageOp::Delete { object } => {
             let record = object_record(state, object)
                 .ok_or_else(|| format!("no object {}", hex::encode(object)))?;
@@ -328,6 +333,35 @@ fn stored<S: Snapshot>(
         record.status = ObjectStatus::Stored;
     }
     state.put(keys::object(object), record.encode());
+    Ok(())
+}
+
+/// A holder declares shards of `object` placed on it lost: each stored, healthy one is
+/// marked lost (repair takes it from there). The holder's audit record is left alone: saying
+/// so is what an honest node does, and its silence would fail audits anyway.
+fn lost<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    member: u32,
+    object: &Digest,
+    shards: &[u16],
+) -> Result<(), String> {
+    let mut record =
+        object_record(state, object).ok_or_else(|| format!("no object {}", hex::encode(object)))?;
+    for &shard in shards {
+        let at = usize::from(shard);
+        if record.placement.get(at) != Some(&member) {
+            return Err(format!(
+                "shard {shard} of object {} is not placed on member {member}",
+                hex::encode(object)
+            ));
+        }
+    }
+    for &shard in shards {
+        let at = usize::from(shard);
+        if record.is_stored(at) && record.lost & (1 << at) == 0 {
+            audit::mark_lost(state, object, &mut record, at);
+        }
+    }
     Ok(())
 }
 

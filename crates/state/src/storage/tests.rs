@@ -196,6 +196,78 @@ fn a_put_is_placed_reserved_and_stored_once_every_holder_acknowledges() {
 }
 
 #[test]
+fn a_holder_declares_lost_shards_and_they_are_marked_lost_at_once() {
+    let mut c = Cluster::new(4);
+    c.offer_all(1 << 30);
+    let object = manifest(3 << 20, 1);
+    let id = object.id();
+    c.ok(&owner(), StorageOp::Put(Box::new(object)));
+    let record = c.record(&id).expect("recorded");
+    let (holder, other) = (record.placement[1], record.placement[2]);
+    let holder_key = c.nodes[holder as usize].clone();
+    // Not yet stored: declaring it lost changes nothing (the upload window handles it).
+    c.ok(
+        &holder_key,
+        StorageOp::Lost {
+            object: id,
+            shards: vec![1],
+        },
+    );
+    assert_eq!(c.record(&id).expect("recorded").lost, 0);
+    for (shard, member) in record.placement.iter().enumerate() {
+        let node = c.nodes[*member as usize].clone();
+        c.ok(
+            &node,
+            StorageOp::Stored {
+                object: id,
+                shards: vec![shard as u16],
+            },
+        );
+    }
+    // Only the shard's own holder may declare it lost, and only a node.
+    let other_key = c.nodes[other as usize].clone();
+    let detail = c.refused(
+        &other_key,
+        StorageOp::Lost {
+            object: id,
+            shards: vec![1],
+        },
+    );
+    assert!(detail.contains("is not placed on member"), "{detail}");
+    let detail = c.refused(
+        &owner(),
+        StorageOp::Lost {
+            object: id,
+            shards: vec![1],
+        },
+    );
+    assert!(detail.contains("only a cluster node"), "{detail}");
+    assert_eq!(c.record(&id).expect("recorded").lost, 0);
+    c.ok(
+        &holder_key,
+        StorageOp::Lost {
+            object: id,
+            shards: vec![1],
+        },
+    );
+    let after = c.record(&id).expect("recorded");
+    assert_eq!(after.lost, 1 << 1, "the declared shard is lost");
+    assert_eq!(after.healthy_count(), 3);
+    assert_eq!(c.count(keys::degraded_count()), 1, "listed for repair");
+    // Declaring it again marks nothing more (the block's repair sweep may have ordered its
+    // rebuild meanwhile, which changes the record in its own way).
+    c.ok(
+        &holder_key,
+        StorageOp::Lost {
+            object: id,
+            shards: vec![1],
+        },
+    );
+    assert_eq!(c.record(&id).expect("recorded").lost, after.lost);
+    assert_eq!(c.count(keys::degraded_count()), 1);
+}
+
+#[test]
 fn acknowledgements_and_offers_come_only_from_the_right_node() {
     let mut c = Cluster::new(4);
     let detail = c.refused(&owner(), StorageOp::Offer { capacity_bytes: 10 });

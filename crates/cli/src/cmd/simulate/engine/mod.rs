@@ -281,6 +281,7 @@ impl<'a> Sim<'a> {
         // Epochs start past the set-up blocks.
         let base = (self.height / AUDIT_INTERVAL + 1) * AUDIT_INTERVAL;
         self.height = base;
+        self.declare_missing();
         self.acknowledge_repairs();
         self.seed(base);
         self.judge();

@@ -89,6 +89,30 @@ impl Sim<'_> {
         }
     }
 
+    /// Nodes that are up declare lost the shards placed on them that their disk lacks (a
+    /// node back with an empty disk), as real nodes do on their background pass.
+    pub(super) fn declare_missing(&mut self) {
+        let mut declarations = Vec::new();
+        for id in self.objects.clone() {
+            let record = self.record(&id);
+            let mut by_member: std::collections::BTreeMap<u32, Vec<u16>> = Default::default();
+            for (shard, member) in record.placement.iter().enumerate() {
+                if self.up[*member as usize]
+                    && record.is_stored(shard)
+                    && record.lost & (1 << shard) == 0
+                    && !self.disks[*member as usize].contains(&(id, shard as u16))
+                {
+                    by_member.entry(*member).or_default().push(shard as u16);
+                }
+            }
+            for (member, shards) in by_member {
+                let key = self.keys[member as usize].clone();
+                declarations.push(self.tx(&key, StorageOp::Lost { object: id, shards }));
+            }
+        }
+        self.blocks(declarations);
+    }
+
     /// New holders that are up rebuild and acknowledge the shards ordered to them in an
     /// earlier epoch, if `k` other shards can be read from nodes that are up.
     pub(super) fn acknowledge_repairs(&mut self) {
