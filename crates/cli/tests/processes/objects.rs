@@ -256,9 +256,11 @@ pub(crate) fn stored_objects(cluster: &mut Cluster, dir: &Path) {
     );
     let log = obj_json(&["obj", "audit-log", "--json", "--api", &api(2), &id]);
     assert!(
-        log["events"].as_array().expect("events").iter().any(|e| {
-            e["kind"] == "audit_failed" && e["member"].as_u64() == Some(holder0 as u64)
-        }),
+        log["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| { e["kind"] == "audit_failed" && e["node"] == name.as_str() }),
         "the object's audit log lists the failed audit: {log}"
     );
     // Delete another node's shard file outright: same story.
