@@ -159,6 +159,10 @@ impl<E: Runtime> Shards<E> {
             let Some(record) = self.record_of(&challenge.object).await else {
                 continue;
             };
+            if record.placement.get(usize::from(challenge.shard)) != Some(&member) {
+                // Moved away during the epoch: nobody's to prove (the state agrees).
+                continue;
+            }
             let Some(verdict) = self.check(member, &challenge, &record).await else {
                 continue; // unreachable now: asked again next pass
             };

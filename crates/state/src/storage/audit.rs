@@ -321,6 +321,14 @@ pub(crate) fn seed<S: Snapshot>(
             continue;
         };
         if challenge.status == ChallengeStatus::Open {
+            // A shard deleted or moved away during the epoch is nobody's to prove: its
+            // holder is not blamed for the silence.
+            let still_placed = object_record(state, &challenge.object).is_some_and(|object| {
+                object.placement.get(usize::from(challenge.shard)) == Some(member)
+            });
+            if !still_placed {
+                continue;
+            }
             challenge.status = ChallengeStatus::Failed;
             challenge.reason = format!(
                 "no proof was found good by {} nodes within epoch {}",

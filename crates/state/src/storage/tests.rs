@@ -683,6 +683,37 @@ mod audits {
     }
 
     #[test]
+    fn a_challenge_on_an_object_deleted_mid_epoch_blames_nobody() {
+        let mut a = Audited::new();
+        a.seed(AUDIT_INTERVAL);
+        let object = a.challenge(1).object;
+        let holders: Vec<u32> = a
+            .epoch()
+            .members
+            .iter()
+            .copied()
+            .filter(|m| a.challenge(*m).object == object)
+            .collect();
+        assert!(holders.contains(&1));
+        let members = a.epoch().members.clone();
+        a.c.ok(&owner(), StorageOp::Delete { object });
+        // Nobody answers (nobody can): the next epoch does not fail the holders of the
+        // deleted object, and still fails the others as unanswered.
+        a.seed(2 * AUDIT_INTERVAL);
+        for member in members {
+            let record = AuditRecord::decode(
+                a.c.state
+                    .get(&keys::audit_record(member))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&AuditRecord::default().encode()),
+            )
+            .expect("decodes");
+            let expected = u64::from(!holders.contains(&member));
+            assert_eq!(record.failed, expected, "member {member}");
+        }
+    }
+
+    #[test]
     fn deleting_a_degraded_object_leaves_the_degraded_list() {
         let mut a = Audited::new();
         a.seed(AUDIT_INTERVAL);
