@@ -118,6 +118,23 @@ async fn record(node: &Node, id: &Digest) -> Option<ObjectRecord> {
         .and_then(|v| ObjectRecord::decode(&v).ok())
 }
 
+/// Whether every node of `nodes` has a record of every object of `ids`, and each satisfies
+/// `good`.
+async fn every_record<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    ids: &[Digest],
+    good: impl Fn(&ObjectRecord) -> bool,
+) -> bool {
+    for node in nodes {
+        for id in ids {
+            if !record(node, id).await.is_some_and(|r| good(&r)) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 async fn audit_record(node: &Node, member: u32) -> AuditRecord {
     node.value(keys::audit_record(member))
         .await
@@ -293,17 +310,10 @@ pub(crate) fn audits_catch_a_liar(seed: u64) -> (Digest, String) {
         // its false claim).
         let ids: Vec<Digest> = objects.iter().map(|(o, _)| o.id).collect();
         let stored = eventually(&context, Duration::from_secs(60), || async {
-            for (_, node) in &honest {
-                for id in &ids {
-                    let Some(record) = record(node, id).await else {
-                        return false;
-                    };
-                    if record.stored_count() != LAYOUT.shards() {
-                        return false;
-                    }
-                }
-            }
-            true
+            every_record(honest.iter().map(|(_, n)| n), &ids, |r| {
+                r.stored_count() == LAYOUT.shards()
+            })
+            .await
         })
         .await;
         assert!(stored, "every shard is acknowledged");
@@ -353,18 +363,10 @@ pub(crate) fn audits_catch_a_liar(seed: u64) -> (Digest, String) {
         // Repaired: every shard the liar held moves to an honest node, which rebuilds it
         // from the others' blocks, and every object is healthy again.
         let repaired = eventually(&context, Duration::from_secs(1200), || async {
-            for (_, node) in &honest {
-                for id in &ids {
-                    let Some(record) = record(node, id).await else {
-                        return false;
-                    };
-                    if record.placement.contains(&liar) || record.healthy_count() != LAYOUT.shards()
-                    {
-                        return false;
-                    }
-                }
-            }
-            true
+            every_record(honest.iter().map(|(_, n)| n), &ids, |r| {
+                !r.placement.contains(&liar) && r.healthy_count() == LAYOUT.shards()
+            })
+            .await
         })
         .await;
         assert!(repaired, "every object is repaired away from the liar");
@@ -520,17 +522,10 @@ pub(crate) fn flapping_node_does_not_storm(seed: u64) {
             orders.len()
         );
         let healthy = eventually(&context, Duration::from_secs(900), || async {
-            for node in cluster.nodes.iter().flatten() {
-                for id in &ids {
-                    let Some(record) = record(node, id).await else {
-                        return false;
-                    };
-                    if record.healthy_count() != LAYOUT.shards() {
-                        return false;
-                    }
-                }
-            }
-            true
+            every_record(cluster.nodes.iter().flatten(), &ids, |r| {
+                r.healthy_count() == LAYOUT.shards()
+            })
+            .await
         })
         .await;
         assert!(healthy, "every object ends healthy");
@@ -569,15 +564,12 @@ pub(crate) fn flapping_node_does_not_storm(seed: u64) {
         cluster.nodes[wiped] = Some(running.node);
         let restarted_at = common_height(&cluster.nodes);
         let recovered = eventually(&context, Duration::from_secs(900), || async {
-            for node in cluster.nodes.iter().flatten() {
-                for id in &ids {
-                    let Some(record) = record(node, id).await else {
-                        return false;
-                    };
-                    if record.healthy_count() != LAYOUT.shards() {
-                        return false;
-                    }
-                }
+            if !every_record(cluster.nodes.iter().flatten(), &ids, |r| {
+                r.healthy_count() == LAYOUT.shards()
+            })
+            .await
+            {
+                return false;
             }
             // And the wiped node holds again every shard placed on it.
             let store = cluster.nodes[wiped]

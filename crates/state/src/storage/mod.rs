@@ -288,14 +288,15 @@ fn put<S: Snapshot>(
     Ok(())
 }
 
-fn stored<S: Snapshot>(
+/// The record of `object`, checked to place every one of `shards` on `member` (what a
+/// holder's acknowledgement or loss may speak for).
+fn placed_record<S: Snapshot>(
     state: &mut Overlay<'_, S>,
-    height: u64,
     member: u32,
     object: &Digest,
     shards: &[u16],
-) -> Result<(), String> {
-    let mut record =
+) -> Result<ObjectRecord, String> {
+    let record =
         object_record(state, object).ok_or_else(|| format!("no object {}", hex::encode(object)))?;
     for shard in shards {
         let placed = record.placement.get(usize::from(*shard)).ok_or_else(|| {
@@ -313,6 +314,17 @@ fn stored<S: Snapshot>(
             ));
         }
     }
+    Ok(record)
+}
+
+fn stored<S: Snapshot>(
+    state: &mut Overlay<'_, S>,
+    height: u64,
+    member: u32,
+    object: &Digest,
+    shards: &[u16],
+) -> Result<(), String> {
+    let mut record = placed_record(state, member, object, shards)?;
     let shard_bytes = record.manifest.shard_bytes();
     for shard in shards {
         if record.is_stored(usize::from(*shard)) {
@@ -345,17 +357,7 @@ fn lost<S: Snapshot>(
     object: &Digest,
     shards: &[u16],
 ) -> Result<(), String> {
-    let mut record =
-        object_record(state, object).ok_or_else(|| format!("no object {}", hex::encode(object)))?;
-    for &shard in shards {
-        let at = usize::from(shard);
-        if record.placement.get(at) != Some(&member) {
-            return Err(format!(
-                "shard {shard} of object {} is not placed on member {member}",
-                hex::encode(object)
-            ));
-        }
-    }
+    let mut record = placed_record(state, member, object, shards)?;
     for &shard in shards {
         let at = usize::from(shard);
         if record.is_stored(at) && record.lost & (1 << at) == 0 {

@@ -233,7 +233,7 @@ fn a_holder_declares_lost_shards_and_they_are_marked_lost_at_once() {
             shards: vec![1],
         },
     );
-    assert!(detail.contains("is not placed on member"), "{detail}");
+    assert!(detail.contains("is placed on node"), "{detail}");
     let detail = c.refused(
         &owner(),
         StorageOp::Lost {
