@@ -1,8 +1,9 @@
 //! Storing and reading objects: the client's side of the data path.
 //!
 //! **Put.** The client reads the file twice and holds a few segments in memory whatever its
-//! size. The first pass encrypts and erasure-codes every segment (see [`welkin_object`]) only
-//! to learn each shard's Merkle root; the client then commits the manifest (the roots, the
+//! size. Both passes encode on every core ([`welkin_object::encode_reader_parallel`]). The
+//! first pass encrypts and erasure-codes every segment (see [`welkin_object`]) only to learn
+//! each shard's Merkle root; the client then commits the manifest (the roots, the
 //! layout and the object key sealed to the owner and any recipients) and learns from the
 //! committed state which node each shard is placed on. The second pass encodes again (the
 //! same key gives the same bytes) and streams shard `i` straight to its node, which checks
@@ -23,7 +24,7 @@ use std::{
     sync::mpsc,
     time::Duration,
 };
-use welkin_object::{Encoder, Layout, ObjectKey};
+use welkin_object::{Layout, ObjectKey};
 use welkin_types::{
     Digest, Payload, PrivateKey, Sender, Transaction,
     api::{ObjectInfo, ShardUploadReply},
@@ -97,6 +98,22 @@ pub struct PutOutcome {
     /// Shards that could not be uploaded, with why (at most `m`; the object is readable, and
     /// stays `pending` until its upload window closes, then `degraded`).
     pub failed_shards: Vec<String>,
+    /// Seconds spent in each phase, in order: hashing the file, committing the manifest,
+    /// uploading the shards, waiting for the nodes' acknowledgements to commit.
+    pub phase_seconds: PhaseSeconds,
+}
+
+/// Where a put's time went.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// The first pass: encoding only to learn the shard roots.
+    pub hashing: f64,
+    /// Committing the manifest and reading back the placement.
+    pub manifest: f64,
+    /// Encoding again and streaming the shards to their nodes until every node answered.
+    pub uploading: f64,
+    /// Waiting until the nodes' acknowledgements are committed.
+    pub acknowledging: f64,
 }
 
 /// A second connection profile for bulk transfers: no overall deadline, only limits on
@@ -113,38 +130,33 @@ fn bulk_agent() -> ureq::Agent {
         .into()
 }
 
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
-    reader.read_exact(buf)
-}
-
-/// Encodes the object from `open()` segment by segment, calling `each` with every encoded
-/// segment; returns the shard summaries.
+/// Encodes the object `reader` holds on every core, calling `each` with every encoded segment
+/// in order; returns the shard summaries.
 fn encode_pass(
     layout: &Layout,
     key: &ObjectKey,
     size: u64,
-    mut reader: impl Read,
-    mut each: impl FnMut(welkin_object::EncodedSegment) -> Result<(), ObjectError>,
+    reader: impl Read + Send,
+    mut each: impl FnMut(&mut welkin_object::EncodedSegment),
     progress: &(dyn Fn(u64, u64, &str) + Sync),
     phase: &str,
 ) -> Result<Vec<welkin_object::ShardSummary>, ObjectError> {
-    let mut encoder = Encoder::new(*layout, key, size).map_err(data)?;
-    let segments = layout.segments(size);
-    let mut buf = vec![0u8; layout.segment_bytes as usize];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut done = 0u64;
-    for segment in 0..segments {
-        let len = layout.segment_len(size, segment).map_err(data)? as usize;
-        read_full(&mut reader, &mut buf[..len]).map_err(|e| {
-            ObjectError::Data(format!(
-                "cannot read segment {segment} of the file ({e}); did it change while being stored?"
-            ))
-        })?;
-        let encoded = encoder.encode_segment(&buf[..len]).map_err(data)?;
-        each(encoded)?;
-        done += len as u64;
+    welkin_object::encode_reader_parallel(*layout, key, size, threads, reader, |segment| {
+        done += u64::from(layout.segment_len(size, segment.index).unwrap_or(0));
+        each(segment);
         progress(done, size, phase);
-    }
-    encoder.finish().map_err(data)
+        Ok(())
+    })
+    .map_err(|e| match e {
+        welkin_object::EncodeError::ShortRead { .. }
+        | welkin_object::EncodeError::LongRead { .. }
+        | welkin_object::EncodeError::Read(_) => ObjectError::Data(format!(
+            "cannot read the file ({e}); did it change while being stored?"
+        )),
+        other => data(other),
+    })
 }
 
 /// A `Read` over blocks sent through a channel: the body of one shard upload.
@@ -221,7 +233,7 @@ impl Client {
 
     /// Stores the `size` bytes `open()` reads (called twice: see the module docs) as an
     /// object owned by `owner`.
-    pub fn put_object<R: Read>(
+    pub fn put_object<R: Read + Send>(
         &self,
         owner: &PrivateKey,
         size: u64,
@@ -233,15 +245,24 @@ impl Client {
         let genesis = self.genesis()?;
         let cluster = genesis.cluster_id();
         let key = ObjectKey::generate(&mut commonware_utils::sys_rng());
+        let mut phases = PhaseSeconds::default();
+        let mut clock = std::time::Instant::now();
+        let mut lap = || {
+            let now = std::time::Instant::now();
+            let seconds = (now - clock).as_secs_f64();
+            clock = now;
+            seconds
+        };
         let summaries = encode_pass(
             &layout,
             &key,
             size,
             open()?,
-            |_| Ok(()),
+            |_| (),
             options.progress,
             "hashing",
         )?;
+        phases.hashing = lap();
         let mut manifest = ObjectManifest {
             size,
             k: layout.k,
@@ -289,6 +310,7 @@ impl Client {
             ));
         }
         let info = self.object(&id)?;
+        phases.manifest = lap();
         let shard_count = layout.shards();
         let agent = bulk_agent();
         let shard_bytes = layout.shard_bytes(size).map_err(data)?;
@@ -346,14 +368,14 @@ impl Client {
                         size,
                         open()?,
                         |segment| {
-                            for (sender, block) in senders.iter().zip(segment.blocks) {
+                            let blocks = std::mem::take(&mut segment.blocks);
+                            for (sender, block) in senders.iter().zip(blocks) {
                                 // A failed upload closes its channel; its error is reported
                                 // below.
                                 if let Some(sender) = sender {
                                     let _ = sender.send(block);
                                 }
                             }
-                            Ok(())
                         },
                         options.progress,
                         phase,
@@ -398,16 +420,20 @@ impl Client {
                 failed_shards.join("; ")
             )));
         }
+        phases.uploading = lap();
         // The nodes acknowledge through the log: wait until the state counts them.
         let mut status = String::new();
-        let waits = if failed_shards.is_empty() { 120 } else { 0 };
+        // Acknowledgements commit a block or two after the last upload: look often, for at
+        // most 30 s.
+        let waits = if failed_shards.is_empty() { 600 } else { 0 };
         for _ in 0..=waits {
             status = self.object(&id)?.status;
             if status == "stored" {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(50));
         }
+        phases.acknowledging = lap();
         Ok(PutOutcome {
             id: hex::encode(id),
             size,
@@ -415,6 +441,7 @@ impl Client {
             uploaded_bytes: uploaded,
             status,
             failed_shards,
+            phase_seconds: phases,
         })
     }
 }

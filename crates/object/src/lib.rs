@@ -62,6 +62,7 @@ mod encode;
 mod erasure;
 mod hash;
 mod layout;
+mod parallel;
 mod seal;
 mod tree;
 
@@ -79,6 +80,7 @@ pub use layout::{
     BLOCK_ALIGN, DEFAULT_SEGMENT_BYTES, Layout, LayoutError, MAX_SEGMENT_BYTES, MAX_SEGMENTS,
     MAX_SHARDS, SEGMENT_ALIGN, TAG_BYTES,
 };
+pub use parallel::encode_reader_parallel;
 pub use seal::{ObjectKey, SEGMENT_DOMAIN};
 pub use tree::{ShardTree, shard_root};
 

@@ -1,6 +1,7 @@
 //! Whole-path tests: encode, lose and corrupt blocks, decode, rebuild; and the frozen format.
 
 mod audits;
+mod parallel;
 mod paths;
 
 use crate::{EncodedSegment, Layout, ObjectKey, ShardSummary, encode_reader};

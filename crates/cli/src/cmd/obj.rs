@@ -140,6 +140,7 @@ fn put(args: ObjPutArgs) -> anyhow::Result<()> {
             "uploaded_bytes": outcome.uploaded_bytes,
             "failed_shards": outcome.failed_shards,
             "seconds": seconds,
+            "phase_seconds": outcome.phase_seconds,
             "mb_per_second": outcome.size as f64 / 1e6 / seconds.max(1e-9),
         }));
     }

@@ -21,6 +21,10 @@ use crate::{
     header::{Geometry, HASH_LEN, Header},
 };
 
+/// Bytes written between hints to start writeback: large enough for sequential writes, small
+/// next to a shard.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 /// A shard being written. Send its blocks in segment order with
 /// [`ShardWriter::write_block`], then call [`ShardWriter::finish`]. Dropping it unfinished
 /// (an error, a client that went away) removes the temporary file and frees the reservation.
@@ -36,6 +40,8 @@ pub struct ShardWriter {
     file: File,
     tmp: PathBuf,
     next: u32,
+    /// File offset up to which writeback has been started (see [`WRITEBACK_STEP`]).
+    written_back: u64,
     failed: bool,
     /// Set once the temporary file no longer exists under its name.
     renamed: bool,
@@ -119,6 +125,7 @@ impl ShardStore {
             file,
             tmp,
             next: 0,
+            written_back: 0,
             failed: false,
             renamed: false,
             reservation,
@@ -200,7 +207,31 @@ impl ShardWriter {
             self.hashes.push(actual);
         }
         self.next += 1;
+        self.start_writeback(geometry.block_offset(segment) + u64::from(expected));
         Ok(())
+    }
+
+    /// Starts writing the file's pages up to `end` to disk once [`WRITEBACK_STEP`] bytes
+    /// are waiting, without waiting for them. The disk then works while the rest of the shard
+    /// arrives, and the sync in [`ShardWriter::finish`] has little left to do (otherwise a
+    /// large shard sits in memory until that sync, and writing it all out comes after the
+    /// last byte). Only a hint: a failure here is ignored, and `finish` still syncs.
+    fn start_writeback(&mut self, end: u64) {
+        if end - self.written_back < WRITEBACK_STEP {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        {
+            // Linux starts writeback of the range's dirty pages (and drops its clean ones,
+            // which this writer never reads back).
+            let _ = rustix::fs::fadvise(
+                &self.file,
+                self.written_back,
+                std::num::NonZeroU64::new(end - self.written_back),
+                rustix::fs::Advice::DontNeed,
+            );
+        }
+        self.written_back = end;
     }
 
     /// Stores the shard durably and indexes it: checks every block arrived, syncs the file,

@@ -299,9 +299,15 @@ fn welkin_side(files: &Files<'_>, layout: Layout) -> anyhow::Result<Side> {
             bail!("interrupted");
         }
     };
+    let phases = &outcome.phase_seconds;
     eprintln!(
-        "welkin put: {:.1} s, object {}",
+        "welkin put: {:.1} s (hashing {:.2} s, manifest {:.2} s, uploading {:.2} s, \
+         acknowledging {:.2} s), object {}",
         put_time.as_secs_f64(),
+        phases.hashing,
+        phases.manifest,
+        phases.uploading,
+        phases.acknowledging,
         outcome.id
     );
     let id = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&outcome.id)

@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use welkin_object::{
     AUDIT_PROOF_VERSION, AuditProof, Layout, ObjectKey, ShardTree, challenges, decode_segment,
-    encode_reader, prove, verify_audit,
+    encode_reader, encode_reader_parallel, prove, verify_audit,
 };
 
 /// Seconds each measurement runs unless --duration says otherwise (at least one pass).
@@ -40,6 +40,15 @@ struct Rate {
     per_wall_s: f64,
 }
 
+/// A step measured on several threads, by the wall clock only.
+#[derive(Serialize)]
+struct WallRate {
+    threads: usize,
+    passes: u64,
+    wall_s: f64,
+    per_wall_s: f64,
+}
+
 #[derive(Serialize)]
 struct ObjectCodec {
     workload: &'static str,
@@ -53,6 +62,9 @@ struct ObjectCodec {
     clock: &'static str,
     /// Encrypt, erasure code and hash, MB/s of plaintext.
     encode: Rate,
+    /// The same encode on every core (`encode_reader_parallel`, as `welkin obj put` runs it):
+    /// MB/s of plaintext per wall second.
+    encode_all_cores: WallRate,
     /// Verify, erasure decode with m blocks missing and decrypt, MB/s of plaintext.
     decode: Rate,
     /// Decode and verify one audit proof, proofs/s.
@@ -91,6 +103,17 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         encode_reader(layout, &key, size, &data[..], |_| Ok(()))?;
         Ok(())
     })?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = measure(seconds, size, || {
+        encode_reader_parallel(layout, &key, size, threads, &data[..], |_| Ok(()))?;
+        Ok(())
+    })?;
+    let encode_all_cores = WallRate {
+        threads,
+        passes: parallel.passes,
+        wall_s: parallel.wall_s,
+        per_wall_s: parallel.per_wall_s,
+    };
     let mut blocks = Vec::new();
     let shards = encode_reader(layout, &key, size, &data[..], |segment| {
         blocks.push(std::mem::take(&mut segment.blocks));
@@ -152,6 +175,7 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         erasure: "Reed-Solomon GF(2^16), commonware-cryptography reed_solomon",
         clock: clock_name(),
         encode,
+        encode_all_cores,
         decode,
         audit,
         audit_samples: AUDIT_SAMPLES,
@@ -162,6 +186,12 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         "encode (encrypt + erasure code + hash):      {:>7.0} MB/s per CPU second, {:>7.0} MB/s \
          wall ({} passes)",
         report.encode.per_cpu_s, report.encode.per_wall_s, report.encode.passes
+    );
+    println!(
+        "encode on {} threads (as `welkin obj put` runs it): {:>7.0} MB/s wall ({} passes)",
+        report.encode_all_cores.threads,
+        report.encode_all_cores.per_wall_s,
+        report.encode_all_cores.passes
     );
     println!(
         "decode (verify + decode + decrypt, {m} of {} blocks missing): {:>7.0} MB/s per CPU \
