@@ -17,8 +17,9 @@ pub(crate) enum ObjCommand {
     /// committed root and acknowledges it in the log. No node ever sees the plaintext or the
     /// key, and any k of the k+m shards rebuild the file. Prints the object id.
     ///
-    /// The file is read twice (once to learn the roots, once to send), with a few segments in
-    /// memory whatever its size.
+    /// The file is read twice (once to learn the roots, once to send) and encoded on every
+    /// core, with a few segments per core in memory whatever its size. `--json` adds where the
+    /// time went (`phase_seconds`).
     Put(ObjPutArgs),
     /// Read an object back: fetch the manifest, check it against the id, open the key, and
     /// decode from any k shards, checking every block before it is used.
