@@ -4,15 +4,16 @@
 //!
 //! - **Seeding.** Once the checkpoint of an epoch's height is certified, the node whose turn it
 //!   is (epoch modulo the node count) commits it; any other node does so if it is still not
-//!   committed a few passes later, so a silent node cannot stop audits.
+//!   committed a few heights later, so a silent node cannot stop audits or shorten an epoch
+//!   much (an epoch ends when the next is seeded).
 //! - **Answering.** Asked over the storage channel for its proof of the current epoch, the
 //!   node builds it from its shard store (the block of every sampled segment, re-hashed on
 //!   read) and keeps it for the epoch, so asking again costs a send. An ask for another
 //!   epoch (the asker is ahead of or behind this node) gets no answer.
-//! - **Checking.** For every other challenged holder, the node asks for the proof, checks it
-//!   against the shard root in the committed manifest, and commits its verdict. A holder that
-//!   does not answer in time is asked again on the next pass (transient failures do not
-//!   count); only a whole epoch without f+1 passing verdicts fails the challenge.
+//! - **Checking.** For every other challenged holder at once, the node asks for the proof,
+//!   checks it against the shard root in the committed manifest, and commits its verdicts. A
+//!   holder that does not answer in time is asked again on the next pass (transient failures
+//!   do not count); only a whole epoch without f+1 passing verdicts fails the challenge.
 
 use super::{
     Shards,
@@ -38,8 +39,10 @@ use welkin_types::{
 
 /// How long a checker waits for a holder's proof before asking again on a later pass.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
-/// Passes a node waits for the designated node to seed an epoch before it seeds it itself.
-const SEED_PATIENCE_PASSES: u32 = 2;
+/// Heights past an epoch's checkpoint a node waits for the designated node to seed the epoch
+/// before it seeds it itself. Counted in heights, not passes: a pass can take a proof timeout,
+/// and a seed that comes late shortens the epoch (it ends when the next one is seeded).
+const SEED_PATIENCE_HEIGHTS: u64 = 4;
 
 /// What the node remembers between passes about audits.
 #[derive(Default)]
@@ -50,8 +53,6 @@ pub(crate) struct AuditMemory {
     judged: BTreeSet<u32>,
     /// This node's own proof for `epoch`, once built.
     proof: Option<(u64, Vec<u8>)>,
-    /// Passes since the newest unseeded epoch's checkpoint was certified.
-    waiting: u32,
 }
 
 /// The object layout a manifest describes.
@@ -109,17 +110,12 @@ impl<E: Runtime> Shards<E> {
             || next <= current.epoch
             || status.height.saturating_sub(height) >= AUDIT_INTERVAL
         {
-            self.audit.lock().expect("not poisoned").waiting = 0;
             return;
         }
         let members = self.node.genesis().nodes.len() as u64;
         let mine = next % members.max(1) == u64::from(self.member);
-        {
-            let mut memory = self.audit.lock().expect("not poisoned");
-            memory.waiting = memory.waiting.saturating_add(1);
-            if !mine && memory.waiting <= SEED_PATIENCE_PASSES {
-                return;
-            }
+        if !mine && status.height < height + SEED_PATIENCE_HEIGHTS {
+            return;
         }
         let Some(checkpoint) = self.node.checkpoint(height).await else {
             return;
@@ -143,31 +139,14 @@ impl<E: Runtime> Shards<E> {
                 .filter(|m| *m != self.member && !memory.judged.contains(m))
                 .collect()
         };
-        let mut verdicts = Vec::new();
-        for member in todo {
-            let Some(challenge) = self.challenge_of(member).await else {
-                continue;
-            };
-            if challenge.epoch != epoch.epoch || challenge.status != ChallengeStatus::Open {
-                self.audit
-                    .lock()
-                    .expect("not poisoned")
-                    .judged
-                    .insert(member);
-                continue;
-            }
-            let Some(record) = self.record_of(&challenge.object).await else {
-                continue;
-            };
-            if record.placement.get(usize::from(challenge.shard)) != Some(&member) {
-                // Moved away during the epoch: nobody's to prove (the state agrees).
-                continue;
-            }
-            let Some(verdict) = self.check(member, &challenge, &record).await else {
-                continue; // unreachable now: asked again next pass
-            };
-            verdicts.push(verdict);
-        }
+        // Every holder at once: a silent one costs one proof timeout per pass, whatever the
+        // number of silent holders, and never delays the verdicts on the others for long.
+        let checks = todo.into_iter().map(|member| self.judge_one(epoch, member));
+        let verdicts: Vec<Verdict> = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         if verdicts.is_empty() {
             return;
         }
@@ -191,6 +170,26 @@ impl<E: Runtime> Shards<E> {
                 .judged
                 .extend(judged);
         }
+    }
+
+    /// The verdict on `member`'s challenge of `epoch`, if it can be given now: `None` if it
+    /// has none open, its shard moved away, or it did not answer (asked again next pass).
+    async fn judge_one(&self, epoch: &AuditEpoch, member: u32) -> Option<Verdict> {
+        let challenge = self.challenge_of(member).await?;
+        if challenge.epoch != epoch.epoch || challenge.status != ChallengeStatus::Open {
+            self.audit
+                .lock()
+                .expect("not poisoned")
+                .judged
+                .insert(member);
+            return None;
+        }
+        let record = self.record_of(&challenge.object).await?;
+        if record.placement.get(usize::from(challenge.shard)) != Some(&member) {
+            // Moved away during the epoch: nobody's to prove (the state agrees).
+            return None;
+        }
+        self.check(member, &challenge, &record).await
     }
 
     /// Asks for and checks `member`'s proof; `None` if no answer came.

@@ -485,9 +485,16 @@ pub(crate) fn flapping_node_does_not_storm(seed: u64) {
         let start_height = common_height(&cluster.nodes);
         let mut gaps = Gaps::new();
         for life in 1..=3u32 {
-            crash(&mut cluster, flapper, &mut gaps).await;
-            let down_until = context.current() + epoch;
-            while context.current() < down_until {
+            // Down until the others have passed two epoch boundaries, so that the flapper
+            // misses a whole epoch's challenge whatever the pace of the heights meanwhile.
+            let crashed_at = crash(&mut cluster, flapper, &mut gaps).await;
+            let back_at = crashed_at + 2 * AUDIT_INTERVAL + 8;
+            let give_up = context.current() + Duration::from_secs(600);
+            while common_height(&cluster.nodes) < back_at {
+                assert!(
+                    context.current() < give_up,
+                    "the three other nodes did not reach height {back_at} in 600 s"
+                );
                 for id in &ids {
                     if let Some(order) = repair_order(&entry, id).await {
                         orders.insert((*id, order.height));
