@@ -26,7 +26,7 @@ proptest! {
         k in 1u16..5,
         m in 1u16..3,
         // Up to a few segments more than the threads can hold at once, ending anywhere.
-        size in 1u64..(SEGMENT as u64 * 13),
+        size in 0u64..(SEGMENT as u64 * 13),
         threads in 2usize..5,
     ) {
         let layout = layout(k, m);

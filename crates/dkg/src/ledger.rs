@@ -1,0 +1,94 @@
+//! The dealer logs of a round that every node agrees on (in Welkin, those the state machine
+//! recorded from committed transactions), and the round's result from them.
+
+use crate::{DkgError, Faults, Output, Round, SignedLog};
+use commonware_codec::Encode as _;
+use commonware_cryptography::bls12381::dkg::feldman_desmedt::{self, DealerLog};
+use commonware_parallel::Sequential;
+use rand_core::CryptoRng;
+use std::collections::{BTreeMap, BTreeSet};
+use welkin_types::{PublicKey, Variant};
+
+/// What [`Ledger::record`] did with a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// The dealer's first log: kept.
+    Kept,
+    /// The same log again: nothing changes.
+    Duplicate,
+    /// A second, different log from a dealer that had given one: both are dropped and the
+    /// dealer is excluded from the round.
+    Equivocation(PublicKey),
+    /// The dealer was already excluded for equivocating.
+    Excluded,
+}
+
+/// The logs of one round, at most one per dealer.
+pub struct Ledger {
+    round: Round,
+    /// Each dealer's checked log, with its signed encoding (to tell a repeat from a second
+    /// log).
+    logs: BTreeMap<PublicKey, (Vec<u8>, DealerLog<Variant, PublicKey>)>,
+    equivocators: BTreeSet<PublicKey>,
+}
+
+impl Ledger {
+    /// An empty ledger for `round`.
+    pub fn new(round: Round) -> Self {
+        Self {
+            round,
+            logs: BTreeMap::new(),
+            equivocators: BTreeSet::new(),
+        }
+    }
+
+    /// Checks `log` against the round (signed by a dealer of this round, for this round) and
+    /// records it.
+    pub fn record(&mut self, log: SignedLog) -> Result<Recorded, DkgError> {
+        let bytes = log.encode().to_vec();
+        let (dealer, checked) = log.check(self.round.info()).ok_or_else(|| {
+            DkgError::Log("not signed by a dealer of this round, or not for this round".into())
+        })?;
+        if self.equivocators.contains(&dealer) {
+            return Ok(Recorded::Excluded);
+        }
+        match self.logs.get(&dealer) {
+            None => {
+                self.logs.insert(dealer, (bytes, checked));
+                Ok(Recorded::Kept)
+            }
+            Some((kept, _)) if *kept == bytes => Ok(Recorded::Duplicate),
+            Some(_) => {
+                self.logs.remove(&dealer);
+                self.equivocators.insert(dealer.clone());
+                Ok(Recorded::Equivocation(dealer))
+            }
+        }
+    }
+
+    /// Dealers whose logs are recorded.
+    pub fn dealers(&self) -> impl Iterator<Item = &PublicKey> {
+        self.logs.keys()
+    }
+
+    /// Dealers excluded for giving two different logs.
+    pub fn equivocators(&self) -> &BTreeSet<PublicKey> {
+        &self.equivocators
+    }
+
+    /// The round's public result from the recorded logs, the same for everyone who recorded
+    /// the same logs; an error if too few of them are usable.
+    pub fn outcome(&self, rng: &mut impl CryptoRng) -> Result<Output, DkgError> {
+        feldman_desmedt::observe::<Variant, PublicKey, Faults>(rng, self.logs(), &Sequential)
+            .map_err(|e| DkgError::NoResult(format!("{e:?}")))
+    }
+
+    /// The recorded logs in the library's form.
+    pub(crate) fn logs(&self) -> feldman_desmedt::Logs<Variant, PublicKey, Faults> {
+        let mut logs = feldman_desmedt::Logs::new(self.round.info().clone());
+        for (dealer, (_, log)) in &self.logs {
+            logs.record(dealer.clone(), log.clone());
+        }
+        logs
+    }
+}

@@ -1,0 +1,159 @@
+//! One node's side of a round: its dealer (if it deals) and its player (if it receives a
+//! share).
+
+use crate::{DkgError, DkgMessage, Faults, Ledger, Output, Round, SignedLog};
+use commonware_cryptography::{
+    Signer as _,
+    bls12381::{
+        dkg::feldman_desmedt::{Dealer, Player},
+        primitives::group::Share,
+    },
+};
+use commonware_parallel::Sequential;
+use rand_core::CryptoRng;
+use welkin_types::{PrivateKey, PublicKey, Variant};
+
+/// A message for one peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outgoing {
+    /// The peer.
+    pub to: PublicKey,
+    /// What to send it.
+    pub message: DkgMessage,
+}
+
+/// One node in one round. Start it with [`Participant::start`], send what it returns, feed
+/// it what peers send ([`Participant::handle`]), submit its [`Participant::log`] when the
+/// round's dealing time is over, and once the ledger of logs is agreed, take its share with
+/// [`Participant::finish`].
+pub struct Participant {
+    round: Round,
+    me: PublicKey,
+    dealer: Option<Dealer<Variant, PrivateKey>>,
+    player: Option<Player<Variant, PrivateKey>>,
+}
+
+impl Participant {
+    /// Starts this node's part in `round`: deals if it is a dealer (with `share`, its share of
+    /// the previous round, when resharing) and gets ready to receive dealings if it is a
+    /// player. Returns the dealings to send (its own dealing to itself is handled here).
+    pub fn start(
+        rng: &mut impl CryptoRng,
+        round: Round,
+        key: &PrivateKey,
+        share: Option<Share>,
+    ) -> Result<(Self, Vec<Outgoing>), DkgError> {
+        let me = key.public_key();
+        let info = round.info().clone();
+        let (is_dealer, is_player) = (round.is_dealer(&me), round.is_player(&me));
+        let player = if is_player {
+            Some(
+                Player::new(info.clone(), key.clone())
+                    .map_err(|e| DkgError::Round(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut participant = Self {
+            round,
+            me: me.clone(),
+            dealer: None,
+            player,
+        };
+        let mut outgoing = Vec::new();
+        if is_dealer {
+            let (dealer, commitment, shares) =
+                Dealer::start::<Faults>(&mut *rng, info, key.clone(), share)
+                    .map_err(|e| DkgError::Round(e.to_string()))?;
+            participant.dealer = Some(dealer);
+            let number = participant.round.number();
+            for (to, private) in shares {
+                let message = DkgMessage::Dealing {
+                    round: number,
+                    commitment: commitment.clone(),
+                    share: private,
+                };
+                if to == me {
+                    // Our own dealing: acknowledge it here, as a peer would.
+                    if let Some(reply) = participant.handle(&me, message)? {
+                        participant.handle(&me, reply.message)?;
+                    }
+                } else {
+                    outgoing.push(Outgoing { to, message });
+                }
+            }
+        }
+        Ok((participant, outgoing))
+    }
+
+    /// Handles a message from `from`; returns the reply to send, if any. A refused dealing
+    /// ([`DkgError::Dealing`]) is evidence against its dealer: the caller blocks the peer.
+    /// A repeated dealing is answered with nothing.
+    pub fn handle(
+        &mut self,
+        from: &PublicKey,
+        message: DkgMessage,
+    ) -> Result<Option<Outgoing>, DkgError> {
+        let expected = self.round.number();
+        if message.round() != expected {
+            return Err(DkgError::OtherRound {
+                expected,
+                got: message.round(),
+            });
+        }
+        match message {
+            DkgMessage::Dealing {
+                commitment, share, ..
+            } => {
+                let player = self.player.as_mut().ok_or(DkgError::NotInRound("player"))?;
+                let ack = player
+                    .dealer_message::<Faults>(from.clone(), commitment, share)
+                    .map_err(|e| DkgError::Dealing {
+                        dealer: Box::new(from.clone()),
+                        reason: format!("{e:?}"),
+                    })?;
+                Ok(ack.map(|ack| Outgoing {
+                    to: from.clone(),
+                    message: DkgMessage::Ack {
+                        round: expected,
+                        ack,
+                    },
+                }))
+            }
+            DkgMessage::Ack { ack, .. } => {
+                let dealer = self.dealer.as_mut().ok_or(DkgError::NotInRound("dealer"))?;
+                dealer
+                    .receive_player_ack(from.clone(), ack)
+                    .map_err(|e| DkgError::Ack {
+                        player: Box::new(from.clone()),
+                        reason: format!("{e:?}"),
+                    })?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// This node's signed dealer log, once: its commitment with every acknowledgement it
+    /// received, and the share of every player that did not acknowledge. `None` if it is not
+    /// a dealer or has given its log already.
+    pub fn log(&mut self) -> Option<SignedLog> {
+        self.dealer.take().map(|dealer| dealer.finalize::<Faults>())
+    }
+
+    /// This node's public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.me
+    }
+
+    /// The round's output and this node's share, from the agreed `ledger`.
+    pub fn finish(
+        self,
+        rng: &mut impl CryptoRng,
+        ledger: &Ledger,
+    ) -> Result<(Output, Share), DkgError> {
+        let player = self.player.ok_or(DkgError::NotInRound("player"))?;
+        player
+            .finalize::<Faults>(rng, ledger.logs(), &Sequential)
+            .map_err(|e| DkgError::Share(format!("{e:?}")))
+    }
+}

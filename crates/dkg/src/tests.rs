@@ -1,0 +1,374 @@
+//! Rounds run in memory: honest, with a dealer that sends a bad share, a silent dealer, an
+//! equivocating dealer, and a reshare to a larger set; and the wire codec.
+
+use crate::{DkgError, DkgMessage, Ledger, Output, Participant, Recorded, Round};
+use commonware_cryptography::{
+    Signer as _,
+    bls12381::primitives::{group::Share, ops, ops::threshold},
+};
+use commonware_parallel::Sequential;
+use commonware_utils::test_rng;
+use std::collections::VecDeque;
+use welkin_types::{Digest, PrivateKey, PublicKey, Variant};
+
+const NAMESPACE: &[u8] = b"welkin/dkg-test";
+
+fn cluster() -> Digest {
+    Digest::from([7; 32])
+}
+
+fn keys(n: u64) -> Vec<PrivateKey> {
+    let mut keys: Vec<_> = (0..n).map(PrivateKey::from_seed).collect();
+    keys.sort_by_key(|k| k.public_key());
+    keys
+}
+
+fn publics(keys: &[PrivateKey]) -> Vec<PublicKey> {
+    keys.iter().map(|k| k.public_key()).collect()
+}
+
+/// What the test does to a dealing in flight (from dealer, to player, the message).
+type Tamper<'a> = &'a dyn Fn(usize, usize, DkgMessage) -> Option<DkgMessage>;
+
+/// Runs a round among `keys` (all players; the dealers are `dealers`, with `shares` when
+/// resharing): delivers every message through `tamper`, records every dealer's log in one
+/// ledger, and returns each player's result and the dealing errors players reported.
+#[allow(clippy::type_complexity)]
+fn run(
+    round: &Round,
+    keys: &[PrivateKey],
+    dealers: &[usize],
+    shares: &[Option<Share>],
+    tamper: Tamper<'_>,
+) -> (
+    Ledger,
+    Vec<Result<(Output, Share), DkgError>>,
+    Vec<DkgError>,
+) {
+    let mut rng = test_rng();
+    let publics = publics(keys);
+    let index = |key: &PublicKey| publics.iter().position(|k| k == key).expect("known");
+    let mut nodes = Vec::new();
+    let mut queue = VecDeque::new();
+    for (i, key) in keys.iter().enumerate() {
+        let share = shares.get(i).cloned().flatten();
+        let (node, out) = Participant::start(&mut rng, round.clone(), key, share).expect("starts");
+        if dealers.contains(&i) {
+            for o in out {
+                queue.push_back((i, o));
+            }
+        }
+        nodes.push(node);
+    }
+    let mut refused = Vec::new();
+    while let Some((from, outgoing)) = queue.pop_front() {
+        let to = index(&outgoing.to);
+        let message = match outgoing.message {
+            dealing @ DkgMessage::Dealing { .. } => match tamper(from, to, dealing) {
+                Some(m) => m,
+                None => continue,
+            },
+            other => other,
+        };
+        match nodes[to].handle(&publics[from], message) {
+            Ok(Some(reply)) => queue.push_back((to, reply)),
+            Ok(None) => {}
+            Err(error) => refused.push(error),
+        }
+    }
+    let mut ledger = Ledger::new(round.clone());
+    for &d in dealers {
+        let log = nodes[d].log().expect("a dealer has a log");
+        assert_eq!(ledger.record(log).expect("checks"), Recorded::Kept);
+    }
+    let results = nodes
+        .into_iter()
+        .map(|node| node.finish(&mut rng, &ledger))
+        .collect();
+    (ledger, results, refused)
+}
+
+/// Signs `message` with the shares of `signers` and recovers the threshold signature.
+fn sign(
+    output: &Output,
+    shares: &[&Share],
+    message: &[u8],
+) -> Option<welkin_types::ClusterSignature> {
+    let partials: Vec<_> = shares
+        .iter()
+        .map(|s| threshold::sign_message::<Variant>(s, NAMESPACE, message))
+        .collect();
+    threshold::recover::<Variant, _>(output.public(), &partials, &Sequential).ok()
+}
+
+fn verifies(output: &Output, signature: &welkin_types::ClusterSignature, message: &[u8]) -> bool {
+    ops::verify_message::<Variant>(output.public().public(), NAMESPACE, message, signature).is_ok()
+}
+
+/// Checks that `shares` recover a signature that verifies under the output's key.
+fn assert_quorum_signs(output: &Output, shares: &[&Share]) {
+    let message = b"a message";
+    let signature = sign(output, shares, message).expect("a quorum recovers");
+    assert!(verifies(output, &signature, message));
+}
+
+fn all_agree(results: &[Result<(Output, Share), DkgError>]) -> (Output, Vec<Share>) {
+    let first = results[0].as_ref().expect("finalizes").0.clone();
+    let mut shares = Vec::new();
+    for result in results {
+        let (output, share) = result.as_ref().expect("every honest player finalizes");
+        assert_eq!(output, &first, "every player computes the same output");
+        shares.push(share.clone());
+    }
+    (first, shares)
+}
+
+fn honest(_: usize, _: usize, m: DkgMessage) -> Option<DkgMessage> {
+    Some(m)
+}
+
+#[test]
+fn four_nodes_make_one_key_that_any_quorum_signs_with() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let (ledger, results, refused) = run(&round, &keys, &[0, 1, 2, 3], &[], &honest);
+    assert!(refused.is_empty(), "{refused:?}");
+    let (output, shares) = all_agree(&results);
+    assert_eq!(
+        ledger.outcome(&mut test_rng()).expect("observed"),
+        output,
+        "an observer with the same logs computes the same output"
+    );
+    assert_eq!(output.quorum::<crate::Faults>(), 3);
+    let message = b"checkpoint";
+    let a = sign(&output, &[&shares[0], &shares[1], &shares[2]], message).expect("recovers");
+    let b = sign(&output, &[&shares[1], &shares[2], &shares[3]], message).expect("recovers");
+    assert!(verifies(&output, &a, message));
+    assert_eq!(a, b, "any quorum gives the one (unique) signature");
+    assert!(
+        sign(&output, &[&shares[0], &shares[1]], message)
+            .is_none_or(|s| !verifies(&output, &s, message)),
+        "two shares (fewer than the quorum) sign nothing valid"
+    );
+}
+
+#[test]
+fn a_dealer_that_sends_a_bad_share_is_refused_and_the_round_completes() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    // Dealer 0 sends player 1 the share meant for player 2.
+    let stolen = std::cell::RefCell::new(None);
+    let tamper = |from: usize, to: usize, m: DkgMessage| {
+        if from == 0 && to == 2 {
+            *stolen.borrow_mut() = Some(m.clone());
+        }
+        Some(m)
+    };
+    // First pass to capture player 2's dealing from dealer 0 (deterministic rng: the same
+    // dealings again below).
+    let _ = run(&round, &keys, &[0, 1, 2, 3], &[], &tamper);
+    let wrong = stolen.into_inner().expect("captured");
+    let tamper = |from: usize, to: usize, m: DkgMessage| {
+        if from == 0 && to == 1 {
+            Some(wrong.clone())
+        } else {
+            Some(m)
+        }
+    };
+    let (ledger, results, refused) = run(&round, &keys, &[0, 1, 2, 3], &[], &tamper);
+    assert!(
+        refused.iter().any(
+            |e| matches!(e, DkgError::Dealing { dealer, .. } if **dealer == keys[0].public_key())
+        ),
+        "player 1 refuses dealer 0's share, naming the dealer: {refused:?}"
+    );
+    // Dealer 0's log reveals player 1's share (no acknowledgement); every player still ends
+    // with the same key, player 1 included.
+    let (output, shares) = all_agree(&results);
+    assert_eq!(ledger.outcome(&mut test_rng()).expect("observed"), output);
+    assert_quorum_signs(&output, &[&shares[1], &shares[2], &shares[3]]);
+}
+
+#[test]
+fn a_silent_dealer_is_left_out_and_still_gets_its_share() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let (_, results, refused) = run(&round, &keys, &[0, 1, 2], &[], &honest);
+    assert!(refused.is_empty());
+    let (output, shares) = all_agree(&results);
+    assert!(!output.dealers().iter().any(|d| *d == keys[3].public_key()));
+    assert_quorum_signs(&output, &[&shares[3], &shares[0], &shares[2]]);
+}
+
+#[test]
+fn an_equivocating_dealer_is_excluded_and_too_few_logs_give_no_key() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let mut rng = test_rng();
+    let mut ledger = Ledger::new(round.clone());
+    // Dealer 0 deals twice (two polynomials) and submits both logs.
+    let (mut first, _) =
+        Participant::start(&mut rng, round.clone(), &keys[0], None).expect("start");
+    let (mut second, _) =
+        Participant::start(&mut rng, round.clone(), &keys[0], None).expect("start");
+    let first = first.log().expect("log");
+    assert_eq!(
+        ledger.record(first.clone()).expect("checks"),
+        Recorded::Kept
+    );
+    assert_eq!(ledger.record(first).expect("checks"), Recorded::Duplicate);
+    assert_eq!(
+        ledger.record(second.log().expect("log")).expect("checks"),
+        Recorded::Equivocation(keys[0].public_key())
+    );
+    assert!(ledger.equivocators().contains(&keys[0].public_key()));
+    assert_eq!(ledger.dealers().count(), 0);
+    // Two honest logs are fewer than the quorum of dealers: no key, and a reason.
+    for key in &keys[1..3] {
+        let (mut dealer, _) =
+            Participant::start(&mut rng, round.clone(), key, None).expect("start");
+        assert_eq!(
+            ledger.record(dealer.log().expect("log")).expect("checks"),
+            Recorded::Kept
+        );
+    }
+    assert!(matches!(
+        ledger.outcome(&mut rng),
+        Err(DkgError::NoResult(_))
+    ));
+    // A log of another round is refused.
+    let other = Round::new(&cluster(), 1, None, publics(&keys), publics(&keys)).expect("round");
+    let (mut stranger, _) = Participant::start(&mut rng, other, &keys[3], None).expect("start");
+    assert!(matches!(
+        ledger.record(stranger.log().expect("log")),
+        Err(DkgError::Log(_))
+    ));
+}
+
+#[test]
+fn resharing_keeps_the_key_and_old_shares_are_useless_to_the_new_sharing() {
+    let old_keys = keys(4);
+    let round =
+        Round::new(&cluster(), 0, None, publics(&old_keys), publics(&old_keys)).expect("round");
+    let (_, results, _) = run(&round, &old_keys, &[0, 1, 2, 3], &[], &honest);
+    let (first, old_shares) = all_agree(&results);
+
+    // Reshare from the 4 to 5 nodes (the 4 and a newcomer).
+    let new_keys = keys(5);
+    let dealers: Vec<usize> = (0..new_keys.len())
+        .filter(|i| {
+            old_keys
+                .iter()
+                .any(|k| k.public_key() == new_keys[*i].public_key())
+        })
+        .collect();
+    assert_eq!(dealers.len(), 4);
+    let shares: Vec<Option<Share>> = new_keys
+        .iter()
+        .map(|k| {
+            old_keys
+                .iter()
+                .position(|o| o.public_key() == k.public_key())
+                .map(|i| old_shares[i].clone())
+        })
+        .collect();
+    let dealer_keys: Vec<PublicKey> = dealers.iter().map(|i| new_keys[*i].public_key()).collect();
+    let reshare = Round::new(
+        &cluster(),
+        1,
+        Some(first.clone()),
+        dealer_keys,
+        publics(&new_keys),
+    )
+    .expect("reshare round");
+    let (_, results, refused) = run(&reshare, &new_keys, &dealers, &shares, &honest);
+    assert!(refused.is_empty());
+    let (second, new_shares) = all_agree(&results);
+    assert_eq!(
+        second.public().public(),
+        first.public().public(),
+        "the cluster key is the same after resharing"
+    );
+    let message = b"after the reshare";
+    let quorum = second.quorum::<crate::Faults>() as usize;
+    let signers: Vec<&Share> = new_shares.iter().skip(1).take(quorum).collect();
+    let signature = sign(&second, &signers, message).expect("recovers");
+    assert!(
+        verifies(&first, &signature, message),
+        "verifies under the old key"
+    );
+    // Every old share's partial fails against the new sharing, so old shares cannot stand in
+    // for new ones.
+    for share in &old_shares {
+        let partial = threshold::sign_message::<Variant>(share, NAMESPACE, message);
+        assert!(
+            threshold::verify_message::<Variant>(second.public(), NAMESPACE, message, &partial)
+                .is_err(),
+            "an old share signs for the new sharing"
+        );
+    }
+}
+
+#[test]
+fn messages_round_trip_and_every_truncation_is_refused() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 3, None, publics(&keys), publics(&keys)).expect("round");
+    let (mut dealer, out) =
+        Participant::start(&mut test_rng(), round.clone(), &keys[0], None).expect("start");
+    let (mut player, _) =
+        Participant::start(&mut test_rng(), round.clone(), &keys[1], None).expect("start");
+    let dealing = out
+        .iter()
+        .find(|o| o.to == keys[1].public_key())
+        .expect("a dealing for player 1")
+        .message
+        .clone();
+    let ack = player
+        .handle(&keys[0].public_key(), dealing.clone())
+        .expect("checks")
+        .expect("acknowledged")
+        .message;
+    let dealing_again = dealing.clone();
+    for message in [dealing, ack.clone()] {
+        let bytes = message.to_bytes();
+        assert_eq!(
+            DkgMessage::from_bytes(&bytes, round.max_participants()).expect("decodes"),
+            message
+        );
+        for cut in 0..bytes.len() {
+            assert!(DkgMessage::from_bytes(&bytes[..cut], round.max_participants()).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(DkgMessage::from_bytes(&longer, round.max_participants()).is_err());
+        let mut other_version = bytes.clone();
+        other_version[0] = 2;
+        assert!(DkgMessage::from_bytes(&other_version, round.max_participants()).is_err());
+    }
+    // The acknowledgement counts at the dealer; a message of another round is not taken,
+    // and says so without blaming anyone.
+    assert!(
+        dealer
+            .handle(&keys[1].public_key(), ack)
+            .expect("verifies")
+            .is_none()
+    );
+    let DkgMessage::Dealing {
+        commitment, share, ..
+    } = dealing_again
+    else {
+        unreachable!("a dealing")
+    };
+    let stale = DkgMessage::Dealing {
+        round: 2,
+        commitment,
+        share,
+    };
+    assert!(matches!(
+        player.handle(&keys[0].public_key(), stale),
+        Err(DkgError::OtherRound {
+            expected: 3,
+            got: 2
+        })
+    ));
+}
