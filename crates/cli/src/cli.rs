@@ -526,6 +526,9 @@ pub(crate) enum Workload {
     /// No transactions and no cluster: object encode and decode throughput and audit-proof
     /// verifications per second, on one core.
     ObjectCodec,
+    /// No transactions and no cluster: dealerless key generation and resharing rounds for 4,
+    /// 7 and 10 nodes in this process (the computation of a whole round; no network).
+    Dkg,
 }
 
 /// A byte count: digits, optionally followed by `KiB`, `MiB` or `GiB`.

@@ -20,6 +20,7 @@
 //! round: what it sends, what it accepts, and its share at the end.
 
 mod ledger;
+mod memory;
 mod participant;
 mod wire;
 
@@ -32,6 +33,7 @@ use std::num::NonZeroU32;
 use welkin_types::{Digest, PublicKey, Variant};
 
 pub use ledger::{Ledger, Recorded};
+pub use memory::run_in_memory;
 pub use participant::{Outgoing, Participant};
 pub use wire::{DKG_WIRE_VERSION, DkgMessage};
 

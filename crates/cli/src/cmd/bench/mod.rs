@@ -16,6 +16,7 @@ mod compare_tahoe;
 mod compare_time;
 mod compare_transit;
 mod crypto_cost;
+mod dkg;
 mod etcd;
 mod floor;
 mod load;
@@ -125,6 +126,12 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
         bail!("--object-mib applies only to --compare tahoe");
     }
     watch_interrupts();
+    if args.workload == Workload::Dkg {
+        if args.compare.is_some() || args.floor || !args.api.is_empty() {
+            bail!("--workload dkg runs without a cluster: drop --compare, --floor and --api");
+        }
+        return dkg::run(&args);
+    }
     if args.workload == Workload::ObjectCodec {
         if args.compare.is_some() || args.floor || !args.api.is_empty() {
             bail!(
@@ -170,7 +177,7 @@ pub(crate) fn run(args: BenchArgs) -> anyhow::Result<()> {
     let rate = match args.workload {
         Workload::Memo | Workload::IdentityMemo => MEMO_RATE,
         Workload::KeyEvents => KEY_EVENT_RATE,
-        Workload::ObjectCodec => unreachable!("object-codec returned above"),
+        Workload::ObjectCodec | Workload::Dkg => unreachable!("returned above"),
     };
     let total = args.transactions.unwrap_or(rate * duration as usize);
     let signed = welkin::sign(args.workload, total, args.batch, &cluster_id, &identities);

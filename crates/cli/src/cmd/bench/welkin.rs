@@ -179,7 +179,9 @@ pub(super) fn sign(
                     }
                     payload
                 }
-                Workload::ObjectCodec => unreachable!("object-codec signs no transactions"),
+                Workload::ObjectCodec | Workload::Dkg => {
+                    unreachable!("object-codec and dkg sign no transactions")
+                }
             };
             let tx = Transaction {
                 sender,
