@@ -372,3 +372,15 @@ fn messages_round_trip_and_every_truncation_is_refused() {
         })
     ));
 }
+
+#[test]
+fn a_round_in_memory_gives_every_player_a_working_share() {
+    let keys = keys(7);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let (output, shares) =
+        crate::run_in_memory(&mut test_rng(), &round, &keys, &[]).expect("completes");
+    assert_eq!(shares.len(), 7);
+    assert_eq!(output.quorum::<crate::Faults>(), 5);
+    let last: Vec<&Share> = shares.iter().skip(2).collect();
+    assert_quorum_signs(&output, &last);
+}
