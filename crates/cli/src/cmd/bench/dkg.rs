@@ -5,6 +5,9 @@
 //! acknowledging, log checking and share computation) on one thread, with no network: a
 //! lower bound for a round on real machines, where the nodes compute in parallel but wait for
 //! each other's messages. Issue 15 asks for rounds under 5 s for 10 nodes.
+//!
+//! With `WELKIN_BENCH_GOLDEN=1` it also runs commonware's `golden` construction (one public,
+//! verifiable message per dealer, no synchrony assumption) for comparison: minutes per row.
 
 use super::cores;
 use crate::cli::BenchArgs;
@@ -25,6 +28,15 @@ struct Row {
     dkg_s: f64,
     /// Resharing that key from the same nodes to the same nodes.
     reshare_s: f64,
+    /// The same first key with commonware's `golden` (non-interactive, publicly verifiable,
+    /// no synchrony assumption): every dealer deals, every player checks all dealings and
+    /// computes its share. Its keys are MinPk, not Welkin's MinSig.
+    /// Only with `WELKIN_BENCH_GOLDEN=1` (minutes per row).
+    golden_dkg_s: Option<f64>,
+    /// `golden`'s one-off setup for this many players (reusable across rounds).
+    golden_setup_s: Option<f64>,
+    /// Bytes of one `golden` dealer message (what a dealer would put in a block).
+    golden_dealing_bytes: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -40,7 +52,12 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rng = commonware_utils::sys_rng();
     let cluster = Digest::from([0; 32]);
     let mut rows = Vec::new();
-    println!("nodes   dkg s   reshare s   (one thread, every message delivered at once)");
+    let with_golden = std::env::var("WELKIN_BENCH_GOLDEN").is_ok_and(|v| v == "1");
+    if with_golden {
+        println!("nodes   dkg s   reshare s   golden s  golden setup s  golden dealing bytes");
+    } else {
+        println!("nodes   dkg s   reshare s   (WELKIN_BENCH_GOLDEN=1 adds commonware's golden)");
+    }
     for n in SIZES {
         let mut keys: Vec<PrivateKey> = (0..n).map(|i| PrivateKey::from_seed(1000 + i)).collect();
         keys.sort_by_key(|k| k.public_key());
@@ -60,16 +77,31 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             again.public().public() == output.public().public(),
             "the reshare changed the key"
         );
-        println!("{n:>5} {dkg_s:>7.3} {reshare_s:>11.3}");
+        let golden = if with_golden {
+            Some(golden_round(n)?)
+        } else {
+            None
+        };
+        match &golden {
+            Some(g) => println!(
+                "{n:>5} {dkg_s:>7.3} {reshare_s:>11.3} {:>10.3} {:>14.3} {:>20}",
+                g.dkg_s, g.setup_s, g.dealing_bytes
+            ),
+            None => println!("{n:>5} {dkg_s:>7.3} {reshare_s:>11.3}"),
+        }
         rows.push(Row {
             nodes: n,
             dkg_s,
             reshare_s,
+            golden_dkg_s: golden.as_ref().map(|g| g.dkg_s),
+            golden_setup_s: golden.as_ref().map(|g| g.setup_s),
+            golden_dealing_bytes: golden.as_ref().map(|g| g.dealing_bytes),
         });
     }
     let report = Report {
         workload: "dkg",
-        construction: "commonware feldman_desmedt (Joint-Feldman DKG, Desmedt resharing), BLS12-381 MinSig",
+        construction: "commonware feldman_desmedt (Joint-Feldman DKG, Desmedt resharing), \
+                       BLS12-381 MinSig; beside it commonware golden (eVRF, MinPk)",
         network: "none: one process, one thread, every message delivered at once",
         cores: cores(),
         rows,
@@ -78,4 +110,70 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// What one `golden` round cost.
+struct Golden {
+    setup_s: f64,
+    dkg_s: f64,
+    dealing_bytes: usize,
+}
+
+/// A first key among `n` nodes with commonware's `golden`: every node deals, and every node
+/// checks every dealing and computes its share.
+fn golden_round(n: u64) -> anyhow::Result<Golden> {
+    use commonware_codec::Encode as _;
+    use commonware_cryptography::{Signer as _, bls12381::dkg::golden};
+    use commonware_math::algebra::Random as _;
+    use commonware_parallel::Sequential;
+    use std::collections::BTreeMap;
+
+    let mut rng = commonware_utils::sys_rng();
+    let players = std::num::NonZeroU32::new(n as u32).context("at least one node")?;
+    let started = Instant::now();
+    let setup = golden::Setup::new(players);
+    let setup_s = started.elapsed().as_secs_f64();
+    let keys: Vec<golden::PrivateKey> = (0..n)
+        .map(|_| golden::PrivateKey::random(&mut rng))
+        .collect();
+    let set = commonware_utils::ordered::Set::try_from(
+        keys.iter().map(|k| k.public_key()).collect::<Vec<_>>(),
+    )
+    .map_err(|_| anyhow::anyhow!("two golden keys are equal"))?;
+    let info = golden::Info::new::<commonware_utils::N3f1>(
+        b"welkin/bench/golden",
+        0,
+        None,
+        set.clone(),
+        set,
+    )
+    .map_err(|e| anyhow::anyhow!("golden round: {e:?}"))?;
+    let started = Instant::now();
+    let mut logs = BTreeMap::new();
+    let mut dealing_bytes = 0;
+    for key in &keys {
+        let signed = golden::deal(&mut rng, &setup, &info, key, None, &Sequential)
+            .map_err(|e| anyhow::anyhow!("golden deal: {e:?}"))?;
+        dealing_bytes = signed.encode().len();
+        let (dealer, log) = signed
+            .identify(&info)
+            .context("a golden dealing does not verify")?;
+        logs.insert(dealer, log);
+    }
+    let mut public = None;
+    for key in &keys {
+        let (output, _share) =
+            golden::play(&mut rng, &setup, &info, logs.clone(), key, &Sequential)
+                .map_err(|e| anyhow::anyhow!("golden play: {e:?}"))?;
+        let key = output.public().public().encode();
+        anyhow::ensure!(
+            public.get_or_insert_with(|| key.clone()) == &key,
+            "golden players disagree on the key"
+        );
+    }
+    Ok(Golden {
+        setup_s,
+        dkg_s: started.elapsed().as_secs_f64(),
+        dealing_bytes,
+    })
 }
