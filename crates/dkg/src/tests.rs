@@ -123,6 +123,20 @@ fn all_agree(results: &[Result<(Output, Share), DkgError>]) -> (Output, Vec<Shar
     (first, shares)
 }
 
+/// Records in `ledger` the logs of `dealers` whose dealings were never delivered (so nobody
+/// acknowledged them).
+fn record_undelivered(ledger: &mut Ledger, round: &Round, dealers: &[PrivateKey]) {
+    let mut rng = test_rng();
+    for key in dealers {
+        let (mut dealer, _) =
+            Participant::start(&mut rng, round.clone(), key, None).expect("start");
+        assert_eq!(
+            ledger.record(dealer.log().expect("log")).expect("checks"),
+            Recorded::Kept
+        );
+    }
+}
+
 fn honest(_: usize, _: usize, m: DkgMessage) -> Option<DkgMessage> {
     Some(m)
 }
@@ -224,14 +238,7 @@ fn an_equivocating_dealer_is_excluded_and_too_few_logs_give_no_key() {
     assert!(ledger.equivocators().contains(&keys[0].public_key()));
     assert_eq!(ledger.dealers().count(), 0);
     // Two honest logs are fewer than the quorum of dealers: no key, and a reason.
-    for key in &keys[1..3] {
-        let (mut dealer, _) =
-            Participant::start(&mut rng, round.clone(), key, None).expect("start");
-        assert_eq!(
-            ledger.record(dealer.log().expect("log")).expect("checks"),
-            Recorded::Kept
-        );
-    }
+    record_undelivered(&mut ledger, &round, &keys[1..3]);
     assert!(matches!(
         ledger.outcome(&mut rng),
         Err(DkgError::NoResult(_))
@@ -383,4 +390,61 @@ fn a_round_in_memory_gives_every_player_a_working_share() {
     assert_eq!(output.quorum::<crate::Faults>(), 5);
     let last: Vec<&Share> = shares.iter().skip(2).collect();
     assert_quorum_signs(&output, &last);
+}
+
+#[test]
+fn the_outcome_does_not_depend_on_the_order_logs_are_recorded_in() {
+    let keys = keys(4);
+    let publics = publics(&keys);
+    let round = Round::new(&cluster(), 0, None, publics.clone(), publics.clone()).expect("round");
+    let mut rng = test_rng();
+    let mut nodes = Vec::new();
+    let mut queue = VecDeque::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (node, out) = Participant::start(&mut rng, round.clone(), key, None).expect("start");
+        queue.extend(out.into_iter().map(|o| (i, o)));
+        nodes.push(node);
+    }
+    while let Some((from, outgoing)) = queue.pop_front() {
+        let to = publics
+            .iter()
+            .position(|k| *k == outgoing.to)
+            .expect("known");
+        if let Some(reply) = nodes[to]
+            .handle(&publics[from], outgoing.message)
+            .expect("honest")
+        {
+            queue.push_back((to, reply));
+        }
+    }
+    let logs: Vec<_> = nodes.iter_mut().map(|n| n.log().expect("log")).collect();
+    let outcome = |order: &[usize]| {
+        let mut ledger = Ledger::new(round.clone());
+        for &i in order {
+            ledger.record(logs[i].clone()).expect("checks");
+        }
+        ledger.outcome(&mut test_rng())
+    };
+    let forward = outcome(&[0, 1, 2, 3]).expect("observed");
+    assert_eq!(forward, outcome(&[3, 1, 0, 2]).expect("observed"));
+    assert_eq!(forward, outcome(&[2, 3, 1, 0]).expect("observed"));
+    assert!(
+        forward.revealed().is_empty(),
+        "every share was acknowledged"
+    );
+}
+
+#[test]
+fn a_dealer_nobody_acknowledged_counts_for_nothing() {
+    // Dealings that never arrived: each log would reveal more than f shares, so it carries no
+    // shares at all and cannot be used, and three such logs give no key.
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let mut rng = test_rng();
+    let mut ledger = Ledger::new(round.clone());
+    record_undelivered(&mut ledger, &round, &keys);
+    assert!(matches!(
+        ledger.outcome(&mut rng),
+        Err(DkgError::NoResult(reason)) if reason.contains("InsufficientLogs")
+    ));
 }
