@@ -32,10 +32,7 @@ use welkin_state::{
         records::ObjectRecord,
     },
 };
-use welkin_types::{
-    Digest,
-    storage::{StorageOp, Verdict},
-};
+use welkin_types::storage::{StorageOp, Verdict};
 
 /// How long a checker waits for a holder's proof before asking again on a later pass.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(10);
@@ -86,13 +83,6 @@ impl<E: Runtime> Shards<E> {
             .value(keys::audit_challenge(member))
             .await
             .and_then(|v| Challenge::decode(&v).ok())
-    }
-
-    async fn record_of(&self, object: &Digest) -> Option<ObjectRecord> {
-        self.node
-            .value(keys::object(object))
-            .await
-            .and_then(|v| ObjectRecord::decode(&v).ok())
     }
 
     /// One audit pass: seed if due, then judge the other holders.

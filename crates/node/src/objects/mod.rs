@@ -313,6 +313,14 @@ impl<E: Runtime> Shards<E> {
         }
     }
 
+    /// An object's record as this node's state holds it.
+    pub(crate) async fn record_of(&self, object: &Digest) -> Option<ObjectRecord> {
+        self.node
+            .value(keys::object(object))
+            .await
+            .and_then(|v| ObjectRecord::decode(&v).ok())
+    }
+
     fn now_ms(&self) -> u64 {
         self.node.clock_ns() / 1_000_000
     }
@@ -349,12 +357,7 @@ impl<E: Runtime> Shards<E> {
         let mut unplaced = Vec::new();
         for (object, indices) in by_object {
             let digest = Digest::from(object);
-            let record = self
-                .node
-                .value(keys::object(&digest))
-                .await
-                .and_then(|bytes| ObjectRecord::decode(&bytes).ok());
-            let Some(record) = record else {
+            let Some(record) = self.record_of(&digest).await else {
                 unplaced.extend(indices.iter().map(|&index| ShardId { object, index }));
                 continue;
             };
@@ -436,12 +439,7 @@ impl<E: Runtime> Shards<E> {
             }
         }
         for (object, shards) in missing {
-            let Some(record) = self
-                .node
-                .value(keys::object(&object))
-                .await
-                .and_then(|bytes| ObjectRecord::decode(&bytes).ok())
-            else {
+            let Some(record) = self.record_of(&object).await else {
                 continue;
             };
             // Only shards acknowledged here and not already lost (one under repair to this

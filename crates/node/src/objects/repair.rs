@@ -59,12 +59,7 @@ impl<E: Runtime> Shards<E> {
             if !order.open || order.member != self.member {
                 continue;
             }
-            let Some(record) = self
-                .node
-                .value(keys::object(&id))
-                .await
-                .and_then(|v| ObjectRecord::decode(&v).ok())
-            else {
+            let Some(record) = self.record_of(&id).await else {
                 continue;
             };
             self.repairing
@@ -300,11 +295,7 @@ impl<E: Runtime> Shards<E> {
                 "no open repair order names the asking node".into(),
             ));
         }
-        let record = self
-            .node
-            .value(keys::object(&object))
-            .await
-            .and_then(|v| ObjectRecord::decode(&v).ok());
+        let record = self.record_of(&object).await;
         if record.is_none_or(|r| r.placement.get(usize::from(shard)) != Some(&self.member)) {
             return Some(Answer::Refused("that shard is not placed here".into()));
         }

@@ -92,6 +92,12 @@ impl Cluster {
         entry.detail
     }
 
+    /// Runs `op`, which must be refused with a reason that contains `reason`.
+    fn refuses(&mut self, key: &PrivateKey, op: StorageOp, reason: &str) {
+        let detail = self.refused(key, op);
+        assert!(detail.contains(reason), "{detail}");
+    }
+
     fn offer_all(&mut self, capacity_bytes: u64) {
         for node in self.nodes.clone() {
             self.ok(&node, StorageOp::Offer { capacity_bytes });
@@ -226,22 +232,22 @@ fn a_holder_declares_lost_shards_and_they_are_marked_lost_at_once() {
     }
     // Only the shard's own holder may declare it lost, and only a node.
     let other_key = c.nodes[other as usize].clone();
-    let detail = c.refused(
+    c.refuses(
         &other_key,
         StorageOp::Lost {
             object: id,
             shards: vec![1],
         },
+        "is placed on node",
     );
-    assert!(detail.contains("is placed on node"), "{detail}");
-    let detail = c.refused(
+    c.refuses(
         &owner(),
         StorageOp::Lost {
             object: id,
             shards: vec![1],
         },
+        "only a cluster node",
     );
-    assert!(detail.contains("only a cluster node"), "{detail}");
     assert_eq!(c.record(&id).expect("recorded").lost, 0);
     c.ok(
         &holder_key,
@@ -270,8 +276,11 @@ fn a_holder_declares_lost_shards_and_they_are_marked_lost_at_once() {
 #[test]
 fn acknowledgements_and_offers_come_only_from_the_right_node() {
     let mut c = Cluster::new(4);
-    let detail = c.refused(&owner(), StorageOp::Offer { capacity_bytes: 10 });
-    assert!(detail.contains("only a cluster node may offer"), "{detail}");
+    c.refuses(
+        &owner(),
+        StorageOp::Offer { capacity_bytes: 10 },
+        "only a cluster node may offer",
+    );
     c.offer_all(1 << 30);
     let object = manifest(5, 2);
     let id = object.id();
@@ -279,34 +288,37 @@ fn acknowledgements_and_offers_come_only_from_the_right_node() {
     let record = c.record(&id).expect("recorded");
     let wrong = record.placement[1];
     let node = c.nodes[wrong as usize].clone();
-    let detail = c.refused(
+    c.refuses(
         &node,
         StorageOp::Stored {
             object: id,
             shards: vec![0],
         },
+        "is placed on node",
     );
-    assert!(detail.contains("is placed on node"), "{detail}");
-    let detail = c.refused(
+    c.refuses(
         &node,
         StorageOp::Stored {
             object: id,
             shards: vec![9],
         },
+        "has 4 shards, not 10",
     );
-    assert!(detail.contains("has 4 shards, not 10"), "{detail}");
-    let detail = c.refused(
+    c.refuses(
         &owner(),
         StorageOp::Stored {
             object: id,
             shards: vec![0],
         },
+        "only a cluster node",
     );
-    assert!(detail.contains("only a cluster node"), "{detail}");
     assert_eq!(c.record(&id).expect("recorded").stored, 0);
     // A node cannot shrink below what it holds.
-    let detail = c.refused(&node, StorageOp::Offer { capacity_bytes: 10 });
-    assert!(detail.contains("holds or has reserved"), "{detail}");
+    c.refuses(
+        &node,
+        StorageOp::Offer { capacity_bytes: 10 },
+        "holds or has reserved",
+    );
 }
 
 #[test]
@@ -338,8 +350,7 @@ fn a_put_that_does_not_fit_is_refused_with_the_free_space_and_reserves_nothing()
         },
     );
     c.ok(&owner(), StorageOp::Put(Box::new(object.clone())));
-    let detail = c.refused(&owner(), StorageOp::Put(Box::new(object)));
-    assert!(detail.contains("already exists"), "{detail}");
+    c.refuses(&owner(), StorageOp::Put(Box::new(object)), "already exists");
 }
 
 #[test]
@@ -366,8 +377,11 @@ fn deleting_frees_the_space_destroys_the_key_and_tells_nodes_to_drop_shards() {
         }
     }
     let stranger = PrivateKey::from_seed(77);
-    let detail = c.refused(&stranger, StorageOp::Delete { object: id });
-    assert!(detail.contains("only its owner may delete it"), "{detail}");
+    c.refuses(
+        &stranger,
+        StorageOp::Delete { object: id },
+        "only its owner may delete it",
+    );
     let effects = c.ok(&owner(), StorageOp::Delete { object: id });
     assert_eq!(
         effects.shredded,
@@ -390,8 +404,7 @@ fn deleting_frees_the_space_destroys_the_key_and_tells_nodes_to_drop_shards() {
         c.state[&keys::owned_at(&owner().public_key(), 0)],
         keep.id().as_ref().to_vec()
     );
-    let detail = c.refused(&owner(), StorageOp::Delete { object: id });
-    assert!(detail.contains("no object"), "{detail}");
+    c.refuses(&owner(), StorageOp::Delete { object: id }, "no object");
 }
 
 #[test]
