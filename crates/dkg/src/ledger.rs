@@ -83,6 +83,43 @@ impl Ledger {
             .map_err(|e| DkgError::NoResult(format!("{e:?}")))
     }
 
+    /// [`Ledger::outcome`] with its verification randomness drawn from a hash of the recorded
+    /// logs, for state machines, which have no randomness of their own. Batch verification
+    /// only needs coefficients a log's author could not choose: a log is fixed before the
+    /// hash that checks it, so tuning one to pass is a search over 2^255 values.
+    pub fn agreed_outcome(&self) -> Result<Output, DkgError> {
+        use rand_chacha::rand_core::SeedableRng as _;
+        let mut parts: Vec<&[u8]> = vec![b"welkin/dkg/observe/v1"];
+        parts.extend(self.logs.values().map(|(bytes, _)| bytes.as_slice()));
+        let seed: [u8; 32] = welkin_types::hash_parts(&parts)
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 digests are 32 bytes");
+        self.outcome(&mut rand_chacha::ChaCha20Rng::from_seed(seed))
+    }
+
+    /// The signed encoding of each recorded log, in dealer order.
+    pub fn signed_logs(&self) -> impl Iterator<Item = (&PublicKey, &[u8])> {
+        self.logs
+            .iter()
+            .map(|(dealer, (bytes, _))| (dealer, bytes.as_slice()))
+    }
+
+    /// How many dealers' logs are recorded.
+    pub fn len(&self) -> usize {
+        self.logs.len()
+    }
+
+    /// Whether no log is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.logs.is_empty()
+    }
+
+    /// The round the ledger is for.
+    pub fn round(&self) -> &Round {
+        &self.round
+    }
+
     /// The recorded logs in the library's form.
     pub(crate) fn logs(&self) -> feldman_desmedt::Logs<Variant, PublicKey, Faults> {
         let mut logs = feldman_desmedt::Logs::new(self.round.info().clone());

@@ -164,3 +164,61 @@ impl Round {
         &self.info
     }
 }
+
+/// Decodes a signed dealer log of a round with at most `max_participants` dealers or
+/// players; refuses truncation and trailing bytes.
+pub fn decode_log(bytes: &[u8], max_participants: NonZeroU32) -> Result<SignedLog, DkgError> {
+    use commonware_codec::Decode as _;
+    SignedLog::decode_cfg(commonware_codec::Copying(bytes), &max_participants)
+        .map_err(|e| DkgError::Log(format!("does not decode: {e}")))
+}
+
+/// Decodes a round's output (as the state stores it) for a cluster of at most
+/// `max_participants` nodes.
+pub fn decode_output(bytes: &[u8], max_participants: NonZeroU32) -> Result<Output, DkgError> {
+    use commonware_codec::Decode as _;
+    use commonware_cryptography::bls12381::primitives::sharing::ModeVersion;
+    Output::decode_cfg(
+        commonware_codec::Copying(bytes),
+        &(max_participants, ModeVersion::v0()),
+    )
+    .map_err(|e| DkgError::NoResult(format!("stored output does not decode: {e}")))
+}
+
+/// Checks the proof of a dealerless cluster's first key: `logs` are the signed dealer logs
+/// the cluster's state selected in round `number` (its first successful one), and `members`
+/// the genesis members, who are that round's dealers and players.
+///
+/// Returns the round's output (its public polynomial holds the cluster key) if every log is
+/// signed by a distinct member for this round and they are exactly as many as a round
+/// selects (a quorum), so that at least f+1 of them come from honest members and nobody
+/// knows the key. What this cannot show is that these are the logs the cluster selected: a
+/// quorum of other valid logs of the same round gives another key. Nobody holds shares of
+/// such a key but the f members an attacker may control, so a threshold signature that
+/// verifies under the returned key (a certified checkpoint, say) completes the proof.
+pub fn check_first_key(
+    cluster: &Digest,
+    number: u64,
+    members: &[PublicKey],
+    logs: &[Vec<u8>],
+) -> Result<Output, DkgError> {
+    let round = Round::new(cluster, number, None, members.to_vec(), members.to_vec())?;
+    let mut ledger = Ledger::new(round.clone());
+    for bytes in logs {
+        let log = decode_log(bytes, round.max_participants())?;
+        if ledger.record(log)? != Recorded::Kept {
+            return Err(DkgError::Log(
+                "two logs from one dealer: a key proof holds one per dealer".into(),
+            ));
+        }
+    }
+    let output = ledger.agreed_outcome()?;
+    if output.dealers().len() != ledger.len() {
+        return Err(DkgError::NoResult(format!(
+            "the proof holds {} logs, but a round selects {}",
+            ledger.len(),
+            output.dealers().len()
+        )));
+    }
+    Ok(output)
+}

@@ -11,6 +11,7 @@ use commonware_cryptography::{
 };
 use commonware_parallel::Sequential;
 use rand_core::CryptoRng;
+use std::collections::{BTreeMap, BTreeSet};
 use welkin_types::{PrivateKey, PublicKey, Variant};
 
 /// A message for one peer.
@@ -31,6 +32,14 @@ pub struct Participant {
     me: PublicKey,
     dealer: Option<Dealer<Variant, PrivateKey>>,
     player: Option<Player<Variant, PrivateKey>>,
+    /// The acknowledgement sent to each dealer, sent again when its dealing comes again (the
+    /// first acknowledgement may have been lost, and the library answers a repeat with
+    /// nothing).
+    acks: BTreeMap<PublicKey, DkgMessage>,
+    /// This node's dealing to each other player, while it deals.
+    pending: BTreeMap<PublicKey, DkgMessage>,
+    /// The players whose acknowledgement of this node's dealing arrived.
+    acked: BTreeSet<PublicKey>,
 }
 
 impl Participant {
@@ -59,6 +68,9 @@ impl Participant {
             me: me.clone(),
             dealer: None,
             player,
+            acks: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            acked: BTreeSet::new(),
         };
         let mut outgoing = Vec::new();
         if is_dealer {
@@ -79,6 +91,7 @@ impl Participant {
                         participant.handle(&me, reply.message)?;
                     }
                 } else {
+                    participant.pending.insert(to.clone(), message.clone());
                     outgoing.push(Outgoing { to, message });
                 }
             }
@@ -88,7 +101,8 @@ impl Participant {
 
     /// Handles a message from `from`; returns the reply to send, if any. A refused dealing
     /// ([`DkgError::Dealing`]) is evidence against its dealer: the caller blocks the peer.
-    /// A repeated dealing is answered with nothing.
+    /// A repeated dealing is answered with the acknowledgement already given (whatever the
+    /// repeat holds: a player acknowledges one dealing per dealer).
     pub fn handle(
         &mut self,
         from: &PublicKey,
@@ -106,18 +120,28 @@ impl Participant {
                 commitment, share, ..
             } => {
                 let player = self.player.as_mut().ok_or(DkgError::NotInRound("player"))?;
+                if let Some(message) = self.acks.get(from) {
+                    return Ok(Some(Outgoing {
+                        to: from.clone(),
+                        message: message.clone(),
+                    }));
+                }
                 let ack = player
                     .dealer_message::<Faults>(from.clone(), commitment, share)
                     .map_err(|e| DkgError::Dealing {
                         dealer: Box::new(from.clone()),
                         reason: format!("{e:?}"),
                     })?;
-                Ok(ack.map(|ack| Outgoing {
-                    to: from.clone(),
-                    message: DkgMessage::Ack {
+                Ok(ack.map(|ack| {
+                    let message = DkgMessage::Ack {
                         round: expected,
                         ack,
-                    },
+                    };
+                    self.acks.insert(from.clone(), message.clone());
+                    Outgoing {
+                        to: from.clone(),
+                        message,
+                    }
                 }))
             }
             DkgMessage::Ack { ack, .. } => {
@@ -128,6 +152,7 @@ impl Participant {
                         player: Box::new(from.clone()),
                         reason: format!("{e:?}"),
                     })?;
+                self.acked.insert(from.clone());
                 Ok(None)
             }
         }
@@ -137,7 +162,25 @@ impl Participant {
     /// received, and the share of every player that did not acknowledge. `None` if it is not
     /// a dealer or has given its log already.
     pub fn log(&mut self) -> Option<SignedLog> {
+        self.pending.clear();
         self.dealer.take().map(|dealer| dealer.finalize::<Faults>())
+    }
+
+    /// Whether this node still deals and has not been acknowledged by every player: a dealer
+    /// sends its dealings again until they are, or until it gives its log.
+    pub fn awaiting_acks(&self) -> bool {
+        self.dealer.is_some() && self.unacknowledged().next().is_some()
+    }
+
+    /// The players that have not acknowledged this node's dealing, with the dealing to send
+    /// them again (empty once the log is given).
+    pub fn unacknowledged(&self) -> impl Iterator<Item = Outgoing> + '_ {
+        self.pending.iter().filter_map(|(to, message)| {
+            (!self.acked.contains(to)).then(|| Outgoing {
+                to: to.clone(),
+                message: message.clone(),
+            })
+        })
     }
 
     /// This node's public key.

@@ -448,3 +448,94 @@ fn a_dealer_nobody_acknowledged_counts_for_nothing() {
         Err(DkgError::NoResult(reason)) if reason.contains("InsufficientLogs")
     ));
 }
+
+/// A player answers a repeated dealing with the acknowledgement it gave (the first may have
+/// been lost), and a dealer knows which players it still has to send its dealing to.
+#[test]
+fn repeated_dealings_are_acknowledged_again_and_dealers_track_the_missing() {
+    let mut rng = test_rng();
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let (mut dealer, out) =
+        Participant::start(&mut rng, round.clone(), &keys[0], None).expect("start");
+    let (mut player, _) =
+        Participant::start(&mut rng, round.clone(), &keys[1], None).expect("start");
+    assert!(dealer.awaiting_acks());
+    assert_eq!(dealer.unacknowledged().count(), 3, "every other player");
+    let to_player = out
+        .iter()
+        .find(|o| o.to == keys[1].public_key())
+        .expect("a dealing for player 1");
+    let me = keys[0].public_key();
+    let first = player
+        .handle(&me, to_player.message.clone())
+        .expect("checks")
+        .expect("acknowledged");
+    let again = player
+        .handle(&me, to_player.message.clone())
+        .expect("checks")
+        .expect("acknowledged again");
+    assert_eq!(first, again, "the same acknowledgement");
+    dealer
+        .handle(&keys[1].public_key(), first.message)
+        .expect("the ack verifies");
+    let missing: Vec<_> = dealer.unacknowledged().map(|o| o.to).collect();
+    assert_eq!(missing.len(), 2);
+    assert!(!missing.contains(&keys[1].public_key()));
+    dealer.log().expect("a log");
+    assert!(
+        !dealer.awaiting_acks(),
+        "a dealer that gave its log deals no more"
+    );
+}
+
+/// A key proof is a quorum of one round's logs from distinct members; fewer, a repeated
+/// dealer, a log of another round or of another cluster are refused, and the proof's key is
+/// the one the players hold.
+#[test]
+fn key_proofs_check_the_logs_and_their_number() {
+    use commonware_codec::Encode as _;
+    let keys = keys(4);
+    let members = publics(&keys);
+    let round = Round::new(&cluster(), 2, None, members.clone(), members.clone()).expect("round");
+    let (ledger, results, _) = run(&round, &keys, &[0, 1, 2, 3], &[], &honest);
+    let (output, shares) = all_agree(&results);
+    let selected: Vec<Vec<u8>> = ledger
+        .signed_logs()
+        .filter(|(dealer, _)| output.dealers().position(dealer).is_some())
+        .map(|(_, bytes)| bytes.to_vec())
+        .collect();
+    assert_eq!(selected.len(), 3, "a round selects a quorum");
+    let proven = crate::check_first_key(&cluster(), 2, &members, &selected).expect("checks");
+    assert_eq!(proven.public(), output.public());
+    assert_quorum_signs(&proven, &[&shares[0], &shares[2], &shares[3]]);
+    // Order does not matter.
+    let mut reversed = selected.clone();
+    reversed.reverse();
+    assert_eq!(
+        crate::check_first_key(&cluster(), 2, &members, &reversed)
+            .expect("checks")
+            .public(),
+        output.public()
+    );
+    let all: Vec<Vec<u8>> = ledger.signed_logs().map(|(_, b)| b.to_vec()).collect();
+    let error = crate::check_first_key(&cluster(), 2, &members, &all).expect_err("4 logs");
+    assert!(error.to_string().contains("a round selects 3"), "{error}");
+    let error = crate::check_first_key(&cluster(), 2, &members, &selected[..2]).expect_err("2");
+    assert!(matches!(error, DkgError::NoResult(_)), "{error}");
+    let twice = vec![
+        selected[0].clone(),
+        selected[0].clone(),
+        selected[1].clone(),
+    ];
+    let error = crate::check_first_key(&cluster(), 2, &members, &twice).expect_err("repeat");
+    assert!(error.to_string().contains("one per dealer"), "{error}");
+    for (cluster, number) in [(cluster(), 3), (Digest::from([8; 32]), 2)] {
+        let error =
+            crate::check_first_key(&cluster, number, &members, &selected).expect_err("other");
+        assert!(matches!(error, DkgError::Log(_)), "{error}");
+    }
+    let mut garbage = selected.clone();
+    garbage[0] = output.encode().to_vec();
+    assert!(crate::check_first_key(&cluster(), 2, &members, &garbage).is_err());
+}
