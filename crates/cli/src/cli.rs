@@ -58,11 +58,18 @@ pub(crate) enum Command {
     /// Create keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Deal the cluster key and write a genesis file and one sealed key share per node.
+    /// Write a cluster's genesis file from its nodes' signed registrations.
     ///
-    /// Takes the nodes' signed registrations (`welkin key register`). The dealer's secret
-    /// exists only in memory during this command and is zeroized. An existing genesis file is
-    /// never overwritten.
+    /// Takes the nodes' signed registrations (`welkin key register`) and writes genesis.json:
+    /// the members, their keys and addresses, and the chain parameters. No key is made here:
+    /// on first start the nodes generate the cluster key together (a distributed key
+    /// generation over their authenticated links, decided through the log), and each keeps
+    /// only its own share, sealed in its data directory. No process, file or message ever
+    /// holds the whole key. Also writes the secrets root token (readable by you only).
+    ///
+    /// With --trusted-dealer, this command deals the key itself instead and writes one sealed
+    /// share per node: the dealer (this process) then knew the whole key, so use it only for
+    /// tests. An existing genesis file is never overwritten.
     Genesis(GenesisArgs),
     /// Show the cluster status as one node sees it.
     Status(ApiArgs),
@@ -290,12 +297,17 @@ pub(crate) struct GenesisArgs {
     /// unsigned or changed one is refused, naming the node.
     #[arg(long, required = true)]
     pub(crate) nodes: Vec<PathBuf>,
-    /// Write genesis.json and shares/<name>.share into this directory (never overwritten).
+    /// Write genesis.json (and, with --trusted-dealer, shares/<name>.share) into this
+    /// directory (never overwritten).
     #[arg(long)]
     pub(crate) out_dir: PathBuf,
     /// Name the cluster.
     #[arg(long, default_value = "welkin")]
     pub(crate) name: String,
+    /// Deal the key here and write shares/<name>.share (this process knows the whole key
+    /// while it runs: for tests only). Without it the nodes generate the key themselves.
+    #[arg(long)]
+    pub(crate) trusted_dealer: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -181,6 +181,9 @@ impl Cluster {
             let mut command = welkin();
             command
                 .arg("genesis")
+                // Dealt, so that the tests can forge with a quorum of shares (the split-view
+                // alarm, the confidentiality checks); `tests/dev.rs` runs a dealerless cluster.
+                .arg("--trusted-dealer")
                 .arg("--nodes")
                 .arg(dir.join("nodes.json"))
                 .arg("--out-dir")
@@ -512,9 +515,12 @@ fn log_tiles_and_checkpoints_by_size(
     let api = format!("http://127.0.0.1:{}/v1/log", api_base() + 2);
     let (status, note) = raw_get_bytes(&format!("{api}/checkpoint?size={size}"));
     assert_eq!(status, 200);
-    let (by_size, _) =
-        welkin_client::verify_checkpoint_note(&String::from_utf8_lossy(&note), genesis)
-            .expect("note by size verifies");
+    let (by_size, _) = welkin_client::verify_checkpoint_note(
+        &String::from_utf8_lossy(&note),
+        genesis,
+        genesis.dealt_key().expect("dealt"),
+    )
+    .expect("note by size verifies");
     assert_eq!(by_size.checkpoint.log_size, size);
     let shown = run_ok(
         welkin()
@@ -620,7 +626,7 @@ fn sign_as_cluster(
         })
         .collect();
     let signature = threshold::recover::<welkin_types::Variant, _>(
-        &genesis.polynomial,
+        genesis.polynomial.as_ref().expect("dealt"),
         partials.iter(),
         &commonware_parallel::Sequential,
     )
@@ -629,7 +635,7 @@ fn sign_as_cluster(
         checkpoint,
         signature,
     };
-    assert!(certified.verify(&cluster_id, genesis.cluster_key()));
+    assert!(certified.verify(&cluster_id, genesis.dealt_key().expect("dealt")));
     certified
 }
 
@@ -726,7 +732,7 @@ fn replies_are_verified(dir: &Path, cluster: &Cluster, signer: &mut Signer) {
     let genesis =
         welkin_types::Genesis::from_json(&std::fs::read_to_string(&genesis_path).expect("genesis"))
             .expect("valid");
-    let trusted = welkin_client::Trusted::from_genesis(&genesis);
+    let trusted = welkin_client::Trusted::from_dealt_genesis(&genesis).expect("dealt");
     let tx = signer.tx(Payload::Put {
         key: b"proved".to_vec(),
         value: b"yes".to_vec(),
@@ -914,10 +920,13 @@ fn watch_alarms_on_a_split_view(
                 ..honest.checkpoint
             },
         );
-        let note =
-            welkin_types::note::to_note(&forged, &genesis.cluster_id(), genesis.cluster_key())
-                .format()
-                .expect("formats");
+        let note = welkin_types::note::to_note(
+            &forged,
+            &genesis.cluster_id(),
+            genesis.dealt_key().expect("dealt"),
+        )
+        .format()
+        .expect("formats");
         let fake = serve_forged_note(note);
         let output = welkin()
             .args([
@@ -1618,8 +1627,12 @@ fn cluster_of_processes_survives_kills_and_restarts() {
         .body_mut()
         .read_to_string()
         .expect("note text");
-    let (certified, cosigners) =
-        welkin_client::verify_checkpoint_note(&note, &genesis_parsed).expect("note verifies");
+    let (certified, cosigners) = welkin_client::verify_checkpoint_note(
+        &note,
+        &genesis_parsed,
+        genesis_parsed.dealt_key().expect("dealt"),
+    )
+    .expect("note verifies");
     assert!(certified.checkpoint.log_size > 0);
     let serving = &genesis_parsed
         .nodes
@@ -1635,7 +1648,14 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     let size = certified.checkpoint.log_size;
     let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
     assert_ne!(forged, note);
-    assert!(welkin_client::verify_checkpoint_note(&forged, &genesis_parsed).is_err());
+    assert!(
+        welkin_client::verify_checkpoint_note(
+            &forged,
+            &genesis_parsed,
+            genesis_parsed.dealt_key().expect("dealt")
+        )
+        .is_err()
+    );
     log_tiles_and_checkpoints_by_size(&genesis_parsed, &dir.join("genesis.json"), size);
     watch_alarms_on_a_split_view(&dir, &genesis_parsed, &certified);
 
@@ -1645,7 +1665,11 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     )
     .expect("valid");
     let checkpoint = cluster.clients[2]
-        .verified_checkpoint(None, &genesis.cluster_id(), genesis.cluster_key())
+        .verified_checkpoint(
+            None,
+            &genesis.cluster_id(),
+            genesis.dealt_key().expect("dealt"),
+        )
         .expect("verifies");
     assert!(checkpoint.checkpoint.height > 0);
     let _ = checkpoint.encode();

@@ -19,7 +19,9 @@
 pub mod objects;
 mod verified;
 
-pub use verified::{BlockError, BlockProof, KvOwner, Trusted, Verified, verify_block};
+pub use verified::{
+    BlockError, BlockProof, KvOwner, Trusted, Verified, key_from_proof, verify_block,
+};
 
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -574,17 +576,19 @@ impl Client {
     }
 }
 
-/// Checks a checkpoint note (`GET /v1/log/checkpoint`) against a genesis: the cluster's
-/// threshold signature must verify; returns the checkpoint and the names of the nodes whose
-/// tlog cosignatures verify under their genesis identity keys.
+/// Checks a checkpoint note (`GET /v1/log/checkpoint`) against a genesis and the cluster's
+/// key (see [`Client::trusted`]): the cluster's threshold signature must verify; returns the
+/// checkpoint and the names of the nodes whose tlog cosignatures verify under their genesis
+/// identity keys.
 pub fn verify_checkpoint_note(
     text: &str,
     genesis: &welkin_types::Genesis,
+    cluster_key: &welkin_types::ClusterKey,
 ) -> Result<(CertifiedCheckpoint, Vec<String>), ClientError> {
     let note = welkin_note::Note::parse(text.as_bytes())
         .map_err(|e| ClientError::BadReply(format!("checkpoint note: {e}")))?;
     let cluster_id = genesis.cluster_id();
-    let certified = welkin_types::note::from_note(&note, &cluster_id, genesis.cluster_key())
+    let certified = welkin_types::note::from_note(&note, &cluster_id, cluster_key)
         .map_err(|e| ClientError::BadReply(e.to_string()))?;
     let mut cosigners = Vec::new();
     for node in &genesis.nodes {

@@ -31,12 +31,92 @@ pub struct Trusted {
 }
 
 impl Trusted {
-    /// The cluster a genesis file describes.
-    pub fn from_genesis(genesis: &Genesis) -> Self {
-        Self {
+    /// The cluster a genesis file describes, if a trusted dealer made its key (the file then
+    /// holds it). A dealerless cluster's key is proven with [`Client::trusted`].
+    pub fn from_dealt_genesis(genesis: &Genesis) -> Option<Self> {
+        Some(Self {
             cluster_id: genesis.cluster_id(),
-            cluster_key: *genesis.cluster_key(),
+            cluster_key: *genesis.dealt_key()?,
+        })
+    }
+}
+
+/// The cluster's public polynomial from `genesis` and, for a dealerless cluster, the proof of
+/// its key (from a receipt, or [`Client::cluster_key_proof`]): the logs must be a quorum of
+/// one round's, each signed by a distinct genesis member (`welkin_dkg::check_first_key`).
+/// The result is proven only once a threshold signature verifies under it (a receipt's
+/// certified checkpoint, say): callers verify one before saying "verified".
+pub fn key_from_proof(
+    genesis: &Genesis,
+    proof: Option<&welkin_types::api::ClusterKeyProof>,
+) -> Result<welkin_types::Sharing, ClientError> {
+    if let Some(polynomial) = &genesis.polynomial {
+        return Ok(polynomial.clone());
+    }
+    let proof = proof.ok_or_else(|| {
+        ClientError::BadReply(
+            "the cluster is dealerless and no proof of its key came with the reply: fetch \
+             one from a node (GET /v1/cluster/key)"
+                .into(),
+        )
+    })?;
+    let logs = proof
+        .logs
+        .iter()
+        .map(|log| hex::decode(log).map_err(|e| ClientError::BadReply(format!("key proof: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let output = welkin_dkg::check_first_key(
+        &genesis.cluster_id(),
+        proof.round,
+        &genesis.member_keys(),
+        &logs,
+    )
+    .map_err(|e| ClientError::BadReply(format!("key proof does not check: {e}")))?;
+    Ok(output.public().clone())
+}
+
+impl Client {
+    /// The proof of a dealerless cluster's key, unchecked (see [`Client::proven_sharing`]).
+    pub fn cluster_key_proof(&self) -> Result<welkin_types::api::ClusterKeyProof, ClientError> {
+        self.get("/v1/cluster/key")
+    }
+
+    /// The cluster's public polynomial (its key and every member's share commitment), proven
+    /// from `genesis` and nothing the node says about itself:
+    /// - a dealt key is the genesis file's;
+    /// - a dealerless key is computed from the dealer logs the cluster selected, each signed
+    ///   by a distinct genesis member, a quorum of them (`welkin_dkg::check_first_key`); then
+    ///   the latest certified checkpoint must verify under it. Only the key the members hold
+    ///   shares of can sign: a node that served another quorum of logs would give a key
+    ///   nobody can sign with.
+    pub fn proven_sharing(&self, genesis: &Genesis) -> Result<welkin_types::Sharing, ClientError> {
+        if let Some(polynomial) = &genesis.polynomial {
+            return Ok(polynomial.clone());
         }
+        let sharing = key_from_proof(genesis, Some(&self.cluster_key_proof()?))?;
+        let cluster_id = genesis.cluster_id();
+        let note = self.checkpoint_note(crate::NoteAt::Latest).map_err(|e| {
+            ClientError::BadReply(format!(
+                "the cluster key has no certified checkpoint yet to complete its proof ({e}); \
+                 retry in a moment"
+            ))
+        })?;
+        let note = welkin_note::Note::parse(note.as_bytes())
+            .map_err(|e| ClientError::BadReply(format!("checkpoint note: {e}")))?;
+        welkin_types::note::from_note(&note, &cluster_id, sharing.public()).map_err(|e| {
+            ClientError::BadReply(format!(
+                "the latest checkpoint does not verify under the key the logs give: {e}"
+            ))
+        })?;
+        Ok(sharing)
+    }
+
+    /// The cluster `genesis` describes, with its key proven (see [`Client::proven_sharing`]).
+    pub fn trusted(&self, genesis: &Genesis) -> Result<Trusted, ClientError> {
+        Ok(Trusted {
+            cluster_id: genesis.cluster_id(),
+            cluster_key: *self.proven_sharing(genesis)?.public(),
+        })
     }
 }
 

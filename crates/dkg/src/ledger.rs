@@ -45,25 +45,31 @@ impl Ledger {
     /// Checks `log` against the round (signed by a dealer of this round, for this round) and
     /// records it.
     pub fn record(&mut self, log: SignedLog) -> Result<Recorded, DkgError> {
+        self.record_signed(log).map(|(_, recorded)| recorded)
+    }
+
+    /// [`Ledger::record`], also naming the dealer whose signature the log carries.
+    pub fn record_signed(&mut self, log: SignedLog) -> Result<(PublicKey, Recorded), DkgError> {
         let bytes = log.encode().to_vec();
         let (dealer, checked) = log.check(self.round.info()).ok_or_else(|| {
             DkgError::Log("not signed by a dealer of this round, or not for this round".into())
         })?;
         if self.equivocators.contains(&dealer) {
-            return Ok(Recorded::Excluded);
+            return Ok((dealer, Recorded::Excluded));
         }
-        match self.logs.get(&dealer) {
+        let recorded = match self.logs.get(&dealer) {
             None => {
-                self.logs.insert(dealer, (bytes, checked));
-                Ok(Recorded::Kept)
+                self.logs.insert(dealer.clone(), (bytes, checked));
+                Recorded::Kept
             }
-            Some((kept, _)) if *kept == bytes => Ok(Recorded::Duplicate),
+            Some((kept, _)) if *kept == bytes => Recorded::Duplicate,
             Some(_) => {
                 self.logs.remove(&dealer);
                 self.equivocators.insert(dealer.clone());
-                Ok(Recorded::Equivocation(dealer))
+                Recorded::Equivocation(dealer.clone())
             }
-        }
+        };
+        Ok((dealer, recorded))
     }
 
     /// Dealers whose logs are recorded.

@@ -183,6 +183,11 @@ impl Participant {
         })
     }
 
+    /// The round this node takes part in.
+    pub fn round(&self) -> &Round {
+        &self.round
+    }
+
     /// This node's public key.
     pub fn public_key(&self) -> &PublicKey {
         &self.me

@@ -345,6 +345,35 @@ impl CeremonyNode {
     }
 }
 
+/// Writes a dealerless genesis from signed registrations: the members in key order and the
+/// parameters, and no key (the nodes generate it at first start). Every registration is
+/// verified.
+pub fn dealerless(
+    mut infos: Vec<NodeInfo>,
+    chain: ChainParams,
+    genesis_time_ms: u64,
+    root_token: Option<welkin_types::PublicKey>,
+) -> Result<Genesis, KeyError> {
+    for info in &infos {
+        info.verify_registration()
+            .map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    }
+    infos.sort_by(|a, b| a.public_key.cmp(&b.public_key));
+    let genesis = Genesis {
+        version: GENESIS_VERSION,
+        chain,
+        threshold: welkin_types::genesis::quorum(infos.len()) as u32,
+        polynomial: None,
+        nodes: infos,
+        genesis_time_ms,
+        root_token,
+    };
+    genesis
+        .validate()
+        .map_err(|e| KeyError::Ceremony(e.to_string()))?;
+    Ok(genesis)
+}
+
 /// Runs the trusted-dealer ceremony over signed registrations: returns the genesis and one
 /// sealed share per node, in genesis order. Every registration is verified before anything is
 /// dealt. The dealer's secret polynomial exists only inside this function. `root_token` is
@@ -375,7 +404,7 @@ pub fn deal(
         version: GENESIS_VERSION,
         chain,
         threshold: output.public().required(),
-        polynomial: output.public().clone(),
+        polynomial: Some(output.public().clone()),
         nodes: infos,
         genesis_time_ms,
         root_token,
@@ -531,6 +560,8 @@ mod tests {
             assert_eq!(share.index.get() as usize, index);
             let expected = genesis
                 .polynomial
+                .as_ref()
+                .expect("dealt")
                 .partial_public(share.index)
                 .expect("index in range");
             assert_eq!(share.public::<Variant>(), expected);
@@ -567,6 +598,8 @@ mod tests {
         let share = open_share(&sealed, &key, &genesis.cluster_id()).expect("opens");
         let expected = genesis
             .polynomial
+            .as_ref()
+            .expect("dealt")
             .partial_public(share.index)
             .expect("index in range");
         assert_eq!(share.public::<Variant>(), expected);

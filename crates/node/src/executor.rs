@@ -192,7 +192,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                     .iter()
                     .map(|n| n.failure_domain.clone())
                     .collect(),
-                cluster_key: Some(*genesis.cluster_key()),
+                cluster_key: genesis.dealt_key().copied(),
             },
             mempool,
             applied,
@@ -451,7 +451,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             checkpoint
         };
         let now = crate::application::now_ms(&self.context);
-        Some(lock(&self.tracker).applied(checkpoint, now))
+        lock(&self.tracker).applied(checkpoint, now)
     }
 
     async fn on_action<S: Sender<PublicKey = PublicKey>>(

@@ -33,6 +33,7 @@ pub enum Submitted {
 /// caller's threads, never through the executor.
 pub struct NodeHandle<E: Runtime> {
     clock: std::sync::Arc<E>,
+    keys: crate::keygen::KeyCell,
     genesis: Genesis,
     cluster_id: Digest,
     me: PublicKey,
@@ -59,6 +60,7 @@ impl<E: Runtime> Clone for NodeHandle<E> {
     fn clone(&self) -> Self {
         Self {
             clock: self.clock.clone(),
+            keys: self.keys.clone(),
             genesis: self.genesis.clone(),
             cluster_id: self.cluster_id,
             me: self.me.clone(),
@@ -85,6 +87,7 @@ impl<E: Runtime> NodeHandle<E> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         clock: E,
+        keys: crate::keygen::KeyCell,
         genesis: Genesis,
         me: PublicKey,
         mempool: Mempool,
@@ -105,6 +108,7 @@ impl<E: Runtime> NodeHandle<E> {
         let cosigners = std::sync::Arc::new(welkin_types::note::cosigner_verifiers(&genesis));
         Self {
             clock: std::sync::Arc::new(clock),
+            keys,
             genesis,
             cluster_id,
             me,
@@ -124,6 +128,12 @@ impl<E: Runtime> NodeHandle<E> {
             time,
             shards: Arc::new(Mutex::new(std::sync::Weak::new())),
         }
+    }
+
+    /// The cluster key as this node holds it; `None` while a dealerless cluster is still
+    /// generating it.
+    pub fn cluster_keys(&self) -> Option<Arc<crate::keygen::ClusterKeys>> {
+        self.keys.get()
     }
 
     /// The node's shard service, if it runs one.
@@ -358,10 +368,11 @@ impl<E: Runtime> NodeHandle<E> {
     /// now if it has none stored).
     pub async fn checkpoint_note(&self, height: u64) -> Option<String> {
         let witnessed = self.witnessed_checkpoint(height).await?;
+        let keys = self.keys.get()?;
         let mut note = welkin_types::note::to_note(
             &witnessed.certified,
             &self.cluster_id,
-            self.genesis.cluster_key(),
+            keys.sharing.public(),
         );
         for (index, cosignature) in &witnessed.cosignatures {
             if let Some(verifier) = self.cosigners.get(*index as usize) {

@@ -19,6 +19,7 @@ mod engine;
 mod executor;
 mod gossip;
 mod handle;
+mod keygen;
 mod log;
 mod mempool;
 pub mod objects;
@@ -41,6 +42,7 @@ pub use engine::{Channels, EngineConfig, MAX_MESSAGE_BYTES, Timeouts, channel, s
 /// The gossip channel's wire format (simulations forge it to play byzantine nodes).
 pub use gossip::Batch as GossipBatch;
 pub use handle::{NodeHandle, Submitted};
+pub use keygen::ClusterKeys;
 pub use mempool::MempoolConfig;
 /// The release channel's wire format (simulations forge it to play byzantine nodes).
 pub use releases::ReleaseBatch;

@@ -34,6 +34,9 @@ pub(crate) enum Offence {
     /// A storage message that does not decode, or a repair block that does not match its
     /// shard's root.
     Storage,
+    /// A key generation message that does not decode, or a dealing that does not check
+    /// against its commitment.
+    Keygen,
 }
 
 impl Offence {
@@ -45,6 +48,7 @@ impl Offence {
             Offence::Transit => "transit",
             Offence::Time => "time",
             Offence::Storage => "storage",
+            Offence::Keygen => "keygen",
         }
     }
 }

@@ -6,7 +6,8 @@
 //! ```toml
 //! data_dir = "data"            # embedded storage (created if missing)
 //! key_file = "node.key"        # from `welkin key new`
-//! share_file = "node.share"    # from `welkin genesis`
+//! share_file = "node.share"    # only with `welkin genesis --trusted-dealer`; a dealerless
+//!                              # node generates its share and keeps it sealed in data_dir
 //! genesis_file = "genesis.json"
 //! # optional: api_address, p2p_address (default: this node's genesis entry),
 //! # max_block_txs, min_block_interval_ms, idle_wait_ms, worker_threads
@@ -102,8 +103,9 @@ pub struct NodeFileConfig {
     pub data_dir: PathBuf,
     /// The node key file.
     pub key_file: PathBuf,
-    /// The sealed key share.
-    pub share_file: PathBuf,
+    /// The sealed key share from a trusted dealer; absent for a dealerless cluster.
+    #[serde(default)]
+    pub share_file: Option<PathBuf>,
     /// The genesis file.
     pub genesis_file: PathBuf,
     /// Where to serve the HTTP API (default: the genesis entry).
@@ -210,11 +212,30 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         Genesis::from_json(&read(&genesis_path)?).map_err(|e| invalid(&genesis_path, e))?;
     let key_path = resolve(&config.key_file);
     let key = NodeKey::from_json(&read(&key_path)?).map_err(|e| invalid(&key_path, e))?;
-    let share_path = resolve(&config.share_file);
-    let sealed: SealedShare =
-        serde_json::from_str(&read(&share_path)?).map_err(|e| invalid(&share_path, e))?;
-    let share =
-        open_share(&sealed, &key, &genesis.cluster_id()).map_err(|e| invalid(&share_path, e))?;
+    let share = match (&config.share_file, genesis.polynomial.is_some()) {
+        (Some(share_file), true) => {
+            let share_path = resolve(share_file);
+            let sealed: SealedShare =
+                serde_json::from_str(&read(&share_path)?).map_err(|e| invalid(&share_path, e))?;
+            Some(
+                open_share(&sealed, &key, &genesis.cluster_id())
+                    .map_err(|e| invalid(&share_path, e))?,
+            )
+        }
+        (None, true) => {
+            return Err(invalid(
+                config_path,
+                "the genesis has a dealt key: set share_file to this node's share from                  `welkin genesis --trusted-dealer`",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(invalid(
+                config_path,
+                "the genesis is dealerless: its nodes generate their shares, so remove                  share_file",
+            ));
+        }
+        (None, false) => None,
+    };
     let me = key.public_key();
     let Some(entry) = genesis.nodes.iter().find(|n| n.public_key == me) else {
         return Err(invalid(

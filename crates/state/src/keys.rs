@@ -420,3 +420,14 @@ pub fn repairs_at(slot: u64) -> Digest {
 pub fn repairs_slot(id: &Digest) -> Digest {
     hash_parts(&[b"storage/repairs-slot", id.as_ref()])
 }
+
+/// The cluster key generation in progress (see [`crate::keygen`]).
+pub fn keygen() -> Digest {
+    hash_parts(&[b"membership/keygen"])
+}
+
+/// The cluster key a dealerless cluster generated: its round's output and the logs it was
+/// computed from (see [`crate::keygen`]).
+pub fn cluster_key() -> Digest {
+    hash_parts(&[b"membership/cluster-key"])
+}

@@ -20,6 +20,7 @@ pub mod authority;
 pub mod escrow;
 pub mod expiry;
 pub mod identity;
+pub mod keygen;
 pub mod keys;
 // A refusal is a `SecretsResult` (about 200 bytes since a release names where its value is);
 // it is built once per request, so boxing it buys nothing measurable.
@@ -112,8 +113,9 @@ pub struct Env {
     /// Each member's failure domain from genesis, in the order of `members` (storage
     /// placement puts an object's shards in different domains while there are enough).
     pub domains: Vec<String>,
-    /// The cluster's threshold public key from genesis (checks the certified checkpoints
-    /// that seed storage audits); `None` only in tests that need no audits.
+    /// The cluster's threshold public key if a trusted dealer made it at genesis; `None` for
+    /// a dealerless cluster, whose key is in the state once generated (see
+    /// [`keygen::cluster_key`], which answers for both).
     pub cluster_key: Option<welkin_types::ClusterKey>,
 }
 
@@ -156,6 +158,8 @@ pub fn reads(block: &Block) -> Vec<Digest> {
     keys.extend(expiry::reads());
     keys.push(keys::id_escrow_total());
     keys.push(keys::secrets_teardown());
+    keys.push(keys::keygen());
+    keys.push(keys::cluster_key());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
@@ -240,6 +244,7 @@ pub fn apply(
     secrets::transit::dkg::sweep(&mut overlay, now);
     storage::sweep(&mut overlay, now);
     storage::repair::sweep(env, &mut overlay, block.height);
+    keygen::sweep(env, &mut overlay, block);
     let mut effects = BlockEffects::default();
     let log_size_before = overlay.u64(&keys::log_size());
     let mut log_size = log_size_before;

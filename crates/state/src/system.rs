@@ -111,6 +111,18 @@ pub(crate) fn execute<S: Snapshot>(
                 };
             }
         }
+        Payload::Membership(op) => {
+            let (outcome, detail) = match crate::keygen::execute(env, state, block, signed, op) {
+                Ok(note) => (Outcome::Applied, note),
+                Err(reason) => (Outcome::Rejected, Some(reason)),
+            };
+            return Executed {
+                outcome,
+                detail,
+                released: Vec::new(),
+                secrets: None,
+            };
+        }
         Payload::Secrets(op) => {
             let result = crate::secrets::execute(env, state, block, signed, op);
             let (outcome, detail) = match &result {
@@ -151,6 +163,9 @@ pub fn genesis_writes(genesis: &Genesis) -> BTreeMap<Digest, Option<Vec<u8>>> {
         let mut member = node.public_key.as_ref().to_vec();
         member.extend_from_slice(node.failure_domain.as_bytes());
         writes.insert(keys::member(index as u32), Some(member));
+    }
+    if let Some((key, value)) = crate::keygen::genesis_writes(genesis) {
+        writes.insert(key, Some(value));
     }
     for (key, value) in
         crate::secrets::genesis_writes(genesis.genesis_time_ms, genesis.root_token.as_ref())

@@ -103,6 +103,20 @@ pub struct BlockInfo {
     pub finalization: Option<String>,
 }
 
+/// `GET /v1/cluster/key`: what proves a dealerless cluster's key from its genesis. Check it
+/// with `welkin_dkg::check_first_key` (the logs give the key), then check any threshold
+/// signature under that key (a certified checkpoint): only the key the members hold shares
+/// of can sign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterKeyProof {
+    /// The key generation round that made the key.
+    pub round: u64,
+    /// The height of the block that decided it.
+    pub height: u64,
+    /// The signed dealer logs the round selected, hex, in dealer order.
+    pub logs: Vec<String>,
+}
+
 /// `GET /v1/status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterStatus {
@@ -116,7 +130,8 @@ pub struct ClusterStatus {
     pub identifier: String,
     /// Cluster id, hex.
     pub cluster_id: String,
-    /// Cluster public key, hex.
+    /// Cluster public key, hex; empty while a dealerless cluster is still generating it.
+    #[serde(default)]
     pub cluster_key: String,
     /// Highest applied height.
     pub height: u64,
@@ -170,6 +185,11 @@ pub struct LogReceipt {
     pub checkpoint: String,
     /// The RFC 6962 inclusion proof, hex hashes, leaf to root.
     pub proof: Vec<String>,
+    /// For a dealerless cluster, the proof of its key (the genesis alone does not hold it):
+    /// with it, the genesis and this receipt check offline. The receipt's certified
+    /// checkpoint completes the proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_key_proof: Option<ClusterKeyProof>,
 }
 
 /// The receipt format tag.

@@ -91,9 +91,13 @@ pub struct Genesis {
     pub nodes: Vec<NodeInfo>,
     /// Signatures needed to act with the cluster key (2f+1).
     pub threshold: u32,
-    /// The public polynomial of the cluster key, hex of its canonical encoding.
-    #[serde(with = "sharing_hex")]
-    pub polynomial: Sharing,
+    /// The public polynomial of the cluster key, hex of its canonical encoding, when a
+    /// trusted dealer made the key (`welkin genesis --trusted-dealer`: the dealer knew the
+    /// whole key). Absent for a dealerless cluster, whose nodes generate the key together at
+    /// first start and record its polynomial in the cluster's state (see
+    /// `docs/membership.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "sharing_hex")]
+    pub polynomial: Option<Sharing>,
     /// The timestamp of the genesis block (ms since the Unix epoch).
     pub genesis_time_ms: u64,
     /// The public key of the secrets root token (see
@@ -111,13 +115,21 @@ mod sharing_hex {
     use super::*;
     use serde::{Deserializer, Serializer, de::Error as _};
 
-    pub(super) fn serialize<S: Serializer>(value: &Sharing, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(value.encode()))
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Sharing>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => s.serialize_str(&hex::encode(value.encode())),
+            None => s.serialize_none(),
+        }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Sharing, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Sharing>, D::Error> {
         let text = String::deserialize(d)?;
-        decode_sharing(&text).map_err(D::Error::custom)
+        decode_sharing(&text).map(Some).map_err(D::Error::custom)
     }
 }
 
@@ -219,8 +231,8 @@ impl Genesis {
                 quorum(n)
             ));
         }
-        if self.polynomial.total().get() as usize != n
-            || self.polynomial.required() != self.threshold
+        if let Some(polynomial) = &self.polynomial
+            && (polynomial.total().get() as usize != n || polynomial.required() != self.threshold)
         {
             return bad("polynomial does not match the node count and threshold".into());
         }
@@ -241,9 +253,15 @@ impl Genesis {
             self.chain.max_clock_skew_ms.to_be_bytes().to_vec(),
             self.chain.max_tx_ttl_ms.to_be_bytes().to_vec(),
             self.threshold.to_be_bytes().to_vec(),
-            self.polynomial.encode().to_vec(),
-            self.genesis_time_ms.to_be_bytes().to_vec(),
         ];
+        // A dealt key is part of the cluster's identity; a dealerless cluster's key comes
+        // from its members, who are.
+        if let Some(polynomial) = &self.polynomial {
+            parts.push(polynomial.encode().to_vec());
+        } else {
+            parts.push(b"dealerless".to_vec());
+        }
+        parts.push(self.genesis_time_ms.to_be_bytes().to_vec());
         // Appended only when present, so that clusters made without one keep their id.
         if let Some(root) = &self.root_token {
             parts.push(b"root_token".to_vec());
@@ -259,9 +277,16 @@ impl Genesis {
         hash_parts(&refs)
     }
 
-    /// The cluster's public key.
-    pub fn cluster_key(&self) -> &ClusterKey {
-        self.polynomial.public()
+    /// The cluster's public key, if a trusted dealer made it (see [`Genesis::polynomial`]);
+    /// a dealerless cluster's key is learnt from its key proof instead.
+    pub fn dealt_key(&self) -> Option<&ClusterKey> {
+        self.polynomial.as_ref().map(|p| p.public())
+    }
+
+    /// The genesis members' public keys, in order: the dealers and players of the first key
+    /// generation.
+    pub fn member_keys(&self) -> Vec<PublicKey> {
+        self.nodes.iter().map(|n| n.public_key.clone()).collect()
     }
 
     /// The position of `key` among the nodes, if it is a member.

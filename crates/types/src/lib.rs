@@ -14,6 +14,7 @@ pub mod genesis;
 pub mod hexser;
 pub mod limits;
 mod log_entry;
+pub mod membership;
 pub mod note;
 pub mod proof;
 pub mod receipt;

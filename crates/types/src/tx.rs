@@ -104,6 +104,9 @@ pub enum Payload {
     /// A storage request (see [`crate::storage`]): an object's manifest, a node's offer or
     /// acknowledgement, a deletion.
     Storage(Box<crate::storage::StorageOp>),
+    /// A membership request (see [`crate::membership`]): a dealer's log for the cluster's key
+    /// generation, sent by the dealer's node key.
+    Membership(Box<crate::membership::MembershipOp>),
 }
 
 const TAG_MEMO: u8 = 1;
@@ -112,6 +115,7 @@ const TAG_RECORD: u8 = 3;
 const TAG_KEY_EVENT: u8 = 4;
 const TAG_SECRETS: u8 = 5;
 const TAG_STORAGE: u8 = 6;
+const TAG_MEMBERSHIP: u8 = 7;
 
 impl Payload {
     /// A short name for logs and JSON.
@@ -123,6 +127,7 @@ impl Payload {
             Payload::KeyEvent(_) => "key_event",
             Payload::Secrets(op) => op.kind(),
             Payload::Storage(op) => op.kind(),
+            Payload::Membership(op) => op.kind(),
         }
     }
 
@@ -182,6 +187,10 @@ impl Write for Payload {
                 TAG_STORAGE.write(buf);
                 op.write(buf);
             }
+            Payload::Membership(op) => {
+                TAG_MEMBERSHIP.write(buf);
+                op.write(buf);
+            }
         }
     }
 }
@@ -198,6 +207,7 @@ impl EncodeSize for Payload {
             Payload::KeyEvent(message) => message.encode_size(),
             Payload::Secrets(op) => op.encode_size(),
             Payload::Storage(op) => op.encode_size(),
+            Payload::Membership(op) => op.encode_size(),
         }
     }
 }
@@ -244,6 +254,9 @@ impl Read for Payload {
             TAG_STORAGE => Ok(Payload::Storage(Box::new(crate::storage::StorageOp::read(
                 buf,
             )?))),
+            TAG_MEMBERSHIP => Ok(Payload::Membership(Box::new(
+                crate::membership::MembershipOp::read(buf)?,
+            ))),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }

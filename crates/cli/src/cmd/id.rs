@@ -557,8 +557,10 @@ fn verify_export(
     let mut messages = Vec::with_capacity(export.events.len());
     let mut logged = Vec::with_capacity(export.events.len());
     for (i, event) in export.events.iter().enumerate() {
+        let key = welkin_client::key_from_proof(genesis, event.receipt.cluster_key_proof.as_ref())
+            .map_err(|e| anyhow::anyhow!("event {i}: {e}"))?;
         let (certified, entry) =
-            welkin_client::verify_log_receipt(&event.receipt, &cluster_id, genesis.cluster_key())
+            welkin_client::verify_log_receipt(&event.receipt, &cluster_id, key.public())
                 .map_err(|e| anyhow::anyhow!("event {i}: its log receipt does not verify: {e}"))?;
         height = height.max(certified.checkpoint.height);
         let Payload::KeyEvent(bytes) = &entry.tx.tx.payload else {

@@ -103,12 +103,17 @@ pub(crate) fn verify(args: LogVerifyArgs) -> anyhow::Result<()> {
         &std::fs::read_to_string(&args.genesis)
             .with_context(|| format!("cannot read {}", args.genesis.display()))?,
     )?;
+    // For a dealerless cluster the receipt carries the proof of the key; its certified
+    // checkpoint, checked below, completes it.
+    let key = welkin_client::key_from_proof(&genesis, receipt.cluster_key_proof.as_ref())
+        .map_err(|e| anyhow::anyhow!("receipt does not verify: {e}"))?;
     let (certified, entry) =
-        verify_applied_log_receipt(&receipt, &genesis.cluster_id(), genesis.cluster_key())
-            .map_err(|e| match e {
+        verify_applied_log_receipt(&receipt, &genesis.cluster_id(), key.public()).map_err(|e| {
+            match e {
                 ReceiptError::NotApplied { .. } => anyhow::anyhow!("receipt verifies, but {e}"),
                 e => anyhow::anyhow!("receipt does not verify: {e}"),
-            })?;
+            }
+        })?;
     let tx = entry.tx;
     let Payload::Record {
         media_type,
@@ -237,11 +242,14 @@ pub(crate) fn checkpoint(args: LogCheckpointArgs) -> anyhow::Result<()> {
         (None, Some(height)) => NoteAt::Height(height),
         (None, None) => NoteAt::Latest,
     };
-    let note = Client::new(&args.api.api).checkpoint_note(at)?;
+    let client = Client::new(&args.api.api);
+    let note = client.checkpoint_note(at)?;
     let verified = match &args.genesis {
         Some(path) => {
+            let genesis = read_genesis(path)?;
+            let key = client.trusted(&genesis)?.cluster_key;
             let (certified, cosigners) =
-                welkin_client::verify_checkpoint_note(&note, &read_genesis(path)?)
+                welkin_client::verify_checkpoint_note(&note, &genesis, &key)
                     .map_err(|e| anyhow::anyhow!("the checkpoint does not verify: {e}"))?;
             Some((certified, cosigners))
         }
@@ -342,8 +350,25 @@ struct Seen {
     api: String,
 }
 
+/// The cluster key of `genesis`, proven through the first of `apis` that answers (the proof
+/// does not depend on which node serves it).
+fn trusted_key(apis: &[String], genesis: &Genesis) -> anyhow::Result<welkin_types::ClusterKey> {
+    let mut last = None;
+    for api in apis {
+        match Client::new(api).trusted(genesis) {
+            Ok(trusted) => return Ok(trusted.cluster_key),
+            Err(e) => last = Some(format!("{api}: {e}")),
+        }
+    }
+    bail!(
+        "no node proved the cluster key ({})",
+        last.unwrap_or_else(|| "no node given".into())
+    )
+}
+
 pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
     let genesis = read_genesis(&args.genesis)?;
+    let key = trusted_key(&args.api, &genesis)?;
     // The largest checkpoint seen so far; every other one must be consistent with it.
     let mut accepted: Option<Seen> = None;
     let mut round = 0;
@@ -356,8 +381,8 @@ pub(crate) fn watch(args: LogWatchArgs) -> anyhow::Result<()> {
                     continue;
                 }
             };
-            let (certified, cosigners) = welkin_client::verify_checkpoint_note(&note, &genesis)
-                .map_err(|e| {
+            let (certified, cosigners) =
+                welkin_client::verify_checkpoint_note(&note, &genesis, &key).map_err(|e| {
                     anyhow::anyhow!("{api} served a checkpoint that does not verify: {e}")
                 })?;
             let new = certified.checkpoint;

@@ -76,7 +76,13 @@ pub(crate) fn cluster(client: &Client, genesis: Option<&Path>) -> anyhow::Result
     let (served_id, served_key) = served(client)?;
     if let Some(path) = genesis_path(genesis) {
         let genesis = super::log::read_genesis(&path)?;
-        let trusted = Trusted::from_genesis(&genesis);
+        let trusted = client.trusted(&genesis).with_context(|| {
+            format!(
+                "cannot prove the cluster key of {} from the node at {}",
+                path.display(),
+                client.base()
+            )
+        })?;
         if trusted.cluster_id != served_id || trusted.cluster_key != served_key {
             bail!(
                 "the node at {} serves cluster {}, not the cluster of {} ({}); refusing to talk to it",

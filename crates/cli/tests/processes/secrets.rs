@@ -455,7 +455,7 @@ fn stored_ref(
 ) -> welkin_state::secrets::ValueRef {
     let mount = hash_parts(&[b"welkin/secrets/mount-id/v1", b"genesis", b"secret"]);
     let key = welkin_state::keys::kv_value(&mount, path, version);
-    let trusted = Trusted::from_genesis(genesis);
+    let trusted = Trusted::from_dealt_genesis(genesis).expect("dealt");
     let value = Client::new(api)
         .verified_value(&key, &trusted)
         .expect("the value verifies")
@@ -565,7 +565,8 @@ pub(crate) fn confidentiality(dir: &Path, api: &str, root: &str, genesis: &Genes
             open_share(&sealed, &key, &genesis.cluster_id()).expect("share opens")
         })
         .collect();
-    let mut opener = welkin_sealed::Opener::new(&genesis.polynomial, sealed.target);
+    let mut opener =
+        welkin_sealed::Opener::new(genesis.polynomial.as_ref().expect("dealt"), sealed.target);
     let f = 1;
     for share in shares.iter().take(f) {
         opener

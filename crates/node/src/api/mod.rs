@@ -235,6 +235,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/health", get(health::<E>))
         .route("/metrics", get(metrics::<E>))
         .route("/v1/genesis", get(genesis::<E>))
+        .route("/v1/cluster/key", get(cluster_key::<E>))
         .route("/v1/release/{id}", get(release::<E>))
         .route("/v1/time", get(time::now::<E>))
         .route("/v1/time/status", get(time::status::<E>))
@@ -509,6 +510,47 @@ async fn genesis<E: Runtime>(State(node): State<NodeHandle<E>>) -> Response {
         .into_response()
 }
 
+/// `GET /v1/cluster/key`: the proof of a dealerless cluster's key (the dealer logs its key
+/// generation selected). 503 while the key is being generated; 404 for a cluster whose key
+/// a trusted dealer made (its genesis file holds the key).
+async fn cluster_key<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Json<welkin_types::api::ClusterKeyProof>, ApiError> {
+    match key_proof(&node).await? {
+        Some(proof) => Ok(Json(proof)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "dealt_key",
+            "this cluster's key was dealt at genesis: the genesis file holds it",
+        )),
+    }
+}
+
+/// The proof of a dealerless cluster's key (`None` for a dealt key); 503 while it is being
+/// generated.
+async fn key_proof<E: Runtime>(
+    node: &NodeHandle<E>,
+) -> Result<Option<welkin_types::api::ClusterKeyProof>, ApiError> {
+    if node.genesis().polynomial.is_some() {
+        return Ok(None);
+    }
+    let Some(bytes) = node.value(welkin_state::keys::cluster_key()).await else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_cluster_key",
+            "the cluster key is being generated (within seconds of the cluster's first \
+             start); retry shortly",
+        ));
+    };
+    let generated = welkin_state::keygen::GeneratedKey::decode(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", e.to_string()))?;
+    Ok(Some(welkin_types::api::ClusterKeyProof {
+        round: generated.round,
+        height: generated.height,
+        logs: generated.logs.iter().map(hex::encode).collect(),
+    }))
+}
+
 /// `GET /metrics`: the node's metrics in the Prometheus text format (OpenMetrics).
 async fn metrics<E: Runtime>(State(node): State<NodeHandle<E>>) -> Response {
     (
@@ -619,7 +661,10 @@ async fn status<E: Runtime>(State(node): State<NodeHandle<E>>) -> Json<ClusterSt
         public_key: hex::encode(me.encode()),
         identifier: node.witness_prefix(),
         cluster_id: hex::encode(node.cluster_id()),
-        cluster_key: hex::encode(genesis.cluster_key().encode()),
+        cluster_key: node
+            .cluster_keys()
+            .map(|keys| hex::encode(keys.sharing.public().encode()))
+            .unwrap_or_default(),
         height: status.height,
         state_root: hex::encode(status.state_root),
         certified_height: status.certified_height,
@@ -696,6 +741,7 @@ async fn log_receipt<E: Runtime>(
         log_index: receipt.log_index,
         checkpoint: certified.to_hex(),
         proof: hexes(&proof),
+        cluster_key_proof: key_proof(&node).await?,
     }))
 }
 

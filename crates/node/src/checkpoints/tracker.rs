@@ -73,8 +73,9 @@ pub(crate) enum Action {
 /// Tracks roots and partials around the applied height.
 pub(crate) struct Tracker {
     cluster_id: Digest,
-    sharing: Sharing,
-    share: Share,
+    /// The cluster's public polynomial and this node's share: `None` while a dealerless
+    /// cluster is still generating its key (nothing is signed or gathered until then).
+    key: Option<(Sharing, Share)>,
     witnesses: Witnesses,
     roots: BTreeMap<u64, Root>,
     slots: BTreeMap<u64, BTreeMap<u32, Slot>>,
@@ -87,17 +88,16 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A tracker for this node's share.
+    /// A tracker for this node's share (`None` until the cluster key exists: see
+    /// [`Tracker::set_key`]).
     pub(crate) fn new(
         cluster_id: Digest,
-        sharing: Sharing,
-        share: Share,
+        key: Option<(Sharing, Share)>,
         witnesses: Witnesses,
     ) -> Self {
         Self {
             cluster_id,
-            sharing,
-            share,
+            key,
             witnesses,
             roots: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -107,6 +107,21 @@ impl Tracker {
             own: BTreeMap::new(),
             applied: 0,
         }
+    }
+
+    /// Gives the tracker the cluster key once it exists; checkpoints from then on are signed.
+    pub(crate) fn set_key(&mut self, sharing: Sharing, share: Share) {
+        self.key = Some((sharing, share));
+    }
+
+    /// Whether the tracker has the cluster key.
+    pub(crate) fn has_key(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// The public polynomial (only called on paths that checked [`Tracker::has_key`]).
+    fn sharing(&self) -> &Sharing {
+        &self.key.as_ref().expect("callers check has_key").0
     }
 
     /// Marks `height` as already certified in storage (on restart, or after storing).
@@ -133,12 +148,13 @@ impl Tracker {
     /// Records that `checkpoint` describes this node's state after its height, at `now_ms`
     /// (milliseconds since the Unix epoch: the cosignature's time and the re-send schedule);
     /// returns this node's partial to send, and any actions unlocked by messages that arrived
-    /// early.
+    /// early. `None` while the tracker has no key.
     pub(crate) fn applied(
         &mut self,
         checkpoint: Checkpoint,
         now_ms: u64,
-    ) -> (CheckpointMessage, Vec<Action>) {
+    ) -> Option<(CheckpointMessage, Vec<Action>)> {
+        let share = self.key.as_ref()?.1.clone();
         let height = checkpoint.height;
         self.applied = height;
         let body = welkin_types::note::body(&checkpoint, &self.cluster_id);
@@ -150,8 +166,7 @@ impl Tracker {
             .expect("a signature this node just made decodes");
         self.roots.insert(height, Root { checkpoint, body });
         let message = checkpoint.message(&self.cluster_id);
-        let partial =
-            threshold::sign_message::<Variant>(&self.share, namespace::CHECKPOINT, &message);
+        let partial = threshold::sign_message::<Variant>(&share, namespace::CHECKPOINT, &message);
         let me = partial.index.get();
         self.cosignatures
             .entry(height)
@@ -182,7 +197,7 @@ impl Tracker {
             actions.extend(self.handle(early, sender));
         }
         self.prune();
-        (announcement, actions)
+        Some((announcement, actions))
     }
 
     /// This node's partials for heights still uncertified whose re-send is due at `now_ms`,
@@ -244,6 +259,10 @@ impl Tracker {
     /// in its sender's own slot (its share index is its genesis position), so a byzantine
     /// peer cannot displace another node's partial.
     pub(crate) fn handle(&mut self, message: CheckpointMessage, sender: u32) -> Vec<Action> {
+        if !self.has_key() {
+            // Nothing can be checked yet; peers send again until their checkpoints certify.
+            return Vec::new();
+        }
         let (height, kind) = match &message {
             CheckpointMessage::Partial {
                 height, partial, ..
@@ -351,7 +370,7 @@ impl Tracker {
             return Vec::new();
         };
         // Honest nodes send only certificates they checked: a bad one is proof of malice.
-        if !certified.verify(&self.cluster_id, self.sharing.public()) {
+        if !certified.verify(&self.cluster_id, self.sharing().public()) {
             warn!(height, sender, "certified checkpoint does not verify");
             return vec![Action::Block(sender)];
         }
@@ -384,7 +403,7 @@ impl Tracker {
         let Some(checkpoint) = self.roots.get(&height).map(|root| root.checkpoint) else {
             return Vec::new();
         };
-        let required = self.sharing.required() as usize;
+        let required = self.sharing().required() as usize;
         let slots = self.slots.entry(height).or_default();
         let mut valid = Vec::new();
         let mut unchecked = Vec::new();
@@ -407,13 +426,14 @@ impl Tracker {
         }
         let message = checkpoint.message(&self.cluster_id);
         let mut actions = Vec::new();
+        let sharing = self.sharing().clone();
         let slots = self.slots.entry(height).or_default();
         for (index, slot) in slots.iter_mut() {
             let Slot::Unchecked(partial) = slot else {
                 continue;
             };
             if threshold::verify_message::<Variant>(
-                &self.sharing,
+                &sharing,
                 namespace::CHECKPOINT,
                 &message,
                 partial,
@@ -444,13 +464,13 @@ impl Tracker {
         partials: impl Iterator<Item = &'a PartialSignature<Variant>>,
     ) -> Option<CertifiedCheckpoint> {
         let signature =
-            threshold::recover::<Variant, _>(&self.sharing, partials, &Sequential).ok()?;
+            threshold::recover::<Variant, _>(self.sharing(), partials, &Sequential).ok()?;
         let certified = CertifiedCheckpoint {
             checkpoint,
             signature,
         };
         certified
-            .verify(&self.cluster_id, self.sharing.public())
+            .verify(&self.cluster_id, self.sharing().public())
             .then_some(certified)
     }
 }
@@ -495,7 +515,11 @@ mod tests {
                     signer,
                     verifiers: verifiers.clone(),
                 };
-                Tracker::new(hash_parts(&[b"c"]), sharing.clone(), share, witnesses)
+                Tracker::new(
+                    hash_parts(&[b"c"]),
+                    Some((sharing.clone(), share)),
+                    witnesses,
+                )
             })
             .collect()
     }
@@ -517,12 +541,15 @@ mod tests {
                 ..
             },
             _,
-        ) = node.applied(checkpoint, NOW)
+        ) = node.applied(checkpoint, NOW).expect("keyed")
         else {
             panic!("a partial")
         };
-        let partial =
-            threshold::sign_message::<Variant>(&node.share, namespace::CHECKPOINT, b"junk");
+        let partial = threshold::sign_message::<Variant>(
+            &node.key.as_ref().expect("keyed").1,
+            namespace::CHECKPOINT,
+            b"junk",
+        );
         CheckpointMessage::Partial {
             height,
             partial,
@@ -553,7 +580,7 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let mut sent = Vec::new();
         for node in nodes.iter_mut().take(3) {
-            let (partial, actions) = node.applied(cp(1, root), NOW);
+            let (partial, actions) = node.applied(cp(1, root), NOW).expect("keyed");
             assert!(actions.is_empty());
             sent.push(partial);
         }
@@ -564,7 +591,7 @@ mod tests {
         assert!(
             witnessed
                 .certified
-                .verify(&hash_parts(&[b"c"]), nodes[0].sharing.public())
+                .verify(&hash_parts(&[b"c"]), nodes[0].sharing().public())
         );
         assert_eq!(
             witnessed.cosignatures.keys().copied().collect::<Vec<_>>(),
@@ -574,7 +601,7 @@ mod tests {
         nodes[0].mark_certified(1);
         // Node 3 applies late; its partial draws a reply from node 0, which also keeps its
         // cosignature.
-        let (late, _) = nodes[3].applied(cp(1, root), NOW);
+        let (late, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
         assert_eq!(nodes[0].handle(late.clone(), 3), vec![Action::Reply(1)]);
         assert_eq!(nodes[0].cosignatures(1).len(), 4);
         assert_eq!(
@@ -599,8 +626,8 @@ mod tests {
     fn forged_cosignatures_are_not_kept() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW);
-        let (partial, _) = nodes[1].applied(cp(1, root), NOW);
+        nodes[0].applied(cp(1, root), NOW).expect("keyed");
+        let (partial, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
         let CheckpointMessage::Partial {
             height,
             partial,
@@ -622,10 +649,10 @@ mod tests {
             "a partial with a bad cosignature is dropped whole"
         );
         // A certificate relayed with a forged cosignature keeps only the valid ones.
-        nodes[2].applied(cp(1, root), NOW);
-        let (p3, _) = nodes[3].applied(cp(1, root), NOW);
+        nodes[2].applied(cp(1, root), NOW).expect("keyed");
+        let (p3, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
         assert_eq!(nodes[2].handle(p3, 3), vec![]);
-        let (p1, _) = nodes[1].applied(cp(1, root), NOW);
+        let (p1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
         let actions = nodes[2].handle(p1, 1);
         let mut witnessed = stored(&actions).expect("certified").clone();
         let bad = witnessed.cosignatures.get_mut(&1).expect("node 1 cosigned");
@@ -644,7 +671,7 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let mut sent = Vec::new();
         for node in nodes.iter_mut().take(3) {
-            sent.push(node.applied(cp(1, root), NOW).0);
+            sent.push(node.applied(cp(1, root), NOW).expect("keyed").0);
         }
         nodes[0].handle(sent[1].clone(), 1);
         let actions = nodes[0].handle(sent[2].clone(), 2);
@@ -670,14 +697,22 @@ mod tests {
     #[test]
     fn partial_over_a_different_root_is_refused_without_a_block() {
         let mut nodes = trackers();
-        nodes[0].applied(cp(1, hash_parts(&[b"root"])), NOW);
-        let (liar, _) = nodes[1].applied(cp(1, hash_parts(&[b"forged root"])), NOW);
-        let (honest, _) = nodes[2].applied(cp(1, hash_parts(&[b"root"])), NOW);
+        nodes[0]
+            .applied(cp(1, hash_parts(&[b"root"])), NOW)
+            .expect("keyed");
+        let (liar, _) = nodes[1]
+            .applied(cp(1, hash_parts(&[b"forged root"])), NOW)
+            .expect("keyed");
+        let (honest, _) = nodes[2]
+            .applied(cp(1, hash_parts(&[b"root"])), NOW)
+            .expect("keyed");
         // Its cosignature is over another body: which of the two diverged is not known.
         assert_eq!(nodes[0].handle(liar, 1), vec![]);
         assert_eq!(nodes[0].handle(honest, 2), vec![]);
         // The fourth, honest partial completes the certificate.
-        let (fourth, _) = nodes[3].applied(cp(1, hash_parts(&[b"root"])), NOW);
+        let (fourth, _) = nodes[3]
+            .applied(cp(1, hash_parts(&[b"root"])), NOW)
+            .expect("keyed");
         assert!(stored(&nodes[0].handle(fourth, 3)).is_some());
     }
 
@@ -685,17 +720,17 @@ mod tests {
     fn junk_partial_with_valid_cosignature_gets_its_sender_blocked_and_recovery_retried() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW);
+        nodes[0].applied(cp(1, root), NOW).expect("keyed");
         let bad = junk(&mut nodes[1], cp(1, root));
-        let (honest2, _) = nodes[2].applied(cp(1, root), NOW);
-        let (honest3, _) = nodes[3].applied(cp(1, root), NOW);
+        let (honest2, _) = nodes[2].applied(cp(1, root), NOW).expect("keyed");
+        let (honest3, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
         assert_eq!(nodes[0].handle(bad.clone(), 1), vec![]);
         // Own, junk and node 2 make three: the optimistic recovery fails, the junk is found.
         assert_eq!(nodes[0].handle(honest2, 2), vec![Action::Block(1)]);
         // The junk sender's slot stays refused: neither a re-send nor its honest partial
         // counts now.
         assert_eq!(nodes[0].handle(bad, 1), vec![]);
-        let (late_honest1, _) = nodes[1].applied(cp(1, root), NOW);
+        let (late_honest1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
         assert_eq!(nodes[0].handle(late_honest1, 1), vec![]);
         let actions = nodes[0].handle(honest3, 3);
         assert_eq!(blocked(&actions), Vec::<u32>::new());
@@ -703,7 +738,7 @@ mod tests {
         assert!(
             witnessed
                 .certified
-                .verify(&hash_parts(&[b"c"]), nodes[0].sharing.public())
+                .verify(&hash_parts(&[b"c"]), nodes[0].sharing().public())
         );
     }
 
@@ -716,10 +751,10 @@ mod tests {
         let junk0 = junk(&mut nodes[0], cp(1, root));
         let junk1 = junk(&mut nodes[1], cp(1, root));
         let honest: Vec<_> = (2..6)
-            .map(|i| nodes[i].applied(cp(1, root), NOW).0)
+            .map(|i| nodes[i].applied(cp(1, root), NOW).expect("keyed").0)
             .collect();
         let receiver = &mut nodes[6];
-        receiver.applied(cp(1, root), NOW);
+        receiver.applied(cp(1, root), NOW).expect("keyed");
         let mut actions = receiver.handle(junk0, 0);
         actions.extend(receiver.handle(junk1, 1));
         for (offset, message) in honest.into_iter().enumerate() {
@@ -733,9 +768,9 @@ mod tests {
     fn partial_under_another_nodes_index_blocks_its_sender() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW);
-        let (p1, _) = nodes[1].applied(cp(1, root), NOW);
-        let (p2, _) = nodes[2].applied(cp(1, root), NOW);
+        nodes[0].applied(cp(1, root), NOW).expect("keyed");
+        let (p1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
+        let (p2, _) = nodes[2].applied(cp(1, root), NOW).expect("keyed");
         assert_eq!(
             nodes[0].handle(p1, 3),
             vec![Action::Block(3)],
@@ -749,9 +784,9 @@ mod tests {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
         let sent: Vec<_> = (0..3)
-            .map(|i| nodes[i].applied(cp(1, root), NOW).0)
+            .map(|i| nodes[i].applied(cp(1, root), NOW).expect("keyed").0)
             .collect();
-        nodes[3].applied(cp(1, root), NOW);
+        nodes[3].applied(cp(1, root), NOW).expect("keyed");
         nodes[0].handle(sent[1].clone(), 1);
         let actions = nodes[0].handle(sent[2].clone(), 2);
         let mut witnessed = stored(&actions).expect("certified").clone();
@@ -766,20 +801,23 @@ mod tests {
     fn early_messages_wait_for_apply_one_per_sender() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        let (p1, _) = nodes[1].applied(cp(5, root), NOW);
-        let (p2, _) = nodes[2].applied(cp(5, root), NOW);
+        let (p1, _) = nodes[1].applied(cp(5, root), NOW).expect("keyed");
+        let (p2, _) = nodes[2].applied(cp(5, root), NOW).expect("keyed");
         for _ in 0..100 {
             assert_eq!(nodes[0].handle(p1.clone(), 1), vec![]);
         }
         assert_eq!(nodes[0].handle(p2, 2), vec![]);
-        let far = nodes[1].applied(cp(EARLY_WINDOW + 1, root), NOW).0;
+        let far = nodes[1]
+            .applied(cp(EARLY_WINDOW + 1, root), NOW)
+            .expect("keyed")
+            .0;
         assert_eq!(nodes[0].handle(far, 1), vec![]);
         assert_eq!(
             nodes[0].early.values().map(BTreeMap::len).sum::<usize>(),
             2,
             "one slot per sender per height, nothing beyond the early window"
         );
-        let (_, actions) = nodes[0].applied(cp(5, root), NOW);
+        let (_, actions) = nodes[0].applied(cp(5, root), NOW).expect("keyed");
         assert!(stored(&actions).is_some());
         assert!(nodes[0].early.is_empty());
     }
@@ -788,7 +826,7 @@ mod tests {
     fn own_partial_is_resent_with_backoff_until_certified() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        let (mine, _) = nodes[0].applied(cp(1, root), NOW);
+        let (mine, _) = nodes[0].applied(cp(1, root), NOW).expect("keyed");
         assert!(nodes[0].resends(NOW + RESEND_AFTER_MS - 1).is_empty());
         assert_eq!(nodes[0].resends(NOW + RESEND_AFTER_MS), vec![mine.clone()]);
         // Next after twice the interval.

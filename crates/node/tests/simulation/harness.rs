@@ -56,6 +56,41 @@ pub(crate) struct Fixture {
 pub(crate) const SIM_STORAGE_BYTES: u64 = 1 << 30;
 
 impl Fixture {
+    /// The cluster key a trusted dealer made (the fixtures of [`Fixture::new`]).
+    pub(crate) fn dealt_key(&self) -> &welkin_types::ClusterKey {
+        self.genesis.dealt_key().expect("a dealt fixture")
+    }
+
+    /// The cluster key: dealt, or, for a dealerless cluster, proven from the logs the first
+    /// live node's state selected (checked against the genesis members, as a client checks
+    /// it); every live node must hold the same record.
+    pub(crate) async fn cluster_key(&self, live: &[&Node]) -> welkin_types::ClusterKey {
+        if let Some(key) = self.genesis.dealt_key() {
+            return *key;
+        }
+        let mut record = None;
+        for node in live {
+            let bytes = node
+                .value(welkin_state::keys::cluster_key())
+                .await
+                .expect("a dealerless cluster generated its key");
+            match &record {
+                None => record = Some(bytes),
+                Some(first) => assert_eq!(first, &bytes, "nodes recorded different keys"),
+            }
+        }
+        let generated = welkin_state::keygen::GeneratedKey::decode(&record.expect("a live node"))
+            .expect("the record decodes");
+        let output = welkin_dkg::check_first_key(
+            &self.genesis.cluster_id(),
+            generated.round,
+            &self.genesis.member_keys(),
+            &generated.logs,
+        )
+        .expect("the recorded logs prove the key");
+        *output.public().public()
+    }
+
     /// A cluster of `n` nodes, derived from `seed`.
     pub(crate) fn new(n: usize, seed: u64) -> Self {
         let mut keys: Vec<_> = (0..n as u64)
@@ -97,7 +132,7 @@ impl Fixture {
             },
             nodes,
             threshold: output.public().required(),
-            polynomial: output.public().clone(),
+            polynomial: Some(output.public().clone()),
             genesis_time_ms: 0,
             root_token: Some(welkin_types::secrets::token_public_key(ROOT_TOKEN)),
         };
@@ -302,7 +337,11 @@ pub(crate) async fn start_node_as(
     }
     let config = EngineConfig {
         signer: key,
-        share: fixture.shares[index].clone(),
+        share: fixture
+            .genesis
+            .polynomial
+            .is_some()
+            .then(|| fixture.shares[index].clone()),
         genesis: fixture.genesis.clone(),
         partition_prefix: format!("node{index}"),
         mempool: MempoolConfig::default(),
@@ -636,6 +675,7 @@ pub(crate) async fn check_invariants(
     let live: Vec<&Node> = nodes.iter().flatten().collect();
     let top = common_height(nodes);
     let cluster_id = fixture.genesis.cluster_id();
+    let cluster_key = fixture.cluster_key(&live).await;
     let mut history = Vec::new();
     for height in 1..=top {
         let mut digest = None;
@@ -656,7 +696,7 @@ pub(crate) async fn check_invariants(
             }
             if let Some(certified) = node.checkpoint(height).await {
                 assert!(
-                    certified.verify(&cluster_id, fixture.genesis.cluster_key()),
+                    certified.verify(&cluster_id, &cluster_key),
                     "bad checkpoint signature at {height}"
                 );
                 match root {
@@ -691,7 +731,7 @@ pub(crate) async fn check_invariants(
             let note = node.checkpoint_note(latest).await.expect("a note");
             let note = welkin_note::Note::parse(note.as_bytes()).expect("note parses");
             assert_eq!(
-                welkin_types::note::from_note(&note, &cluster_id, fixture.genesis.cluster_key()),
+                welkin_types::note::from_note(&note, &cluster_id, &cluster_key),
                 Ok(certified.clone()),
                 "note carries the certified checkpoint"
             );

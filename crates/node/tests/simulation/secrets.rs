@@ -53,7 +53,7 @@ async fn read_through(
     patience: Duration,
 ) -> (Option<Vec<u8>>, Vec<u32>) {
     let mut opener = ReadOpener::new(
-        &fixture.genesis.polynomial,
+        fixture.genesis.polynomial.as_ref().expect("dealt"),
         fixture.genesis.cluster_id(),
         id,
         reader,
@@ -126,8 +126,7 @@ pub(crate) fn secrets_scenario(seed: u64, releaser: Releaser) {
         let target = welkin_sealed::target(&[b"kv2", b"secret", b"app/db"], &value_nonce);
         let mut rng = commonware_utils::test_rng();
         let sealed =
-            welkin_sealed::seal(&mut rng, fixture.genesis.cluster_key(), target, plaintext)
-                .expect("seals");
+            welkin_sealed::seal(&mut rng, fixture.dealt_key(), target, plaintext).expect("seals");
         let write = request(
             &context,
             &fixture,

@@ -29,7 +29,7 @@ fn ns(time: SystemTime) -> u64 {
 /// at some instant between the request and the answer. Returns (certified, refused).
 async fn ask(context: &Ctx, fixture: &Fixture, node: &Node, who: usize, rounds: u32) -> (u32, u32) {
     let cluster_id = fixture.genesis.cluster_id();
-    let cluster_key = fixture.genesis.cluster_key();
+    let cluster_key = fixture.dealt_key();
     let (mut certified, mut refused) = (0, 0);
     for round in 0..rounds {
         let mut nonce = [0u8; 32];
@@ -171,11 +171,7 @@ pub(crate) fn time_with_f_liars(seed: u64) {
                 let fault: welkin_time::ClockFault =
                     welkin_types::decode(content).expect("a clock fault decodes");
                 let by = fault
-                    .verify(
-                        &fixture.genesis.cluster_id(),
-                        fixture.genesis.cluster_key(),
-                        &members,
-                    )
+                    .verify(&fixture.genesis.cluster_id(), fixture.dealt_key(), &members)
                     .expect("logged evidence checks out");
                 assert!(
                     by.unsigned_abs() > 100_000_000,

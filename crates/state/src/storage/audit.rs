@@ -299,11 +299,9 @@ pub(crate) fn seed<S: Snapshot>(
     if epoch <= current.epoch {
         return Err(format!("audit epoch {epoch} has already started"));
     }
-    let key = env
-        .cluster_key
-        .as_ref()
-        .ok_or("this cluster has no key to check audit seeds with")?;
-    if !checkpoint.verify(&env.cluster_id, key) {
+    let key = crate::keygen::cluster_key(env, state)
+        .ok_or("the cluster has no key yet to check audit seeds with")?;
+    if !checkpoint.verify(&env.cluster_id, &key) {
         return Err("the checkpoint's signature does not verify under the cluster key".into());
     }
     let members = env.members.len() as u32;

@@ -154,6 +154,13 @@ pub(super) fn run(args: &BenchArgs, duration: Duration) -> anyhow::Result<()> {
 fn first_certificate(api: &str, genesis: &welkin_types::Genesis) -> anyhow::Result<()> {
     let client = welkin_client::Client::new(api);
     let deadline = Instant::now() + Duration::from_secs(30);
+    let trusted = loop {
+        match client.trusted(genesis) {
+            Ok(trusted) => break trusted,
+            Err(e) if Instant::now() > deadline => bail!("no proven cluster key within 30 s: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    };
     let nonce = [7u8; 32];
     loop {
         match client.time(&nonce) {
@@ -162,7 +169,7 @@ fn first_certificate(api: &str, genesis: &welkin_types::Genesis) -> anyhow::Resu
                 let certified = welkin_types::decode::<welkin_time::CertifiedTime>(&bytes)
                     .map_err(|e| anyhow::anyhow!("a certificate does not decode: {e}"))?;
                 certified
-                    .verify_for(&nonce, &genesis.cluster_id(), genesis.cluster_key())
+                    .verify_for(&nonce, &trusted.cluster_id, &trusted.cluster_key)
                     .map_err(|e| anyhow::anyhow!("a certificate does not verify: {e}"))?;
                 eprintln!("a certificate verified against the cluster key");
                 return Ok(());

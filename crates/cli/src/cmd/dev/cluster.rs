@@ -25,7 +25,6 @@ fn dev_node_config(base: u16, i: usize) -> String {
     format!(
         "data_dir = \"data\"
 key_file = \"node.key\"
-share_file = \"node.share\"
 genesis_file = \"../genesis.json\"
 
 [api]
@@ -42,7 +41,10 @@ capacity_bytes = {DEV_CAPACITY_BYTES}
     )
 }
 
-/// A local cluster's files: `genesis.json` and `node<i>/{node.key, node.share, node.toml, data/}`.
+/// A local cluster's files: `genesis.json` and `node<i>/{node.key, node.toml, data/}`. The
+/// genesis is dealerless: the nodes generate the cluster key when they first start, and each
+/// keeps its share sealed in its `data/`. (Clusters made before, with a dealt key and a
+/// `node.share` per node, still load and run.)
 pub(crate) struct LocalCluster {
     pub(super) dir: PathBuf,
     pub(super) genesis: Genesis,
@@ -100,8 +102,7 @@ impl LocalCluster {
             ..ChainParams::default()
         };
         let root_token = welkin_types::secrets::generate_token(&mut rng);
-        let (genesis, shares) = ceremony::deal(
-            &mut rng,
+        let genesis = ceremony::dealerless(
             listing,
             chain,
             crate::cmd::now_ms(),
@@ -115,14 +116,10 @@ impl LocalCluster {
             "secrets root token: {root_token}\n  (also in {}; export VAULT_TOKEN to use Vault clients)",
             token_path.display()
         );
-        for (node, share) in genesis.nodes.iter().zip(&shares) {
+        for node in &genesis.nodes {
             let node_dir = dir.join(&node.name);
             // Genesis lists nodes by key: number the time ports as the API ports are.
             let i = usize::from(node.api_address.port() - base_port);
-            crate::cmd::write_secret(
-                &node_dir.join("node.share"),
-                &serde_json::to_string_pretty(share)?,
-            )?;
             std::fs::write(node_dir.join("node.toml"), dev_node_config(base_port, i))?;
         }
         crate::cmd::write_new(&genesis_path, &genesis.to_json(), 0o644)?;
@@ -168,7 +165,14 @@ impl LocalCluster {
         Ok(command)
     }
 
-    /// Starts every node as a child process, and waits until all answer.
+    /// The cluster key, proven from the genesis through the node at `api` (see
+    /// [`Client::trusted`]).
+    pub(crate) fn cluster_key(&self, api: &str) -> anyhow::Result<welkin_types::ClusterKey> {
+        Ok(Client::new(api).trusted(&self.genesis)?.cluster_key)
+    }
+
+    /// Starts every node as a child process, and waits until all answer and the cluster key
+    /// is proven (a new cluster generates it at first start).
     pub(crate) fn spawn(&self, quiet: bool) -> anyhow::Result<Processes> {
         let mut children = Vec::with_capacity(self.nodes);
         for node in &self.genesis.nodes {
@@ -194,7 +198,7 @@ impl LocalCluster {
                 if !quiet {
                     eprintln!();
                 }
-                return Ok(processes);
+                break;
             }
             if Instant::now() > deadline {
                 bail!(
@@ -203,6 +207,31 @@ impl LocalCluster {
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // Every service that signs with the cluster key waits for it: so does the caller.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let apis = self.apis();
+        loop {
+            processes.check_alive()?;
+            match self.cluster_key(&apis[0]) {
+                Ok(_) => {
+                    if !quiet {
+                        eprintln!("\rcluster key: proven from the genesis{:20}", "");
+                    }
+                    return Ok(processes);
+                }
+                Err(error) if Instant::now() > deadline => bail!(
+                    "the nodes did not generate a provable cluster key within 90 s ({error}); \
+                     see the node.log files in {}",
+                    self.dir.display()
+                ),
+                Err(_) => {
+                    if !quiet {
+                        eprint!("\rwaiting for the nodes to generate the cluster key...");
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
         }
     }
 }

@@ -97,10 +97,11 @@ fn banner(cluster: &LocalCluster, args: &DevArgs, processes: &cluster::Processes
         "  cluster id   {}",
         hex::encode(cluster.genesis.cluster_id())
     );
-    println!(
-        "  cluster key  {}",
-        hex::encode(cluster.genesis.cluster_key().encode())
-    );
+    let apis = cluster.apis();
+    match cluster.cluster_key(&apis[0]) {
+        Ok(key) => println!("  cluster key  {}", hex::encode(key.encode())),
+        Err(error) => println!("  cluster key  not proven yet ({error})"),
+    }
     let pids = processes.pids();
     let mut listed: Vec<_> = cluster.genesis.nodes.iter().collect();
     listed.sort_by_key(|n| n.api_address.port());

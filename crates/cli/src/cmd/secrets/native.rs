@@ -8,7 +8,7 @@ use commonware_codec::Encode as _;
 use commonware_cryptography::Signer as _;
 use serde_json::Value as Json;
 use std::time::{Duration, Instant};
-use welkin_client::{Client, Trusted};
+use welkin_client::Client;
 use welkin_node::{ReadGrant, ReadOpener, Release};
 use welkin_sealed::ReaderKey;
 use welkin_state::secrets::{
@@ -206,7 +206,14 @@ impl Native {
         let reader = ReaderKey::generate(&mut commonware_utils::sys_rng());
         let (id, _) = self.submit(&format!("read of {mount}/{path}"), op(reader.public()))?;
         let genesis = self.genesis()?;
-        let mut opener = ReadOpener::new(&genesis.polynomial, genesis.cluster_id(), id, reader);
+        let sharing = self.client.proven_sharing(&genesis)?;
+        if sharing.public() != &self.trust.trusted.cluster_key {
+            bail!(
+                "the cluster key proven from the genesis is not the trusted one ({})",
+                self.trust.source
+            );
+        }
+        let mut opener = ReadOpener::new(&sharing, genesis.cluster_id(), id, reader);
         // The node asked first, then every other member, in turn, until t partials open it.
         let mut nodes = vec![self.client.clone()];
         nodes.extend(
@@ -279,7 +286,7 @@ impl Native {
                 bail!(
                     "read {} was allowed, but fewer than {} members released their partials within {} s (liars: {:?}; last errors: {})",
                     hex::encode(id),
-                    genesis.polynomial.required(),
+                    sharing.required(),
                     RELEASE_WAIT.as_secs(),
                     opener.liars(),
                     errors.join("; ")
@@ -351,7 +358,8 @@ impl Native {
             return Ok(genesis.clone());
         }
         let genesis = self.client.genesis()?;
-        if Trusted::from_genesis(&genesis) != self.trust.trusted {
+        // The cluster id hashes the genesis (a dealt key included): it binds the whole file.
+        if genesis.cluster_id() != self.trust.trusted.cluster_id {
             bail!(
                 "the node at {} serves a genesis that is not the trusted cluster's ({})",
                 self.client.base(),

@@ -89,6 +89,15 @@ impl VaultError {
         self.errors.join("; ")
     }
 
+    /// The cluster key does not exist yet (a dealerless cluster generates it at first
+    /// start): 503, retry shortly.
+    pub(crate) fn no_cluster_key() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster key is being generated (a dealerless cluster makes it at first              start, within seconds); retry shortly",
+        )
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
@@ -442,7 +451,7 @@ pub(crate) async fn seal<E: Runtime>(
     let mut nonce = [0u8; 32];
     rand_core::Rng::fill_bytes(&mut commonware_utils::sys_rng(), &mut nonce);
     let target = welkin_sealed::target(name, &nonce);
-    let cluster_key = *node.genesis().cluster_key();
+    let cluster_key = *cluster_keys(node)?.sharing.public();
     let sealed =
         tokio::task::spawn_blocking(move || seal_blocking(&cluster_key, target, &plaintext))
             .await
@@ -588,4 +597,11 @@ mod tests {
     fn percent_escapes_decode() {
         assert_eq!(percent_decode("a%2Fb+c%zz"), "a/b c%zz");
     }
+}
+
+/// The cluster key as the node holds it, or 503 while it is being generated.
+pub(crate) fn cluster_keys<E: Runtime>(
+    node: &NodeHandle<E>,
+) -> Result<std::sync::Arc<crate::ClusterKeys>, VaultError> {
+    node.cluster_keys().ok_or_else(VaultError::no_cluster_key)
 }

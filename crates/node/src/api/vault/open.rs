@@ -24,7 +24,8 @@ pub(crate) async fn open<E: Runtime>(
     timeout: Duration,
 ) -> Result<(ReadGrant, Zeroizing<Vec<u8>>), VaultError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let sharing = &node.genesis().polynomial;
+    let keys = crate::api::vault::cluster_keys(node)?;
+    let sharing = &keys.sharing;
     let mut opener = ReadOpener::new(sharing, node.cluster_id(), id, reader);
     let mut blocked = 0;
     let mut sealed: Option<Vec<u8>> = None;

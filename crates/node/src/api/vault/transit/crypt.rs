@@ -137,7 +137,8 @@ pub(super) async fn encrypt<E: Runtime>(
         });
         prepared_items.push(prepared);
     }
-    seal_in_order(*node.genesis().cluster_key(), key.id, batch, prepared_items).await
+    let cluster_key = *crate::api::vault::cluster_keys(node)?.sharing.public();
+    seal_in_order(cluster_key, key.id, batch, prepared_items).await
 }
 
 /// A ciphertext from the client: what the request names and what opens.
@@ -261,7 +262,8 @@ pub(super) async fn rewrap<E: Runtime>(
         });
         prepared_items.push(prepared);
     }
-    seal_in_order(*node.genesis().cluster_key(), key.id, batch, prepared_items).await
+    let cluster_key = *crate::api::vault::cluster_keys(node)?.sharing.public();
+    seal_in_order(cluster_key, key.id, batch, prepared_items).await
 }
 
 /// `datakey/plaintext/:name` and `datakey/wrapped/:name`: a fresh random key (`bits` 128,
@@ -298,7 +300,7 @@ pub(super) async fn datakey<E: Runtime>(
     rand_core::Rng::fill_bytes(&mut commonware_utils::sys_rng(), &mut plaintext);
     let encoded = base64(&plaintext);
     let sealed = seal_all(
-        *node.genesis().cluster_key(),
+        *crate::api::vault::cluster_keys(node)?.sharing.public(),
         key.id,
         vec![(version, plaintext)],
     )

@@ -80,7 +80,7 @@ async fn macs<E: Runtime>(
             "unexpected result {result:?}"
         )));
     }
-    let sharing = node.genesis().polynomial.clone();
+    let sharing = crate::api::vault::cluster_keys(node)?.sharing.clone();
     open_targets(node, id, reader, move |_, target, signature| {
         // The fast path's proof: the recovered signature verifies under the cluster key.
         crate::releases::targets::is_cluster_signature(&sharing, target, signature)

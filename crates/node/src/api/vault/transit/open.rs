@@ -22,7 +22,8 @@ where
 {
     let timeout = super::super::COMMIT_WAIT;
     let deadline = tokio::time::Instant::now() + timeout;
-    let sharing = &node.genesis().polynomial;
+    let keys = crate::api::vault::cluster_keys(node)?;
+    let sharing = &keys.sharing;
     let mut opener = TargetsOpener::new(sharing, node.cluster_id(), id, reader);
     let mut blocked = 0;
     loop {

@@ -1,0 +1,336 @@
+//! This node's part in a dealerless cluster's key generation.
+//!
+//! Every [`TICK`] the actor reads the round the state has open (`welkin_state::keygen`):
+//! 1. For a round it has not joined, it starts its part ([`welkin_dkg::Participant`]) and
+//!    sends each other member its dealing over the DKG channel.
+//! 2. While it deals, it sends its dealing again every [`RESEND`] to the members that have
+//!    not acknowledged it (a message may be lost, a member may have restarted).
+//! 3. Once every member has acknowledged, or [`DEALING_TIME`] after it started, it submits its
+//!    signed log as a transaction, again every [`RESUBMIT`] until the state records it.
+//! 4. Once the state holds the round's output, it computes its share from the logs the state
+//!    selected, checks it against the output's polynomial, seals it to disk and hands the key
+//!    to the services that wait for it.
+//!
+//! A dealing that does not check against its commitment blocks its sender: an honest dealer
+//! never sends one. Messages of another round are dropped without blame (the sender may be a
+//! round ahead or behind). The actor keeps one round's state: at most one dealing and one
+//! acknowledgement per member.
+
+use super::{ClusterKeys, KeyCell, ShareStore};
+use crate::{
+    checkpoints::Tracker,
+    handle::NodeHandle,
+    penalty::{Offence, Penalties},
+};
+use commonware_codec::Encode as _;
+use commonware_cryptography::Signer as _;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_runtime::{Clock, Metrics, Spawner, Storage};
+use rand_core::CryptoRng;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+use tracing::{error, info, warn};
+use welkin_dkg::{DkgError, DkgMessage, Ledger, Participant, Round};
+use welkin_state::keygen::{GeneratedKey, Keygen};
+use welkin_types::{
+    Payload, PrivateKey, PublicKey, Sender as TxSender, Transaction, membership::MembershipOp,
+};
+
+/// How often the actor looks at the state.
+pub(crate) const TICK: Duration = Duration::from_millis(200);
+/// How often a dealer sends its dealing again to members that have not acknowledged it.
+pub(crate) const RESEND: Duration = Duration::from_secs(1);
+/// How long a dealer waits for acknowledgements before it gives its log (players that have
+/// not acknowledged by then have their shares from this dealer revealed in the log).
+pub(crate) const DEALING_TIME: Duration = Duration::from_secs(5);
+/// How long a submitted log may take to reach the state before it is submitted again.
+pub(crate) const RESUBMIT: Duration = Duration::from_secs(5);
+
+/// This node's part in one round.
+struct Part {
+    round: u64,
+    participant: Participant,
+    started: SystemTime,
+    resent: SystemTime,
+    /// The signed log, once given, and when it was last submitted.
+    log: Option<(Vec<u8>, SystemTime)>,
+}
+
+/// The key generation actor.
+pub(crate) struct KeygenActor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
+    pub(crate) context: E,
+    pub(crate) signer: PrivateKey,
+    pub(crate) members: Vec<PublicKey>,
+    pub(crate) handle: NodeHandle<E>,
+    pub(crate) penalties: Penalties,
+    pub(crate) cell: KeyCell,
+    pub(crate) tracker: Arc<Mutex<Tracker>>,
+    pub(crate) store: ShareStore<E>,
+}
+
+impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
+    /// Starts the actor on the DKG channel.
+    pub(crate) fn start<S, R>(self, network: (S, R))
+    where
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+    {
+        let context = self.context.child("run");
+        context.spawn(move |_| self.run(network));
+    }
+
+    async fn run<S, R>(mut self, (mut sender, mut receiver): (S, R))
+    where
+        S: Sender<PublicKey = PublicKey>,
+        R: Receiver<PublicKey = PublicKey>,
+    {
+        let mut part: Option<Part> = None;
+        let mut tick_at = self.context.current();
+        let mut nonce = self.handle.clock_ns();
+        loop {
+            commonware_macros::select! {
+                message = receiver.recv() => {
+                    let Ok((from, bytes)) = message else { return };
+                    self.on_message(&mut part, from, bytes.as_ref(), &mut sender);
+                },
+                _ = self.context.sleep_until(tick_at) => {
+                    tick_at = self.context.current() + TICK;
+                    if self.on_tick(&mut part, &mut sender, &mut nonce).await {
+                        info!("cluster key ready; key generation done");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn round_of(&self, keygen: &Keygen) -> Option<Round> {
+        match keygen.round_of(&self.handle.cluster_id(), &self.members) {
+            Ok(round) => Some(round),
+            Err(error) => {
+                error!(round = keygen.round, %error, "the open key generation round is unusable");
+                None
+            }
+        }
+    }
+
+    /// One look at the state; returns `true` once the key is in hand.
+    async fn on_tick<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        part: &mut Option<Part>,
+        sender: &mut S,
+        nonce: &mut u64,
+    ) -> bool {
+        if self.cell.get().is_some() {
+            return true;
+        }
+        let n = self.members.len();
+        if let Some(bytes) = self.handle.value(welkin_state::keys::cluster_key()).await {
+            match GeneratedKey::decode(&bytes) {
+                Ok(generated) => {
+                    self.finish(part.take(), &generated).await;
+                    return true;
+                }
+                Err(error) => {
+                    error!(%error, "the generated cluster key in the state does not decode");
+                    return false;
+                }
+            }
+        }
+        let Some(keygen) = self
+            .handle
+            .value(welkin_state::keys::keygen())
+            .await
+            .and_then(|bytes| Keygen::decode(&bytes).ok())
+        else {
+            return false;
+        };
+        let now = self.context.current();
+        if part.as_ref().is_none_or(|p| p.round != keygen.round) {
+            let Some(round) = self.round_of(&keygen) else {
+                return false;
+            };
+            match Participant::start(&mut self.context, round, &self.signer, None) {
+                Ok((participant, outgoing)) => {
+                    info!(
+                        round = keygen.round,
+                        members = n,
+                        "dealing for the cluster key"
+                    );
+                    for o in outgoing {
+                        sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
+                    }
+                    *part = Some(Part {
+                        round: keygen.round,
+                        participant,
+                        started: now,
+                        resent: now,
+                        log: None,
+                    });
+                }
+                Err(error) => {
+                    error!(round = keygen.round, %error, "cannot take part in key generation");
+                    return false;
+                }
+            }
+        }
+        let Some(p) = part.as_mut() else {
+            return false;
+        };
+        let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
+        if p.log.is_none() && p.participant.awaiting_acks() {
+            if elapsed(p.started) < DEALING_TIME {
+                if elapsed(p.resent) >= RESEND {
+                    p.resent = now;
+                    for o in p.participant.unacknowledged() {
+                        sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
+                    }
+                }
+                return false;
+            }
+            warn!(
+                round = p.round,
+                missing = p.participant.unacknowledged().count(),
+                "giving the dealer log without every acknowledgement"
+            );
+        }
+        if p.log.is_none()
+            && let Some(log) = p.participant.log()
+        {
+            p.log = Some((log.encode().to_vec(), SystemTime::UNIX_EPOCH));
+        }
+        let me = self.signer.public_key();
+        let my_index = self.members.iter().position(|m| *m == me).unwrap_or(0) as u32;
+        let recorded = keygen.logs.iter().any(|(i, _)| *i == my_index);
+        if let Some((log, submitted)) = p.log.as_mut()
+            && !recorded
+            && elapsed(*submitted) >= RESUBMIT
+        {
+            *submitted = now;
+            *nonce += 1;
+            self.submit(p.round, log.clone(), *nonce).await;
+        }
+        false
+    }
+
+    async fn submit(&self, round: u64, log: Vec<u8>, nonce: u64) {
+        let params = &self.handle.genesis().chain;
+        let tx = Transaction {
+            sender: TxSender::Key(self.signer.public_key()),
+            nonce,
+            expiry_ms: crate::application::now_ms(&self.context)
+                .saturating_add(params.max_tx_ttl_ms.min(60_000)),
+            payload: Payload::Membership(Box::new(MembershipOp::DealerLog { round, log })),
+        }
+        .sign(&self.signer, &self.handle.cluster_id());
+        match self.handle.submit(tx).await {
+            Ok(_) => info!(round, "dealer log submitted"),
+            Err(error) => warn!(round, %error, "dealer log not admitted; it is sent again later"),
+        }
+    }
+
+    /// Computes this node's share from the logs the state selected and hands the key over.
+    async fn finish(&mut self, part: Option<Part>, generated: &GeneratedKey) {
+        let n = self.members.len();
+        let output = match generated.output(n) {
+            Ok(output) => output,
+            Err(error) => {
+                error!(%error, "the generated cluster key in the state does not decode");
+                return;
+            }
+        };
+        let sharing = output.public().clone();
+        let stored = self.store.load().unwrap_or_else(|error| {
+            error!(%error, "the stored cluster key share is unusable");
+            None
+        });
+        let share = match stored.map_or_else(|| self.share_from(part, generated), Ok) {
+            Ok(share) => Some(share),
+            Err(reason) => {
+                error!(
+                    %reason,
+                    "this node holds no share of the cluster key; it verifies but does not \
+                     sign until the key is reshared"
+                );
+                None
+            }
+        };
+        if let Some(share) = &share {
+            if sharing.partial_public(share.index).ok()
+                != Some(share.public::<welkin_types::Variant>())
+            {
+                error!("the computed share does not match the cluster's polynomial; not used");
+                return;
+            }
+            self.store.save(&mut self.context, share).await;
+            crate::executor::lock(&self.tracker).set_key(sharing.clone(), share.clone());
+        }
+        info!(
+            round = generated.round,
+            height = generated.height,
+            "cluster key generated"
+        );
+        self.cell.set(ClusterKeys { sharing, share });
+    }
+
+    fn share_from(
+        &mut self,
+        part: Option<Part>,
+        generated: &GeneratedKey,
+    ) -> Result<commonware_cryptography::bls12381::primitives::group::Share, String> {
+        let part = part
+            .filter(|p| p.round == generated.round)
+            .ok_or("it restarted during the round and lost its dealings")?;
+        let mut ledger = Ledger::new(part.participant.round().clone());
+        for bytes in &generated.logs {
+            let log = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
+                .map_err(|e| e.to_string())?;
+            ledger.record(log).map_err(|e| e.to_string())?;
+        }
+        part.participant
+            .finish(&mut self.context, &ledger)
+            .map(|(_, share)| share)
+            .map_err(|e| e.to_string())
+    }
+
+    fn on_message<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        part: &mut Option<Part>,
+        from: PublicKey,
+        bytes: &[u8],
+        sender: &mut S,
+    ) {
+        if !self.members.contains(&from) {
+            return;
+        }
+        let max = std::num::NonZeroU32::new(self.members.len().max(1) as u32).expect("nonzero");
+        let message = match DkgMessage::from_bytes(bytes, max) {
+            Ok(message) => message,
+            Err(error) => {
+                self.penalties.block(
+                    from,
+                    Offence::Keygen,
+                    &format!("undecodable key generation message: {error}"),
+                );
+                return;
+            }
+        };
+        let Some(p) = part.as_mut() else {
+            return;
+        };
+        match p.participant.handle(&from, message) {
+            Ok(Some(reply)) => {
+                sender.send(Recipients::One(reply.to), reply.message.to_bytes(), false);
+            }
+            Ok(None) => {}
+            Err(DkgError::Dealing { reason, .. }) => self.penalties.block(
+                from,
+                Offence::Keygen,
+                &format!("a dealing that does not check: {reason}"),
+            ),
+            Err(error) => warn!(%error, "key generation message dropped"),
+        }
+    }
+}
