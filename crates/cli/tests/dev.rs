@@ -1,4 +1,6 @@
-//! `welkin dev` as a new user tries it: a node killed with SIGKILL while the cluster runs is
+//! `welkin dev` as a new user tries it: the four nodes generate the cluster key themselves (no
+//! dealer, no share file anywhere; the key proven from the genesis is the one every node
+//! serves and certifies with, and time certificates verify under it); a node killed with SIGKILL while the cluster runs is
 //! reported and restarted while the others keep committing; `welkin dev stop` keeps a node
 //! down and `welkin dev start` brings it back to catch up; stopping the supervisor stops
 //! every node.
@@ -152,6 +154,52 @@ fn wait_has(client: &Client, id: &TxId, receipt: &Receipt, node: &str) {
     }
 }
 
+/// The cluster key of a dealerless dev cluster, checked: the genesis has none and no file
+/// under `dir` is a share; the key proven from the genesis (the selected dealer logs and a
+/// checkpoint under it) is the one every node serves; a time certificate verifies under it.
+fn dealerless_key(dir: &Path, genesis: &Genesis, clients: &[Client]) -> welkin_types::ClusterKey {
+    assert!(genesis.polynomial.is_none(), "the genesis holds no key");
+    let mut files = vec![dir.to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("readable")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            let name = path.to_string_lossy();
+            assert!(!name.ends_with(".share"), "no dealer wrote a share: {name}");
+        }
+    }
+    let trusted = clients[0]
+        .trusted(genesis)
+        .expect("the key is proven from the genesis");
+    for client in clients {
+        assert_eq!(
+            served_key(client),
+            trusted.cluster_key,
+            "one key everywhere"
+        );
+    }
+    let nonce = [9u8; 32];
+    let response = clients[2].time(&nonce).expect("a time certificate");
+    let certified = welkin_types::decode::<welkin_time::CertifiedTime>(
+        &hex::decode(&response.certificate).expect("hex"),
+    )
+    .expect("decodes");
+    certified
+        .verify_for(&nonce, &trusted.cluster_id, &trusted.cluster_key)
+        .expect("time is certified under the generated key");
+    trusted.cluster_key
+}
+
+/// The cluster key a node says it holds.
+fn served_key(client: &Client) -> welkin_types::ClusterKey {
+    let status = client.status().expect("status");
+    welkin_types::hexser::decode_hex(&status.cluster_key).expect("a key is served")
+}
+
 #[test]
 fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
     let base = support::free_base(&[0, 1, 2, 3, 100, 101, 102, 103]);
@@ -165,6 +213,7 @@ fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
     let clients: Vec<Client> = (0..NODES)
         .map(|i| Client::new(&format!("http://127.0.0.1:{}", base + i)))
         .collect();
+    let cluster_key = dealerless_key(&dir, &genesis, &clients);
     let key = PrivateKey::from_seed(7);
     commit(&clients[0], &key, &cluster, "before any fault");
 
@@ -194,6 +243,11 @@ fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
     let restarted = dev.pid("node1").expect("node1 is up again");
     assert_ne!(restarted, killed, "a new process");
     wait_has(&clients[1], &id, &receipt, "node1");
+    assert_eq!(
+        served_key(&clients[1]),
+        cluster_key,
+        "node1 reopened its sealed share of the same key after the crash"
+    );
 
     // `welkin dev stop` keeps node3 down; the other three keep committing.
     let stopped = dev.control(&["stop", "node3"]);

@@ -418,6 +418,8 @@ where
                 penalties,
             }
             .start(grants_rx, release_net);
+            // The releaser's tasks are this task's children: it lives as long as they run.
+            futures::future::pending::<()>().await;
         });
     }
 
@@ -663,6 +665,8 @@ where
                 handle,
             }
             .start(time_requests, time_net);
+            // The actor's tasks are this task's children: it lives as long as they run.
+            futures::future::pending::<()>().await;
         });
     }
     if handle.genesis().polynomial.is_none() {

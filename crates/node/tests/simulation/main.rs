@@ -13,6 +13,7 @@
 //! times; about 20 s in a debug build); `WELKIN_SIM_SEED_BASE` moves the seeds.
 
 mod harness;
+mod keygen;
 mod secrets;
 mod skew;
 mod storage;

@@ -52,6 +52,14 @@ pub(crate) enum Lie {
     /// Its audit proofs and repair blocks have one byte flipped (the proofs still decode:
     /// only checking them against the shard roots can tell).
     ForgedStorage,
+    /// Its key generation dealing to `victim` carries a share that does not match its
+    /// commitment (one bit flipped); every other dealing is honest.
+    BadDealing {
+        /// The member that gets the bad share.
+        victim: PublicKey,
+        /// How many members the cluster has (the decoder's bound).
+        members: u32,
+    },
     /// Its time readings tell each coordinator another time: 700 ms more per position of
     /// the recipient, properly signed (so only the other clocks can tell).
     TimePerPeer {
@@ -110,6 +118,25 @@ impl Lie {
                 }),
             );
         }
+        if let Lie::BadDealing { victim, members } = self.clone() {
+            return (
+                channel::DKG,
+                Arc::new(move |to: &[PublicKey], bytes: &[u8]| {
+                    let max = std::num::NonZeroU32::new(members).expect("members");
+                    let is_dealing = matches!(
+                        welkin_dkg::DkgMessage::from_bytes(bytes, max),
+                        Ok(welkin_dkg::DkgMessage::Dealing { .. })
+                    );
+                    let mut out = bytes.to_vec();
+                    if is_dealing && to.first() == Some(&victim) {
+                        // The share is the message's last field, a big-endian scalar.
+                        let last = out.len() - 1;
+                        out[last] ^= 1;
+                    }
+                    out
+                }),
+            );
+        }
         let (ch, rewrite) = self.rewrite();
         (
             ch,
@@ -120,7 +147,9 @@ impl Lie {
     /// The channel the lie is told on, and how.
     fn rewrite(&self) -> (u64, Rewrite) {
         match self.clone() {
-            Lie::TimePerPeer { .. } => unreachable!("told per recipient by rewrite_for"),
+            Lie::TimePerPeer { .. } | Lie::BadDealing { .. } => {
+                unreachable!("told per recipient by rewrite_for")
+            }
             Lie::JunkPartials(share) => (
                 channel::CHECKPOINT,
                 Arc::new(move |bytes: &[u8]| {

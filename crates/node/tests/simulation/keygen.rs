@@ -1,0 +1,135 @@
+//! A dealerless cluster makes its key in the simulation: every node deals over the DKG
+//! channel and commits its log through consensus, while one byzantine member sends a bad
+//! share to one player and signs two different logs. The honest members exclude it, agree
+//! on one key, each hold a share that matches it, and certify every later checkpoint under
+//! the key the logs prove; the player it lied to blocks it.
+
+use crate::{harness::*, runner, tamper::Lie};
+use commonware_codec::Encode as _;
+use commonware_runtime::{Clock as _, Runner as _};
+use std::time::Duration;
+use welkin_dkg::Participant;
+use welkin_state::keygen::{GeneratedKey, Keygen};
+use welkin_types::{Payload, Sender, Transaction, membership::MembershipOp};
+
+#[test]
+fn a_dealerless_cluster_makes_its_key_despite_a_lying_dealer() {
+    runner(42).start(|context| async move {
+        let fixture = Fixture::new(4, 42).dealerless();
+        let members = fixture.public_keys();
+        let cluster_id = fixture.genesis.cluster_id();
+        let (liar, victim) = (3, 0);
+        let net = Net::start(&context, &fixture).await;
+        net.connect_all(&link(10, 100)).await;
+        let roles: Vec<Role> = (0..4)
+            .map(|i| {
+                if i == liar {
+                    Role::Lying(Lie::BadDealing {
+                        victim: members[victim].clone(),
+                        members: 4,
+                    })
+                } else {
+                    Role::Honest(0)
+                }
+            })
+            .collect();
+        let cluster = start_roles(&context, &net, &fixture, &roles).await;
+        let nodes = cluster.nodes;
+        let entry = nodes[1].as_ref().expect("honest");
+
+        // The liar also signs two different logs of round 0 and gets both in first.
+        let round = Keygen::default()
+            .round_of(&cluster_id, &members)
+            .expect("round 0");
+        let mut rng = commonware_utils::test_rng();
+        for nonce in 1..=2u64 {
+            let (mut second, _) =
+                Participant::start(&mut rng, round.clone(), &fixture.keys[liar], None)
+                    .expect("starts");
+            let log = second.log().expect("a dealer's log").encode().to_vec();
+            let tx = Transaction {
+                sender: Sender::Key(members[liar].clone()),
+                nonce,
+                expiry_ms: welkin_node::now_ms(&context) + 60_000,
+                payload: Payload::Membership(Box::new(MembershipOp::DealerLog { round: 0, log })),
+            }
+            .sign(&fixture.keys[liar], &cluster_id);
+            entry.submit(tx).await.expect("admitted");
+        }
+
+        // Every honest node ends with the key and its share.
+        let deadline = context.current() + Duration::from_secs(120);
+        while nodes.iter().flatten().any(|n| n.cluster_keys().is_none()) {
+            assert!(
+                context.current() < deadline,
+                "the honest nodes never all held the key"
+            );
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        // Heights before each node held the key have no certificates.
+        let mut gaps = Gaps::new();
+        let ready = nodes
+            .iter()
+            .flatten()
+            .map(|n| n.status().height)
+            .max()
+            .unwrap_or(0);
+        for (i, node) in nodes.iter().enumerate() {
+            if node.is_some() {
+                gaps.insert(i, (1..=ready + 1).collect());
+            }
+        }
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        let key = fixture.cluster_key(&live).await;
+        for node in &live {
+            let keys = node.cluster_keys().expect("held");
+            assert_eq!(keys.sharing.public(), &key, "one key everywhere");
+            let share = keys
+                .share
+                .as_ref()
+                .expect("every honest node holds a share");
+            assert_eq!(
+                keys.sharing.partial_public(share.index).expect("a player"),
+                share.public::<welkin_types::Variant>(),
+                "each share matches the proven polynomial"
+            );
+        }
+        let generated = GeneratedKey::decode(
+            &entry
+                .value(welkin_state::keys::cluster_key())
+                .await
+                .expect("recorded"),
+        )
+        .expect("decodes");
+        let output = generated.output(4).expect("decodes");
+        assert!(
+            output.dealers().position(&members[liar]).is_none(),
+            "the equivocating dealer is left out"
+        );
+        assert!(
+            nodes[victim]
+                .as_ref()
+                .expect("honest")
+                .metrics()
+                .lines()
+                .any(|l| l.contains("peers_blocked") && l.contains("keygen") && !l.ends_with(" 0")),
+            "the player that got a bad share blocks its dealer"
+        );
+
+        // The cluster serves and certifies under the key.
+        let acked = workload(
+            &context,
+            &fixture,
+            &nodes,
+            &[0, 1, 2],
+            1_000,
+            40,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(acked.len(), 40, "every transaction commits");
+        let top = common_height(&nodes);
+        assert!(wait_for_height(&context, &nodes, top + 2, Duration::from_secs(30)).await);
+        check_invariants(&context, &fixture, &nodes, &acked, &gaps).await;
+    });
+}
