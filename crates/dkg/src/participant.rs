@@ -40,6 +40,9 @@ pub struct Participant {
     pending: BTreeMap<PublicKey, DkgMessage>,
     /// The players whose acknowledgement of this node's dealing arrived.
     acked: BTreeSet<PublicKey>,
+    /// The dealings this node acknowledged (its own included), by dealer: what its share is
+    /// made from, for the caller to keep across a restart.
+    received: BTreeMap<PublicKey, DkgMessage>,
 }
 
 impl Participant {
@@ -52,26 +55,10 @@ impl Participant {
         key: &PrivateKey,
         share: Option<Share>,
     ) -> Result<(Self, Vec<Outgoing>), DkgError> {
-        let me = key.public_key();
-        let info = round.info().clone();
-        let (is_dealer, is_player) = (round.is_dealer(&me), round.is_player(&me));
-        let player = if is_player {
-            Some(
-                Player::new(info.clone(), key.clone())
-                    .map_err(|e| DkgError::Round(e.to_string()))?,
-            )
-        } else {
-            None
-        };
-        let mut participant = Self {
-            round,
-            me: me.clone(),
-            dealer: None,
-            player,
-            acks: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            acked: BTreeSet::new(),
-        };
+        let mut participant = Self::player(round, key)?;
+        let me = participant.me.clone();
+        let info = participant.round.info().clone();
+        let is_dealer = participant.round.is_dealer(&me);
         let mut outgoing = Vec::new();
         if is_dealer {
             let (dealer, commitment, shares) =
@@ -99,6 +86,45 @@ impl Participant {
         Ok((participant, outgoing))
     }
 
+    /// This node's part as a player only (it deals nothing).
+    fn player(round: Round, key: &PrivateKey) -> Result<Self, DkgError> {
+        let me = key.public_key();
+        let player = if round.is_player(&me) {
+            Some(
+                Player::new(round.info().clone(), key.clone())
+                    .map_err(|e| DkgError::Round(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            round,
+            me,
+            dealer: None,
+            player,
+            acks: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            acked: BTreeSet::new(),
+            received: BTreeMap::new(),
+        })
+    }
+
+    /// Takes up this node's part again after a restart, from the dealings it had
+    /// acknowledged (which the caller kept on disk). It deals no more in this round: the
+    /// players acknowledged its first dealing, which is lost. Acknowledgements are signed
+    /// deterministically, so a dealer that sends its dealing again gets the same one.
+    pub fn resume(
+        round: Round,
+        key: &PrivateKey,
+        dealings: Vec<(PublicKey, DkgMessage)>,
+    ) -> Result<Self, DkgError> {
+        let mut participant = Self::player(round, key)?;
+        for (dealer, dealing) in dealings {
+            participant.handle(&dealer, dealing)?;
+        }
+        Ok(participant)
+    }
+
     /// Handles a message from `from`; returns the reply to send, if any. A refused dealing
     /// ([`DkgError::Dealing`]) is evidence against its dealer: the caller blocks the peer.
     /// A repeated dealing is answered with the acknowledgement already given (whatever the
@@ -115,6 +141,7 @@ impl Participant {
                 got: message.round(),
             });
         }
+        let original = message.clone();
         match message {
             DkgMessage::Dealing {
                 commitment, share, ..
@@ -138,6 +165,7 @@ impl Participant {
                         ack,
                     };
                     self.acks.insert(from.clone(), message.clone());
+                    self.received.insert(from.clone(), original);
                     Outgoing {
                         to: from.clone(),
                         message,
@@ -175,12 +203,18 @@ impl Participant {
     /// The players that have not acknowledged this node's dealing, with the dealing to send
     /// them again (empty once the log is given).
     pub fn unacknowledged(&self) -> impl Iterator<Item = Outgoing> + '_ {
-        self.pending.iter().filter_map(|(to, message)| {
-            (!self.acked.contains(to)).then(|| Outgoing {
+        self.pending
+            .iter()
+            .filter(|(to, _)| !self.acked.contains(*to))
+            .map(|(to, message)| Outgoing {
                 to: to.clone(),
                 message: message.clone(),
             })
-        })
+    }
+
+    /// The dealings this node acknowledged, by dealer (its own included).
+    pub fn received(&self) -> &BTreeMap<PublicKey, DkgMessage> {
+        &self.received
     }
 
     /// The round this node takes part in.

@@ -539,3 +539,63 @@ fn key_proofs_check_the_logs_and_their_number() {
     garbage[0] = output.encode().to_vec();
     assert!(crate::check_first_key(&cluster(), 2, &members, &garbage).is_err());
 }
+
+/// A player that restarts after acknowledging takes its part up again from the dealings it
+/// kept, answers a repeated dealing with the same acknowledgement, and gets the share it
+/// would have had.
+#[test]
+fn a_resumed_player_gets_the_same_share() {
+    let keys = keys(4);
+    let round = Round::new(&cluster(), 0, None, publics(&keys), publics(&keys)).expect("round");
+    let mut rng = test_rng();
+    let mut nodes = Vec::new();
+    let mut queue = VecDeque::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (node, out) = Participant::start(&mut rng, round.clone(), key, None).expect("start");
+        queue.extend(out.into_iter().map(|o| (i, o)));
+        nodes.push(node);
+    }
+    while let Some((from, o)) = queue.pop_front() {
+        let to = keys
+            .iter()
+            .position(|k| k.public_key() == o.to)
+            .expect("member");
+        if let Some(reply) = nodes[to]
+            .handle(&keys[from].public_key(), o.message)
+            .expect("ok")
+        {
+            queue.push_back((to, reply));
+        }
+    }
+    let kept: Vec<_> = nodes[2]
+        .received()
+        .iter()
+        .map(|(d, m)| (d.clone(), m.clone()))
+        .collect();
+    assert_eq!(kept.len(), 4, "every dealing, its own included");
+    let mut ledger2 = Ledger::new(round.clone());
+    for node in &mut nodes {
+        ledger2.record(node.log().expect("log")).expect("records");
+    }
+    let resumed = Participant::resume(round.clone(), &keys[2], kept.clone()).expect("resumes");
+    let mut again = Participant::resume(round, &keys[2], kept.clone()).expect("resumes");
+    let repeat = again
+        .handle(&kept[0].0, kept[0].1.clone())
+        .expect("checks")
+        .expect("acknowledged");
+    let before_restart = nodes[2]
+        .handle(&kept[0].0, kept[0].1.clone())
+        .expect("checks")
+        .expect("acknowledged");
+    assert_eq!(
+        repeat.message, before_restart.message,
+        "the same acknowledgement as before the restart"
+    );
+    let (_, share) = resumed.finish(&mut rng, &ledger2).expect("a share");
+    let before = nodes
+        .remove(2)
+        .finish(&mut rng, &ledger2)
+        .expect("a share")
+        .1;
+    assert_eq!(share, before);
+}

@@ -12,7 +12,7 @@ use crate::{
     executor::{self, Executor, ExecutorConfig},
     gossip,
     handle::NodeHandle,
-    keygen::{ClusterKeys, KeyCell, ShareStore},
+    keygen::{ClusterKeys, KeyCell, KeygenStore},
     mempool::{Mempool, MempoolConfig},
     penalty::Penalties,
     releases::{Releases, ReleasesConfig, actor::Releaser},
@@ -670,7 +670,7 @@ where
         });
     }
     if handle.genesis().polynomial.is_none() {
-        let store = ShareStore::open(
+        let store = KeygenStore::open(
             context.child("cluster_share"),
             &prefix,
             &config.signer,

@@ -16,7 +16,7 @@
 //! round ahead or behind). The actor keeps one round's state: at most one dealing and one
 //! acknowledgement per member.
 
-use super::{ClusterKeys, KeyCell, ShareStore};
+use super::{ClusterKeys, KeyCell, KeygenStore, Slot};
 use crate::{
     checkpoints::Tracker,
     handle::NodeHandle,
@@ -28,6 +28,7 @@ use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Metrics, Spawner, Storage};
 use rand_core::CryptoRng;
 use std::{
+    collections::BTreeSet,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -56,6 +57,10 @@ struct Part {
     resent: SystemTime,
     /// The signed log, once given, and when it was last submitted.
     log: Option<(Vec<u8>, SystemTime)>,
+    /// The dealers whose dealings are kept on disk.
+    persisted: BTreeSet<PublicKey>,
+    /// Whether this node deals in this part (not after a restart).
+    dealing: bool,
 }
 
 /// The key generation actor.
@@ -67,7 +72,7 @@ pub(crate) struct KeygenActor<E: Spawner + Clock + Storage + Metrics + CryptoRng
     pub(crate) penalties: Penalties,
     pub(crate) cell: KeyCell,
     pub(crate) tracker: Arc<Mutex<Tracker>>,
-    pub(crate) store: ShareStore<E>,
+    pub(crate) store: KeygenStore<E>,
 }
 
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
@@ -93,7 +98,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             commonware_macros::select! {
                 message = receiver.recv() => {
                     let Ok((from, bytes)) = message else { return };
-                    self.on_message(&mut part, from, bytes.as_ref(), &mut sender);
+                    self.on_message(&mut part, from, bytes.as_ref(), &mut sender).await;
                 },
                 _ = self.context.sleep_until(tick_at) => {
                     tick_at = self.context.current() + TICK;
@@ -126,7 +131,6 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         if self.cell.get().is_some() {
             return true;
         }
-        let n = self.members.len();
         if let Some(bytes) = self.handle.value(welkin_state::keys::cluster_key()).await {
             match GeneratedKey::decode(&bytes) {
                 Ok(generated) => {
@@ -152,23 +156,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             let Some(round) = self.round_of(&keygen) else {
                 return false;
             };
-            match Participant::start(&mut self.context, round, &self.signer, None) {
-                Ok((participant, outgoing)) => {
-                    info!(
-                        round = keygen.round,
-                        members = n,
-                        "dealing for the cluster key"
-                    );
-                    for o in outgoing {
-                        sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
-                    }
-                    *part = Some(Part {
-                        round: keygen.round,
-                        participant,
-                        started: now,
-                        resent: now,
-                        log: None,
-                    });
+            match self.take_part(round, keygen.round, sender).await {
+                Ok(mut taken) => {
+                    taken.started = now;
+                    taken.resent = now;
+                    *part = Some(taken);
                 }
                 Err(error) => {
                     error!(round = keygen.round, %error, "cannot take part in key generation");
@@ -180,7 +172,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             return false;
         };
         let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
-        if p.log.is_none() && p.participant.awaiting_acks() {
+        if p.dealing && p.log.is_none() && p.participant.awaiting_acks() {
             if elapsed(p.started) < DEALING_TIME {
                 if elapsed(p.resent) >= RESEND {
                     p.resent = now;
@@ -199,7 +191,12 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         if p.log.is_none()
             && let Some(log) = p.participant.log()
         {
-            p.log = Some((log.encode().to_vec(), SystemTime::UNIX_EPOCH));
+            let log = log.encode().to_vec();
+            // Kept before it is submitted: after a restart the same log goes again.
+            self.store
+                .put(&mut self.context, Slot::Log(p.round), &log)
+                .await;
+            p.log = Some((log, SystemTime::UNIX_EPOCH));
         }
         let me = self.signer.public_key();
         let my_index = self.members.iter().position(|m| *m == me).unwrap_or(0) as u32;
@@ -213,6 +210,98 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             self.submit(p.round, log.clone(), *nonce).await;
         }
         false
+    }
+
+    /// This node's part in `round` (number `number`): its first, dealing (marked on disk
+    /// before anything is sent: players acknowledge one dealing per dealer), or, after a
+    /// restart, the part it had, from the dealings it kept and its log if it gave one.
+    async fn take_part<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        round: Round,
+        number: u64,
+        sender: &mut S,
+    ) -> Result<Part, String> {
+        let now = self.context.current();
+        if self.store.get(Slot::Dealt(number))?.is_some() {
+            let max = round.max_participants();
+            let mut dealings = Vec::new();
+            for dealer in &self.members {
+                if let Some(bytes) = self.store.get(Slot::Dealing(number, dealer))? {
+                    let message = DkgMessage::from_bytes(&bytes, max)
+                        .map_err(|e| format!("a kept dealing does not decode: {e}"))?;
+                    dealings.push((dealer.clone(), message));
+                }
+            }
+            let kept = dealings.len();
+            let participant = Participant::resume(round, &self.signer, dealings)
+                .map_err(|e| format!("the kept dealings do not check: {e}"))?;
+            let log = self
+                .store
+                .get(Slot::Log(number))?
+                .map(|log| (log.to_vec(), SystemTime::UNIX_EPOCH));
+            info!(
+                round = number,
+                kept,
+                log = log.is_some(),
+                "taking up key generation again after a restart"
+            );
+            return Ok(Part {
+                round: number,
+                persisted: participant.received().keys().cloned().collect(),
+                participant,
+                started: now,
+                resent: now,
+                log,
+                dealing: false,
+            });
+        }
+        self.store
+            .put(&mut self.context, Slot::Dealt(number), &[1])
+            .await;
+        let (participant, outgoing) =
+            Participant::start(&mut self.context, round, &self.signer, None)
+                .map_err(|e| e.to_string())?;
+        let mut part = Part {
+            round: number,
+            participant,
+            started: now,
+            resent: now,
+            log: None,
+            persisted: BTreeSet::new(),
+            dealing: true,
+        };
+        // Its own dealing first, then the others'.
+        self.persist(&mut part).await;
+        info!(
+            round = number,
+            members = self.members.len(),
+            "dealing for the cluster key"
+        );
+        for o in outgoing {
+            sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
+        }
+        Ok(part)
+    }
+
+    /// Keeps every dealing the part acknowledged and has not kept yet.
+    async fn persist(&mut self, part: &mut Part) {
+        let new: Vec<(PublicKey, Vec<u8>)> = part
+            .participant
+            .received()
+            .iter()
+            .filter(|(dealer, _)| !part.persisted.contains(*dealer))
+            .map(|(dealer, message)| (dealer.clone(), message.to_bytes()))
+            .collect();
+        for (dealer, bytes) in new {
+            self.store
+                .put(
+                    &mut self.context,
+                    Slot::Dealing(part.round, &dealer),
+                    &bytes,
+                )
+                .await;
+            part.persisted.insert(dealer);
+        }
     }
 
     async fn submit(&self, round: u64, log: Vec<u8>, nonce: u64) {
@@ -233,8 +322,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
 
     /// Computes this node's share from the logs the state selected and hands the key over.
     async fn finish(&mut self, part: Option<Part>, generated: &GeneratedKey) {
-        let n = self.members.len();
-        let output = match generated.output(n) {
+        let output = match generated.output(self.members.len()) {
             Ok(output) => output,
             Err(error) => {
                 error!(%error, "the generated cluster key in the state does not decode");
@@ -242,7 +330,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             }
         };
         let sharing = output.public().clone();
-        let stored = self.store.load().unwrap_or_else(|error| {
+        let stored = self.store.share().unwrap_or_else(|error| {
             error!(%error, "the stored cluster key share is unusable");
             None
         });
@@ -264,7 +352,15 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                 error!("the computed share does not match the cluster's polynomial; not used");
                 return;
             }
-            self.store.save(&mut self.context, share).await;
+            self.store.save_share(&mut self.context, share).await;
+            // What the rounds kept to survive a restart has served its purpose.
+            let mut slots = Vec::new();
+            for round in 0..=generated.round {
+                slots.push(Slot::Dealt(round));
+                slots.push(Slot::Log(round));
+                slots.extend(self.members.iter().map(|m| Slot::Dealing(round, m)));
+            }
+            self.store.forget(slots).await;
             crate::executor::lock(&self.tracker).set_key(sharing.clone(), share.clone());
         }
         info!(
@@ -295,7 +391,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             .map_err(|e| e.to_string())
     }
 
-    fn on_message<S: Sender<PublicKey = PublicKey>>(
+    async fn on_message<S: Sender<PublicKey = PublicKey>>(
         &mut self,
         part: &mut Option<Part>,
         from: PublicKey,
@@ -322,6 +418,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         };
         match p.participant.handle(&from, message) {
             Ok(Some(reply)) => {
+                // The dealing reaches the disk before its acknowledgement leaves: a dealer's
+                // log may name this node as holding it.
+                self.persist(p).await;
                 sender.send(Recipients::One(reply.to), reply.message.to_bytes(), false);
             }
             Ok(None) => {}

@@ -13,8 +13,11 @@
 //! polynomial. Never another node's share (but for a player that acknowledged nothing, whose
 //! share from that one dealer the dealer's log reveals) and never the key's secret.
 //!
-//! The share is kept sealed at rest ([`ShareStore`]): ChaCha20-Poly1305 under a key derived
-//! from the node's identity key and the cluster id.
+//! The share is kept sealed at rest ([`KeygenStore`]): ChaCha20-Poly1305 under a key derived
+//! from the node's identity key and the cluster id. So is what a round must not forget across
+//! a restart: the dealings the node acknowledged (its share is made from them), that it dealt
+//! (a node never deals twice in a round: players acknowledged its first dealing), and its
+//! signed log (submitted again as it was). They are forgotten once the share is made.
 
 pub(crate) mod actor;
 
@@ -96,22 +99,47 @@ impl KeyCell {
     }
 }
 
-/// Largest sealed share: a 4-byte index, a 32-byte scalar, the tag, with room to spare.
-const MAX_SEALED_BYTES: usize = 256;
+/// Largest sealed value: a dealer log of the largest cluster, with room to spare.
+const MAX_SEALED_BYTES: usize = 64 * 1024;
 
-/// This node's share of a generated cluster key, sealed at rest.
-pub(crate) struct ShareStore<E: Clock + Storage + Metrics> {
+/// What this node keeps of key generation, sealed at rest: its share once made, and during a
+/// round what it must not forget across a restart (the dealings it acknowledged, whether it
+/// dealt, and its signed log).
+pub(crate) struct KeygenStore<E: Clock + Storage + Metrics> {
     store: Option<Metadata<E, Digest, Vec<u8>>>,
     seal_key: Zeroizing<[u8; 32]>,
     cluster_id: Digest,
 }
 
-fn slot() -> Digest {
-    hash_parts(&[b"welkin/cluster-share"])
+/// Where one kind of value is kept (`round` and `dealer` name it within its kind).
+pub(crate) enum Slot<'a> {
+    /// This node's share of the generated key.
+    Share,
+    /// That this node dealt in `round` (it never deals twice in one round).
+    Dealt(u64),
+    /// This node's signed log of `round`.
+    Log(u64),
+    /// A dealing of `round` from `dealer` that this node acknowledged.
+    Dealing(u64, &'a welkin_types::PublicKey),
 }
 
-impl<E: Clock + Storage + Metrics> ShareStore<E> {
-    /// Opens the store in partition `{prefix}-cluster-share`; the share is sealed under a key
+impl Slot<'_> {
+    fn key(&self) -> Digest {
+        match self {
+            Slot::Share => hash_parts(&[b"welkin/cluster-share"]),
+            Slot::Dealt(round) => hash_parts(&[b"welkin/keygen/dealt", &round.to_be_bytes()]),
+            Slot::Log(round) => hash_parts(&[b"welkin/keygen/log", &round.to_be_bytes()]),
+            Slot::Dealing(round, dealer) => hash_parts(&[
+                b"welkin/keygen/dealing",
+                &round.to_be_bytes(),
+                dealer.encode().as_ref(),
+            ]),
+        }
+    }
+}
+
+impl<E: Clock + Storage + Metrics> KeygenStore<E> {
+    /// Opens the store in partition `{prefix}-cluster-share`; values are sealed under a key
     /// derived from `identity` (the node's ed25519 key) and `cluster_id`.
     pub(crate) async fn open(
         context: E,
@@ -143,39 +171,36 @@ impl<E: Clock + Storage + Metrics> ShareStore<E> {
         ChaCha20Poly1305::new((&*self.seal_key).into())
     }
 
-    /// The stored share, if any; an error if it is there but does not open (another node's
-    /// data directory, or corruption).
-    pub(crate) fn load(&self) -> Result<Option<Share>, String> {
-        let Some(stored) = self.store.as_ref().expect("store present").get(&slot()) else {
+    /// The value in `slot`, opened; an error if it is there but does not open (another
+    /// node's data directory, or corruption).
+    pub(crate) fn get(&self, slot: Slot<'_>) -> Result<Option<Zeroizing<Vec<u8>>>, String> {
+        let Some(stored) = self.store.as_ref().expect("store present").get(&slot.key()) else {
             return Ok(None);
         };
         if stored.len() < 12 {
-            return Err("the stored cluster key share is truncated".into());
+            return Err("a sealed key generation value is truncated".into());
         }
         let (nonce, sealed) = stored.split_at(12);
-        let plain = Zeroizing::new(
-            self.cipher()
-                .decrypt(
-                    &Nonce::try_from(nonce).map_err(|_| "stored share nonce".to_string())?,
-                    Payload {
-                        msg: sealed,
-                        aad: self.cluster_id.as_ref(),
-                    },
-                )
-                .map_err(|_| {
-                    "the stored cluster key share does not open with this node's key: is this \
-                     another node's data directory?"
-                        .to_string()
-                })?,
-        );
-        let share =
-            welkin_types::decode::<Share>(&plain).map_err(|e| format!("stored share: {e}"))?;
-        Ok(Some(share))
+        let plain = self
+            .cipher()
+            .decrypt(
+                &Nonce::try_from(nonce).map_err(|_| "a sealed value's nonce".to_string())?,
+                Payload {
+                    msg: sealed,
+                    aad: self.cluster_id.as_ref(),
+                },
+            )
+            .map_err(|_| {
+                "a sealed key generation value does not open with this node's key: is this \
+                 another node's data directory?"
+                    .to_string()
+            })?;
+        Ok(Some(Zeroizing::new(plain)))
     }
 
-    /// Seals `share` under a fresh nonce (stored before the ciphertext) and syncs it to disk.
-    pub(crate) async fn save(&mut self, rng: &mut impl CryptoRng, share: &Share) {
-        let plain = Zeroizing::new(share.encode().to_vec());
+    /// Seals `value` under a fresh nonce (stored before the ciphertext) into `slot` and syncs
+    /// it to disk.
+    pub(crate) async fn put(&mut self, rng: &mut impl CryptoRng, slot: Slot<'_>, value: &[u8]) {
         let mut nonce = [0u8; 12];
         rng.fill_bytes(&mut nonce);
         let mut sealed = nonce.to_vec();
@@ -184,17 +209,45 @@ impl<E: Clock + Storage + Metrics> ShareStore<E> {
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
-                    msg: &plain,
+                    msg: value,
                     aad: self.cluster_id.as_ref(),
                 },
             )
-            .expect("sealing a small message cannot fail");
+            .expect("sealing a bounded message cannot fail");
         sealed.extend_from_slice(&ciphertext);
         let store = self.store.take().expect("store present");
         let store = store
-            .put_sync(slot(), sealed)
+            .put_sync(slot.key(), sealed)
             .await
-            .expect("the cluster key share must reach disk");
+            .expect("key generation state must reach disk");
         self.store = Some(store);
+    }
+
+    /// Forgets the values in `slots` (and syncs), once the share is made.
+    pub(crate) async fn forget(&mut self, slots: Vec<Slot<'_>>) {
+        let mut store = self.store.take().expect("store present");
+        for slot in slots {
+            store.remove(&slot.key());
+        }
+        let store = store
+            .sync()
+            .await
+            .expect("key generation state must reach disk");
+        self.store = Some(store);
+    }
+
+    /// The stored share, if any.
+    pub(crate) fn share(&self) -> Result<Option<Share>, String> {
+        self.get(Slot::Share)?
+            .map(|plain| {
+                welkin_types::decode::<Share>(&plain).map_err(|e| format!("stored share: {e}"))
+            })
+            .transpose()
+    }
+
+    /// Seals `share` to disk.
+    pub(crate) async fn save_share(&mut self, rng: &mut impl CryptoRng, share: &Share) {
+        let plain = Zeroizing::new(share.encode().to_vec());
+        self.put(rng, Slot::Share, &plain).await;
     }
 }

@@ -133,3 +133,72 @@ fn a_dealerless_cluster_makes_its_key_despite_a_lying_dealer() {
         check_invariants(&context, &fixture, &nodes, &acked, &gaps).await;
     });
 }
+
+/// A node that crashes in the middle of the round (after acknowledging dealings that the
+/// dealers' logs name) takes its part up again from what it kept on disk, and ends with a
+/// share of the same key as everyone else.
+#[test]
+fn a_node_that_crashes_during_key_generation_still_gets_its_share() {
+    runner(43).start(|context| async move {
+        let fixture = Fixture::new(4, 43).dealerless();
+        let net = Net::start(&context, &fixture).await;
+        net.connect_all(&link(10, 100)).await;
+        let roles: Vec<Role> = (0..4).map(|_| Role::Honest(0)).collect();
+        let mut cluster = start_roles(&context, &net, &fixture, &roles).await;
+        let victim = 2;
+        // Crash it once the first log is recorded: every dealer that gave one had the
+        // victim's acknowledgement.
+        let deadline = context.current() + Duration::from_secs(60);
+        loop {
+            let watcher = cluster.nodes[0].as_ref().expect("up");
+            let logs = match watcher.value(welkin_state::keys::keygen()).await {
+                Some(bytes) => Keygen::decode(&bytes).expect("decodes").logs.len(),
+                None => 0,
+            };
+            if logs > 0 {
+                break;
+            }
+            assert!(context.current() < deadline, "no log was ever recorded");
+            context.sleep(Duration::from_millis(20)).await;
+        }
+        let mut gaps = Gaps::new();
+        crash(&mut cluster, victim, &mut gaps).await;
+        context.sleep(Duration::from_millis(500)).await;
+        let running = start_node_as(&context, &net, &fixture, victim, &Role::Honest(0), 1).await;
+        cluster.nodes[victim] = Some(running.node);
+        cluster.tasks[victim] = Some(running.task);
+        let nodes = &cluster.nodes;
+        let deadline = context.current() + Duration::from_secs(120);
+        while nodes.iter().flatten().any(|n| n.cluster_keys().is_none()) {
+            assert!(context.current() < deadline, "not every node got the key");
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        let live: Vec<&Node> = nodes.iter().flatten().collect();
+        let key = fixture.cluster_key(&live).await;
+        let generated = GeneratedKey::decode(
+            &live[0]
+                .value(welkin_state::keys::cluster_key())
+                .await
+                .expect("recorded"),
+        )
+        .expect("decodes");
+        let output = generated.output(4).expect("decodes");
+        let keys = nodes[victim]
+            .as_ref()
+            .expect("up")
+            .cluster_keys()
+            .expect("held");
+        assert_eq!(keys.sharing.public(), &key);
+        let share = keys
+            .share
+            .as_ref()
+            .expect("the restarted node made its share from the dealings it kept");
+        assert_eq!(
+            output
+                .public()
+                .partial_public(share.index)
+                .expect("a player"),
+            share.public::<welkin_types::Variant>()
+        );
+    });
+}

@@ -240,8 +240,8 @@ fn an_equivocating_dealer_is_excluded_and_the_round_completes_without_it() {
     let excluded = c.submit(100, 0, 0, &first[0]);
     assert_eq!(excluded.outcome, Outcome::Rejected);
     // The three others complete the round at once: they are all the dealers left.
-    for i in 1..4 {
-        c.submit(100, i, 0, &first[i]);
+    for (i, log) in first.iter().enumerate().skip(1) {
+        c.submit(100, i, 0, log);
     }
     let generated = c.generated().expect("decided");
     let output = generated.output(4).expect("decodes");
@@ -265,8 +265,8 @@ fn a_round_short_of_logs_fails_with_the_reason_and_a_quorum_decides_at_the_deadl
     );
     // Round 1: three dealers in time, the fourth silent; decided at the deadline.
     let (logs, _) = c.deal(1, 1);
-    for i in 0..3 {
-        c.submit(100, i, 1, &logs[i]);
+    for (i, log) in logs.iter().enumerate().take(3) {
+        c.submit(100, i, 1, log);
     }
     c.tick(ROUND_MS / 2);
     assert!(c.generated().is_none(), "not before the deadline");
@@ -274,4 +274,41 @@ fn a_round_short_of_logs_fails_with_the_reason_and_a_quorum_decides_at_the_deadl
     let generated = c.generated().expect("decided with a quorum");
     assert_eq!(generated.round, 1);
     assert_eq!(generated.logs.len(), 3);
+}
+
+/// The stored encodings are hashed into the state root: a change here is a state format
+/// change (bump the version byte, then update the fixture).
+#[test]
+fn stored_encodings_are_frozen() {
+    let keygen = Keygen {
+        round: 2,
+        started_ms: 1_000,
+        excluded: vec![3],
+        excluded_at_start: vec![3],
+        logs: vec![(0, vec![1, 2, 3])],
+        failures: vec!["round 1: too few".into()],
+    };
+    assert_eq!(
+        hex::encode(keygen.encode()),
+        "01000000000000000200000000000003e8000100000003000100000003000100000000000000030102\
+         0300010010726f756e6420313a20746f6f20666577"
+    );
+    assert_eq!(Keygen::decode(&keygen.encode()).expect("decodes"), keygen);
+    let generated = GeneratedKey {
+        round: 1,
+        height: 7,
+        output: vec![9; 4],
+        logs: vec![vec![1, 2]],
+    };
+    assert_eq!(
+        hex::encode(generated.encode()),
+        "01000000000000000100000000000000070000000409090909000100000002 0102".replace(' ', "")
+    );
+    assert_eq!(
+        GeneratedKey::decode(&generated.encode()).expect("decodes"),
+        generated
+    );
+    let mut truncated = generated.encode();
+    truncated.pop();
+    assert!(GeneratedKey::decode(&truncated).is_err());
 }

@@ -573,6 +573,13 @@ pub(crate) fn parse_duration(value: &Json) -> Result<u64, VaultError> {
     }
 }
 
+/// The cluster key as the node holds it, or 503 while it is being generated.
+pub(crate) fn cluster_keys<E: Runtime>(
+    node: &NodeHandle<E>,
+) -> Result<std::sync::Arc<crate::ClusterKeys>, VaultError> {
+    node.cluster_keys().ok_or_else(VaultError::no_cluster_key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,11 +604,4 @@ mod tests {
     fn percent_escapes_decode() {
         assert_eq!(percent_decode("a%2Fb+c%zz"), "a/b c%zz");
     }
-}
-
-/// The cluster key as the node holds it, or 503 while it is being generated.
-pub(crate) fn cluster_keys<E: Runtime>(
-    node: &NodeHandle<E>,
-) -> Result<std::sync::Arc<crate::ClusterKeys>, VaultError> {
-    node.cluster_keys().ok_or_else(VaultError::no_cluster_key)
 }
