@@ -40,9 +40,12 @@ use welkin_types::{
 };
 
 /// How often the actor looks at the state.
-pub(crate) const TICK: Duration = Duration::from_millis(200);
-/// How often a dealer sends its dealing again to members that have not acknowledged it.
-pub(crate) const RESEND: Duration = Duration::from_secs(1);
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+/// How often a dealer sends its dealing again to members that have not acknowledged it. At
+/// first start the p2p links come up over the first second or so, and a dealing sent before
+/// its link is lost: a short interval gets it through soon after (a dealing is well under
+/// 1 KiB for 10 nodes).
+pub(crate) const RESEND: Duration = Duration::from_millis(250);
 /// How long a dealer waits for acknowledgements before it gives its log (players that have
 /// not acknowledged by then have their shares from this dealer revealed in the log).
 pub(crate) const DEALING_TIME: Duration = Duration::from_secs(5);

@@ -174,6 +174,13 @@ impl LocalCluster {
     /// Starts every node as a child process, and waits until all answer and the cluster key
     /// is proven (a new cluster generates it at first start).
     pub(crate) fn spawn(&self, quiet: bool) -> anyhow::Result<Processes> {
+        let mut processes = self.start_nodes(quiet)?;
+        self.wait_for_key(&mut processes, quiet)?;
+        Ok(processes)
+    }
+
+    /// Starts every node as a child process, and waits until all answer.
+    pub(crate) fn start_nodes(&self, quiet: bool) -> anyhow::Result<Processes> {
         let mut children = Vec::with_capacity(self.nodes);
         for node in &self.genesis.nodes {
             let child = self
@@ -198,7 +205,7 @@ impl LocalCluster {
                 if !quiet {
                     eprintln!();
                 }
-                break;
+                return Ok(processes);
             }
             if Instant::now() > deadline {
                 bail!(
@@ -208,7 +215,15 @@ impl LocalCluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        // Every service that signs with the cluster key waits for it: so does the caller.
+    }
+
+    /// Waits until the cluster key is proven from the genesis through the first node (every
+    /// service that signs with it waits for it: so does the caller).
+    pub(crate) fn wait_for_key(
+        &self,
+        processes: &mut Processes,
+        quiet: bool,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(90);
         let apis = self.apis();
         loop {
@@ -218,7 +233,7 @@ impl LocalCluster {
                     if !quiet {
                         eprintln!("\rcluster key: proven from the genesis{:20}", "");
                     }
-                    return Ok(processes);
+                    return Ok(());
                 }
                 Err(error) if Instant::now() > deadline => bail!(
                     "the nodes did not generate a provable cluster key within 90 s ({error}); \
@@ -229,7 +244,7 @@ impl LocalCluster {
                     if !quiet {
                         eprint!("\rwaiting for the nodes to generate the cluster key...");
                     }
-                    std::thread::sleep(Duration::from_millis(200));
+                    std::thread::sleep(Duration::from_millis(50));
                 }
             }
         }
