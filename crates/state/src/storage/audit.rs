@@ -487,9 +487,6 @@ fn settle<S: Snapshot>(
             reason: challenge.reason.clone(),
         },
     );
-    if passed {
-        return;
-    }
     let Some(mut object) = object_record(state, &challenge.object) else {
         return; // deleted meanwhile
     };
@@ -497,7 +494,18 @@ fn settle<S: Snapshot>(
     if object.placement.get(shard) != Some(&member) || !object.is_stored(shard) {
         return; // moved meanwhile
     }
-    mark_lost(state, &challenge.object, &mut object, shard);
+    if !passed {
+        mark_lost(state, &challenge.object, &mut object, shard);
+    } else if object.lost & (1 << shard) != 0 {
+        // The holder proved it holds a shard an earlier epoch called lost (its judges were
+        // too slow, or it was down then): the shard counts again, so that a repair of the
+        // object's other shards can read it, and it is not rebuilt for nothing.
+        object.lost &= !(1 << shard);
+        state.put(keys::object(&challenge.object), object.encode());
+        if object.lost == 0 {
+            degraded().remove(state, challenge.object.as_ref());
+        }
+    }
 }
 
 /// Marks a shard lost and lists its object as degraded.

@@ -5,9 +5,10 @@
 //! objects ([`SCAN_PER_BLOCK`], from a rotating cursor) and orders repairs for at most
 //! [`MAX_ORDERS_PER_BLOCK`] of them, those closest to loss first (fewest healthy shards
 //! above `k`), when fewer than [`repair_threshold`] shards are healthy. An order names one
-//! lost shard and a new holder: a member that holds no healthy shard of the object if there
+//! lost shard and a new holder: a member that holds no shard of the object at all if there
 //! is one with room (the full capacity counts: the repair headroom is for this), else the
-//! shard's old holder. The placement moves at once, the old holder's copy stops counting,
+//! shard's old holder, else a member holding only a lost shard of it (never one holding a
+//! healthy one: two shards on one node fall together). The placement moves at once, the old holder's copy stops counting,
 //! and the new holder rebuilds the shard from `k` others and acknowledges it like an upload,
 //! which clears the loss.
 //!
@@ -222,10 +223,16 @@ fn order<S: Snapshot>(
         .filter(|s| record.is_stored(*s) && record.lost & (1 << s) == 0)
         .map(|s| record.placement[s])
         .collect();
+    // Members placed for another shard of the object, healthy or not: a second shard there
+    // would fall with the first (two of a k=2, m=1 object on one node is a loss waiting).
+    let other_holders: Vec<u32> = (0..record.placement.len())
+        .filter(|s| *s != shard)
+        .map(|s| record.placement[s])
+        .collect();
     let spaces: Vec<NodeSpace> = (0..env.members.len() as u32)
         .map(|m| space_of(state, m))
         .collect();
-    let pick = |exclude_old: bool| {
+    let pick = |exclude_old: bool, spread: bool| {
         let candidates: Vec<Candidate<'_>> = env
             .members
             .iter()
@@ -233,7 +240,9 @@ fn order<S: Snapshot>(
             .enumerate()
             .filter(|(m, _)| {
                 let m = *m as u32;
-                !healthy_holders.contains(&m) && (!exclude_old || m != from)
+                !healthy_holders.contains(&m)
+                    && (!spread || !other_holders.contains(&m))
+                    && (!exclude_old || m != from)
             })
             .map(|(m, (key, space))| Candidate {
                 member: m as u32,
@@ -254,7 +263,13 @@ fn order<S: Snapshot>(
             .ok()
             .and_then(|placed| placed.members.first().copied())
     };
-    let Some(member) = pick(true).or_else(|| pick(false)) else {
+    // Best a member holding nothing of the object; then its old holder; then, with no such
+    // member left, one that holds only a lost shard of it.
+    let Some(member) = pick(true, true)
+        .or_else(|| pick(false, true))
+        .or_else(|| pick(true, false))
+        .or_else(|| pick(false, false))
+    else {
         return; // no room anywhere: looked at again on a later pass
     };
     let previous = order_of(state, id);
