@@ -1,6 +1,7 @@
 //! Command-line flags, defined once as data. Each flag has a short help line (imperative, ends
 //! with a period) and, where useful, a longer explanation.
 
+mod membership;
 mod obj;
 mod secrets;
 mod time;
@@ -9,6 +10,7 @@ mod transit;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+pub(crate) use membership::*;
 pub(crate) use obj::*;
 pub(crate) use secrets::*;
 pub(crate) use time::*;
@@ -144,6 +146,14 @@ pub(crate) enum Command {
     /// most f clocks lie, and the clocks of every node.
     #[command(subcommand)]
     Time(TimeCommand),
+    /// The cluster's members and its key: who they are, who dealt the key, how its generation
+    /// went.
+    ///
+    /// A dealerless cluster's nodes make the cluster key together at first start (see
+    /// docs/membership.md); `list` proves it from the genesis and shows each member's part,
+    /// `keygen` shows the generation round as a node's state records it.
+    #[command(subcommand)]
+    Membership(MembershipCommand),
     /// Objects stored across the nodes: encrypted here, erasure-coded, one shard per node,
     /// audited and repaired by the cluster.
     #[command(subcommand)]

@@ -182,6 +182,29 @@ fn dealerless_key(dir: &Path, genesis: &Genesis, clients: &[Client]) -> welkin_t
             "one key everywhere"
         );
     }
+    // `welkin membership` proves the same key and shows who dealt it.
+    let api = clients[1].base().to_string();
+    let listing: serde_json::Value = serde_json::from_slice(&membership(
+        &["list", "--api", &api, "--json", "--genesis"],
+        Some(&dir.join("genesis.json")),
+    ))
+    .expect("JSON");
+    assert_eq!(
+        listing["cluster_key"].as_str(),
+        Some(hex::encode(commonware_codec::Encode::encode(&trusted.cluster_key)).as_str())
+    );
+    let members = listing["members"].as_array().expect("members");
+    assert_eq!(members.len(), 4);
+    let selected = members
+        .iter()
+        .filter(|m| m["key_role"] == "selected")
+        .count();
+    assert_eq!(selected, 3, "a quorum of dealers: {listing}");
+    let keygen: serde_json::Value =
+        serde_json::from_slice(&membership(&["keygen", "--api", &api, "--json"], None))
+            .expect("JSON");
+    assert_eq!(keygen["state"], "generated", "{keygen}");
+    assert_eq!(keygen["logs"].as_array().map(Vec::len), Some(3), "{keygen}");
     let nonce = [9u8; 32];
     let response = clients[2].time(&nonce).expect("a time certificate");
     let certified = welkin_types::decode::<welkin_time::CertifiedTime>(
@@ -192,6 +215,22 @@ fn dealerless_key(dir: &Path, genesis: &Genesis, clients: &[Client]) -> welkin_t
         .verify_for(&nonce, &trusted.cluster_id, &trusted.cluster_key)
         .expect("time is certified under the generated key");
     trusted.cluster_key
+}
+
+/// Runs `welkin membership ARGS [FILE]` and returns what it printed.
+fn membership(args: &[&str], file: Option<&Path>) -> Vec<u8> {
+    let mut command = welkin();
+    command.arg("membership").args(args);
+    if let Some(file) = file {
+        command.arg(file);
+    }
+    let output = command.output().expect("welkin runs");
+    assert!(
+        output.status.success(),
+        "welkin membership {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
 }
 
 /// The cluster key a node says it holds.

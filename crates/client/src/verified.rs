@@ -69,6 +69,7 @@ pub fn key_from_proof(
         &genesis.cluster_id(),
         proof.round,
         &genesis.member_keys(),
+        &proof.excluded,
         &logs,
     )
     .map_err(|e| ClientError::BadReply(format!("key proof does not check: {e}")))?;
@@ -76,6 +77,11 @@ pub fn key_from_proof(
 }
 
 impl Client {
+    /// The cluster key generation as the node's state records it (its word, unproven).
+    pub fn keygen_status(&self) -> Result<welkin_types::api::KeygenStatus, ClientError> {
+        self.get("/v1/cluster/keygen")
+    }
+
     /// The proof of a dealerless cluster's key, unchecked (see [`Client::proven_sharing`]).
     pub fn cluster_key_proof(&self) -> Result<welkin_types::api::ClusterKeyProof, ClientError> {
         self.get("/v1/cluster/key")

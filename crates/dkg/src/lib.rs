@@ -186,8 +186,12 @@ pub fn decode_output(bytes: &[u8], max_participants: NonZeroU32) -> Result<Outpu
 }
 
 /// Checks the proof of a dealerless cluster's first key: `logs` are the signed dealer logs
-/// the cluster's state selected in round `number` (its first successful one), and `members`
-/// the genesis members, who are that round's dealers and players.
+/// the cluster's state selected in round `number` (its first successful one), `members` the
+/// genesis members, who are that round's players, and `excluded` the positions of the members
+/// that were not its dealers (excluded for equivocating in earlier rounds). At most f may be
+/// excluded: with at least n - f dealers, a round's quorum of logs holds at least f+1 of them,
+/// so one honest dealer at least; a proof that excludes more could be a round of the
+/// attacker's own dealers only.
 ///
 /// Returns the round's output (its public polynomial holds the cluster key) if every log is
 /// signed by a distinct member for this round and they are exactly as many as a round
@@ -200,9 +204,26 @@ pub fn check_first_key(
     cluster: &Digest,
     number: u64,
     members: &[PublicKey],
+    excluded: &[u32],
     logs: &[Vec<u8>],
 ) -> Result<Output, DkgError> {
-    let round = Round::new(cluster, number, None, members.to_vec(), members.to_vec())?;
+    let most = members.len().saturating_sub(1) / 3;
+    let distinct: std::collections::BTreeSet<_> = excluded.iter().collect();
+    if distinct.len() != excluded.len()
+        || excluded.len() > most
+        || excluded.iter().any(|&i| i as usize >= members.len())
+    {
+        return Err(DkgError::Round(format!(
+            "a key proof may leave out at most {most} distinct members as dealers, not {excluded:?}"
+        )));
+    }
+    let dealers = members
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !excluded.contains(&(*i as u32)))
+        .map(|(_, key)| key.clone())
+        .collect();
+    let round = Round::new(cluster, number, None, dealers, members.to_vec())?;
     let mut ledger = Ledger::new(round.clone());
     for bytes in logs {
         let log = decode_log(bytes, round.max_participants())?;

@@ -506,38 +506,46 @@ fn key_proofs_check_the_logs_and_their_number() {
         .map(|(_, bytes)| bytes.to_vec())
         .collect();
     assert_eq!(selected.len(), 3, "a round selects a quorum");
-    let proven = crate::check_first_key(&cluster(), 2, &members, &selected).expect("checks");
+    let proven = crate::check_first_key(&cluster(), 2, &members, &[], &selected).expect("checks");
     assert_eq!(proven.public(), output.public());
     assert_quorum_signs(&proven, &[&shares[0], &shares[2], &shares[3]]);
     // Order does not matter.
     let mut reversed = selected.clone();
     reversed.reverse();
     assert_eq!(
-        crate::check_first_key(&cluster(), 2, &members, &reversed)
+        crate::check_first_key(&cluster(), 2, &members, &[], &reversed)
             .expect("checks")
             .public(),
         output.public()
     );
     let all: Vec<Vec<u8>> = ledger.signed_logs().map(|(_, b)| b.to_vec()).collect();
-    let error = crate::check_first_key(&cluster(), 2, &members, &all).expect_err("4 logs");
+    let error = crate::check_first_key(&cluster(), 2, &members, &[], &all).expect_err("4 logs");
     assert!(error.to_string().contains("a round selects 3"), "{error}");
-    let error = crate::check_first_key(&cluster(), 2, &members, &selected[..2]).expect_err("2");
+    let error =
+        crate::check_first_key(&cluster(), 2, &members, &[], &selected[..2]).expect_err("2");
     assert!(matches!(error, DkgError::NoResult(_)), "{error}");
     let twice = vec![
         selected[0].clone(),
         selected[0].clone(),
         selected[1].clone(),
     ];
-    let error = crate::check_first_key(&cluster(), 2, &members, &twice).expect_err("repeat");
+    let error = crate::check_first_key(&cluster(), 2, &members, &[], &twice).expect_err("repeat");
     assert!(error.to_string().contains("one per dealer"), "{error}");
     for (cluster, number) in [(cluster(), 3), (Digest::from([8; 32]), 2)] {
         let error =
-            crate::check_first_key(&cluster, number, &members, &selected).expect_err("other");
+            crate::check_first_key(&cluster, number, &members, &[], &selected).expect_err("other");
         assert!(matches!(error, DkgError::Log(_)), "{error}");
     }
+    for excluded in [vec![0, 1], vec![4], vec![1, 1]] {
+        let error = crate::check_first_key(&cluster(), 2, &members, &excluded, &selected)
+            .expect_err("too many, out of range, or repeated");
+        assert!(error.to_string().contains("at most 1"), "{error}");
+    }
+    // Logs of a round with all four dealers do not check as a round without one.
+    assert!(crate::check_first_key(&cluster(), 2, &members, &[3], &selected).is_err());
     let mut garbage = selected.clone();
     garbage[0] = output.encode().to_vec();
-    assert!(crate::check_first_key(&cluster(), 2, &members, &garbage).is_err());
+    assert!(crate::check_first_key(&cluster(), 2, &members, &[], &garbage).is_err());
 }
 
 /// A player that restarts after acknowledging takes its part up again from the dealings it
@@ -598,4 +606,56 @@ fn a_resumed_player_gets_the_same_share() {
         .expect("a share")
         .1;
     assert_eq!(share, before);
+}
+
+/// After a reshare, an attacker who stole f old shares and fewer than t new ones learns
+/// nothing it can sign with: mixing the two sharings gives no valid signature, whatever the
+/// mix, and f + f shares are too few for either sharing.
+#[test]
+fn old_shares_with_fewer_than_t_new_ones_sign_nothing() {
+    let keys = keys(7);
+    let members = publics(&keys);
+    let round = Round::new(&cluster(), 0, None, members.clone(), members.clone()).expect("round");
+    let (_, results, _) = run(&round, &keys, &[0, 1, 2, 3, 4, 5, 6], &[], &honest);
+    let (first, old) = all_agree(&results);
+    let previous: Vec<Option<Share>> = old.iter().cloned().map(Some).collect();
+    let reshare =
+        Round::new(&cluster(), 1, Some(first.clone()), members.clone(), members).expect("round");
+    let (_, results, _) = run(&reshare, &keys, &[0, 1, 2, 3, 4, 5, 6], &previous, &honest);
+    let (second, new) = all_agree(&results);
+    assert_eq!(second.public().public(), first.public().public());
+    let t = second.quorum::<crate::Faults>() as usize;
+    let f = keys.len() - t;
+    assert_eq!((t, f), (5, 2));
+    let message = b"forged";
+    let partial = |share: &Share| threshold::sign_message::<Variant>(share, NAMESPACE, message);
+    // Every mix of at most f old shares with the new shares of other members, t in all.
+    for olds in 1..=f {
+        let news = t - olds;
+        let mut partials: Vec<_> = new[..news].iter().map(partial).collect();
+        partials.extend(old[news..news + olds].iter().map(partial));
+        for sharing in [first.public(), second.public()] {
+            if let Ok(signature) =
+                threshold::recover::<Variant, _>(sharing, partials.iter(), &Sequential)
+            {
+                assert!(
+                    !verifies(&first, &signature, message),
+                    "{olds} old and {news} new shares made a valid signature"
+                );
+            }
+        }
+    }
+    // f old and f new shares: fewer than t of either sharing.
+    let stolen: Vec<_> = old[..f].iter().chain(&new[f..2 * f]).map(partial).collect();
+    for sharing in [first.public(), second.public()] {
+        assert!(
+            threshold::recover::<Variant, _>(sharing, stolen.iter(), &Sequential)
+                .map_or(true, |s| !verifies(&first, &s, message)),
+            "2f stolen shares signed"
+        );
+    }
+    // The control: t new shares sign.
+    let honest_signature =
+        sign(&second, &new[..t].iter().collect::<Vec<_>>(), message).expect("t new shares recover");
+    assert!(verifies(&first, &honest_signature, message));
 }

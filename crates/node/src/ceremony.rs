@@ -367,6 +367,7 @@ pub fn dealerless(
         nodes: infos,
         genesis_time_ms,
         root_token,
+        membership: None,
     };
     genesis
         .validate()
@@ -408,6 +409,7 @@ pub fn deal(
         nodes: infos,
         genesis_time_ms,
         root_token,
+        membership: None,
     };
     genesis
         .validate()

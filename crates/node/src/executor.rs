@@ -193,6 +193,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                     .map(|n| n.failure_domain.clone())
                     .collect(),
                 cluster_key: genesis.dealt_key().copied(),
+                membership: genesis.membership.clone(),
             },
             mempool,
             applied,

@@ -161,6 +161,13 @@ impl<E: Runtime> NodeHandle<E> {
         &self,
         nonce: [u8; 32],
     ) -> Result<welkin_time::CertifiedTime, crate::time::TimeFailure> {
+        if self.keys.get().is_none() {
+            return Err(crate::time::TimeFailure::Refused(
+                "the cluster key is being generated (a dealerless cluster makes it at first \
+                 start, within seconds); retry shortly"
+                    .into(),
+            ));
+        }
         self.time.certify(nonce).await
     }
 

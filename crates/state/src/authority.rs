@@ -150,6 +150,7 @@ mod tests {
             threshold: 0,
             domains: Vec::new(),
             cluster_key: None,
+            membership: None,
         }
     }
 

@@ -542,6 +542,7 @@ mod tests {
             threshold: 0,
             domains: Vec::new(),
             cluster_key: None,
+            membership: None,
         }
     }
 

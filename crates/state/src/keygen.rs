@@ -2,7 +2,7 @@
 //!
 //! A genesis without a dealt key opens round 0 (see [`genesis_writes`]). Every node deals
 //! over the p2p network (`welkin-dkg`), then submits its signed dealer log as a
-//! [`MembershipOp::DealerLog`] transaction. This module keeps the logs, one per dealer:
+//! [`welkin_types::membership::MembershipOp::DealerLog`] transaction. This module keeps the logs, one per dealer:
 //! 1. A log is refused unless its sender is a member, it is for the current round, it decodes,
 //!    and it is signed by its sender as a dealer of the round ([`welkin_dkg::Ledger`] checks
 //!    the signature and the round).
@@ -26,7 +26,7 @@
 //!         | excluded_at_start u16 (member u32)*
 //!         | logs u16 (member u32 | log u32 len bytes)* | failures u16 (str)*
 //! GeneratedKey := 0x01 | round u64 | height u64 | output u32 len bytes
-//!               | logs u16 (log u32 len bytes)*
+//!               | logs u16 (log u32 len bytes)* | excluded u16 (member u32)*
 //! ```
 
 use crate::{
@@ -35,9 +35,7 @@ use crate::{
 };
 use std::num::NonZeroU32;
 use welkin_dkg::{Ledger, Output, Recorded, Round};
-use welkin_types::{
-    Block, ClusterKey, Genesis, PublicKey, Sender, SignedTransaction, membership::MembershipOp,
-};
+use welkin_types::{Block, ClusterKey, Genesis, PublicKey, Sender, SignedTransaction};
 
 /// Block time a round may take before it is decided with the logs it has, or followed by the
 /// next (30 s: dealing takes one round trip, and a log reaches the chain within a block or
@@ -162,6 +160,8 @@ pub struct GeneratedKey {
     /// The signed logs the output was computed from, in dealer order: with the genesis, they
     /// prove the key (see [`welkin_dkg::check_first_key`]).
     pub logs: Vec<Vec<u8>>,
+    /// The members that were not the round's dealers (see [`Keygen::excluded_at_start`]).
+    pub excluded: Vec<u32>,
 }
 
 impl GeneratedKey {
@@ -177,6 +177,7 @@ impl GeneratedKey {
             w.u32(log.len());
             w.raw(log);
         });
+        write_list(&mut w, &self.excluded, |w, m| w.u32(*m as usize));
         w.0
     }
 
@@ -192,13 +193,29 @@ impl GeneratedKey {
             let len = r.u32()?;
             Ok(r.raw(len)?.to_vec())
         })?;
+        let excluded = read_list(&mut r, |r| Ok(r.u32()? as u32))?;
         r.end()?;
         Ok(Self {
             round,
             height,
             output,
             logs,
+            excluded,
         })
+    }
+
+    /// The round as it ran: its number and dealers (every member but the excluded).
+    pub fn round_of(
+        &self,
+        cluster: &welkin_types::Digest,
+        members: &[PublicKey],
+    ) -> Result<Round, String> {
+        Keygen {
+            round: self.round,
+            excluded_at_start: self.excluded.clone(),
+            ..Keygen::default()
+        }
+        .round_of(cluster, members)
     }
 
     /// The decoded output, for a cluster of `members` nodes.
@@ -239,15 +256,15 @@ pub fn cluster_key<S: Snapshot>(env: &Env, state: &Overlay<'_, S>) -> Option<Clu
     }
 }
 
-/// Runs a [`MembershipOp`]; `Ok` carries a note for the receipt, `Err` why it was refused.
-pub(crate) fn execute<S: Snapshot>(
+/// Records a dealer's `log` for `round` ([`welkin_types::membership::MembershipOp::DealerLog`]); `Ok` carries a note
+/// for the receipt, `Err` why it was refused.
+pub(crate) fn record_log<S: Snapshot>(
     env: &Env,
     state: &mut Overlay<'_, S>,
     block: &Block,
     signed: &SignedTransaction,
-    op: &MembershipOp,
+    (round, log): (&u64, &Vec<u8>),
 ) -> Result<Option<String>, String> {
-    let MembershipOp::DealerLog { round, log } = op;
     let Sender::Key(sender) = &signed.tx.sender else {
         return Err("a dealer log is sent by the dealer's node key, not an identifier".into());
     };
@@ -380,6 +397,7 @@ fn decide<S: Snapshot>(env: &Env, state: &mut Overlay<'_, S>, block: &Block, mut
                 height: block.height,
                 output: output.encode().to_vec(),
                 logs,
+                excluded: keygen.excluded_at_start.clone(),
             };
             state.put(keys::cluster_key(), key.encode());
             state.delete(keys::keygen());

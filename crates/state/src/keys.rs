@@ -431,3 +431,18 @@ pub fn keygen() -> Digest {
 pub fn cluster_key() -> Digest {
     hash_parts(&[b"membership/cluster-key"])
 }
+
+/// A join request, by id (see [`crate::membership`]).
+pub fn membership_request(id: &Digest) -> Digest {
+    hash_parts(&[b"membership/request", id.as_ref()])
+}
+
+/// The ids of the join requests still waiting for approvals.
+pub fn membership_open() -> Digest {
+    hash_parts(&[b"membership/open"])
+}
+
+/// The admitted joins and the leaves that take effect at the next epoch.
+pub fn membership_changes() -> Digest {
+    hash_parts(&[b"membership/changes"])
+}

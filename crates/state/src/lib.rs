@@ -22,6 +22,7 @@ pub mod expiry;
 pub mod identity;
 pub mod keygen;
 pub mod keys;
+pub mod membership;
 // A refusal is a `SecretsResult` (about 200 bytes since a release names where its value is);
 // it is built once per request, so boxing it buys nothing measurable.
 #[allow(clippy::result_large_err)]
@@ -117,6 +118,8 @@ pub struct Env {
     /// a dealerless cluster, whose key is in the state once generated (see
     /// [`keygen::cluster_key`], which answers for both).
     pub cluster_key: Option<welkin_types::ClusterKey>,
+    /// Who admits new nodes, from genesis (`None`: the members are fixed).
+    pub membership: Option<welkin_types::genesis::MembershipPolicy>,
 }
 
 /// The effect of one block.

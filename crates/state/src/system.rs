@@ -112,7 +112,8 @@ pub(crate) fn execute<S: Snapshot>(
             }
         }
         Payload::Membership(op) => {
-            let (outcome, detail) = match crate::keygen::execute(env, state, block, signed, op) {
+            let executed = crate::membership::execute(env, state, block, signed, op);
+            let (outcome, detail) = match executed {
                 Ok(note) => (Outcome::Applied, note),
                 Err(reason) => (Outcome::Rejected, Some(reason)),
             };
@@ -193,6 +194,7 @@ mod tests {
             threshold: 0,
             domains: Vec::new(),
             cluster_key: None,
+            membership: None,
         }
     }
 

@@ -115,6 +115,35 @@ pub struct ClusterKeyProof {
     pub height: u64,
     /// The signed dealer logs the round selected, hex, in dealer order.
     pub logs: Vec<String>,
+    /// Genesis positions of the members that were not the round's dealers (excluded for
+    /// equivocating in an earlier round); at most f.
+    #[serde(default)]
+    pub excluded: Vec<u32>,
+}
+
+/// `GET /v1/cluster/keygen`: how the cluster key came to be, as this node's state says (the
+/// node's word; prove the key itself with [`ClusterKeyProof`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeygenStatus {
+    /// `dealt` (a trusted dealer made the key at genesis), `generating` or `generated`.
+    pub state: String,
+    /// The round open (generating) or the round that made the key (generated).
+    pub round: u64,
+    /// The block time the open round started at, ms since the Unix epoch (generating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// The height of the block that decided the key (generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u64>,
+    /// Names of the members whose logs are in (generating) or were selected (generated).
+    pub logs: Vec<String>,
+    /// Names of the members whose dealings to them were revealed in a selected log (they
+    /// acknowledged nothing from that dealer; generated only).
+    pub revealed: Vec<String>,
+    /// Names of the members excluded from dealing, for equivocating.
+    pub excluded: Vec<String>,
+    /// Why earlier rounds gave no key (the latest few).
+    pub failures: Vec<String>,
 }
 
 /// `GET /v1/status`.

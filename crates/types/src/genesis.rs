@@ -109,6 +109,29 @@ pub struct Genesis {
         with = "crate::hexser::option"
     )]
     pub root_token: Option<PublicKey>,
+    /// Who admits new nodes; absent, the members are fixed at genesis (see
+    /// [`MembershipPolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipPolicy>,
+}
+
+/// The attestation policies a genesis may name.
+pub const ATTESTATIONS: [&str; 2] = ["none", "operator-statement"];
+/// Most operators a membership policy names.
+pub const MAX_OPERATORS: usize = 16;
+
+/// Who decides that a node may join: named operators (KERI identifiers) with a threshold of
+/// approvals, and what evidence about the machine a request must carry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipPolicy {
+    /// The operators' KERI identifiers (qb64 prefixes), who approve join requests.
+    pub operators: Vec<String>,
+    /// How many distinct operators must approve a join (1 to the number of operators).
+    pub approvals: u32,
+    /// What evidence a join request carries about the machine: `none`, or
+    /// `operator-statement` (a statement signed by an operator's current keys that this node
+    /// key belongs to a machine it vouches for).
+    pub attestation: String,
 }
 
 mod sharing_hex {
@@ -236,6 +259,34 @@ impl Genesis {
         {
             return bad("polynomial does not match the node count and threshold".into());
         }
+        if let Some(policy) = &self.membership {
+            let operators: BTreeSet<_> = policy.operators.iter().collect();
+            if policy.operators.is_empty()
+                || policy.operators.len() > MAX_OPERATORS
+                || operators.len() != policy.operators.len()
+                || policy
+                    .operators
+                    .iter()
+                    .any(|o| o.is_empty() || o.len() > crate::MAX_PREFIX_BYTES)
+            {
+                return bad(format!(
+                    "membership: name 1 to {MAX_OPERATORS} distinct operator identifiers"
+                ));
+            }
+            if policy.approvals == 0 || policy.approvals as usize > policy.operators.len() {
+                return bad(format!(
+                    "membership: approvals must be 1 to {}, not {}",
+                    policy.operators.len(),
+                    policy.approvals
+                ));
+            }
+            if !ATTESTATIONS.contains(&policy.attestation.as_str()) {
+                return bad(format!(
+                    "membership: attestation {:?} is not one of {ATTESTATIONS:?}",
+                    policy.attestation
+                ));
+            }
+        }
         if self.chain.max_clock_skew_ms == 0 || self.chain.max_tx_ttl_ms == 0 {
             return bad("max_clock_skew_ms and max_tx_ttl_ms must be positive".into());
         }
@@ -266,6 +317,12 @@ impl Genesis {
         if let Some(root) = &self.root_token {
             parts.push(b"root_token".to_vec());
             parts.push(root.encode().to_vec());
+        }
+        if let Some(policy) = &self.membership {
+            parts.push(b"membership".to_vec());
+            parts.push(policy.approvals.to_be_bytes().to_vec());
+            parts.push(policy.attestation.as_bytes().to_vec());
+            parts.extend(policy.operators.iter().map(|o| o.as_bytes().to_vec()));
         }
         for node in &self.nodes {
             parts.push(node.name.as_bytes().to_vec());

@@ -94,6 +94,9 @@ pub mod namespace {
     pub const TIME: &[u8] = b"welkin/time-certificate/v1";
     /// A client's signature over a shard upload or download request (ed25519).
     pub const OBJECT_REQUEST: &[u8] = b"welkin/object-request/v1";
+    /// An operator's statement about a joining node's machine (ed25519, by the operator
+    /// identifier's current keys).
+    pub const ATTESTATION: &[u8] = b"welkin/attestation/operator-statement/v1";
 }
 
 /// Hashes `parts` with SHA-256, each part prefixed by its length so that the split between
@@ -338,6 +341,8 @@ mod namespaces {
             TOKEN,
             TIME_READING,
             TIME,
+            OBJECT_REQUEST,
+            ATTESTATION,
         ];
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {

@@ -7,6 +7,7 @@ mod genesis;
 mod id;
 mod key;
 mod log;
+mod membership;
 mod obj;
 mod query;
 mod secrets;
@@ -62,6 +63,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => secrets::login(args),
         Command::Transit(command) => secrets::transit(command),
         Command::Time(command) => time::run(command),
+        Command::Membership(command) => membership::run(command),
     }
 }
 

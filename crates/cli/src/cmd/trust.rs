@@ -31,6 +31,26 @@ pub(crate) struct Trust {
     pub(crate) source: String,
 }
 
+impl Trust {
+    /// The trusted genesis: the file's, or the node's once its hash (which binds the whole
+    /// file, a dealt key included) is the trusted cluster id.
+    pub(crate) fn genesis(&self, client: &Client) -> anyhow::Result<Genesis> {
+        if let Some(genesis) = &self.genesis {
+            return Ok(genesis.clone());
+        }
+        let genesis = client.genesis()?;
+        if genesis.cluster_id() != self.trusted.cluster_id {
+            bail!(
+                "the genesis {} serves is not the trusted cluster's ({}): its hash is {}",
+                client.base(),
+                self.source,
+                hex::encode(genesis.cluster_id())
+            );
+        }
+        Ok(genesis)
+    }
+}
+
 /// One pinned cluster.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Pin {
@@ -60,12 +80,39 @@ fn config_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// The cluster id and key the node at `client` serves (its word, checked against the trust).
+/// For a dealerless cluster the key is also proven from the node's genesis (which must hash to
+/// the served cluster id): the selected dealer logs and a checkpoint under the key.
 fn served(client: &Client) -> anyhow::Result<(Digest, ClusterKey)> {
     let status = client.status()?;
     let id = welkin_types::hexser::decode_hex::<Digest>(&status.cluster_id)
         .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))?;
+    if status.cluster_key.is_empty() {
+        bail!(
+            "the node at {} is still generating the cluster key (a new cluster makes it within \
+             seconds of its first start); retry shortly",
+            client.base()
+        );
+    }
     let key = welkin_types::hexser::decode_hex::<ClusterKey>(&status.cluster_key)
         .map_err(|e| anyhow::anyhow!("node sent a bad cluster key: {e}"))?;
+    let genesis = client.genesis()?;
+    if genesis.cluster_id() != id {
+        bail!(
+            "the node at {} serves a genesis whose hash is not the cluster id it claims",
+            client.base()
+        );
+    }
+    if genesis.polynomial.is_none() {
+        let proven = client.trusted(&genesis).with_context(|| {
+            format!("the node at {} cannot prove its cluster key", client.base())
+        })?;
+        if proven.cluster_key != key {
+            bail!(
+                "the node at {} serves a cluster key that is not the one its genesis proves",
+                client.base()
+            );
+        }
+    }
     Ok((id, key))
 }
 

@@ -236,6 +236,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/metrics", get(metrics::<E>))
         .route("/v1/genesis", get(genesis::<E>))
         .route("/v1/cluster/key", get(cluster_key::<E>))
+        .route("/v1/cluster/keygen", get(keygen_status::<E>))
         .route("/v1/release/{id}", get(release::<E>))
         .route("/v1/time", get(time::now::<E>))
         .route("/v1/time/status", get(time::status::<E>))
@@ -526,6 +527,76 @@ async fn cluster_key<E: Runtime>(
     }
 }
 
+/// `GET /v1/cluster/keygen`: the key generation as this node's state records it.
+async fn keygen_status<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Json<welkin_types::api::KeygenStatus>, ApiError> {
+    let genesis = node.genesis();
+    let name = |index: u32| {
+        genesis
+            .nodes
+            .get(index as usize)
+            .map_or_else(|| format!("member {index}"), |n| n.name.clone())
+    };
+    let name_of = |key: &welkin_types::PublicKey| {
+        genesis
+            .nodes
+            .iter()
+            .find(|n| &n.public_key == key)
+            .map_or_else(|| hex::encode(key.as_ref()), |n| n.name.clone())
+    };
+    let corrupt = |e: welkin_state::stored::StoredError| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", e.to_string())
+    };
+    if genesis.polynomial.is_some() {
+        return Ok(Json(welkin_types::api::KeygenStatus {
+            state: "dealt".into(),
+            round: 0,
+            started_ms: None,
+            height: None,
+            logs: Vec::new(),
+            revealed: Vec::new(),
+            excluded: Vec::new(),
+            failures: Vec::new(),
+        }));
+    }
+    if let Some(bytes) = node.value(welkin_state::keys::cluster_key()).await {
+        let generated = welkin_state::keygen::GeneratedKey::decode(&bytes).map_err(corrupt)?;
+        let output = generated.output(genesis.nodes.len()).map_err(corrupt)?;
+        return Ok(Json(welkin_types::api::KeygenStatus {
+            state: "generated".into(),
+            round: generated.round,
+            started_ms: None,
+            height: Some(generated.height),
+            logs: output.dealers().iter().map(name_of).collect(),
+            revealed: output.revealed().iter().map(name_of).collect(),
+            excluded: generated.excluded.iter().map(|i| name(*i)).collect(),
+            failures: Vec::new(),
+        }));
+    }
+    let bytes = node
+        .value(welkin_state::keys::keygen())
+        .await
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "corrupt",
+                "no key and no key generation in the state",
+            )
+        })?;
+    let keygen = welkin_state::keygen::Keygen::decode(&bytes).map_err(corrupt)?;
+    Ok(Json(welkin_types::api::KeygenStatus {
+        state: "generating".into(),
+        round: keygen.round,
+        started_ms: Some(keygen.started_ms),
+        height: None,
+        logs: keygen.logs.iter().map(|(i, _)| name(*i)).collect(),
+        revealed: Vec::new(),
+        excluded: keygen.excluded.iter().map(|i| name(*i)).collect(),
+        failures: keygen.failures,
+    }))
+}
+
 /// The proof of a dealerless cluster's key (`None` for a dealt key); 503 while it is being
 /// generated.
 async fn key_proof<E: Runtime>(
@@ -548,6 +619,7 @@ async fn key_proof<E: Runtime>(
         round: generated.round,
         height: generated.height,
         logs: generated.logs.iter().map(hex::encode).collect(),
+        excluded: generated.excluded,
     }))
 }
 

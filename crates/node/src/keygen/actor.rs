@@ -379,19 +379,36 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         part: Option<Part>,
         generated: &GeneratedKey,
     ) -> Result<commonware_cryptography::bls12381::primitives::group::Share, String> {
-        let part = part
-            .filter(|p| p.round == generated.round)
-            .ok_or("it restarted during the round and lost its dealings")?;
-        let mut ledger = Ledger::new(part.participant.round().clone());
+        let participant = match part.filter(|p| p.round == generated.round) {
+            Some(part) => part.participant,
+            None => {
+                // No part in the deciding round in memory: the node started late, or
+                // restarted. Its share comes from the dealings it kept, and from the logs'
+                // reveals of dealings it never acknowledged; a log naming an acknowledgement
+                // whose dealing it lost leaves it without one.
+                let round = generated.round_of(&self.handle.cluster_id(), &self.members)?;
+                let max = round.max_participants();
+                let mut dealings = Vec::new();
+                for dealer in &self.members {
+                    if let Some(bytes) = self.store.get(Slot::Dealing(generated.round, dealer))? {
+                        let message = DkgMessage::from_bytes(&bytes, max)
+                            .map_err(|e| format!("a kept dealing does not decode: {e}"))?;
+                        dealings.push((dealer.clone(), message));
+                    }
+                }
+                Participant::resume(round, &self.signer, dealings).map_err(|e| e.to_string())?
+            }
+        };
+        let mut ledger = Ledger::new(participant.round().clone());
         for bytes in &generated.logs {
             let log = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
                 .map_err(|e| e.to_string())?;
             ledger.record(log).map_err(|e| e.to_string())?;
         }
-        part.participant
+        participant
             .finish(&mut self.context, &ledger)
             .map(|(_, share)| share)
-            .map_err(|e| e.to_string())
+            .map_err(|e| format!("it cannot make its share from the selected logs: {e}"))
     }
 
     async fn on_message<S: Sender<PublicKey = PublicKey>>(

@@ -85,6 +85,7 @@ impl Fixture {
             &self.genesis.cluster_id(),
             generated.round,
             &self.genesis.member_keys(),
+            &generated.excluded,
             &generated.logs,
         )
         .expect("the recorded logs prove the key");
@@ -135,6 +136,7 @@ impl Fixture {
             polynomial: Some(output.public().clone()),
             genesis_time_ms: 0,
             root_token: Some(welkin_types::secrets::token_public_key(ROOT_TOKEN)),
+            membership: None,
         };
         genesis.validate().expect("valid genesis");
         let shares = keys

@@ -12,6 +12,40 @@ use welkin_dkg::Participant;
 use welkin_state::keygen::{GeneratedKey, Keygen};
 use welkin_types::{Payload, Sender, Transaction, membership::MembershipOp};
 
+/// Waits (up to 120 s) until every live node holds the cluster key.
+async fn wait_for_keys(context: &Ctx, nodes: &[Option<Node>], what: &str) {
+    let deadline = context.current() + Duration::from_secs(120);
+    while nodes.iter().flatten().any(|n| n.cluster_keys().is_none()) {
+        assert!(context.current() < deadline, "{what}");
+        context.sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The generated key `node`'s state records, and its round's output.
+async fn generated(node: &Node) -> (GeneratedKey, welkin_dkg::Output) {
+    let bytes = node
+        .value(welkin_state::keys::cluster_key())
+        .await
+        .expect("recorded");
+    let generated = GeneratedKey::decode(&bytes).expect("decodes");
+    let output = generated.output(4).expect("decodes");
+    (generated, output)
+}
+
+/// Every live node is excused from certificates up to just past the highest height any has
+/// now (before the key existed, nothing was certified).
+fn gaps_until_now(nodes: &[Option<Node>]) -> Gaps {
+    let ready = nodes
+        .iter()
+        .flatten()
+        .map(|n| n.status().height)
+        .max()
+        .unwrap_or(0);
+    (0..nodes.len())
+        .map(|i| (i, (1..=ready + 1).collect()))
+        .collect()
+}
+
 #[test]
 fn a_dealerless_cluster_makes_its_key_despite_a_lying_dealer() {
     runner(42).start(|context| async move {
@@ -58,27 +92,8 @@ fn a_dealerless_cluster_makes_its_key_despite_a_lying_dealer() {
         }
 
         // Every honest node ends with the key and its share.
-        let deadline = context.current() + Duration::from_secs(120);
-        while nodes.iter().flatten().any(|n| n.cluster_keys().is_none()) {
-            assert!(
-                context.current() < deadline,
-                "the honest nodes never all held the key"
-            );
-            context.sleep(Duration::from_millis(100)).await;
-        }
-        // Heights before each node held the key have no certificates.
-        let mut gaps = Gaps::new();
-        let ready = nodes
-            .iter()
-            .flatten()
-            .map(|n| n.status().height)
-            .max()
-            .unwrap_or(0);
-        for (i, node) in nodes.iter().enumerate() {
-            if node.is_some() {
-                gaps.insert(i, (1..=ready + 1).collect());
-            }
-        }
+        wait_for_keys(&context, &nodes, "the honest nodes never all held the key").await;
+        let gaps = gaps_until_now(&nodes);
         let live: Vec<&Node> = nodes.iter().flatten().collect();
         let key = fixture.cluster_key(&live).await;
         for node in &live {
@@ -94,14 +109,7 @@ fn a_dealerless_cluster_makes_its_key_despite_a_lying_dealer() {
                 "each share matches the proven polynomial"
             );
         }
-        let generated = GeneratedKey::decode(
-            &entry
-                .value(welkin_state::keys::cluster_key())
-                .await
-                .expect("recorded"),
-        )
-        .expect("decodes");
-        let output = generated.output(4).expect("decodes");
+        let (_, output) = generated(entry).await;
         assert!(
             output.dealers().position(&members[liar]).is_none(),
             "the equivocating dealer is left out"
@@ -168,21 +176,10 @@ fn a_node_that_crashes_during_key_generation_still_gets_its_share() {
         cluster.nodes[victim] = Some(running.node);
         cluster.tasks[victim] = Some(running.task);
         let nodes = &cluster.nodes;
-        let deadline = context.current() + Duration::from_secs(120);
-        while nodes.iter().flatten().any(|n| n.cluster_keys().is_none()) {
-            assert!(context.current() < deadline, "not every node got the key");
-            context.sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_keys(&context, nodes, "not every node got the key").await;
         let live: Vec<&Node> = nodes.iter().flatten().collect();
         let key = fixture.cluster_key(&live).await;
-        let generated = GeneratedKey::decode(
-            &live[0]
-                .value(welkin_state::keys::cluster_key())
-                .await
-                .expect("recorded"),
-        )
-        .expect("decodes");
-        let output = generated.output(4).expect("decodes");
+        let (_, output) = generated(live[0]).await;
         let keys = nodes[victim]
             .as_ref()
             .expect("up")
@@ -200,5 +197,87 @@ fn a_node_that_crashes_during_key_generation_still_gets_its_share() {
                 .expect("a player"),
             share.public::<welkin_types::Variant>()
         );
+    });
+}
+
+/// A member that is down when the cluster first starts: the others give their logs without
+/// its acknowledgement (revealing its dealings in them), and the round is decided at its
+/// deadline without its log. When it starts, it makes its share from those reveals, and the
+/// cluster certifies under the key with all four.
+#[test]
+fn a_member_down_at_first_start_does_not_stop_key_generation() {
+    runner(44).start(|context| async move {
+        let fixture = Fixture::new(4, 44).dealerless();
+        let net = Net::start(&context, &fixture).await;
+        net.connect_all(&link(10, 100)).await;
+        let late = 3;
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            byzantine: std::collections::BTreeMap::new(),
+            tasks: Vec::new(),
+        };
+        for index in 0..4 {
+            if index == late {
+                cluster.nodes.push(None);
+                cluster.tasks.push(None);
+                continue;
+            }
+            let running = start_node_as(&context, &net, &fixture, index, &Role::Honest(0), 0).await;
+            cluster.nodes.push(Some(running.node));
+            cluster.tasks.push(Some(running.task));
+        }
+        wait_for_keys(&context, &cluster.nodes, "the three never made the key").await;
+        let members = fixture.public_keys();
+        let (_, output) = generated(cluster.nodes[0].as_ref().expect("up")).await;
+        assert!(
+            output.dealers().position(&members[late]).is_none(),
+            "no log from the absent member"
+        );
+        assert!(
+            output.revealed().position(&members[late]).is_some(),
+            "its dealings are revealed"
+        );
+
+        let running = start_node_as(&context, &net, &fixture, late, &Role::Honest(0), 0).await;
+        cluster.nodes[late] = Some(running.node);
+        cluster.tasks[late] = Some(running.task);
+        wait_for_keys(
+            &context,
+            &cluster.nodes,
+            "the late member never got the key",
+        )
+        .await;
+        let keys = cluster.nodes[late]
+            .as_ref()
+            .expect("up")
+            .cluster_keys()
+            .expect("held");
+        let share = keys
+            .share
+            .as_ref()
+            .expect("a share from the revealed dealings");
+        assert_eq!(
+            output
+                .public()
+                .partial_public(share.index)
+                .expect("a player"),
+            share.public::<welkin_types::Variant>()
+        );
+        // From now on every node, the late one included, certifies every height.
+        let gaps = gaps_until_now(&cluster.nodes);
+        let acked = workload(
+            &context,
+            &fixture,
+            &cluster.nodes,
+            &[0, 1, 2, 3],
+            1_000,
+            20,
+            Duration::from_secs(60),
+        )
+        .await;
+        assert_eq!(acked.len(), 20, "every transaction commits");
+        let top = common_height(&cluster.nodes);
+        assert!(wait_for_height(&context, &cluster.nodes, top + 2, Duration::from_secs(30)).await);
+        check_invariants(&context, &fixture, &cluster.nodes, &acked, &gaps).await;
     });
 }

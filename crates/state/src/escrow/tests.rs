@@ -17,6 +17,7 @@ fn env() -> Env {
         threshold: 0,
         domains: Vec::new(),
         cluster_key: None,
+        membership: None,
     }
 }
 

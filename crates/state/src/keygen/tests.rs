@@ -34,6 +34,7 @@ impl Cluster {
             threshold: 3,
             domains: vec![String::new(); 4],
             cluster_key: None,
+            membership: None,
         };
         let mut state = BTreeMap::new();
         state.insert(
@@ -157,8 +158,14 @@ fn every_log_in_decides_the_key_every_player_holds() {
     assert!(c.keygen().is_none(), "the round is closed");
     assert_eq!(generated.logs.len(), 3, "a quorum of logs is selected");
     let output = generated.output(4).expect("decodes");
-    let proven = welkin_dkg::check_first_key(&c.env.cluster_id, 0, &c.env.members, &generated.logs)
-        .expect("the stored logs prove the stored key");
+    let proven = welkin_dkg::check_first_key(
+        &c.env.cluster_id,
+        0,
+        &c.env.members,
+        &generated.excluded,
+        &generated.logs,
+    )
+    .expect("the stored logs prove the stored key");
     assert_eq!(proven.public(), output.public());
     // Every player computes its share from the same logs, and the shares match the key.
     let mut ledger = welkin_dkg::Ledger::new(
@@ -299,10 +306,11 @@ fn stored_encodings_are_frozen() {
         height: 7,
         output: vec![9; 4],
         logs: vec![vec![1, 2]],
+        excluded: vec![2],
     };
     assert_eq!(
         hex::encode(generated.encode()),
-        "01000000000000000100000000000000070000000409090909000100000002 0102".replace(' ', "")
+        "010000000000000001000000000000000700000004090909090001000000020102000100000002"
     );
     assert_eq!(
         GeneratedKey::decode(&generated.encode()).expect("decodes"),

@@ -41,6 +41,7 @@ impl Cluster {
                 threshold: 0,
                 domains: Vec::new(),
                 cluster_key: None,
+                membership: None,
             },
             state,
             height: 0,

@@ -34,6 +34,7 @@ impl Cluster {
                 threshold: 3,
                 domains: (0..nodes).map(|i| format!("zone-{i}")).collect(),
                 cluster_key: None,
+                membership: None,
             },
             nodes: keys,
             state: BTreeMap::new(),

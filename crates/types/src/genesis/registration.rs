@@ -72,6 +72,12 @@ impl NodeRegistration {
             "a registration is signed by the key it registers"
         );
         let signature = key.sign(namespace::REGISTRATION, &self.message());
+        self.with_signature(signature)
+    }
+
+    /// The genesis entry of this registration with `signature` (unchecked: see
+    /// [`NodeInfo::verify_registration`]).
+    pub fn with_signature(self, signature: crate::Signature) -> NodeInfo {
         NodeInfo {
             name: self.name,
             public_key: self.public_key,
@@ -81,6 +87,47 @@ impl NodeRegistration {
             failure_domain: self.failure_domain,
             signature,
         }
+    }
+}
+
+/// Longest node name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Longest failure domain, in bytes.
+pub const MAX_DOMAIN_BYTES: usize = 128;
+
+impl NodeRegistration {
+    /// Decodes the bytes [`NodeRegistration::message`] makes; refuses another version,
+    /// oversized fields, truncation and trailing bytes.
+    pub fn from_message(bytes: &[u8]) -> Result<Self, commonware_codec::Error> {
+        use bytes::{Buf as _, Bytes};
+        use commonware_codec::{Error, RangeCfg, Read as _, ReadExt as _};
+        let mut buf = Bytes::copy_from_slice(bytes);
+        if u8::read(&mut buf)? != REGISTRATION_VERSION {
+            return Err(Error::Invalid("NodeRegistration", "unknown version"));
+        }
+        let text = |buf: &mut Bytes, max: usize| -> Result<String, Error> {
+            let cfg: RangeCfg<usize> = (1..=max).into();
+            let bytes = Vec::<u8>::read_cfg(buf, &(cfg, ()))?;
+            String::from_utf8(bytes).map_err(|_| Error::Invalid("NodeRegistration", "not UTF-8"))
+        };
+        let name = text(&mut buf, MAX_NAME_BYTES)?;
+        let public_key = PublicKey::read(&mut buf)?;
+        let cfg: RangeCfg<usize> = (32..=32).into();
+        let encryption_key = Vec::<u8>::read_cfg(&mut buf, &(cfg, ()))?;
+        let p2p_address = SocketAddr::read(&mut buf)?;
+        let api_address = SocketAddr::read(&mut buf)?;
+        let failure_domain = text(&mut buf, MAX_DOMAIN_BYTES)?;
+        if buf.has_remaining() {
+            return Err(Error::ExtraData(buf.remaining()));
+        }
+        Ok(Self {
+            name,
+            public_key,
+            encryption_key,
+            p2p_address,
+            api_address,
+            failure_domain,
+        })
     }
 }
 

@@ -354,19 +354,7 @@ impl Native {
 
     /// The genesis: the file's, or the node's once it matches the trusted cluster.
     fn genesis(&self) -> anyhow::Result<Genesis> {
-        if let Some(genesis) = &self.trust.genesis {
-            return Ok(genesis.clone());
-        }
-        let genesis = self.client.genesis()?;
-        // The cluster id hashes the genesis (a dealt key included): it binds the whole file.
-        if genesis.cluster_id() != self.trust.trusted.cluster_id {
-            bail!(
-                "the node at {} serves a genesis that is not the trusted cluster's ({})",
-                self.client.base(),
-                self.trust.source
-            );
-        }
-        Ok(genesis)
+        self.trust.genesis(&self.client)
     }
 
     /// The secret's metadata, verified against the cluster key, from a certified checkpoint at

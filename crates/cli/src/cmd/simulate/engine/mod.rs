@@ -83,6 +83,7 @@ impl<'a> Sim<'a> {
                 .map(|i| format!("zone-{}", i % config.domains))
                 .collect(),
             cluster_key: Some(*sharing.public()),
+            membership: None,
         };
         let roles = (0..nodes)
             .map(|i| {
