@@ -318,6 +318,18 @@ pub(crate) struct GenesisArgs {
     /// while it runs: for tests only). Without it the nodes generate the key themselves.
     #[arg(long)]
     pub(crate) trusted_dealer: bool,
+    /// Name an operator who approves join requests: a KERI identifier prefix (repeat for
+    /// several; `welkin membership operator-id --key FILE` prints a key's own identifier).
+    /// Without any, the members are fixed at genesis.
+    #[arg(long = "operator", value_name = "PREFIX")]
+    pub(crate) operators: Vec<String>,
+    /// How many distinct operators must approve a join (default: a majority of them).
+    #[arg(long)]
+    pub(crate) approvals: Option<u32>,
+    /// What a join request must prove about the machine: `none`, or `operator-statement` (a
+    /// statement signed by an operator, made with `welkin membership attest`).
+    #[arg(long, default_value = "none", value_parser = ["none", "operator-statement"])]
+    pub(crate) attestation: String,
 }
 
 #[derive(Debug, Subcommand)]

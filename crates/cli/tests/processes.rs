@@ -177,10 +177,27 @@ impl Cluster {
         )
         .expect("nodes file");
         ceremony_refusals(dir, &nodes);
-        let genesis = || {
+        // One operator admits new nodes: the identifier of a plain key file.
+        run_ok(
+            welkin()
+                .args(["key", "new", "--out"])
+                .arg(dir.join("operator.key")),
+        );
+        let operator = run_ok(
+            welkin()
+                .args(["membership", "operator-id", "--key"])
+                .arg(dir.join("operator.key")),
+        );
+        let operator = operator.trim().to_string();
+        assert!(
+            operator.starts_with('B'),
+            "a non-transferable identifier: {operator}"
+        );
+        let genesis = move || {
             let mut command = welkin();
             command
                 .arg("genesis")
+                .args(["--operator", &operator, "--approvals", "1"])
                 // Dealt, so that the tests can forge with a quorum of shares (the split-view
                 // alarm, the confidentiality checks); `tests/dev.rs` runs a dealerless cluster.
                 .arg("--trusted-dealer")
@@ -1496,6 +1513,112 @@ fn audit_log(cluster: &Cluster, dir: &Path) {
     let _ = cluster;
 }
 
+/// A node asks to join through the CLI and the genesis operator admits it: the request and
+/// the approval are committed and verified, the second approval is refused with its reason.
+fn admission(dir: &Path) {
+    let api = format!("http://127.0.0.1:{}", api_base() + 1);
+    let genesis = dir.join("genesis.json");
+    run_ok(
+        welkin()
+            .args(["key", "new", "--out"])
+            .arg(dir.join("node9.key")),
+    );
+    let registration = run_ok(
+        welkin()
+            .args(["key", "register", "--key"])
+            .arg(dir.join("node9.key"))
+            .args(["--name", "node9", "--failure-domain", "rack-9"])
+            .args([
+                "--p2p-address",
+                "127.0.0.1:1",
+                "--api-address",
+                "127.0.0.1:2",
+            ]),
+    );
+    std::fs::write(dir.join("node9.json"), registration).expect("registration file");
+    let proposed = run_ok(
+        welkin()
+            .args(["membership", "propose", "--key"])
+            .arg(dir.join("node9.key"))
+            .arg("--registration")
+            .arg(dir.join("node9.json"))
+            .args(["--api", &api, "--genesis"])
+            .arg(&genesis),
+    );
+    assert!(
+        proposed.contains("needs 1 operator approvals"),
+        "{proposed}"
+    );
+    let request = proposed
+        .lines()
+        .find_map(|l| l.strip_prefix("request"))
+        .expect("the request id is printed")
+        .trim()
+        .to_string();
+    let approve = || {
+        let mut command = welkin();
+        command
+            .args(["membership", "approve", &request, "--key"])
+            .arg(dir.join("operator.key"))
+            .args(["--api", &api, "--genesis"])
+            .arg(&genesis);
+        command
+    };
+    let approved = run_ok(&mut approve());
+    assert!(approved.contains("admitted node9"), "{approved}");
+    assert!(approved.contains("verified"), "{approved}");
+    let again = run_ok(&mut approve());
+    assert!(
+        again.contains("Rejected") && again.contains("not open"),
+        "{again}"
+    );
+    // With the admitted node counted, one member may leave (at the next epoch).
+    let left = run_ok(
+        welkin()
+            .args(["membership", "leave", "--key"])
+            .arg(dir.join("node3").join("node.key"))
+            .args(["--api", &api, "--genesis"])
+            .arg(&genesis),
+    );
+    assert!(left.contains("leaves at the next epoch"), "{left}");
+    // An operator statement made by the CLI passes the cluster's verifier.
+    run_ok(
+        welkin()
+            .args(["membership", "attest", "--registration"])
+            .arg(dir.join("node9.json"))
+            .arg("--out")
+            .arg(dir.join("node9.evidence"))
+            .arg("--key")
+            .arg(dir.join("operator.key"))
+            .args(["--api", &api, "--genesis"])
+            .arg(&genesis),
+    );
+    let operator = run_ok(
+        welkin()
+            .args(["membership", "operator-id", "--key"])
+            .arg(dir.join("operator.key")),
+    );
+    let parsed =
+        welkin_types::Genesis::from_json(&std::fs::read_to_string(&genesis).expect("genesis"))
+            .expect("valid");
+    let registration: welkin_types::NodeInfo = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("node9.json")).expect("registration"),
+    )
+    .expect("a registration");
+    let evidence = std::fs::read(dir.join("node9.evidence")).expect("evidence");
+    let verifier = welkin_state::membership::verifier("operator-statement").expect("a verifier");
+    let no_state = |_: &str| None;
+    verifier
+        .verify(&welkin_state::membership::Attestation {
+            cluster_id: &parsed.cluster_id(),
+            registration: &registration,
+            evidence: &evidence,
+            operators: &[operator.trim().to_string()],
+            key_state: &no_state,
+        })
+        .expect("the statement verifies");
+}
+
 #[test]
 fn cluster_of_processes_survives_kills_and_restarts() {
     let dir = std::env::temp_dir().join(format!("welkin-processes-{}", std::process::id()));
@@ -1550,6 +1673,7 @@ fn cluster_of_processes_survives_kills_and_restarts() {
     assert_everywhere(&cluster, &acked);
 
     bad_input(&cluster, &mut signer);
+    admission(&dir);
 
     // An empty node: wipe node2's storage and restart it; it rebuilds from its peers.
     cluster.kill(2);

@@ -353,6 +353,7 @@ pub fn dealerless(
     chain: ChainParams,
     genesis_time_ms: u64,
     root_token: Option<welkin_types::PublicKey>,
+    membership: Option<welkin_types::genesis::MembershipPolicy>,
 ) -> Result<Genesis, KeyError> {
     for info in &infos {
         info.verify_registration()
@@ -367,7 +368,7 @@ pub fn dealerless(
         nodes: infos,
         genesis_time_ms,
         root_token,
-        membership: None,
+        membership,
     };
     genesis
         .validate()
@@ -385,6 +386,7 @@ pub fn deal(
     chain: ChainParams,
     genesis_time_ms: u64,
     root_token: Option<welkin_types::PublicKey>,
+    membership: Option<welkin_types::genesis::MembershipPolicy>,
 ) -> Result<(Genesis, Vec<SealedShare>), KeyError> {
     for info in &infos {
         info.verify_registration()
@@ -409,7 +411,7 @@ pub fn deal(
         nodes: infos,
         genesis_time_ms,
         root_token,
-        membership: None,
+        membership,
     };
     genesis
         .validate()
@@ -450,7 +452,7 @@ mod tests {
             .map(|(i, k)| registration(k, i))
             .collect();
         let (genesis, sealed) =
-            deal(&mut rng, nodes, ChainParams::default(), 0, None).expect("deals");
+            deal(&mut rng, nodes, ChainParams::default(), 0, None, None).expect("deals");
         (keys, genesis, sealed)
     }
 
@@ -510,7 +512,7 @@ mod tests {
         // The same swap handed to `deal` directly is refused before anything is dealt.
         let mut dealt = entries.clone();
         dealt[3].encryption_key = attacker.encryption_key().to_vec();
-        let error = deal(&mut rng, dealt, ChainParams::default(), 0, None)
+        let error = deal(&mut rng, dealt, ChainParams::default(), 0, None, None)
             .expect_err("refused")
             .to_string();
         assert!(error.contains("node node3"), "{error}");

@@ -1,7 +1,8 @@
 //! Flags of `welkin membership`: the cluster's members and how its key was made.
 
-use super::{ApiArgs, TrustArgs};
+use super::{ApiArgs, KeystoreArgs, TrustArgs};
 use clap::{Args, Subcommand};
+use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MembershipCommand {
@@ -19,6 +20,99 @@ pub(crate) enum MembershipCommand {
     /// rounds gave no key. This is the node's word (its state, unproven); once the key exists,
     /// `welkin membership list` proves it.
     Keygen(ApiArgs),
+    /// Ask for a node to join the cluster: submit its signed registration (from `welkin key
+    /// register`), signed by the node's own key, with evidence about its machine if the
+    /// cluster's policy wants some (`welkin membership attest`). Prints the request id the
+    /// operators approve. Admitted nodes join at the next epoch (epochs are not built yet:
+    /// the admission is recorded).
+    Propose(MembershipProposeArgs),
+    /// Approve a join request, as an operator named in the genesis: with --as NAME (a keystore
+    /// identity) or --key FILE (the key's own non-transferable identifier).
+    Approve(MembershipApproveArgs),
+    /// Sign an operator statement about a node's registration (the evidence the
+    /// `operator-statement` policy wants), with --as NAME or --key FILE, and write it to a file.
+    Attest(MembershipAttestArgs),
+    /// Leave the cluster at the next epoch, with the member's node key.
+    Leave(MembershipLeaveArgs),
+    /// Print the KERI identifier of a key file's key (non-transferable, `B...`): an operator
+    /// without a keystore identity names this in `welkin genesis --operator`.
+    OperatorId(MembershipKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipKeyArgs {
+    /// The key file (from `welkin key new`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+}
+
+/// Who signs as an operator.
+#[derive(Debug, Args)]
+pub(crate) struct OperatorArgs {
+    /// Sign as this keystore identity, with all its current keys.
+    #[arg(long = "as", value_name = "NAME", conflicts_with = "key")]
+    pub(crate) identity: Option<String>,
+    /// Sign as the non-transferable identifier of the key in this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) keystore: KeystoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipProposeArgs {
+    /// The joining node's key file; it signs the request.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    /// The node's signed registration (from `welkin key register`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registration: PathBuf,
+    /// Evidence about the machine (from `welkin membership attest`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) evidence: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipApproveArgs {
+    /// The request id `welkin membership propose` printed (64 hex characters).
+    pub(crate) request: String,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipAttestArgs {
+    /// The node's signed registration.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registration: PathBuf,
+    /// Write the statement here (binary; pass it to `propose --evidence`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipLeaveArgs {
+    /// The member's node key file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]

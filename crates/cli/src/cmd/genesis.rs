@@ -48,6 +48,15 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
         name: args.name,
         ..ChainParams::default()
     };
+    let policy = match (args.operators.is_empty(), args.approvals) {
+        (true, None) => None,
+        (true, Some(_)) => bail!("--approvals needs the operators who approve: --operator PREFIX"),
+        (false, approvals) => Some(welkin_types::genesis::MembershipPolicy {
+            approvals: approvals.unwrap_or(args.operators.len() as u32 / 2 + 1),
+            operators: args.operators.clone(),
+            attestation: args.attestation.clone(),
+        }),
+    };
     let mut rng = commonware_utils::sys_rng();
     let root_token = welkin_types::secrets::generate_token(&mut rng);
     if !args.trusted_dealer {
@@ -56,6 +65,7 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
             chain,
             super::now_ms(),
             Some(welkin_types::secrets::token_public_key(&root_token)),
+            policy.clone(),
         )?;
         let root_token_path = args.out_dir.join("root-token");
         std::fs::create_dir_all(&args.out_dir)
@@ -88,6 +98,7 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
         chain,
         super::now_ms(),
         Some(welkin_types::secrets::token_public_key(&root_token)),
+        policy,
     )?;
     let root_token_path = args.out_dir.join("root-token");
     super::write_secret(&root_token_path, &format!("{root_token}\n"))?;
@@ -132,7 +143,7 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
 }
 
 /// Reads one registration, or a JSON array of them, and verifies each one's signature.
-fn read_registrations(file: &Path) -> anyhow::Result<Vec<NodeInfo>> {
+pub(crate) fn read_registrations(file: &Path) -> anyhow::Result<Vec<NodeInfo>> {
     use std::io::Read as _;
     let mut text = String::new();
     std::fs::File::open(file)

@@ -1,21 +1,192 @@
 //! `welkin membership`: the members of the trusted cluster and how its key was made.
 
-use super::trust;
+use super::{signing::Signing, trust};
 use crate::{
-    cli::{ApiArgs, MembershipCommand, MembershipListArgs},
+    cli::{
+        ApiArgs, KeystoreArgs, MembershipApproveArgs, MembershipAttestArgs, MembershipCommand,
+        MembershipLeaveArgs, MembershipListArgs, MembershipProposeArgs, OperatorArgs, SenderArgs,
+        SignerArgs,
+    },
     output,
 };
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use commonware_codec::Encode as _;
 use serde::Serialize;
 use welkin_client::Client;
 use welkin_types::Genesis;
+use welkin_types::membership::MembershipOp;
 
 pub(crate) fn run(command: MembershipCommand) -> anyhow::Result<()> {
     match command {
         MembershipCommand::List(args) => list(args),
         MembershipCommand::Keygen(args) => keygen(args),
+        MembershipCommand::Propose(args) => propose(args),
+        MembershipCommand::Approve(args) => approve(args),
+        MembershipCommand::Attest(args) => attest(args),
+        MembershipCommand::Leave(args) => leave(args),
+        MembershipCommand::OperatorId(args) => {
+            let key = super::signing::load_key_file(&args.key)?;
+            println!("{}", super::signing::non_transferable_prefix(&key.signer));
+            Ok(())
+        }
     }
+}
+
+/// The operator that `args` names: a keystore identity, or a key file's own identifier.
+fn operator(args: &OperatorArgs) -> anyhow::Result<Signing> {
+    match (&args.key, &args.identity) {
+        (Some(path), _) => Ok(Signing::non_transferable(
+            super::signing::load_key_file(path)?.signer,
+        )),
+        (None, Some(name)) => Signing::load(&SignerArgs {
+            sender: SenderArgs {
+                key: None,
+                identity: Some(name.clone()),
+            },
+            keystore: KeystoreArgs {
+                keystore: args.keystore.keystore.clone(),
+                passphrase_file: args.keystore.passphrase_file.clone(),
+            },
+        }),
+        (None, None) => bail!("say which operator signs: --as NAME or --key FILE"),
+    }
+}
+
+/// The one registration in `path`.
+fn one_registration(path: &std::path::Path) -> anyhow::Result<welkin_types::NodeInfo> {
+    let mut entries = super::genesis::read_registrations(path)?;
+    if entries.len() != 1 {
+        bail!(
+            "{} holds {} registrations; a join request carries one",
+            path.display(),
+            entries.len()
+        );
+    }
+    Ok(entries.remove(0))
+}
+
+/// Signs `payload` with `signing`, commits it, and prints the verified receipt and the
+/// cluster's note about it.
+fn commit(
+    api: &ApiArgs,
+    trust: &crate::cli::TrustArgs,
+    signing: &Signing,
+    payload: welkin_types::Payload,
+) -> anyhow::Result<()> {
+    let client = Client::new(&api.api);
+    let trust = super::trust::cluster(&client, trust.genesis.as_deref())?;
+    let tx = signing.sign(
+        &trust.trusted.cluster_id,
+        welkin_node::ceremony::random_u64(),
+        super::now_ms() + 60_000,
+        payload,
+    );
+    let status = client.submit(&tx, Some(std::time::Duration::from_secs(30)))?;
+    let note = client
+        .verified_outcome_detail(&tx.id(), &trust.trusted)
+        .ok()
+        .flatten()
+        .map(|d| d.value);
+    super::query::report_status(&client, &trust, &status, api.json)?;
+    if let (Some(note), false) = (note, api.json) {
+        println!("note         {note}");
+    }
+    Ok(())
+}
+
+fn propose(args: MembershipProposeArgs) -> anyhow::Result<()> {
+    let key = super::signing::load_key_file(&args.key)?;
+    let registration = one_registration(&args.registration)?;
+    if registration.public_key != key.public_key() {
+        bail!(
+            "{} registers another key than {}: the joining node signs its own request",
+            args.registration.display(),
+            args.key.display()
+        );
+    }
+    let evidence = match &args.evidence {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let id = welkin_types::membership::request_id(&registration);
+    if !args.api.json {
+        println!("request      {}", hex::encode(id));
+    }
+    let signing = Signing::from_key_file(&args.key)?;
+    commit(
+        &args.api,
+        &args.trust,
+        &signing,
+        welkin_types::Payload::Membership(Box::new(MembershipOp::Join {
+            registration: Box::new(registration),
+            evidence,
+        })),
+    )
+}
+
+fn approve(args: MembershipApproveArgs) -> anyhow::Result<()> {
+    let request = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&args.request)
+        .map_err(|e| anyhow::anyhow!("the request id must be 64 hex characters: {e}"))?;
+    let signing = operator(&args.operator)?;
+    commit(
+        &args.api,
+        &args.trust,
+        &signing,
+        welkin_types::Payload::Membership(Box::new(MembershipOp::Approve { request })),
+    )
+}
+
+fn leave(args: MembershipLeaveArgs) -> anyhow::Result<()> {
+    let signing = Signing::from_key_file(&args.key)?;
+    commit(
+        &args.api,
+        &args.trust,
+        &signing,
+        welkin_types::Payload::Membership(Box::new(MembershipOp::Leave)),
+    )
+}
+
+fn attest(args: MembershipAttestArgs) -> anyhow::Result<()> {
+    let registration = one_registration(&args.registration)?;
+    let client = Client::new(&args.api.api);
+    let trust = super::trust::cluster(&client, args.trust.genesis.as_deref())?;
+    let signing = operator(&args.operator)?;
+    let (sender, keys) = signing.parts();
+    let welkin_types::Sender::Identifier { prefix, signers } = sender else {
+        bail!("an operator statement is signed by an identifier");
+    };
+    let message = welkin_state::membership::OperatorStatement::message(
+        &trust.trusted.cluster_id,
+        &registration,
+    );
+    let signed: Vec<_> = signers
+        .iter()
+        .zip(keys)
+        .map(|(signer, key)| {
+            (
+                signer.index,
+                signer.key.clone(),
+                commonware_cryptography::Signer::sign(
+                    key,
+                    welkin_types::namespace::ATTESTATION,
+                    &message,
+                ),
+            )
+        })
+        .collect();
+    let evidence = welkin_state::membership::OperatorStatement::evidence(prefix, &signed);
+    std::fs::write(&args.out, &evidence)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!(
+        "wrote {}'s statement about {} ({}) to {}",
+        prefix,
+        registration.name,
+        hex::encode(registration.public_key.encode()),
+        args.out.display()
+    );
+    Ok(())
 }
 
 /// One member, as `list --json` prints it.

@@ -31,11 +31,7 @@ impl Signing {
     /// Loads the key file or the keystore identity that `args` names.
     pub(crate) fn load(args: &SignerArgs) -> anyhow::Result<Self> {
         if let Some(path) = &args.sender.key {
-            let key = load_key_file(path)?;
-            return Ok(Self {
-                sender: Sender::Key(key.public_key()),
-                keys: vec![key.signer],
-            });
+            return Self::from_key_file(path);
         }
         let Some(name) = &args.sender.identity else {
             bail!("say who signs: --key FILE or --as NAME");
@@ -84,6 +80,35 @@ impl Signing {
         })
     }
 
+    /// Signs with the raw key in the key file at `path`.
+    pub(crate) fn from_key_file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let key = load_key_file(path)?;
+        Ok(Self {
+            sender: Sender::Key(key.public_key()),
+            keys: vec![key.signer],
+        })
+    }
+
+    /// The sender and its private keys, in signer order.
+    pub(crate) fn parts(&self) -> (&Sender, &[PrivateKey]) {
+        (&self.sender, &self.keys)
+    }
+
+    /// Signs as the non-transferable KERI identifier of `key` (its prefix is the key).
+    pub(crate) fn non_transferable(key: PrivateKey) -> Self {
+        let public = commonware_cryptography::Signer::public_key(&key);
+        Self {
+            sender: Sender::Identifier {
+                prefix: non_transferable_prefix(&key),
+                signers: vec![IndexedKey {
+                    index: 0,
+                    key: public,
+                }],
+            },
+            keys: vec![key],
+        }
+    }
+
     /// Builds and signs a transaction for the cluster `cluster_id`.
     pub(crate) fn sign(
         &self,
@@ -114,4 +139,15 @@ pub(crate) fn node_cluster_id(client: &Client) -> anyhow::Result<Digest> {
     let status = client.status()?;
     welkin_types::hexser::decode_hex::<Digest>(&status.cluster_id)
         .map_err(|e| anyhow::anyhow!("node sent a bad cluster id: {e}"))
+}
+
+/// The non-transferable KERI identifier (`B...`) of an ed25519 key.
+pub(crate) fn non_transferable_prefix(key: &PrivateKey) -> String {
+    use commonware_codec::Encode as _;
+    let seed = Zeroizing::new(key.encode().to_vec());
+    let seed: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .expect("ed25519 seeds are 32 bytes");
+    welkin_keri::Signer::non_transferable(&seed).verkey().qb64()
 }

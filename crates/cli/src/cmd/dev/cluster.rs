@@ -107,6 +107,7 @@ impl LocalCluster {
             chain,
             crate::cmd::now_ms(),
             Some(welkin_types::secrets::token_public_key(&root_token)),
+            None,
         )?;
         // Like `vault server -dev`: the root token once on the terminal, and in a file only
         // this user can read.
