@@ -382,37 +382,19 @@ pub fn dealerless(
 /// the public key of the secrets root token, if the cluster is to have one.
 pub fn deal(
     rng: &mut impl CryptoRng,
-    mut infos: Vec<NodeInfo>,
+    infos: Vec<NodeInfo>,
     chain: ChainParams,
     genesis_time_ms: u64,
     root_token: Option<welkin_types::PublicKey>,
     membership: Option<welkin_types::genesis::MembershipPolicy>,
 ) -> Result<(Genesis, Vec<SealedShare>), KeyError> {
-    for info in &infos {
-        info.verify_registration()
-            .map_err(|e| KeyError::Ceremony(e.to_string()))?;
-    }
-    infos.sort_by(|a, b| a.public_key.cmp(&b.public_key));
-    let players = Set::try_from(
-        infos
-            .iter()
-            .map(|n| n.public_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|_| KeyError::Ceremony("duplicate node public keys".into()))?;
+    let mut genesis = dealerless(infos, chain, genesis_time_ms, root_token, membership)?;
+    let players = Set::try_from(genesis.member_keys())
+        .map_err(|_| KeyError::Ceremony("duplicate node public keys".into()))?;
     let (output, shares) =
         feldman_desmedt::deal::<Variant, _, N3f1>(&mut *rng, Mode::NonZeroCounter, players)
             .map_err(|e| KeyError::Ceremony(e.to_string()))?;
-    let genesis = Genesis {
-        version: GENESIS_VERSION,
-        chain,
-        threshold: output.public().required(),
-        polynomial: Some(output.public().clone()),
-        nodes: infos,
-        genesis_time_ms,
-        root_token,
-        membership,
-    };
+    genesis.polynomial = Some(output.public().clone());
     genesis
         .validate()
         .map_err(|e| KeyError::Ceremony(e.to_string()))?;
