@@ -330,6 +330,11 @@ pub(crate) struct GenesisArgs {
     /// statement signed by an operator, made with `welkin membership attest`).
     #[arg(long, default_value = "none", value_parser = ["none", "operator-statement"])]
     pub(crate) attestation: String,
+    /// Blocks per epoch (with --operator): joins and leaves take effect at the end of an
+    /// epoch, once the members have reshared the key to the new set. At least 20; the default
+    /// is about ten minutes at two blocks a second.
+    #[arg(long, default_value_t = welkin_types::genesis::DEFAULT_EPOCH_BLOCKS)]
+    pub(crate) epoch_blocks: u64,
 }
 
 #[derive(Debug, Subcommand)]

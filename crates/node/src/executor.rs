@@ -186,6 +186,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
                 cluster_id: genesis.cluster_id(),
                 params: genesis.chain.clone(),
                 members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
+                retired: Vec::new(),
                 threshold: u16::try_from(genesis.threshold).unwrap_or(u16::MAX),
                 domains: genesis
                     .nodes

@@ -147,6 +147,7 @@ mod tests {
             cluster_id: hash_parts(&[b"cluster"]),
             params: ChainParams::default(),
             members: Vec::new(),
+            retired: Vec::new(),
             threshold: 0,
             domains: Vec::new(),
             cluster_key: None,

@@ -432,6 +432,18 @@ pub fn cluster_key() -> Digest {
     hash_parts(&[b"membership/cluster-key"])
 }
 
+/// Where the epochs stand: the roster's changes, the resharing in progress (see
+/// [`crate::epochs`]).
+pub fn epoch() -> Digest {
+    hash_parts(&[b"membership/epoch"])
+}
+
+/// The key output that holds the current shares after a resharing, with the logs it was
+/// computed from (see [`crate::epochs`]).
+pub fn epoch_key() -> Digest {
+    hash_parts(&[b"membership/epoch-key"])
+}
+
 /// A join request, by id (see [`crate::membership`]).
 pub fn membership_request(id: &Digest) -> Digest {
     hash_parts(&[b"membership/request", id.as_ref()])

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod authority;
+pub mod epochs;
 pub mod escrow;
 pub mod expiry;
 pub mod identity;
@@ -106,12 +107,15 @@ pub struct Env {
     pub cluster_id: Digest,
     /// Chain parameters from genesis.
     pub params: ChainParams,
-    /// The cluster's nodes, in genesis order: node `i` takes part in key generations as
-    /// index `i`.
+    /// Every node the cluster ever had, by roster position: the genesis nodes in genesis
+    /// order, then the nodes admitted since, in the order they joined (see [`epochs`]).
+    /// Positions never change; those in [`Env::retired`] are no longer members.
     pub members: Vec<welkin_types::PublicKey>,
+    /// Roster positions of the nodes that left (or were removed), sorted.
+    pub retired: Vec<u32>,
     /// Signatures needed to act with a key the nodes hold together (2f+1).
     pub threshold: u16,
-    /// Each member's failure domain from genesis, in the order of `members` (storage
+    /// Each node's failure domain, in the order of `members` (storage
     /// placement puts an object's shards in different domains while there are enough).
     pub domains: Vec<String>,
     /// The cluster's threshold public key if a trusted dealer made it at genesis; `None` for
@@ -120,6 +124,33 @@ pub struct Env {
     pub cluster_key: Option<welkin_types::ClusterKey>,
     /// Who admits new nodes, from genesis (`None`: the members are fixed).
     pub membership: Option<welkin_types::genesis::MembershipPolicy>,
+}
+
+impl Env {
+    /// The roster position of `key` if it is a member now.
+    pub fn member_position(&self, key: &welkin_types::PublicKey) -> Option<u32> {
+        let position = self.members.iter().position(|m| m == key)? as u32;
+        (!self.retired.contains(&position)).then_some(position)
+    }
+
+    /// Whether roster position `position` is a member now.
+    pub fn is_active(&self, position: u32) -> bool {
+        (position as usize) < self.members.len() && !self.retired.contains(&position)
+    }
+
+    /// The current members: (roster position, key), in roster order.
+    pub fn active(&self) -> impl Iterator<Item = (u32, &welkin_types::PublicKey)> {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (i as u32, key))
+            .filter(|(i, _)| !self.retired.contains(i))
+    }
+
+    /// How many members there are now.
+    pub fn active_count(&self) -> usize {
+        self.members.len() - self.retired.len()
+    }
 }
 
 /// The effect of one block.
@@ -150,6 +181,9 @@ pub struct BlockEffects {
     /// Objects deleted, or given up on because too few of their shards were stored in time:
     /// every node removes its shards of these (their keys were destroyed with `shredded`).
     pub objects_removed: Vec<Digest>,
+    /// Whether this block was the last of its epoch: the node's environment (members,
+    /// threshold) and consensus move to the next epoch (see [`epochs`]).
+    pub epoch_ended: bool,
 }
 
 /// The keys `apply` reads for `block` that can be named up front. The node fetches these into
@@ -163,6 +197,9 @@ pub fn reads(block: &Block) -> Vec<Digest> {
     keys.push(keys::secrets_teardown());
     keys.push(keys::keygen());
     keys.push(keys::cluster_key());
+    keys.push(keys::epoch());
+    keys.push(keys::epoch_key());
+    keys.push(keys::membership_changes());
     for tx in &block.txs {
         keys.push(keys::receipt(&tx.id()));
         keys.push(keys::nonce(&tx.tx.sender, tx.tx.nonce));
@@ -319,6 +356,7 @@ pub fn apply(
             log(&mut effects, released_id, receipt, entry);
         }
     }
+    effects.epoch_ended = epochs::end_of_block(env, &mut overlay, block);
     effects.shredded = std::mem::take(&mut overlay.shredded);
     effects.objects_removed = std::mem::take(&mut overlay.objects_removed);
     let scheduled = std::mem::take(&mut overlay.schedule);

@@ -14,9 +14,9 @@
 //!    approves an open request once. With enough distinct operators the request is admitted.
 //! 3. **Leave.** A member leaves, with its own node key, while at least [`MIN_MEMBERS`] remain.
 //!
-//! Admitted joins and leaves are listed in [`Changes`] for the next epoch. Epochs (resharing
-//! the key to the new set and moving consensus to it) are not built yet: until they are, the
-//! changes wait there. A request open for [`REQUEST_TTL_MS`] of block time expires.
+//! Admitted joins and leaves are listed in [`Changes`]; they take effect at an epoch boundary
+//! once the members have reshared the key to the new set (see [`crate::epochs`]). A request
+//! open for [`REQUEST_TTL_MS`] of block time expires.
 //!
 //! ```text
 //! Request := 0x01 | registration u16 len bytes | signature [64] | submitted_ms u64
@@ -305,7 +305,11 @@ pub(crate) fn execute<S: Snapshot>(
     let now = block.timestamp_ms;
     match op {
         MembershipOp::DealerLog { round, log } => {
-            crate::keygen::record_log(env, state, block, signed, (round, log))
+            if crate::epochs::open_round(state).is_some() {
+                crate::epochs::record_log(env, state, signed, (round, log))
+            } else {
+                crate::keygen::record_log(env, state, block, signed, (round, log))
+            }
         }
         MembershipOp::Join {
             registration,
@@ -481,7 +485,8 @@ fn leave<S: Snapshot>(
     let Sender::Key(key) = &signed.tx.sender else {
         return Err("a member leaves with its own node key".into());
     };
-    let Some(member) = env.members.iter().position(|m| m == key) else {
+    policy(env)?;
+    let Some(member) = env.member_position(key) else {
         return Err("only a member leaves".into());
     };
     let mut changes = state
@@ -490,7 +495,7 @@ fn leave<S: Snapshot>(
     if changes.leaves.contains(&(member as u32)) {
         return Err("this member is leaving already".into());
     }
-    let remaining = env.members.len() + changes.joins.len() - changes.leaves.len() - 1;
+    let remaining = env.active_count() + changes.joins.len() - changes.leaves.len() - 1;
     if remaining < MIN_MEMBERS {
         return Err(format!(
             "{remaining} members would remain; a cluster keeps at least {MIN_MEMBERS}"

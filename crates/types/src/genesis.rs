@@ -132,6 +132,26 @@ pub struct MembershipPolicy {
     /// `operator-statement` (a statement signed by an operator's current keys that this node
     /// key belongs to a machine it vouches for).
     pub attestation: String,
+    /// Blocks per epoch: membership changes take effect at epoch boundaries, after the
+    /// outgoing members reshare the cluster key to the incoming ones (see
+    /// `docs/membership.md`). Long enough for a resharing (a few seconds) at the cluster's
+    /// block rate.
+    #[serde(default = "default_epoch_blocks")]
+    pub epoch_blocks: u64,
+}
+
+/// Blocks per epoch unless the genesis says otherwise (about ten minutes at two blocks a
+/// second).
+pub const DEFAULT_EPOCH_BLOCKS: u64 = 1200;
+/// Fewest blocks per epoch a genesis may name: a resharing needs a round trip of dealings
+/// and a quorum of logs on the chain inside one epoch.
+pub const MIN_EPOCH_BLOCKS: u64 = 20;
+
+/// Blocks per epoch of a cluster whose members are fixed: in practice one epoch for ever.
+pub const FIXED_MEMBERSHIP_EPOCH_BLOCKS: u64 = 1 << 62;
+
+fn default_epoch_blocks() -> u64 {
+    DEFAULT_EPOCH_BLOCKS
 }
 
 mod sharing_hex {
@@ -280,6 +300,12 @@ impl Genesis {
                     policy.approvals
                 ));
             }
+            if policy.epoch_blocks < MIN_EPOCH_BLOCKS {
+                return bad(format!(
+                    "membership: epoch_blocks must be at least {MIN_EPOCH_BLOCKS}, not {}",
+                    policy.epoch_blocks
+                ));
+            }
             if !ATTESTATIONS.contains(&policy.attestation.as_str()) {
                 return bad(format!(
                     "membership: attestation {:?} is not one of {ATTESTATIONS:?}",
@@ -323,6 +349,8 @@ impl Genesis {
             parts.push(policy.approvals.to_be_bytes().to_vec());
             parts.push(policy.attestation.as_bytes().to_vec());
             parts.extend(policy.operators.iter().map(|o| o.as_bytes().to_vec()));
+            parts.push(b"epoch_blocks".to_vec());
+            parts.push(policy.epoch_blocks.to_be_bytes().to_vec());
         }
         for node in &self.nodes {
             parts.push(node.name.as_bytes().to_vec());
@@ -332,6 +360,13 @@ impl Genesis {
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         hash_parts(&refs)
+    }
+
+    /// Blocks per epoch: the policy's, or (members fixed at genesis) one epoch for ever.
+    pub fn epoch_blocks(&self) -> u64 {
+        self.membership
+            .as_ref()
+            .map_or(FIXED_MEMBERSHIP_EPOCH_BLOCKS, |p| p.epoch_blocks)
     }
 
     /// The cluster's public key, if a trusted dealer made it (see [`Genesis::polynomial`]);

@@ -55,6 +55,7 @@ pub(crate) fn run(args: GenesisArgs) -> anyhow::Result<()> {
             approvals: approvals.unwrap_or(args.operators.len() as u32 / 2 + 1),
             operators: args.operators.clone(),
             attestation: args.attestation.clone(),
+            epoch_blocks: args.epoch_blocks,
         }),
     };
     let mut rng = commonware_utils::sys_rng();

@@ -14,6 +14,7 @@ fn env() -> Env {
         cluster_id: hash_parts(&[b"cluster"]),
         params: ChainParams::default(),
         members: Vec::new(),
+        retired: Vec::new(),
         threshold: 0,
         domains: Vec::new(),
         cluster_key: None,

@@ -31,6 +31,7 @@ impl Cluster {
             cluster_id: hash_parts(&[b"keygen test"]),
             params: ChainParams::default(),
             members: nodes.iter().map(|k| k.public_key()).collect(),
+            retired: Vec::new(),
             threshold: 3,
             domains: vec![String::new(); 4],
             cluster_key: None,

@@ -38,6 +38,7 @@ impl Cluster {
                 cluster_id: hash_parts(&[b"secrets test"]),
                 params: ChainParams::default(),
                 members: Vec::new(),
+                retired: Vec::new(),
                 threshold: 0,
                 domains: Vec::new(),
                 cluster_key: None,

@@ -271,7 +271,7 @@ pub(crate) fn degraded() -> Dense<impl Fn(u64) -> Digest, impl Fn(&[u8]) -> Dige
 }
 
 fn faults(env: &Env) -> usize {
-    env.members.len().saturating_sub(1) / 3
+    env.active_count().saturating_sub(1) / 3
 }
 
 /// Starts epoch `checkpoint.height / AUDIT_INTERVAL` (see the module docs).
@@ -410,7 +410,7 @@ pub(crate) fn verdicts<S: Snapshot>(
     state.prefetch(verdicts.iter().map(|v| keys::audit_challenge(v.member)));
     let needed = faults(env) + 1;
     for verdict in verdicts {
-        if verdict.member == voter || verdict.member >= env.members.len() as u32 {
+        if verdict.member == voter || !env.is_active(verdict.member) {
             continue; // nobody judges their own proof
         }
         let Some(mut challenge) =

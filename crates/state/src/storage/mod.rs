@@ -161,10 +161,7 @@ fn member_of(env: &Env, sender: &Sender) -> Option<u32> {
     let Sender::Key(key) = sender else {
         return None;
     };
-    env.members
-        .iter()
-        .position(|member| member == key)
-        .map(|i| i as u32)
+    env.member_position(key)
 }
 
 fn space_of<S: Snapshot>(state: &Overlay<'_, S>, member: u32) -> NodeSpace {
@@ -249,6 +246,7 @@ fn put<S: Snapshot>(
         .iter()
         .zip(&spaces)
         .enumerate()
+        .filter(|(member, _)| env.is_active(*member as u32))
         .map(|(member, (key, space))| placement::Candidate {
             member: member as u32,
             key,

@@ -240,7 +240,8 @@ fn order<S: Snapshot>(
             .enumerate()
             .filter(|(m, _)| {
                 let m = *m as u32;
-                !healthy_holders.contains(&m)
+                env.is_active(m)
+                    && !healthy_holders.contains(&m)
                     && (!spread || !other_holders.contains(&m))
                     && (!exclude_old || m != from)
             })

@@ -31,6 +31,7 @@ impl Cluster {
                 cluster_id: hash_parts(&[b"storage test"]),
                 params: ChainParams::default(),
                 members: keys.iter().map(|k| k.public_key()).collect(),
+                retired: Vec::new(),
                 threshold: 3,
                 domains: (0..nodes).map(|i| format!("zone-{i}")).collect(),
                 cluster_key: None,

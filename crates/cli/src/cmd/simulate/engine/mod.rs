@@ -78,6 +78,7 @@ impl<'a> Sim<'a> {
             cluster_id: hash_parts(&[b"welkin/obj-simulate", &config.seed.to_be_bytes()]),
             params: ChainParams::default(),
             members: keys.iter().map(|k| k.public_key()).collect(),
+            retired: Vec::new(),
             threshold: sharing.required() as u16,
             domains: (0..nodes)
                 .map(|i| format!("zone-{}", i % config.domains))
