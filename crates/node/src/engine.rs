@@ -37,14 +37,15 @@ use commonware_consensus::{
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
-use commonware_cryptography::{
-    Digested, Digestible, Sha256, bls12381::primitives::group::Share, certificate::ConstantProvider,
+use commonware_cryptography::{Digested, Digestible, Sha256, bls12381::primitives::group::Share};
+use commonware_p2p::{
+    Blocker, Provider, Receiver, Sender,
+    utils::mux::{Builder as _, Muxer},
 };
-use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{Clock, Metrics, Spawner, Storage, buffer::paged::CacheRef};
 use commonware_storage::archive::immutable;
-use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize, ordered::Set};
+use commonware_utils::{NZDuration, NZU16, NZU64, NZUsize};
 use futures::channel::mpsc;
 use rand_core::CryptoRng;
 use std::{
@@ -52,7 +53,7 @@ use std::{
     sync::{Arc, Mutex, atomic::AtomicU64},
     time::Duration,
 };
-use welkin_types::{Block, Genesis, PrivateKey, PublicKey, Variant, namespace};
+use welkin_types::{Block, Genesis, PrivateKey, PublicKey, Variant};
 
 pub(crate) use crate::consensus::Scheme;
 
@@ -319,16 +320,6 @@ where
     let me = config.signer.public_key();
     let genesis = config.genesis.clone();
     let cluster_id = genesis.cluster_id();
-    let participants = Set::try_from(
-        genesis
-            .nodes
-            .iter()
-            .map(|n| n.public_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .expect("genesis validation guarantees unique, sorted keys");
-    let scheme = Scheme::signer(namespace::CONSENSUS, participants, config.signer.clone())
-        .expect("the signer is a member (checked by validate)");
     let prefix = config.partition_prefix.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(1024));
 
@@ -436,6 +427,7 @@ where
         crate::transit::shares::Shares::open(context.child("transit_shares"), &prefix).await;
 
     let (update_tx, update_rx) = mpsc::unbounded();
+    let (epoch_tx, mut epoch_rx) = mpsc::unbounded();
     let shared = executor::Shared::new(Waiters::new(config.waiters));
     let executor = Executor::init(
         context.child("executor"),
@@ -451,6 +443,7 @@ where
             releases: releases.clone(),
             grants: grants_tx,
             sign_grants: sign_grants_tx,
+            epochs: epoch_tx,
         },
     )
     .await;
@@ -509,14 +502,17 @@ where
     let blocks = crate::values::BlockArchive::new(blocks, stores.values.clone());
     let genesis_block = genesis.block();
     let genesis_digest = genesis_block.digest();
-    let epocher = FixedEpocher::new(NZU64!(1 << 62));
+    let epocher = FixedEpocher::new(
+        std::num::NonZeroU64::new(genesis.epoch_blocks().max(2)).expect("at least two"),
+    );
+    let schemes = crate::epochs::EpochSchemes::new(config.signer.clone());
     let (marshal_actor, marshal, _floor) =
         MarshalActor::<_, Standard<Block>, _, _, _, _, _, _>::init(
             context.child("marshal"),
             finalizations,
             blocks,
             marshal::Config {
-                provider: ConstantProvider::new(scheme.clone()),
+                provider: schemes.clone(),
                 epocher: epocher.clone(),
                 start: marshal::Start::Genesis(Digested::precomputed(
                     genesis_block,
@@ -555,45 +551,171 @@ where
         applied_height.clone(),
         timeline.clone(),
     );
-    let inline = Inline::new(context.child("inline"), app, marshal.clone(), epocher);
-    let engine = simplex::Engine::new(
-        context.child("simplex"),
-        simplex::config::Config {
-            scheme,
-            // Leaders rotate in an order shuffled by the cluster id. (A random leader per view
-            // needs the BLS threshold VRF in every vote, which measured as the floor of the
-            // commit latency: see docs/architecture.md.)
-            elector: RoundRobin::<Sha256>::shuffled(cluster_id.as_ref()),
-            blocker,
-            automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: commonware_consensus::Reporters::from((
-                inline,
-                CertificateReporter {
-                    clock: Arc::new(context.child("certificates")),
-                    timeline: timeline.clone(),
-                },
-            )),
-            strategy: Sequential,
-            partition: format!("{prefix}-simplex"),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: Floor::Genesis(genesis_digest),
-            replay_buffer: NZUsize!(1 << 16),
-            write_buffer: NZUsize!(1 << 16),
-            page_cache,
-            leader_timeout: config.timeouts.leader,
-            certification_timeout: config.timeouts.certification,
-            timeout_retry: config.timeouts.retry,
-            view_retention: ViewDelta::new(16),
-            skip: SkipPolicy::Disabled,
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
-        },
+    let inline = Inline::new(
+        context.child("inline"),
+        app,
+        marshal.clone(),
+        epocher.clone(),
     );
-    engine.start(vote_net, certificate_net, resolver_net);
+    // One simplex engine per epoch, each on its own subchannels (see `crate::epochs`).
+    let (vote_mux, mut votes, mut later_votes) =
+        Muxer::builder(context.child("vote_mux"), vote_net.0, vote_net.1)
+            .with_backup()
+            .build();
+    vote_mux.start();
+    let (certificate_mux, mut certificates) = Muxer::new(
+        context.child("certificate_mux"),
+        certificate_net.0,
+        certificate_net.1,
+    );
+    certificate_mux.start();
+    let (resolver_mux, mut resolvers) = Muxer::new(
+        context.child("resolver_mux"),
+        resolver_net.0,
+        resolver_net.1,
+    );
+    resolver_mux.start();
+    let start_engine = {
+        let context = context.child("simplex");
+        let timeline = timeline.clone();
+        let timeouts = config.timeouts.clone();
+        let prefix = prefix.clone();
+        let blocker = blocker.clone();
+        move |epoch: u64, floor: welkin_types::Digest, scheme: Scheme| {
+            let partition = if epoch == 0 {
+                format!("{prefix}-simplex")
+            } else {
+                format!("{prefix}-simplex-{epoch}")
+            };
+            simplex::Engine::new(
+                context.child("epoch").with_attribute("epoch", epoch),
+                simplex::config::Config {
+                    scheme,
+                    // Leaders rotate in an order shuffled by the cluster id. (A random leader
+                    // per view needs the BLS threshold VRF in every vote, which measured as
+                    // the floor of the commit latency: see docs/architecture.md.)
+                    elector: RoundRobin::<Sha256>::shuffled(cluster_id.as_ref()),
+                    blocker: blocker.clone(),
+                    automaton: inline.clone(),
+                    relay: inline.clone(),
+                    reporter: commonware_consensus::Reporters::from((
+                        inline.clone(),
+                        CertificateReporter {
+                            clock: Arc::new(context.child("certificates")),
+                            timeline: timeline.clone(),
+                        },
+                    )),
+                    strategy: Sequential,
+                    partition,
+                    mailbox_size: NZUsize!(1024),
+                    epoch: Epoch::new(epoch),
+                    floor: Floor::Genesis(floor),
+                    replay_buffer: NZUsize!(1 << 16),
+                    write_buffer: NZUsize!(1 << 16),
+                    page_cache: page_cache.clone(),
+                    leader_timeout: timeouts.leader,
+                    certification_timeout: timeouts.certification,
+                    timeout_retry: timeouts.retry,
+                    view_retention: ViewDelta::new(16),
+                    skip: SkipPolicy::Disabled,
+                    fetch_timeout: NZDuration!(Duration::from_secs(1)),
+                    fetch_retry_delay: Duration::from_millis(100),
+                    forward: ForwardPolicy::Disabled,
+                    track_historical_votes: false,
+                },
+            )
+        }
+    };
+    {
+        let marshal = marshal.clone();
+        let epocher = epocher.clone();
+        let schemes = schemes.clone();
+        context.child("epochs").spawn(move |context| async move {
+            use crate::epochs::{FOLLOW_INTERVAL, Following, floor_height};
+            use futures::StreamExt as _;
+            let mut following: Option<Following> = None;
+            let mut engines: std::collections::BTreeMap<u64, commonware_runtime::Handle<()>> =
+                std::collections::BTreeMap::new();
+            let mut follow_at = context.current() + FOLLOW_INTERVAL;
+            loop {
+                commonware_macros::select! {
+                    change = epoch_rx.next() => {
+                        let Some(change) = change else { return };
+                        if following.as_ref().is_some_and(|f| f.epoch >= change.epoch) {
+                            continue;
+                        }
+                        let signer = schemes.register(change.epoch, &change.members);
+                        let member = signer.is_some();
+                        if let Some(scheme) = signer {
+                            let floor = match floor_height(&epocher, change.epoch) {
+                                None => genesis_digest,
+                                Some(height) => match marshal.get_block(height).await {
+                                    Some(block) => block.digest(),
+                                    None => {
+                                        tracing::error!(
+                                            epoch = change.epoch,
+                                            %height,
+                                            "the previous epoch's last block is not finalized \
+                                             here; not starting the epoch's engine"
+                                        );
+                                        continue;
+                                    }
+                                },
+                            };
+                            let epoch = change.epoch;
+                            let channels = async {
+                                Some((
+                                    votes.register(epoch).await.ok()?,
+                                    certificates.register(epoch).await.ok()?,
+                                    resolvers.register(epoch).await.ok()?,
+                                ))
+                            };
+                            let Some((vote, certificate, resolver)) = channels.await else {
+                                tracing::error!(epoch, "cannot open the epoch's consensus channels");
+                                continue;
+                            };
+                            let engine = start_engine(epoch, floor, (*scheme).clone());
+                            engines.insert(epoch, engine.start(vote, certificate, resolver));
+                            tracing::info!(epoch, members = change.members.len(), "entered epoch");
+                        } else {
+                            tracing::info!(
+                                epoch = change.epoch,
+                                "not a member of this epoch: following the chain"
+                            );
+                        }
+                        // Earlier epochs are over: their last block is final.
+                        let ended: Vec<u64> =
+                            engines.keys().copied().filter(|e| *e < change.epoch).collect();
+                        for epoch in ended {
+                            if let Some(engine) = engines.remove(&epoch) {
+                                engine.abort();
+                                tracing::info!(epoch, "left epoch");
+                            }
+                        }
+                        following = Some(Following {
+                            epoch: change.epoch,
+                            members: change.members,
+                            member,
+                        });
+                    },
+                    later = later_votes.recv() => {
+                        let Some((their_epoch, (from, _))) = later else { return };
+                        if let Some(f) = &following
+                            && their_epoch > f.epoch
+                        {
+                            f.follow(&marshal, &epocher, vec![from]);
+                        }
+                    },
+                    _ = context.sleep_until(follow_at) => {
+                        follow_at = context.current() + FOLLOW_INTERVAL;
+                        if let Some(f) = following.as_ref().filter(|f| !f.member) {
+                            f.follow(&marshal, &epocher, Vec::new());
+                        }
+                    },
+                }
+            }
+        });
+    }
 
     // Mempool gossip.
     let admission = Admission::new(

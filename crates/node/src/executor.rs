@@ -115,6 +115,9 @@ pub(crate) struct ExecutorConfig<E: Spawner + Clock + Storage + Metrics> {
     pub grants: mpsc::Sender<Grants>,
     /// Where this node's signature grants go (see [`crate::transit`]).
     pub sign_grants: mpsc::Sender<Vec<(welkin_types::TxId, crate::transit::SignGrant)>>,
+    /// Where the epoch the applied state is in goes, at start and at every epoch's end (see
+    /// [`crate::epochs`]).
+    pub epochs: mpsc::UnboundedSender<crate::epochs::EpochChange>,
 }
 
 /// Reads older than this (block time against the local clock) are not released when their
@@ -127,6 +130,9 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     stores: Stores<E>,
     tracker: Arc<Mutex<Tracker>>,
     env: Env,
+    /// The environment at genesis; `env` is it moved to the current epoch.
+    genesis_env: Env,
+    epochs: mpsc::UnboundedSender<crate::epochs::EpochChange>,
     mempool: Mempool,
     applied: u64,
     applied_height: Arc<AtomicU64>,
@@ -154,6 +160,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             releases,
             grants,
             sign_grants,
+            epochs,
         } = config;
         if stores.is_fresh().await {
             stores
@@ -178,24 +185,27 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             status.log_size = log_size;
         }
         info!(height = applied, %root, certified, log = log_size, "state opened");
-        Self {
+        let genesis_env = Env {
+            cluster_id: genesis.cluster_id(),
+            params: genesis.chain.clone(),
+            members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
+            retired: Vec::new(),
+            threshold: u16::try_from(genesis.threshold).unwrap_or(u16::MAX),
+            domains: genesis
+                .nodes
+                .iter()
+                .map(|n| n.failure_domain.clone())
+                .collect(),
+            cluster_key: genesis.dealt_key().copied(),
+            membership: genesis.membership.clone(),
+        };
+        let mut executor = Self {
             context,
             stores,
             tracker,
-            env: Env {
-                cluster_id: genesis.cluster_id(),
-                params: genesis.chain.clone(),
-                members: genesis.nodes.iter().map(|n| n.public_key.clone()).collect(),
-                retired: Vec::new(),
-                threshold: u16::try_from(genesis.threshold).unwrap_or(u16::MAX),
-                domains: genesis
-                    .nodes
-                    .iter()
-                    .map(|n| n.failure_domain.clone())
-                    .collect(),
-                cluster_key: genesis.dealt_key().copied(),
-                membership: genesis.membership.clone(),
-            },
+            env: genesis_env.clone(),
+            genesis_env,
+            epochs,
             mempool,
             applied,
             applied_height,
@@ -206,7 +216,34 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             releases,
             grants,
             sign_grants,
-        }
+        };
+        executor.refresh_epoch().await;
+        executor
+    }
+
+    /// Moves the environment to the epoch the applied state is in, and tells consensus.
+    async fn refresh_epoch(&mut self) {
+        let epochs = match self.stores.value(&welkin_state::keys::epoch()).await {
+            Some(bytes) => match welkin_state::epochs::EpochState::decode(&bytes) {
+                Ok(epochs) => epochs,
+                Err(error) => {
+                    error!(%error, "halting: the stored epoch state does not decode");
+                    panic!("halting: the stored epoch state does not decode: {error}");
+                }
+            },
+            None => welkin_state::epochs::EpochState::default(),
+        };
+        self.env = welkin_state::epochs::env_at(&self.genesis_env, &epochs);
+        let members = self.env.active().map(|(_, key)| key.clone()).collect();
+        info!(
+            epoch = epochs.epoch,
+            members = self.env.active_count(),
+            "epoch"
+        );
+        let _ = self.epochs.unbounded_send(crate::epochs::EpochChange {
+            epoch: epochs.epoch,
+            members,
+        });
     }
 
     /// Runs the executor until its inputs close.
@@ -405,6 +442,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             self.releases.hold_value(&id, bytes);
         }
         self.shared.waiters.notify(&effects.receipts);
+        if effects.epoch_ended {
+            self.refresh_epoch().await;
+        }
         ack.acknowledge();
         if !grants.is_empty() && now.saturating_sub(block.timestamp_ms) <= RELEASE_WINDOW_MS {
             use futures::SinkExt as _;

@@ -16,6 +16,7 @@ pub mod ceremony;
 mod checkpoints;
 mod consensus;
 mod engine;
+mod epochs;
 mod executor;
 mod gossip;
 mod handle;

@@ -1,0 +1,148 @@
+//! Consensus across epochs: one simplex engine per epoch, over that epoch's members.
+//!
+//! The state decides the members of each epoch (`welkin_state::epochs`); the executor tells
+//! this orchestrator which epoch the applied state is in, at start and after each epoch's
+//! last block ([`EpochChange`]). The orchestrator then:
+//! 1. registers the epoch's signing scheme (the members' ed25519 keys) with the
+//!    [`EpochSchemes`] provider, through which marshal checks finalizations of any epoch it
+//!    knows;
+//! 2. if this node is a member, starts the epoch's engine on its own subchannels of the
+//!    vote, certificate and resolver channels, from the previous epoch's last block (the
+//!    boundary marshal has finalized), and stops the engines of earlier epochs;
+//! 3. if it is not (a node admitted for a later epoch, or one that left), follows the chain
+//!    by asking the members for the finalization of the epoch's last block every
+//!    [`FOLLOW_INTERVAL`]; marshal fetches it and the blocks under it, and the executor
+//!    applies them, which moves it to the next epoch;
+//! 4. when a peer sends a vote from a later epoch (this node fell behind across a
+//!    boundary), asks that peer for the finalization of its current epoch's last block.
+//!
+//! The last block of an epoch is its engine's last: the marshal wrapper re-proposes it
+//! until it is finalized, so no transaction is ordered in an epoch that has ended.
+
+use crate::consensus::{Marshal, Scheme};
+use commonware_consensus::types::{Epoch, Epocher as _, FixedEpocher, Height};
+use commonware_cryptography::certificate::{Provider, Scoped};
+use commonware_utils::{ordered::Set, vec::NonEmptyVec};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use welkin_types::{PrivateKey, PublicKey, namespace};
+
+/// How often a node that is not a member of its current epoch asks for the epoch's last
+/// block.
+pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Schemes kept for epochs before the current one (marshal may still check their
+/// certificates while a boundary settles).
+const KEPT_EPOCHS: u64 = 4;
+
+/// The epoch the applied state is in, and its members.
+#[derive(Clone, Debug)]
+pub(crate) struct EpochChange {
+    /// The epoch.
+    pub(crate) epoch: u64,
+    /// Its members' keys, in roster order.
+    pub(crate) members: Vec<PublicKey>,
+}
+
+/// The consensus scheme of each known epoch: marshal's certificate provider.
+#[derive(Clone)]
+pub(crate) struct EpochSchemes {
+    me: PrivateKey,
+    schemes: Arc<Mutex<BTreeMap<u64, Scoped<Scheme>>>>,
+}
+
+impl EpochSchemes {
+    /// No epoch known yet.
+    pub(crate) fn new(me: PrivateKey) -> Self {
+        Self {
+            me,
+            schemes: Arc::default(),
+        }
+    }
+
+    /// Registers `epoch` with `members`; returns the signing scheme if this node is one.
+    pub(crate) fn register(&self, epoch: u64, members: &[PublicKey]) -> Option<Arc<Scheme>> {
+        let mut sorted = members.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let participants = Set::try_from(sorted).expect("sorted, distinct keys");
+        let (scoped, signer) =
+            match Scheme::signer(namespace::CONSENSUS, participants.clone(), self.me.clone()) {
+                Some(scheme) => {
+                    let scheme = Arc::new(scheme);
+                    (Scoped::scheme(scheme.clone()), Some(scheme))
+                }
+                None => (
+                    Scoped::verifier(Arc::new(Scheme::verifier(
+                        namespace::CONSENSUS,
+                        participants,
+                    ))),
+                    None,
+                ),
+            };
+        let mut schemes = self.schemes.lock().expect("schemes lock");
+        schemes.insert(epoch, scoped);
+        let floor = epoch.saturating_sub(KEPT_EPOCHS);
+        schemes.retain(|e, _| *e >= floor);
+        signer
+    }
+}
+
+impl Provider for EpochSchemes {
+    type Scope = Epoch;
+    type Scheme = Scheme;
+
+    fn scoped(&self, scope: Epoch) -> Option<Scoped<Scheme>> {
+        self.schemes
+            .lock()
+            .expect("schemes lock")
+            .get(&scope.get())
+            .cloned()
+    }
+}
+
+/// Where the orchestrator stands: the current epoch and its members.
+pub(crate) struct Following {
+    /// The epoch the applied state is in.
+    pub(crate) epoch: u64,
+    /// Its members.
+    pub(crate) members: Vec<PublicKey>,
+    /// Whether this node runs the epoch's engine.
+    pub(crate) member: bool,
+}
+
+impl Following {
+    /// The last height of the current epoch.
+    pub(crate) fn boundary(&self, epocher: &FixedEpocher) -> Option<Height> {
+        epocher.last(Epoch::new(self.epoch))
+    }
+
+    /// Asks `targets` (the members, if empty) for the current epoch's last block.
+    pub(crate) fn follow(
+        &self,
+        marshal: &Marshal,
+        epocher: &FixedEpocher,
+        targets: Vec<PublicKey>,
+    ) {
+        let targets = if targets.is_empty() {
+            self.members.clone()
+        } else {
+            targets
+        };
+        let (Some(height), Ok(targets)) = (self.boundary(epocher), NonEmptyVec::try_from(targets))
+        else {
+            return;
+        };
+        marshal.hint_finalized(height, targets);
+    }
+}
+
+/// The first block of `epoch`'s engine: the genesis block for epoch 0, else the previous
+/// epoch's last block.
+pub(crate) fn floor_height(epocher: &FixedEpocher, epoch: u64) -> Option<Height> {
+    let previous = epoch.checked_sub(1)?;
+    epocher.last(Epoch::new(previous))
+}
