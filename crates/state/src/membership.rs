@@ -492,7 +492,7 @@ fn leave<S: Snapshot>(
     let mut changes = state
         .decoded(&keys::membership_changes(), Changes::decode)
         .unwrap_or_default();
-    if changes.leaves.contains(&(member as u32)) {
+    if changes.leaves.contains(&member) {
         return Err("this member is leaving already".into());
     }
     let remaining = env.active_count() + changes.joins.len() - changes.leaves.len() - 1;
@@ -501,7 +501,7 @@ fn leave<S: Snapshot>(
             "{remaining} members would remain; a cluster keeps at least {MIN_MEMBERS}"
         ));
     }
-    changes.leaves.push(member as u32);
+    changes.leaves.push(member);
     state.put(keys::membership_changes(), changes.encode());
     Ok(Some("leaves at the next epoch".into()))
 }

@@ -25,6 +25,9 @@ use welkin_types::{
 
 const EPOCH_BLOCKS: u64 = 40;
 
+/// The logs given (by dealer key index) and every part (by key index).
+type Dealt = (Vec<(usize, SignedLog)>, Vec<(usize, Participant)>);
+
 fn registration(key: &PrivateKey, name: &str, port: u16) -> NodeInfo {
     NodeRegistration {
         name: name.into(),
@@ -138,7 +141,7 @@ impl Cluster {
     }
 
     /// Empty blocks up to and including the current epoch's last.
-    fn to_boundary(&mut self) {
+    fn run_to_boundary(&mut self) {
         let last = last_height_of_epoch(self.height + 1, EPOCH_BLOCKS);
         while self.height < last {
             self.run(vec![]);
@@ -187,7 +190,7 @@ impl Cluster {
 
     /// The open round's dealers deal (all of them, or those in `dealing`), every dealing is
     /// delivered; returns the logs by dealer key index and the players' parts.
-    fn deal(&mut self, dealing: &[usize]) -> (Vec<(usize, SignedLog)>, Vec<(usize, Participant)>) {
+    fn deal(&mut self, dealing: &[usize]) -> Dealt {
         let reshare = self.epochs().reshare.expect("a round is open");
         let round = reshare.round_of(&self.env, self.output()).expect("round");
         let mut parts = Vec::new();
@@ -298,8 +301,8 @@ fn a_join_takes_effect_at_the_boundary_with_the_same_key() {
     }
     // Nothing changes before the boundary.
     assert_eq!(cluster.env.active_count(), 4);
-    assert!(cluster.state.get(&keys::epoch_key()).is_none());
-    cluster.to_boundary();
+    assert!(!cluster.state.contains_key(&keys::epoch_key()));
+    cluster.run_to_boundary();
     let epochs = cluster.epochs();
     assert_eq!(epochs.epoch, 1);
     assert_eq!(epochs.start_height, EPOCH_BLOCKS);
@@ -325,7 +328,7 @@ fn a_join_takes_effect_at_the_boundary_with_the_same_key() {
     assert!(!signs(&new[..3], &output, &key), "3 new shares do not");
 
     // A later epoch with no changes opens nothing and moves on.
-    cluster.to_boundary();
+    cluster.run_to_boundary();
     assert_eq!(cluster.epochs().epoch, 2);
     assert!(cluster.epochs().reshare.is_none());
 }
@@ -341,7 +344,7 @@ fn a_leave_with_too_few_logs_fails_with_its_reason_and_the_members_stay() {
         .map(|(i, log)| cluster.log_tx(i, 1, log.encode().to_vec()))
         .collect();
     cluster.run(txs);
-    cluster.to_boundary();
+    cluster.run_to_boundary();
     let epochs = cluster.epochs();
     assert_eq!(epochs.epoch, 1);
     assert_eq!(epochs.failures.len(), 1, "{:?}", epochs.failures);
@@ -352,7 +355,7 @@ fn a_leave_with_too_few_logs_fails_with_its_reason_and_the_members_stay() {
     );
     assert!(epochs.retired.is_empty());
     assert_eq!(cluster.env.active_count(), 4);
-    assert!(cluster.state.get(&keys::epoch_key()).is_none());
+    assert!(!cluster.state.contains_key(&keys::epoch_key()));
     // The change still waits; the next block opens the next round for it.
     cluster.run(vec![]);
     let reshare = cluster.epochs().reshare.expect("reopened");
@@ -366,7 +369,7 @@ fn a_leave_with_too_few_logs_fails_with_its_reason_and_the_members_stay() {
         .map(|(i, log)| cluster.log_tx(i, 2, log.encode().to_vec()))
         .collect();
     cluster.run(txs);
-    cluster.to_boundary();
+    cluster.run_to_boundary();
     assert_eq!(cluster.epochs().retired, vec![3]);
     assert_eq!(cluster.env.active_count(), 3);
     assert!(!cluster.env.is_active(3));
@@ -381,7 +384,7 @@ fn a_round_opened_late_in_an_epoch_carries_over() {
     cluster.change(true, vec![]);
     cluster.run(vec![]);
     assert!(cluster.epochs().reshare.is_some());
-    cluster.to_boundary();
+    cluster.run_to_boundary();
     let epochs = cluster.epochs();
     assert!(epochs.failures.is_empty(), "{:?}", epochs.failures);
     assert_eq!(epochs.reshare.expect("carried").round, 1);
@@ -419,7 +422,7 @@ fn a_dealt_key_is_not_reshared_and_says_so() {
     cluster.env.cluster_key = Some(*cluster.output().public().public());
     cluster.genesis_env.cluster_key = cluster.env.cluster_key;
     cluster.change(true, vec![]);
-    cluster.to_boundary();
+    cluster.run_to_boundary();
     let epochs = cluster.epochs();
     assert!(epochs.reshare.is_none());
     assert!(
