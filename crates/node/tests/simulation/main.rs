@@ -12,6 +12,7 @@
 //! `WELKIN_SIM_SEEDS=N` sets how many seeds the sweep runs (default 48, every scenario four
 //! times; about 20 s in a debug build); `WELKIN_SIM_SEED_BASE` moves the seeds.
 
+mod epochs;
 mod harness;
 mod keygen;
 mod secrets;
