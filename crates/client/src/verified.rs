@@ -82,6 +82,11 @@ impl Client {
         self.get("/v1/cluster/keygen")
     }
 
+    /// The epoch as the node's state records it (`GET /v1/cluster/epoch`): the node's word.
+    pub fn epoch_status(&self) -> Result<welkin_types::api::EpochStatus, ClientError> {
+        self.get("/v1/cluster/epoch")
+    }
+
     /// The proof of a dealerless cluster's key, unchecked (see [`Client::proven_sharing`]).
     pub fn cluster_key_proof(&self) -> Result<welkin_types::api::ClusterKeyProof, ClientError> {
         self.get("/v1/cluster/key")

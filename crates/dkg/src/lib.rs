@@ -150,6 +150,11 @@ impl Round {
         NonZeroU32::new(u32::try_from(most).unwrap_or(u32::MAX)).expect("at least one")
     }
 
+    /// The round's dealers.
+    pub fn dealers(&self) -> &[PublicKey] {
+        &self.dealers
+    }
+
     /// Whether `key` deals in this round.
     pub fn is_dealer(&self, key: &PublicKey) -> bool {
         self.dealers.contains(key)

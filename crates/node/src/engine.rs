@@ -177,6 +177,10 @@ pub struct EngineConfig {
     pub share: Option<Share>,
     /// The cluster's genesis.
     pub genesis: Genesis,
+    /// This node's own signed registration, when it is not a genesis member but asks to join
+    /// (a cluster with a membership policy): it follows the chain and takes part from the
+    /// epoch it is admitted to.
+    pub joining: Option<welkin_types::NodeInfo>,
     /// Prefix of every storage partition (lets several nodes share one storage namespace).
     pub partition_prefix: String,
     /// Mempool limits.
@@ -204,14 +208,36 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    /// Checks that the identity and share belong to this genesis.
-    pub fn validate(&self) -> Result<usize, String> {
+    /// Checks that the identity and share belong to this genesis; returns the node's genesis
+    /// position (`None` for a joining node).
+    pub fn validate(&self) -> Result<Option<usize>, String> {
         use commonware_cryptography::Signer as _;
         let me = self.signer.public_key();
-        let index = self
-            .genesis
-            .index_of(&me)
-            .ok_or_else(|| format!("key {me} is not a member of this cluster"))?;
+        let Some(index) = self.genesis.index_of(&me) else {
+            let Some(joining) = &self.joining else {
+                return Err(format!(
+                    "key {me} is not a member of this cluster (a node that joins gives its \
+                     signed registration)"
+                ));
+            };
+            if self.genesis.membership.is_none() {
+                return Err(
+                    "this cluster's genesis names no membership policy: its members \
+                            are fixed, and no node joins"
+                        .into(),
+                );
+            }
+            if joining.public_key != me {
+                return Err("the joining registration is for another key".into());
+            }
+            joining
+                .verify_registration()
+                .map_err(|e| format!("the joining registration: {e}"))?;
+            if self.share.is_some() {
+                return Err("a joining node holds no share of a dealt key".into());
+            }
+            return Ok(None);
+        };
         match (&self.genesis.polynomial, &self.share) {
             (Some(polynomial), Some(share)) => {
                 if share.index.get() as usize != index {
@@ -249,7 +275,7 @@ impl EngineConfig {
             ));
         }
         self.mempool.validate()?;
-        Ok(index)
+        Ok(Some(index))
     }
 }
 
@@ -349,7 +375,19 @@ where
         .expect("ed25519 seeds are 32 bytes");
     let cosigner = Arc::new(
         welkin_note::CosignatureSigner::new(
-            &welkin_types::note::cosigner_name(&cluster_id, &genesis.nodes[my_index].name),
+            &welkin_types::note::cosigner_name(
+                &cluster_id,
+                &my_index.map_or_else(
+                    || {
+                        config
+                            .joining
+                            .as_ref()
+                            .map(|j| j.name.clone())
+                            .unwrap_or_default()
+                    },
+                    |i| genesis.nodes[i].name.clone(),
+                ),
+            ),
             &seed,
         )
         .expect("genesis validation keeps node names usable as key names"),
@@ -379,6 +417,9 @@ where
     }
     let tracker = Arc::new(Mutex::new(Tracker::new(
         cluster_id,
+        Some(me.clone()),
+        my_index.map(|i| i as u32),
+        genesis.member_keys(),
         dealt,
         Witnesses {
             signer: cosigner.clone(),
@@ -396,6 +437,11 @@ where
         let members: Vec<PublicKey> = genesis.nodes.iter().map(|n| n.public_key.clone()).collect();
         let (releases, penalties) = (releases.clone(), penalties.clone());
         context.child("releaser").spawn(move |context| async move {
+            // Secret releases use the first key's shares, by genesis position: a node that
+            // joined later releases nothing (see docs/membership.md).
+            let Some(my_index) = my_index else {
+                return;
+            };
             let Some(share) = keys.wait().await.share.clone() else {
                 return;
             };
@@ -419,7 +465,10 @@ where
     let (sign_grants_tx, sign_grants_rx) = mpsc::channel(crate::releases::actor::GRANT_BACKLOG);
     let (transit, sign_jobs) = crate::transit::TransitHandle::new();
     let time_status = Arc::new(Mutex::new(
-        crate::time::actor::TimeActor::<E>::initial_status(my_index as u32, genesis.nodes.len()),
+        crate::time::actor::TimeActor::<E>::initial_status(
+            my_index.unwrap_or_default() as u32,
+            genesis.nodes.len(),
+        ),
     ));
     let (time, time_requests) =
         crate::time::TimeHandle::new(time_status.clone(), config.clock.drift_ppm);
@@ -485,8 +534,8 @@ where
             &prefix,
             "finalizations",
             &page_cache,
-            // A certificate holds at most one signature per member.
-            genesis.nodes.len(),
+            // A certificate holds at most one signature per member, of any epoch.
+            welkin_types::limits::MAX_NODES,
         ),
     )
     .await
@@ -764,6 +813,11 @@ where
         );
         let handle = handle.clone();
         context.child("time").spawn(move |context| async move {
+            // Time certificates, like releases, use the first key's shares by genesis
+            // position: a node that joined later takes no part.
+            let Some(my_index) = my_index else {
+                return;
+            };
             let held = keys.wait().await;
             let Some(share) = held.share.clone() else {
                 return;
@@ -811,22 +865,26 @@ where
         }
         .start(dkg_net);
     }
-    crate::transit::actor::TransitActor {
-        context: context.child("transit"),
-        me: my_index as welkin_frost::Index,
-        key: config.signer.clone(),
-        members: handle
-            .genesis()
-            .nodes
-            .iter()
-            .map(|n| n.public_key.clone())
-            .collect(),
-        handle: handle.clone(),
-        penalties: penalties.clone(),
-        shares: transit_shares,
+    // Transit keys are generated among the genesis members: a node that joined later holds
+    // none.
+    if let Some(my_index) = my_index {
+        crate::transit::actor::TransitActor {
+            context: context.child("transit"),
+            me: my_index as welkin_frost::Index,
+            key: config.signer.clone(),
+            members: handle
+                .genesis()
+                .nodes
+                .iter()
+                .map(|n| n.public_key.clone())
+                .collect(),
+            handle: handle.clone(),
+            penalties: penalties.clone(),
+            shares: transit_shares,
+        }
+        .start(sign_jobs, sign_grants_rx, transit_net);
     }
-    .start(sign_jobs, sign_grants_rx, transit_net);
-    if let Some(setup) = config.storage {
+    if let Some(setup) = config.storage.filter(|_| my_index.is_some()) {
         let shards = crate::objects::Shards::start(
             context.child("storage"),
             handle.clone(),

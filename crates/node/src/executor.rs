@@ -132,6 +132,8 @@ pub(crate) struct Executor<E: Spawner + Clock + Storage + Metrics + CryptoRng> {
     env: Env,
     /// The environment at genesis; `env` is it moved to the current epoch.
     genesis_env: Env,
+    /// The genesis nodes' registrations (the roster starts with them).
+    genesis_nodes: Vec<welkin_types::NodeInfo>,
     epochs: mpsc::UnboundedSender<crate::epochs::EpochChange>,
     mempool: Mempool,
     applied: u64,
@@ -205,6 +207,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             tracker,
             env: genesis_env.clone(),
             genesis_env,
+            genesis_nodes: genesis.nodes.clone(),
             epochs,
             mempool,
             applied,
@@ -234,6 +237,34 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
             None => welkin_state::epochs::EpochState::default(),
         };
         self.env = welkin_state::epochs::env_at(&self.genesis_env, &epochs);
+        self.members = self.env.members.clone();
+        // The checkpoint tracker: the roster (partials and cosignatures by roster position),
+        // the joined nodes' cosigning keys, and the sharing a resharing put in force.
+        let cluster_id = self.env.cluster_id;
+        let verifiers = self
+            .genesis_nodes
+            .iter()
+            .chain(&epochs.joined)
+            .filter_map(|node| welkin_types::note::cosigner_verifier(&cluster_id, node))
+            .collect();
+        lock(&self.tracker).set_roster(self.env.members.clone(), verifiers);
+        if let Some(bytes) = self.stores.value(&welkin_state::keys::epoch_key()).await {
+            let decoded = welkin_state::keygen::GeneratedKey::decode(&bytes).and_then(|key| {
+                let output = key.output(self.env.members.len())?;
+                Ok((key.height, output))
+            });
+            match decoded {
+                Ok((height, output)) => lock(&self.tracker).set_epoch_key(
+                    height + 1,
+                    output.public().clone(),
+                    output.players().iter().cloned().collect(),
+                ),
+                Err(error) => {
+                    error!(%error, "halting: the stored epoch key does not decode");
+                    panic!("halting: the stored epoch key does not decode: {error}");
+                }
+            }
+        }
         let members = self.env.active().map(|(_, key)| key.clone()).collect();
         info!(
             epoch = epochs.epoch,
@@ -268,7 +299,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         R: Receiver<PublicKey = PublicKey>,
     {
         // Re-announce our latest partial so peers can complete (or answer) it after a restart.
-        if let Some((partial, _)) = self.sign_checkpoint(self.applied).await {
+        if let Some((Some(partial), _)) = self.sign_checkpoint(self.applied).await {
             sender.send(Recipients::All, partial.encode(), false);
         }
         let mut resend_at = self.context.current() + RESEND_TICK;
@@ -465,7 +496,9 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
         if let Some((partial, actions)) = self.sign_checkpoint(height).await {
             self.timeline
                 .block_step(BlockStage::CheckpointSign, started.elapsed());
-            sender.send(Recipients::All, partial.encode(), false);
+            if let Some(partial) = partial {
+                sender.send(Recipients::All, partial.encode(), false);
+            }
             for action in actions {
                 self.on_action(action, None, sender).await;
             }
@@ -475,7 +508,10 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> Executor<E> {
     /// Signs the checkpoint for `height` (the latest applied), unless the log does not extend
     /// the last one this node signed: then it refuses, loudly, and never signs again until an
     /// operator looks.
-    async fn sign_checkpoint(&mut self, height: u64) -> Option<(CheckpointMessage, Vec<Action>)> {
+    async fn sign_checkpoint(
+        &mut self,
+        height: u64,
+    ) -> Option<(Option<CheckpointMessage>, Vec<Action>)> {
         let (state_root, _) = self.stores.root().await;
         let checkpoint = {
             let mut log = self.stores.log_mut().await;

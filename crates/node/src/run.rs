@@ -249,6 +249,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
     let api_address = config.api_address.unwrap_or(entry.api_address);
     let p2p_address = config.p2p_address.unwrap_or(entry.p2p_address);
     let engine = EngineConfig {
+        joining: None,
         signer: key.signer.clone(),
         share,
         genesis: genesis.clone(),
@@ -443,7 +444,8 @@ fn p2p_config<U: commonware_stream::Upgrader>(
         handshake,
         namespace::P2P,
         listen,
-        NZUsize!(genesis.nodes.len()),
+        // Members change across epochs: room for the largest cluster.
+        NZUsize!(welkin_types::limits::MAX_NODES),
         MAX_MESSAGE_BYTES,
         engine::P2P_MAILBOX,
     );

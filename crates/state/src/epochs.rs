@@ -208,18 +208,29 @@ impl Reshare {
     /// The round as `welkin-dkg` runs it: `previous` is the output being reshared, `env` the
     /// cluster's (the round's dealers are its members).
     pub fn round_of(&self, env: &Env, previous: Output) -> Result<Round, String> {
+        self.round_with(&env.cluster_id, &env.members, previous)
+    }
+
+    /// The round as `welkin-dkg` runs it, for cluster `cluster_id` whose roster (genesis
+    /// nodes, then joined ones) is `roster`.
+    pub fn round_with(
+        &self,
+        cluster_id: &Digest,
+        roster: &[PublicKey],
+        previous: Output,
+    ) -> Result<Round, String> {
         let dealers = self
             .dealers
             .iter()
             .map(|&p| {
-                env.members
+                roster
                     .get(p as usize)
                     .cloned()
                     .ok_or_else(|| format!("dealer position {p} is not on the roster"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Round::new(
-            &env.cluster_id,
+            cluster_id,
             self.round,
             Some(previous),
             dealers,

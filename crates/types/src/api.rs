@@ -146,6 +146,41 @@ pub struct KeygenStatus {
     pub failures: Vec<String>,
 }
 
+/// `GET /v1/cluster/epoch`: the epoch as this node's state records it (the node's word).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochStatus {
+    /// The current epoch.
+    pub epoch: u64,
+    /// Its first height.
+    pub start_height: u64,
+    /// Blocks per epoch, from the genesis.
+    pub epoch_blocks: u64,
+    /// The members' names, in roster order.
+    pub members: Vec<String>,
+    /// The names of nodes that left.
+    pub retired: Vec<String>,
+    /// The resharing in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshare: Option<ReshareStatus>,
+    /// Why recent resharings failed (the latest few).
+    pub failures: Vec<String>,
+}
+
+/// A resharing round in progress (see [`EpochStatus`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReshareStatus {
+    /// The round's number.
+    pub round: u64,
+    /// The height of the block that opened it.
+    pub opened_height: u64,
+    /// Its dealers' names.
+    pub dealers: Vec<String>,
+    /// The names of the members it makes.
+    pub players: Vec<String>,
+    /// Names of the dealers whose logs are in.
+    pub logs: Vec<String>,
+}
+
 /// `GET /v1/status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterStatus {

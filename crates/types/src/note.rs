@@ -64,15 +64,24 @@ pub fn cosigner_verifiers(genesis: &Genesis) -> Vec<CosignatureVerifier> {
         .nodes
         .iter()
         .map(|node| {
-            let key: [u8; 32] = node
-                .public_key
-                .as_ref()
-                .try_into()
-                .expect("ed25519 public keys are 32 bytes");
-            CosignatureVerifier::new(&cosigner_name(&cluster_id, &node.name), &key)
+            cosigner_verifier(&cluster_id, node)
                 .expect("genesis validation keeps node names usable as key names")
         })
         .collect()
+}
+
+/// The cosigning verifier of one node of cluster `cluster_id` (a genesis member, or a node
+/// that joined later); `None` if its name cannot be a key name.
+pub fn cosigner_verifier(
+    cluster_id: &Digest,
+    node: &crate::NodeInfo,
+) -> Option<CosignatureVerifier> {
+    let key: [u8; 32] = node
+        .public_key
+        .as_ref()
+        .try_into()
+        .expect("ed25519 public keys are 32 bytes");
+    CosignatureVerifier::new(&cosigner_name(cluster_id, &node.name), &key).ok()
 }
 
 /// A node's cosignature as the signature line `verifier` would find in a note.

@@ -20,11 +20,16 @@ pub(crate) enum MembershipCommand {
     /// rounds gave no key. This is the node's word (its state, unproven); once the key exists,
     /// `welkin membership list` proves it.
     Keygen(ApiArgs),
+    /// Show the epoch the node's state is in: its number and first height, the members, the
+    /// resharing in progress (its round, dealers, the players it makes, the logs in), and why
+    /// recent resharings failed. Members change only at an epoch's last block, after a
+    /// resharing of the same key. This is the node's word (its state, unproven).
+    Epochs(ApiArgs),
     /// Ask for a node to join the cluster: submit its signed registration (from `welkin key
     /// register`), signed by the node's own key, with evidence about its machine if the
     /// cluster's policy wants some (`welkin membership attest`). Prints the request id the
-    /// operators approve. Admitted nodes join at the next epoch (epochs are not built yet:
-    /// the admission is recorded).
+    /// operators approve. Admitted nodes join at an epoch boundary, once the members have
+    /// reshared the key to them (see `welkin membership epochs`).
     Propose(MembershipProposeArgs),
     /// Approve a join request, as an operator named in the genesis: with --as NAME (a keystore
     /// identity) or --key FILE (the key's own non-transferable identifier).

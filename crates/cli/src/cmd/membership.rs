@@ -20,6 +20,7 @@ pub(crate) fn run(command: MembershipCommand) -> anyhow::Result<()> {
     match command {
         MembershipCommand::List(args) => list(args),
         MembershipCommand::Keygen(args) => keygen(args),
+        MembershipCommand::Epochs(args) => epochs(args),
         MembershipCommand::Propose(args) => propose(args),
         MembershipCommand::Approve(args) => approve(args),
         MembershipCommand::Attest(args) => attest(args),
@@ -315,6 +316,45 @@ fn listing(client: &Client, genesis: &Genesis) -> anyhow::Result<Listing> {
         threshold: genesis.threshold,
         members,
     })
+}
+
+fn epochs(args: ApiArgs) -> anyhow::Result<()> {
+    let status = Client::new(&args.api).epoch_status()?;
+    if args.json {
+        return output::json(&status);
+    }
+    println!(
+        "epoch {} (from height {}, {} blocks each)",
+        status.epoch, status.start_height, status.epoch_blocks
+    );
+    println!("members   {}", status.members.join(", "));
+    if !status.retired.is_empty() {
+        println!("retired   {}", status.retired.join(", "));
+    }
+    match &status.reshare {
+        Some(r) => {
+            println!(
+                "resharing round {} (opened at height {}): {} dealers, makes {}",
+                r.round,
+                r.opened_height,
+                r.dealers.len(),
+                r.players.join(", ")
+            );
+            println!(
+                "logs in from {}",
+                if r.logs.is_empty() {
+                    "nobody yet".into()
+                } else {
+                    r.logs.join(", ")
+                }
+            );
+        }
+        None => println!("no resharing in progress"),
+    }
+    for failure in &status.failures {
+        println!("failed    {failure}");
+    }
+    Ok(())
 }
 
 fn keygen(args: ApiArgs) -> anyhow::Result<()> {

@@ -237,6 +237,7 @@ pub fn router<E: Runtime>(node: NodeHandle<E>) -> Router {
         .route("/v1/genesis", get(genesis::<E>))
         .route("/v1/cluster/key", get(cluster_key::<E>))
         .route("/v1/cluster/keygen", get(keygen_status::<E>))
+        .route("/v1/cluster/epoch", get(epoch_status::<E>))
         .route("/v1/release/{id}", get(release::<E>))
         .route("/v1/time", get(time::now::<E>))
         .route("/v1/time/status", get(time::status::<E>))
@@ -525,6 +526,63 @@ async fn cluster_key<E: Runtime>(
             "this cluster's key was dealt at genesis: the genesis file holds it",
         )),
     }
+}
+
+/// `GET /v1/cluster/epoch`: the epoch as this node's state records it.
+async fn epoch_status<E: Runtime>(
+    State(node): State<NodeHandle<E>>,
+) -> Result<Json<welkin_types::api::EpochStatus>, ApiError> {
+    let genesis = node.genesis();
+    let epochs = match node.value(welkin_state::keys::epoch()).await {
+        Some(bytes) => welkin_state::epochs::EpochState::decode(&bytes).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "corrupt", e.to_string())
+        })?,
+        None => welkin_state::epochs::EpochState::default(),
+    };
+    // The roster: genesis nodes, then those that joined.
+    let roster: Vec<(welkin_types::PublicKey, String)> = genesis
+        .nodes
+        .iter()
+        .chain(&epochs.joined)
+        .map(|n| (n.public_key.clone(), n.name.clone()))
+        .collect();
+    let name = |position: u32| {
+        roster
+            .get(position as usize)
+            .map_or_else(|| format!("node {position}"), |(_, name)| name.clone())
+    };
+    let name_of = |key: &welkin_types::PublicKey| {
+        roster.iter().find(|(k, _)| k == key).map_or_else(
+            || {
+                // A node admitted for this resharing: its name is in its request.
+                hex::encode(key.as_ref())
+            },
+            |(_, name)| name.clone(),
+        )
+    };
+    let members = (0..roster.len() as u32)
+        .filter(|p| !epochs.retired.contains(p))
+        .map(name)
+        .collect();
+    let reshare = epochs
+        .reshare
+        .as_ref()
+        .map(|r| welkin_types::api::ReshareStatus {
+            round: r.round,
+            opened_height: r.opened_height,
+            dealers: r.dealers.iter().map(|p| name(*p)).collect(),
+            players: r.players.iter().map(name_of).collect(),
+            logs: r.logs.iter().map(|(p, _)| name(*p)).collect(),
+        });
+    Ok(Json(welkin_types::api::EpochStatus {
+        epoch: epochs.epoch,
+        start_height: epochs.start_height,
+        epoch_blocks: genesis.epoch_blocks(),
+        members,
+        retired: epochs.retired.iter().map(|p| name(*p)).collect(),
+        reshare,
+        failures: epochs.failures,
+    }))
 }
 
 /// `GET /v1/cluster/keygen`: the key generation as this node's state records it.

@@ -52,6 +52,20 @@ enum Slot {
     Refused,
 }
 
+/// The sharing in force from one height on, and this node's share of it.
+#[derive(Clone)]
+struct EpochKey {
+    sharing: Sharing,
+    /// `None` while this node has not made its share (or holds none: it left).
+    share: Option<Share>,
+    /// The players whose share indices the sharing's are, sorted; `None` when the share
+    /// index is the roster position (a dealt key, or the first generated one).
+    players: Option<Vec<welkin_types::PublicKey>>,
+}
+
+/// Epoch keys kept (older ones sign nothing the tracker's window still holds).
+const KEPT_KEYS: usize = 4;
+
 /// This node's partial for an uncertified height, and when to send it again.
 struct Resend {
     message: CheckpointMessage,
@@ -73,9 +87,18 @@ pub(crate) enum Action {
 /// Tracks roots and partials around the applied height.
 pub(crate) struct Tracker {
     cluster_id: Digest,
-    /// The cluster's public polynomial and this node's share: `None` while a dealerless
-    /// cluster is still generating its key (nothing is signed or gathered until then).
-    key: Option<(Sharing, Share)>,
+    /// This node's roster position (its slot for partials and cosignatures), once it is on
+    /// the roster (a joining node is not until it is admitted).
+    me: Option<u32>,
+    /// This node's key, to find its position when the roster grows.
+    my_key: Option<welkin_types::PublicKey>,
+    /// Every node's key by roster position (genesis nodes, then joined ones), to match a
+    /// partial's share index with its sender after a resharing.
+    roster: Vec<welkin_types::PublicKey>,
+    /// The cluster's public polynomial and this node's share, by the first height they sign:
+    /// empty while a dealerless cluster is still generating its key (nothing is signed or
+    /// gathered until then); one more entry after each resharing.
+    keys: BTreeMap<u64, EpochKey>,
     witnesses: Witnesses,
     roots: BTreeMap<u64, Root>,
     slots: BTreeMap<u64, BTreeMap<u32, Slot>>,
@@ -92,12 +115,29 @@ impl Tracker {
     /// [`Tracker::set_key`]).
     pub(crate) fn new(
         cluster_id: Digest,
+        my_key: Option<welkin_types::PublicKey>,
+        me: Option<u32>,
+        roster: Vec<welkin_types::PublicKey>,
         key: Option<(Sharing, Share)>,
         witnesses: Witnesses,
     ) -> Self {
+        let mut keys = BTreeMap::new();
+        if let Some((sharing, share)) = key {
+            keys.insert(
+                0,
+                EpochKey {
+                    sharing,
+                    share: Some(share),
+                    players: None,
+                },
+            );
+        }
         Self {
             cluster_id,
-            key,
+            me,
+            my_key,
+            roster,
+            keys,
             witnesses,
             roots: BTreeMap::new(),
             slots: BTreeMap::new(),
@@ -111,17 +151,151 @@ impl Tracker {
 
     /// Gives the tracker the cluster key once it exists; checkpoints from then on are signed.
     pub(crate) fn set_key(&mut self, sharing: Sharing, share: Share) {
-        self.key = Some((sharing, share));
+        self.keys.insert(
+            0,
+            EpochKey {
+                sharing,
+                share: Some(share),
+                players: None,
+            },
+        );
+    }
+
+    /// Gives the tracker the sharing a resharing made, in force from `from_height` (the
+    /// epoch's first height), with its `players` (sorted): heights from there are checked
+    /// against it, and signed once [`Tracker::set_share`] gives this node's share.
+    pub(crate) fn set_epoch_key(
+        &mut self,
+        from_height: u64,
+        sharing: Sharing,
+        players: Vec<welkin_types::PublicKey>,
+    ) {
+        if self
+            .keys
+            .get(&from_height)
+            .is_some_and(|k| k.sharing == sharing)
+        {
+            return;
+        }
+        self.keys.insert(
+            from_height,
+            EpochKey {
+                sharing,
+                share: None,
+                players: Some(players),
+            },
+        );
+        while self.keys.len() > KEPT_KEYS {
+            self.keys.pop_first();
+        }
+    }
+
+    /// Gives this node's share of the sharing in force from `from_height`, if it matches it;
+    /// the heights already applied since are signed now (their partials go out with the next
+    /// re-sends). Returns whether the share was taken.
+    pub(crate) fn set_share(&mut self, from_height: u64, share: Share, now_ms: u64) -> bool {
+        let Some(key) = self.keys.get_mut(&from_height) else {
+            return false;
+        };
+        if key.sharing.partial_public(share.index).ok() != Some(share.public::<Variant>()) {
+            return false;
+        }
+        key.share = Some(share);
+        let until = self
+            .keys
+            .range(from_height + 1..)
+            .next()
+            .map_or(u64::MAX, |(h, _)| *h);
+        let heights: Vec<u64> = self
+            .roots
+            .range(from_height..until)
+            .map(|(h, _)| *h)
+            .filter(|h| !self.is_certified(*h) && !self.own.contains_key(h))
+            .collect();
+        for height in heights {
+            if let Some(message) = self.sign(height) {
+                self.own.insert(
+                    height,
+                    Resend {
+                        message,
+                        due_ms: now_ms,
+                        backoff_ms: RESEND_AFTER_MS,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// Records the roster (it only grows) and the cosigning verifiers of nodes that joined.
+    pub(crate) fn set_roster(
+        &mut self,
+        roster: Vec<welkin_types::PublicKey>,
+        verifiers: Vec<CosignatureVerifier>,
+    ) {
+        if roster.len() > self.roster.len() {
+            self.roster = roster;
+        }
+        if self.me.is_none()
+            && let Some(key) = &self.my_key
+        {
+            self.me = self.roster.iter().position(|k| k == key).map(|p| p as u32);
+        }
+        if verifiers.len() > self.witnesses.verifiers.len() {
+            self.witnesses.verifiers = verifiers;
+        }
     }
 
     /// Whether the tracker has the cluster key.
     pub(crate) fn has_key(&self) -> bool {
-        self.key.is_some()
+        !self.keys.is_empty()
     }
 
-    /// The public polynomial (only called on paths that checked [`Tracker::has_key`]).
-    fn sharing(&self) -> &Sharing {
-        &self.key.as_ref().expect("callers check has_key").0
+    /// The key in force at `height`.
+    fn key_for(&self, height: u64) -> Option<&EpochKey> {
+        self.keys.range(..=height).next_back().map(|(_, k)| k)
+    }
+
+    /// The public polynomial in force at `height` (only called on paths that checked
+    /// [`Tracker::has_key`]).
+    fn sharing(&self, height: u64) -> &Sharing {
+        &self
+            .key_for(height)
+            .or_else(|| self.keys.values().next())
+            .expect("callers check has_key")
+            .sharing
+    }
+
+    /// The share index roster position `sender` signs under at `height`.
+    fn share_index(&self, height: u64, sender: u32) -> Option<u32> {
+        match &self.key_for(height)?.players {
+            None => Some(sender),
+            Some(players) => {
+                let key = self.roster.get(sender as usize)?;
+                players.iter().position(|p| p == key).map(|i| i as u32)
+            }
+        }
+    }
+
+    /// This node's partial for `height` (whose root it holds), if it holds the share in force.
+    fn sign(&mut self, height: u64) -> Option<CheckpointMessage> {
+        let share = self.key_for(height)?.share.clone()?;
+        let root = self.roots.get(&height)?;
+        let message = root.checkpoint.message(&self.cluster_id);
+        let partial = threshold::sign_message::<Variant>(&share, namespace::CHECKPOINT, &message);
+        let me = self.me?;
+        let cosignature = *self.cosignatures.get(&height)?.get(&me)?;
+        if !self.is_certified(height) {
+            self.slots
+                .entry(height)
+                .or_default()
+                .insert(me, Slot::Valid(partial.clone()));
+        }
+        Some(CheckpointMessage::Partial {
+            height,
+            partial,
+            cosignature,
+        })
     }
 
     /// Marks `height` as already certified in storage (on restart, or after storing).
@@ -153,8 +327,10 @@ impl Tracker {
         &mut self,
         checkpoint: Checkpoint,
         now_ms: u64,
-    ) -> Option<(CheckpointMessage, Vec<Action>)> {
-        let share = self.key.as_ref()?.1.clone();
+    ) -> Option<(Option<CheckpointMessage>, Vec<Action>)> {
+        if !self.has_key() {
+            return None;
+        }
         let height = checkpoint.height;
         self.applied = height;
         let body = welkin_types::note::body(&checkpoint, &self.cluster_id);
@@ -165,32 +341,27 @@ impl Tracker {
         let cosignature = Cosignature::from_note_signature(&signed)
             .expect("a signature this node just made decodes");
         self.roots.insert(height, Root { checkpoint, body });
-        let message = checkpoint.message(&self.cluster_id);
-        let partial = threshold::sign_message::<Variant>(&share, namespace::CHECKPOINT, &message);
-        let me = partial.index.get();
-        self.cosignatures
-            .entry(height)
-            .or_default()
-            .insert(me, cosignature);
-        let announcement = CheckpointMessage::Partial {
-            height,
-            partial: partial.clone(),
-            cosignature,
-        };
-        let mut actions = Vec::new();
-        if !self.is_certified(height) {
-            self.slots
+        if let Some(me) = self.me {
+            self.cosignatures
                 .entry(height)
                 .or_default()
-                .insert(me, Slot::Valid(partial));
-            self.own.insert(
-                height,
-                Resend {
-                    message: announcement.clone(),
-                    due_ms: now_ms.saturating_add(RESEND_AFTER_MS),
-                    backoff_ms: RESEND_AFTER_MS,
-                },
-            );
+                .insert(me, cosignature);
+        }
+        // Without the share in force here (a resharing's new share not made yet), the node
+        // still gathers the others' partials; it signs once it has the share.
+        let announcement = self.sign(height);
+        let mut actions = Vec::new();
+        if !self.is_certified(height) {
+            if let Some(announcement) = &announcement {
+                self.own.insert(
+                    height,
+                    Resend {
+                        message: announcement.clone(),
+                        due_ms: now_ms.saturating_add(RESEND_AFTER_MS),
+                        backoff_ms: RESEND_AFTER_MS,
+                    },
+                );
+            }
             actions.extend(self.try_recover(height));
         }
         for ((sender, _), early) in self.early.remove(&height).unwrap_or_default() {
@@ -264,20 +435,7 @@ impl Tracker {
             return Vec::new();
         }
         let (height, kind) = match &message {
-            CheckpointMessage::Partial {
-                height, partial, ..
-            } => {
-                if partial.index.get() != sender {
-                    warn!(
-                        height,
-                        sender,
-                        index = partial.index.get(),
-                        "checkpoint partial under another node's share index"
-                    );
-                    return vec![Action::Block(sender)];
-                }
-                (*height, 0)
-            }
+            CheckpointMessage::Partial { height, .. } => (*height, 0),
             CheckpointMessage::Certified(c) => (c.certified.checkpoint.height, 1),
         };
         if height > self.applied {
@@ -288,6 +446,24 @@ impl Tracker {
                     .insert((sender, kind), message);
             }
             return Vec::new();
+        }
+        // A partial counts only under its sender's own share index at this height (the
+        // sharing in force here is known once the height is applied).
+        if let CheckpointMessage::Partial { partial, .. } = &message {
+            let expected = self.share_index(height, sender);
+            if expected.is_some_and(|e| e != partial.index.get()) {
+                warn!(
+                    height,
+                    sender,
+                    index = partial.index.get(),
+                    "checkpoint partial under another node's share index"
+                );
+                return vec![Action::Block(sender)];
+            }
+            if expected.is_none() {
+                // Not a player of the sharing in force here: nothing it signs counts.
+                return Vec::new();
+            }
         }
         match message {
             CheckpointMessage::Partial {
@@ -370,7 +546,7 @@ impl Tracker {
             return Vec::new();
         };
         // Honest nodes send only certificates they checked: a bad one is proof of malice.
-        if !certified.verify(&self.cluster_id, self.sharing().public()) {
+        if !certified.verify(&self.cluster_id, self.sharing(height).public()) {
             warn!(height, sender, "certified checkpoint does not verify");
             return vec![Action::Block(sender)];
         }
@@ -403,7 +579,7 @@ impl Tracker {
         let Some(checkpoint) = self.roots.get(&height).map(|root| root.checkpoint) else {
             return Vec::new();
         };
-        let required = self.sharing().required() as usize;
+        let required = self.sharing(height).required() as usize;
         let slots = self.slots.entry(height).or_default();
         let mut valid = Vec::new();
         let mut unchecked = Vec::new();
@@ -426,7 +602,7 @@ impl Tracker {
         }
         let message = checkpoint.message(&self.cluster_id);
         let mut actions = Vec::new();
-        let sharing = self.sharing().clone();
+        let sharing = self.sharing(height).clone();
         let slots = self.slots.entry(height).or_default();
         for (index, slot) in slots.iter_mut() {
             let Slot::Unchecked(partial) = slot else {
@@ -463,14 +639,14 @@ impl Tracker {
         checkpoint: Checkpoint,
         partials: impl Iterator<Item = &'a PartialSignature<Variant>>,
     ) -> Option<CertifiedCheckpoint> {
-        let signature =
-            threshold::recover::<Variant, _>(self.sharing(), partials, &Sequential).ok()?;
+        let sharing = self.sharing(checkpoint.height);
+        let signature = threshold::recover::<Variant, _>(sharing, partials, &Sequential).ok()?;
         let certified = CertifiedCheckpoint {
             checkpoint,
             signature,
         };
         certified
-            .verify(&self.cluster_id, self.sharing().public())
+            .verify(&self.cluster_id, sharing.public())
             .then_some(certified)
     }
 }
@@ -515,13 +691,25 @@ mod tests {
                     signer,
                     verifiers: verifiers.clone(),
                 };
+                let me = share.index.get();
                 Tracker::new(
                     hash_parts(&[b"c"]),
+                    None,
+                    Some(me),
+                    Vec::new(),
                     Some((sharing.clone(), share)),
                     witnesses,
                 )
             })
             .collect()
+    }
+
+    impl Tracker {
+        /// Applies `checkpoint` and returns this node's partial (it holds a share).
+        fn signed(&mut self, checkpoint: Checkpoint, now: u64) -> (CheckpointMessage, Vec<Action>) {
+            let (partial, actions) = self.applied(checkpoint, now).expect("keyed");
+            (partial.expect("a share in force"), actions)
+        }
     }
 
     fn trackers() -> Vec<Tracker> {
@@ -541,12 +729,12 @@ mod tests {
                 ..
             },
             _,
-        ) = node.applied(checkpoint, NOW).expect("keyed")
+        ) = node.signed(checkpoint, NOW)
         else {
             panic!("a partial")
         };
         let partial = threshold::sign_message::<Variant>(
-            &node.key.as_ref().expect("keyed").1,
+            node.keys[&0].share.as_ref().expect("keyed"),
             namespace::CHECKPOINT,
             b"junk",
         );
@@ -580,7 +768,7 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let mut sent = Vec::new();
         for node in nodes.iter_mut().take(3) {
-            let (partial, actions) = node.applied(cp(1, root), NOW).expect("keyed");
+            let (partial, actions) = node.signed(cp(1, root), NOW);
             assert!(actions.is_empty());
             sent.push(partial);
         }
@@ -591,7 +779,7 @@ mod tests {
         assert!(
             witnessed
                 .certified
-                .verify(&hash_parts(&[b"c"]), nodes[0].sharing().public())
+                .verify(&hash_parts(&[b"c"]), nodes[0].sharing(1).public())
         );
         assert_eq!(
             witnessed.cosignatures.keys().copied().collect::<Vec<_>>(),
@@ -601,7 +789,7 @@ mod tests {
         nodes[0].mark_certified(1);
         // Node 3 applies late; its partial draws a reply from node 0, which also keeps its
         // cosignature.
-        let (late, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
+        let (late, _) = nodes[3].signed(cp(1, root), NOW);
         assert_eq!(nodes[0].handle(late.clone(), 3), vec![Action::Reply(1)]);
         assert_eq!(nodes[0].cosignatures(1).len(), 4);
         assert_eq!(
@@ -626,8 +814,8 @@ mod tests {
     fn forged_cosignatures_are_not_kept() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW).expect("keyed");
-        let (partial, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
+        nodes[0].signed(cp(1, root), NOW);
+        let (partial, _) = nodes[1].signed(cp(1, root), NOW);
         let CheckpointMessage::Partial {
             height,
             partial,
@@ -649,10 +837,10 @@ mod tests {
             "a partial with a bad cosignature is dropped whole"
         );
         // A certificate relayed with a forged cosignature keeps only the valid ones.
-        nodes[2].applied(cp(1, root), NOW).expect("keyed");
-        let (p3, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
+        nodes[2].signed(cp(1, root), NOW);
+        let (p3, _) = nodes[3].signed(cp(1, root), NOW);
         assert_eq!(nodes[2].handle(p3, 3), vec![]);
-        let (p1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
+        let (p1, _) = nodes[1].signed(cp(1, root), NOW);
         let actions = nodes[2].handle(p1, 1);
         let mut witnessed = stored(&actions).expect("certified").clone();
         let bad = witnessed.cosignatures.get_mut(&1).expect("node 1 cosigned");
@@ -671,7 +859,7 @@ mod tests {
         let root = hash_parts(&[b"root"]);
         let mut sent = Vec::new();
         for node in nodes.iter_mut().take(3) {
-            sent.push(node.applied(cp(1, root), NOW).expect("keyed").0);
+            sent.push(node.signed(cp(1, root), NOW).0);
         }
         nodes[0].handle(sent[1].clone(), 1);
         let actions = nodes[0].handle(sent[2].clone(), 2);
@@ -697,22 +885,14 @@ mod tests {
     #[test]
     fn partial_over_a_different_root_is_refused_without_a_block() {
         let mut nodes = trackers();
-        nodes[0]
-            .applied(cp(1, hash_parts(&[b"root"])), NOW)
-            .expect("keyed");
-        let (liar, _) = nodes[1]
-            .applied(cp(1, hash_parts(&[b"forged root"])), NOW)
-            .expect("keyed");
-        let (honest, _) = nodes[2]
-            .applied(cp(1, hash_parts(&[b"root"])), NOW)
-            .expect("keyed");
+        nodes[0].signed(cp(1, hash_parts(&[b"root"])), NOW);
+        let (liar, _) = nodes[1].signed(cp(1, hash_parts(&[b"forged root"])), NOW);
+        let (honest, _) = nodes[2].signed(cp(1, hash_parts(&[b"root"])), NOW);
         // Its cosignature is over another body: which of the two diverged is not known.
         assert_eq!(nodes[0].handle(liar, 1), vec![]);
         assert_eq!(nodes[0].handle(honest, 2), vec![]);
         // The fourth, honest partial completes the certificate.
-        let (fourth, _) = nodes[3]
-            .applied(cp(1, hash_parts(&[b"root"])), NOW)
-            .expect("keyed");
+        let (fourth, _) = nodes[3].signed(cp(1, hash_parts(&[b"root"])), NOW);
         assert!(stored(&nodes[0].handle(fourth, 3)).is_some());
     }
 
@@ -720,17 +900,17 @@ mod tests {
     fn junk_partial_with_valid_cosignature_gets_its_sender_blocked_and_recovery_retried() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW).expect("keyed");
+        nodes[0].signed(cp(1, root), NOW);
         let bad = junk(&mut nodes[1], cp(1, root));
-        let (honest2, _) = nodes[2].applied(cp(1, root), NOW).expect("keyed");
-        let (honest3, _) = nodes[3].applied(cp(1, root), NOW).expect("keyed");
+        let (honest2, _) = nodes[2].signed(cp(1, root), NOW);
+        let (honest3, _) = nodes[3].signed(cp(1, root), NOW);
         assert_eq!(nodes[0].handle(bad.clone(), 1), vec![]);
         // Own, junk and node 2 make three: the optimistic recovery fails, the junk is found.
         assert_eq!(nodes[0].handle(honest2, 2), vec![Action::Block(1)]);
         // The junk sender's slot stays refused: neither a re-send nor its honest partial
         // counts now.
         assert_eq!(nodes[0].handle(bad, 1), vec![]);
-        let (late_honest1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
+        let (late_honest1, _) = nodes[1].signed(cp(1, root), NOW);
         assert_eq!(nodes[0].handle(late_honest1, 1), vec![]);
         let actions = nodes[0].handle(honest3, 3);
         assert_eq!(blocked(&actions), Vec::<u32>::new());
@@ -738,7 +918,7 @@ mod tests {
         assert!(
             witnessed
                 .certified
-                .verify(&hash_parts(&[b"c"]), nodes[0].sharing().public())
+                .verify(&hash_parts(&[b"c"]), nodes[0].sharing(1).public())
         );
     }
 
@@ -751,10 +931,10 @@ mod tests {
         let junk0 = junk(&mut nodes[0], cp(1, root));
         let junk1 = junk(&mut nodes[1], cp(1, root));
         let honest: Vec<_> = (2..6)
-            .map(|i| nodes[i].applied(cp(1, root), NOW).expect("keyed").0)
+            .map(|i| nodes[i].signed(cp(1, root), NOW).0)
             .collect();
         let receiver = &mut nodes[6];
-        receiver.applied(cp(1, root), NOW).expect("keyed");
+        receiver.signed(cp(1, root), NOW);
         let mut actions = receiver.handle(junk0, 0);
         actions.extend(receiver.handle(junk1, 1));
         for (offset, message) in honest.into_iter().enumerate() {
@@ -768,9 +948,9 @@ mod tests {
     fn partial_under_another_nodes_index_blocks_its_sender() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        nodes[0].applied(cp(1, root), NOW).expect("keyed");
-        let (p1, _) = nodes[1].applied(cp(1, root), NOW).expect("keyed");
-        let (p2, _) = nodes[2].applied(cp(1, root), NOW).expect("keyed");
+        nodes[0].signed(cp(1, root), NOW);
+        let (p1, _) = nodes[1].signed(cp(1, root), NOW);
+        let (p2, _) = nodes[2].signed(cp(1, root), NOW);
         assert_eq!(
             nodes[0].handle(p1, 3),
             vec![Action::Block(3)],
@@ -784,9 +964,9 @@ mod tests {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
         let sent: Vec<_> = (0..3)
-            .map(|i| nodes[i].applied(cp(1, root), NOW).expect("keyed").0)
+            .map(|i| nodes[i].signed(cp(1, root), NOW).0)
             .collect();
-        nodes[3].applied(cp(1, root), NOW).expect("keyed");
+        nodes[3].signed(cp(1, root), NOW);
         nodes[0].handle(sent[1].clone(), 1);
         let actions = nodes[0].handle(sent[2].clone(), 2);
         let mut witnessed = stored(&actions).expect("certified").clone();
@@ -801,23 +981,20 @@ mod tests {
     fn early_messages_wait_for_apply_one_per_sender() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        let (p1, _) = nodes[1].applied(cp(5, root), NOW).expect("keyed");
-        let (p2, _) = nodes[2].applied(cp(5, root), NOW).expect("keyed");
+        let (p1, _) = nodes[1].signed(cp(5, root), NOW);
+        let (p2, _) = nodes[2].signed(cp(5, root), NOW);
         for _ in 0..100 {
             assert_eq!(nodes[0].handle(p1.clone(), 1), vec![]);
         }
         assert_eq!(nodes[0].handle(p2, 2), vec![]);
-        let far = nodes[1]
-            .applied(cp(EARLY_WINDOW + 1, root), NOW)
-            .expect("keyed")
-            .0;
+        let far = nodes[1].signed(cp(EARLY_WINDOW + 1, root), NOW).0;
         assert_eq!(nodes[0].handle(far, 1), vec![]);
         assert_eq!(
             nodes[0].early.values().map(BTreeMap::len).sum::<usize>(),
             2,
             "one slot per sender per height, nothing beyond the early window"
         );
-        let (_, actions) = nodes[0].applied(cp(5, root), NOW).expect("keyed");
+        let (_, actions) = nodes[0].signed(cp(5, root), NOW);
         assert!(stored(&actions).is_some());
         assert!(nodes[0].early.is_empty());
     }
@@ -826,7 +1003,7 @@ mod tests {
     fn own_partial_is_resent_with_backoff_until_certified() {
         let mut nodes = trackers();
         let root = hash_parts(&[b"root"]);
-        let (mine, _) = nodes[0].applied(cp(1, root), NOW).expect("keyed");
+        let (mine, _) = nodes[0].signed(cp(1, root), NOW);
         assert!(nodes[0].resends(NOW + RESEND_AFTER_MS - 1).is_empty());
         assert_eq!(nodes[0].resends(NOW + RESEND_AFTER_MS), vec![mine.clone()]);
         // Next after twice the interval.

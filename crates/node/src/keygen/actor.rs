@@ -78,6 +78,15 @@ pub(crate) struct KeygenActor<E: Spawner + Clock + Storage + Metrics + CryptoRng
     pub(crate) store: KeygenStore<E>,
 }
 
+/// What the actor knows between ticks once the first key exists.
+#[derive(Default)]
+struct Epochs {
+    /// The key round whose share this node holds (or knows it lacks).
+    held_round: Option<u64>,
+    /// Who may send key generation messages: the roster and the open round's players.
+    peers: Vec<PublicKey>,
+}
+
 impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
     /// Starts the actor on the DKG channel.
     pub(crate) fn start<S, R>(self, network: (S, R))
@@ -97,21 +106,257 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         let mut part: Option<Part> = None;
         let mut tick_at = self.context.current();
         let mut nonce = self.handle.clock_ns();
+        let mut epochs = Epochs {
+            held_round: None,
+            peers: self.members.clone(),
+        };
+        let mut first_key_done = false;
         loop {
             commonware_macros::select! {
                 message = receiver.recv() => {
                     let Ok((from, bytes)) = message else { return };
-                    self.on_message(&mut part, from, bytes.as_ref(), &mut sender).await;
+                    if !epochs.peers.contains(&from) {
+                        continue;
+                    }
+                    let max = epochs.peers.len();
+                    self.on_message(&mut part, from, bytes.as_ref(), max, &mut sender).await;
                 },
                 _ = self.context.sleep_until(tick_at) => {
                     tick_at = self.context.current() + TICK;
-                    if self.on_tick(&mut part, &mut sender, &mut nonce).await {
-                        info!("cluster key ready; key generation done");
-                        return;
+                    if !first_key_done {
+                        if self.on_tick(&mut part, &mut sender, &mut nonce).await {
+                            info!("cluster key ready");
+                            first_key_done = true;
+                            part = None;
+                        }
+                    } else {
+                        self.on_reshare_tick(&mut part, &mut epochs, &mut sender, &mut nonce)
+                            .await;
                     }
                 },
             }
         }
+    }
+
+    /// One look at the state once the first key exists: makes this node's share of a
+    /// resharing the state decided, and takes part in the resharing round open.
+    async fn on_reshare_tick<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        part: &mut Option<Part>,
+        epochs: &mut Epochs,
+        sender: &mut S,
+        nonce: &mut u64,
+    ) {
+        let state = match self.handle.value(welkin_state::keys::epoch()).await {
+            Some(bytes) => match welkin_state::epochs::EpochState::decode(&bytes) {
+                Ok(state) => state,
+                Err(error) => {
+                    error!(%error, "the epoch state does not decode");
+                    return;
+                }
+            },
+            None => welkin_state::epochs::EpochState::default(),
+        };
+        let mut roster = self.members.clone();
+        roster.extend(state.joined.iter().map(|n| n.public_key.clone()));
+        let mut peers = roster.clone();
+        if let Some(reshare) = &state.reshare {
+            peers.extend(
+                reshare
+                    .players
+                    .iter()
+                    .filter(|p| !roster.contains(p))
+                    .cloned(),
+            );
+        }
+        epochs.peers = peers;
+        let Some(current) = self.current_key().await else {
+            return;
+        };
+        if epochs.held_round.is_none()
+            && self
+                .handle
+                .value(welkin_state::keys::epoch_key())
+                .await
+                .is_none()
+        {
+            // The first key, made (or loaded) by `finish`.
+            epochs.held_round = Some(current.round);
+        }
+        if epochs.held_round != Some(current.round) {
+            self.finish_reshare(part.take(), &current, &roster).await;
+            epochs.held_round = Some(current.round);
+        }
+        let Some(reshare) = state.reshare else {
+            return;
+        };
+        let me = self.signer.public_key();
+        let position = roster.iter().position(|k| *k == me).map(|p| p as u32);
+        let dealer = position.is_some_and(|p| reshare.dealers.contains(&p));
+        let player = reshare.players.contains(&me);
+        if !dealer && !player {
+            return;
+        }
+        if part.as_ref().is_none_or(|p| p.round != reshare.round) {
+            let previous = match current.output(roster.len()) {
+                Ok(output) => output,
+                Err(error) => {
+                    error!(%error, "the current key output does not decode");
+                    return;
+                }
+            };
+            let round = match reshare.round_with(&self.handle.cluster_id(), &roster, previous) {
+                Ok(round) => round,
+                Err(error) => {
+                    error!(round = reshare.round, %error, "the resharing round is unusable");
+                    return;
+                }
+            };
+            // A dealer deals its share of the current output; without one (it lost it), it
+            // only plays.
+            let share = self
+                .cell
+                .get()
+                .filter(|_| dealer && epochs.held_round == Some(current.round))
+                .and_then(|k| k.share.clone());
+            let now = self.context.current();
+            match self.take_part(round, reshare.round, sender, share).await {
+                Ok(mut taken) => {
+                    taken.started = now;
+                    taken.resent = now;
+                    *part = Some(taken);
+                }
+                Err(error) => {
+                    error!(round = reshare.round, %error, "cannot take part in the resharing");
+                    return;
+                }
+            }
+        }
+        let recorded = position.is_some_and(|p| reshare.logs.iter().any(|(i, _)| *i == p));
+        if let Some(p) = part.as_mut() {
+            self.drive(p, recorded, sender, nonce).await;
+        }
+    }
+
+    /// The key output that holds the current shares, as the state records it.
+    async fn current_key(&self) -> Option<GeneratedKey> {
+        let bytes = match self.handle.value(welkin_state::keys::epoch_key()).await {
+            Some(bytes) => bytes,
+            None => self.handle.value(welkin_state::keys::cluster_key()).await?,
+        };
+        GeneratedKey::decode(&bytes)
+            .inspect_err(|error| error!(%error, "the recorded key does not decode"))
+            .ok()
+    }
+
+    /// Makes this node's share of the output a resharing recorded (`key`), or takes the one
+    /// it kept; hands it to the checkpoint tracker (from the epoch's first height) and the
+    /// key cell.
+    async fn finish_reshare(
+        &mut self,
+        part: Option<Part>,
+        key: &GeneratedKey,
+        roster: &[PublicKey],
+    ) {
+        let output = match key.output(roster.len()) {
+            Ok(output) => output,
+            Err(error) => {
+                error!(%error, "the reshared key output does not decode");
+                return;
+            }
+        };
+        let sharing = output.public().clone();
+        let me = self.signer.public_key();
+        if output.players().position(&me).is_none() {
+            info!(
+                round = key.round,
+                "not a member after this resharing: holding no share"
+            );
+            self.cell.replace(ClusterKeys {
+                sharing,
+                share: None,
+            });
+            return;
+        }
+        let stored = self.store.share_of(key.round).unwrap_or_else(|error| {
+            error!(%error, "the stored reshared share is unusable");
+            None
+        });
+        let made = match stored {
+            Some(share) => Ok(share),
+            None => match part.filter(|p| p.round == key.round) {
+                Some(part) => {
+                    let mut ledger = Ledger::new(part.participant.round().clone());
+                    let mut recorded = Ok(());
+                    for bytes in &key.logs {
+                        recorded = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
+                            .and_then(|log| ledger.record(log).map(|_| ()))
+                            .map_err(|e| e.to_string());
+                        if recorded.is_err() {
+                            break;
+                        }
+                    }
+                    recorded.and_then(|()| {
+                        part.participant
+                            .finish(&mut self.context, &ledger)
+                            .map(|(_, share)| share)
+                            .map_err(|e| e.to_string())
+                    })
+                }
+                None => Err(
+                    "this node's part in the round is lost (it restarted before the \
+                             boundary); it holds no share until the next resharing"
+                        .to_string(),
+                ),
+            },
+        };
+        let share = match made {
+            Ok(share)
+                if sharing.partial_public(share.index).ok()
+                    == Some(share.public::<welkin_types::Variant>()) =>
+            {
+                share
+            }
+            Ok(_) => {
+                error!(
+                    round = key.round,
+                    "the reshared share does not match the new polynomial"
+                );
+                self.cell.replace(ClusterKeys {
+                    sharing,
+                    share: None,
+                });
+                return;
+            }
+            Err(reason) => {
+                error!(round = key.round, %reason, "no share of the reshared key");
+                self.cell.replace(ClusterKeys {
+                    sharing,
+                    share: None,
+                });
+                return;
+            }
+        };
+        self.store
+            .save_share_of(&mut self.context, key.round, &share)
+            .await;
+        let mut slots = vec![Slot::Dealt(key.round), Slot::Log(key.round)];
+        slots.extend(roster.iter().map(|m| Slot::Dealing(key.round, m)));
+        slots.push(Slot::ShareOf(key.round.saturating_sub(1)));
+        self.store.forget(slots).await;
+        let now = crate::application::now_ms(&self.context);
+        let taken =
+            crate::executor::lock(&self.tracker).set_share(key.height + 1, share.clone(), now);
+        info!(
+            round = key.round,
+            height = key.height,
+            tracker = taken,
+            "made this node's share of the reshared key"
+        );
+        self.cell.replace(ClusterKeys {
+            sharing,
+            share: Some(share),
+        });
     }
 
     fn round_of(&self, keygen: &Keygen) -> Option<Round> {
@@ -159,7 +404,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             let Some(round) = self.round_of(&keygen) else {
                 return false;
             };
-            match self.take_part(round, keygen.round, sender).await {
+            match self.take_part(round, keygen.round, sender, None).await {
                 Ok(mut taken) => {
                     taken.started = now;
                     taken.resent = now;
@@ -171,9 +416,25 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                 }
             }
         }
-        let Some(p) = part.as_mut() else {
-            return false;
-        };
+        let me = self.signer.public_key();
+        let my_index = self.members.iter().position(|m| *m == me).unwrap_or(0) as u32;
+        let recorded = keygen.logs.iter().any(|(i, _)| *i == my_index);
+        if let Some(p) = part.as_mut() {
+            self.drive(p, recorded, sender, nonce).await;
+        }
+        false
+    }
+
+    /// Deals, resends, gives and submits this node's log for `p` (`recorded`: the state
+    /// holds its log already).
+    async fn drive<S: Sender<PublicKey = PublicKey>>(
+        &mut self,
+        p: &mut Part,
+        recorded: bool,
+        sender: &mut S,
+        nonce: &mut u64,
+    ) {
+        let now = self.context.current();
         let elapsed = |since: SystemTime| now.duration_since(since).unwrap_or_default();
         if p.dealing && p.log.is_none() && p.participant.awaiting_acks() {
             if elapsed(p.started) < DEALING_TIME {
@@ -183,7 +444,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                         sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
                     }
                 }
-                return false;
+                return;
             }
             warn!(
                 round = p.round,
@@ -201,9 +462,6 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                 .await;
             p.log = Some((log, SystemTime::UNIX_EPOCH));
         }
-        let me = self.signer.public_key();
-        let my_index = self.members.iter().position(|m| *m == me).unwrap_or(0) as u32;
-        let recorded = keygen.logs.iter().any(|(i, _)| *i == my_index);
         if let Some((log, submitted)) = p.log.as_mut()
             && !recorded
             && elapsed(*submitted) >= RESUBMIT
@@ -212,7 +470,6 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             *nonce += 1;
             self.submit(p.round, log.clone(), *nonce).await;
         }
-        false
     }
 
     /// This node's part in `round` (number `number`): its first, dealing (marked on disk
@@ -223,12 +480,14 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         round: Round,
         number: u64,
         sender: &mut S,
+        share: Option<commonware_cryptography::bls12381::primitives::group::Share>,
     ) -> Result<Part, String> {
         let now = self.context.current();
         if self.store.get(Slot::Dealt(number))?.is_some() {
             let max = round.max_participants();
             let mut dealings = Vec::new();
-            for dealer in &self.members {
+            let dealers = round.dealers().to_vec();
+            for dealer in &dealers {
                 if let Some(bytes) = self.store.get(Slot::Dealing(number, dealer))? {
                     let message = DkgMessage::from_bytes(&bytes, max)
                         .map_err(|e| format!("a kept dealing does not decode: {e}"))?;
@@ -261,9 +520,19 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         self.store
             .put(&mut self.context, Slot::Dealt(number), &[1])
             .await;
+        let me = self.signer.public_key();
         let (participant, outgoing) =
-            Participant::start(&mut self.context, round, &self.signer, None)
-                .map_err(|e| e.to_string())?;
+            if round.is_dealer(&me) && share.is_none() && number > 0 && self.cell.get().is_some() {
+                // A resharing dealer without its share only plays.
+                (
+                    Participant::resume(round, &self.signer, Vec::new())
+                        .map_err(|e| e.to_string())?,
+                    Vec::new(),
+                )
+            } else {
+                Participant::start(&mut self.context, round, &self.signer, share)
+                    .map_err(|e| e.to_string())?
+            };
         let mut part = Part {
             round: number,
             participant,
@@ -275,11 +544,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         };
         // Its own dealing first, then the others'.
         self.persist(&mut part).await;
-        info!(
-            round = number,
-            members = self.members.len(),
-            "dealing for the cluster key"
-        );
+        info!(round = number, "dealing for the cluster key");
         for o in outgoing {
             sender.send(Recipients::One(o.to), o.message.to_bytes(), false);
         }
@@ -365,6 +630,13 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             }
             self.store.forget(slots).await;
             crate::executor::lock(&self.tracker).set_key(sharing.clone(), share.clone());
+        } else {
+            // Without a share the node still checks and gathers the others' partials.
+            crate::executor::lock(&self.tracker).set_epoch_key(
+                0,
+                sharing.clone(),
+                self.members.clone(),
+            );
         }
         info!(
             round = generated.round,
@@ -416,12 +688,10 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         part: &mut Option<Part>,
         from: PublicKey,
         bytes: &[u8],
+        peers: usize,
         sender: &mut S,
     ) {
-        if !self.members.contains(&from) {
-            return;
-        }
-        let max = std::num::NonZeroU32::new(self.members.len().max(1) as u32).expect("nonzero");
+        let max = std::num::NonZeroU32::new(peers.max(1) as u32).expect("nonzero");
         let message = match DkgMessage::from_bytes(bytes, max) {
             Ok(message) => message,
             Err(error) => {

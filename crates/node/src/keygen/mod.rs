@@ -84,6 +84,15 @@ impl KeyCell {
         }
     }
 
+    /// Replaces the key after a resharing (the same cluster key, a new polynomial and share);
+    /// services started earlier keep what they were given.
+    pub(crate) fn replace(&self, keys: ClusterKeys) {
+        *self.keys.lock().expect("key cell lock") = Some(Arc::new(keys));
+        if let Some(notify) = self.notify.lock().expect("key cell lock").take() {
+            let _ = notify.send(());
+        }
+    }
+
     /// Waits until the key exists. Never returns if the node stops first (the waiter is then
     /// dropped with its task).
     pub(crate) async fn wait(&self) -> Arc<ClusterKeys> {
@@ -119,6 +128,8 @@ pub(crate) enum Slot<'a> {
     Dealt(u64),
     /// This node's signed log of `round`.
     Log(u64),
+    /// This node's share of the output of resharing round `round`.
+    ShareOf(u64),
     /// A dealing of `round` from `dealer` that this node acknowledged.
     Dealing(u64, &'a welkin_types::PublicKey),
 }
@@ -129,6 +140,9 @@ impl Slot<'_> {
             Slot::Share => hash_parts(&[b"welkin/cluster-share"]),
             Slot::Dealt(round) => hash_parts(&[b"welkin/keygen/dealt", &round.to_be_bytes()]),
             Slot::Log(round) => hash_parts(&[b"welkin/keygen/log", &round.to_be_bytes()]),
+            Slot::ShareOf(round) => {
+                hash_parts(&[b"welkin/keygen/reshared-share", &round.to_be_bytes()])
+            }
             Slot::Dealing(round, dealer) => hash_parts(&[
                 b"welkin/keygen/dealing",
                 &round.to_be_bytes(),
@@ -249,5 +263,25 @@ impl<E: Clock + Storage + Metrics> KeygenStore<E> {
     pub(crate) async fn save_share(&mut self, rng: &mut impl CryptoRng, share: &Share) {
         let plain = Zeroizing::new(share.encode().to_vec());
         self.put(rng, Slot::Share, &plain).await;
+    }
+
+    /// The stored share of resharing round `round`, if any.
+    pub(crate) fn share_of(&self, round: u64) -> Result<Option<Share>, String> {
+        self.get(Slot::ShareOf(round))?
+            .map(|plain| {
+                welkin_types::decode::<Share>(&plain).map_err(|e| format!("stored share: {e}"))
+            })
+            .transpose()
+    }
+
+    /// Seals `share`, of resharing round `round`, to disk.
+    pub(crate) async fn save_share_of(
+        &mut self,
+        rng: &mut impl CryptoRng,
+        round: u64,
+        share: &Share,
+    ) {
+        let plain = Zeroizing::new(share.encode().to_vec());
+        self.put(rng, Slot::ShareOf(round), &plain).await;
     }
 }

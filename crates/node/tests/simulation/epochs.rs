@@ -3,7 +3,8 @@
 //! every invariant holds on every honest node across them.
 
 use crate::{harness::*, runner};
-use commonware_runtime::Runner as _;
+use commonware_cryptography::Signer as _;
+use commonware_runtime::{Clock as _, Runner as _};
 use std::{collections::BTreeMap, time::Duration};
 use welkin_state::epochs::EpochState;
 
@@ -71,6 +72,192 @@ fn consensus_hands_over_at_every_epoch_boundary_under_load_and_a_crash() {
             assert!(epochs.epoch >= 6, "epoch {}", epochs.epoch);
             assert!(epochs.failures.is_empty(), "{:?}", epochs.failures);
         }
+        check_invariants(&context, &fixture, &cluster.nodes, &acked, &gaps).await;
+    });
+}
+
+/// An operator's key and its non-transferable KERI identifier.
+fn operator(seed: u64) -> (welkin_types::PrivateKey, String) {
+    use commonware_codec::Encode as _;
+    let key = welkin_types::PrivateKey::from_seed(seed);
+    let bytes: [u8; 32] = key.encode().as_ref().try_into().expect("32-byte seed");
+    let prefix = welkin_keri::Signer::non_transferable(&bytes)
+        .verkey()
+        .qb64();
+    (key, prefix)
+}
+
+/// `n` + 1 keys, the genesis naming the first `n` (in key order), dealerless, with short
+/// epochs and `operator` approving joins alone; the last key may join.
+fn joinable(n: usize, seed: u64, operator: &str) -> Fixture {
+    let mut fixture = Fixture::new(n + 1, seed);
+    fixture.genesis.nodes.pop();
+    fixture.genesis.threshold = welkin_types::genesis::quorum(n) as u32;
+    fixture.genesis.polynomial = None;
+    fixture.genesis.membership = Some(welkin_types::genesis::MembershipPolicy {
+        operators: vec![operator.to_string()],
+        approvals: 1,
+        attestation: "none".into(),
+        epoch_blocks: EPOCH_BLOCKS,
+    });
+    fixture.genesis.validate().expect("valid genesis");
+    fixture.shares.clear();
+    fixture
+}
+
+/// Signs `op` as `sender` with `keys` and commits it through `node`; returns the receipt's
+/// outcome detail, panicking if it was refused.
+async fn membership_op(
+    context: &Ctx,
+    fixture: &Fixture,
+    node: &Node,
+    sender: welkin_types::Sender,
+    keys: &[welkin_types::PrivateKey],
+    op: welkin_types::membership::MembershipOp,
+) -> String {
+    let tx = welkin_types::Transaction {
+        sender,
+        nonce: 1,
+        expiry_ms: welkin_node::now_ms(context) + 60_000,
+        payload: welkin_types::Payload::Membership(Box::new(op)),
+    }
+    .sign_all(keys, &fixture.genesis.cluster_id());
+    let id = tx.id();
+    let receipt = commit(context, node, tx, Duration::from_secs(60))
+        .await
+        .expect("the operation commits");
+    let detail = node
+        .value(welkin_state::keys::outcome_detail(&id))
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        receipt.outcome,
+        welkin_types::Outcome::Applied,
+        "refused: {detail}"
+    );
+    detail
+}
+
+#[test]
+fn a_fifth_node_joins_through_a_resharing_and_the_key_stays() {
+    runner(73).start(|context| async move {
+        let (operator_key, prefix) = operator(900);
+        let fixture = joinable(4, 73, &prefix);
+        let joiner = 4;
+        let net = Net::start(&context, &fixture).await;
+        net.connect_varied(73, 100).await;
+        let roles = vec![Role::Honest(0); 4];
+        let mut cluster = start_roles(&context, &net, &fixture, &roles).await;
+        // The joiner runs from the start, following the chain as a non-member.
+        let running = start_node_as(&context, &net, &fixture, joiner, &Role::Honest(0), 0).await;
+        cluster.nodes.push(Some(running.node));
+        cluster.tasks.push(Some(running.task));
+        let genesis_nodes: Vec<Option<Node>> = cluster.nodes[..4].to_vec();
+        let deadline = context.current() + Duration::from_secs(120);
+        while genesis_nodes
+            .iter()
+            .flatten()
+            .any(|n| n.cluster_keys().is_none())
+        {
+            assert!(context.current() < deadline, "the first key is made");
+            context.sleep(Duration::from_millis(100)).await;
+        }
+        let live: Vec<&Node> = genesis_nodes.iter().flatten().collect();
+        let key = fixture.cluster_key(&live).await;
+        // Nothing was certified before the key existed.
+        let mut gaps = crate::keygen::gaps_until_now(&cluster.nodes);
+        let entry = cluster.nodes[0].clone().expect("up");
+
+        // The node asks to join; the operator approves.
+        let registration = registration(&fixture.keys[joiner], joiner);
+        let id = welkin_types::membership::request_id(&registration);
+        membership_op(
+            &context,
+            &fixture,
+            &entry,
+            welkin_types::Sender::Key(fixture.keys[joiner].public_key()),
+            std::slice::from_ref(&fixture.keys[joiner]),
+            welkin_types::membership::MembershipOp::Join {
+                registration: Box::new(registration),
+                evidence: Vec::new(),
+            },
+        )
+        .await;
+        let admitted = membership_op(
+            &context,
+            &fixture,
+            &entry,
+            welkin_types::Sender::Identifier {
+                prefix: prefix.clone(),
+                signers: vec![welkin_types::IndexedKey {
+                    index: 0,
+                    key: operator_key.public_key(),
+                }],
+            },
+            std::slice::from_ref(&operator_key),
+            welkin_types::membership::MembershipOp::Approve { request: id },
+        )
+        .await;
+        assert!(admitted.contains("admitted"), "{admitted}");
+
+        // Load while the members reshare and the epoch changes.
+        let all: Vec<usize> = (0..4).collect();
+        let patience = Duration::from_secs(120);
+        let mut acked = workload(&context, &fixture, &cluster.nodes, &all, 0, 60, patience).await;
+        let deadline = context.current() + Duration::from_secs(180);
+        loop {
+            let epochs = epoch_of(&entry).await;
+            if epochs.joined.len() == 1 {
+                break;
+            }
+            assert!(
+                context.current() < deadline,
+                "the join takes effect: {:?}",
+                epochs.failures
+            );
+            context.sleep(Duration::from_millis(200)).await;
+        }
+        // The new member votes: the five of them finalize with one genesis member down.
+        let five: Vec<usize> = (0..5).collect();
+        acked.extend(workload(&context, &fixture, &cluster.nodes, &five, 100, 40, patience).await);
+        crash(&mut cluster, 1, &mut gaps).await;
+        let four_of_five = [0, 2, 3, 4];
+        acked.extend(
+            workload(
+                &context,
+                &fixture,
+                &cluster.nodes,
+                &four_of_five,
+                200,
+                40,
+                patience,
+            )
+            .await,
+        );
+        assert_eq!(
+            acked.len(),
+            140,
+            "every transaction commits across the join"
+        );
+        let top = common_height(&cluster.nodes);
+        for node in cluster.nodes.iter().flatten() {
+            let epochs = epoch_of(node).await;
+            assert_eq!(epochs.joined.len(), 1);
+            assert!(epochs.failures.is_empty(), "{:?}", epochs.failures);
+            let held = node.cluster_keys().expect("a key");
+            assert_eq!(*held.sharing.public(), key, "the cluster key never changes");
+            let share = held.share.clone().expect("every member holds a share");
+            assert_eq!(
+                held.sharing.partial_public(share.index).expect("a player"),
+                share.public::<welkin_types::Variant>()
+            );
+        }
+        // The joiner holds no certificate of the heights before it joined.
+        let joined_at = epoch_of(&entry).await.start_height;
+        gaps.entry(joiner)
+            .or_default()
+            .extend(1..joined_at.min(top + 1));
         check_invariants(&context, &fixture, &cluster.nodes, &acked, &gaps).await;
     });
 }

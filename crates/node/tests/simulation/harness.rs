@@ -109,21 +109,7 @@ impl Fixture {
         let nodes = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| {
-                NodeRegistration {
-                    name: format!("node{i}"),
-                    public_key: k.public_key(),
-                    encryption_key: vec![0; 32],
-                    p2p_address: format!("127.0.0.1:{}", 10_000 + i)
-                        .parse()
-                        .expect("address"),
-                    api_address: format!("127.0.0.1:{}", 20_000 + i)
-                        .parse()
-                        .expect("address"),
-                    failure_domain: format!("zone-{}", i % 3),
-                }
-                .sign(k)
-            })
+            .map(|(i, k)| registration(k, i))
             .collect();
         let genesis = Genesis {
             version: GENESIS_VERSION,
@@ -173,6 +159,15 @@ impl Fixture {
         self
     }
 
+    /// Node `index`'s signed registration if it is not a genesis member (it joins later).
+    pub(crate) fn joining(&self, index: usize) -> Option<welkin_types::NodeInfo> {
+        let key = &self.keys[index];
+        if self.genesis.index_of(&key.public_key()).is_some() {
+            return None;
+        }
+        Some(registration(key, index))
+    }
+
     /// Number of nodes.
     pub(crate) fn n(&self) -> usize {
         self.keys.len()
@@ -182,6 +177,23 @@ impl Fixture {
     pub(crate) fn public_keys(&self) -> Vec<PublicKey> {
         self.keys.iter().map(|k| k.public_key()).collect()
     }
+}
+
+/// The signed registration of simulated node `i` with key `key`.
+pub(crate) fn registration(key: &PrivateKey, i: usize) -> welkin_types::NodeInfo {
+    NodeRegistration {
+        name: format!("node{i}"),
+        public_key: key.public_key(),
+        encryption_key: vec![0; 32],
+        p2p_address: format!("127.0.0.1:{}", 10_000 + i)
+            .parse()
+            .expect("address"),
+        api_address: format!("127.0.0.1:{}", 20_000 + i)
+            .parse()
+            .expect("address"),
+        failure_domain: format!("zone-{}", i % 3),
+    }
+    .sign(key)
 }
 
 /// A link with the given latency (ms) and delivery probability (percent).
@@ -354,6 +366,7 @@ pub(crate) async fn start_node_as(
             .is_some()
             .then(|| fixture.shares[index].clone()),
         genesis: fixture.genesis.clone(),
+        joining: fixture.joining(index),
         partition_prefix: format!("node{index}"),
         mempool: MempoolConfig::default(),
         waiters: Default::default(),
@@ -753,8 +766,14 @@ pub(crate) async fn check_invariants(
                 Ok(certified.clone()),
                 "note carries the certified checkpoint"
             );
+            // Every node that may have joined cosigns too.
+            let joined: Vec<_> = (0..fixture.n())
+                .filter_map(|i| fixture.joining(i))
+                .filter_map(|node| welkin_types::note::cosigner_verifier(&cluster_id, &node))
+                .collect();
             let cosigners = welkin_types::note::cosigner_verifiers(&fixture.genesis)
                 .iter()
+                .chain(&joined)
                 .filter(|v| matches!(v.verify_note(&note), Ok(Some(_))))
                 .count();
             assert!(

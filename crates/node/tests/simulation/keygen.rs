@@ -34,7 +34,7 @@ async fn generated(node: &Node) -> (GeneratedKey, welkin_dkg::Output) {
 
 /// Every live node is excused from certificates up to just past the highest height any has
 /// now (before the key existed, nothing was certified).
-fn gaps_until_now(nodes: &[Option<Node>]) -> Gaps {
+pub(crate) fn gaps_until_now(nodes: &[Option<Node>]) -> Gaps {
     let ready = nodes
         .iter()
         .flatten()
