@@ -679,6 +679,7 @@ where
         let marshal = marshal.clone();
         let epocher = epocher.clone();
         let schemes = schemes.clone();
+        let applied_for_epochs = applied_height.clone();
         context.child("epochs").spawn(move |context| async move {
             use crate::epochs::{FOLLOW_INTERVAL, Following, floor_height};
             use futures::StreamExt as _;
@@ -758,7 +759,9 @@ where
                     _ = context.sleep_until(follow_at) => {
                         follow_at = context.current() + FOLLOW_INTERVAL;
                         if let Some(f) = following.as_ref().filter(|f| !f.member) {
-                            f.follow(&marshal, &epocher, Vec::new());
+                            let applied = applied_for_epochs
+                                .load(std::sync::atomic::Ordering::Acquire);
+                            f.follow_tip(&marshal, &epocher, applied);
                         }
                     },
                 }

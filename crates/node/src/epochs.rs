@@ -10,9 +10,10 @@
 //!    vote, certificate and resolver channels, from the previous epoch's last block (the
 //!    boundary marshal has finalized), and stops the engines of earlier epochs;
 //! 3. if it is not (a node admitted for a later epoch, or one that left), follows the chain
-//!    by asking the members for the finalization of the epoch's last block every
-//!    [`FOLLOW_INTERVAL`]; marshal fetches it and the blocks under it, and the executor
-//!    applies them, which moves it to the next epoch;
+//!    by asking the members, every [`FOLLOW_INTERVAL`], for the finalizations of the few
+//!    heights past its applied one and of the epoch's last block; marshal fetches them and
+//!    the blocks under them, and the executor applies them. A node admitted for the next
+//!    epoch so sees the resharing it plays in while it runs;
 //! 4. when a peer sends a vote from a later epoch (this node fell behind across a
 //!    boundary), asks that peer for the finalization of its current epoch's last block.
 //!
@@ -30,9 +31,12 @@ use std::{
 };
 use welkin_types::{PrivateKey, PublicKey, namespace};
 
-/// How often a node that is not a member of its current epoch asks for the epoch's last
-/// block.
-pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a node that is not a member of its current epoch asks for the blocks past its
+/// applied height.
+pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
+/// How many heights past its applied one a following node asks for: any one of them that has
+/// its own finalization brings every block under it.
+pub(crate) const FOLLOW_AHEAD: u64 = 4;
 
 /// Schemes kept for epochs before the current one (marshal may still check their
 /// certificates while a boundary settles).
@@ -127,16 +131,31 @@ impl Following {
         epocher: &FixedEpocher,
         targets: Vec<PublicKey>,
     ) {
+        if let Some(height) = self.boundary(epocher) {
+            self.ask(marshal, height, targets);
+        }
+    }
+
+    /// Asks the members for the few heights past `applied` (a node that is not a member gets
+    /// no certificates from consensus, and must see a resharing it plays in while it runs),
+    /// and for the epoch's last block.
+    pub(crate) fn follow_tip(&self, marshal: &Marshal, epocher: &FixedEpocher, applied: u64) {
+        let last = self.boundary(epocher).map_or(u64::MAX, |h| h.get());
+        for height in (applied + 1..=applied + FOLLOW_AHEAD).filter(|h| *h <= last) {
+            self.ask(marshal, Height::new(height), Vec::new());
+        }
+        self.follow(marshal, epocher, Vec::new());
+    }
+
+    fn ask(&self, marshal: &Marshal, height: Height, targets: Vec<PublicKey>) {
         let targets = if targets.is_empty() {
             self.members.clone()
         } else {
             targets
         };
-        let (Some(height), Ok(targets)) = (self.boundary(epocher), NonEmptyVec::try_from(targets))
-        else {
-            return;
-        };
-        marshal.hint_finalized(height, targets);
+        if let Ok(targets) = NonEmptyVec::try_from(targets) {
+            marshal.hint_finalized(height, targets);
+        }
     }
 }
 

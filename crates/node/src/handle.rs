@@ -382,7 +382,13 @@ impl<E: Runtime> NodeHandle<E> {
             keys.sharing.public(),
         );
         for (index, cosignature) in &witnessed.cosignatures {
-            if let Some(verifier) = self.cosigners.get(*index as usize) {
+            // Genesis members, then the nodes that joined (the tracker knows them all).
+            let verifier = self
+                .cosigners
+                .get(*index as usize)
+                .cloned()
+                .or_else(|| crate::executor::lock(&self.tracker).verifier(*index));
+            if let Some(verifier) = &verifier {
                 note.add_signature(welkin_types::note::cosignature_line(verifier, cosignature));
             }
         }

@@ -246,6 +246,11 @@ impl Tracker {
         }
     }
 
+    /// The cosigning verifier of the node at roster position `index`.
+    pub(crate) fn verifier(&self, index: u32) -> Option<CosignatureVerifier> {
+        self.witnesses.verifiers.get(index as usize).cloned()
+    }
+
     /// Whether the tracker has the cluster key.
     pub(crate) fn has_key(&self) -> bool {
         !self.keys.is_empty()
