@@ -250,6 +250,54 @@ pub(crate) enum NodeCommand {
     /// Show storage: every node's offered capacity, used and reserved bytes, shards, and the
     /// answering node's own shard store (its directory and any corrupt shards).
     Storage(ApiArgs),
+    /// Ask to join a running cluster, and set this node up to run.
+    ///
+    /// Fetches the cluster's genesis from --api (checked against --genesis, or the pinned
+    /// cluster, or pinned now on first use), writes DIR/genesis.json, DIR/registration.json
+    /// and DIR/node.toml, and submits the join request, signed by the node's key. Then:
+    /// 1. start the node (`welkin node --config DIR/node.toml`): it follows the chain;
+    /// 2. operators approve the request (`welkin membership approve ID`);
+    /// 3. the members reshare the cluster key to the new set, and from the next epoch the
+    ///    node votes and signs (`welkin membership epochs` shows where this stands).
+    Join(NodeJoinArgs),
+    /// Leave the cluster at the next epoch boundary, with the member's node key. The node
+    /// keeps following the chain (stop it once `welkin membership epochs` lists it as
+    /// retired). Refused if fewer than 4 members would remain.
+    Leave(NodeLeaveArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeJoinArgs {
+    /// The joining node's key file (`welkin key new`); it signs the request.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    /// The node's signed registration (`welkin key register`): its name, addresses and
+    /// failure domain.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) registration: PathBuf,
+    /// Evidence about the machine, if the cluster's policy wants some (`welkin membership
+    /// attest`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) evidence: Option<PathBuf>,
+    /// Write the node's files here (created if missing; existing files are not
+    /// overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NodeLeaveArgs {
+    /// The member's node key file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
 }
 
 #[derive(Debug, Subcommand)]

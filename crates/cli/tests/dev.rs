@@ -239,9 +239,148 @@ fn served_key(client: &Client) -> welkin_types::ClusterKey {
     welkin_types::hexser::decode_hex(&status.cluster_key).expect("a key is served")
 }
 
+/// The epoch state `welkin membership epochs --json` prints.
+fn epochs(base: u16, genesis: &Path) -> welkin_types::api::EpochStatus {
+    let api = format!("http://127.0.0.1:{base}");
+    let printed = membership(&["epochs", "--api", &api, "--json"], None);
+    let _ = genesis;
+    serde_json::from_slice(&printed).expect("epochs --json prints the epoch status")
+}
+
+/// Waits (up to 3 minutes: a resharing completes at an epoch's end) until `done`.
+fn wait_epochs(
+    base: u16,
+    genesis: &Path,
+    what: &str,
+    done: impl Fn(&welkin_types::api::EpochStatus) -> bool,
+) -> welkin_types::api::EpochStatus {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let status = epochs(base, genesis);
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A fifth process joins the running cluster through the CLI (`welkin node join`, an
+/// operator's `welkin membership approve`): the members reshare the key to it, it votes from
+/// the next epoch, and it serves the same cluster key; then it leaves (`welkin node leave`)
+/// and the four keep finalizing.
+fn join_and_leave(
+    dir: &Path,
+    base: u16,
+    genesis: &Genesis,
+    clients: &[Client],
+    cluster_key: welkin_types::ClusterKey,
+    client_key: &PrivateKey,
+) {
+    let api = format!("http://127.0.0.1:{base}");
+    let genesis_file = dir.join("genesis.json");
+    let home = dir.join("joiner");
+    std::fs::create_dir_all(&home).expect("joiner dir");
+    let ok = |command: &mut Command| {
+        let output = command.output().expect("welkin runs");
+        assert!(
+            output.status.success(),
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    ok(welkin()
+        .args(["key", "new", "--out"])
+        .arg(home.join("node.key")));
+    ok(welkin()
+        .args(["key", "register", "--key"])
+        .arg(home.join("node.key"))
+        .args(["--name", "node4"])
+        .args(["--p2p-address", &format!("127.0.0.1:{}", base + 104)])
+        .args(["--api-address", &format!("127.0.0.1:{}", base + 4)])
+        .args(["--failure-domain", "host-4", "--out"])
+        .arg(home.join("registration.json")));
+    let joined = ok(welkin()
+        .args(["node", "join", "--api", &api, "--genesis"])
+        .arg(&genesis_file)
+        .arg("--key")
+        .arg(home.join("node.key"))
+        .arg("--registration")
+        .arg(home.join("registration.json"))
+        .arg("--dir")
+        .arg(home.join("node")));
+    let request = joined
+        .lines()
+        .find_map(|l| l.strip_prefix("request"))
+        .map(|id| id.trim().to_string())
+        .expect("the request id is printed");
+    assert!(joined.contains("needs 1 operator approvals"), "{joined}");
+    let log = std::fs::File::create(home.join("node.log")).expect("log");
+    let mut node = welkin()
+        .args(["node", "--config"])
+        .arg(home.join("node").join("node.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("the joining node starts");
+    let approved = ok(welkin()
+        .args([
+            "membership",
+            "approve",
+            &request,
+            "--api",
+            &api,
+            "--genesis",
+        ])
+        .arg(&genesis_file)
+        .arg("--key")
+        .arg(dir.join("operator.key")));
+    assert!(approved.contains("admitted node4"), "{approved}");
+    let status = wait_epochs(base, &genesis_file, "node4 joins", |s| {
+        s.members.iter().any(|m| m == "node4")
+    });
+    assert_eq!(status.members.len(), 5, "{status:?}");
+    assert!(status.failures.is_empty(), "{status:?}");
+    // The new member serves the same key and the chain, and takes transactions.
+    let joiner = Client::new(&format!("http://127.0.0.1:{}", base + 4));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while joiner
+        .status()
+        .map(|s| s.cluster_key.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "node4 serves its status and key");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        served_key(&joiner),
+        cluster_key,
+        "the cluster key is unchanged"
+    );
+    let cluster = genesis.cluster_id();
+    let (id, receipt) = commit(&joiner, client_key, &cluster, "through the joined node");
+    wait_has(&clients[0], &id, &receipt, "node0");
+    // It leaves; the four keep finalizing.
+    let left = ok(welkin()
+        .args(["node", "leave", "--api", &api, "--genesis"])
+        .arg(&genesis_file)
+        .arg("--key")
+        .arg(home.join("node.key")));
+    assert!(left.contains("leaves at the next epoch"), "{left}");
+    let status = wait_epochs(base, &genesis_file, "node4 leaves", |s| {
+        s.retired.iter().any(|m| m == "node4")
+    });
+    assert_eq!(status.members.len(), 4, "{status:?}");
+    node.kill().expect("SIGKILL");
+    node.wait().expect("reaped");
+    commit(&clients[1], client_key, &cluster, "after node4 left");
+}
+
 #[test]
 fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
-    let base = support::free_base(&[0, 1, 2, 3, 100, 101, 102, 103]);
+    let base = support::free_base(&[0, 1, 2, 3, 4, 100, 101, 102, 103, 104]);
     let dir = std::env::temp_dir().join(format!("welkin-dev-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dev = Dev::start(&dir, base);
@@ -306,6 +445,8 @@ fn dev_cluster_keeps_serving_through_a_killed_node_and_stop_start() {
     assert!(started.contains("started node3"), "{started}");
     wait_has(&clients[3], &id, &receipt, "node3");
     commit(&clients[3], &key, &cluster, "through the restarted node");
+
+    join_and_leave(&dir, base, &genesis, &clients, cluster_key, &key);
 
     // Stopping the supervisor stops every node.
     let pids: Vec<u32> = (0..NODES)

@@ -36,7 +36,7 @@ use welkin_types::{PrivateKey, PublicKey, namespace};
 pub(crate) const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
 /// How many heights past its applied one a following node asks for: any one of them that has
 /// its own finalization brings every block under it.
-pub(crate) const FOLLOW_AHEAD: u64 = 4;
+pub(crate) const FOLLOW_AHEAD: u64 = 16;
 
 /// Schemes kept for epochs before the current one (marshal may still check their
 /// certificates while a boundary settles).
@@ -164,4 +164,55 @@ impl Following {
 pub(crate) fn floor_height(epocher: &FixedEpocher, epoch: u64) -> Option<Height> {
     let previous = epoch.checked_sub(1)?;
     epocher.last(Epoch::new(previous))
+}
+
+/// Every node the members must reach, with its p2p address, as the node's state says: the
+/// nodes that joined since genesis, and those admitted to join (the genesis nodes are not
+/// listed: the caller knows them).
+pub(crate) async fn peer_addresses<E>(
+    handle: &crate::handle::NodeHandle<E>,
+) -> Vec<(PublicKey, std::net::SocketAddr)>
+where
+    E: commonware_runtime::Spawner
+        + commonware_runtime::Clock
+        + commonware_runtime::Storage
+        + commonware_runtime::Metrics
+        + rand_core::CryptoRng
+        + Send
+        + Sync
+        + 'static,
+{
+    let mut peers = Vec::new();
+    if let Some(state) = handle
+        .value(welkin_state::keys::epoch())
+        .await
+        .and_then(|b| welkin_state::epochs::EpochState::decode(&b).ok())
+    {
+        peers.extend(
+            state
+                .joined
+                .iter()
+                .map(|n| (n.public_key.clone(), n.p2p_address)),
+        );
+    }
+    let changes = handle
+        .value(welkin_state::keys::membership_changes())
+        .await
+        .and_then(|b| welkin_state::membership::Changes::decode(&b).ok())
+        .unwrap_or_default();
+    for id in changes
+        .joins
+        .iter()
+        .take(welkin_state::membership::MAX_OPEN_REQUESTS)
+    {
+        if let Some(request) = handle
+            .value(welkin_state::keys::membership_request(id))
+            .await
+            .and_then(|b| welkin_state::membership::JoinRequest::decode(&b).ok())
+        {
+            let node = request.registration;
+            peers.push((node.public_key, node.p2p_address));
+        }
+    }
+    peers
 }

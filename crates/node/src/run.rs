@@ -9,6 +9,8 @@
 //! share_file = "node.share"    # only with `welkin genesis --trusted-dealer`; a dealerless
 //!                              # node generates its share and keeps it sealed in data_dir
 //! genesis_file = "genesis.json"
+//! # registration_file = "node9.json"   # a node that joins after genesis: its signed
+//! #                                     # registration (`welkin key register`)
 //! # optional: api_address, p2p_address (default: this node's genesis entry),
 //! # max_block_txs, min_block_interval_ms, idle_wait_ms, worker_threads
 //!
@@ -108,6 +110,10 @@ pub struct NodeFileConfig {
     pub share_file: Option<PathBuf>,
     /// The genesis file.
     pub genesis_file: PathBuf,
+    /// This node's signed registration (`welkin key register`), for a node that is not in
+    /// the genesis but joins the cluster later (`welkin node join`).
+    #[serde(default)]
+    pub registration_file: Option<PathBuf>,
     /// Where to serve the HTTP API (default: the genesis entry).
     pub api_address: Option<SocketAddr>,
     /// Where to listen for peers (default: the genesis entry).
@@ -237,19 +243,37 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
         (None, false) => None,
     };
     let me = key.public_key();
-    let Some(entry) = genesis.nodes.iter().find(|n| n.public_key == me) else {
-        return Err(invalid(
-            &key_path,
-            format!(
-                "key {me} is not a member of the cluster in {}",
-                genesis_path.display()
-            ),
-        ));
+    let joining = match &config.registration_file {
+        None => None,
+        Some(file) => {
+            let path = resolve(file);
+            let node: crate::ceremony::CeremonyNode =
+                serde_json::from_str(&read(&path)?).map_err(|e| invalid(&path, e))?;
+            Some(node.verified().map_err(|e| invalid(&path, e))?)
+        }
     };
+    let entry = match genesis.nodes.iter().find(|n| n.public_key == me) {
+        Some(entry) => entry.clone(),
+        None => match &joining {
+            Some(registration) => registration.clone(),
+            None => {
+                return Err(invalid(
+                    &key_path,
+                    format!(
+                        "key {me} is not a member of the cluster in {} (a node that joins \
+                         later names its signed registration in registration_file: see \
+                         `welkin node join`)",
+                        genesis_path.display()
+                    ),
+                ));
+            }
+        },
+    };
+    let joining = joining.filter(|_| genesis.index_of(&me).is_none());
     let api_address = config.api_address.unwrap_or(entry.api_address);
     let p2p_address = config.p2p_address.unwrap_or(entry.p2p_address);
     let engine = EngineConfig {
-        joining: None,
+        joining,
         signer: key.signer.clone(),
         share,
         genesis: genesis.clone(),
@@ -353,14 +377,14 @@ pub fn run(prepared: Prepared) {
         );
         let p2p = p2p_config(handshake, &genesis, p2p_address);
         let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
-        let peers: Map<_, commonware_p2p::Address> = genesis
+        let mut known: Vec<(welkin_types::PublicKey, SocketAddr)> = genesis
             .nodes
             .iter()
-            .map(|n| (n.public_key.clone(), n.p2p_address.into()))
-            .collect::<Vec<_>>()
-            .try_into()
-            .expect("genesis keys are unique");
-        oracle.track(0, peers);
+            .chain(&engine_config.joining)
+            .map(|n| (n.public_key.clone(), n.p2p_address))
+            .collect();
+        oracle.track(0, peer_map(&known));
+        let mut tracker_oracle = oracle.clone();
         let pairs = channel::ALL
             .iter()
             .map(|&ch| network.register(ch, channel::quota(ch)))
@@ -375,6 +399,31 @@ pub fn run(prepared: Prepared) {
         )
         .await;
 
+        // The peers change with the members: nodes that joined, and those admitted to join
+        // (they must reach the members to take part in the resharing that admits them).
+        {
+            let handle = handle.clone();
+            context.child("peers").spawn(move |context| async move {
+                use commonware_runtime::Clock as _;
+                let mut id = 0;
+                loop {
+                    context.sleep(Duration::from_secs(2)).await;
+                    let mut peers = crate::epochs::peer_addresses(&handle).await;
+                    for (key, address) in &known {
+                        if !peers.iter().any(|(k, _)| k == key) {
+                            peers.push((key.clone(), *address));
+                        }
+                    }
+                    peers.sort();
+                    if peers != known {
+                        id += 1;
+                        info!(peers = peers.len(), "peer set changed");
+                        tracker_oracle.track(id, peer_map(&peers));
+                        known = peers;
+                    }
+                }
+            });
+        }
         let listener = match std::net::TcpListener::bind(api_address)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
         {
@@ -397,10 +446,12 @@ pub fn run(prepared: Prepared) {
             eprintln!("welkin: {message}");
             std::process::exit(1);
         }
-        let shards = handle
-            .shards()
-            .expect("the engine starts the shard service it is given");
-        let router = api::router_with_shards(handle.clone(), shards);
+        // A node that joined after genesis keeps no shards (placement is over the genesis
+        // members' service): its API serves everything else.
+        let router = match handle.shards() {
+            Some(shards) => api::router_with_shards(handle.clone(), shards),
+            None => api::router(handle.clone()),
+        };
         api.spawn(async move {
             match tokio::net::TcpListener::from_std(listener) {
                 Ok(listener) => api::server::serve(listener, router, serve).await,
@@ -422,6 +473,21 @@ pub fn run(prepared: Prepared) {
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;
     });
     api_runtime.shutdown_background();
+}
+
+/// The p2p peer set of `peers` (keys are distinct).
+fn peer_map(
+    peers: &[(welkin_types::PublicKey, SocketAddr)],
+) -> Map<welkin_types::PublicKey, commonware_p2p::Address> {
+    let mut seen = std::collections::BTreeMap::new();
+    for (key, address) in peers {
+        seen.entry(key.clone()).or_insert(*address);
+    }
+    seen.into_iter()
+        .map(|(key, address)| (key, address.into()))
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("distinct keys")
 }
 
 /// Commonware's recommended production p2p settings, with three changes a small, fixed,

@@ -127,6 +127,99 @@ fn propose(args: MembershipProposeArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `welkin node join`: the node's files, then its join request.
+pub(crate) fn node_join(args: crate::cli::NodeJoinArgs) -> anyhow::Result<()> {
+    let key = super::signing::load_key_file(&args.key)?;
+    let registration = one_registration(&args.registration)?;
+    if registration.public_key != key.public_key() {
+        bail!(
+            "{} registers another key than {}: the joining node signs its own request",
+            args.registration.display(),
+            args.key.display()
+        );
+    }
+    let client = Client::new(&args.api.api);
+    let trust = super::trust::cluster(&client, args.trust.genesis.as_deref())?;
+    let genesis = trust.genesis(&client)?;
+    if genesis.index_of(&registration.public_key).is_some() {
+        bail!("this node is a genesis member already: run it with its own config");
+    }
+    if genesis.membership.is_none() {
+        bail!(
+            "the cluster at {} admits no nodes: its genesis names no membership policy",
+            client.base()
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let key_file = std::fs::canonicalize(&args.key)
+        .with_context(|| format!("cannot resolve {}", args.key.display()))?;
+    let files = [
+        ("genesis.json", genesis.to_json()),
+        (
+            "registration.json",
+            std::fs::read_to_string(&args.registration)
+                .with_context(|| format!("cannot read {}", args.registration.display()))?,
+        ),
+        (
+            "node.toml",
+            format!(
+                "# Written by `welkin node join`: a node that joins {} after genesis.\n\
+                 data_dir = \"data\"\n\
+                 key_file = {:?}\n\
+                 genesis_file = \"genesis.json\"\n\
+                 registration_file = \"registration.json\"\n",
+                hex::encode(genesis.cluster_id()),
+                key_file.display().to_string(),
+            ),
+        ),
+    ];
+    for (name, _) in &files {
+        let path = args.dir.join(name);
+        if path.exists() {
+            bail!(
+                "{} exists already; choose another --dir, or delete it if you mean to start \
+                 over",
+                path.display()
+            );
+        }
+    }
+    for (name, text) in &files {
+        let path = args.dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let config = args.dir.join("node.toml");
+    let json = args.api.json;
+    if !json {
+        println!("wrote        {}", config.display());
+    }
+    propose(MembershipProposeArgs {
+        key: args.key,
+        registration: args.registration,
+        evidence: args.evidence,
+        api: args.api,
+        trust: args.trust,
+    })?;
+    if !json {
+        println!(
+            "next: start the node (welkin node --config {}); once operators approve the \
+             request (welkin membership approve ID), it joins at an epoch boundary \
+             (welkin membership epochs)",
+            config.display()
+        );
+    }
+    Ok(())
+}
+
+/// `welkin node leave`.
+pub(crate) fn node_leave(args: crate::cli::NodeLeaveArgs) -> anyhow::Result<()> {
+    leave(MembershipLeaveArgs {
+        key: args.key,
+        api: args.api,
+        trust: args.trust,
+    })
+}
+
 fn approve(args: MembershipApproveArgs) -> anyhow::Result<()> {
     let request = welkin_types::hexser::decode_hex::<welkin_types::Digest>(&args.request)
         .map_err(|e| anyhow::anyhow!("the request id must be 64 hex characters: {e}"))?;

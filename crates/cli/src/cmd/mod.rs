@@ -25,6 +25,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::run(args),
         Command::Node(args) => match (args.command, args.config) {
             (Some(crate::cli::NodeCommand::Storage(api)), _) => obj::node_storage(api),
+            (Some(crate::cli::NodeCommand::Join(args)), _) => membership::node_join(args),
+            (Some(crate::cli::NodeCommand::Leave(args)), _) => membership::node_leave(args),
             (None, Some(config)) => {
                 let prepared = welkin_node::run::prepare(&config)?;
                 welkin_node::run::run(prepared);

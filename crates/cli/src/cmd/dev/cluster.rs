@@ -13,6 +13,9 @@ use welkin_types::{ChainParams, Genesis};
 /// Shard bytes each node of a local cluster offers (16 GiB: an offer is accounting; the disk
 /// holds only what is stored).
 const DEV_CAPACITY_BYTES: u64 = 16 << 30;
+/// Blocks per epoch of a dev cluster: about half a minute, so that a join or a leave takes
+/// effect while one watches.
+const DEV_EPOCH_BLOCKS: u64 = 100;
 
 /// The config of node `i` of a local cluster whose first API port is `base`. Every client of a
 /// local cluster connects from 127.0.0.1, so the per-address rate limit would count them all as
@@ -102,12 +105,24 @@ impl LocalCluster {
             ..ChainParams::default()
         };
         let root_token = welkin_types::secrets::generate_token(&mut rng);
+        // One operator, whose key is in the data directory, admits nodes alone; epochs are
+        // short (about half a minute), so a join takes effect soon.
+        let operator = NodeKey::generate(&mut rng);
+        crate::cmd::write_secret(&dir.join("operator.key"), &operator.to_json())?;
+        let policy = welkin_types::genesis::MembershipPolicy {
+            operators: vec![crate::cmd::signing::non_transferable_prefix(
+                &operator.signer,
+            )],
+            approvals: 1,
+            attestation: "none".into(),
+            epoch_blocks: DEV_EPOCH_BLOCKS,
+        };
         let genesis = ceremony::dealerless(
             listing,
             chain,
             crate::cmd::now_ms(),
             Some(welkin_types::secrets::token_public_key(&root_token)),
-            None,
+            Some(policy),
         )?;
         // Like `vault server -dev`: the root token once on the terminal, and in a file only
         // this user can read.
