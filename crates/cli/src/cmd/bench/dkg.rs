@@ -62,6 +62,13 @@ struct ProcessRow {
     /// From spawning the processes until the key is proven from the genesis (the selected
     /// logs check and a checkpoint verifies under the key).
     key_proven_s: f64,
+    /// A fifth process joins (4-node clusters only): from the operator's approval being
+    /// committed until every dealer's resharing log is on the chain (the resharing itself:
+    /// dealings to the five players over p2p, acknowledgements, logs through consensus).
+    reshare_logs_s: Option<f64>,
+    /// From the approval until the new node is a member (the resharing, then the wait for
+    /// the epoch's last block: `welkin dev`'s epochs are 100 blocks).
+    join_effective_s: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -143,17 +150,33 @@ pub(super) fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 values.sort_by(f64::total_cmp);
                 values[values.len() / 2]
             };
+            let joins: Vec<&ProcessRow> =
+                all.iter().filter(|r| r.reshare_logs_s.is_some()).collect();
+            let median_of = |figure: fn(&ProcessRow) -> Option<f64>| {
+                let mut values: Vec<f64> = joins.iter().filter_map(|r| figure(r)).collect();
+                values.sort_by(f64::total_cmp);
+                values.get(values.len() / 2).copied()
+            };
             let row = ProcessRow {
                 nodes: n,
                 runs,
                 apis_ready_s: median(|r| r.apis_ready_s),
                 first_block_s: median(|r| r.first_block_s),
                 key_proven_s: median(|r| r.key_proven_s),
+                reshare_logs_s: median_of(|r| r.reshare_logs_s),
+                join_effective_s: median_of(|r| r.join_effective_s),
             };
             println!(
                 "{:>34} {:>14.2} {:>15.2} {:>14.2}",
                 row.nodes, row.apis_ready_s, row.first_block_s, row.key_proven_s
             );
+            if let (Some(logs), Some(effective)) = (row.reshare_logs_s, row.join_effective_s) {
+                println!(
+                    "{:>34} a fifth node joins: resharing logs in {logs:.2} s, a member after \
+                     {effective:.2} s (epochs of 100 blocks)",
+                    ""
+                );
+            }
             processes.push(row);
         }
     }
@@ -196,6 +219,11 @@ fn bootstrap(n: usize) -> anyhow::Result<ProcessRow> {
     let first_block_s = started.elapsed().as_secs_f64();
     cluster.wait_for_key(&mut processes, true)?;
     let key_proven_s = started.elapsed().as_secs_f64();
+    let joined = if n == 4 {
+        Some(join_fifth(&dir, &cluster, base)?)
+    } else {
+        None
+    };
     processes.stop();
     drop(processes);
     let _ = std::fs::remove_dir_all(&dir);
@@ -205,7 +233,102 @@ fn bootstrap(n: usize) -> anyhow::Result<ProcessRow> {
         apis_ready_s,
         first_block_s,
         key_proven_s,
+        reshare_logs_s: joined.as_ref().map(|j| j.0),
+        join_effective_s: joined.as_ref().map(|j| j.1),
     })
+}
+
+/// A fifth node process joins the 4-node dev cluster in `dir`: it starts, asks to join, the
+/// dev operator approves. Returns the seconds from the approval until every dealer's
+/// resharing log is on the chain, and until the node is a member.
+fn join_fifth(
+    dir: &std::path::Path,
+    cluster: &super::dev::LocalCluster,
+    base: u16,
+) -> anyhow::Result<(f64, f64)> {
+    use welkin_types::{IndexedKey, Payload, Sender, Transaction, membership::MembershipOp};
+    let mut rng = commonware_utils::sys_rng();
+    let name = "node4";
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home)?;
+    let key = welkin_node::ceremony::NodeKey::generate(&mut rng);
+    crate::cmd::write_secret(&home.join("node.key"), &key.to_json())?;
+    let registration = key.register(
+        name.into(),
+        format!("127.0.0.1:{}", base as usize + 104).parse()?,
+        format!("127.0.0.1:{}", base as usize + 4).parse()?,
+        "host-4".into(),
+    );
+    // The registration as `welkin key register` writes it.
+    std::fs::write(
+        home.join("registration.json"),
+        serde_json::to_string_pretty(&registration)?,
+    )?;
+    std::fs::write(
+        home.join("node.toml"),
+        "data_dir = \"data\"\nkey_file = \"node.key\"\ngenesis_file = \"../genesis.json\"\n\
+         registration_file = \"registration.json\"\n",
+    )?;
+    let mut node = cluster.node_command(name)?.spawn()?;
+    let genesis = &cluster.genesis;
+    let cluster_id = genesis.cluster_id();
+    let client = welkin_client::Client::new(&cluster.apis()[0]);
+    let expiry_ms = crate::cmd::now_ms() + 60_000;
+    let join = Transaction {
+        sender: Sender::Key(key.public_key()),
+        nonce: 1,
+        expiry_ms,
+        payload: Payload::Membership(Box::new(MembershipOp::Join {
+            registration: Box::new(registration.clone()),
+            evidence: Vec::new(),
+        })),
+    }
+    .sign(&key.signer, &cluster_id);
+    client.submit(&join, Some(std::time::Duration::from_secs(30)))?;
+    let operator = welkin_node::ceremony::NodeKey::from_json(&std::fs::read_to_string(
+        dir.join("operator.key"),
+    )?)?;
+    let approve = Transaction {
+        sender: Sender::Identifier {
+            prefix: crate::cmd::signing::non_transferable_prefix(&operator.signer),
+            signers: vec![IndexedKey {
+                index: 0,
+                key: operator.public_key(),
+            }],
+        },
+        nonce: 2,
+        expiry_ms,
+        payload: Payload::Membership(Box::new(MembershipOp::Approve {
+            request: welkin_types::membership::request_id(&registration),
+        })),
+    }
+    .sign(&operator.signer, &cluster_id);
+    let status = client.submit(&approve, Some(std::time::Duration::from_secs(30)))?;
+    anyhow::ensure!(status.receipt.is_some(), "the approval did not commit");
+    let approved = Instant::now();
+    let deadline = approved + std::time::Duration::from_secs(300);
+    let mut logs_in = None;
+    let effective = loop {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the join took no effect in 300 s"
+        );
+        let epochs = client.epoch_status()?;
+        if logs_in.is_none()
+            && let Some(reshare) = &epochs.reshare
+            && reshare.players.len() == 5
+            && reshare.logs.len() == reshare.dealers.len()
+        {
+            logs_in = Some(approved.elapsed().as_secs_f64());
+        }
+        if epochs.members.iter().any(|m| m == name) {
+            break approved.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = node.kill();
+    let _ = node.wait();
+    Ok((logs_in.unwrap_or(effective), effective))
 }
 
 /// What one `golden` round cost.

@@ -50,7 +50,7 @@ capacity_bytes = {DEV_CAPACITY_BYTES}
 /// `node.share` per node, still load and run.)
 pub(crate) struct LocalCluster {
     pub(super) dir: PathBuf,
-    pub(super) genesis: Genesis,
+    pub(crate) genesis: Genesis,
     pub(super) nodes: usize,
     /// Start each node in its own process group, so that a Ctrl-C in the terminal reaches
     /// only the supervisor, which stops the nodes itself. Off for `welkin bench`, whose nodes
@@ -158,7 +158,7 @@ impl LocalCluster {
 
     /// The command that runs one node, logging to its `node.log` (in its own process group if
     /// [`Self::own_process_group`]).
-    pub(super) fn node_command(&self, name: &str) -> anyhow::Result<Command> {
+    pub(crate) fn node_command(&self, name: &str) -> anyhow::Result<Command> {
         use std::os::unix::process::CommandExt as _;
         let exe = std::env::current_exe().context("cannot find the welkin executable")?;
         let node_dir = self.dir.join(name);
