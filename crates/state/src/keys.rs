@@ -444,6 +444,13 @@ pub fn epoch_key() -> Digest {
     hash_parts(&[b"membership/epoch-key"])
 }
 
+/// The operators that voted to remove a member, by the member's key (see
+/// [`crate::membership`]).
+pub fn membership_removal(member: &welkin_types::PublicKey) -> Digest {
+    use commonware_codec::Encode as _;
+    hash_parts(&[b"membership/removal", member.encode().as_ref()])
+}
+
 /// A join request, by id (see [`crate::membership`]).
 pub fn membership_request(id: &Digest) -> Digest {
     hash_parts(&[b"membership/request", id.as_ref()])

@@ -13,6 +13,9 @@
 //!    that the signing keys are the identifier's current ones and meet its threshold),
 //!    approves an open request once. With enough distinct operators the request is admitted.
 //! 3. **Leave.** A member leaves, with its own node key, while at least [`MIN_MEMBERS`] remain.
+//! 4. **Remove.** Operators vote, each once, to remove a member; with as many votes as a join
+//!    needs approvals, the member leaves as if it had asked (same floor). Votes are kept
+//!    until then (`Removal := 0x01 | operators u16 (str)*`).
 //!
 //! Admitted joins and leaves are listed in [`Changes`]; they take effect at an epoch boundary
 //! once the members have reshared the key to the new set (see [`crate::epochs`]). A request
@@ -317,6 +320,7 @@ pub(crate) fn execute<S: Snapshot>(
         } => join(env, state, now, signed, registration, evidence),
         MembershipOp::Approve { request } => approve(env, state, now, signed, request),
         MembershipOp::Leave => leave(env, state, signed),
+        MembershipOp::Remove { member } => remove(env, state, signed, member),
     }
 }
 
@@ -504,6 +508,73 @@ fn leave<S: Snapshot>(
     changes.leaves.push(member);
     state.put(keys::membership_changes(), changes.encode());
     Ok(Some("leaves at the next epoch".into()))
+}
+
+fn remove<S: Snapshot>(
+    env: &Env,
+    state: &mut Overlay<'_, S>,
+    signed: &SignedTransaction,
+    member: &PublicKey,
+) -> Result<Option<String>, String> {
+    let policy = policy(env)?;
+    let Sender::Identifier { prefix, .. } = &signed.tx.sender else {
+        return Err("a removal is voted by an operator's KERI identifier".into());
+    };
+    if !policy.operators.contains(prefix) {
+        return Err(format!("{prefix} is not an operator of this cluster"));
+    }
+    let Some(position) = env.member_position(member) else {
+        return Err("that node is not a member".into());
+    };
+    let mut changes = state
+        .decoded(&keys::membership_changes(), Changes::decode)
+        .unwrap_or_default();
+    if changes.leaves.contains(&position) {
+        return Err(format!("member {position} is leaving already"));
+    }
+    let key = keys::membership_removal(member);
+    let mut votes = state.decoded(&key, decode_removal).unwrap_or_default();
+    if votes.contains(prefix) {
+        return Err(format!(
+            "{prefix} voted to remove member {position} already"
+        ));
+    }
+    votes.push(prefix.clone());
+    if votes.len() < policy.approvals as usize {
+        state.put(key, encode_removal(&votes));
+        return Ok(Some(format!(
+            "{} of {} votes to remove member {position}",
+            votes.len(),
+            policy.approvals
+        )));
+    }
+    let remaining = env.active_count() + changes.joins.len() - changes.leaves.len() - 1;
+    if remaining < MIN_MEMBERS {
+        return Err(format!(
+            "{remaining} members would remain; a cluster keeps at least {MIN_MEMBERS}"
+        ));
+    }
+    changes.leaves.push(position);
+    state.put(keys::membership_changes(), changes.encode());
+    state.delete(key);
+    Ok(Some(format!(
+        "member {position} is removed at the next epoch"
+    )))
+}
+
+fn encode_removal(votes: &[String]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    write_list(&mut w, votes, |w, v| w.str(v));
+    w.0
+}
+
+fn decode_removal(value: &[u8]) -> Result<Vec<String>, StoredError> {
+    let mut r = Reader::new("removal votes", value);
+    r.version(VERSION)?;
+    let votes = read_list(&mut r, |r| r.str())?;
+    r.end()?;
+    Ok(votes)
 }
 
 #[cfg(test)]

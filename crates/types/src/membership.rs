@@ -10,7 +10,8 @@
 //! registration (the same signed bytes a genesis entry holds) and evidence about the machine
 //! for the cluster's attestation policy. Operators named in the genesis approve it with
 //! [`MembershipOp::Approve`], sent by their KERI identifiers; a member leaves with
-//! [`MembershipOp::Leave`]. Admitted joins and leaves wait for the next epoch.
+//! [`MembershipOp::Leave`], or is removed when enough operators send
+//! [`MembershipOp::Remove`]. Admitted joins, leaves and removals wait for the next epoch.
 //!
 //! ```text
 //! MembershipOp := 0x01 round u64 | log (varint len, bytes)     DealerLog (a dealer)
@@ -18,6 +19,7 @@
 //!                      | signature [64] | evidence (varint len, bytes)
 //!               | 0x03 request [32]                              Approve (an operator)
 //!               | 0x04                                           Leave (a member)
+//!               | 0x05 member [32]                               Remove (an operator)
 //! ```
 
 use bytes::BufMut;
@@ -38,6 +40,7 @@ const TAG_DEALER_LOG: u8 = 1;
 const TAG_JOIN: u8 = 2;
 const TAG_APPROVE: u8 = 3;
 const TAG_LEAVE: u8 = 4;
+const TAG_REMOVE: u8 = 5;
 
 /// A membership request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +69,12 @@ pub enum MembershipOp {
     },
     /// A member leaves the cluster at the next epoch.
     Leave,
+    /// An operator votes to remove a member (by its node key); with as many operators as a
+    /// join needs, the member leaves at the next epoch.
+    Remove {
+        /// The member's node key.
+        member: crate::PublicKey,
+    },
 }
 
 /// A join request's id: the hash of the registration it carries.
@@ -84,6 +93,7 @@ impl MembershipOp {
             MembershipOp::Join { .. } => "join",
             MembershipOp::Approve { .. } => "approve",
             MembershipOp::Leave => "leave",
+            MembershipOp::Remove { .. } => "remove",
         }
     }
 }
@@ -110,6 +120,10 @@ impl Write for MembershipOp {
                 request.write(buf);
             }
             MembershipOp::Leave => TAG_LEAVE.write(buf),
+            MembershipOp::Remove { member } => {
+                TAG_REMOVE.write(buf);
+                member.write(buf);
+            }
         }
     }
 }
@@ -128,6 +142,7 @@ impl EncodeSize for MembershipOp {
             }
             MembershipOp::Approve { request } => request.encode_size(),
             MembershipOp::Leave => 0,
+            MembershipOp::Remove { member } => member.encode_size(),
         }
     }
 }
@@ -159,6 +174,9 @@ impl Read for MembershipOp {
                 request: crate::Digest::read(buf)?,
             }),
             TAG_LEAVE => Ok(MembershipOp::Leave),
+            TAG_REMOVE => Ok(MembershipOp::Remove {
+                member: crate::PublicKey::read(buf)?,
+            }),
             other => Err(CodecError::InvalidEnum(other)),
         }
     }
@@ -224,6 +242,22 @@ mod tests {
         let mut bytes = ops[0].encode().to_vec();
         bytes.truncate(bytes.len() - 3);
         assert!(decode::<MembershipOp>(&bytes).is_err(), "truncated");
+    }
+
+    /// Remove came after the admission ops: its fixture is separate.
+    #[test]
+    fn remove_is_frozen() {
+        use commonware_cryptography::Signer as _;
+        let op = MembershipOp::Remove {
+            member: crate::PrivateKey::from_seed(5).public_key(),
+        };
+        let bytes = op.encode();
+        assert_eq!(bytes.len(), op.encode_size());
+        assert_eq!(decode::<MembershipOp>(&bytes).expect("decodes"), op);
+        assert_eq!(
+            hex::encode(crate::hash_parts(&[&bytes])),
+            "bba57a05efc8509e387a4dd930de30421a1a6d9b60c7ec7c2d9f44ff01b5c78e"
+        );
     }
 
     #[test]

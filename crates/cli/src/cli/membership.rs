@@ -39,6 +39,10 @@ pub(crate) enum MembershipCommand {
     Attest(MembershipAttestArgs),
     /// Leave the cluster at the next epoch, with the member's node key.
     Leave(MembershipLeaveArgs),
+    /// Vote, as an operator, to remove a member: with as many operators' votes as a join
+    /// needs approvals, it leaves at the next epoch (refused if fewer than 4 members would
+    /// remain). Each operator votes once; the receipt's note says how many votes are in.
+    Remove(MembershipRemoveArgs),
     /// Print the KERI identifier of a key file's key (non-transferable, `B...`): an operator
     /// without a keystore identity names this in `welkin genesis --operator`.
     OperatorId(MembershipKeyArgs),
@@ -75,6 +79,18 @@ pub(crate) struct MembershipProposeArgs {
     /// Evidence about the machine (from `welkin membership attest`).
     #[arg(long, value_name = "FILE")]
     pub(crate) evidence: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+    #[command(flatten)]
+    pub(crate) trust: TrustArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MembershipRemoveArgs {
+    /// The member: its name in the genesis, or its node key (64 hex characters).
+    pub(crate) member: String,
+    #[command(flatten)]
+    pub(crate) operator: OperatorArgs,
     #[command(flatten)]
     pub(crate) api: ApiArgs,
     #[command(flatten)]

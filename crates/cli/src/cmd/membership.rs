@@ -4,8 +4,8 @@ use super::{signing::Signing, trust};
 use crate::{
     cli::{
         ApiArgs, KeystoreArgs, MembershipApproveArgs, MembershipAttestArgs, MembershipCommand,
-        MembershipLeaveArgs, MembershipListArgs, MembershipProposeArgs, OperatorArgs, SenderArgs,
-        SignerArgs,
+        MembershipLeaveArgs, MembershipListArgs, MembershipProposeArgs, MembershipRemoveArgs,
+        OperatorArgs, SenderArgs, SignerArgs,
     },
     output,
 };
@@ -25,6 +25,7 @@ pub(crate) fn run(command: MembershipCommand) -> anyhow::Result<()> {
         MembershipCommand::Approve(args) => approve(args),
         MembershipCommand::Attest(args) => attest(args),
         MembershipCommand::Leave(args) => leave(args),
+        MembershipCommand::Remove(args) => remove(args),
         MembershipCommand::OperatorId(args) => {
             let key = super::signing::load_key_file(&args.key)?;
             println!("{}", super::signing::non_transferable_prefix(&key.signer));
@@ -218,6 +219,36 @@ pub(crate) fn node_leave(args: crate::cli::NodeLeaveArgs) -> anyhow::Result<()> 
         api: args.api,
         trust: args.trust,
     })
+}
+
+fn remove(args: MembershipRemoveArgs) -> anyhow::Result<()> {
+    let member = match welkin_types::hexser::decode_hex::<welkin_types::PublicKey>(&args.member) {
+        Ok(key) => key,
+        Err(_) => {
+            let client = Client::new(&args.api.api);
+            let trust = super::trust::cluster(&client, args.trust.genesis.as_deref())?;
+            let genesis = trust.genesis(&client)?;
+            genesis
+                .nodes
+                .iter()
+                .find(|n| n.name == args.member)
+                .map(|n| n.public_key.clone())
+                .with_context(|| {
+                    format!(
+                        "{:?} is neither a genesis member's name nor a node key (64 hex \
+                         characters); `welkin membership epochs` lists the members",
+                        args.member
+                    )
+                })?
+        }
+    };
+    let signing = operator(&args.operator)?;
+    commit(
+        &args.api,
+        &args.trust,
+        &signing,
+        welkin_types::Payload::Membership(Box::new(MembershipOp::Remove { member })),
+    )
 }
 
 fn approve(args: MembershipApproveArgs) -> anyhow::Result<()> {

@@ -339,6 +339,63 @@ fn members_leave_while_enough_remain() {
 }
 
 #[test]
+fn operators_remove_a_member_by_enough_votes() {
+    let mut c = Cluster::new("none");
+    // One admitted join first, so that a member may go.
+    let node = PrivateKey::from_seed(61);
+    let entry = registration(&node, "node9", 9018);
+    let id = request_id(&entry);
+    c.join(&node, entry, vec![]);
+    c.approve(0, id);
+    c.approve(1, id);
+    let target = c.members[1].public_key();
+    let vote = |c: &mut Cluster, operator: usize, member: welkin_types::PublicKey| {
+        let (key, prefix) = c.operators[operator].clone();
+        c.run(
+            Sender::Identifier {
+                prefix,
+                signers: vec![IndexedKey {
+                    index: 0,
+                    key: key.public_key(),
+                }],
+            },
+            &[&key],
+            MembershipOp::Remove { member },
+        )
+    };
+    let first = vote(&mut c, 0, target.clone());
+    assert_eq!(first.outcome, Outcome::Applied, "{}", first.detail);
+    assert!(first.detail.contains("1 of 2 votes"), "{}", first.detail);
+    assert!(c.changes().leaves.is_empty());
+    refused(&vote(&mut c, 0, target.clone()), "already");
+    let second = vote(&mut c, 1, target.clone());
+    assert_eq!(second.outcome, Outcome::Applied, "{}", second.detail);
+    assert!(
+        second.detail.contains("removed at the next epoch"),
+        "{}",
+        second.detail
+    );
+    assert_eq!(c.changes().leaves, vec![1]);
+    refused(&vote(&mut c, 2, target), "leaving already");
+    // Not by a member's key, not for a stranger, and not below the floor.
+    let by_key = c.run(
+        Sender::Key(c.members[0].public_key()),
+        &[&c.members[0].clone()],
+        MembershipOp::Remove {
+            member: c.members[2].public_key(),
+        },
+    );
+    refused(&by_key, "operator's KERI identifier");
+    refused(
+        &vote(&mut c, 0, PrivateKey::from_seed(99).public_key()),
+        "not a member",
+    );
+    let next = c.members[2].public_key();
+    vote(&mut c, 0, next.clone());
+    refused(&vote(&mut c, 1, next), "a cluster keeps at least 4");
+}
+
+#[test]
 fn stored_encodings_are_frozen() {
     let key = PrivateKey::from_seed(60);
     let request = JoinRequest {
