@@ -631,11 +631,7 @@ where
         let prefix = prefix.clone();
         let blocker = blocker.clone();
         move |epoch: u64, floor: welkin_types::Digest, scheme: Scheme| {
-            let partition = if epoch == 0 {
-                format!("{prefix}-simplex")
-            } else {
-                format!("{prefix}-simplex-{epoch}")
-            };
+            let partition = simplex_partition(&prefix, epoch);
             simplex::Engine::new(
                 context.child("epoch").with_attribute("epoch", epoch),
                 simplex::config::Config {
@@ -680,6 +676,7 @@ where
         let epocher = epocher.clone();
         let schemes = schemes.clone();
         let applied_for_epochs = applied_height.clone();
+        let journal_prefix = prefix.clone();
         context.child("epochs").spawn(move |context| async move {
             use crate::epochs::{FOLLOW_INTERVAL, Following, floor_height};
             use futures::StreamExt as _;
@@ -740,6 +737,15 @@ where
                             if let Some(engine) = engines.remove(&epoch) {
                                 engine.abort();
                                 tracing::info!(epoch, "left epoch");
+                                // Its journal is of no more use once its last block is
+                                // final: removed once the aborted engine has let go of it.
+                                let partition = simplex_partition(&journal_prefix, epoch);
+                                context.child("cleanup").spawn(move |context| async move {
+                                    context.sleep(Duration::from_secs(2)).await;
+                                    if let Err(error) = context.remove(&partition, None).await {
+                                        tracing::warn!(%partition, %error, "cannot remove an ended epoch's journal");
+                                    }
+                                });
                             }
                         }
                         following = Some(Following {
@@ -899,6 +905,16 @@ where
         handle.set_shards(&shards);
     }
     handle
+}
+
+/// The storage partition of `epoch`'s consensus journal (epoch 0 keeps the name it had before
+/// epochs existed).
+fn simplex_partition(prefix: &str, epoch: u64) -> String {
+    if epoch == 0 {
+        format!("{prefix}-simplex")
+    } else {
+        format!("{prefix}-simplex-{epoch}")
+    }
 }
 
 fn config_pairs<S, R>(channels: Channels<S, R>) -> Vec<(S, R)> {
