@@ -47,7 +47,7 @@ use commonware_stream::{
     cups::{self, Cups},
     sake::{self, Sake},
 };
-use commonware_utils::{NZUsize, ordered::Map};
+use commonware_utils::ordered::Map;
 use serde::Deserialize;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -475,6 +475,16 @@ pub fn run(prepared: Prepared) {
     api_runtime.shutdown_background();
 }
 
+/// The most peers a node tracks: the genesis members and room for the cluster to double (at
+/// least 8 more). Each channel's receive buffer is sized by it (peers times the channel's
+/// burst, preallocated), so the largest possible cluster for every node would cost
+/// gigabytes of memory per process.
+fn max_peers(genesis: &Genesis) -> NonZeroUsize {
+    let n = genesis.nodes.len();
+    NonZeroUsize::new((2 * n).max(n + 8).min(welkin_types::limits::MAX_NODES))
+        .expect("a genesis has members")
+}
+
 /// The p2p peer set of `peers` (keys are distinct).
 fn peer_map(
     peers: &[(welkin_types::PublicKey, SocketAddr)],
@@ -510,8 +520,7 @@ fn p2p_config<U: commonware_stream::Upgrader>(
         handshake,
         namespace::P2P,
         listen,
-        // Members change across epochs: room for the largest cluster.
-        NZUsize!(welkin_types::limits::MAX_NODES),
+        max_peers(genesis),
         MAX_MESSAGE_BYTES,
         engine::P2P_MAILBOX,
     );
