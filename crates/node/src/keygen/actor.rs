@@ -212,6 +212,12 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                     return;
                 }
             };
+            // Kept so that a restart after the boundary (when the state holds the new output,
+            // not this one) can still rebuild the round and make its share.
+            let info = encode_round_info(&current, round.dealers(), &reshare.players);
+            self.store
+                .put(&mut self.context, Slot::RoundInfo(reshare.round), &info)
+                .await;
             // A dealer deals its share of the current output; without one (it lost it), it
             // only plays.
             let share = self
@@ -236,6 +242,48 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         if let Some(p) = part.as_mut() {
             self.drive(p, recorded, sender, nonce).await;
         }
+    }
+
+    /// This node's part in resharing round `key.round`, rebuilt after a restart from what it
+    /// kept: the round's description and the dealings it acknowledged (the logs' reveals
+    /// cover the others).
+    fn resume_reshare(
+        &self,
+        key: &GeneratedKey,
+        roster: &[PublicKey],
+    ) -> Result<Participant, String> {
+        let bytes = self.store.get(Slot::RoundInfo(key.round))?.ok_or(
+            "this node's part in the round is lost (it restarted before taking part); it \
+                    holds no share until the next resharing",
+        )?;
+        let (previous, dealers, players) =
+            decode_round_info(&bytes).ok_or("the kept round description does not decode")?;
+        let output = previous
+            .output(roster.len().max(players.len()))
+            .map_err(|e| e.to_string())?;
+        let round = Round::new(
+            &self.handle.cluster_id(),
+            key.round,
+            Some(output),
+            dealers.clone(),
+            players,
+        )
+        .map_err(|e| e.to_string())?;
+        let max = round.max_participants();
+        let mut dealings = Vec::new();
+        for dealer in &dealers {
+            if let Some(bytes) = self.store.get(Slot::Dealing(key.round, dealer))? {
+                let message = DkgMessage::from_bytes(&bytes, max)
+                    .map_err(|e| format!("a kept dealing does not decode: {e}"))?;
+                dealings.push((dealer.clone(), message));
+            }
+        }
+        info!(
+            round = key.round,
+            kept = dealings.len(),
+            "making this node's reshared share after a restart"
+        );
+        Participant::resume(round, &self.signer, dealings).map_err(|e| e.to_string())
     }
 
     /// The key output that holds the current shares, as the state records it.
@@ -285,29 +333,10 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         let made = match stored {
             Some(share) => Ok(share),
             None => match part.filter(|p| p.round == key.round) {
-                Some(part) => {
-                    let mut ledger = Ledger::new(part.participant.round().clone());
-                    let mut recorded = Ok(());
-                    for bytes in &key.logs {
-                        recorded = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
-                            .and_then(|log| ledger.record(log).map(|_| ()))
-                            .map_err(|e| e.to_string());
-                        if recorded.is_err() {
-                            break;
-                        }
-                    }
-                    recorded.and_then(|()| {
-                        part.participant
-                            .finish(&mut self.context, &ledger)
-                            .map(|(_, share)| share)
-                            .map_err(|e| e.to_string())
-                    })
-                }
-                None => Err(
-                    "this node's part in the round is lost (it restarted before the \
-                             boundary); it holds no share until the next resharing"
-                        .to_string(),
-                ),
+                Some(part) => share_from_logs(&mut self.context, part.participant, &key.logs),
+                None => self
+                    .resume_reshare(key, roster)
+                    .and_then(|p| share_from_logs(&mut self.context, p, &key.logs)),
             },
         };
         let share = match made {
@@ -340,7 +369,11 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
         self.store
             .save_share_of(&mut self.context, key.round, &share)
             .await;
-        let mut slots = vec![Slot::Dealt(key.round), Slot::Log(key.round)];
+        let mut slots = vec![
+            Slot::Dealt(key.round),
+            Slot::Log(key.round),
+            Slot::RoundInfo(key.round),
+        ];
         slots.extend(roster.iter().map(|m| Slot::Dealing(key.round, m)));
         slots.push(Slot::ShareOf(key.round.saturating_sub(1)));
         self.store.forget(slots).await;
@@ -671,16 +704,7 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
                 Participant::resume(round, &self.signer, dealings).map_err(|e| e.to_string())?
             }
         };
-        let mut ledger = Ledger::new(participant.round().clone());
-        for bytes in &generated.logs {
-            let log = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
-                .map_err(|e| e.to_string())?;
-            ledger.record(log).map_err(|e| e.to_string())?;
-        }
-        participant
-            .finish(&mut self.context, &ledger)
-            .map(|(_, share)| share)
-            .map_err(|e| format!("it cannot make its share from the selected logs: {e}"))
+        share_from_logs(&mut self.context, participant, &generated.logs)
     }
 
     async fn on_message<S: Sender<PublicKey = PublicKey>>(
@@ -722,4 +746,70 @@ impl<E: Spawner + Clock + Storage + Metrics + CryptoRng> KeygenActor<E> {
             Err(error) => warn!(%error, "key generation message dropped"),
         }
     }
+}
+
+/// `RoundInfo := previous u32 len bytes | dealers u16 ([32])* | players u16 ([32])*`.
+fn encode_round_info(
+    previous: &GeneratedKey,
+    dealers: &[PublicKey],
+    players: &[PublicKey],
+) -> Vec<u8> {
+    let record = previous.encode();
+    let mut out =
+        Vec::with_capacity(record.len() + 4 + 2 + 32 * (dealers.len() + players.len()) + 2);
+    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(&record);
+    for list in [dealers, players] {
+        out.extend_from_slice(&(list.len() as u16).to_be_bytes());
+        for key in list {
+            out.extend_from_slice(key.encode().as_ref());
+        }
+    }
+    out
+}
+
+fn decode_round_info(bytes: &[u8]) -> Option<(GeneratedKey, Vec<PublicKey>, Vec<PublicKey>)> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let len = u32::from_be_bytes(*len) as usize;
+    let (record, mut rest) = (rest.get(..len)?, rest.get(len..)?);
+    let previous = GeneratedKey::decode(record).ok()?;
+    let mut lists = Vec::new();
+    for _ in 0..2 {
+        let (count, after) = rest.split_first_chunk::<2>()?;
+        let count = u16::from_be_bytes(*count) as usize;
+        let mut keys = Vec::with_capacity(count);
+        let mut cursor = after;
+        for _ in 0..count {
+            let (key, next) = cursor.split_first_chunk::<32>()?;
+            keys.push(welkin_types::decode::<PublicKey>(key).ok()?);
+            cursor = next;
+        }
+        lists.push(keys);
+        rest = cursor;
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    let players = lists.pop()?;
+    let dealers = lists.pop()?;
+    Some((previous, dealers, players))
+}
+
+/// This node's share of a round's output, from `participant` (its part in the round) and the
+/// signed `logs` the state selected.
+fn share_from_logs(
+    rng: &mut impl CryptoRng,
+    participant: Participant,
+    logs: &[Vec<u8>],
+) -> Result<commonware_cryptography::bls12381::primitives::group::Share, String> {
+    let mut ledger = Ledger::new(participant.round().clone());
+    for bytes in logs {
+        let log = welkin_dkg::decode_log(bytes, ledger.round().max_participants())
+            .map_err(|e| e.to_string())?;
+        ledger.record(log).map_err(|e| e.to_string())?;
+    }
+    participant
+        .finish(rng, &ledger)
+        .map(|(_, share)| share)
+        .map_err(|e| format!("it cannot make its share from the selected logs: {e}"))
 }

@@ -130,6 +130,9 @@ pub(crate) enum Slot<'a> {
     Log(u64),
     /// This node's share of the output of resharing round `round`.
     ShareOf(u64),
+    /// What rebuilds resharing round `round` after its boundary, when the state no longer
+    /// holds the output it reshared: that output's record, the dealers and the players.
+    RoundInfo(u64),
     /// A dealing of `round` from `dealer` that this node acknowledged.
     Dealing(u64, &'a welkin_types::PublicKey),
 }
@@ -142,6 +145,9 @@ impl Slot<'_> {
             Slot::Log(round) => hash_parts(&[b"welkin/keygen/log", &round.to_be_bytes()]),
             Slot::ShareOf(round) => {
                 hash_parts(&[b"welkin/keygen/reshared-share", &round.to_be_bytes()])
+            }
+            Slot::RoundInfo(round) => {
+                hash_parts(&[b"welkin/keygen/round-info", &round.to_be_bytes()])
             }
             Slot::Dealing(round, dealer) => hash_parts(&[
                 b"welkin/keygen/dealing",
