@@ -104,6 +104,18 @@ impl Ledger {
         self.outcome(&mut rand_chacha::ChaCha20Rng::from_seed(seed))
     }
 
+    /// [`Ledger::agreed_outcome`] with the signed logs of the dealers it selected, in dealer
+    /// order: what a state records beside the output (every node makes its share from them).
+    pub fn agreed_selection(&self) -> Result<(Output, Vec<Vec<u8>>), DkgError> {
+        let output = self.agreed_outcome()?;
+        let logs = self
+            .signed_logs()
+            .filter(|(dealer, _)| output.dealers().position(dealer).is_some())
+            .map(|(_, bytes)| bytes.to_vec())
+            .collect();
+        Ok((output, logs))
+    }
+
     /// The signed encoding of each recorded log, in dealer order.
     pub fn signed_logs(&self) -> impl Iterator<Item = (&PublicKey, &[u8])> {
         self.logs

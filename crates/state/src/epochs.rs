@@ -470,15 +470,10 @@ fn decide<S: Snapshot>(
 ) {
     let result = ledger_of(env, state, &reshare).and_then(|ledger| {
         let previous = previous_output(env, state)?;
-        let output = ledger.agreed_outcome().map_err(|e| e.to_string())?;
+        let (output, logs) = ledger.agreed_selection().map_err(|e| e.to_string())?;
         if output.public().public() != previous.public().public() {
             return Err("the resharing's key differs from the cluster key".into());
         }
-        let logs = ledger
-            .signed_logs()
-            .filter(|(dealer, _)| output.dealers().position(dealer).is_some())
-            .map(|(_, bytes)| bytes.to_vec())
-            .collect();
         Ok((output, logs))
     });
     match result {

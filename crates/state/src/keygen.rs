@@ -380,15 +380,8 @@ fn decide<S: Snapshot>(env: &Env, state: &mut Overlay<'_, S>, block: &Block, mut
         state.put(keys::keygen(), keygen.encode());
         return;
     }
-    let result = ledger_of(env, state, &keygen).and_then(|ledger| {
-        let output = ledger.agreed_outcome().map_err(|e| e.to_string())?;
-        let logs = ledger
-            .signed_logs()
-            .filter(|(dealer, _)| output.dealers().position(dealer).is_some())
-            .map(|(_, bytes)| bytes.to_vec())
-            .collect();
-        Ok((output, logs))
-    });
+    let result = ledger_of(env, state, &keygen)
+        .and_then(|ledger| ledger.agreed_selection().map_err(|e| e.to_string()));
     match result {
         Ok((output, logs)) => {
             use commonware_codec::Encode as _;
